@@ -1,0 +1,1 @@
+"""Device simulators: seeded virtual patients and misbehaving devices on the wire contract."""

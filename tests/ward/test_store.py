@@ -1,0 +1,143 @@
+"""The reading store on the real PostgreSQL: COPY with duplicates, latest values, trends."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+import pytest
+
+from ward.db.migrate import storage_kind
+from ward.db.registry import (
+    RegistryError,
+    add_device,
+    add_patient,
+    assign_device,
+    device_directory,
+    end_assignment,
+)
+from ward.db.store import ReadingStore
+from ward.domain.devices import Assignment, Device, DeviceKind
+from ward.domain.patients import Patient
+from ward.domain.readings import Reading
+
+T0 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
+
+
+def _patient(conn: psycopg.Connection[Any], nhs: str = "9434765919") -> int:
+    patient = add_patient(conn, Patient(nhs, "Ada", "Lovelace", dt.date(1950, 1, 1)))
+    assert patient.id is not None
+    return patient.id
+
+
+def _reading(minute: int, value: float, *, code: str = "spo2", patient_id: int = 1,
+             device: str = "ox-1", when: dt.datetime = T0) -> Reading:
+    return Reading(device, code, when + dt.timedelta(minutes=minute), value,
+                   "%" if code == "spo2" else "/min", patient_id, T0, msg_id=f"m{minute}")
+
+
+def test_copy_ignores_exact_duplicates(db: psycopg.Connection[Any]) -> None:
+    store = ReadingStore()
+    pid = _patient(db)
+    batch = [_reading(m, 95 + m % 3, patient_id=pid) for m in range(100)]
+    inserted = store.write(db, batch)
+    db.commit()
+    assert len(inserted) == 100
+    # Redelivery of half the batch plus ten new readings, with an in-batch repeat.
+    again = batch[:50] + [_reading(m, 97, patient_id=pid) for m in range(100, 110)]
+    again.append(again[-1])
+    inserted = store.write(db, again)
+    db.commit()
+    assert {k[2] for k in inserted} == {T0 + dt.timedelta(minutes=m) for m in range(100, 110)}
+    assert db.execute("SELECT count(*) FROM readings").fetchone() == (110,)
+
+
+def test_duplicate_with_different_value_keeps_first(db: psycopg.Connection[Any]) -> None:
+    store = ReadingStore()
+    pid = _patient(db)
+    store.write(db, [_reading(0, 95, patient_id=pid)])
+    assert store.write(db, [_reading(0, 80, patient_id=pid)]) == set()
+    db.commit()
+    assert db.execute("SELECT value FROM readings").fetchone() == (95.0,)
+
+
+def test_latest_values_and_ranges(db: psycopg.Connection[Any]) -> None:
+    store = ReadingStore()
+    p1 = _patient(db)
+    p2 = _patient(db, "4010232137")
+    store.write(db, [_reading(m, 90 + m, patient_id=p1) for m in range(5)])
+    store.write(db, [_reading(m, 60 + m, code="pulse", patient_id=p1) for m in range(3)])
+    store.write(db, [_reading(1, 99, patient_id=p2, device="ox-2")])
+    # An older, late reading must not replace the latest value.
+    store.write(db, [_reading(-30, 70, patient_id=p1)])
+    db.commit()
+    latest = store.latest_values(db)
+    assert latest[p1]["spo2"].value == 94
+    assert latest[p1]["pulse"].value == 62
+    assert latest[p2]["spo2"].value == 99
+    assert set(store.latest_values(db, [p2])) == {p2}
+    rows = store.readings_between(db, p1, T0, T0 + dt.timedelta(minutes=3), ["spo2"])
+    assert [r.value for r in rows] == [90, 91, 92]
+    assert all(r.measured_at.tzinfo is not None for r in rows)
+
+
+def test_readings_across_months_create_partitions(db: psycopg.Connection[Any]) -> None:
+    store = ReadingStore()
+    pid = _patient(db)
+    months = [dt.datetime(2026, m, 15, tzinfo=dt.UTC) for m in (1, 6, 12)]
+    store.write(db, [_reading(0, 95, patient_id=pid, when=w) for w in months])
+    db.commit()
+    assert db.execute("SELECT count(*) FROM readings").fetchone() == (3,)
+
+
+def test_trend_downsamples(db: psycopg.Connection[Any]) -> None:
+    store = ReadingStore()
+    pid = _patient(db)
+    store.write(db, [_reading(m, 90 + (m % 10), patient_id=pid) for m in range(120)])
+    db.commit()
+    points = store.trend(db, pid, "spo2", start=T0, end=T0 + dt.timedelta(hours=2),
+                         bucket=dt.timedelta(hours=1), storage=storage_kind(db))
+    assert [p.n for p in points] == [60, 60]
+    assert points[0].min == 90
+    assert points[0].max == 99
+    assert points[0].avg == pytest.approx(94.5)
+    assert points[0].bucket == T0
+
+
+def test_overlapping_assignment_is_refused(db: psycopg.Connection[Any]) -> None:
+    p1 = _patient(db)
+    p2 = _patient(db, "4010232137")
+    add_device(db, Device("ox-9", DeviceKind.PULSE_OXIMETER))
+    assign_device(db, Assignment("ox-9", p1, T0, T0 + dt.timedelta(days=3)))
+    with pytest.raises(RegistryError, match="already assigned"):
+        assign_device(db, Assignment("ox-9", p2, T0 + dt.timedelta(days=2)))
+    # Back to back is fine: [start, end) periods meet without overlapping.
+    assign_device(db, Assignment("ox-9", p2, T0 + dt.timedelta(days=3)))
+    db.commit()
+    record = device_directory(db)["ox-9"]
+    assert record.patient_at(T0 + dt.timedelta(days=1)) == p1
+    assert record.patient_at(T0 + dt.timedelta(days=3)) == p2
+    assert record.patient_at(T0 - dt.timedelta(seconds=1)) is None
+    end_assignment(db, "ox-9", T0 + dt.timedelta(days=5))
+    db.commit()
+    assert device_directory(db)["ox-9"].patient_at(T0 + dt.timedelta(days=6)) is None
+
+
+def test_duplicate_device_and_nhs_number_refused(db: psycopg.Connection[Any]) -> None:
+    _patient(db)
+    with pytest.raises(RegistryError, match="9434765919"):
+        _patient(db)
+    add_device(db, Device("th-1", DeviceKind.THERMOMETER))
+    with pytest.raises(RegistryError, match="th-1"):
+        add_device(db, Device("th-1", DeviceKind.THERMOMETER))
+
+
+def test_database_check_refuses_bad_nhs_number_written_directly(
+    db: psycopg.Connection[Any],
+) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.execute(
+            "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth) "
+            "VALUES ('12345abcde', 'A', 'B', '1950-01-01')"
+        )

@@ -1,0 +1,1 @@
+"""`vward` sub-commands that belong to `ward` itself (migrate, demo, users)."""

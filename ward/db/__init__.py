@@ -1,0 +1,1 @@
+"""The database layer: migrations and the reading store (psycopg 3, PostgreSQL/TimescaleDB)."""

