@@ -141,3 +141,16 @@ def test_database_check_refuses_bad_nhs_number_written_directly(
             "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth) "
             "VALUES ('12345abcde', 'A', 'B', '1950-01-01')"
         )
+
+
+def test_write_after_rolled_back_batch_in_new_month(db: psycopg.Connection[Any]) -> None:
+    """A rollback undoes the partition and staging table; the next write must still work."""
+    store = ReadingStore()
+    pid = _patient(db)
+    db.commit()
+    when = dt.datetime(2027, 3, 2, tzinfo=dt.UTC)
+    store.write(db, [_reading(0, 95, patient_id=pid, when=when)])
+    db.rollback()
+    assert store.write(db, [_reading(0, 95, patient_id=pid, when=when)]) != set()
+    db.commit()
+    assert db.execute("SELECT count(*) FROM readings").fetchone() == (1,)

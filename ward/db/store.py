@@ -52,19 +52,23 @@ class TrendPoint:
 
 
 class ReadingStore:
-    """Per-process helper; holds the cache of months whose partition is known to exist."""
+    """Reads and writes readings on the caller's connection and transaction.
 
-    def __init__(self) -> None:
-        self._months_ready: set[tuple[str, int, int]] = set()
+    Deliberately stateless: a cache of "partition exists" or "staging table exists" would lie
+    after the caller rolls back the transaction that created them, and a gateway retrying
+    that batch would then fail forever. Both checks cost one cheap round trip per batch.
+    """
 
-    def _ensure_partitions(self, conn: Conn, readings: Sequence[Reading]) -> None:
-        schema_row = conn.execute("SELECT current_schema()").fetchone()
-        schema = str(schema_row[0]) if schema_row else ""
-        months = {(schema, r.measured_at.year, r.measured_at.month) for r in readings}
-        for month in sorted(months - self._months_ready):
-            first = dt.datetime(month[1], month[2], 1, tzinfo=dt.UTC)
+    @staticmethod
+    def _prepare(conn: Conn, readings: Sequence[Reading]) -> None:
+        months = sorted({(r.measured_at.year, r.measured_at.month) for r in readings})
+        for year, month in months:
+            first = dt.datetime(year, month, 1, tzinfo=dt.UTC)
             conn.execute("SELECT vw_ensure_reading_partition(%s)", (first,))
-            self._months_ready.add(month)
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS vw_readings_stage "
+            "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
 
     def write(self, conn: Conn, readings: Sequence[Reading]) -> set[tuple[str, str, dt.datetime]]:
         """Store `readings` in the caller's transaction; return the keys actually inserted.
@@ -73,11 +77,7 @@ class ReadingStore:
         """
         if not readings:
             return set()
-        self._ensure_partitions(conn, readings)
-        conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS vw_readings_stage "
-            "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
+        self._prepare(conn, readings)
         # A batch may repeat a key (a device resending within one batch): keep the first.
         with conn.cursor() as cur:
             copy_sql = sql.SQL("COPY vw_readings_stage ({}) FROM STDIN (FORMAT BINARY)").format(
