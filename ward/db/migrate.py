@@ -84,7 +84,8 @@ def detect_storage(conn: psycopg.Connection[Any]) -> str:
         return "plain"
     try:
         with conn.transaction():
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            # In public: per-test schemas are dropped with CASCADE and must not take it along.
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb SCHEMA public")
     except psycopg.Error as exc:
         log.warning(
             "TimescaleDB is available but cannot be created (%s); using plain PostgreSQL "
