@@ -1,0 +1,340 @@
+"""Pure decoders: raw MQTT (topic, bytes) → decoded measurements, or a typed rejection.
+
+The gateway's first stage and the other half of `gateway.contract`. A bad message is a result,
+never an exception: every failure becomes a `Problem` with a stable `RejectReason`.
+
+Partial messages: a message whose envelope is valid but some of whose readings are bad is
+*split*: the good readings go on (and are stored), each bad one is reported with its index;
+the pipeline dead-letters the raw bytes with the reasons and answers the device with the
+per-index errors. A message-level problem (malformed JSON, wrong envelope, oversize, wrong
+topic) rejects the whole message.
+
+Must never do I/O; the clock is the `now` parameter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from gateway import senml
+from gateway.contract import (
+    Channel,
+    ReadingIn,
+    ReadingsPayload,
+    RejectReason,
+    SenMLRecord,
+    StatusPayload,
+    TopicError,
+    parse_topic,
+)
+from ward.domain.errors import ImplausibleValue, UnknownLabel, UnknownUnit, UnknownVitalCode
+from ward.domain.vitals import canonical_value, label_value, spec_for
+
+
+class _Envelope(ReadingsPayload):
+    """The readings envelope with its items left unvalidated (to report them one by one)."""
+
+    readings: list[Any]
+
+
+_READINGS = TypeAdapter(ReadingsPayload)
+_ENVELOPE = TypeAdapter(_Envelope)
+_READING = TypeAdapter(ReadingIn)
+_STATUS = TypeAdapter(StatusPayload)
+_SENML = TypeAdapter(list[SenMLRecord])
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The gateway's acceptance limits (from `ward.settings.Settings`)."""
+
+    max_payload_bytes: int = 65_536
+    future_tolerance: dt.timedelta = dt.timedelta(seconds=300)
+    late_after: dt.timedelta = dt.timedelta(seconds=600)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    reason: RejectReason
+    detail: str
+    index: int | None = None  # the reading (or SenML record) at fault, when per reading
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedReading:
+    index: int
+    code: str
+    value: float  # canonical unit, unrounded
+    unit: str
+    measured_at: dt.datetime  # UTC
+    late: bool
+    source_value: float | None = None
+    source_unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedMessage:
+    """A readings/SenML message whose envelope is valid; `problems` lists bad readings."""
+
+    device_id: str
+    channel: Channel
+    msg_id: str
+    sent_at: dt.datetime | None
+    readings: tuple[DecodedReading, ...]
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedStatus:
+    device_id: str
+    online: bool
+    battery_pct: float | None
+    signal_dbm: float | None
+    firmware: str | None
+    sent_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """The whole message is refused; `problems` is never empty."""
+
+    device_id: str | None
+    channel: Channel | None
+    msg_id: str | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def reason(self) -> RejectReason:
+        return self.problems[0].reason
+
+
+Decoded = DecodedMessage | DecodedStatus | Rejection
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    return when.astimezone(dt.UTC)
+
+
+def _best_effort_msg_id(payload: bytes) -> str | None:
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(body, dict) and isinstance(body.get("msg_id"), str):
+        return str(body["msg_id"])[:128]
+    return None
+
+
+def _validation_detail(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _is_json_error(exc: ValidationError) -> bool:
+    return any(err["type"] == "json_invalid" for err in exc.errors(include_url=False))
+
+
+def measure(
+    index: int,
+    code: str,
+    value: float | str,
+    unit: str,
+    *,
+    measured_at: dt.datetime,
+    now: dt.datetime,
+    limits: Limits,
+) -> DecodedReading | Problem:
+    """Validate one measurement against the catalogue and the clock; convert its unit."""
+    measured_at = _utc(measured_at)
+    try:
+        spec = spec_for(code)
+        if isinstance(value, str):
+            if not spec.categorical:
+                return Problem(RejectReason.SCHEMA_INVALID,
+                               f"{code} takes a number, got the string {value!r}", index)
+            if unit and unit not in spec.conversions:
+                raise UnknownUnit(code, unit, spec.accepted_units)
+            converted, source_value, source_unit = label_value(spec, value), None, None
+        else:
+            spec, converted = canonical_value(code, float(value), unit)
+            converted_unit = unit != spec.unit
+            source_value = float(value) if converted_unit else None
+            source_unit = unit if converted_unit else None
+    except UnknownVitalCode as exc:
+        return Problem(RejectReason.UNKNOWN_CODE, str(exc), index)
+    except UnknownUnit as exc:
+        return Problem(RejectReason.UNKNOWN_UNIT, str(exc), index)
+    except UnknownLabel as exc:
+        return Problem(RejectReason.UNKNOWN_LABEL, str(exc), index)
+    except ImplausibleValue as exc:
+        return Problem(RejectReason.IMPLAUSIBLE_VALUE, str(exc), index)
+    if measured_at > now + limits.future_tolerance:
+        return Problem(
+            RejectReason.FUTURE_TIMESTAMP,
+            f"measured_at {measured_at.isoformat()} is more than "
+            f"{limits.future_tolerance.total_seconds():g} s ahead of the gateway's clock",
+            index,
+        )
+    late = now - measured_at > limits.late_after
+    return DecodedReading(index, spec.code.value, converted, spec.unit, measured_at, late,
+                          source_value, source_unit)
+
+
+def _collect(
+    device_id: str,
+    channel: Channel,
+    msg_id: str,
+    sent_at: dt.datetime | None,
+    results: list[DecodedReading | Problem],
+) -> DecodedMessage:
+    readings: list[DecodedReading] = []
+    problems: list[Problem] = []
+    seen: set[tuple[str, dt.datetime]] = set()
+    for item in results:
+        if isinstance(item, Problem):
+            problems.append(item)
+        elif (item.code, item.measured_at) in seen:
+            problems.append(Problem(
+                RejectReason.REPEATED_READING,
+                f"{item.code} at {item.measured_at.isoformat()} appears twice in the message",
+                item.index))
+        else:
+            seen.add((item.code, item.measured_at))
+            readings.append(item)
+    problems.sort(key=lambda p: -1 if p.index is None else p.index)
+    return DecodedMessage(device_id, channel, msg_id, sent_at, tuple(readings), tuple(problems))
+
+
+def _native(
+    device_id: str, payload: bytes, now: dt.datetime, limits: Limits
+) -> DecodedMessage | Rejection:
+    bad_items: dict[int, Problem] = {}
+    try:
+        body = _READINGS.validate_json(payload)
+        msg_id, sent_at, claimed = body.msg_id, body.sent_at, body.device_id
+        items: list[ReadingIn | None] = list(body.readings)
+    except ValidationError as exc:
+        guessed_id = _best_effort_msg_id(payload)
+        if _is_json_error(exc):
+            return Rejection(device_id, Channel.READINGS, None, (
+                Problem(RejectReason.MALFORMED_JSON, _validation_detail(exc)),))
+        errors = exc.errors(include_url=False)
+        per_item = all(len(e["loc"]) >= 2 and e["loc"][0] == "readings"
+                       and isinstance(e["loc"][1], int) for e in errors)
+        if not per_item:
+            return Rejection(device_id, Channel.READINGS, guessed_id, (
+                Problem(RejectReason.SCHEMA_INVALID, _validation_detail(exc)),))
+        # The envelope is sound: keep the good readings, report each bad one by index.
+        envelope = _ENVELOPE.validate_json(payload)
+        msg_id, sent_at, claimed = envelope.msg_id, envelope.sent_at, envelope.device_id
+        items = []
+        for index, item in enumerate(envelope.readings):
+            try:
+                items.append(_READING.validate_python(item))
+            except ValidationError as item_exc:
+                bad_items[index] = Problem(RejectReason.SCHEMA_INVALID,
+                                           _validation_detail(item_exc), index)
+                items.append(None)
+    if claimed is not None and claimed != device_id:
+        return Rejection(device_id, Channel.READINGS, msg_id, (Problem(
+            RejectReason.WRONG_TOPIC,
+            f"payload names device {claimed!r} but was published on {device_id!r}'s topic"),))
+    results: list[DecodedReading | Problem] = []
+    for index, item in enumerate(items):
+        if item is None:
+            results.append(bad_items[index])
+        else:
+            results.append(measure(index, item.code, item.value, item.unit,
+                                   measured_at=item.measured_at, now=now, limits=limits))
+    return _collect(device_id, Channel.READINGS, msg_id, _utc(sent_at), results)
+
+
+def senml_msg_id(payload: bytes) -> str:
+    """SenML carries no message id: the digest of the bytes names the message instead."""
+    return "senml-" + hashlib.sha256(payload).hexdigest()[:32]
+
+
+def _senml(
+    device_id: str, payload: bytes, now: dt.datetime, limits: Limits
+) -> DecodedMessage | Rejection:
+    msg_id = senml_msg_id(payload)
+    try:
+        records = _SENML.validate_json(payload)
+    except ValidationError as exc:
+        reason = RejectReason.MALFORMED_JSON if _is_json_error(exc) else RejectReason.SCHEMA_INVALID
+        return Rejection(device_id, Channel.SENML, msg_id, (
+            Problem(reason, _validation_detail(exc)),))
+    if not records:
+        return Rejection(device_id, Channel.SENML, msg_id, (
+            Problem(RejectReason.SCHEMA_INVALID, "empty SenML pack"),))
+    results: list[DecodedReading | Problem] = []
+    for item in senml.resolve(records, device_id, now):
+        if isinstance(item, senml.RecordProblem):
+            if item.wrong_device:
+                return Rejection(device_id, Channel.SENML, msg_id, (
+                    Problem(RejectReason.WRONG_TOPIC, item.detail, item.index),))
+            results.append(Problem(RejectReason.SCHEMA_INVALID, item.detail, item.index))
+        else:
+            results.append(measure(item.index, item.code, item.value, item.unit,
+                                   measured_at=item.measured_at, now=now, limits=limits))
+    return _collect(device_id, Channel.SENML, msg_id, None, results)
+
+
+def _status(device_id: str, payload: bytes) -> DecodedStatus | Rejection:
+    try:
+        body = _STATUS.validate_json(payload)
+    except ValidationError as exc:
+        reason = RejectReason.MALFORMED_JSON if _is_json_error(exc) else RejectReason.SCHEMA_INVALID
+        return Rejection(device_id, Channel.STATUS, None, (
+            Problem(reason, _validation_detail(exc)),))
+    return DecodedStatus(
+        device_id, body.online,
+        None if body.battery_pct is None else float(body.battery_pct),
+        None if body.signal_dbm is None else float(body.signal_dbm),
+        body.firmware, None if body.sent_at is None else _utc(body.sent_at))
+
+
+def decode(topic: str, payload: bytes, now: dt.datetime, limits: Limits) -> Decoded:
+    """Decode any message the gateway receives; never raises for bad input."""
+    try:
+        device_id, channel = parse_topic(topic)
+    except TopicError as exc:
+        return Rejection(exc.device_id, None, _best_effort_msg_id(payload[:limits.max_payload_bytes]),
+                         (Problem(RejectReason.WRONG_TOPIC, str(exc)),))
+    if len(payload) > limits.max_payload_bytes:
+        return Rejection(device_id, channel, None, (Problem(
+            RejectReason.PAYLOAD_TOO_LARGE,
+            f"{len(payload)} bytes, over the limit of {limits.max_payload_bytes}"),))
+    if channel is Channel.READINGS:
+        return _native(device_id, payload, now, limits)
+    if channel is Channel.SENML:
+        return _senml(device_id, payload, now, limits)
+    if channel is Channel.STATUS:
+        return _status(device_id, payload)
+    return Rejection(device_id, channel, _best_effort_msg_id(payload), (Problem(
+        RejectReason.WRONG_TOPIC, "results topics are written by the gateway, not devices"),))
+
+
+def decode_readings(
+    topic: str, payload: bytes, now: dt.datetime, limits: Limits
+) -> DecodedMessage | Rejection:
+    """Decode a readings or SenML message (anything else is a `wrong_topic` rejection)."""
+    result = decode(topic, payload, now, limits)
+    if isinstance(result, DecodedStatus):
+        return Rejection(result.device_id, Channel.STATUS, None, (Problem(
+            RejectReason.WRONG_TOPIC, "a status message is not a readings message"),))
+    return result
+
+
+def msg_id_of(payload: bytes) -> str | None:
+    """The message id as far as it can be read from broken bytes (for dead letters)."""
+    return _best_effort_msg_id(payload)
