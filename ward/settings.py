@@ -60,6 +60,20 @@ class Settings(BaseSettings):
     gateway_future_tolerance_s: Annotated[int, Field(ge=0)] = 300
     # A reading measured more than 10 minutes before it arrives is store-and-forward: "late".
     gateway_late_after_s: Annotated[int, Field(ge=0)] = 600
+    # MQTT 5 Receive Maximum the gateway asks for: the broker never has more un-acknowledged
+    # QoS 1 messages in flight to one gateway process. Acks come after commit, so this is the
+    # gateway's whole un-acked buffer: it bounds memory when the database is down (2,000 ×
+    # 64 KiB worst case; ~0.5 MB of typical messages) and is ≥ rate × commit latency
+    # (10,000 msg/s × ~0.1 s) so it does not throttle a healthy gateway.
+    gateway_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 2000
+    # The broker keeps the gateway's session (subscriptions, queued and un-acked messages)
+    # this long after it disconnects: a day covers a night's outage of the gateway host.
+    gateway_session_expiry_s: Annotated[int, Field(ge=0)] = 86_400
+    # Results are advisory (the PUBACK after commit is the durable acknowledgement); QoS 1
+    # lets a device with a persistent session read its answer after a reconnect.
+    gateway_results_qos: Annotated[int, Field(ge=0, le=1)] = 1
+    # Run the alerting core's `evaluate_after_commit` hook after each committed batch.
+    gateway_alerting: bool = True
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
 
     log_level: str = "INFO"

@@ -1,0 +1,192 @@
+"""The gateway's decisions over one batch, as pure functions: no broker, no database, no clock.
+
+Stages after `gateway.decode`: check the device (registered, active), attribute every reading
+to the patient the device was assigned to at `measured_at`, build the `Reading`s to store, the
+dead letters to keep and the statuses to upsert (`plan_batch`); then, once the store has said
+which keys were new, the answer to each device (`result_for`).
+
+Exactly-once bookkeeping: within one batch a reading key is *claimed* by the first message
+that carries it; a later message in the same batch (a device resending before its PUBACK came
+back) is answered `duplicate`, exactly as it would be in a later batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.contract import Channel, ErrorOut, RejectReason, ResultPayload, ResultStatus
+from gateway.decode import Decoded, DecodedMessage, DecodedStatus, Problem, Rejection
+from ward.domain.readings import Reading
+
+Key = tuple[str, str, dt.datetime]
+
+
+class _Device(Protocol):
+    @property
+    def active(self) -> bool: ...
+
+
+class DeviceView(Protocol):
+    """What the pipeline needs of a device (`ward.db.registry.DeviceRecord` fits)."""
+
+    @property
+    def device(self) -> _Device: ...
+
+    def patient_at(self, at: dt.datetime) -> int | None: ...
+
+
+Lookup = Callable[[str], DeviceView | None]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    device_id: str | None
+    msg_id: str | None
+    reason: RejectReason  # the first problem's reason (all of them are in `detail`)
+    detail: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one MQTT message; `answer` says whether to publish a result."""
+
+    device_id: str | None
+    msg_id: str | None
+    claimed: tuple[Key, ...]  # keys this message is first in the batch to carry
+    valid: int  # readings that passed every check (new or duplicate)
+    problems: tuple[Problem, ...]
+    answer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPlan:
+    readings: tuple[Reading, ...]
+    outcomes: tuple[Outcome, ...]  # aligned with the batch's messages
+    dead_letters: tuple[DeadLetter, ...]
+    statuses: tuple[DecodedStatus, ...]
+
+
+def describe(problems: Iterable[Problem]) -> str:
+    """One line per problem: `[index] reason: detail` (index only for per-reading ones)."""
+    return "\n".join(
+        (f"[{p.index}] " if p.index is not None else "") + f"{p.reason.value}: {p.detail}"
+        for p in problems
+    )
+
+
+def _device_problem(record: DeviceView | None, device_id: str) -> Problem | None:
+    if record is None:
+        return Problem(RejectReason.UNKNOWN_DEVICE, f"device {device_id!r} is not registered")
+    if not record.device.active:
+        return Problem(RejectReason.DEVICE_INACTIVE, f"device {device_id!r} is deactivated")
+    return None
+
+
+def _dead_letter(topic: str, payload: bytes, device_id: str | None, msg_id: str | None,
+                 problems: Sequence[Problem]) -> DeadLetter:
+    return DeadLetter(topic, device_id, msg_id, problems[0].reason, describe(problems), payload)
+
+
+def plan_batch(
+    messages: Sequence[tuple[str, bytes, dt.datetime, Decoded]],
+    lookup: Lookup,
+) -> BatchPlan:
+    """Decide a batch of decoded messages: (topic, payload, received_at, decoded) each."""
+    readings: list[Reading] = []
+    outcomes: list[Outcome] = []
+    dead: list[DeadLetter] = []
+    statuses: list[DecodedStatus] = []
+    claimed_in_batch: set[Key] = set()
+    for topic, payload, received_at, decoded in messages:
+        if isinstance(decoded, Rejection):
+            dead.append(_dead_letter(topic, payload, decoded.device_id, decoded.msg_id,
+                                     decoded.problems))
+            answer = decoded.device_id is not None and decoded.channel is not Channel.RESULTS
+            outcomes.append(Outcome(decoded.device_id, decoded.msg_id, (), 0, decoded.problems,
+                                    answer))
+            continue
+        record = lookup(decoded.device_id)
+        refused = _device_problem(record, decoded.device_id)
+        if isinstance(decoded, DecodedStatus):
+            if refused is not None:
+                dead.append(_dead_letter(topic, payload, decoded.device_id, None, [refused]))
+                outcomes.append(Outcome(decoded.device_id, None, (), 0, (refused,), True))
+            else:
+                statuses.append(decoded)
+                outcomes.append(Outcome(decoded.device_id, None, (), 0, (), False))
+            continue
+        msg: DecodedMessage = decoded
+        if refused is not None or record is None:
+            refusal: tuple[Problem, ...] = (refused,) if refused is not None else ()
+            dead.append(_dead_letter(topic, payload, msg.device_id, msg.msg_id, refusal))
+            outcomes.append(Outcome(msg.device_id, msg.msg_id, (), 0, refusal, True))
+            continue
+        problems_list = list(msg.problems)
+        claimed: list[Key] = []
+        valid = 0
+        for r in msg.readings:
+            patient_id = record.patient_at(r.measured_at)
+            if patient_id is None:
+                problems_list.append(Problem(
+                    RejectReason.NO_PATIENT_ASSIGNMENT,
+                    f"device {msg.device_id!r} was assigned to no patient at "
+                    f"{r.measured_at.isoformat()}", r.index))
+                continue
+            valid += 1
+            reading = Reading(msg.device_id, r.code, r.measured_at, r.value, r.unit, patient_id,
+                              received_at, msg.msg_id, r.late, r.source_value, r.source_unit)
+            if reading.key not in claimed_in_batch:
+                claimed_in_batch.add(reading.key)
+                claimed.append(reading.key)
+                readings.append(reading)
+        problems_list.sort(key=lambda p: -1 if p.index is None else p.index)
+        problems = tuple(problems_list)
+        if problems:
+            dead.append(_dead_letter(topic, payload, msg.device_id, msg.msg_id, problems))
+        outcomes.append(Outcome(msg.device_id, msg.msg_id, tuple(claimed), valid, problems,
+                                True))
+    return BatchPlan(tuple(readings), tuple(outcomes), tuple(dead), tuple(statuses))
+
+
+def result_for(outcome: Outcome, inserted: set[Key]) -> ResultPayload | None:
+    """The device's answer once the batch is committed (None: nothing to say)."""
+    if not outcome.answer:
+        return None
+    errors = [ErrorOut(code=p.reason, detail=p.detail, index=p.index) for p in outcome.problems]
+    if any(key in inserted for key in outcome.claimed):
+        status = ResultStatus.ACCEPTED
+    elif outcome.valid:
+        status = ResultStatus.DUPLICATE
+    else:
+        status = ResultStatus.REJECTED
+    return ResultPayload(msg_id=outcome.msg_id, status=status, errors=errors)
+
+
+def patients_of(readings: Iterable[Reading], inserted: set[Key]) -> list[int]:
+    """Patients with at least one newly stored reading, sorted (for NOTIFY and alerting)."""
+    return sorted({r.patient_id for r in readings if r.key in inserted})
+
+
+def chunk_ids(ids: Sequence[int], max_bytes: int = 6_000) -> list[list[int]]:
+    """Split ids so each `{"type":"readings","patient_ids":[…]}` stays under `max_bytes`.
+
+    NOTIFY payloads must be under 8,000 bytes; the common brief keeps them under 7,000.
+    """
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for pid in ids:
+        width = len(str(pid)) + 1
+        if current and size + width > max_bytes:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(pid)
+        size += width
+    if current:
+        chunks.append(current)
+    return chunks
