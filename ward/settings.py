@@ -76,6 +76,20 @@ class Settings(BaseSettings):
     gateway_alerting: bool = True
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
 
+    # Hub sign-in: a browser session lasts one 12-hour nursing shift, then asks again; bearer
+    # tokens for integrations live 1 hour (short, because they are harder to revoke by hand).
+    hub_session_ttl_s: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 12 * 3600
+    hub_token_ttl_s: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3600
+    # Mark the session cookie `Secure` (HTTPS only). Off by default because the demo and the
+    # tests serve plain HTTP on 127.0.0.1; turn it on behind TLS.
+    hub_cookie_secure: bool = False
+    # Create the demo users (nurse/nurse, admin/admin) when the users table is empty. Only
+    # `vward demo` sets this; never in production.
+    demo_users: bool = False
+    # Database connections per hub process: sync endpoints run in a threadpool of 40, but
+    # most requests hold a connection for a few milliseconds, so 10 serve a busy hub.
+    hub_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+
     log_level: str = "INFO"
 
     @field_validator("display_timezone")

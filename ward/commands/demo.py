@@ -113,6 +113,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         env["VW_DATABASE_URL"] = db_url[0]
         env["VW_MQTT_URL"] = mqtt[0]
         env.setdefault("VW_SECRET_KEY", secrets.token_urlsafe(32))
+        env["VW_DEMO_USERS"] = "1"  # the hub creates nurse/nurse and admin/admin if no users
         children: list[tuple[str, subprocess.Popen[bytes]]] = []
         try:
             for proc in DEMO_PROCESSES:
