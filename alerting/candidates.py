@@ -1,0 +1,127 @@
+"""What a rule says about one patient and one alert kind: firing, clear, or unknown.
+
+Rules are Alertmanager-style stages: each returns an :class:`Outcome` per kind it owns.
+*Firing* carries an alert candidate with the readings that caused it; *Clear* carries the
+readings that show the condition is gone; a kind a rule could not decide (data missing or
+stale) is simply absent — **missing data is never "clear"**, so an alert is never resolved by
+silence. Pure data; never does I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from alerting.news2 import Risk
+
+
+class Severity(enum.StrEnum):
+    """Alert severities, lowest first; the NEWS2 risks map onto the upper four."""
+
+    INFO = "info"
+    LOW = "low"
+    LOW_MEDIUM = "low_medium"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def of_risk(cls, risk: Risk) -> Severity:
+        return cls(risk.value)
+
+
+_RANK: Final[Mapping[Severity, int]] = MappingProxyType({s: i for i, s in enumerate(Severity)})
+
+
+class Kind(enum.StrEnum):
+    """Alert kinds. One open alert per patient and kind."""
+
+    NEWS2 = "news2"
+    SINGLE_PARAMETER_3 = "single_parameter_3"
+    NEWS2_RISING = "news2_rising"
+    SPO2_FALLING = "spo2_falling"
+    SPO2_BELOW_TARGET = "spo2_below_target"
+    THRESHOLD = "threshold"
+    OBSERVATIONS_OVERDUE = "observations_overdue"
+    DEVICE_OFFLINE = "device_offline"
+    BATTERY_LOW = "battery_low"
+    INFUSION_OCCLUDED = "infusion_occluded"
+    INFUSION_DISCONNECTED = "infusion_disconnected"
+    INFUSION_FINISHED_EARLY = "infusion_finished_early"
+    INFUSION_LATE = "infusion_late"
+    INFUSION_FLOW = "infusion_flow"
+
+
+#: Kinds decided from vital-sign readings (evaluated after a gateway commit).
+VITAL_KINDS: Final = frozenset(
+    {Kind.NEWS2, Kind.SINGLE_PARAMETER_3, Kind.NEWS2_RISING, Kind.SPO2_FALLING,
+     Kind.SPO2_BELOW_TARGET, Kind.THRESHOLD}
+)
+#: Kinds that change with the passing of time alone (evaluated by the scheduler's sweep too).
+TIMER_KINDS: Final = frozenset(
+    {Kind.OBSERVATIONS_OVERDUE, Kind.DEVICE_OFFLINE, Kind.BATTERY_LOW, Kind.INFUSION_LATE}
+)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Evidence:
+    """One reading behind a decision: (device_id, code, measured_at, value)."""
+
+    measured_at: dt.datetime
+    code: str
+    device_id: str
+    value: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "code": self.code,
+            "measured_at": self.measured_at.isoformat(),
+            "value": self.value,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Evidence:
+        return cls(
+            measured_at=dt.datetime.fromisoformat(str(data["measured_at"])),
+            code=str(data["code"]),
+            device_id=str(data["device_id"]),
+            value=float(data["value"]),
+        )
+
+
+def newest(evidence: tuple[Evidence, ...]) -> dt.datetime | None:
+    """Measured-at of the newest reading in ``evidence`` (None when empty)."""
+    return max((e.measured_at for e in evidence), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """An alert candidate: the condition holds now."""
+
+    kind: Kind
+    severity: Severity
+    summary: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    evidence: tuple[Evidence, ...] = ()
+    partial: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    """The condition is shown not to hold, by these readings (or by the device status)."""
+
+    kind: Kind
+    evidence: tuple[Evidence, ...] = ()
+    # For kinds without readings (device status): when the clear fact was observed.
+    observed_at: dt.datetime | None = None
+
+
+Outcome = Firing | Clear

@@ -1,0 +1,303 @@
+"""The alert lifecycle as a pure state machine: raised → acknowledged → resolved.
+
+One open alert per patient and kind: a new ``Firing`` for an open alert updates it (new
+evidence, severity), never duplicates it. Every transition returns the alert after it and the
+events to store, each with the readings behind it, so an alert can be traced to its evidence.
+
+Decisions (documented here, enforced here):
+
+* **Worse news re-opens.** A severity increase on an acknowledged alert sets it back to
+  *raised* (it must be acknowledged again, and its escalation timer restarts from the new
+  severity's time to acknowledge); it also cancels any snooze.
+* **Auto-resolution with hysteresis** (:data:`HYSTERESIS`): vital-sign alerts resolve after
+  *two consecutive* clear evaluations on *distinct* readings — one good reading after a bad one
+  is not recovery; device-offline alerts after being clear for 10 minutes (connections flap);
+  overdue, battery and infusion-timing alerts on the first clear fact (the rule has its own
+  hysteresis band, or the fact is not noisy). A Firing in between restarts the count.
+* **Bounded snooze**: at most :data:`MAX_SNOOZE` (4 h, a low-risk observation cycle); it defers
+  the escalation timer of low..medium alerts to the snooze's end; a **high** alert can never be
+  snoozed past its next escalation — the request is refused — so an emergency always reaches
+  the next tier on time.
+* Acknowledging stops the escalation timer; resolving needs a reason from a person.
+
+Must never do I/O, read a clock, or log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Final
+
+from alerting.candidates import (
+    VITAL_KINDS,
+    Clear,
+    Evidence,
+    Firing,
+    Kind,
+    Outcome,
+    Severity,
+    newest,
+)
+from alerting.errors import AlertTransitionError
+
+MAX_SNOOZE: Final = dt.timedelta(hours=4)
+SYSTEM: Final = "system"
+
+
+class State(enum.StrEnum):
+    RAISED = "raised"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Hysteresis:
+    """Resolve after ``observations`` clear facts on distinct evidence, or clear for ``duration``."""
+
+    observations: int = 2
+    duration: dt.timedelta | None = None
+
+
+HYSTERESIS: Final[Mapping[Kind, Hysteresis]] = MappingProxyType({
+    **{kind: Hysteresis(2) for kind in VITAL_KINDS},
+    Kind.OBSERVATIONS_OVERDUE: Hysteresis(1),
+    Kind.DEVICE_OFFLINE: Hysteresis(10_000, dt.timedelta(minutes=10)),
+    Kind.BATTERY_LOW: Hysteresis(1),
+    Kind.INFUSION_OCCLUDED: Hysteresis(2),
+    Kind.INFUSION_DISCONNECTED: Hysteresis(2),
+    Kind.INFUSION_FLOW: Hysteresis(2),
+    Kind.INFUSION_FINISHED_EARLY: Hysteresis(1),
+    Kind.INFUSION_LATE: Hysteresis(1),
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert as stored in ``alerts`` (``id`` None until inserted)."""
+
+    patient_id: int
+    kind: Kind
+    severity: Severity
+    state: State
+    summary: str
+    raised_at: dt.datetime
+    updated_at: dt.datetime
+    details: Mapping[str, Any] = field(default_factory=dict)
+    evidence: tuple[Evidence, ...] = ()
+    partial: bool = False
+    id: int | None = None
+    acknowledged_at: dt.datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: dt.datetime | None = None
+    resolved_by: str | None = None
+    resolution_reason: str | None = None
+    snoozed_until: dt.datetime | None = None
+    escalation_tier: int = 0
+    next_escalation_at: dt.datetime | None = None
+    escalation_target: str | None = None
+    clear_since: dt.datetime | None = None
+    clear_count: int = 0
+    clear_evidence_at: dt.datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.state is not State.RESOLVED
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One stored transition (a row of ``alert_events``)."""
+
+    event: str
+    at: dt.datetime
+    actor: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The alert before and after one step, and the events it produced."""
+
+    before: Alert | None
+    after: Alert | None
+    events: tuple[Event, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.after is not None and self.after != self.before
+
+
+AckWithin = Mapping[Severity, dt.timedelta | None]
+
+
+def _timer(ack_within: AckWithin, severity: Severity, now: dt.datetime) -> dt.datetime | None:
+    delay = ack_within.get(severity)
+    return None if delay is None else now + delay
+
+
+def observe(alert: Alert | None, outcome: Outcome, now: dt.datetime, *, patient_id: int,
+            ack_within: AckWithin) -> Transition:
+    """Apply one rule outcome to the open alert of its kind (or to no alert)."""
+    if alert is not None and not alert.open:
+        alert = None  # a resolved alert is history; new trouble is a new alert
+    if isinstance(outcome, Firing):
+        return _fire(alert, outcome, now, patient_id, ack_within)
+    return _clear(alert, outcome, now)
+
+
+def _fire(alert: Alert | None, firing: Firing, now: dt.datetime, patient_id: int,
+          ack_within: AckWithin) -> Transition:
+    if alert is None:
+        new = Alert(
+            patient_id=patient_id, kind=firing.kind, severity=firing.severity,
+            state=State.RAISED, summary=firing.summary, raised_at=now, updated_at=now,
+            details=dict(firing.details), evidence=firing.evidence, partial=firing.partial,
+            next_escalation_at=_timer(ack_within, firing.severity, now),
+        )
+        event = Event("raised", now, SYSTEM, {"severity": firing.severity.value,
+                                              "summary": firing.summary,
+                                              "partial": firing.partial}, firing.evidence)
+        return Transition(None, new, (event,))
+    changes: dict[str, Any] = {
+        "summary": firing.summary, "details": dict(firing.details), "evidence": firing.evidence,
+        "partial": firing.partial, "clear_since": None, "clear_count": 0,
+        "clear_evidence_at": None, "severity": firing.severity,
+    }
+    events: list[Event] = []
+    if firing.severity.rank > alert.severity.rank:
+        reopened = alert.state is State.ACKNOWLEDGED
+        changes.update(state=State.RAISED, acknowledged_at=None, acknowledged_by=None,
+                       snoozed_until=None,
+                       next_escalation_at=_timer(ack_within, firing.severity, now))
+        events.append(Event("severity_raised", now, SYSTEM, {
+            "from": alert.severity.value, "to": firing.severity.value, "reopened": reopened,
+            "previously_acknowledged_by": alert.acknowledged_by if reopened else None,
+            "summary": firing.summary}, firing.evidence))
+    elif firing.severity.rank < alert.severity.rank:
+        events.append(Event("severity_lowered", now, SYSTEM, {
+            "from": alert.severity.value, "to": firing.severity.value,
+            "summary": firing.summary}, firing.evidence))
+    elif firing.evidence != alert.evidence or firing.summary != alert.summary:
+        events.append(Event("updated", now, SYSTEM, {"summary": firing.summary},
+                            firing.evidence))
+    after = replace(alert, **changes)
+    if after == alert:
+        return Transition(alert, alert)
+    return Transition(alert, replace(after, updated_at=now), tuple(events))
+
+
+def _clear(alert: Alert | None, clear: Clear, now: dt.datetime) -> Transition:
+    if alert is None:
+        return Transition(None, None)
+    seen = newest(clear.evidence) or clear.observed_at or now
+    if alert.clear_evidence_at is not None and seen <= alert.clear_evidence_at:
+        return Transition(alert, alert)  # the same clear fact again: counts once
+    hysteresis = HYSTERESIS.get(alert.kind, Hysteresis())
+    count = alert.clear_count + 1
+    since = alert.clear_since or now
+    if count >= hysteresis.observations or (
+        hysteresis.duration is not None and now - since >= hysteresis.duration
+    ):
+        reason = f"condition cleared ({count} clear observation{'s' if count > 1 else ''} since {since.isoformat()})"
+        after = replace(alert, state=State.RESOLVED, resolved_at=now, resolved_by=SYSTEM,
+                        resolution_reason=reason, updated_at=now, clear_count=count,
+                        clear_since=since, clear_evidence_at=seen, next_escalation_at=None,
+                        snoozed_until=None)
+        return Transition(alert, after, (Event("resolved", now, SYSTEM, {"reason": reason,
+                                                                         "automatic": True},
+                                               clear.evidence),))
+    return Transition(alert, replace(alert, clear_count=count, clear_since=since,
+                                     clear_evidence_at=seen, updated_at=now))
+
+
+def _need(value: str, what: str, alert: Alert) -> str:
+    if not value or not value.strip():
+        raise AlertTransitionError(f"alert {alert.id}: {what} is required")
+    return value.strip()
+
+
+def acknowledge(alert: Alert, *, by: str, now: dt.datetime) -> Transition:
+    """A person takes the alert: stops its escalation timer."""
+    by = _need(by, "'by' (who acknowledges)", alert)
+    if alert.state is State.RESOLVED:
+        raise AlertTransitionError(f"alert {alert.id} is resolved and cannot be acknowledged")
+    if alert.state is State.ACKNOWLEDGED:
+        raise AlertTransitionError(
+            f"alert {alert.id} is already acknowledged by {alert.acknowledged_by} at "
+            f"{alert.acknowledged_at.isoformat() if alert.acknowledged_at else '?'}")
+    after = replace(alert, state=State.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=by,
+                    next_escalation_at=None, updated_at=now)
+    return Transition(alert, after, (Event("acknowledged", now, by, {
+        "after_seconds": (now - alert.raised_at).total_seconds(),
+        "escalation_tier": alert.escalation_tier}, alert.evidence),))
+
+
+def resolve(alert: Alert, *, by: str, reason: str, now: dt.datetime) -> Transition:
+    """A person resolves the alert, with a reason."""
+    by = _need(by, "'by' (who resolves)", alert)
+    reason = _need(reason, "a reason", alert)
+    if alert.state is State.RESOLVED:
+        raise AlertTransitionError(
+            f"alert {alert.id} is already resolved by {alert.resolved_by}: {alert.resolution_reason}")
+    after = replace(alert, state=State.RESOLVED, resolved_at=now, resolved_by=by,
+                    resolution_reason=reason, next_escalation_at=None, snoozed_until=None,
+                    updated_at=now)
+    return Transition(alert, after, (Event("resolved", now, by, {"reason": reason,
+                                                                 "automatic": False},
+                                           alert.evidence),))
+
+
+def snooze(alert: Alert, *, by: str, until: dt.datetime, now: dt.datetime,
+           max_snooze: dt.timedelta = MAX_SNOOZE) -> Transition:
+    """Silence repeats until ``until`` (bounded; never past a high alert's escalation)."""
+    by = _need(by, "'by' (who snoozes)", alert)
+    if until.tzinfo is None:
+        raise AlertTransitionError(f"alert {alert.id}: until must be timezone-aware, got {until!r}")
+    if alert.state is State.RESOLVED:
+        raise AlertTransitionError(f"alert {alert.id} is resolved and cannot be snoozed")
+    if until <= now:
+        raise AlertTransitionError(f"alert {alert.id}: snooze until {until.isoformat()} is not in the future")
+    if until - now > max_snooze:
+        raise AlertTransitionError(
+            f"alert {alert.id}: snooze of {until - now} is longer than the maximum {max_snooze}")
+    changes: dict[str, Any] = {"snoozed_until": until, "updated_at": now}
+    if alert.state is State.RAISED and alert.next_escalation_at is not None:
+        if alert.severity is Severity.HIGH:
+            if until > alert.next_escalation_at:
+                raise AlertTransitionError(
+                    f"alert {alert.id} is high and escalates at "
+                    f"{alert.next_escalation_at.isoformat()}; it cannot be snoozed past that")
+        else:
+            changes["next_escalation_at"] = max(alert.next_escalation_at, until)
+    after = replace(alert, **changes)
+    return Transition(alert, after, (Event("snoozed", now, by, {"until": until.isoformat()},
+                                           alert.evidence),))
+
+
+def expire_snooze(alert: Alert, now: dt.datetime) -> Transition:
+    """The snooze has run out: clear it so repeats and escalation resume."""
+    if alert.snoozed_until is None or alert.snoozed_until > now or not alert.open:
+        return Transition(alert, alert)
+    after = replace(alert, snoozed_until=None, updated_at=now)
+    return Transition(alert, after, (Event("snooze_expired", now, SYSTEM, {
+        "snoozed_until": alert.snoozed_until.isoformat()}, alert.evidence),))
+
+
+def escalate(alert: Alert, *, tier: int, target: str, next_at: dt.datetime | None,
+             now: dt.datetime, detail: Mapping[str, Any]) -> Transition:
+    """Record an escalation decided by :func:`alerting.escalation.next_step`."""
+    after = replace(alert, escalation_tier=tier, escalation_target=target,
+                    next_escalation_at=next_at, updated_at=now)
+    return Transition(alert, after, (Event("escalated", now, SYSTEM, {
+        "tier": tier, "target": target, **detail}, alert.evidence),))
+
+
+def fields_of(alert: Alert) -> dict[str, Any]:
+    """The alert as a plain dict (for storage)."""
+    return {f.name: getattr(alert, f.name) for f in dataclasses.fields(alert)}

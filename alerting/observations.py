@@ -1,0 +1,113 @@
+"""From the latest reading of each code to a NEWS2 :class:`~alerting.news2.Observations`.
+
+A reading counts only while it still describes the patient: each parameter has a staleness
+window, and a reading older than its window is **missing** — never normal — so the score is
+partial and its total a lower bound. Readings dated slightly in the future (device clocks
+drift; the gateway accepts up to 5 minutes ahead) count as fresh.
+
+Staleness windows (why each):
+
+* ``spo2``, ``pulse`` — **1 hour**. Both change within minutes in a deteriorating patient, and
+  1 hour is Chart 4's most frequent spot-check interval (low-medium and medium risk), so a
+  patient observed as often as the chart asks always has them fresh.
+* ``systolic_bp`` — **1 hour**, for the same Chart 4 reason; a cuff reading is part of the
+  same observation set as the oximeter's.
+* ``resp_rate``, ``consciousness`` — **4 hours**. At home they usually come from a
+  questionnaire or a nurse's call, not a device; 4 hours is the strict end of the low-risk
+  4–6-hourly interval, so a value is still used within one low-risk observation cycle.
+* ``temperature`` — **4 hours**: changes over hours, usually taken with the questionnaire.
+* ``on_oxygen`` — **12 hours**: a prescription state rather than a measurement; 12 hours is the
+  longest Chart 4 interval (total 0), so it is re-confirmed at least once per cycle.
+
+Must never do I/O, read a clock, or log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from alerting.candidates import Evidence
+from alerting.news2 import Consciousness, Observations
+from ward.domain.vitals import ACVPU, VitalCode
+
+STALENESS: Final[Mapping[VitalCode, dt.timedelta]] = MappingProxyType(
+    {
+        VitalCode.SPO2: dt.timedelta(hours=1),
+        VitalCode.PULSE: dt.timedelta(hours=1),
+        VitalCode.SYSTOLIC_BP: dt.timedelta(hours=1),
+        VitalCode.RESP_RATE: dt.timedelta(hours=4),
+        VitalCode.CONSCIOUSNESS: dt.timedelta(hours=4),
+        VitalCode.TEMPERATURE: dt.timedelta(hours=4),
+        VitalCode.ON_OXYGEN: dt.timedelta(hours=12),
+    }
+)
+#: The codes NEWS2 is computed from (their latest reading time is "last observed").
+NEWS2_CODES: Final = frozenset(STALENESS)
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """The newest reading of one code for one patient (a row of ``latest_readings``)."""
+
+    code: str
+    measured_at: dt.datetime
+    value: float
+    device_id: str
+
+    @property
+    def evidence(self) -> Evidence:
+        return Evidence(self.measured_at, self.code, self.device_id, self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationSet:
+    """Observations for NEWS2 plus what was used and what was left out."""
+
+    observations: Observations
+    used: tuple[Evidence, ...]  # the readings scored, oldest first
+    stale: frozenset[str]  # codes with a reading that was too old to count
+
+
+def is_fresh(code: str, measured_at: dt.datetime, now: dt.datetime,
+             staleness: Mapping[VitalCode, dt.timedelta] = STALENESS) -> bool:
+    """True when a reading of ``code`` measured at ``measured_at`` still counts at ``now``."""
+    window = staleness.get(VitalCode(code))
+    return window is not None and now - measured_at <= window
+
+
+def build(latest: Mapping[str, Latest], now: dt.datetime, *, spo2_scale: int = 1,
+          staleness: Mapping[VitalCode, dt.timedelta] = STALENESS) -> ObservationSet:
+    """Observations from the latest readings at ``now``; stale ones become missing."""
+    fresh: dict[str, Latest] = {}
+    stale: set[str] = set()
+    for code in staleness:
+        reading = latest.get(code.value)
+        if reading is None:
+            continue
+        if is_fresh(code.value, reading.measured_at, now, staleness):
+            fresh[code.value] = reading
+        else:
+            stale.add(code.value)
+
+    def number(code: VitalCode) -> float | None:
+        reading = fresh.get(code.value)
+        return None if reading is None else reading.value
+
+    oxygen = fresh.get(VitalCode.ON_OXYGEN.value)
+    level = fresh.get(VitalCode.CONSCIOUSNESS.value)
+    observations = Observations(
+        resp_rate=number(VitalCode.RESP_RATE),
+        spo2=number(VitalCode.SPO2),
+        on_oxygen=None if oxygen is None else oxygen.value >= 0.5,
+        systolic_bp=number(VitalCode.SYSTOLIC_BP),
+        pulse=number(VitalCode.PULSE),
+        consciousness=None if level is None else Consciousness(ACVPU[int(level.value)]),
+        temperature=number(VitalCode.TEMPERATURE),
+        spo2_scale=spo2_scale,
+    )
+    used = tuple(sorted(r.evidence for r in fresh.values()))
+    return ObservationSet(observations, used, frozenset(stale))

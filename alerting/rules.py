@@ -1,0 +1,235 @@
+"""Vital-sign alert rules: each a pure function from plain data to outcomes per alert kind.
+
+Pipeline (Alertmanager-style small stages): the snapshot's latest readings become NEWS2
+observations (:mod:`alerting.observations`, stale = missing), the score feeds the NEWS2,
+single-parameter and rising-trend rules; the SpO2 history feeds the falling-SpO2 rule; the care
+plan feeds the target and patient-threshold rules; :mod:`alerting.device_rules` adds the timer,
+device and infusion rules. A rule returns ``Firing`` or ``Clear`` for its kind, or nothing when
+the data cannot decide (missing is never clear).
+
+Decisions that are ours, not the chart's:
+
+* **news2** fires at Chart 2 risk low-medium, medium or high, with that risk as severity; a
+  *partial* score still fires (its total is a lower bound) and is marked partial. It is clear
+  only on a *complete* low score: a partial low total could hide up to 3 points per missing
+  parameter.
+* **single_parameter_3** keeps the "single parameter scored 3" flag visible when the total
+  already puts the patient at medium or high. At total < 5 the news2 alert *is* the
+  low-medium single-3 alert, so this kind is not raised then (inhibited, as Alertmanager would
+  say) — one cause, one alert, against alarm fatigue.
+* **news2_rising**: the total rose by ≥ 2 within 24 h, compared only with stored scores that
+  had at least the parameters the current one has (so a missing parameter cannot fake a rise).
+* **spo2_falling**: ≥ 4 SpO2 readings within 6 h, none more than 1 point above its predecessor
+  (oximeters jitter by about ±1 %), and a total fall of ≥ 3 points — "falling steadily".
+* **spo2_below_target**: below the care plan's ``spo2_target_low``; by default 96 % on Scale 1
+  and 88 % on Scale 2, the lowest value that scores 0 on the patient's NEWS2 scale — so a
+  patient with no agreed target is flagged as soon as SpO2 starts to score.
+
+Must never do I/O, read a clock, or log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+
+from alerting import device_rules, observations
+from alerting.candidates import Clear, Evidence, Firing, Kind, Outcome, Severity
+from alerting.care_plan import CarePlan
+from alerting.news2 import News2Score, Parameter, Risk, quantise, score
+from alerting.observations import ObservationSet
+from alerting.snapshot import PatientSnapshot, RuleConfig, ScorePoint
+from ward.domain.vitals import VitalCode
+
+#: Which reading code feeds each NEWS2 parameter.
+PARAMETER_CODE: Final[Mapping[Parameter, str]] = MappingProxyType(
+    {p: ("on_oxygen" if p is Parameter.AIR_OR_OXYGEN else p.value) for p in Parameter}
+)
+RISING_WINDOW: Final = dt.timedelta(hours=24)
+RISING_POINTS: Final = 2
+SPO2_TREND_WINDOW: Final = dt.timedelta(hours=6)  # spans 6 hourly sets at medium risk
+SPO2_TREND_MIN_READINGS: Final = 4
+SPO2_TREND_JITTER: Final = 1.0  # a pulse oximeter's usual reading-to-reading noise, % points
+SPO2_TREND_FALL: Final = 3.0  # % points: one NEWS2 Scale 1 band and more
+#: Default SpO2 targets when the care plan has none: the chart's zero band per scale.
+DEFAULT_SPO2_TARGET_LOW: Final[Mapping[int, float]] = MappingProxyType({1: 96.0, 2: 88.0})
+#: Staleness for threshold parameters outside NEWS2 (diastolic BP comes with systolic).
+OTHER_STALENESS: Final = dt.timedelta(hours=1)
+_RISK_LABEL: Final[Mapping[Risk, str]] = MappingProxyType(
+    {Risk.LOW: "low", Risk.LOW_MEDIUM: "low–medium", Risk.MEDIUM: "medium", Risk.HIGH: "high"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The result of running every rule over one snapshot."""
+
+    score: News2Score | None  # None when no NEWS2 parameter is fresh
+    observation_set: ObservationSet
+    outcomes: tuple[Outcome, ...]
+
+    def by_kind(self) -> dict[Kind, Outcome]:
+        return {o.kind: o for o in self.outcomes}
+
+
+def _evidence_for(obs_set: ObservationSet, parameters: Collection[Parameter]) -> tuple[Evidence, ...]:
+    codes = {PARAMETER_CODE[p] for p in parameters}
+    return tuple(e for e in obs_set.used if e.code in codes)
+
+
+def score_details(result: News2Score) -> dict[str, Any]:
+    """The score as JSON-ready details (sub-scores, missing, response, monitoring)."""
+    return {
+        "total": result.total,
+        "risk": result.risk.value,
+        "complete": result.complete,
+        "any_single_3": result.any_single_3,
+        "sub_scores": {p.value: s for p, s in result.sub_scores.items()},
+        "missing": sorted(p.value for p in result.missing),
+        "response": result.response,
+        "monitoring": result.monitoring_frequency,
+        "spo2_scale": result.spo2_scale,
+    }
+
+
+def news2_rule(result: News2Score | None, obs_set: ObservationSet) -> tuple[Outcome, ...]:
+    if result is None:
+        return ()
+    if result.risk is not Risk.LOW:
+        partial = "" if result.complete else " (partial: lower bound)"
+        summary = f"NEWS2 {result.total}{partial} — {_RISK_LABEL[result.risk]} risk: {result.response}"
+        return (Firing(Kind.NEWS2, Severity.of_risk(result.risk), summary, score_details(result),
+                       obs_set.used, partial=not result.complete),)
+    if result.complete:
+        return (Clear(Kind.NEWS2, obs_set.used),)
+    return ()
+
+
+def single_parameter_rule(result: News2Score | None, obs_set: ObservationSet) -> tuple[Outcome, ...]:
+    if result is None:
+        return ()
+    threes = [p for p, points in result.sub_scores.items() if points == 3]
+    if threes and result.risk in (Risk.MEDIUM, Risk.HIGH):
+        names = ", ".join(p.value for p in threes)
+        return (Firing(Kind.SINGLE_PARAMETER_3, Severity.LOW_MEDIUM,
+                       f"Single parameter scored 3: {names}",
+                       {"parameters": [p.value for p in threes], **score_details(result)},
+                       _evidence_for(obs_set, threes), partial=not result.complete),)
+    if not threes and result.complete:
+        return (Clear(Kind.SINGLE_PARAMETER_3, obs_set.used),)
+    return ()
+
+
+def rising_rule(result: News2Score | None, obs_set: ObservationSet,
+                history: tuple[ScorePoint, ...], now: dt.datetime) -> tuple[Outcome, ...]:
+    if result is None:
+        return ()
+    missing = {p.value for p in result.missing}
+    comparable = [p for p in history
+                  if dt.timedelta(0) <= now - p.computed_at <= RISING_WINDOW
+                  and p.missing <= missing]
+    if not comparable:
+        return ()
+    lowest = min(comparable, key=lambda p: (p.total, p.computed_at))
+    rise = result.total - lowest.total
+    if rise >= RISING_POINTS:
+        return (Firing(Kind.NEWS2_RISING, Severity.LOW,
+                       f"NEWS2 rising: {lowest.total} → {result.total} within 24 h",
+                       {"from": lowest.total, "from_at": lowest.computed_at.isoformat(),
+                        "to": result.total, "rise": rise}, obs_set.used,
+                       partial=not result.complete),)
+    return (Clear(Kind.NEWS2_RISING, obs_set.used),)
+
+
+def spo2_falling_rule(spo2_history: tuple[Evidence, ...], now: dt.datetime) -> tuple[Outcome, ...]:
+    window = sorted(e for e in spo2_history if dt.timedelta(0) <= now - e.measured_at <= SPO2_TREND_WINDOW)
+    if len(window) < SPO2_TREND_MIN_READINGS:
+        return ()
+    if not observations.is_fresh("spo2", window[-1].measured_at, now):
+        return ()
+    values = [e.value for e in window]
+    steady = all(b <= a + SPO2_TREND_JITTER for a, b in itertools.pairwise(values))
+    fall = values[0] - values[-1]
+    if steady and fall >= SPO2_TREND_FALL:
+        return (Firing(Kind.SPO2_FALLING, Severity.LOW,
+                       f"SpO2 falling steadily: {values[0]:g} → {values[-1]:g} % over "
+                       f"{len(values)} readings",
+                       {"from": values[0], "to": values[-1], "readings": len(values)},
+                       tuple(window)),)
+    return (Clear(Kind.SPO2_FALLING, tuple(window)),)
+
+
+def spo2_target_rule(obs_set: ObservationSet, plan: CarePlan) -> tuple[Outcome, ...]:
+    reading = next((e for e in obs_set.used if e.code == "spo2"), None)
+    if reading is None:
+        return ()
+    target = plan.spo2_target_low
+    source = "care plan"
+    if target is None:
+        target = DEFAULT_SPO2_TARGET_LOW[plan.spo2_scale]
+        source = f"default for Scale {plan.spo2_scale}"
+    value = float(quantise(Parameter.SPO2, reading.value))
+    if value < target:
+        return (Firing(Kind.SPO2_BELOW_TARGET, Severity.LOW,
+                       f"SpO2 {value:g} % below target {target:g} % ({source})",
+                       {"spo2": value, "target_low": target, "target_source": source,
+                        "spo2_scale": plan.spo2_scale}, (reading,)),)
+    return (Clear(Kind.SPO2_BELOW_TARGET, (reading,)),)
+
+
+def threshold_rule(snapshot: PatientSnapshot, now: dt.datetime) -> tuple[Outcome, ...]:
+    thresholds = snapshot.care_plan.thresholds
+    if not thresholds:
+        return ()
+    breaches: list[dict[str, Any]] = []
+    evidence: list[Evidence] = []
+    all_fresh = True
+    for parameter, threshold in thresholds.items():
+        latest = snapshot.latest.get(parameter)
+        window = observations.STALENESS.get(VitalCode(parameter), OTHER_STALENESS)
+        if latest is None or now - latest.measured_at > window:
+            all_fresh = False
+            continue
+        evidence.append(latest.evidence)
+        low_breach = threshold.low is not None and latest.value < threshold.low
+        high_breach = threshold.high is not None and latest.value > threshold.high
+        if low_breach or high_breach:
+            breaches.append({"parameter": parameter, "value": latest.value, "low": threshold.low,
+                             "high": threshold.high, "by": threshold.by,
+                             "reason": threshold.reason, "severity": threshold.severity.value})
+    if breaches:
+        severity = max((Severity(b["severity"]) for b in breaches), key=lambda s: s.rank)
+        names = ", ".join(f"{b['parameter']} {b['value']:g}" for b in breaches)
+        return (Firing(Kind.THRESHOLD, severity, f"Outside the patient's own thresholds: {names}",
+                       {"breaches": breaches}, tuple(sorted(evidence))),)
+    if all_fresh:
+        return (Clear(Kind.THRESHOLD, tuple(sorted(evidence))),)
+    return ()
+
+
+def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | None = None,
+             *, kinds: Collection[Kind] | None = None) -> Evaluation:
+    """Run every rule (or only those producing ``kinds``) over ``snapshot`` at ``now``."""
+    config = config or RuleConfig()
+    plan = snapshot.care_plan
+    obs_set = observations.build(snapshot.latest, now, spo2_scale=plan.spo2_scale)
+    result = score(obs_set.observations) if obs_set.used else None
+    outcomes: list[Outcome] = [
+        *news2_rule(result, obs_set),
+        *single_parameter_rule(result, obs_set),
+        *rising_rule(result, obs_set, snapshot.score_history, now),
+        *spo2_falling_rule(snapshot.spo2_history, now),
+        *spo2_target_rule(obs_set, plan),
+        *threshold_rule(snapshot, now),
+        *device_rules.overdue_rule(snapshot, result, now, config),
+        *device_rules.device_rules(snapshot, now, config),
+        *device_rules.infusion_rules(snapshot, now, config),
+    ]
+    if kinds is not None:
+        wanted = set(kinds)
+        outcomes = [o for o in outcomes if o.kind in wanted]
+    return Evaluation(result, obs_set, tuple(outcomes))
