@@ -1,0 +1,141 @@
+"""The message stream of a simulated ward, deterministic to the byte.
+
+`Engine(scenario, seed=…, start=…)` builds the ward and yields every message its devices send,
+in order of the simulated instant each reaches the broker: `Outbound(at, topic, payload, qos,
+retain)`. The same scenario, seed and start give a byte-identical stream (a test hashes two
+runs); ties are broken by device and per-device sequence, never by dict or set order.
+
+Merging: each device knows its next event; a heap of devices gives the next one to step, and a
+heap of produced messages (a device may produce messages for later: late delivery, bursts
+after an offline spell, duplicates) releases each message once no device can produce an earlier
+one — a device never produces a message dated before its own event.
+
+Load runs split the ward by patient (`partition=(k, n)`: patients with index ≡ k mod n), so n
+processes together produce exactly the devices of one run.
+
+Ground truth (when given) also gets the ward's description, each deterioration's start and a
+sample of every patient's true state every `truth_interval`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import heapq
+from collections.abc import Iterator
+
+from simulators.devices import Outbound, RunContext, VirtualDevice, make_devices
+from simulators.groundtruth import GroundTruth
+from simulators.physiology import true_state
+from simulators.scenario import Scenario
+from simulators.ward import SimPatient, build_ward
+
+
+class Engine:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        seed: int | None = None,
+        start: dt.datetime | None = None,
+        duration: dt.timedelta | None = None,
+        truth: GroundTruth | None = None,
+        partition: tuple[int, int] = (0, 1),
+    ) -> None:
+        k, n = partition
+        if not 0 <= k < n:
+            msg = f"partition {k} of {n} does not exist"
+            raise ValueError(msg)
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        self.start = (start or scenario.start).astimezone(dt.UTC)
+        span = duration if duration is not None else scenario.duration
+        self.end: float | None = None if span is None else (self.start + span).timestamp()
+        self.truth = truth
+        self.patients: list[SimPatient] = build_ward(scenario, self.seed, self.start)
+        self.mine = [p for p in self.patients if p.index % n == k]
+        ctx = RunContext(self.start.timestamp(), scenario.faults,
+                         scenario.status_interval.total_seconds(), truth, self.seed)
+        self._describe()
+        self.devices: list[VirtualDevice] = make_devices(
+            self.patients, ctx, only={p.index for p in self.mine})
+        self.sent = 0
+
+    def _describe(self) -> None:
+        truth = self.truth
+        if truth is None:
+            return
+        s = self.scenario
+        truth.record("scenario", self.start, scenario=s.name, seed=self.seed,
+                     patients=s.patients, duration_s=None if self.end is None
+                     else self.end - self.start.timestamp())
+        for p in self.mine:
+            prof = p.profile
+            truth.record(
+                "patient", self.start, patient_key=p.nhs_number, patient_label=p.label,
+                trajectory=p.trajectory.value, pathway=p.pathway.value, source=p.source.value,
+                spo2_scale=prof.spo2_scale, home_oxygen=prof.home_oxygen,
+                onset=None if prof.onset is None else prof.onset.isoformat(),
+                devices=[{"device_id": d.device_id, "type": d.type.value, "wire": d.wire.value}
+                         for d in p.devices])
+
+    def _sample_truth(self, at: float, reported: set[int]) -> None:
+        truth = self.truth
+        assert truth is not None  # noqa: S101 - only called with ground truth
+        when = dt.datetime.fromtimestamp(at, dt.UTC)
+        for p in self.mine:
+            onset = p.profile.onset
+            if onset is not None and onset <= when and p.index not in reported:
+                reported.add(p.index)
+                truth.record("deterioration_start", onset, patient_key=p.nhs_number,
+                             patient_label=p.label, trajectory=p.trajectory.value)
+            truth.true_vitals(p.nhs_number, p.label, true_state(p.profile, when),
+                              p.profile.spo2_scale)
+
+    def messages(self) -> Iterator[Outbound]:
+        """Every message in delivery order; endless when the run has no duration."""
+        devices = self.devices
+        due = [(d.next_at, i) for i, d in enumerate(devices)]
+        heapq.heapify(due)
+        out: list[tuple[float, int, int, Outbound]] = []
+        serial = 0
+        truth_step = self.scenario.truth_interval.total_seconds()
+        truth_next = self.start.timestamp() if self.truth is not None else float("inf")
+        reported: set[int] = set()
+        end = self.end if self.end is not None else float("inf")
+        while True:
+            horizon = min(due[0][0] if due else float("inf"), truth_next, end)
+            while out and out[0][0] <= horizon:
+                self.sent += 1
+                yield heapq.heappop(out)[3]
+            if horizon >= end:
+                break
+            if truth_next <= horizon:
+                self._sample_truth(truth_next, reported)
+                truth_next += truth_step
+                continue
+            _, i = heapq.heappop(due)
+            for message in devices[i].step():
+                serial += 1
+                heapq.heappush(out, (message.at, i, serial, message))
+            heapq.heappush(due, (devices[i].next_at, i))
+        # A finite run ends at `end`; what devices still hold for later (late deliveries,
+        # duplicates) is delivered after it, as it would be.
+        while out:
+            self.sent += 1
+            yield heapq.heappop(out)[3]
+        if self.truth is not None:
+            self.truth.summary(end, messages=self.sent)
+
+
+def stream_digest(messages: Iterator[Outbound]) -> tuple[str, int]:
+    """SHA-256 over (at, topic, payload, qos, retain) of every message, and their count."""
+    digest = hashlib.sha256()
+    count = 0
+    for m in messages:
+        digest.update(repr(m.at).encode())
+        digest.update(b"\0" + m.topic.encode() + b"\0")
+        digest.update(len(m.payload).to_bytes(4, "big") + m.payload)
+        digest.update(bytes((m.qos, m.retain)))
+        count += 1
+    return digest.hexdigest(), count
