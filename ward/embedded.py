@@ -122,8 +122,9 @@ def start_broker(port: int | None = None) -> Broker:
         )
         cmd = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
         kind = "amqtt"
-    log_file = (folder / "broker.log").open("wb")
-    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)  # noqa: S603
+    # The child keeps its own copy of the descriptor; the parent's is closed at once.
+    with (folder / "broker.log").open("wb") as log_file:
+        process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)  # noqa: S603
     try:
         wait_for_port(port)
     except EmbeddedError:
