@@ -1,0 +1,109 @@
+"""evaluate_after_commit on the real PostgreSQL: scores, alerts, events, outbox, NOTIFY."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from typing import Any
+
+import psycopg
+
+from alerting.policy import Policy
+from alerting.runner import evaluate_after_commit
+
+T0 = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)  # a Monday, in hub hours (GMT)
+NORMAL = {"spo2": 97, "pulse": 70, "resp_rate": 16, "temperature": 36.8, "systolic_bp": 125,
+          "on_oxygen": 0, "consciousness": 0}
+SICK = {**NORMAL, "spo2": 90, "pulse": 125, "resp_rate": 26}  # 3 + 2 + 3 = 8: high
+
+
+def _alerts(conn: psycopg.Connection[Any], pid: int) -> dict[str, tuple[str, str]]:
+    rows = conn.execute("SELECT kind, severity, state FROM alerts WHERE patient_id = %s",
+                        (pid,)).fetchall()
+    return {k: (s, st) for k, s, st in rows}
+
+
+def test_high_news2_raises_one_alert_with_evidence_events_outbox_and_notify(
+        db: psycopg.Connection[Any], db_url: str, policy: Policy,
+        write_readings: Any, add_patients: Any, readings: Any) -> None:
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
+    with psycopg.connect(db_url, autocommit=True) as listener:
+        listener.execute("LISTEN vw_events")
+        write_readings(db, readings(pid, T0, **SICK))
+        changes = evaluate_after_commit(db, [pid], T0 + dt.timedelta(seconds=5), policy=policy)
+        received = [json.loads(n.payload) for n in listener.notifies(timeout=1, stop_after=3)]
+    kinds = {c.kind: c for c in changes}
+    assert kinds["news2"].severity == "high" and kinds["news2"].events == ("raised",)
+    assert "single_parameter_3" in kinds
+    assert {"type": "score", "patient_id": pid} in received
+    assert any(p["type"] == "alert" and p["patient_id"] == pid for p in received)
+    (evidence,) = db.execute(
+        "SELECT e.evidence FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+        "WHERE a.kind = 'news2' AND e.event = 'raised'").fetchone() or (None,)
+    assert {e["code"] for e in evidence} == set(SICK)
+    assert all(e["device_id"] == f"dev-{pid}" for e in evidence)
+    channels = {r[0] for r in db.execute("SELECT channel FROM notification_outbox")}
+    assert {"dashboard", "mqtt"} <= channels
+    (total, risk, complete) = db.execute(
+        "SELECT total, risk, complete FROM scores WHERE patient_id = %s", (pid,)).fetchone() or ()
+    assert (total, risk, complete) == (8, "high", True)
+
+
+def test_same_readings_again_change_nothing_and_recovery_resolves_after_two(
+        db: psycopg.Connection[Any], policy: Policy, write_readings: Any, add_patients: Any, readings: Any) -> None:
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
+    write_readings(db, readings(pid, T0, **SICK))
+    evaluate_after_commit(db, [pid], T0, policy=policy)
+    assert evaluate_after_commit(db, [pid], T0 + dt.timedelta(seconds=30), policy=policy) == []
+    write_readings(db, readings(pid, T0 + dt.timedelta(minutes=10), **NORMAL))
+    evaluate_after_commit(db, [pid], T0 + dt.timedelta(minutes=10), policy=policy)
+    assert _alerts(db, pid)["news2"] == ("high", "raised")  # one clear reading is not recovery
+    write_readings(db, readings(pid, T0 + dt.timedelta(minutes=20), **NORMAL))
+    evaluate_after_commit(db, [pid], T0 + dt.timedelta(minutes=20), policy=policy)
+    assert _alerts(db, pid)["news2"] == ("high", "resolved")
+    events = [r[0] for r in db.execute(
+        "SELECT e.event FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+        "WHERE a.kind = 'news2' ORDER BY e.id")]
+    assert events == ["raised", "resolved"]
+
+
+def test_partial_score_still_alerts_and_is_marked_partial(
+        db: psycopg.Connection[Any], policy: Policy, write_readings: Any, add_patients: Any, readings: Any) -> None:
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
+    write_readings(db, readings(pid, T0, spo2=91, pulse=135))  # 3 + 3, five parameters missing
+    evaluate_after_commit(db, [pid], T0, policy=policy)
+    row = db.execute("SELECT severity, partial FROM alerts WHERE kind = 'news2'").fetchone()
+    assert row == ("medium", True)
+    stale = T0 + dt.timedelta(hours=3)  # SpO2 and pulse are stale now: missing, not normal
+    write_readings(db, readings(pid, stale, temperature=36.9))
+    evaluate_after_commit(db, [pid], stale, policy=policy)
+    assert _alerts(db, pid)["news2"] == ("medium", "raised")
+
+
+def test_concurrent_evaluators_never_duplicate(
+        db: psycopg.Connection[Any], db_url: str, policy: Policy,
+        write_readings: Any, add_patients: Any, readings: Any) -> None:
+    ids = add_patients(db, 50, T0 - dt.timedelta(days=1))
+    write_readings(db, [r for pid in ids for r in readings(pid, T0, **SICK)])
+    errors: list[BaseException] = []
+
+    def run(order: list[int]) -> None:
+        try:
+            with psycopg.connect(db_url) as conn:
+                for _ in range(3):
+                    evaluate_after_commit(conn, order, T0, policy=policy)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(ids if i % 2 else ids[::-1],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    (count,) = db.execute("SELECT count(*) FROM alerts WHERE kind = 'news2'").fetchone() or (0,)
+    (events,) = db.execute("SELECT count(*) FROM alert_events WHERE event = 'raised'").fetchone() or (0,)
+    assert count == 50
+    # news2, single_parameter_3 and spo2_below_target per patient, each raised exactly once
+    assert events == 150
