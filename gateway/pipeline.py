@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from gateway.contract import Channel, ErrorOut, RejectReason, ResultPayload, ResultStatus
@@ -117,7 +117,9 @@ def plan_batch(
                 dead.append(_dead_letter(topic, payload, decoded.device_id, None, [refused]))
                 outcomes.append(Outcome(decoded.device_id, None, (), 0, (refused,), True))
             else:
-                statuses.append(decoded)
+                # A will message carries no time: it was reported when it arrived.
+                statuses.append(decoded if decoded.sent_at is not None
+                                else replace(decoded, sent_at=received_at))
                 outcomes.append(Outcome(decoded.device_id, None, (), 0, (), False))
             continue
         msg: DecodedMessage = decoded

@@ -1,0 +1,351 @@
+"""The ingest loop: take MQTT messages, decide, store, commit, and only then acknowledge.
+
+One loop per gateway process, on the caller's thread (paho's network thread only fills the
+inbox). Per batch (`VW_GATEWAY_BATCH_SIZE` readings or `VW_GATEWAY_BATCH_WAIT_MS`):
+
+    decode (pure) → load unknown devices → plan (pure) → one transaction: COPY readings,
+    dead letters, statuses, NOTIFY vw_events → commit → ack every message → publish results
+    → alerting hook (its own transaction; a failure there is logged, the readings are safe).
+
+Database down: the batch is kept and retried with backoff; nothing is acknowledged, so the
+broker stops sending once the Receive Maximum is reached (bounded memory) and keeps the rest
+in the session queue. The loop reconnects by itself. A write that fails for any other reason
+is retried message by message, and a message that still fails is dead-lettered as
+`internal_error` with its raw bytes, so one poison message never stalls the stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+
+from gateway.contract import Channel, RejectReason, encode_result, results_topic
+from gateway.decode import Decoded, DecodedMessage, Limits, Problem, Rejection, decode
+from gateway.directory import DeviceDirectory
+from gateway.metrics import GatewayMetrics
+from gateway.mqtt import Inbound, MqttLink, broker_address
+from gateway.pipeline import BatchPlan, Key, plan_batch, result_for
+from gateway.sink import write_batch
+from ward.db.registry import device_directory
+from ward.db.store import ReadingStore
+from ward.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[Any]
+Hook = Callable[[Conn, list[int], dt.datetime], object]
+
+# Database reconnect backoff: quick first retry (a failover), then at most every 10 s.
+DB_RETRY_MIN_S = 0.5
+DB_RETRY_MAX_S = 10.0
+# A connection attempt that takes longer than this is treated as a failure and retried.
+DB_CONNECT_TIMEOUT_S = 5
+# How long the loop waits for a first message before doing housekeeping (notifications).
+IDLE_POLL_S = 0.2
+_CHANNELS = {c.value for c in Channel}
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def safe_error(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """The exception's class and first line, with any secret masked (logs never hold them)."""
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _reading_count(decoded: Decoded) -> int:
+    return len(decoded.readings) if isinstance(decoded, DecodedMessage) else 1
+
+
+def alerting_hook(enabled: bool) -> Hook | None:
+    """`alerting.runner.evaluate_after_commit` when that module exists (and is enabled)."""
+    if not enabled:
+        return None
+    try:
+        runner = importlib.import_module("alerting.runner")
+    except ImportError:
+        return None
+    hook: Hook | None = getattr(runner, "evaluate_after_commit", None)
+    return hook
+
+
+def _secrets_of(settings: Settings) -> list[str]:
+    secrets = [settings.database_conninfo()]
+    with contextlib.suppress(psycopg.Error):
+        password = psycopg.conninfo.conninfo_to_dict(secrets[0]).get("password")
+        if password:
+            secrets.append(str(password))
+    if settings.mqtt_password is not None:
+        secrets.append(settings.mqtt_password.get_secret_value())
+    return secrets
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str | None = None,
+        ca_file: str | None = None,
+        metrics: GatewayMetrics | None = None,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else GatewayMetrics()
+        self.clock = clock
+        self.limits = Limits(
+            max_payload_bytes=settings.gateway_max_payload_bytes,
+            future_tolerance=dt.timedelta(seconds=settings.gateway_future_tolerance_s),
+            late_after=dt.timedelta(seconds=settings.gateway_late_after_s),
+        )
+        self.directory = DeviceDirectory()
+        self.store = ReadingStore()
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        self.link = MqttLink(
+            broker_address(settings.mqtt_url or "mqtt://127.0.0.1:1883",
+                           settings.mqtt_username, password),
+            client_id=client_id or settings.mqtt_client_id,
+            share_group=settings.mqtt_share_group,
+            receive_maximum=settings.gateway_receive_maximum,
+            session_expiry_s=settings.gateway_session_expiry_s,
+            ca_file=ca_file,
+        )
+        self._conn: Conn | None = None
+        self._listen: Conn | None = None
+        self._hook = alerting_hook(settings.gateway_alerting)
+        self._unacked = 0
+        self._secrets = _secrets_of(settings)
+
+    # database -----------------------------------------------------------------------------
+
+    def _close_db(self) -> None:
+        for conn in (self._conn, self._listen):
+            if conn is not None:
+                with contextlib.suppress(psycopg.Error):  # closing a broken socket
+                    conn.close()
+        self._conn = self._listen = None
+        self.metrics.database_up.set(0)
+
+    def _ensure_db(self) -> Conn:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        self._close_db()
+        conninfo = self.settings.database_conninfo()
+        conn = psycopg.connect(conninfo, connect_timeout=DB_CONNECT_TIMEOUT_S,
+                               application_name="vw-gateway")
+        listen = psycopg.connect(conninfo, autocommit=True, connect_timeout=DB_CONNECT_TIMEOUT_S,
+                                 application_name="vw-gateway-listen")
+        listen.execute("LISTEN vw_devices")
+        self.directory.replace(device_directory(conn), self.clock())
+        conn.commit()
+        self._conn, self._listen = conn, listen
+        self.metrics.database_up.set(1)
+        log.info("database connected devices=%d", len(self.directory))
+        return conn
+
+    def _housekeeping(self) -> None:
+        """Apply device-change notifications; reload the whole directory when due."""
+        if self._listen is None or self._conn is None:
+            return
+        try:
+            changed = [n.payload for n in self._listen.notifies(timeout=0)]
+            if changed:
+                self.directory.forget(changed)
+            now = self.clock()
+            if self.directory.refresh_due(now):
+                self.directory.replace(device_directory(self._conn), now)
+                self._conn.commit()
+        except psycopg.OperationalError:
+            log.warning("database connection lost during housekeeping; reconnecting")
+            self._close_db()
+
+    def _load_missing(self, conn: Conn, batch: Sequence[tuple[Inbound, Decoded]]) -> None:
+        now = self.clock()
+        ids = [d.device_id for _, d in batch if d.device_id is not None
+               and not isinstance(d, Rejection)]
+        wanted = self.directory.to_load(ids, now)
+        if wanted:
+            self.directory.merge(wanted, device_directory(conn, wanted), now)
+            conn.commit()
+
+    # the loop -----------------------------------------------------------------------------
+
+    def _decode(self, message: Inbound) -> Decoded:
+        channel = message.topic.rsplit("/", 1)[-1]
+        self.metrics.received.labels(channel if channel in _CHANNELS else "other").inc()
+        try:
+            return decode(message.topic, message.payload, message.received_at, self.limits)
+        except Exception as exc:  # a decoder bug must not stop the stream
+            log.exception("decoder failed topic=%s", message.topic)
+            return Rejection(None, None, None, (
+                Problem(RejectReason.INTERNAL_ERROR, f"decoder failed: {type(exc).__name__}"),))
+
+    def _collect(self) -> list[tuple[Inbound, Decoded]]:
+        inbox = self.link.inbox
+        try:
+            first = inbox.get(timeout=IDLE_POLL_S)
+        except queue.Empty:
+            return []
+        batch = [(first, self._decode(first))]
+        count = _reading_count(batch[0][1])
+        deadline = time.monotonic() + self.settings.gateway_batch_wait_ms / 1000
+        while count < self.settings.gateway_batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                message = inbox.get(timeout=remaining)
+            except queue.Empty:
+                break
+            decoded = self._decode(message)
+            batch.append((message, decoded))
+            count += _reading_count(decoded)
+        return batch
+
+    def _write(self, conn: Conn, batch: Sequence[tuple[Inbound, Decoded]]
+               ) -> tuple[BatchPlan, set[Key], list[int]]:
+        """Plan and commit; on a non-availability error split the batch to isolate poison."""
+        self._load_missing(conn, batch)
+        plan = plan_batch(
+            [(m.topic, m.payload, m.received_at, d) for m, d in batch], self.directory.get)
+        try:
+            inserted, patients = write_batch(conn, self.store, plan)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            log.exception("batch write failed; retrying its %d messages one by one", len(batch))
+            conn.rollback()
+            if len(batch) == 1:
+                message = batch[0][0]
+                poisoned = Rejection(None, None, None, (Problem(
+                    RejectReason.INTERNAL_ERROR, "the database refused this message"),))
+                plan = plan_batch([(message.topic, message.payload, message.received_at,
+                                    poisoned)], self.directory.get)
+                inserted, patients = write_batch(conn, self.store, plan)
+                return plan, inserted, patients
+            parts = [self._write(conn, [item]) for item in batch]
+            return (
+                BatchPlan(tuple(r for p in parts for r in p[0].readings),
+                          tuple(o for p in parts for o in p[0].outcomes),
+                          tuple(d for p in parts for d in p[0].dead_letters),
+                          tuple(s for p in parts for s in p[0].statuses)),
+                set().union(*(p[1] for p in parts)),
+                sorted({pid for p in parts for pid in p[2]}),
+            )
+        return plan, inserted, patients
+
+    def _process(self, batch: list[tuple[Inbound, Decoded]], stop: threading.Event) -> bool:
+        """Commit `batch`, then ack and answer; False if stopped before it could commit."""
+        self._unacked = len(batch)
+        self.metrics.unacked.set(self._unacked)
+        delay = DB_RETRY_MIN_S
+        while True:
+            try:
+                conn = self._ensure_db()
+                started = time.perf_counter()
+                plan, inserted, patients = self._write(conn, batch)
+                commit_s = time.perf_counter() - started
+                break
+            except psycopg.OperationalError as exc:
+                self._close_db()
+                log.error("database unavailable: %s; holding %d un-acked messages (the broker "
+                          "stops sending at %d), retrying in %.1f s",
+                          safe_error(exc, self._secrets),
+                          len(batch), self.settings.gateway_receive_maximum, delay)
+                if stop.wait(delay):
+                    return False
+                delay = min(delay * 2, DB_RETRY_MAX_S)
+        committed_at = self.clock()
+        for message, _ in batch:
+            self.link.ack(message)
+        self._unacked = 0
+        self.metrics.unacked.set(0)
+        self._answer(plan, inserted)
+        self._observe(plan, inserted, len(batch), commit_s, committed_at)
+        if self._hook is not None and patients:
+            self._run_hook(conn, patients, committed_at)
+        return True
+
+    def _answer(self, plan: BatchPlan, inserted: set[Key]) -> None:
+        qos = self.settings.gateway_results_qos
+        for outcome in plan.outcomes:
+            result = result_for(outcome, inserted)
+            if result is not None and outcome.device_id is not None:
+                self.link.publish(results_topic(outcome.device_id), encode_result(result), qos)
+
+    def _observe(self, plan: BatchPlan, inserted: set[Key], messages: int, commit_s: float,
+                 committed_at: dt.datetime) -> None:
+        m = self.metrics
+        m.batch_size.observe(messages)
+        m.commit_seconds.observe(commit_s)
+        m.accepted.inc(len(inserted))
+        m.duplicates.inc(sum(o.valid for o in plan.outcomes) - len(inserted))
+        for outcome in plan.outcomes:
+            for problem in outcome.problems:
+                m.rejected.labels(problem.reason.value).inc()
+        late = 0
+        for r in plan.readings:
+            if r.key in inserted:
+                m.lag_seconds.observe((committed_at - r.measured_at).total_seconds())
+                late += r.late
+        m.late.inc(late)
+        log.debug("batch committed messages=%d readings_new=%d dead_letters=%d commit_ms=%.1f",
+                  messages, len(inserted), len(plan.dead_letters), commit_s * 1000)
+
+    def _run_hook(self, conn: Conn, patients: list[int], now: dt.datetime) -> None:
+        assert self._hook is not None  # noqa: S101 - checked by the caller
+        try:
+            self._hook(conn, patients, now)
+            conn.commit()
+        except Exception:  # the readings are committed; alerting retries on the next batch
+            self.metrics.alerting_failures.inc()
+            log.exception("alerting hook failed patients=%d (readings are stored)",
+                          len(patients))
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                self._close_db()
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set; reconnects to the broker and the database by itself."""
+        self.metrics.serve(self.settings.metrics_port)
+        delay = DB_RETRY_MIN_S
+        while not stop.is_set():
+            try:
+                self._ensure_db()
+                break
+            except psycopg.OperationalError as exc:
+                log.error("database unavailable at start: %s; retrying in %.1f s",
+                          safe_error(exc, self._secrets), delay)
+                stop.wait(delay)
+                delay = min(delay * 2, DB_RETRY_MAX_S)
+        if stop.is_set():
+            return
+        self.link.start()
+        log.info("gateway running share_group=%s batch_size=%d batch_wait_ms=%d",
+                 self.settings.mqtt_share_group, self.settings.gateway_batch_size,
+                 self.settings.gateway_batch_wait_ms)
+        try:
+            while not stop.is_set():
+                batch = self._collect()
+                if batch and not self._process(batch, stop):
+                    break
+                self._housekeeping()
+        finally:
+            self.link.stop()
+            self._close_db()
+            log.info("gateway stopped")

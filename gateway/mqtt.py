@@ -1,0 +1,162 @@
+"""The gateway's MQTT link: paho-mqtt 2.x, MQTT 5, persistent session, manual acknowledgement.
+
+A thin adapter. paho's network thread puts every message in `inbox`; the ingest loop takes
+them, commits, then calls `ack`. Flow control is the broker's: the CONNECT asks for a Receive
+Maximum, so once that many messages wait un-acknowledged (the database is down, a batch is
+slow) the broker sends no more. Memory stays bounded and nothing is dropped: the messages
+wait in the broker's queue for this session.
+
+Acks are only valid on the connection that received the message. After a reconnect the broker
+resends every un-acknowledged message (same session), so an ack for a message of an earlier
+connection is skipped: its resent copy is stored as a duplicate and acknowledged then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import queue
+import threading
+import urllib.parse
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.contract import INGEST_CHANNELS, shared_filter
+
+log = logging.getLogger(__name__)
+
+# Reconnect backoff: first retry after a second, at most every 10 s while the broker is down.
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 10
+# Keepalive: the broker notices a dead gateway within 1.5 × 30 s and redelivers its messages.
+KEEPALIVE_S = 30
+# Results in flight at QoS 1 before paho queues them locally (paho's default is only 20).
+RESULTS_INFLIGHT = 1000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Inbound:
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    generation: int  # which connection received it (acks are per connection)
+    received_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:  # never print the password
+        return f"BrokerAddress({self.host}:{self.port}, tls={self.tls})"
+
+    @property
+    def safe(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def broker_address(url: str, username: str | None = None,
+                   password: str | None = None) -> BrokerAddress:
+    parts = urllib.parse.urlsplit(url)
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or (8883 if tls else 1883),
+        tls=tls,
+        username=username if username is not None else parts.username,
+        password=password if password is not None else parts.password,
+    )
+
+
+class MqttLink:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        *,
+        client_id: str,
+        share_group: str,
+        receive_maximum: int,
+        session_expiry_s: int,
+        ca_file: str | None = None,
+    ) -> None:
+        self.address = address
+        self.share_group = share_group
+        self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self.connected = threading.Event()
+        self._generation = 0
+        self._receive_maximum = receive_maximum
+        self._session_expiry_s = session_expiry_s
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True)
+        if address.username is not None:
+            client.username_pw_set(address.username, address.password)
+        if address.tls:
+            client.tls_set(ca_certs=ca_file)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.max_inflight_messages_set(RESULTS_INFLIGHT)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.ReceiveMaximum = self._receive_maximum
+        props.SessionExpiryInterval = self._session_expiry_s
+        log.info("mqtt connecting broker=%s client_id=%s receive_maximum=%d",
+                 self.address.safe, self._client._client_id.decode(), self._receive_maximum)
+        self._client.connect_async(self.address.host, self.address.port, KEEPALIVE_S,
+                                   clean_start=False, properties=props)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # paho's network thread ------------------------------------------------------------------
+
+    def _on_connect(self, client: paho.Client, _userdata: Any, flags: Any, reason: Any,
+                    _props: Any) -> None:
+        if reason.is_failure:
+            log.error("mqtt connect refused broker=%s reason=%s", self.address.safe, reason)
+            return
+        self._generation += 1
+        self.connected.set()
+        log.info("mqtt connected broker=%s session_present=%s generation=%d",
+                 self.address.safe, flags.session_present, self._generation)
+        client.subscribe([(shared_filter(self.share_group, ch), 1) for ch in INGEST_CHANNELS])
+
+    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
+                       _props: Any) -> None:
+        self.connected.clear()
+        log.warning("mqtt disconnected broker=%s reason=%s (reconnecting; un-acked messages "
+                    "will be redelivered)", self.address.safe, reason)
+
+    def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        self.inbox.put(Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid, self._generation,
+                               dt.datetime.now(dt.UTC)))
+
+    # the ingest loop's thread ---------------------------------------------------------------
+
+    def ack(self, message: Inbound) -> bool:
+        """Acknowledge `message`; False (and no ack) if it came on an earlier connection."""
+        if message.qos == 0:
+            return True
+        if message.generation != self._generation or not self.connected.is_set():
+            return False
+        self._client.ack(message.mid, message.qos)
+        return True
+
+    def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        self._client.publish(topic, payload, qos=qos)

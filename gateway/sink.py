@@ -1,0 +1,63 @@
+"""The gateway's one write transaction per batch: readings, dead letters, statuses, NOTIFY.
+
+Everything a batch changes is written in a single transaction, so the MQTT acknowledgements
+that follow the commit cover all of it, and a crash before the commit leaves nothing behind
+for the redelivery to trip over. Thin SQL only; the decisions were made in `gateway.pipeline`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import psycopg
+
+from gateway.pipeline import BatchPlan, Key, chunk_ids, patients_of
+from ward.db.store import ReadingStore
+
+Conn = psycopg.Connection[Any]
+
+_DEAD_LETTER_SQL = (
+    "INSERT INTO rejected_messages "
+    "(received_at, topic, device_id, msg_id, reason, detail, payload, payload_sha256) "
+    "VALUES (now(), %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (topic, payload_sha256) DO NOTHING"
+)
+# A retained status or a late LWT must not overwrite a newer report.
+_STATUS_SQL = (
+    "INSERT INTO device_status AS s "
+    "(device_id, online, battery_pct, signal_dbm, firmware, reported_at, updated_at, raw) "
+    "VALUES (%s, %s, %s, %s, %s, %s, now(), %s) "
+    "ON CONFLICT (device_id) DO UPDATE SET online = EXCLUDED.online, "
+    "battery_pct = COALESCE(EXCLUDED.battery_pct, s.battery_pct), "
+    "signal_dbm = COALESCE(EXCLUDED.signal_dbm, s.signal_dbm), "
+    "firmware = COALESCE(EXCLUDED.firmware, s.firmware), "
+    "reported_at = EXCLUDED.reported_at, updated_at = now(), raw = EXCLUDED.raw "
+    "WHERE s.reported_at IS NULL OR EXCLUDED.reported_at >= s.reported_at"
+)
+
+
+def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan) -> tuple[set[Key], list[int]]:
+    """Write and commit `plan`; return the keys newly stored and the patients they touched."""
+    with conn.transaction():
+        inserted = store.write(conn, plan.readings) if plan.readings else set()
+        with conn.cursor() as cur:
+            if plan.dead_letters:
+                cur.executemany(_DEAD_LETTER_SQL, [
+                    (d.topic, d.device_id, d.msg_id, d.reason.value, d.detail, d.payload,
+                     hashlib.sha256(d.payload).digest())
+                    for d in plan.dead_letters])
+            if plan.statuses:
+                cur.executemany(_STATUS_SQL, [
+                    (s.device_id, s.online, s.battery_pct, s.signal_dbm, s.firmware,
+                     s.sent_at, json.dumps({
+                         "online": s.online, "battery_pct": s.battery_pct,
+                         "signal_dbm": s.signal_dbm, "firmware": s.firmware,
+                         "sent_at": s.sent_at.isoformat() if s.sent_at else None}))
+                    for s in plan.statuses])
+            patients = patients_of(plan.readings, inserted)
+            for chunk in chunk_ids(patients):
+                cur.execute("SELECT pg_notify('vw_events', %s)",
+                            (json.dumps({"type": "readings", "patient_ids": chunk}),))
+    return inserted, patients

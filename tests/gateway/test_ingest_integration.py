@@ -1,0 +1,102 @@
+"""The gateway as a real process between a real Mosquitto and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import select
+from typing import Any
+
+import psycopg
+
+from gateway.contract import (
+    Measurement,
+    encode_readings,
+    encode_senml,
+    encode_status,
+    readings_topic,
+    results_topic,
+    senml_topic,
+    status_topic,
+)
+from gateway.decode import senml_msg_id
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _publish(client: Any, topic: str, payload: bytes, *, retain: bool = False) -> None:
+    client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
+
+def test_readings_are_stored_answered_and_notified(
+    broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
+    unique: str,
+) -> None:
+    dev = f"pox-{unique}"
+    patient = ward.add(dev)
+    listener = psycopg.connect(ward.url, autocommit=True)
+    listener.execute("LISTEN vw_events")
+    gw = start_gateway(ward.url, broker.url)
+    client = connect_mqtt(broker.url)
+    now = _now()
+    payload = encode_readings("m-1", now, [
+        Measurement("spo2", 94, "%", now), Measurement("temperature", 100.4, "[degF]", now),
+        Measurement("consciousness", "V", "", now)])
+    _publish(client, readings_topic(dev), payload)
+    poll(lambda: results.for_msg("m-1"), 20, "a result")
+    assert results.for_msg("m-1") == [{"msg_id": "m-1", "status": "accepted", "errors": []}]
+    with psycopg.connect(ward.url) as conn:
+        rows = conn.execute(
+            "SELECT code, value, unit, patient_id, source_value, source_unit, late "
+            "FROM readings WHERE device_id = %s ORDER BY code", (dev,)).fetchall()
+    assert [r[0] for r in rows] == ["consciousness", "spo2", "temperature"]
+    assert rows[0][1] == 2.0
+    assert rows[2][1:] == (38.0, "Cel", patient, 100.4, "[degF]", False)
+    assert all(r[3] == patient for r in rows)
+    notes: list[str] = []
+    poll(lambda: bool(select.select([listener.fileno()], [], [], 0.1)[0]
+                      and notes.extend(n.payload for n in listener.notifies(timeout=0.1))
+                      or any(str(patient) in n for n in notes)), 10, "NOTIFY vw_events")
+    listener.close()
+
+    # The same message again (a redelivery) changes nothing and is answered "duplicate".
+    _publish(client, readings_topic(dev), payload)
+    poll(lambda: len(results.for_msg("m-1")) == 2, 20, "a second result")
+    assert results.for_msg("m-1")[1]["status"] == "duplicate"
+    assert ward.count("SELECT count(*) FROM readings WHERE device_id = %s", dev) == 3
+
+    # SenML is mapped onto the same readings; store-and-forward readings are flagged late.
+    old = now - dt.timedelta(hours=2)
+    pack = encode_senml(dev, [Measurement("pulse", 88, "beat/min", old),
+                              Measurement("pump_state", "occluded", "", old)])
+    _publish(client, senml_topic(dev), pack)
+    poll(lambda: results.for_msg(senml_msg_id(pack)), 20, "a SenML result")
+    assert results.for_msg(senml_msg_id(pack))[0]["status"] == "accepted"
+    assert ward.count("SELECT count(*) FROM readings WHERE device_id = %s AND late", dev) == 2
+
+    # Status upserts device_status; an older report does not overwrite a newer one.
+    _publish(client, status_topic(dev), encode_status(online=True, battery_pct=81,
+                                                       signal_dbm=-67, firmware="2.1",
+                                                       sent_at=now))
+    _publish(client, status_topic(dev), encode_status(online=False, sent_at=old))
+    poll(lambda: ward.count("SELECT count(*) FROM device_status WHERE device_id = %s "
+                            "AND battery_pct = 81", dev) == 1, 20, "device status")
+    assert ward.count("SELECT count(*) FROM device_status WHERE device_id = %s AND online",
+                      dev) == 1
+    assert "m-1" not in gw.log() or "postgresql://" not in gw.log()
+    assert gw.stop() == 0
+
+
+def test_secrets_never_reach_the_log(
+    broker: Any, ward: Any, start_gateway: Any, poll: Any,
+) -> None:
+    # A password in the database URL (trust auth ignores it) and a broker password.
+    url = psycopg.conninfo.make_conninfo(ward.url, password="s3cr3t-db")
+    gw = start_gateway(url, broker.url, VW_MQTT_USERNAME="gw",
+                       VW_MQTT_PASSWORD="s3cr3t-mqtt")
+    assert gw.stop() == 0
+    text = gw.log()
+    assert "gateway stopped" in text
+    assert "s3cr3t" not in text
+    assert "postgresql://" not in text
