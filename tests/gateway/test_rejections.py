@@ -1,0 +1,216 @@
+"""Every rejection reason: pure decisions (table-driven), then through the real gateway."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import psycopg
+import pytest
+
+from gateway.contract import RejectReason, ResultStatus, readings_topic
+from gateway.decode import DecodedMessage, Limits, Rejection, decode
+from gateway.pipeline import plan_batch, result_for
+from ward.db.registry import DeviceRecord
+from ward.domain.devices import Assignment, Device, DeviceKind
+
+NOW = dt.datetime(2026, 11, 24, 9, 15, tzinfo=dt.UTC)
+T = "2026-11-24T09:14:00Z"
+
+
+def reading(**over: object) -> dict[str, object]:
+    return {"code": "spo2", "value": 94, "unit": "%", "measured_at": T, **over}
+
+
+def message(*readings: dict[str, object], **over: object) -> bytes:
+    body = {"msg_id": "m", "sent_at": T, "readings": list(readings) or [reading()], **over}
+    return json.dumps(body).encode()
+
+
+LIMITS = Limits(max_payload_bytes=2048)
+
+# (case, topic device, payload, reason, whole message rejected?)
+CASES: list[tuple[str, str, bytes, RejectReason, bool]] = [
+    ("not json", "d1", b"{not json", RejectReason.MALFORMED_JSON, True),
+    ("not utf-8", "d1", b"\xff\xfe", RejectReason.MALFORMED_JSON, True),
+    ("missing msg_id", "d1", json.dumps({"sent_at": T, "readings": [reading()]}).encode(),
+     RejectReason.SCHEMA_INVALID, True),
+    ("readings not a list", "d1", message(readings=5), RejectReason.SCHEMA_INVALID, True),
+    ("empty readings", "d1", message(readings=[]), RejectReason.SCHEMA_INVALID, True),
+    ("extra field", "d1", message(extra=1), RejectReason.SCHEMA_INVALID, True),
+    ("naive sent_at", "d1", message(sent_at="2026-11-24T09:14:00"),
+     RejectReason.SCHEMA_INVALID, True),
+    ("too large", "d1", message(pad="x" * 3000), RejectReason.PAYLOAD_TOO_LARGE, True),
+    ("another device's id", "d1", message(device_id="d2"), RejectReason.WRONG_TOPIC, True),
+    ("value a bool", "d1", message(reading(value=True)), RejectReason.SCHEMA_INVALID, False),
+    ("value a numeric string", "d1", message(reading(value="94")),
+     RejectReason.SCHEMA_INVALID, False),
+    ("missing measured_at", "d1", message({"code": "spo2", "value": 94, "unit": "%"}),
+     RejectReason.SCHEMA_INVALID, False),
+    ("unknown code", "d1", message(reading(code="glucose")), RejectReason.UNKNOWN_CODE, False),
+    ("unknown unit", "d1", message(reading(unit="mmol/L")), RejectReason.UNKNOWN_UNIT, False),
+    ("unknown label", "d1", message(reading(code="consciousness", value="X", unit="")),
+     RejectReason.UNKNOWN_LABEL, False),
+    ("implausible", "d1", message(reading(value=140)), RejectReason.IMPLAUSIBLE_VALUE, False),
+    ("non-integer ordinal", "d1", message(reading(code="pump_state", value=1.5, unit="{state}")),
+     RejectReason.IMPLAUSIBLE_VALUE, False),
+    ("future", "d1", message(reading(measured_at="2026-11-24T09:21:00Z")),
+     RejectReason.FUTURE_TIMESTAMP, False),
+]
+
+
+@pytest.mark.parametrize(("case", "device", "payload", "reason", "whole"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_decoder_rejects_with_reason(case: str, device: str, payload: bytes,
+                                     reason: RejectReason, whole: bool) -> None:
+    del case
+    decoded = decode(readings_topic(device), payload, NOW, LIMITS)
+    if whole:
+        assert isinstance(decoded, Rejection)
+        assert decoded.reason is reason
+    else:
+        assert isinstance(decoded, DecodedMessage)
+        assert [p.reason for p in decoded.problems] == [reason]
+        assert decoded.problems[0].index == 0
+
+
+def test_future_tolerance_boundary() -> None:
+    at_limit = message(reading(measured_at="2026-11-24T09:20:00Z"))
+    beyond = message(reading(measured_at="2026-11-24T09:20:00.000001Z"))
+    assert isinstance(decode(readings_topic("d1"), at_limit, NOW, LIMITS), DecodedMessage)
+    result = decode(readings_topic("d1"), beyond, NOW, LIMITS)
+    assert isinstance(result, DecodedMessage)
+    assert result.problems[0].reason is RejectReason.FUTURE_TIMESTAMP
+
+
+@pytest.mark.parametrize(("age_s", "late"), [(600, False), (601, True), (0, False)])
+def test_late_boundary(age_s: int, late: bool) -> None:
+    at = (NOW - dt.timedelta(seconds=age_s)).isoformat().replace("+00:00", "Z")
+    result = decode(readings_topic("d1"), message(reading(measured_at=at)), NOW, LIMITS)
+    assert isinstance(result, DecodedMessage)
+    assert result.readings[0].late is late
+
+
+@pytest.mark.parametrize("topic", ["vw/v1/devices/d1/results", "vw/v1/devices/d1/nope",
+                                   "other/topic"])
+def test_wrong_topics(topic: str) -> None:
+    result = decode(topic, message(), NOW, LIMITS)
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.WRONG_TOPIC
+
+
+def test_repeated_reading_in_one_message() -> None:
+    result = decode(readings_topic("d1"), message(reading(), reading(value=95)), NOW, LIMITS)
+    assert isinstance(result, DecodedMessage)
+    assert [(p.reason, p.index) for p in result.problems] == [
+        (RejectReason.REPEATED_READING, 1)]
+
+
+def _record(active: bool = True, start: dt.datetime | None = None) -> DeviceRecord:
+    assignments = () if start is None else (Assignment("d1", 7, start, None),)
+    return DeviceRecord(Device("d1", DeviceKind.PULSE_OXIMETER, active=active), assignments)
+
+
+@pytest.mark.parametrize(("record", "reason"), [
+    (None, RejectReason.UNKNOWN_DEVICE),
+    (_record(active=False, start=NOW - dt.timedelta(days=1)), RejectReason.DEVICE_INACTIVE),
+    (_record(start=NOW - dt.timedelta(seconds=30)), RejectReason.NO_PATIENT_ASSIGNMENT),
+])
+def test_pipeline_device_checks(record: DeviceRecord | None, reason: RejectReason) -> None:
+    payload = message()
+    decoded = decode(readings_topic("d1"), payload, NOW, LIMITS)
+    plan = plan_batch([(readings_topic("d1"), payload, NOW, decoded)], lambda _id: record)
+    assert plan.readings == ()
+    assert plan.dead_letters[0].reason is reason
+    assert plan.dead_letters[0].payload == payload
+    result = result_for(plan.outcomes[0], set())
+    assert result is not None
+    assert result.status is ResultStatus.REJECTED
+    assert result.errors[0].code is reason
+
+
+def test_partial_message_stores_good_readings_and_reports_bad_by_index() -> None:
+    payload = message(reading(), reading(code="pulse", value=999, unit="/min"))
+    decoded = decode(readings_topic("d1"), payload, NOW, LIMITS)
+    record = _record(start=NOW - dt.timedelta(days=1))
+    plan = plan_batch([(readings_topic("d1"), payload, NOW, decoded)], lambda _id: record)
+    assert [r.code for r in plan.readings] == ["spo2"]
+    assert plan.dead_letters[0].reason is RejectReason.IMPLAUSIBLE_VALUE
+    assert "[1] implausible_value" in plan.dead_letters[0].detail
+    result = result_for(plan.outcomes[0], {plan.readings[0].key})
+    assert result is not None
+    assert result.status is ResultStatus.ACCEPTED
+    assert [(e.code, e.index) for e in result.errors] == [(RejectReason.IMPLAUSIBLE_VALUE, 1)]
+
+
+def test_same_key_twice_in_a_batch_is_claimed_once() -> None:
+    payload = message()
+    decoded = decode(readings_topic("d1"), payload, NOW, LIMITS)
+    record = _record(start=NOW - dt.timedelta(days=1))
+    item = (readings_topic("d1"), payload, NOW, decoded)
+    plan = plan_batch([item, item], lambda _id: record)
+    assert len(plan.readings) == 1
+    inserted = {plan.readings[0].key}
+    statuses = [r.status for o in plan.outcomes if (r := result_for(o, inserted))]
+    assert statuses == [ResultStatus.ACCEPTED, ResultStatus.DUPLICATE]
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the real gateway: dead-lettered with raw bytes, answered, and the stream goes on.
+
+
+def test_bad_inputs_are_dead_lettered_and_answered(
+    broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
+    unique: str,
+) -> None:
+    good, inactive, unassigned, unknown = (f"{k}-{unique}" for k in ("ok", "off", "na", "unk"))
+    ward.add(good)
+    ward.add(inactive)
+    ward.add(unassigned, assign=False)
+    with psycopg.connect(ward.url) as conn:
+        conn.execute("UPDATE devices SET active = false WHERE id = %s", (inactive,))
+    gw = start_gateway(ward.url, broker.url, VW_GATEWAY_MAX_PAYLOAD_BYTES="2048")
+    client = connect_mqtt(broker.url)
+    now = dt.datetime.now(dt.UTC)
+    at = now.isoformat().replace("+00:00", "Z")
+
+    def body(msg_id: str, *items: dict[str, object], **over: object) -> bytes:
+        return json.dumps({"msg_id": msg_id, "sent_at": at,
+                           "readings": list(items) or [reading(measured_at=at)], **over}).encode()
+
+    cases = [
+        (good, b"{oops", None, "malformed_json"),
+        (good, body("c-schema", readings="x"), "c-schema", "schema_invalid"),
+        (good, body("c-big", pad="x" * 4000), None, "payload_too_large"),
+        (good, body("c-wrong", device_id="someone-else"), "c-wrong", "wrong_topic"),
+        (good, body("c-code", reading(code="glucose", measured_at=at)), "c-code",
+         "unknown_code"),
+        (good, body("c-unit", reading(unit="mmol/L", measured_at=at)), "c-unit",
+         "unknown_unit"),
+        (good, body("c-implausible", reading(value=12, measured_at=at)), "c-implausible",
+         "implausible_value"),
+        (good, body("c-future", reading(measured_at="2099-01-01T00:00:00Z")), "c-future",
+         "future_timestamp"),
+        (unknown, body("c-unknown"), "c-unknown", "unknown_device"),
+        (inactive, body("c-inactive"), "c-inactive", "device_inactive"),
+        (unassigned, body("c-unassigned"), "c-unassigned", "no_patient_assignment"),
+    ]
+    for device, payload, _, _ in cases:
+        client.publish(readings_topic(device), payload, qos=1).wait_for_publish(10)
+    # The stream goes on: a good message after all the bad ones is stored.
+    client.publish(readings_topic(good), body("c-good"), qos=1).wait_for_publish(10)
+    poll(lambda: results.for_msg("c-good"), 20, "the good message's result")
+    assert results.for_msg("c-good")[0]["status"] == "accepted"
+    poll(lambda: ward.count("SELECT count(*) FROM rejected_messages") == len(cases), 20,
+         "every dead letter")
+    with psycopg.connect(ward.url) as conn:
+        rows = {(r[0], r[1]): r[2] for r in conn.execute(
+            "SELECT device_id, reason, payload FROM rejected_messages")}
+    for device, payload, msg_id, reason in cases:
+        assert rows[(device, reason)] == payload, reason
+        answers = [b for b in results.on(f"vw/v1/devices/{device}/results")
+                   if b["msg_id"] == msg_id and b["errors"][0]["code"] == reason]
+        assert answers, f"no {reason} answer on {device}'s results topic"
+        assert answers[0]["status"] == "rejected"
+    assert gw.stop() == 0
