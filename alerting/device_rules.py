@@ -4,8 +4,9 @@ Same contract as :mod:`alerting.rules`: pure functions returning ``Firing``/``Cl
 nothing when undecidable.
 
 * **observations_overdue**: the newest NEWS2 reading is older than the Chart 4 interval for
-  the patient's current band (the score just computed, else the last stored one; a patient
-  never scored is treated as low risk, 4 h, counted from admission) plus a grace period.
+  the patient's current band (a complete current score; else the higher of the partial
+  current score and the last stored one; a patient never scored is treated as low risk, 4 h,
+  counted from admission) plus a grace period.
   "Continuous" (NEWS2 ≥ 7) uses :attr:`RuleConfig.continuous_gap`. Severity follows the band:
   missing data on a high-risk patient is itself a high alert.
 * **device_offline** / **battery_low** read ``device_status`` of the devices assigned now; a
@@ -34,6 +35,7 @@ _OVERDUE_SEVERITY: Final = {
     Risk.LOW: Severity.LOW, Risk.LOW_MEDIUM: Severity.LOW_MEDIUM,
     Risk.MEDIUM: Severity.MEDIUM, Risk.HIGH: Severity.HIGH,
 }
+_RISK_RANK: Final = {Risk.LOW: 0, Risk.LOW_MEDIUM: 1, Risk.MEDIUM: 2, Risk.HIGH: 3}
 _PUMP_CODES: Final = ("pump_state", "infusion_rate", "infusion_volume_infused",
                       "infusion_volume_remaining")
 
@@ -48,12 +50,16 @@ def overdue_rule(snapshot: PatientSnapshot, current: News2Score | None, now: dt.
                  config: RuleConfig) -> tuple[Outcome, ...]:
     readings = [r for code, r in snapshot.latest.items() if code in {c.value for c in NEWS2_CODES}]
     newest = max(readings, key=lambda r: r.measured_at, default=None)
+    # The band: a complete current score decides; a partial one (a lower bound) may only
+    # raise the band of the last stored score, never lower it.
+    candidates: list[tuple[int, Risk]] = []
     if current is not None:
-        total, risk = current.total, current.risk
-    elif snapshot.score_history:
-        total, risk = snapshot.score_history[-1].total, snapshot.score_history[-1].risk
-    else:
-        total, risk = 1, Risk.LOW  # never scored: the low band's 4-hourly end
+        candidates.append((current.total, current.risk))
+    if snapshot.score_history and (current is None or not current.complete):
+        candidates.append((snapshot.score_history[-1].total, snapshot.score_history[-1].risk))
+    if not candidates:
+        candidates.append((1, Risk.LOW))  # never scored: the low band's 4-hourly end
+    total, risk = max(candidates, key=lambda c: (_RISK_RANK[c[1]], c[0]))
     interval = monitoring_for(total, risk).interval or config.continuous_gap
     since = newest.measured_at if newest is not None else snapshot.admitted_at
     if since is None:
