@@ -32,8 +32,9 @@ from alerting.policy import Policy
 Conn = psycopg.Connection[Any]
 log = logging.getLogger(__name__)
 
-#: Session advisory lock key of the scheduler leader ("vwsl").
-LEADER_LOCK: Final = (0x76776174, 0x7677736C & 0x7FFFFFFF)
+#: Session advisory lock namespace of the scheduler leader ("vwsl"); the second key is the
+#: hash of the schema, so deployments (and test schemas) sharing a database do not collide.
+LEADER_LOCK_NS: Final = 0x7677736C
 #: Patients per sweep transaction: the same batch size the gateway evaluates.
 SWEEP_CHUNK: Final = 1000
 
@@ -120,7 +121,9 @@ class Leader:
                 self._conn = psycopg.connect(self._conninfo, autocommit=True)
                 self.leading = False
             if not self.leading:
-                row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LEADER_LOCK).fetchone()
+                row = self._conn.execute(
+                    "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))",
+                    (LEADER_LOCK_NS,)).fetchone()
                 self.leading = bool(row and row[0])
                 if self.leading:
                     log.info("scheduler leadership acquired holder=%s", self.holder)

@@ -1,0 +1,76 @@
+"""The scheduler's sweep (overdue, escalation) and leader election on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+
+from alerting import scheduler
+from alerting.policy import Policy
+from alerting.runner import evaluate_after_commit
+
+T0 = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
+NORMAL = {"spo2": 97, "pulse": 70, "resp_rate": 16, "temperature": 36.8, "systolic_bp": 125,
+          "on_oxygen": 0, "consciousness": 0}
+
+
+def _alert(conn: psycopg.Connection[Any], kind: str) -> tuple[Any, ...] | None:
+    return conn.execute("SELECT severity, state, escalation_tier, escalation_target FROM alerts "
+                        "WHERE kind = %s", (kind,)).fetchone()
+
+
+def test_sweep_raises_overdue_and_a_new_observation_resolves_it(
+        db: psycopg.Connection[Any], policy: Policy, add_patients: Any, readings: Any,
+        write_readings: Any) -> None:
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
+    write_readings(db, readings(pid, T0, **{**NORMAL, "pulse": 95}))  # total 1: 4-hourly
+    evaluate_after_commit(db, [pid], T0, policy=policy)
+    scheduler.sweep(db, policy, T0 + dt.timedelta(hours=4, minutes=10))
+    assert _alert(db, "observations_overdue") is None
+    result = scheduler.sweep(db, policy, T0 + dt.timedelta(hours=4, minutes=16))
+    assert result.timer_changes == 1
+    assert _alert(db, "observations_overdue") == ("low", "raised", 0, None)
+    later = T0 + dt.timedelta(hours=5)
+    write_readings(db, readings(pid, later, **NORMAL))
+    evaluate_after_commit(db, [pid], later, policy=policy)
+    assert _alert(db, "observations_overdue") == ("low", "resolved", 0, None)
+
+
+def test_unacknowledged_high_alert_escalates_once_per_window(
+        db: psycopg.Connection[Any], policy: Policy, add_patients: Any, readings: Any,
+        write_readings: Any) -> None:
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
+    db.execute("INSERT INTO care_plans (patient_id, ceiling_of_care, ceiling_set_by, "
+               "ceiling_set_at, ceiling_reason) VALUES (%s, 'palliative', 'dr', %s, 'EoL')", (pid, T0))
+    db.commit()
+    write_readings(db, readings(pid, T0, **{**NORMAL, "spo2": 90, "pulse": 125, "resp_rate": 26}))
+    evaluate_after_commit(db, [pid], T0, policy=policy)
+    scheduler.sweep(db, policy, T0 + dt.timedelta(minutes=14))
+    assert _alert(db, "news2") == ("high", "raised", 0, None)
+    for minute in (15, 16):  # a second sweep in the same window does nothing more
+        scheduler.sweep(db, policy, T0 + dt.timedelta(minutes=minute))
+    assert _alert(db, "news2") == ("high", "raised", 1, "on_call_clinician")
+    scheduler.sweep(db, policy, T0 + dt.timedelta(minutes=31))
+    assert _alert(db, "news2") == ("high", "raised", 2, "palliative_team")
+    pages = [r[0] for r in db.execute(
+        "SELECT recipient FROM notification_outbox WHERE channel IN ('sms', 'pager') ORDER BY id")]
+    assert pages == ["+447700900101", "community-palliative-team"]
+    escalated = db.execute("SELECT count(*) FROM alert_events WHERE event = 'escalated'").fetchone()
+    assert escalated == (2,)
+
+
+def test_exactly_one_leader_and_takeover_when_its_connection_drops(db_url: str) -> None:
+    first, second = scheduler.Leader(db_url, "a"), scheduler.Leader(db_url, "b")
+    try:
+        assert first.acquire(T0) is True
+        assert second.acquire(T0) is False
+        assert first.acquire(T0) is True  # still leading
+        first.release()  # the session ends: PostgreSQL frees the lock
+        assert second.acquire(T0) is True
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT holder FROM alerting_leader").fetchone() == ("b",)
+    finally:
+        first.release()
+        second.release()
