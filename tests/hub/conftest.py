@@ -1,0 +1,134 @@
+"""Hub test fixtures: the app on a fresh migrated schema, a settable clock, users by role."""
+
+from __future__ import annotations
+
+import datetime as dt
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from ward.db import registry
+from ward.domain.nhs_number import with_check_digit
+from ward.domain.patients import Admission, Pathway, Patient, ReferralSource
+from ward.hub.app import create_app
+from ward.hub.auth import Role, create_user
+from ward.settings import Settings
+
+T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=dt.UTC)
+PASSWORD = "correct horse battery"
+
+
+class Clock:
+    """A settable clock: tests move time by assignment, never by sleeping."""
+
+    def __init__(self, now: dt.datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += dt.timedelta(**kwargs)
+
+
+def as_url(conninfo: str) -> str:
+    """A key=value conninfo (as the `db_url` fixture gives) as a postgresql:// URL."""
+    if conninfo.startswith(("postgresql://", "postgres://")):
+        return conninfo
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    user = params.pop("user", "postgres")
+    password = params.pop("password", None)
+    host = params.pop("host", "127.0.0.1")
+    port = params.pop("port", 5432)
+    dbname = params.pop("dbname", "postgres")
+    auth = f"{user}:{password}@" if password else f"{user}@"
+    query = urllib.parse.urlencode({k: str(v) for k, v in params.items()},
+                                   quote_via=urllib.parse.quote)
+    return f"postgresql://{auth}{host}:{port}/{dbname}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def hub_settings(db_url: str) -> Settings:
+    return Settings(database_url=SecretStr(as_url(db_url)), ward_beds=10)
+
+
+@pytest.fixture
+def app_client(hub_settings: Settings, clock: Clock) -> Iterator[TestClient]:
+    app = create_app(hub_settings, clock=clock, listen=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@dataclass
+class Staff:
+    username: str
+    role: Role
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def staff(db: psycopg.Connection[Any], app_client: TestClient) -> Callable[[Role], Staff]:
+    """Create a user of a role and log them in with a bearer token."""
+    made: dict[Role, Staff] = {}
+
+    def _make(role: Role) -> Staff:
+        if role in made:
+            return made[role]
+        username = f"{role.value.replace('_', '')}1"
+        create_user(db, username, PASSWORD, role=role, display_name=f"Test {role.value}")
+        db.commit()
+        response = app_client.post("/api/auth/token",
+                                   json={"username": username, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        made[role] = Staff(username, role, response.json()["access_token"])
+        return made[role]
+
+    return _make
+
+
+_counter = iter(range(100_000_000, 999_999_999))
+
+
+def new_nhs_number() -> str:
+    while True:
+        number = with_check_digit(str(next(_counter)))
+        if number is not None:
+            return number
+
+
+def admit_patient(conn: psycopg.Connection[Any], *, at: dt.datetime = T0 - dt.timedelta(days=2),
+                  given: str = "Ada", family: str = "Lovelace",
+                  pathway: Pathway = Pathway.STEP_UP,
+                  source: ReferralSource = ReferralSource.GP) -> int:
+    patient = registry.add_patient(conn, Patient(new_nhs_number(), given, family,
+                                                 dt.date(1950, 1, 2)))
+    assert patient.id is not None
+    admission = Admission(patient.id, pathway, source, at - dt.timedelta(hours=1))
+    registry.add_admission(conn, admission.admit(at))
+    conn.commit()
+    return patient.id
+
+
+@pytest.fixture
+def admit(db: psycopg.Connection[Any]) -> Callable[..., int]:
+    """Register and admit a patient; returns the patient id."""
+
+    def _admit(**kwargs: Any) -> int:
+        return admit_patient(db, **kwargs)
+
+    return _admit

@@ -1,0 +1,140 @@
+"""The hub's FastAPI application: `create_app(settings)` wires pool, listener and routers.
+
+The lifespan opens one sync connection pool (see `ward.hub.deps` for why sync) and one async
+LISTEN connection (`ward.hub.events`); nothing is created at import time. Security headers are
+added to every response by a small ASGI middleware (it leaves streamed SSE bodies alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from psycopg_pool import ConnectionPool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ward.hub import auth, events, problems, templating
+from ward.hub.routers import (
+    admissions,
+    alerts,
+    care_plans,
+    devices,
+    fhir_api,
+    pages,
+    patients,
+    readings,
+    reports_api,
+    session,
+    stream,
+    users,
+    ward,
+)
+from ward.settings import Settings
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+# No inline scripts or styles anywhere: every script and stylesheet is a file under /static,
+# so the policy can forbid 'unsafe-inline'. SVG charts use presentation attributes, not style.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    (b"cache-control", b"no-store"),
+)
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP response (static files may be cached)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_static = str(scope.get("path", "")).startswith("/static/")
+
+        async def _send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in SECURITY_HEADERS:
+                    if name == b"cache-control" and is_static:
+                        continue
+                    if name not in present:
+                        headers.append((name, value))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, _send)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def create_app(
+    settings: Settings, *, clock: Callable[[], dt.datetime] = _utc_now, listen: bool = True,
+) -> FastAPI:
+    """The hub application. `clock` is injectable for tests; `listen=False` skips LISTEN."""
+    conninfo = settings.database_conninfo()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool: ConnectionPool[Any] = ConnectionPool(
+            conninfo, min_size=1, max_size=settings.hub_pool_size, open=False,
+            name="vw-hub", kwargs={"application_name": "vward-hub"},
+        )
+        await asyncio.to_thread(pool.open, wait=True, timeout=30)
+        app.state.pool = pool
+        if settings.demo_users:
+            def _demo() -> None:
+                with pool.connection() as conn:
+                    if auth.ensure_demo_users(conn):
+                        log.info("created the demo users (VW_DEMO_USERS is set)")
+            await asyncio.to_thread(_demo)
+        listener = (asyncio.create_task(events.listen(conninfo, app.state.broadcaster),
+                                        name="vw-events-listener") if listen else None)
+        try:
+            yield
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+            await asyncio.to_thread(pool.close)
+
+    app = FastAPI(
+        title="virtualward hub", version="1",
+        description="Ward API and live dashboard of the virtualward Hospital-at-Home platform.",
+        # Swagger UI would load scripts from a CDN: only the OpenAPI document is served.
+        openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.broadcaster = events.Broadcaster()
+    app.state.templates = templating.build(settings)
+    problems.install(app)
+    for module in (session, patients, admissions, devices, readings, alerts, care_plans,
+                   users, ward, fhir_api, reports_api, stream, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(SecurityHeaders)
+    return app

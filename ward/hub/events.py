@@ -1,0 +1,139 @@
+"""Live updates: one `LISTEN vw_events` per hub process, fanned out to browsers over SSE.
+
+The gateway and the alerting runner `NOTIFY vw_events` inside their writing transactions, so
+an event arrives only once its data is committed. One async psycopg connection per process
+listens; each open browser tab holds a small queue here. Nothing polls: a tab is told which
+patients changed and fetches just those rows. A tab too slow to drain its queue gets a
+`resync` event (reload the whole list) instead of an ever-growing backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "vw_events"
+# Events a tab may lag behind before it is told to resync: a burst of gateway batches for a
+# few hundred patients fits; a tab asleep in the background does not grow without bound.
+QUEUE_LIMIT = 256
+# An SSE comment this often keeps proxies from closing an idle stream (most time out at 60 s).
+KEEPALIVE_S = 15.0
+# Reconnect back-off after the database connection drops: quick first, capped at 10 s.
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class WardEvent:
+    """What changed: the kind of event and the patients it touches."""
+
+    type: str
+    patient_ids: tuple[int, ...]
+    alert_id: int | None = None
+
+
+def parse(payload: str) -> WardEvent | None:
+    """A `vw_events` payload as a WardEvent; None for anything malformed (logged, ignored)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        return None
+    ids: list[int] = []
+    raw_ids = data.get("patient_ids")
+    if isinstance(raw_ids, list):
+        ids.extend(int(i) for i in raw_ids if isinstance(i, int) and not isinstance(i, bool))
+    single = data.get("patient_id")
+    if isinstance(single, int) and not isinstance(single, bool):
+        ids.append(single)
+    alert = data.get("alert_id")
+    return WardEvent(
+        str(data["type"]), tuple(dict.fromkeys(ids)),
+        alert if isinstance(alert, int) and not isinstance(alert, bool) else None,
+    )
+
+
+class Broadcaster:
+    """Fan-out of ward events to subscribers (one per open SSE stream)."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[WardEvent]] = set()
+        self.listening = asyncio.Event()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._queues)
+
+    def publish(self, event: WardEvent) -> None:
+        for queue in list(self._queues):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(WardEvent("resync", ()))
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Any:
+        queue: asyncio.Queue[WardEvent] = asyncio.Queue(QUEUE_LIMIT)
+        self._queues.add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+
+
+async def listen(conninfo: str, broadcaster: Broadcaster) -> None:
+    """Forward every `vw_events` notification to `broadcaster` until cancelled."""
+    delay = RETRY_FIRST_S
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                await conn.execute("LISTEN vw_events")
+                broadcaster.listening.set()
+                delay = RETRY_FIRST_S
+                # After a reconnect anything may have been missed: tell every tab to resync.
+                broadcaster.publish(WardEvent("resync", ()))
+                async for note in conn.notifies():
+                    event = parse(note.payload)
+                    if event is None:
+                        log.warning("ignored a malformed %s payload", CHANNEL)
+                        continue
+                    broadcaster.publish(event)
+        except psycopg.OperationalError as exc:
+            broadcaster.listening.clear()
+            log.warning("event listener lost the database (%s); retrying in %.1fs",
+                        type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+
+def sse_message(event: WardEvent) -> str:
+    data: dict[str, object] = {"type": event.type, "patient_ids": list(event.patient_ids)}
+    if event.alert_id is not None:
+        data["alert_id"] = event.alert_id
+    return f"event: ward\ndata: {json.dumps(data)}\n\n"
+
+
+async def stream(broadcaster: Broadcaster, disconnected: Any) -> AsyncIterator[str]:
+    """SSE text for one subscriber until the client goes away."""
+    with broadcaster.subscribe() as queue:
+        yield "retry: 2000\n: connected\n\n"
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
+            except TimeoutError:
+                if await disconnected():
+                    return
+                yield ": keep-alive\n\n"
+                continue
+            yield sse_message(event)

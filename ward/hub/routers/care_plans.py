@@ -1,0 +1,129 @@
+"""Care plans: SpO2 scale (Scale 2 by a clinician, with a reason), thresholds, ceiling of care.
+
+The rules and the audit rows are the alerting core's (`alerting.care_plan`); this router only
+validates the request's shape and passes who is asking. Reading a care plan is audited here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerting import care_plan
+from alerting.care_plan import THRESHOLD_PARAMETERS, Ceiling
+from ward.hub import audit
+from ward.hub.deps import DB, Now
+from ward.hub.routers.common import PatientId, Prescriber, Reader, Text, notify, require_patient
+
+router = APIRouter(prefix="/api/patients/{patient_id}/care-plan", tags=["care plans"])
+Reason = Annotated[Text, Field(min_length=1, max_length=2000)]
+ThresholdParameter = Annotated[str, Path(pattern="^(" + "|".join(sorted(THRESHOLD_PARAMETERS))
+                                              + ")$")]
+# Plausible-range guard for threshold values: wider than any vital's plausible range.
+Bound = Annotated[float, Field(ge=-1000, le=10000, allow_inf_nan=False)]
+
+
+class Spo2ScaleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scale: Literal[1, 2]
+    target_low: Annotated[float | None, Field(ge=50, le=100)] = None
+    target_high: Annotated[float | None, Field(ge=50, le=100)] = None
+    reason: Reason
+
+
+class ThresholdIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    low: Bound | None = None
+    high: Bound | None = None
+    reason: Reason
+
+
+class CeilingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ceiling: Ceiling
+    reason: Reason
+
+
+class ThresholdOut(BaseModel):
+    parameter: str
+    low: float | None
+    high: float | None
+    by: str
+    reason: str
+    at: dt.datetime | None
+
+
+class CarePlanOut(BaseModel):
+    patient_id: int
+    spo2_scale: int
+    spo2_scale_set_by: str | None
+    spo2_scale_set_at: dt.datetime | None
+    spo2_scale_reason: str | None
+    spo2_target_low: float | None
+    spo2_target_high: float | None
+    thresholds: list[ThresholdOut]
+    ceiling_of_care: str
+    ceiling_set_by: str | None
+    ceiling_set_at: dt.datetime | None
+    ceiling_reason: str | None
+    prescribed_infusion_rate_ml_h: float | None
+
+
+def care_plan_out(conn: Any, patient_id: int) -> CarePlanOut:
+    plan = care_plan.load_care_plan(conn, patient_id)
+    return CarePlanOut(
+        patient_id=patient_id, spo2_scale=plan.spo2_scale,
+        spo2_scale_set_by=plan.spo2_scale_set_by, spo2_scale_set_at=plan.spo2_scale_set_at,
+        spo2_scale_reason=plan.spo2_scale_reason, spo2_target_low=plan.spo2_target_low,
+        spo2_target_high=plan.spo2_target_high,
+        thresholds=[ThresholdOut(parameter=t.parameter, low=t.low, high=t.high, by=t.by,
+                                 reason=t.reason, at=t.at) for t in plan.thresholds.values()],
+        ceiling_of_care=plan.ceiling_of_care.value, ceiling_set_by=plan.ceiling_set_by,
+        ceiling_set_at=plan.ceiling_set_at, ceiling_reason=plan.ceiling_reason,
+        prescribed_infusion_rate_ml_h=plan.prescribed_infusion_rate_ml_h,
+    )
+
+
+@router.get("", response_model=CarePlanOut)
+def read_care_plan(patient_id: PatientId, conn: DB, now: Now, user: Reader) -> CarePlanOut:
+    require_patient(conn, patient_id)
+    audit.record(conn, user, "read", "care_plan", now=now, entity_id=patient_id,
+                 patient_id=patient_id)
+    return care_plan_out(conn, patient_id)
+
+
+@router.put("/spo2-scale", response_model=CarePlanOut)
+def set_spo2_scale(patient_id: PatientId, body: Spo2ScaleIn, conn: DB, now: Now,
+                   user: Prescriber) -> CarePlanOut:
+    """Scale 1 or 2 (88–92 % target by default), by the clinician asking, with a reason."""
+    require_patient(conn, patient_id)
+    care_plan.set_spo2_scale(conn, patient_id, scale=body.scale, target_low=body.target_low,
+                             target_high=body.target_high, by=user.username,
+                             reason=body.reason, now=now)
+    notify(conn, "care_plan", [patient_id])
+    return care_plan_out(conn, patient_id)
+
+
+@router.put("/thresholds/{parameter}", response_model=CarePlanOut)
+def set_threshold(patient_id: PatientId, parameter: ThresholdParameter, body: ThresholdIn,
+                  conn: DB, now: Now, user: Prescriber) -> CarePlanOut:
+    """A patient-specific alert threshold; send neither low nor high to remove it."""
+    require_patient(conn, patient_id)
+    care_plan.set_threshold(conn, patient_id, parameter=parameter, low=body.low,
+                            high=body.high, by=user.username, reason=body.reason, now=now)
+    notify(conn, "care_plan", [patient_id])
+    return care_plan_out(conn, patient_id)
+
+
+@router.put("/ceiling", response_model=CarePlanOut)
+def set_ceiling(patient_id: PatientId, body: CeilingIn, conn: DB, now: Now,
+                user: Prescriber) -> CarePlanOut:
+    """Ceiling of care (ReSPECT / treatment escalation plan): where escalations go."""
+    require_patient(conn, patient_id)
+    care_plan.set_ceiling_of_care(conn, patient_id, ceiling=body.ceiling, by=user.username,
+                                  reason=body.reason, now=now)
+    notify(conn, "care_plan", [patient_id])
+    return care_plan_out(conn, patient_id)

@@ -1,0 +1,162 @@
+"""The dashboard's HTML pages (server-rendered) and the fragments the live script swaps in.
+
+Pages: ward view (`/`), alert queue (`/alerts`), patient page (`/patients/{id}`), reports
+(`/reports`). Fragments: `/ward/rows?patient_id=…` (just the changed rows), `/alerts/rows`
+and `/patients/{id}/panel`, fetched by `static/hub.js` when an SSE event names a patient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from ward.domain import nhs_number
+from ward.domain.vitals import CATALOGUE, VitalCode
+from ward.hub import audit, charts, reports, wardview
+from ward.hub.auth import User
+from ward.hub.deps import DB, Now, SettingsDep
+from ward.hub.routers.alerts import query_alerts
+from ward.hub.routers.common import BIGINT_MAX, PatientId, Reader
+from ward.hub.routers.readings import MAX_WINDOW_HOURS, load_record
+from ward.hub.routers.reports_api import Day, date_range, occupancy_rows
+from ward.hub.templating import render
+from ward.settings import Settings
+
+router = APIRouter(include_in_schema=False)
+# The alert queue page shows the 200 most urgent open alerts; more is a major incident.
+QUEUE_LIMIT = 200
+
+
+def _base(request: Request, user: User, now: dt.datetime, settings: Settings, active: str
+          ) -> dict[str, object]:
+    return {"user": user, "now": now, "active": active, "beds": settings.ward_beds,
+            "nhs": nhs_number.display, "request": request}
+
+
+@router.get("/")
+def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
+              ) -> Response:
+    view = wardview.load(conn, now=now, beds=settings.ward_beds)
+    alerts, open_total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
+    audit.record(conn, user, "read", "ward", now=now, detail={"patients": len(view.rows)})
+    return render(request, "ward.html", {
+        **_base(request, user, now, settings, "ward"), "view": view, "alerts": alerts,
+        "open_total": open_total, "spark_start": now - wardview.SPARK_WINDOW})
+
+
+@router.get("/ward/rows")
+def ward_rows(
+    request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
+    patient_id: Annotated[list[Annotated[int, Query(ge=1, le=BIGINT_MAX)]] | None,
+                          Query(max_length=500)] = None,
+) -> Response:
+    """Rows of the named patients (all when none named); rows no longer admitted are marked."""
+    view = wardview.load(conn, now=now, beds=settings.ward_beds, patient_ids=patient_id)
+    shown = {r.patient_id for r in view.rows}
+    gone = sorted(set(patient_id or ()) - shown)
+    audit.record(conn, user, "read", "ward", now=now,
+                 detail={"patients": len(view.rows), "subset": patient_id is not None})
+    response = render(request, "_ward_rows.html", {
+        **_base(request, user, now, settings, "ward"), "rows": view.rows, "gone": gone,
+        "spark_start": now - wardview.SPARK_WINDOW, "full": patient_id is None})
+    response.headers["X-Ward-Admitted"] = str(view.admitted)
+    return response
+
+
+@router.get("/alerts")
+def alerts_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
+                ) -> Response:
+    alerts, total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
+    audit.record(conn, user, "list", "alert", now=now, detail={"alerts": len(alerts)})
+    return render(request, "alerts.html", {**_base(request, user, now, settings, "alerts"),
+                                           "alerts": alerts, "open_total": total})
+
+
+@router.get("/alerts/rows")
+def alert_rows(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
+               ) -> Response:
+    alerts, total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
+    audit.record(conn, user, "list", "alert", now=now, detail={"alerts": len(alerts)})
+    response = render(request, "_alert_rows.html", {
+        **_base(request, user, now, settings, "alerts"), "alerts": alerts})
+    response.headers["X-Open-Alerts"] = str(total)
+    return response
+
+
+def _patient_context(request: Request, conn: DB, now: dt.datetime, settings: Settings,
+                     user: User, patient_id: int, hours: int) -> dict[str, object]:
+    record = load_record(conn, patient_id, now=now, hours=hours)
+    audit.record(conn, user, "read", "patient_record", now=now, entity_id=patient_id,
+                 patient_id=patient_id, detail={"hours": hours, "page": True})
+    specs = {code.value: CATALOGUE[code] for code in VitalCode}
+    vital_charts = []
+    for code in ("resp_rate", "spo2", "systolic_bp", "diastolic_bp", "pulse", "temperature"):
+        spec = specs[code]
+        vital_charts.append(charts.vital_chart(
+            code, spec.display, spec.unit, record.series.get(code, []),
+            start=record.window_start, end=record.window_end, tz=settings.tz,
+            spo2_scale=record.care_plan.spo2_scale))
+    news2_points = [(s.computed_at, float(s.total)) for s in record.scores]
+    if record.score is not None and record.score.source == "live":
+        news2_points.append((record.score.computed_at, float(record.score.total)))
+    news2_chart = charts.line_chart("NEWS2 total", news2_points, record.window_start,
+                                    record.window_end, settings.tz, target=None)
+    infusion_chart = None
+    if record.series.get("infusion_volume_infused"):
+        infusion_chart = charts.line_chart(
+            "Volume infused", record.series["infusion_volume_infused"], record.window_start,
+            record.window_end, settings.tz, unit=" mL")
+    return {**_base(request, user, now, settings, "ward"), "r": record, "hours": hours,
+            "vital_charts": vital_charts, "news2_chart": news2_chart,
+            "infusion_chart": infusion_chart, "specs": specs}
+
+
+@router.get("/patients/{patient_id}")
+def patient_page(
+    request: Request, patient_id: PatientId, conn: DB, now: Now, settings: SettingsDep,
+    user: Reader, hours: Annotated[int, Query(ge=1, le=MAX_WINDOW_HOURS)] = 24,
+) -> Response:
+    return render(request, "patient.html",
+                  _patient_context(request, conn, now, settings, user, patient_id, hours))
+
+
+@router.get("/patients/{patient_id}/panel")
+def patient_panel(
+    request: Request, patient_id: PatientId, conn: DB, now: Now, settings: SettingsDep,
+    user: Reader, hours: Annotated[int, Query(ge=1, le=MAX_WINDOW_HOURS)] = 24,
+) -> Response:
+    return render(request, "_patient_panel.html",
+                  _patient_context(request, conn, now, settings, user, patient_id, hours))
+
+
+@router.get("/reports")
+def reports_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
+                 start: Day = None, end: Day = None) -> Response:
+    lo, hi = date_range(start, end, now, settings)
+    occupancy = occupancy_rows(conn, lo, hi, settings)
+    result = reports.outcomes(conn, lo, hi, tz=settings.tz)
+    audit.record(conn, user, "read", "report", now=now, entity_id="page")
+    tz = settings.tz
+    occ_points = [(dt.datetime.combine(r.day, dt.time(12), tzinfo=tz).astimezone(dt.UTC),
+                   r.occupancy_pct) for r in occupancy]
+    occ_chart = charts.line_chart(
+        "Occupancy at midnight", occ_points,
+        dt.datetime.combine(lo, dt.time(0), tzinfo=tz).astimezone(dt.UTC),
+        dt.datetime.combine(hi, dt.time(0), tzinfo=tz).astimezone(dt.UTC), tz, unit=" %",
+        target=80.0)
+    outcome_labels = {"usual_residence": "Home", "conveyed_ed": "To ED",
+                      "admitted_hospital": "Admitted", "died": "Died",
+                      "transferred": "Transferred"}
+    outcome_chart = charts.bar_chart("Discharges by outcome", [
+        (outcome_labels[k], float(v)) for k, v in result.by_outcome.items()])
+    pathway_chart = charts.bar_chart("Referrals by pathway", [
+        ("Step-up", float(result.referrals_by_pathway.get("step_up", 0))),
+        ("Step-down", float(result.referrals_by_pathway.get("step_down", 0)))], width=260)
+    return render(request, "reports.html", {
+        **_base(request, user, now, settings, "reports"), "start": lo, "end": hi,
+        "last_day": hi - dt.timedelta(days=1), "occupancy": occupancy, "o": result,
+        "occ_chart": occ_chart, "outcome_chart": outcome_chart,
+        "pathway_chart": pathway_chart})

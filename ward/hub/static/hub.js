@@ -1,0 +1,185 @@
+/* virtualward hub — live updates without polling.
+ *
+ * One EventSource per tab (/api/events). An event names the patients that changed; the page
+ * fetches just those rows as HTML (/ward/rows?patient_id=…), swaps them in and re-sorts the
+ * table by acuity (band, NEWS2 total, longest without observations). Alert events refresh
+ * the alert queue. The only timer is a local one-second tick for escalation countdowns; it
+ * never touches the network.
+ */
+(function () {
+  "use strict";
+
+  // Events arriving within this window are merged into one fetch (a gateway batch can name
+  // the same patient several times within a few milliseconds).
+  var COALESCE_MS = 40;
+  var pendingIds = new Set();
+  var pendingAll = false;
+  var pendingAlerts = false;
+  var timer = null;
+  var page = document.body.dataset.page;
+  var patientId = document.body.dataset.patient;
+
+  function setLive(state, text) {
+    var el = document.getElementById("live");
+    if (!el) return;
+    el.dataset.state = state;
+    el.querySelector(".live-text").textContent = text;
+  }
+
+  function fetchHtml(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) {
+        if (r.status === 401 || r.redirected && r.url.indexOf("/login") >= 0) {
+          window.location.assign("/login");
+          throw new Error("logged out");
+        }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r;
+      });
+  }
+
+  function parseRows(html) {
+    var t = document.createElement("template");
+    t.innerHTML = "<table><tbody>" + html + "</tbody></table>";
+    return Array.prototype.slice.call(t.content.querySelectorAll("tbody > tr"));
+  }
+
+  function compareRows(a, b) {
+    var d = Number(b.dataset.band) - Number(a.dataset.band);
+    if (d) return d;
+    d = Number(b.dataset.total) - Number(a.dataset.total);
+    if (d) return d;
+    d = Number(a.dataset.last) - Number(b.dataset.last);
+    if (d) return d;
+    return Number(a.dataset.pid) - Number(b.dataset.pid);
+  }
+
+  function sortWard(tbody) {
+    var rows = Array.prototype.slice.call(tbody.children);
+    rows.sort(compareRows);
+    rows.forEach(function (row) { tbody.appendChild(row); });
+  }
+
+  function updateWard(ids) {
+    var tbody = document.getElementById("ward-rows");
+    if (!tbody) return Promise.resolve();
+    var url = "/ward/rows";
+    if (ids) url += "?" + ids.map(function (id) { return "patient_id=" + id; }).join("&");
+    return fetchHtml(url).then(function (r) {
+      var admitted = r.headers.get("X-Ward-Admitted");
+      return r.text().then(function (html) {
+        var rows = parseRows(html);
+        if (!ids) tbody.innerHTML = "";
+        rows.forEach(function (row) {
+          var old = document.getElementById(row.id);
+          if (row.dataset.gone) { if (old) old.remove(); return; }
+          row.classList.add("flash");
+          if (old) old.replaceWith(row); else tbody.appendChild(row);
+        });
+        sortWard(tbody);
+        var el = document.getElementById("admitted");
+        if (el && admitted !== null) el.textContent = admitted;
+        var upd = document.getElementById("updated");
+        if (upd) upd.textContent = new Date().toLocaleTimeString("en-GB");
+      });
+    });
+  }
+
+  function updateAlerts() {
+    var tbody = document.getElementById("alert-rows");
+    return fetchHtml("/alerts/rows").then(function (r) {
+      var open = r.headers.get("X-Open-Alerts");
+      var count = document.getElementById("alert-count");
+      if (count && open !== null) { count.textContent = open; count.hidden = open === "0"; }
+      return r.text().then(function (html) { if (tbody) tbody.innerHTML = html; tick(); });
+    });
+  }
+
+  function updatePatient() {
+    var panel = document.getElementById("patient-panel");
+    if (!panel) return Promise.resolve();
+    var hours = document.body.dataset.hours || "24";
+    return fetchHtml("/patients/" + patientId + "/panel?hours=" + hours).then(function (r) {
+      return r.text().then(function (html) { panel.innerHTML = html; tick(); });
+    });
+  }
+
+  function flush() {
+    timer = null;
+    var ids = Array.from(pendingIds);
+    var all = pendingAll;
+    var alerts = pendingAlerts;
+    pendingIds.clear();
+    pendingAll = false;
+    pendingAlerts = false;
+    var work = [];
+    if (page === "ward" && !patientId) {
+      if (all) work.push(updateWard(null));
+      else if (ids.length) work.push(updateWard(ids));
+    }
+    if (patientId && (all || ids.indexOf(Number(patientId)) >= 0)) work.push(updatePatient());
+    if (alerts || all) work.push(updateAlerts());
+    Promise.all(work).catch(function (e) { console.warn("update failed", e); });
+  }
+
+  function schedule() { if (!timer) timer = setTimeout(flush, COALESCE_MS); }
+
+  function onWard(ev) {
+    var data;
+    try { data = JSON.parse(ev.data); } catch (e) { return; }
+    if (data.type === "resync") { pendingAll = true; }
+    (data.patient_ids || []).forEach(function (id) { pendingIds.add(id); });
+    if (data.type === "alert" || data.type === "resync" || data.type === "score") pendingAlerts = true;
+    schedule();
+  }
+
+  function connect() {
+    var source = new EventSource("/api/events");
+    var everOpen = false;
+    source.addEventListener("open", function () {
+      setLive("live", "live");
+      if (everOpen) { pendingAll = true; pendingAlerts = true; schedule(); }
+      everOpen = true;
+    });
+    source.addEventListener("error", function () { setLive("lost", "reconnecting…"); });
+    source.addEventListener("ward", onWard);
+  }
+
+  // Escalation countdowns: a local clock, no requests.
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".countdown[data-deadline]").forEach(function (el) {
+      var left = Math.round((Date.parse(el.dataset.deadline) - now) / 1000);
+      if (left <= 0) { el.textContent = "escalation due"; el.classList.add("due"); return; }
+      var m = Math.floor(left / 60), s = left % 60;
+      el.textContent = "escalates in " + m + ":" + (s < 10 ? "0" : "") + s;
+    });
+  }
+
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("button[data-ack]");
+    if (!btn) return;
+    btn.disabled = true;
+    btn.textContent = "Acknowledging…";
+    fetch("/api/alerts/" + btn.dataset.ack + "/acknowledge", {
+      method: "POST", credentials: "same-origin", headers: { Accept: "application/json" }
+    }).then(function (r) {
+      if (!r.ok) return r.json().then(function (p) { throw new Error(p.detail || r.status); });
+      return r.json();
+    }).then(function (alert) {
+      pendingAlerts = true;
+      pendingIds.add(alert.patient_id);
+      schedule();
+    }).catch(function (e) {
+      btn.disabled = false;
+      btn.textContent = "Acknowledge";
+      window.alert("Could not acknowledge: " + e.message);
+    });
+  });
+
+  if (document.getElementById("live")) {
+    connect();
+    tick();
+    setInterval(tick, 1000);
+  }
+})();

@@ -1,0 +1,57 @@
+"""Jinja2 set-up for the dashboard: templates, and filters that show UTC instants in London.
+
+Instants are stored and passed around in UTC; only here, at display, are they converted to
+`settings.display_timezone` (Europe/London by default, so BST is handled by zoneinfo).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import Response
+
+from ward.hub import acuity, charts
+from ward.settings import Settings
+
+HERE = Path(__file__).parent
+
+
+def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
+    if when is None:
+        return "never"
+    seconds = int((now - when).total_seconds())
+    if seconds < 0:
+        return "just now"
+    if seconds < 90:
+        return f"{seconds} s ago"
+    if seconds < 90 * 60:
+        return f"{seconds // 60} min ago"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min ago"
+    return f"{seconds // 86400} days ago"
+
+
+def build(settings: Settings) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    env = templates.env
+    tz = settings.tz
+
+    def local(when: dt.datetime | None, fmt: str = "%d %b %H:%M") -> str:
+        return "—" if when is None else when.astimezone(tz).strftime(fmt)
+
+    env.filters["local"] = local
+    env.filters["ago"] = _ago
+    env.globals["risk_label"] = acuity.RISK_LABEL
+    env.globals["charts"] = charts
+    env.globals["tz_name"] = settings.display_timezone
+    return templates
+
+
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200
+           ) -> Response:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(request, name, context, status_code=status_code)

@@ -1,0 +1,166 @@
+"""The ward view's data: one row per admitted patient, most acute first, in a few queries.
+
+Six set-based queries (admissions, latest readings, newest stored score per patient, care
+plans, open alerts, current devices) plus one for the 24-hour NEWS2 trend, whatever the number
+of patients; the acuity rules live in `ward.hub.acuity`. `latest_readings` and an index on
+`scores (patient_id, computed_at DESC)` keep every query away from the readings history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from alerting.observations import Latest
+from ward.hub import acuity
+from ward.hub.acuity import DeviceHealth, Infusion, ScoreView, StoredScore
+
+Conn = psycopg.Connection[Any]
+# The sparkline covers the last 24 hours: a day shows a trend without crowding the row.
+SPARK_WINDOW = dt.timedelta(hours=24)
+SEVERITY_RANK: Mapping[str, int] = {"high": 5, "medium": 4, "low_medium": 3, "low": 2, "info": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    id: int
+    kind: str
+    severity: str
+    state: str
+    summary: str
+    raised_at: dt.datetime
+    acknowledged_by: str | None
+    next_escalation_at: dt.datetime | None
+    snoozed_until: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WardRow:
+    patient_id: int
+    nhs_number: str
+    given_name: str
+    family_name: str
+    date_of_birth: dt.date
+    admission_id: int
+    pathway: str
+    source: str
+    admitted_at: dt.datetime
+    spo2_scale: int
+    ceiling_of_care: str
+    score: ScoreView | None
+    last_observation_at: dt.datetime | None
+    overdue: bool
+    latest: Mapping[str, Latest]
+    devices: tuple[DeviceHealth, ...]
+    infusion: Infusion | None
+    alerts: tuple[OpenAlert, ...]
+    trend: tuple[tuple[dt.datetime, int], ...]
+    sort_key: tuple[int, int, float] = field(default=(0, 0, 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class WardView:
+    rows: list[WardRow]
+    admitted: int
+    beds: int
+
+
+def _ids_clause(patient_ids: Sequence[int] | None) -> tuple[str, tuple[object, ...]]:
+    if patient_ids is None:
+        return "", ()
+    return " AND a.patient_id = ANY(%s)", (list(patient_ids),)
+
+
+def load(
+    conn: Conn, *, now: dt.datetime, beds: int, patient_ids: Sequence[int] | None = None
+) -> WardView:
+    """Ward rows for every admitted patient (or only `patient_ids`), sorted by acuity."""
+    where, params = _ids_clause(patient_ids)
+    admissions = conn.execute(
+        "SELECT a.patient_id, p.nhs_number, p.given_name, p.family_name, p.date_of_birth, "
+        "a.id, a.pathway, a.source, a.admitted_at, coalesce(c.spo2_scale, 1), "
+        "coalesce(c.ceiling_of_care, 'full_escalation') "
+        "FROM admissions a JOIN patients p ON p.id = a.patient_id "
+        "LEFT JOIN care_plans c ON c.patient_id = a.patient_id "
+        "WHERE a.status = 'admitted'" + where,
+        params,
+    ).fetchall()
+    count_row = conn.execute(
+        "SELECT count(*) FROM admissions WHERE status = 'admitted'"
+    ).fetchone()
+    admitted = int(count_row[0]) if count_row else 0
+    ids = [int(r[0]) for r in admissions]
+    if not ids:
+        return WardView([], admitted, beds)
+
+    latest: dict[int, dict[str, Latest]] = {}
+    for pid, code, at, value, device in conn.execute(
+        "SELECT patient_id, code, measured_at, value, device_id FROM latest_readings "
+        "WHERE patient_id = ANY(%s)", (ids,),
+    ):
+        latest.setdefault(int(pid), {})[str(code)] = Latest(str(code), at, float(value),
+                                                            str(device))
+
+    stored: dict[int, StoredScore] = {}
+    for pid, at, total, risk, single3, complete, missing, subs in conn.execute(
+        "SELECT pid, s.computed_at, s.total, s.risk, s.any_single_3, s.complete, s.missing, "
+        "s.sub_scores FROM unnest(%s::bigint[]) AS pid, LATERAL ("
+        "  SELECT * FROM scores WHERE patient_id = pid ORDER BY computed_at DESC LIMIT 1) s",
+        (ids,),
+    ):
+        stored[int(pid)] = StoredScore(at, int(total), str(risk), bool(single3), bool(complete),
+                                       tuple(missing or ()), dict(subs or {}))
+
+    alerts: dict[int, list[OpenAlert]] = {}
+    for row in conn.execute(
+        "SELECT patient_id, id, kind, severity, state, summary, raised_at, acknowledged_by, "
+        "next_escalation_at, snoozed_until FROM alerts "
+        "WHERE state <> 'resolved' AND patient_id = ANY(%s) ORDER BY raised_at DESC", (ids,),
+    ):
+        alerts.setdefault(int(row[0]), []).append(OpenAlert(*row[1:]))
+
+    devices: dict[int, list[DeviceHealth]] = {}
+    for pid, dev_id, kind, online, battery, reported in conn.execute(
+        "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.reported_at "
+        "FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
+        "LEFT JOIN device_status s ON s.device_id = d.id "
+        "WHERE a.patient_id = ANY(%s) AND a.during @> %s::timestamptz ORDER BY d.id",
+        (ids, now),
+    ):
+        devices.setdefault(int(pid), []).append(
+            DeviceHealth(str(dev_id), str(kind), online, battery, reported))
+
+    trends: dict[int, list[tuple[dt.datetime, int]]] = {}
+    for pid, at, total in conn.execute(
+        "SELECT patient_id, computed_at, total FROM scores "
+        "WHERE patient_id = ANY(%s) AND computed_at > %s AND computed_at <= %s "
+        "ORDER BY patient_id, computed_at", (ids, now - SPARK_WINDOW, now),
+    ):
+        trends.setdefault(int(pid), []).append((at, int(total)))
+
+    rows: list[WardRow] = []
+    for (pid, nhs, given, family, dob, adm_id, pathway, source, admitted_at, scale,
+         ceiling) in admissions:
+        mine = latest.get(pid, {})
+        current = acuity.current_score(mine, stored.get(pid), spo2_scale=int(scale), now=now)
+        last_obs = acuity.last_observation_at(mine)
+        trend = trends.get(pid, [])
+        if current is not None and current.source == "live":
+            trend = [*trend, (current.computed_at, current.total)]
+        rows.append(WardRow(
+            patient_id=pid, nhs_number=str(nhs), given_name=given, family_name=family,
+            date_of_birth=dob, admission_id=int(adm_id), pathway=pathway, source=source,
+            admitted_at=admitted_at, spo2_scale=int(scale), ceiling_of_care=ceiling,
+            score=current, last_observation_at=last_obs,
+            overdue=acuity.is_overdue(last_obs, current, now=now), latest=mine,
+            devices=tuple(devices.get(pid, ())), infusion=acuity.infusion_from(mine),
+            alerts=tuple(sorted(alerts.get(pid, ()), key=lambda a: (
+                -SEVERITY_RANK.get(a.severity, 0), -a.raised_at.timestamp()))),
+            trend=tuple(trend), sort_key=acuity.sort_key(current, last_obs, now=now),
+        ))
+    rows.sort(key=lambda r: (r.sort_key, r.patient_id))
+    return WardView(rows, admitted, beds)
