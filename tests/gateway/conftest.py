@@ -130,7 +130,8 @@ def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
     started: list[GatewayProcess] = []
 
     def _start(db_url: str, mqtt_url: str, *, client_id: str | None = None,
-               group: str | None = None, **env: str) -> GatewayProcess:
+               group: str | None = None, args: tuple[str, ...] = (),
+               **env: str) -> GatewayProcess:
         client_id = client_id or f"gw-{uuid.uuid4().hex[:8]}"
         log_path = tmp_path / f"{client_id}-{len(started)}.log"
         environ = {
@@ -146,7 +147,7 @@ def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
         }
         with log_path.open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "ward.cli", "gateway"], env=environ, cwd=REPO,
+                [sys.executable, "-m", "ward.cli", "gateway", *args], env=environ, cwd=REPO,
                 stdout=out, stderr=subprocess.STDOUT)
         gw = GatewayProcess(process, log_path)
         started.append(gw)
@@ -239,3 +240,9 @@ def connect_mqtt() -> Iterator[Callable[..., paho.Client]]:
 def poll() -> Callable[..., None]:
     """`poll(predicate, timeout, what)`: wait with a deadline, never a fixed sleep."""
     return wait_for
+
+
+@pytest.fixture
+def to_url() -> Callable[[str], str]:
+    """Converts the `db_url` conninfo into a postgresql:// URL (for VW_DATABASE_URL)."""
+    return as_url

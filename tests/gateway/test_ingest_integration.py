@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import select
+import json
 from typing import Any
 
 import psycopg
@@ -14,7 +14,6 @@ from gateway.contract import (
     encode_senml,
     encode_status,
     readings_topic,
-    results_topic,
     senml_topic,
     status_topic,
 )
@@ -54,11 +53,9 @@ def test_readings_are_stored_answered_and_notified(
     assert rows[0][1] == 2.0
     assert rows[2][1:] == (38.0, "Cel", patient, 100.4, "[degF]", False)
     assert all(r[3] == patient for r in rows)
-    notes: list[str] = []
-    poll(lambda: bool(select.select([listener.fileno()], [], [], 0.1)[0]
-                      and notes.extend(n.payload for n in listener.notifies(timeout=0.1))
-                      or any(str(patient) in n for n in notes)), 10, "NOTIFY vw_events")
+    notes = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
     listener.close()
+    assert json.loads(notes[0]) == {"type": "readings", "patient_ids": [patient]}
 
     # The same message again (a redelivery) changes nothing and is answered "duplicate".
     _publish(client, readings_topic(dev), payload)
