@@ -60,7 +60,7 @@ def route(policy: Policy, now: dt.datetime) -> tuple[str, ...]:
     return policy.in_hours if in_hours(policy, now) else policy.out_of_hours
 
 
-def _target(policy: Policy, tier: int, ceiling: str, now: dt.datetime) -> tuple[str, tuple[Contact, ...], str | None]:
+def target_of(policy: Policy, tier: int, ceiling: str, now: dt.datetime) -> tuple[str, tuple[Contact, ...], str | None]:
     name = route(policy, now)[tier]
     name = policy.ceiling_of_care.get(ceiling, {}).get(name, name)
     if name == ON_CALL:
@@ -73,7 +73,7 @@ def _target(policy: Policy, tier: int, ceiling: str, now: dt.datetime) -> tuple[
 
 def initial(alert: Alert, policy: Policy, now: dt.datetime, *, ceiling: str = "full_escalation") -> Decision:
     """Whom to notify when ``alert`` is raised (tier 0 of the current route)."""
-    target, recipients, person = _target(policy, 0, ceiling, now)
+    target, recipients, person = target_of(policy, 0, ceiling, now)
     return Decision(Action.NOTIFY, 0, target, recipients, alert.next_escalation_at,
                     "raised", in_hours(policy, now), person)
 
@@ -95,6 +95,6 @@ def next_step(alert: Alert, policy: Policy, now: dt.datetime, *,
     tier = min(alert.escalation_tier + 1, cap)
     reason = (f"not acknowledged within {delay}" if tier > alert.escalation_tier
               else f"still not acknowledged; reminding tier {tier} (highest for {alert.severity})")
-    target, recipients, person = _target(policy, tier, ceiling, now)
+    target, recipients, person = target_of(policy, tier, ceiling, now)
     return Decision(Action.NOTIFY, tier, target, recipients, now + delay, reason,
                     in_hours(policy, now), person)

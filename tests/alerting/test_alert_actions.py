@@ -47,7 +47,7 @@ def test_acknowledge_resolve_write_events_and_notify(db: psycopg.Connection[Any]
         got = [json.loads(n.payload) for n in listener.notifies(timeout=1, stop_after=1)]
     assert got[0] == {"type": "alert", "patient_id": got[0]["patient_id"], "alert_id": alert_id,
                       "state": "acknowledged", "kind": "news2", "severity": "high"}
-    with pytest.raises(AlertTransitionError, match="already acknowledged by nurse.a"):
+    with pytest.raises(AlertTransitionError, match=r"already acknowledged by nurse\.a"):
         actions.acknowledge(db, alert_id, by="nurse.b", now=T0 + dt.timedelta(minutes=4), policy=policy)
     db.rollback()
     actions.resolve(db, alert_id, by="dr.b", reason="seen at home, stable",
@@ -64,7 +64,8 @@ def test_errors_are_alerting_errors_and_value_errors(db: psycopg.Connection[Any]
                                                      policy: Policy) -> None:
     with pytest.raises(AlertNotFound) as missing:
         actions.acknowledge(db, 999_999, by="n", now=T0, policy=policy)
-    assert isinstance(missing.value, AlertingError) and isinstance(missing.value, ValueError)
+    assert isinstance(missing.value, AlertingError)
+    assert isinstance(missing.value, ValueError)
     db.rollback()
     with pytest.raises(AlertTransitionError, match="cannot be snoozed past"):
         actions.snooze(db, alert_id, by="n", until=T0 + dt.timedelta(hours=1), now=T0, policy=policy)
@@ -90,10 +91,12 @@ def test_care_plan_changes_are_validated_and_audited(db: psycopg.Connection[Any]
     db.commit()
     plan = load_care_plan(db, pid)
     assert (plan.spo2_scale, plan.spo2_target_low, plan.spo2_target_high) == (2, 88.0, 92.0)
-    assert plan.spo2_scale_set_by == "dr.a" and plan.spo2_scale_set_at == T0
+    assert plan.spo2_scale_set_by == "dr.a"
+    assert plan.spo2_scale_set_at == T0
     assert plan.thresholds["pulse"].reason == "AF"
     assert plan.ceiling_of_care is Ceiling.NOT_FOR_CONVEYANCE
-    assert plan.infusion_volume_ml == 240 and plan.infusion_pump_type == "elastomeric"
+    assert plan.infusion_volume_ml == 240
+    assert plan.infusion_pump_type == "elastomeric"
     audit = [r[0] for r in db.execute("SELECT action FROM audit_log WHERE patient_id = %s "
                                       "ORDER BY id", (pid,))]
     assert audit == ["care_plan.set_spo2_scale", "care_plan.set_threshold",

@@ -39,27 +39,34 @@ def raised(severity: Severity = Severity.MEDIUM) -> Alert:
 
 def test_raise_sets_escalation_timer_and_event_with_evidence() -> None:
     t = lifecycle.observe(None, fire(Severity.HIGH), T, patient_id=1, ack_within=ACK)
-    assert t.after is not None and t.after.state is State.RAISED
+    assert t.after is not None
+    assert t.after.state is State.RAISED
     assert t.after.next_escalation_at == T + dt.timedelta(minutes=15)
-    assert [e.event for e in t.events] == ["raised"] and t.events[0].evidence == ev(0)
+    assert [e.event for e in t.events] == ["raised"]
+    assert t.events[0].evidence == ev(0)
 
 
 def test_new_evidence_updates_same_alert_and_identical_evidence_is_a_no_op() -> None:
     alert = raised()
     again = lifecycle.observe(alert, fire(Severity.MEDIUM), at(1), patient_id=1, ack_within=ACK)
-    assert not again.changed and again.events == ()
+    assert not again.changed
+    assert again.events == ()
     newer = lifecycle.observe(alert, fire(Severity.MEDIUM, 5), at(5), patient_id=1, ack_within=ACK)
-    assert newer.after is not None and newer.after.raised_at == T
+    assert newer.after is not None
+    assert newer.after.raised_at == T
     assert [e.event for e in newer.events] == ["updated"]
 
 
 def test_worse_news_reopens_an_acknowledged_alert_and_cancels_snooze() -> None:
     alert = lifecycle.acknowledge(raised(), by="nurse.a", now=at(2)).after
-    assert alert is not None and alert.next_escalation_at is None
+    assert alert is not None
+    assert alert.next_escalation_at is None
     worse = lifecycle.observe(alert, fire(Severity.HIGH, 10), at(10), patient_id=1, ack_within=ACK)
-    assert worse.after is not None and worse.after.state is State.RAISED
+    assert worse.after is not None
+    assert worse.after.state is State.RAISED
     assert worse.after.next_escalation_at == at(25)
-    assert worse.events[0].event == "severity_raised" and worse.events[0].detail["reopened"]
+    assert worse.events[0].event == "severity_raised"
+    assert worse.events[0].detail["reopened"]
 
 
 @pytest.mark.parametrize(("kind", "clears", "resolved"), [
@@ -75,18 +82,21 @@ def test_auto_resolution_hysteresis(kind: Kind, clears: list[int], resolved: boo
         assert alert is not None
         alert = lifecycle.observe(alert, Clear(kind, ev(minute, 97)), at(minute), patient_id=1,
                                   ack_within=ACK).after
-    assert alert is not None and (alert.state is State.RESOLVED) is resolved
+    assert alert is not None
+    assert (alert.state is State.RESOLVED) is resolved
 
 
 def test_device_offline_resolves_after_ten_clear_minutes_and_firing_restarts_the_count() -> None:
     alert = lifecycle.observe(None, Firing(Kind.DEVICE_OFFLINE, Severity.LOW, "off"), T,
                               patient_id=1, ack_within=ACK).after
     for minute, outcome in ((1, "clear"), (5, "fire"), (6, "clear"), (15, "clear"), (16, "clear")):
-        assert alert is not None and alert.state is State.RAISED
+        assert alert is not None
+        assert alert.state is State.RAISED
         o = (Clear(Kind.DEVICE_OFFLINE, observed_at=at(minute)) if outcome == "clear"
              else Firing(Kind.DEVICE_OFFLINE, Severity.LOW, "off"))
         alert = lifecycle.observe(alert, o, at(minute), patient_id=1, ack_within=ACK).after
-    assert alert is not None and alert.state is State.RESOLVED
+    assert alert is not None
+    assert alert.state is State.RESOLVED
 
 
 def test_manual_transitions_and_their_errors() -> None:
@@ -95,12 +105,13 @@ def test_manual_transitions_and_their_errors() -> None:
         lifecycle.acknowledge(alert, by=" ", now=at(1))
     acked = lifecycle.acknowledge(alert, by="nurse.a", now=at(1)).after
     assert acked is not None
-    with pytest.raises(AlertTransitionError, match="already acknowledged by nurse.a"):
+    with pytest.raises(AlertTransitionError, match=r"already acknowledged by nurse\.a"):
         lifecycle.acknowledge(acked, by="nurse.b", now=at(2))
     with pytest.raises(AlertTransitionError, match="reason"):
         lifecycle.resolve(acked, by="nurse.a", reason="", now=at(3))
     done = lifecycle.resolve(acked, by="nurse.a", reason="reviewed by phone", now=at(3))
-    assert done.after is not None and done.after.state is State.RESOLVED
+    assert done.after is not None
+    assert done.after.state is State.RESOLVED
     assert done.events[0].actor == "nurse.a"
     with pytest.raises(AlertingError):
         lifecycle.snooze(done.after, by="x", until=at(30), now=at(4))
@@ -117,8 +128,9 @@ def test_bounded_snooze(severity: Severity, minutes: int, ok: bool) -> None:
     alert = raised(severity)
     if ok:
         after = lifecycle.snooze(alert, by="n", until=at(minutes), now=T).after
-        assert after is not None and after.snoozed_until == at(minutes)
-        assert after.next_escalation_at is not None and after.next_escalation_at >= at(minutes) or (
+        assert after is not None
+        assert after.snoozed_until == at(minutes)
+        assert (after.next_escalation_at is not None and after.next_escalation_at >= at(minutes)) or (
             severity is Severity.HIGH)
     else:
         with pytest.raises(AlertTransitionError):
@@ -141,10 +153,12 @@ def test_invariants_one_alert_events_only_on_change_and_resolved_only_after_clea
         if t.events:
             assert t.changed
         if t.after is not None and t.after.state is State.RESOLVED:
-            assert not firing and t.after.clear_count >= 2
+            assert not firing
+            assert t.after.clear_count >= 2
             alert = None
         else:
             alert = t.after
         if firing:
-            assert alert is not None and alert.severity is severity
+            assert alert is not None
+            assert alert.severity is severity
     assert raised_count <= len(steps)

@@ -72,10 +72,12 @@ def test_staleness_window_per_parameter(code: str, age: dt.timedelta, fresh: boo
 def test_stale_parameters_are_missing_and_a_partial_low_score_is_not_clear() -> None:
     s = snap({**NORMAL, "resp_rate": 30}, age=dt.timedelta(hours=2))  # all 1-h codes stale
     result = rules.evaluate(s, NOW)
-    assert result.score is not None and not result.score.complete
+    assert result.score is not None
+    assert not result.score.complete
     assert {"spo2", "pulse", "systolic_bp"} <= result.observation_set.stale
     news2 = result.by_kind()[Kind.NEWS2]
-    assert isinstance(news2, Firing) and news2.partial  # RR 30 alone: 3 points, still alerts
+    assert isinstance(news2, Firing)
+    assert news2.partial
     calm = rules.evaluate(snap({"spo2": 98, "pulse": 70}), NOW).by_kind()
     assert Kind.NEWS2 not in calm  # partial and low: undecided, never "clear"
 
@@ -85,7 +87,8 @@ def test_single_parameter_3_is_inhibited_below_medium_and_kept_visible_above() -
     assert Kind.SINGLE_PARAMETER_3 not in low_medium
     high = rules.evaluate(snap({**NORMAL, "spo2": 90, "pulse": 125, "resp_rate": 26}), NOW).by_kind()
     single = high[Kind.SINGLE_PARAMETER_3]
-    assert isinstance(single, Firing) and single.severity is Severity.LOW_MEDIUM
+    assert isinstance(single, Firing)
+    assert single.severity is Severity.LOW_MEDIUM
     assert {e.code for e in single.evidence} == {"spo2", "resp_rate"}
 
 
@@ -142,7 +145,8 @@ def test_patient_threshold_names_author_and_reason() -> None:
     plan = CarePlan(1, thresholds=MappingProxyType({"pulse": Threshold(
         "pulse", 45, 100, "dr.patel", "AF, rate control target", severity=Severity.MEDIUM)}))
     found = outcome(snap({"pulse": 104}, plan=plan), Kind.THRESHOLD)
-    assert isinstance(found, Firing) and found.severity is Severity.MEDIUM
+    assert isinstance(found, Firing)
+    assert found.severity is Severity.MEDIUM
     assert found.details["breaches"][0]["by"] == "dr.patel"
     assert isinstance(outcome(snap({"pulse": 90}, plan=plan), Kind.THRESHOLD), Clear)
     assert outcome(snap({"pulse": 104}, plan=plan, age=dt.timedelta(hours=2)), Kind.THRESHOLD) is None
@@ -166,13 +170,15 @@ def test_observations_overdue_by_chart_4_band(values: dict[str, float], age: dt.
     if severity is None:
         assert isinstance(found, Clear)
     else:
-        assert isinstance(found, Firing) and found.severity is severity
+        assert isinstance(found, Firing)
+        assert found.severity is severity
 
 
 def test_never_observed_patient_is_overdue_from_admission() -> None:
     s = PatientSnapshot(1, {}, CarePlan(1), admitted_at=NOW - dt.timedelta(hours=5))
     found = outcome(s, Kind.OBSERVATIONS_OVERDUE)
-    assert isinstance(found, Firing) and "since admission" in found.summary
+    assert isinstance(found, Firing)
+    assert "since admission" in found.summary
 
 
 @pytest.mark.parametrize(("device", "offline", "battery"), [

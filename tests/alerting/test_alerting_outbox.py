@@ -34,7 +34,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append((dict(self.headers.items()), body))
                 status = 503 if len(receiver.requests) <= receiver.fail else 200
@@ -107,7 +107,9 @@ def test_undeliverable_webhook_ends_failed_and_visible(db: psycopg.Connection[An
         notifier.close()
     attempts, failed_at, error = db.execute(
         "SELECT attempts, failed_at, last_error FROM notification_outbox").fetchone() or ()
-    assert attempts == outbox.MAX_ATTEMPTS and failed_at is not None and "Connect" in error
+    assert attempts == outbox.MAX_ATTEMPTS
+    assert failed_at is not None
+    assert "Connect" in error
 
 
 class FakePager:

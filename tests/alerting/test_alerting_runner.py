@@ -25,7 +25,7 @@ def _alerts(conn: psycopg.Connection[Any], pid: int) -> dict[str, tuple[str, str
 
 
 def test_high_news2_raises_one_alert_with_evidence_events_outbox_and_notify(
-        db: psycopg.Connection[Any], db_url: str, policy: Policy,
+        *, db: psycopg.Connection[Any], db_url: str, policy: Policy,
         write_readings: Any, add_patients: Any, readings: Any) -> None:
     (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
     with psycopg.connect(db_url, autocommit=True) as listener:
@@ -34,7 +34,8 @@ def test_high_news2_raises_one_alert_with_evidence_events_outbox_and_notify(
         changes = evaluate_after_commit(db, [pid], T0 + dt.timedelta(seconds=5), policy=policy)
         received = [json.loads(n.payload) for n in listener.notifies(timeout=1, stop_after=3)]
     kinds = {c.kind: c for c in changes}
-    assert kinds["news2"].severity == "high" and kinds["news2"].events == ("raised",)
+    assert kinds["news2"].severity == "high"
+    assert kinds["news2"].events == ("raised",)
     assert "single_parameter_3" in kinds
     assert {"type": "score", "patient_id": pid} in received
     assert any(p["type"] == "alert" and p["patient_id"] == pid for p in received)
@@ -82,7 +83,7 @@ def test_partial_score_still_alerts_and_is_marked_partial(
 
 
 def test_concurrent_evaluators_never_duplicate(
-        db: psycopg.Connection[Any], db_url: str, policy: Policy,
+        *, db: psycopg.Connection[Any], db_url: str, policy: Policy,
         write_readings: Any, add_patients: Any, readings: Any) -> None:
     ids = add_patients(db, 50, T0 - dt.timedelta(days=1))
     write_readings(db, [r for pid in ids for r in readings(pid, T0, **SICK)])
@@ -93,7 +94,7 @@ def test_concurrent_evaluators_never_duplicate(
             with psycopg.connect(db_url) as conn:
                 for _ in range(3):
                     evaluate_after_commit(conn, order, T0, policy=policy)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(ids if i % 2 else ids[::-1],)) for i in range(4)]

@@ -117,14 +117,17 @@ def test_severity_caps_the_tier_and_acknowledged_alerts_do_not_escalate(policy: 
 ])
 def test_on_call_rota_in_local_time_across_dst(policy: Policy, instant: dt.datetime, who: str) -> None:
     shift = escalation.on_call(policy, instant)
-    assert shift is not None and shift.name == who
+    assert shift is not None
+    assert shift.name == who
 
 
 def test_out_of_hours_route_and_escalation_timer_across_clock_change(policy: Policy) -> None:
     raised_at = dt.datetime(2026, 3, 29, 0, 50, tzinfo=UTC)  # 00:50 GMT, clocks change at 01:00
     a = alert(Severity.HIGH, raised_at)
     first = escalation.initial(a, policy, raised_at)
-    assert first.target == "out_of_hours" and not first.in_hours
+    assert first.target == "out_of_hours"
+    assert not first.in_hours
     # 15 real minutes later is 02:05 BST on the wall clock, not 01:05.
     step = escalation.next_step(a, policy, raised_at + dt.timedelta(minutes=15))
-    assert step.action is Action.NOTIFY and step.on_call == "Night registrar"
+    assert step.action is Action.NOTIFY
+    assert step.on_call == "Night registrar"
