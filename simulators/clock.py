@@ -14,6 +14,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+# A catch-up further away than a century is "never" (and beyond datetime's range).
+_NEVER_S = 100 * 365.25 * 86400
+
 
 @dataclass(frozen=True, slots=True)
 class LiveClock:
@@ -39,9 +42,10 @@ class LiveClock:
         lag = (self.wall_start - self.sim_start).total_seconds()
         if lag == 0:
             return self.wall_start
-        if self.speed == 1.0:
+        seconds = lag / (self.speed - 1.0) if self.speed > 1.0 else float("inf")
+        if seconds > _NEVER_S:  # speed 1 (or a hair above it): the lag stays for ever
             return None
-        return self.wall_start + dt.timedelta(seconds=lag / (self.speed - 1.0))
+        return self.wall_start + dt.timedelta(seconds=seconds)
 
     def sim_at(self, wall: dt.datetime) -> dt.datetime:
         """Simulated time at wall instant `wall`: never later than `wall` itself."""

@@ -347,18 +347,21 @@ class VirtualDevice:
         if self.spec.wire is WireFormat.SENML:
             msg_id = senml_msg_id(payload)
         u = self.rng.random(2)
+        # Stamped by a clock running beyond the gateway's tolerance: expected to be refused.
+        future = self.offset > FUTURE_TOLERANCE_S and (
+            max(m.measured_at.timestamp() for m in measurements) - at > FUTURE_TOLERANCE_S)
         if u[0] < self.faults.malformed:
             kind = malformed.KINDS[int(self.rng.integers(len(malformed.KINDS)))]
             broken = malformed.break_payload(
                 kind, payload, measurements, self.spec.wire, other_device=self.other_device,
                 encode=lambda ms: self._encode(ms, msg_id, at))
             payload = broken.payload
+            if self.spec.wire is WireFormat.SENML:  # the gateway names it by its new bytes
+                msg_id = senml_msg_id(payload)
             self._truth("malformed", at, msg_id=msg_id, kind=kind.value,
                         expected=broken.expected.value,
-                        partial=kind in malformed.PARTIAL)
-        elif self.offset - FUTURE_TOLERANCE_S > 0 and (
-            max(m.measured_at.timestamp() for m in measurements) - at > FUTURE_TOLERANCE_S
-        ):
+                        partial=kind in malformed.PARTIAL, future=future)
+        if future:
             self._truth("future_timestamp", at, msg_id=msg_id, offset_s=round(self.offset, 3))
         self._emit(at, self.topic, payload)
         if u[1] < self.faults.duplicate:

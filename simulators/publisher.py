@@ -4,7 +4,7 @@
   (the caller blocks beyond it, so memory stays flat). With per-device credentials each device
   publishes over its own connection as itself, as the broker's ACL requires; without, one
   anonymous connection carries the whole ward (the demo's embedded broker is anonymous).
-* `run` — feeds an engine's stream to a publisher, paced by a `LiveClock` (or as fast as the
+* `publish_stream` — feeds an engine's stream to a publisher, paced by a `LiveClock` (or as fast as the
   broker takes it), printing progress once a second on long runs, until the stream ends or
   `stop` is set (SIGINT/SIGTERM).
 * `run_load` — the load mode: n processes each simulate a share of the ward (`partition`) and
@@ -189,7 +189,7 @@ class Progress:
         self._last, self._last_sent = now, sent
 
 
-def run(
+def publish_stream(
     messages: Iterable[Outbound],
     publish: Callable[[Outbound], None],
     *,
