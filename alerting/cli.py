@@ -38,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    path = policy_path(args.policy)
+    path = policy_path(args.policy or settings.escalation_policy)
     try:
         policy = load_policy(path)
     except PolicyError as exc:

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Escalation policy YAML for `vward alerting` (and the runner's default); None means the
+    # repository's deploy/escalation/default.yaml, which suits a demo, not a real hub.
+    escalation_policy: str | None = None
+
     @field_validator("display_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
