@@ -77,6 +77,11 @@
           if (old) old.replaceWith(row); else tbody.appendChild(row);
         });
         sortWard(tbody);
+        [["stat-high", "tr.patient.risk-high"], ["stat-medium", "tr.patient.risk-medium"],
+         ["stat-overdue", "tr.patient.overdue"]].forEach(function (pair) {
+          var stat = document.getElementById(pair[0]);
+          if (stat) stat.textContent = tbody.querySelectorAll(pair[1]).length;
+        });
         var el = document.getElementById("admitted");
         if (el && admitted !== null) el.textContent = admitted;
         var upd = document.getElementById("updated");
@@ -151,8 +156,9 @@
     document.querySelectorAll(".countdown[data-deadline]").forEach(function (el) {
       var left = Math.round((Date.parse(el.dataset.deadline) - now) / 1000);
       if (left <= 0) { el.textContent = "escalation due"; el.classList.add("due"); return; }
-      var m = Math.floor(left / 60), s = left % 60;
-      el.textContent = "escalates in " + m + ":" + (s < 10 ? "0" : "") + s;
+      var h = Math.floor(left / 3600), m = Math.floor(left % 3600 / 60), s = left % 60;
+      el.textContent = "escalates in " + (h ? h + " h " + m + " min" :
+        m + ":" + (s < 10 ? "0" : "") + s);
     });
   }
 
