@@ -1,0 +1,200 @@
+"""`vward simulate` against the real PostgreSQL and Mosquitto: registration, publishing, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from simulators.engine import Engine
+from simulators.publisher import Publisher, publish_stream
+from simulators.scenario import Scenario, load
+from simulators.ward import build_ward
+from ward.cli import main as vward
+from ward.commands.simulate import register_ward
+from ward.db.registry import device_directory
+from ward.embedded import Broker
+
+TINY = Scenario.model_validate({
+    "name": "tiny", "patients": 6, "seed": 5,
+    "trajectories": {"stable": 2, "copd_exacerbation": 2, "sepsis": 1, "step_down_recovery": 1},
+    "kits": [{"name": "k", "share": 1,
+              "devices": ["wearable_oximeter", "bp_cuff", "thermometer", "home_hub"]}],
+    "infusion_pumps": 2, "senml": 0.3,
+    "faults": {"duplicate": 0.05, "malformed": 0.05, "offline_spell": 0.05, "late": 0.02},
+})
+
+
+def _count(conn: psycopg.Connection[Any], table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - fixed names
+    assert row is not None
+    return int(row[0])
+
+
+def test_registration_is_complete_and_idempotent(db_url: str) -> None:
+    start = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)
+    patients = build_ward(TINY, TINY.seed, start)
+    with psycopg.connect(db_url) as conn:
+        first = register_ward(conn, TINY, patients, start)
+        conn.commit()
+        assert first.patients_created == 6
+        assert first.admissions_created == 6
+        assert first.devices_created == 6 * 4 + 2
+        assert first.assignments_created == 26
+        assert first.care_plans_created == len(
+            {p.index for p in patients if p.profile.spo2_scale == 2
+             or any(d.type.value == "infusion_pump" for d in p.devices)})
+        counts = {t: _count(conn, t) for t in
+                  ("patients", "admissions", "devices", "device_assignments", "care_plans")}
+        again = register_ward(conn, TINY, patients, start + dt.timedelta(hours=3))
+        conn.commit()
+        assert (again.patients_created, again.admissions_created, again.devices_created,
+                again.assignments_created, again.care_plans_created) == (0, 0, 0, 0, 0)
+        assert {t: _count(conn, t) for t in counts} == counts
+        assert again.patient_ids == first.patient_ids
+        # Every device is attributed to its patient from before the run's first instant.
+        directory = device_directory(conn)
+        for p in patients:
+            for d in p.devices:
+                assert directory[d.device_id].patient_at(start) == first.patient_ids[p.nhs_number]
+        scale2 = conn.execute(
+            "SELECT spo2_scale_set_by, spo2_target_low, spo2_target_high FROM care_plans "
+            "WHERE spo2_scale = 2").fetchall()
+        assert len(scale2) == 2
+        assert all(row == ("simulator scenario", 88.0, 92.0) for row in scale2)
+        rates = conn.execute("SELECT count(*) FROM care_plans "
+                             "WHERE prescribed_infusion_rate_ml_h = 10").fetchone()
+        assert rates == (2,)
+        pathways = Counter(r[0] for r in conn.execute("SELECT pathway FROM admissions"))
+        assert pathways["step_down"] >= 1
+        # An earlier run start moves the open assignments back instead of failing.
+        earlier = register_ward(conn, TINY, patients, start - dt.timedelta(days=1))
+        conn.commit()
+        assert earlier.assignments_created == 26
+        assert _count(conn, "device_assignments") == 26
+
+
+def _url(conninfo: str) -> str:
+    """A conninfo (with its search_path option) as the postgresql:// URL settings expect."""
+    parts = psycopg.conninfo.conninfo_to_dict(conninfo)
+    user = parts.get("user") or "postgres"
+    host = parts.get("host") or "127.0.0.1"
+    query = {"host": host} if str(host).startswith("/") else {}
+    netloc = f"{user}@" + ("" if query else f"{host}:{parts.get('port') or 5432}")
+    if parts.get("options"):
+        query["options"] = str(parts["options"])
+    return f"postgresql://{netloc}/{parts.get('dbname') or 'postgres'}?{urlencode(query, quote_via=quote)}"
+
+
+def test_vward_simulate_register_only_twice(db_url: str, broker: Broker) -> None:
+    env = {"VW_DATABASE_URL": _url(db_url), "VW_MQTT_URL": broker.url}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert vward(["simulate", "demo", "--register-only"]) == 0
+        assert vward(["simulate", "demo", "--register-only"]) == 0
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    with psycopg.connect(db_url) as conn:
+        assert _count(conn, "patients") == 40
+        assert _count(conn, "admissions") == 40
+
+
+def _subscribe(url: str, prefix: str) -> tuple[mqtt.Client, list[tuple[str, bytes]]]:
+    """Every message on a device topic whose device id starts with `prefix`."""
+    received: list[tuple[str, bytes]] = []
+    ready = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sub-{time.monotonic_ns()}",
+                         protocol=MQTTProtocolVersion.MQTTv311)
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        if msg.topic.split("/")[3].startswith(prefix):
+            received.append((msg.topic, bytes(msg.payload)))
+
+    client.on_message = on_message
+    client.on_subscribe = lambda *_a: ready.set()
+    client.on_connect = lambda c, *_a: c.subscribe("vw/v1/devices/+/+", qos=1)
+    port = int(url.rsplit(":", 1)[1])
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    assert ready.wait(10)
+    return client, received
+
+
+def test_a_short_scenario_reaches_a_subscriber_whole(broker: Broker, unique: str) -> None:
+    scenario = TINY.model_copy(update={"name": f"t{unique}"})
+    messages = list(Engine(scenario, duration=dt.timedelta(hours=2)).messages())
+    subscriber, received = _subscribe(broker.url, f"t{unique}-")
+    publisher = Publisher(broker.url, client_id=f"pub-{unique}")
+    try:
+        sent = publish_stream(messages, publisher.publish)
+        assert publisher.flush(30)
+        assert publisher.acked == sent == len(messages)
+        deadline = time.monotonic() + 20
+        while len(received) < len(messages) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        publisher.close()
+        subscriber.loop_stop()
+        subscriber.disconnect()
+    assert Counter(received) == Counter((m.topic, m.payload) for m in messages)
+
+
+def test_dry_run_prints_the_deterministic_stream(tmp_path: Path) -> None:
+    truth = tmp_path / "truth.jsonl"
+    cmd = [sys.executable, "-m", "ward.cli", "simulate", "demo", "--dry-run",
+           "--duration", "30m", "--ground-truth", str(truth)]
+    one = subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
+    two = subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
+    assert one == two
+    lines = [json.loads(line) for line in one.splitlines()]
+    assert lines
+    assert all(line["topic"].startswith("vw/v1/devices/demo-p") for line in lines)
+    events = [json.loads(line) for line in truth.read_text().splitlines()]
+    assert events[0]["event"] == "scenario"
+    assert events[-1]["event"] == "summary"
+    assert events[-1]["messages"] == len(lines)
+
+
+def test_live_demo_runs_until_sigint_and_exits_zero(broker: Broker) -> None:
+    subscriber, received = _subscribe(broker.url, "demo-")
+    env = {**os.environ, "VW_MQTT_URL": broker.url}
+    child = subprocess.Popen([sys.executable, "-m", "ward.cli", "simulate", "demo"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.1)
+        assert received, "the live demo published nothing"
+        # Readings are never dated in the future in live mode.
+        now = dt.datetime.now(dt.UTC)
+        for topic, payload in received:
+            if topic.endswith("/readings"):
+                for reading in json.loads(payload)["readings"]:
+                    when = dt.datetime.fromisoformat(reading["measured_at"].replace("Z", "+00:00"))
+                    assert when <= now + dt.timedelta(minutes=5)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=20)
+        assert child.returncode == 0, err
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        subscriber.loop_stop()
+        subscriber.disconnect()
