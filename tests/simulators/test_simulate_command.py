@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from simulators.engine import Engine
 from simulators.publisher import Publisher, publish_stream
-from simulators.scenario import Scenario, load
+from simulators.scenario import Scenario
 from simulators.ward import build_ward
 from ward.cli import main as vward
 from ward.commands.simulate import register_ward
@@ -39,7 +39,7 @@ TINY = Scenario.model_validate({
 
 
 def _count(conn: psycopg.Connection[Any], table: str) -> int:
-    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - fixed names
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     assert row is not None
     return int(row[0])
 
