@@ -1,0 +1,253 @@
+"""Nothing is lost, nothing is stored twice: the gateway as a real process under faults.
+
+Real Mosquitto (the project's config, started here so it can be restarted), real PostgreSQL
+(through a loopback TCP proxy the test can cut), the gateway as `python -m ward.cli gateway`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ward.embedded import free_port, mosquitto_dev_config, wait_for_port
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+@dataclass
+class OwnBroker:
+    """A Mosquitto with the project's config whose process the test may stop and restart."""
+
+    port: int
+    folder: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        conf = self.folder / "mosquitto.conf"
+        conf.write_text(mosquitto_dev_config(self.port, self.folder))
+        with (self.folder / "broker.log").open("ab") as log:
+            self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log,
+                                            stderr=subprocess.STDOUT)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # clean shutdown: Mosquitto saves its persistence file
+            self.process.wait(15)
+
+
+@pytest.fixture
+def own_broker() -> Iterator[OwnBroker]:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed")
+    broker = OwnBroker(free_port(), Path(tempfile.mkdtemp(prefix="vw-mqtt-own-")))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.folder, ignore_errors=True)
+
+
+class TcpProxy:
+    """A loopback TCP proxy (asyncio, own thread) to PostgreSQL that the test can cut."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.restore()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def restore(self) -> None:
+        async def _start() -> None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port,
+                                                      reuse_address=True)
+        self._run(_start())
+
+    def cut(self) -> None:
+        """Refuse new connections and drop every open one (the database 'goes away')."""
+        async def _cut() -> None:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+            for writer in list(self._writers):
+                writer.transport.abort()
+            self._writers.clear()
+        self._run(_cut())
+
+    def close(self) -> None:
+        self.cut()
+
+        async def _drain() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._run(_drain())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+def _count(url: str, device_prefix: str) -> tuple[int, int]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (device_id, code, measured_at)) FROM readings "
+            "WHERE device_id LIKE %s", (device_prefix + "%",)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _devices(ward: Any, prefix: str, n: int) -> list[str]:
+    ids = [f"{prefix}{i:03d}" for i in range(n)]
+    for device_id in ids:
+        ward.add(device_id)
+    return ids
+
+
+@pytest.mark.slow
+def test_sigkill_mid_stream_then_restart_stores_everything_once(
+    broker: Any, ward: Any, start_gateway: Any, stream: Any, poll: Any, unique: str,
+) -> None:
+    prefix = f"k{unique}-"
+    devices = _devices(ward, prefix, 40)
+    client_id = f"gw-kill-{unique}"
+    gw = start_gateway(ward.url, broker.url, client_id=client_id, group=f"g{unique}")
+    feed = stream(broker.url, devices, total=20_000, per_message=10, rate_msgs=800).start()
+    poll(lambda: _count(ward.url, prefix)[0] > 2_000, 30, "a first part to be stored")
+    gw.kill()  # SIGKILL: no clean-up, un-acked messages stay with the broker
+    stored_at_kill = _count(ward.url, prefix)[0]
+    assert stored_at_kill < 20_000
+    restarted = start_gateway(ward.url, broker.url, client_id=client_id, group=f"g{unique}")
+    feed.join()
+    poll(lambda: _count(ward.url, prefix)[0] >= 20_000, 60, "every reading")
+    time.sleep(1)  # nothing more may arrive: a late duplicate would show here
+    assert _count(ward.url, prefix) == (20_000, 20_000)
+    assert restarted.stop() == 0
+
+
+@pytest.mark.slow
+def test_broker_restart_mid_stream_loses_nothing(
+    own_broker: OwnBroker, ward: Any, start_gateway: Any, stream: Any, poll: Any, unique: str,
+) -> None:
+    prefix = f"b{unique}-"
+    devices = _devices(ward, prefix, 20)
+    gw = start_gateway(ward.url, own_broker.url, client_id=f"gw-b-{unique}")
+    feed = stream(own_broker.url, devices, total=10_000, per_message=10, rate_msgs=500).start()
+    poll(lambda: _count(ward.url, prefix)[0] > 1_000, 30, "a first part to be stored")
+    own_broker.stop()
+    own_broker.start()
+    feed.join()
+    poll(lambda: _count(ward.url, prefix)[0] >= 10_000, 60, "every reading")
+    assert _count(ward.url, prefix) == (10_000, 10_000)
+    assert "mqtt disconnected" in gw.log()
+    assert gw.log().count("mqtt connected") >= 2
+    assert gw.stop() == 0
+
+
+@pytest.mark.slow
+def test_database_down_30s_stops_acking_bounded_and_recovers(
+    broker: Any, ward: Any, start_gateway: Any, stream: Any, poll: Any, read_metric: Any,
+    unique: str,
+) -> None:
+    params = psycopg.conninfo.conninfo_to_dict(ward.url)
+    proxy = TcpProxy(str(params.get("host", "127.0.0.1")), int(params.get("port", 5432)))
+    proxied = psycopg.conninfo.make_conninfo(ward.url, host="127.0.0.1", port=str(proxy.port))
+    prefix = f"d{unique}-"
+    devices = _devices(ward, prefix, 20)
+    metrics_port = free_port()
+    receive_max = 200
+    gw = start_gateway(proxied, broker.url, client_id=f"gw-d-{unique}",
+                       VW_METRICS_PORT=str(metrics_port),
+                       VW_GATEWAY_RECEIVE_MAXIMUM=str(receive_max))
+    try:
+        feed = stream(broker.url, devices, total=10_000, per_message=5, rate_msgs=400).start()
+        poll(lambda: _count(ward.url, prefix)[0] > 500, 30, "a first part to be stored")
+        proxy.cut()
+        received_at_cut = read_metric(metrics_port, "vw_gateway_messages_received_total")
+        outage_ends = time.monotonic() + 30
+        peak_unacked = 0.0
+        while time.monotonic() < outage_ends:
+            peak_unacked = max(peak_unacked,
+                               read_metric(metrics_port, "vw_gateway_unacked_messages"))
+            time.sleep(0.5)
+        received_in_outage = (read_metric(metrics_port, "vw_gateway_messages_received_total")
+                              - received_at_cut)
+        stored_in_outage = _count(ward.url, prefix)[0]
+        # The broker stopped sending once `receive_max` messages waited un-acknowledged.
+        assert received_in_outage <= receive_max
+        assert peak_unacked <= receive_max
+        assert read_metric(metrics_port, "vw_gateway_database_up") == 0
+        assert "database unavailable" in gw.log()
+        proxy.restore()
+        feed.join()
+        poll(lambda: _count(ward.url, prefix)[0] >= 10_000, 60, "every reading after recovery")
+        assert stored_in_outage < 10_000
+        assert _count(ward.url, prefix) == (10_000, 10_000)
+        assert read_metric(metrics_port, "vw_gateway_database_up") == 1
+        assert gw.stop() == 0
+    finally:
+        proxy.close()
+
+
+@pytest.mark.slow
+def test_two_gateways_share_the_load_exactly_once(
+    broker: Any, ward: Any, start_gateway: Any, stream: Any, poll: Any, read_metric: Any,
+    unique: str,
+) -> None:
+    prefix = f"s{unique}-"
+    devices = _devices(ward, prefix, 40)
+    group = f"g{unique}"
+    ports = [free_port(), free_port()]
+    gateways = [start_gateway(ward.url, broker.url, client_id=f"gw-s{i}-{unique}", group=group,
+                              VW_METRICS_PORT=str(port)) for i, port in enumerate(ports)]
+    feed = stream(broker.url, devices, total=20_000, per_message=10).start()
+    feed.join()
+    poll(lambda: _count(ward.url, prefix)[0] >= 20_000, 60, "every reading")
+    assert _count(ward.url, prefix) == (20_000, 20_000)
+    shares = [read_metric(port, "vw_gateway_readings_accepted_total") for port in ports]
+    assert sum(shares) == 20_000
+    assert min(shares) > 20_000 * 0.2, shares  # both took a real share
+    for gw in gateways:
+        assert gw.stop() == 0
