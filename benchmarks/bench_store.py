@@ -97,7 +97,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 latest = store.latest_values(conn, patient_ids)
                 timings.append((time.perf_counter() - t0) * 1000)
-            assert len(latest) == args.patients
+            if len(latest) != args.patients:
+                raise SystemExit(f"expected {args.patients} patients, got {len(latest)}")
             timings.sort()
             print(f"latest values for {args.patients:,} patients ({len(CODES)} codes each): "
                   f"p50 {statistics.median(timings):.1f} ms, "
