@@ -129,6 +129,20 @@ def is_overdue(
     return now - last_obs > interval
 
 
+def overdue(latest: Mapping[str, Latest], stored: StoredScore | None, *, spo2_scale: int,
+            now: dt.datetime) -> bool:
+    """Overdue by the band the patient was in *when last observed*.
+
+    Scoring at `now` would let stale parameters drop out, the total fall to 0 and the interval
+    stretch to 12 hours: the longer nobody looks, the less overdue a patient would seem.
+    """
+    last = last_observation_at(latest)
+    if last is None:
+        return True
+    at_obs = current_score(latest, stored, spo2_scale=spo2_scale, now=last)
+    return is_overdue(last, at_obs, now=now)
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceHealth:
     device_id: str

@@ -104,6 +104,6 @@ def load(conn: Conn, patient_id: int, *, now: dt.datetime, window: dt.timedelta
     return PatientRecord(
         patient_id=patient_id, start=start, end=end, hourly=hourly, latest=latest,
         score=current, last_observation_at=last_obs,
-        overdue=acuity.is_overdue(last_obs, current, now=now),
+        overdue=acuity.overdue(latest, stored, spo2_scale=plan.spo2_scale, now=now),
         infusion=acuity.infusion_from(latest), series=series, scores=scores, plan=plan,
     )

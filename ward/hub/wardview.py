@@ -156,7 +156,8 @@ def load(
             date_of_birth=dob, admission_id=int(adm_id), pathway=pathway, source=source,
             admitted_at=admitted_at, spo2_scale=int(scale), ceiling_of_care=ceiling,
             score=current, last_observation_at=last_obs,
-            overdue=acuity.is_overdue(last_obs, current, now=now), latest=mine,
+            overdue=acuity.overdue(mine, stored.get(pid), spo2_scale=int(scale), now=now),
+            latest=mine,
             devices=tuple(devices.get(pid, ())), infusion=acuity.infusion_from(mine),
             alerts=tuple(sorted(alerts.get(pid, ()), key=lambda a: (
                 -SEVERITY_RANK.get(a.severity, 0), -a.raised_at.timestamp()))),
