@@ -167,7 +167,7 @@ def publish_to_update(base: str, token: str, broker_url: str, patients: int, n: 
     lock = threading.Lock()
 
     def reader() -> None:
-        with httpx.Client(base_url=base, headers=headers, timeout=None) as sse, \
+        with httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(5, read=None)) as sse, \
                 httpx.Client(base_url=base, headers=headers) as api, \
                 sse.stream("GET", "/api/events") as stream:
             for line in stream.iter_lines():
