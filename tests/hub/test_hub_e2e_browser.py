@@ -192,6 +192,10 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
         expect(page.locator("#alert-rows .acked").first).to_contain_text("nurse", timeout=5000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "hub-e2e.png"), full_page=True)
+        page.click(f"#p-{worsening_pid} a.name")
+        expect(page.locator(".patient-head")).to_contain_text("WORSENING")
+        expect(page.locator("svg.chart")).to_have_count(7)
+        page.screenshot(path=str(ARTIFACTS / "hub-patient.png"), full_page=True)
 
         cookies = {str(c["name"]): str(c["value"]) for c in page.context.cookies()}
         with httpx.Client(base_url=base, cookies=cookies) as api:
