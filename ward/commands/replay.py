@@ -71,6 +71,14 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
             yield number, data if isinstance(data, dict) else None, "" if isinstance(data, dict) else "not an object"
 
 
+def _matching(row: dict[str, Any] | Any, default: str, seen: set[str]) -> str:
+    for field in ("patient_id", "patient_key"):
+        value = row.get(field) if isinstance(row, dict) else None
+        if value not in (None, "") and str(value) in seen:
+            return str(value)
+    return default
+
+
 def read_readings(path: Path, errors: list[str]) -> list[ReplayReading]:
     out = []
     for number, row, problem in _rows(path):
@@ -124,6 +132,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         readings, plans = _from_db(settings, args)
     truth = read_truth(Path(args.truth), errors) if args.truth else []
+    # Ground truth may carry both keys; use whichever the readings are keyed by.
+    seen = {r.patient for r in readings}
+    truth = [TruthEvent(_matching(t.extra, t.patient, seen), t.event, t.at, t.extra) for t in truth]
     for error in errors:
         print(f"vward replay: {error}", file=sys.stderr)
     report = replay.run(readings, default_policy().ack_within, plans=plans, truth=truth)
