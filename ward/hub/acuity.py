@@ -87,6 +87,29 @@ def _view_of(result: News2Score, computed_at: dt.datetime) -> ScoreView:
     )
 
 
+# Scores of identical fresh inputs are identical: remember the last few thousand so a ward of
+# 1,000 patients is not re-scored on every refresh (NEWS2 with Decimal quantisation costs
+# ~60 µs a patient). Keys hold values only, never patient identifiers.
+_SCORE_CACHE_SIZE = 8192
+_score_cache: dict[tuple[int, tuple[tuple[str, float], ...]], News2Score] = {}
+
+
+def _live_score(latest: Mapping[str, Latest], *, spo2_scale: int, now: dt.datetime
+                ) -> News2Score:
+    fresh = tuple(sorted(
+        (code, reading.value) for code, reading in latest.items()
+        if code in observations.NEWS2_CODES
+        and observations.is_fresh(code, reading.measured_at, now)))
+    key = (spo2_scale, fresh)
+    cached = _score_cache.get(key)
+    if cached is None:
+        cached = score(observations.build(latest, now, spo2_scale=spo2_scale).observations)
+        if len(_score_cache) >= _SCORE_CACHE_SIZE:
+            _score_cache.clear()
+        _score_cache[key] = cached
+    return cached
+
+
 def last_observation_at(latest: Mapping[str, Latest]) -> dt.datetime | None:
     times = [v.measured_at for c, v in latest.items() if c in observations.NEWS2_CODES]
     return max(times) if times else None
@@ -109,7 +132,7 @@ def current_score(
         )
     if newest is None:
         return None
-    result = score(observations.build(latest, now, spo2_scale=spo2_scale).observations)
+    result = _live_score(latest, spo2_scale=spo2_scale, now=now)
     if len(result.missing) == len(Parameter):
         return None  # every parameter stale: there is nothing to score
     return _view_of(result, newest)

@@ -134,13 +134,16 @@ def load(
         devices.setdefault(int(pid), []).append(
             DeviceHealth(str(dev_id), str(kind), online, battery, reported))
 
+    # One row per patient (arrays), not one per score: 24 h of scores for 1,000 patients
+    # would otherwise be ~24,000 rows to decode.
     trends: dict[int, list[tuple[dt.datetime, int]]] = {}
-    for pid, at, total in conn.execute(
-        "SELECT patient_id, computed_at, total FROM scores "
+    for pid, times, totals in conn.execute(
+        "SELECT patient_id, array_agg(computed_at ORDER BY computed_at), "
+        "array_agg(total ORDER BY computed_at) FROM scores "
         "WHERE patient_id = ANY(%s) AND computed_at > %s AND computed_at <= %s "
-        "ORDER BY patient_id, computed_at", (ids, now - SPARK_WINDOW, now),
+        "GROUP BY patient_id", (ids, now - SPARK_WINDOW, now),
     ):
-        trends.setdefault(int(pid), []).append((at, int(total)))
+        trends[int(pid)] = list(zip(times, (int(t) for t in totals), strict=True))
 
     rows: list[WardRow] = []
     for (pid, nhs, given, family, dob, adm_id, pathway, source, admitted_at, scale,
