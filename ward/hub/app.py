@@ -103,6 +103,7 @@ def create_app(
         )
         await asyncio.to_thread(pool.open, wait=True, timeout=30)
         app.state.pool = pool
+        app.state.loop = asyncio.get_running_loop()
         if settings.demo_users:
             def _demo() -> None:
                 with pool.connection() as conn:

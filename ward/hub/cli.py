@@ -7,6 +7,7 @@ SSE streams after a short grace period, and the lifespan closes the pool and the
 from __future__ import annotations
 
 import argparse
+from types import FrameType
 
 from ward.settings import Settings
 
@@ -24,14 +25,28 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from ward.hub.app import create_app
 
+    class Server(uvicorn.Server):
+        """Ends open SSE streams as soon as a stop signal arrives, so shutdown is prompt."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            state = app.state
+            loop = getattr(state, "loop", None)
+            if loop is not None:
+                loop.call_soon_threadsafe(state.broadcaster.close)
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal after shutting down; a stop asked for is a clean
+            # exit here (exit 0, as `vward demo` expects of its children).
+            self._captured_signals.clear()
+
     host = args.host or settings.hub_host
     port = args.port or settings.hub_port
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_level=settings.log_level.lower(),
+        app, host=host, port=port, log_level=settings.log_level.lower(),
         # Access logs carry query strings only (no bodies, no cookies): safe to keep.
         access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         proxy_headers=False, server_header=False,
     )
     print(f"vward hub: http://{host}:{port}/  (API: /api/openapi.json)", flush=True)
-    uvicorn.Server(config).run()
+    Server(config).run()
     return 0

@@ -29,6 +29,8 @@ QUEUE_LIMIT = 256
 KEEPALIVE_S = 15.0
 # Reconnect back-off after the database connection drops: quick first, capped at 10 s.
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 10.0
+# Internal event that ends a stream when the server shuts down (never sent to browsers).
+CLOSING = "closing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,13 @@ class Broadcaster:
                 while not queue.empty():
                     queue.get_nowait()
                 queue.put_nowait(WardEvent("resync", ()))
+
+    def close(self) -> None:
+        """The server is stopping: end every open stream now (browsers will reconnect)."""
+        for queue in list(self._queues):
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(WardEvent(CLOSING, ()))
 
     @contextlib.contextmanager
     def subscribe(self) -> Any:
@@ -136,4 +145,6 @@ async def stream(broadcaster: Broadcaster, disconnected: Any) -> AsyncIterator[s
                     return
                 yield ": keep-alive\n\n"
                 continue
+            if event.type == CLOSING:
+                return
             yield sse_message(event)
