@@ -195,9 +195,8 @@ class Gateway:
                 Problem(RejectReason.INTERNAL_ERROR, f"decoder failed: {type(exc).__name__}"),))
 
     def _collect(self) -> list[tuple[Inbound, Decoded]]:
-        inbox = self.link.inbox
         try:
-            first = inbox.get(timeout=IDLE_POLL_S)
+            first = self.link.take(IDLE_POLL_S)
         except queue.Empty:
             return []
         batch = [(first, self._decode(first))]
@@ -208,7 +207,7 @@ class Gateway:
             if remaining <= 0:
                 break
             try:
-                message = inbox.get(timeout=remaining)
+                message = self.link.take(remaining)
             except queue.Empty:
                 break
             decoded = self._decode(message)

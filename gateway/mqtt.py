@@ -1,10 +1,14 @@
 """The gateway's MQTT link: paho-mqtt 2.x, MQTT 5, persistent session, manual acknowledgement.
 
 A thin adapter. paho's network thread puts every message in `inbox`; the ingest loop takes
-them, commits, then calls `ack`. Flow control is the broker's: the CONNECT asks for a Receive
-Maximum, so once that many messages wait un-acknowledged (the database is down, a batch is
-slow) the broker sends no more. Memory stays bounded and nothing is dropped: the messages
-wait in the broker's queue for this session.
+them, commits, then calls `ack`. Memory is bounded twice over:
+- the CONNECT asks for a Receive Maximum, so while nothing is acknowledged (the database is
+  down) the broker sends at most that many messages;
+- Mosquitto 2.0 stops enforcing that quota once acknowledgements flow (measured: a client
+  with Receive Maximum 50 got all 1,000 queued messages after acking 25), so when the gateway
+  falls behind a live stream, `inbox` is capped too: the network thread waits for room before
+  it reads the next message, the socket fills, and the broker keeps the rest in this
+  session's queue. Nothing is dropped.
 
 Acks are only valid on the connection that received the message. After a reconnect the broker
 resends every un-acknowledged message (same session), so an ack for a message of an earlier
@@ -37,6 +41,13 @@ RECONNECT_MAX_S = 10
 KEEPALIVE_S = 30
 # Results in flight at QoS 1 before paho queues them locally (paho's default is only 20).
 RESULTS_INFLIGHT = 1000
+# Results waiting in paho's own queue beyond that; past it a result is dropped (and counted):
+# results are advisory, the PUBACK after commit is the device's durable acknowledgement.
+RESULTS_QUEUED = 20_000
+# The inbox holds at most this many Receive Maximums of messages (see module docstring).
+INBOX_FACTOR = 2
+# While waiting for room, the network thread wakes this often to notice a stop.
+ROOM_POLL_S = 0.5
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,6 +106,9 @@ class MqttLink:
         self.connected = threading.Event()
         self._generation = 0
         self._receive_maximum = receive_maximum
+        self._room = threading.Semaphore(INBOX_FACTOR * receive_maximum)
+        self._stopping = threading.Event()
+        self.results_dropped = 0
         self._session_expiry_s = session_expiry_s
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True)
@@ -104,7 +118,7 @@ class MqttLink:
             client.tls_set(ca_certs=ca_file)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.max_inflight_messages_set(RESULTS_INFLIGHT)
-        client.max_queued_messages_set(0)
+        client.max_queued_messages_set(RESULTS_QUEUED)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -121,6 +135,7 @@ class MqttLink:
         self._client.loop_start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -144,10 +159,19 @@ class MqttLink:
                     "will be redelivered)", self.address.safe, reason)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        while not self._room.acquire(timeout=ROOM_POLL_S):
+            if self._stopping.is_set():
+                return  # not acknowledged: the broker redelivers it
         self.inbox.put(Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid, self._generation,
                                dt.datetime.now(dt.UTC)))
 
     # the ingest loop's thread ---------------------------------------------------------------
+
+    def take(self, timeout: float) -> Inbound:
+        """The next message (`queue.Empty` after `timeout`); frees its room in the inbox."""
+        message = self.inbox.get(timeout=timeout)
+        self._room.release()
+        return message
 
     def ack(self, message: Inbound) -> bool:
         """Acknowledge `message`; False (and no ack) if it came on an earlier connection."""
@@ -158,5 +182,9 @@ class MqttLink:
         self._client.ack(message.mid, message.qos)
         return True
 
-    def publish(self, topic: str, payload: bytes, qos: int) -> None:
-        self._client.publish(topic, payload, qos=qos)
+    def publish(self, topic: str, payload: bytes, qos: int) -> bool:
+        info = self._client.publish(topic, payload, qos=qos)
+        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+            self.results_dropped += 1
+            return False
+        return True
