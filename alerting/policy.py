@@ -235,8 +235,9 @@ def load_policy(path: Path | str) -> Policy:
     return parse_policy(data, source=str(path))
 
 
-#: The repository's default policy (an installed deployment points VW_ESCALATION_POLICY at its own).
-DEFAULT_POLICY_PATH: Final = Path(__file__).resolve().parent.parent / "deploy" / "escalation" / "default.yaml"
+#: The default policy ships inside the package so an installed `vward` finds it;
+#: deploy/escalation/default.yaml links to it. A real hub points VW_ESCALATION_POLICY at its own.
+DEFAULT_POLICY_PATH: Final = Path(__file__).resolve().parent / "policies" / "default.yaml"
 
 
 def policy_path(configured: str | None = None) -> Path:

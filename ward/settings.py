@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # Escalation policy YAML for `vward alerting` (and the runner's default); None means the
-    # repository's deploy/escalation/default.yaml, which suits a demo, not a real hub.
+    # packaged alerting/policies/default.yaml (also deploy/escalation/default.yaml), which
+    # suits a demo, not a real hub.
     escalation_policy: str | None = None
 
     @field_validator("display_timezone")
