@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.contract import INGEST_CHANNELS, shared_filter
+from gateway.contract import INGEST_CHANNELS, Channel, channel_filter, shared_filter
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,20 @@ class MqttLink:
         self.connected.set()
         log.info("mqtt connected broker=%s session_present=%s generation=%d",
                  self.address.safe, flags.session_present, self._generation)
-        client.subscribe([(shared_filter(self.share_group, ch), 1) for ch in INGEST_CHANNELS])
+        client.subscribe([(self.filter_for(ch), 1) for ch in INGEST_CHANNELS])
+
+    def filter_for(self, channel: Channel) -> str:
+        """`$share/{group}/…`, or the plain filter when the group is empty (one gateway).
+
+        Mosquitto 2.0.11 does not restore *shared* subscriptions from its persistence file:
+        after a broker restart, messages published before the gateway re-subscribes are
+        dropped (tests/gateway/test_reliability.py shows it). A plain subscription is restored
+        with the session, so a single gateway that must survive broker restarts without a
+        gap sets VW_MQTT_SHARE_GROUP to the empty string.
+        """
+        if self.share_group:
+            return shared_filter(self.share_group, channel)
+        return channel_filter(channel)
 
     def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:

@@ -56,7 +56,12 @@ class OwnBroker:
 def own_broker() -> Iterator[OwnBroker]:
     if not Path(MOSQUITTO).exists():
         pytest.skip("mosquitto is not installed")
-    broker = OwnBroker(free_port(), Path(tempfile.mkdtemp(prefix="vw-mqtt-own-")))
+    folder = Path(tempfile.mkdtemp(prefix="vw-mqtt-own-"))
+    # Started as root, Mosquitto drops to user "mosquitto", which must be able to write its
+    # persistence file here (mkdtemp makes the folder 0700): without it the restart would
+    # lose every session and this test would prove nothing.
+    folder.chmod(0o777)
+    broker = OwnBroker(free_port(), folder)
     broker.start()
     try:
         yield broker
@@ -173,17 +178,68 @@ def test_broker_restart_mid_stream_loses_nothing(
 ) -> None:
     prefix = f"b{unique}-"
     devices = _devices(ward, prefix, 20)
-    gw = start_gateway(ward.url, own_broker.url, client_id=f"gw-b-{unique}")
+    # A plain (not shared) subscription: see the next test for why.
+    gw = start_gateway(ward.url, own_broker.url, client_id=f"gw-b-{unique}",
+                       VW_MQTT_SHARE_GROUP="")
     feed = stream(own_broker.url, devices, total=10_000, per_message=10, rate_msgs=500).start()
     poll(lambda: _count(ward.url, prefix)[0] > 1_000, 30, "a first part to be stored")
     own_broker.stop()
     own_broker.start()
     feed.join()
-    poll(lambda: _count(ward.url, prefix)[0] >= 10_000, 60, "every reading")
+    try:
+        poll(lambda: _count(ward.url, prefix)[0] >= 10_000, 30, "every reading")
+    except AssertionError:
+        stored = _count(ward.url, prefix)[0]
+        raise AssertionError(f"stored {stored}, publisher acked {feed.acked} of {feed.sent}; "
+                             f"{(own_broker.folder / 'broker.log').read_text()[-1500:]}") from None
     assert _count(ward.url, prefix) == (10_000, 10_000)
     assert "mqtt disconnected" in gw.log()
-    assert gw.log().count("mqtt connected") >= 2
+    assert "session_present=True" in gw.log()
     assert gw.stop() == 0
+
+
+@pytest.mark.xfail(strict=True, reason="Mosquitto 2.0.11 does not restore shared "
+                   "subscriptions from persistence; XPASS means the broker was fixed: then "
+                   "the broker-restart test can use the shared subscription again")
+def test_mosquitto_restores_shared_subscriptions_after_restart(
+    own_broker: OwnBroker, connect_mqtt: Any, poll: Any, unique: str,
+) -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    def subscriber(subscribe: bool) -> tuple[Any, list[bytes]]:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+        got: list[bytes] = []
+        sub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"keep-{unique}",
+                          protocol=MQTTProtocolVersion.MQTTv5)
+        sub.on_message = lambda _c, _u, m: got.append(m.payload)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        sub.connect("127.0.0.1", own_broker.port, clean_start=False, properties=props)
+        sub.loop_start()
+        if subscribe:
+            done = threading.Event()
+            sub.on_subscribe = lambda *_a: done.set()
+            sub.subscribe(f"$share/g/t/{unique}", qos=1)
+            assert done.wait(5)
+        return sub, got
+
+    sub, _ = subscriber(subscribe=True)
+    sub.disconnect()
+    sub.loop_stop()
+    own_broker.stop()
+    own_broker.start()
+    publisher = connect_mqtt(own_broker.url)
+    for i in range(20):
+        publisher.publish(f"t/{unique}", str(i).encode(), qos=1).wait_for_publish(5)
+    sub, got = subscriber(subscribe=False)
+    try:
+        poll(lambda: len(got) == 20, 3, "the messages queued for the persistent session")
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
 
 
 @pytest.mark.slow
