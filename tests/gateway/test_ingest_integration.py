@@ -97,3 +97,25 @@ def test_secrets_never_reach_the_log(
     assert "gateway stopped" in text
     assert "s3cr3t" not in text
     assert "postgresql://" not in text
+
+
+def test_alerting_hook_runs_after_commit(
+    broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
+    unique: str,
+) -> None:
+    dev = f"al-{unique}"
+    patient = ward.add(dev)
+    gw = start_gateway(ward.url, broker.url, VW_GATEWAY_ALERTING="true")
+    client = connect_mqtt(broker.url)
+    now = _now()
+    vitals = [("spo2", 88, "%"), ("pulse", 128, "/min"), ("resp_rate", 27, "/min"),
+              ("temperature", 39.2, "Cel"), ("systolic_bp", 92, "mm[Hg]"),
+              ("consciousness", "A", ""), ("on_oxygen", "air", "")]
+    _publish(client, readings_topic(dev), encode_readings(
+        "al-1", now, [Measurement(c, v, u, now) for c, v, u in vitals]))
+    poll(lambda: results.for_msg("al-1"), 20, "a result")
+    assert results.for_msg("al-1")[0]["status"] == "accepted"
+    poll(lambda: ward.count("SELECT count(*) FROM scores WHERE patient_id = %s", patient) > 0,
+         20, "the alerting core to score the patient")
+    assert "alerting hook failed" not in gw.log()
+    assert gw.stop() == 0
