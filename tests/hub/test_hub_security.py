@@ -14,9 +14,11 @@ from ward.hub.auth import Role
 from ward.hub.deps import ROLES_ATTRIBUTE
 from ward.settings import Settings
 
-# Routes anyone may call: the log-in form, token exchange and the published API description.
+# Routes anyone may call: the log-in form, token exchange, the published API description and
+# the orchestrator's probes (which say nothing about patients). Spelt out here, not imported:
+# a new public route must be added to this list on purpose.
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/auth/token"),
-          ("GET", "/api/openapi.json")}
+          ("GET", "/api/openapi.json"), ("GET", "/healthz"), ("GET", "/readyz")}
 
 
 def _roles_of(route: APIRoute) -> set[Role] | None:
@@ -62,6 +64,9 @@ def test_every_route_declares_roles_and_refuses_anonymous_callers(app_client: Te
             assert response.headers["content-type"] == "application/problem+json"
             checked += 1
     assert checked > 30
+    # Every allow-listed route exists (a stale entry would hide a renamed route's check).
+    mounted = {(m, p) for p, r in api_routes(app.routes) for m in r.methods}
+    assert PUBLIC - {("GET", "/api/openapi.json")} <= mounted
 
 
 @pytest.mark.parametrize(("role", "path", "method", "body", "allowed"), [

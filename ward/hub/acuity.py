@@ -152,6 +152,38 @@ def is_overdue(
     return now - last_obs > interval
 
 
+def overdue_at(latest: Mapping[str, Latest], stored: StoredScore | None, *, spo2_scale: int
+               ) -> dt.datetime | None:
+    """The instant after which observations are overdue; None when never observed (overdue).
+
+    Judged by the band at the last observation (see `overdue`), so it does not move with
+    `now`: a cached ward row can tell whether it is overdue at any later instant.
+    """
+    last = last_observation_at(latest)
+    if last is None:
+        return None
+    at_obs = current_score(latest, stored, spo2_scale=spo2_scale, now=last)
+    interval = at_obs.monitoring_interval if at_obs is not None else None
+    if at_obs is not None and interval is None:
+        interval = CONTINUOUS_GAP
+    if interval is None:
+        interval = dt.timedelta(hours=1)
+    return last + interval
+
+
+def is_overdue_at(deadline: dt.datetime | None, now: dt.datetime) -> bool:
+    return deadline is None or now > deadline
+
+
+def fresh_until(latest: Mapping[str, Latest], now: dt.datetime) -> dt.datetime | None:
+    """When the first NEWS2 parameter fresh at `now` goes stale (a live score then changes)."""
+    ends = [reading.measured_at + observations.STALENESS[VitalCode(code)]
+            for code, reading in latest.items()
+            if code in observations.NEWS2_CODES
+            and observations.is_fresh(code, reading.measured_at, now)]
+    return min(ends) if ends else None
+
+
 def overdue(latest: Mapping[str, Latest], stored: StoredScore | None, *, spo2_scale: int,
             now: dt.datetime) -> bool:
     """Overdue by the band the patient was in *when last observed*.
@@ -229,6 +261,16 @@ def sort_key(current: ScoreView | None, last_obs: dt.datetime | None,
     total = current.total if current is not None else -1
     age = (now - last_obs).total_seconds() if last_obs is not None else float("inf")
     return (-band, -total, -age)
+
+
+def static_sort_key(current: ScoreView | None, last_obs: dt.datetime | None
+                    ) -> tuple[int, int, float]:
+    """`sort_key` without `now`: oldest last observation first is longest unobserved first,
+    so the order is the same at every instant and a cached row's key never goes stale."""
+    band = RISK_RANK[current.risk] if current is not None else RISK_RANK["none"]
+    total = current.total if current is not None else -1
+    last = last_obs.timestamp() if last_obs is not None else float("-inf")
+    return (-band, -total, last)
 
 
 def ordered(rows: Sequence[tuple[tuple[int, int, float], int]]) -> list[int]:

@@ -20,13 +20,14 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ward.hub import auth, events, problems, templating
+from ward.hub import auth, events, problems, templating, wardcache
 from ward.hub.routers import (
     admissions,
     alerts,
     care_plans,
     devices,
     fhir_api,
+    health,
     pages,
     patients,
     readings,
@@ -89,6 +90,25 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+async def _refresh_ward(app: FastAPI) -> None:
+    """Reload the ward cache once LISTEN is up, then every FULL_REFRESH_S (safety net)."""
+    cache: wardcache.WardCache = app.state.ward_cache
+    broadcaster: events.Broadcaster = app.state.broadcaster
+    settings: Settings = app.state.settings
+
+    def _reload() -> None:
+        with app.state.pool.connection() as conn:
+            cache.reload(conn, now=app.state.clock(), beds=settings.ward_beds)
+
+    while True:
+        await broadcaster.listening.wait()
+        try:
+            await asyncio.to_thread(_reload)
+        except Exception:  # the next request reloads instead; keep the loop alive
+            log.exception("ward cache reload failed")
+        await asyncio.sleep(wardcache.FULL_REFRESH_S)
+
+
 def create_app(
     settings: Settings, *, clock: Callable[[], dt.datetime] = _utc_now, listen: bool = True,
 ) -> FastAPI:
@@ -110,15 +130,19 @@ def create_app(
                     if auth.ensure_demo_users(conn):
                         log.info("created the demo users (VW_DEMO_USERS is set)")
             await asyncio.to_thread(_demo)
-        listener = (asyncio.create_task(events.listen(conninfo, app.state.broadcaster),
-                                        name="vw-events-listener") if listen else None)
+        tasks = [] if not listen else [
+            asyncio.create_task(events.listen(conninfo, app.state.broadcaster),
+                                name="vw-events-listener"),
+            asyncio.create_task(_refresh_ward(app), name="vw-ward-refresh"),
+        ]
+        app.state.listener = tasks[0] if tasks else None
         try:
             yield
         finally:
-            if listener is not None:
-                listener.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                    await task
             await asyncio.to_thread(pool.close)
 
     app = FastAPI(
@@ -131,9 +155,13 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.broadcaster = events.Broadcaster()
+    app.state.listener = None
+    app.state.ward_cache = wardcache.WardCache(
+        enabled=lambda: listen and app.state.broadcaster.listening.is_set())
+    app.state.broadcaster.add_hook(app.state.ward_cache.on_event)
     app.state.templates = templating.build(settings)
     problems.install(app)
-    for module in (session, patients, admissions, devices, readings, alerts, care_plans,
+    for module in (health, session, patients, admissions, devices, readings, alerts, care_plans,
                    users, ward, fhir_api, reports_api, stream, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -21,6 +21,7 @@ import psycopg
 from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
+from ward.hub import wardcache
 from ward.hub.auth import Role, User, user_for_token
 from ward.hub.problems import Forbidden, Unauthorized
 from ward.settings import Settings
@@ -43,7 +44,16 @@ def get_pool(request: Request) -> ConnectionPool[Any]:
 
 def _db(request: Request) -> Iterator[Conn]:
     with get_pool(request).connection() as conn:
-        yield conn
+        changed = wardcache.track(conn)
+        try:
+            yield conn
+        finally:
+            wardcache.untrack(conn)
+    # Committed: rows this request changed are stale here at once, before the client can read
+    # them back (the NOTIFY sent in the same transaction reaches the listener a little later).
+    if changed:
+        cache: wardcache.WardCache = request.app.state.ward_cache
+        cache.invalidate(changed)
 
 
 def _now(request: Request) -> dt.datetime:

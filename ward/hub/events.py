@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,13 +69,21 @@ class Broadcaster:
 
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[WardEvent]] = set()
+        self._hooks: list[Callable[[WardEvent], None]] = []
         self.listening = asyncio.Event()
+
+    def add_hook(self, hook: Callable[[WardEvent], None]) -> None:
+        """Call `hook` with every event before any stream sees it (the ward cache's
+        invalidation: a tab told about a change must never fetch the row from before it)."""
+        self._hooks.append(hook)
 
     @property
     def subscribers(self) -> int:
         return len(self._queues)
 
     def publish(self, event: WardEvent) -> None:
+        for hook in self._hooks:
+            hook(event)
         for queue in list(self._queues):
             try:
                 queue.put_nowait(event)
@@ -102,7 +110,11 @@ class Broadcaster:
 
 
 async def listen(conninfo: str, broadcaster: Broadcaster) -> None:
-    """Forward every `vw_events` notification to `broadcaster` until cancelled."""
+    """Forward every `vw_events` notification to `broadcaster` until cancelled.
+
+    `broadcaster.listening` is set only while the LISTEN connection is up: the ward cache
+    trusts its rows only then (a notification missed while it was down cannot be replayed).
+    """
     delay = RETRY_FIRST_S
     while True:
         try:
@@ -118,12 +130,13 @@ async def listen(conninfo: str, broadcaster: Broadcaster) -> None:
                         log.warning("ignored a malformed %s payload", CHANNEL)
                         continue
                     broadcaster.publish(event)
-        except psycopg.OperationalError as exc:
-            broadcaster.listening.clear()
+        except psycopg.Error as exc:
             log.warning("event listener lost the database (%s); retrying in %.1fs",
                         type(exc).__name__, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
+        finally:
+            broadcaster.listening.clear()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_S)
 
 
 def sse_message(event: WardEvent) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -60,6 +60,24 @@ class WardRow:
     alerts: tuple[OpenAlert, ...]
     trend: tuple[tuple[dt.datetime, int], ...]
     sort_key: tuple[int, int, float] = field(default=(0, 0, 0.0))
+    # Time-driven parts, so a row computed once can be shown at any later instant (see
+    # `as_of`): overdue after `overdue_at` (None: never observed, always overdue); the row must
+    # be recomputed from `expires_at` on (a live score's parameter goes stale, a sparkline
+    # point leaves the 24-hour window, a device assignment starts or ends).
+    overdue_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    computed_at: dt.datetime | None = None
+
+
+def as_of(row: WardRow, now: dt.datetime) -> WardRow:
+    """The row as it reads at `now` (only `overdue` moves with time between recomputes)."""
+    overdue = acuity.is_overdue_at(row.overdue_at, now)
+    return row if overdue == row.overdue else replace(row, overdue=overdue)
+
+
+def _earliest(*instants: dt.datetime | None) -> dt.datetime | None:
+    present = [t for t in instants if t is not None]
+    return min(present) if present else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,16 +141,25 @@ def load(
     ):
         alerts.setdefault(int(row[0]), []).append(OpenAlert(*row[1:]))
 
+    # Current and future assignments: a future start or a current end is when the row's
+    # device list changes with no event, so it bounds how long the row may be cached.
     devices: dict[int, list[DeviceHealth]] = {}
-    for pid, dev_id, kind, online, battery, reported in conn.execute(
-        "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.reported_at "
+    device_change: dict[int, dt.datetime] = {}
+    for pid, dev_id, kind, online, battery, reported, lower, upper in conn.execute(
+        "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.reported_at, "
+        "lower(a.during), upper(a.during) "
         "FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
         "LEFT JOIN device_status s ON s.device_id = d.id "
-        "WHERE a.patient_id = ANY(%s) AND a.during @> %s::timestamptz ORDER BY d.id",
+        "WHERE a.patient_id = ANY(%s) AND a.during && tstzrange(%s, NULL) ORDER BY d.id",
         (ids, now),
     ):
-        devices.setdefault(int(pid), []).append(
-            DeviceHealth(str(dev_id), str(kind), online, battery, reported))
+        current = lower is None or lower <= now
+        change = upper if current else lower
+        if change is not None:
+            device_change[int(pid)] = min(change, device_change.get(int(pid), change))
+        if current:
+            devices.setdefault(int(pid), []).append(
+                DeviceHealth(str(dev_id), str(kind), online, battery, reported))
 
     # One row per patient (arrays), not one per score: 24 h of scores for 1,000 patients
     # would otherwise be ~24,000 rows to decode.
@@ -152,19 +179,25 @@ def load(
         current = acuity.current_score(mine, stored.get(pid), spo2_scale=int(scale), now=now)
         last_obs = acuity.last_observation_at(mine)
         trend = trends.get(pid, [])
+        # The oldest sparkline point leaves the window SPARK_WINDOW after it was computed.
+        trend_until = trend[0][0] + SPARK_WINDOW if trend else None
+        live_until = None
         if current is not None and current.source == "live":
             trend = [*trend, (current.computed_at, current.total)]
+            live_until = acuity.fresh_until(mine, now)
+        due = acuity.overdue_at(mine, stored.get(pid), spo2_scale=int(scale))
         rows.append(WardRow(
             patient_id=pid, nhs_number=str(nhs), given_name=given, family_name=family,
             date_of_birth=dob, admission_id=int(adm_id), pathway=pathway, source=source,
             admitted_at=admitted_at, spo2_scale=int(scale), ceiling_of_care=ceiling,
             score=current, last_observation_at=last_obs,
-            overdue=acuity.overdue(mine, stored.get(pid), spo2_scale=int(scale), now=now),
-            latest=mine,
+            overdue=acuity.is_overdue_at(due, now), latest=mine,
             devices=tuple(devices.get(pid, ())), infusion=acuity.infusion_from(mine),
             alerts=tuple(sorted(alerts.get(pid, ()), key=lambda a: (
                 -SEVERITY_RANK.get(a.severity, 0), -a.raised_at.timestamp()))),
-            trend=tuple(trend), sort_key=acuity.sort_key(current, last_obs, now=now),
+            trend=tuple(trend), sort_key=acuity.static_sort_key(current, last_obs),
+            overdue_at=due, computed_at=now,
+            expires_at=_earliest(trend_until, live_until, device_change.get(pid)),
         ))
     rows.sort(key=lambda r: (r.sort_key, r.patient_id))
     return WardView(rows, admitted, beds)

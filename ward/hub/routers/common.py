@@ -10,6 +10,7 @@ import psycopg
 from fastapi import Depends, Path, Query
 from pydantic import AfterValidator, BaseModel
 
+from ward.hub import wardcache
 from ward.hub.auth import ADMINS, ALL_ROLES, CLINICAL, DEVICE_MANAGERS, PRESCRIBERS, User
 from ward.hub.deps import allow
 from ward.hub.problems import NotFound
@@ -63,3 +64,4 @@ def notify(conn: Conn, kind: str, patient_ids: Sequence[int], **extra: Any) -> N
     """Tell every hub (and its browsers) that these patients changed; sent on commit."""
     payload = json.dumps({"type": kind, "patient_ids": list(patient_ids), **extra})
     conn.execute("SELECT pg_notify('vw_events', %s)", (payload,))
+    wardcache.note_change(conn, patient_ids)

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from ward.domain import nhs_number
 from ward.domain.vitals import CATALOGUE, VitalCode
-from ward.hub import audit, charts, reports, wardview
+from ward.hub import audit, charts, reports, wardcache, wardview
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.routers.alerts import query_alerts
@@ -36,10 +36,17 @@ def _base(request: Request, user: User, now: dt.datetime, settings: Settings, ac
             "nhs": nhs_number.display, "request": request}
 
 
+def _ward(request: Request, conn: DB, now: dt.datetime, settings: Settings,
+          patient_ids: list[int] | None = None) -> wardview.WardView:
+    cache: wardcache.WardCache = request.app.state.ward_cache
+    snap = cache.snapshot(conn, now=now, beds=settings.ward_beds, patient_ids=patient_ids)
+    return wardview.WardView(snap.rows_at(now), snap.admitted, snap.beds)
+
+
 @router.get("/")
 def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
               ) -> Response:
-    view = wardview.load(conn, now=now, beds=settings.ward_beds)
+    view = _ward(request, conn, now, settings)
     alerts, open_total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
     audit.record(conn, user, "read", "ward", now=now, detail={"patients": len(view.rows)})
     return render(request, "ward.html", {
@@ -54,7 +61,7 @@ def ward_rows(
                           Query(max_length=500)] = None,
 ) -> Response:
     """Rows of the named patients (all when none named); rows no longer admitted are marked."""
-    view = wardview.load(conn, now=now, beds=settings.ward_beds, patient_ids=patient_id)
+    view = _ward(request, conn, now, settings, patient_id)
     shown = {r.patient_id for r in view.rows}
     gone = sorted(set(patient_id or ()) - shown)
     audit.record(conn, user, "read", "ward", now=now,
