@@ -207,3 +207,37 @@ def canonical_value(code: str, value: float, unit: str) -> tuple[VitalSpec, floa
     if spec.categorical and converted != int(converted):
         raise ImplausibleValue(code, converted, spec.low, spec.high, spec.unit)
     return spec, converted
+
+
+# -- display ---------------------------------------------------------------------------------
+# UCUM is for machines (stored, FHIR); people read these. The one place a unit is turned into
+# text for a screen, a chart or a report. UCUM annotations in braces ("{ACVPU}", "{state}")
+# name a scale, not a unit: they show as nothing (the value's label says it all).
+DISPLAY_UNITS: Mapping[str, str] = MappingProxyType({
+    "Cel": "°C", "[degF]": "°F", "mm[Hg]": "mmHg", "kPa": "kPa", "/min": "/min", "%": "%",
+    "L/min": "L/min", "mL/h": "mL/h", "mL": "mL", "L": "L",
+})
+# NEWS2 parameter names that are not vital codes (alerting.news2.Parameter), shown by the
+# display name of the vital they are scored from.
+_PARAMETER_VITALS: Mapping[str, VitalCode] = MappingProxyType({
+    "air_or_oxygen": VitalCode.ON_OXYGEN,
+})
+
+
+def display_unit(unit: str | None) -> str:
+    """A stored (UCUM) unit as people write it: "Cel" → "°C", "mm[Hg]" → "mmHg"."""
+    if not unit or unit.startswith("{"):
+        return ""
+    return DISPLAY_UNITS.get(unit, unit)
+
+
+def display_name(code: str) -> str:
+    """The catalogue's display name of a vital code or NEWS2 parameter ("spo2" → "SpO2");
+    an unknown code is shown as itself with underscores as spaces."""
+    vital = _PARAMETER_VITALS.get(code)
+    if vital is None:
+        try:
+            vital = VitalCode(code)
+        except ValueError:
+            return code.replace("_", " ")
+    return CATALOGUE[vital].display

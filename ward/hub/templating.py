@@ -14,10 +14,23 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from ward.domain.vitals import CATALOGUE, VitalCode, display_name, display_unit
 from ward.hub import acuity, charts
 from ward.settings import Settings
 
 HERE = Path(__file__).parent
+# Referral sources as clinicians write them (the stored values are identifiers).
+SOURCE_LABEL = {"gp": "GP", "ambulance": "Ambulance", "111": "NHS 111",
+                "urgent_community_response": "Urgent community response", "ed": "ED",
+                "hospital_ward": "Hospital ward"}
+
+
+def _vital_unit(code: str) -> str:
+    """The display unit of a vital code's canonical unit ("temperature" → "°C")."""
+    try:
+        return display_unit(CATALOGUE[VitalCode(code)].unit)
+    except ValueError:
+        return ""
 
 
 def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
@@ -45,6 +58,10 @@ def build(settings: Settings) -> Jinja2Templates:
 
     env.filters["local"] = local
     env.filters["ago"] = _ago
+    env.filters["unit"] = display_unit
+    env.filters["vital_name"] = display_name
+    env.filters["vital_unit"] = _vital_unit
+    env.filters["source"] = lambda value: SOURCE_LABEL.get(str(value), str(value))
     env.globals["risk_label"] = acuity.RISK_LABEL
     env.globals["charts"] = charts
     env.globals["tz_name"] = settings.display_timezone

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ward.domain import nhs_number
-from ward.domain.vitals import CATALOGUE, VitalCode
+from ward.domain.vitals import CATALOGUE, VitalCode, display_unit
 from ward.hub import audit, charts, reports, wardcache, wardview
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
@@ -103,7 +103,7 @@ def _patient_context(request: Request, conn: DB, now: dt.datetime, settings: Set
     for code in ("resp_rate", "spo2", "systolic_bp", "diastolic_bp", "pulse", "temperature"):
         spec = specs[code]
         vital_charts.append(charts.vital_chart(
-            code, spec.display, spec.unit, record.series.get(code, []),
+            code, spec.display, display_unit(spec.unit), record.series.get(code, []),
             start=record.window_start, end=record.window_end, tz=settings.tz,
             spo2_scale=record.care_plan.spo2_scale))
     news2_points = [(s.computed_at, float(s.total)) for s in record.scores]
