@@ -11,7 +11,14 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from ward.domain.vitals import CATALOGUE, DISPLAY_UNITS, VitalCode, display_name, display_unit
+from ward.domain.vitals import (
+    CATALOGUE,
+    DISPLAY_UNITS,
+    VitalCode,
+    display_name,
+    display_text,
+    display_unit,
+)
 from ward.hub.auth import Role
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=dt.UTC)  # the `clock` fixture's start
@@ -61,3 +68,15 @@ def test_patient_page_shows_names_and_units_people_write(
                   "104 mmHg", "22 /min", "Temperature <tspan class=\"muted\">°C"):
         assert shown in html, shown
     assert CATALOGUE[VitalCode.SPO2].display in html
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("Single parameter scored 3: resp_rate, spo2, pulse",
+     "Single parameter scored 3: Respiration rate, SpO2, pulse"),
+    ("SpO2 89 % below target", "SpO2 89 % below target"),
+    ("on air_or_oxygen, o2_flow 2", "on Air or oxygen, Oxygen flow 2"),
+    ("pump_state occluded", "Pump state occluded"),
+    ("xresp_rate stays", "xresp_rate stays"),
+])
+def test_display_text_names_codes_in_alert_summaries(text: str, shown: str) -> None:
+    assert display_text(text) == shown

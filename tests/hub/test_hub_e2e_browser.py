@@ -192,6 +192,21 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
         expect(page.locator("#alert-rows .acked").first).to_contain_text("nurse", timeout=5000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "hub-e2e.png"), full_page=True)
+        # The queue reads at a laptop's width too: it keeps a usable width beside the ward
+        # and a patient's name sits on one line (not one letter per line).
+        for width in (1600, 1280):
+            page.set_viewport_size({"width": width, "height": 900})
+            queue = page.locator("aside.queue").bounding_box()
+            ward = page.locator("section.ward").bounding_box()
+            name = page.locator("#alert-rows tr.alert a").first.bounding_box()
+            assert queue is not None
+            assert ward is not None
+            assert name is not None
+            assert queue["width"] >= 320, (width, queue)
+            assert queue["x"] > ward["x"], (width, queue, ward)
+            assert name["height"] < 30, (width, name)
+        page.screenshot(path=str(ARTIFACTS / "hub-e2e-1280.png"), full_page=True)
+        page.set_viewport_size({"width": 1600, "height": 900})
         page.click(f"#p-{worsening_pid} a.name")
         expect(page.locator(".patient-head")).to_contain_text("WORSENING")
         expect(page.locator("svg.chart")).to_have_count(7)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -229,6 +230,18 @@ def display_unit(unit: str | None) -> str:
     if not unit or unit.startswith("{"):
         return ""
     return DISPLAY_UNITS.get(unit, unit)
+
+
+# Codes that are identifiers rather than English words ("resp_rate", "spo2", not "pulse"):
+# safe to replace inside free text such as a stored alert summary.
+_IDENTIFIER_CODES = re.compile(r"\b(" + "|".join(sorted(
+    (c for c in [*(v.value for v in VitalCode), *_PARAMETER_VITALS] if not c.isalpha()),
+    key=len, reverse=True)) + r")\b")
+
+
+def display_text(text: str) -> str:
+    """Free text (an alert summary) with vital codes written as display names."""
+    return _IDENTIFIER_CODES.sub(lambda m: display_name(m.group(1)), text)
 
 
 def display_name(code: str) -> str:

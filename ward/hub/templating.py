@@ -14,7 +14,13 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from ward.domain.vitals import CATALOGUE, VitalCode, display_name, display_unit
+from ward.domain.vitals import (
+    CATALOGUE,
+    VitalCode,
+    display_name,
+    display_text,
+    display_unit,
+)
 from ward.hub import acuity, charts
 from ward.settings import Settings
 
@@ -60,6 +66,7 @@ def build(settings: Settings) -> Jinja2Templates:
     env.filters["ago"] = _ago
     env.filters["unit"] = display_unit
     env.filters["vital_name"] = display_name
+    env.filters["vital_text"] = display_text
     env.filters["vital_unit"] = _vital_unit
     env.filters["source"] = lambda value: SOURCE_LABEL.get(str(value), str(value))
     env.globals["risk_label"] = acuity.RISK_LABEL
