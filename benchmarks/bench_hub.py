@@ -125,7 +125,8 @@ def load(url: str, patients: int, days: int, now: dt.datetime) -> None:
 @contextlib.contextmanager
 def hub(settings: Settings) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -134,6 +135,11 @@ def hub(settings: Settings) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        # End open SSE streams first, as `vward hub` does on SIGINT (else uvicorn waits for
+        # them, then cancels them with a traceback).
+        loop = getattr(app.state, "loop", None)
+        if loop is not None:
+            loop.call_soon_threadsafe(app.state.broadcaster.close)
         server.should_exit = True
         thread.join(10)
 
@@ -241,6 +247,17 @@ def main() -> int:
                 ward = [timed(client, "/api/ward") for _ in range(args.requests)]
                 rows = len(client.get("/api/ward").json()["rows"])
                 print(f"ward view API ({rows} patients):          {percentiles(ward)}")
+                # The same under change: before each request a NOTIFY names 20 patients (a
+                # busy gateway batch), so the cache recomputes 20 rows per request.
+                churn = []
+                with psycopg.connect(url, autocommit=True) as note:
+                    for i in range(args.requests):
+                        ids = [1 + (i * 20 + k) % args.patients for k in range(20)]
+                        note.execute("SELECT pg_notify('vw_events', %s)", (json.dumps(
+                            {"type": "readings", "patient_ids": ids}),))
+                        time.sleep(0.005)  # the listener hears it (as a browser would)
+                        churn.append(timed(client, "/api/ward"))
+                print(f"ward view API, 20 patients changed each: {percentiles(churn)}")
                 record = [timed(client, f"/api/patients/{1 + (i * 13) % args.patients}/record")
                           for i in range(args.requests)]
                 print(f"patient page API (72 h of vitals):       {percentiles(record)}")
