@@ -254,19 +254,12 @@ def infusion_from(latest: Mapping[str, Latest]) -> Infusion | None:
     )
 
 
-def sort_key(current: ScoreView | None, last_obs: dt.datetime | None,
-             *, now: dt.datetime) -> tuple[int, int, float]:
-    """Ascending sort key, most acute first: band, total, then longest without observations."""
-    band = RISK_RANK[current.risk] if current is not None else RISK_RANK["none"]
-    total = current.total if current is not None else -1
-    age = (now - last_obs).total_seconds() if last_obs is not None else float("inf")
-    return (-band, -total, -age)
-
-
-def static_sort_key(current: ScoreView | None, last_obs: dt.datetime | None
+def sort_key(current: ScoreView | None, last_obs: dt.datetime | None
                     ) -> tuple[int, int, float]:
-    """`sort_key` without `now`: oldest last observation first is longest unobserved first,
-    so the order is the same at every instant and a cached row's key never goes stale."""
+    """Ascending sort key, most acute first: band, total, then longest without observations.
+
+    No `now`: the oldest last observation is the longest unobserved at every instant, so a
+    cached row's key never goes stale."""
     band = RISK_RANK[current.risk] if current is not None else RISK_RANK["none"]
     total = current.total if current is not None else -1
     last = last_obs.timestamp() if last_obs is not None else float("-inf")

@@ -195,7 +195,7 @@ def load(
             devices=tuple(devices.get(pid, ())), infusion=acuity.infusion_from(mine),
             alerts=tuple(sorted(alerts.get(pid, ()), key=lambda a: (
                 -SEVERITY_RANK.get(a.severity, 0), -a.raised_at.timestamp()))),
-            trend=tuple(trend), sort_key=acuity.static_sort_key(current, last_obs),
+            trend=tuple(trend), sort_key=acuity.sort_key(current, last_obs),
             overdue_at=due, computed_at=now,
             expires_at=_earliest(trend_until, live_until, device_change.get(pid)),
         ))
