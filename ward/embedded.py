@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -82,32 +84,75 @@ def mosquitto_dev_config(port: int, persistence_dir: Path) -> str:
     return template.format(port=port, persistence_dir=persistence_dir)
 
 
+def _mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+
+
+def _let_broker_write(folder: Path) -> None:
+    """Started as root, Mosquitto drops to user `mosquitto`, which must be able to write its
+    persistence file in `folder` (mkdtemp makes it 0700): without this every persistent
+    session would be lost on a broker restart."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pwd.getpwnam("mosquitto")
+    except KeyError:
+        return
+    shutil.chown(folder, user="mosquitto")
+
+
 @dataclass
 class Broker:
-    url: str
-    kind: str
-    process: subprocess.Popen[bytes]
-    folder: Path
+    """A broker process in its own folder; `stop(keep_data=True)` then `start()` restarts it
+    with its persistence (sessions and queued messages) intact."""
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
+    port: int
+    kind: str
+    folder: Path
+    cmd: list[str]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        # The child keeps its own copy of the descriptor; the parent's is closed at once.
+        with (self.folder / "broker.log").open("ab") as log_file:
+            self.process = subprocess.Popen(  # noqa: S603
+                self.cmd, stdout=log_file, stderr=subprocess.STDOUT
+            )
+        try:
+            wait_for_port(self.port)
+        except EmbeddedError:
+            self.process.kill()
+            self.process.wait()
+            detail = (self.folder / "broker.log").read_text(errors="replace")[-2000:]
+            msg = f"{self.kind} did not start on port {self.port}: {detail}"
+            raise EmbeddedError(msg) from None
+
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Stop cleanly (Mosquitto saves its persistence file on SIGTERM)."""
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def start_broker(port: int | None = None) -> Broker:
     """Start Mosquitto (or amqtt when Mosquitto is absent) on loopback; return its handle."""
     port = port or free_port()
     folder = Path(tempfile.mkdtemp(prefix="vw-mqtt-"))
-    mosquitto = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    mosquitto = _mosquitto_binary()
     if mosquitto:
+        _let_broker_write(folder)
         conf = folder / "mosquitto.conf"
         conf.write_text(mosquitto_dev_config(port, folder))
         cmd = [mosquitto, "-c", str(conf)]
@@ -122,14 +167,10 @@ def start_broker(port: int | None = None) -> Broker:
         )
         cmd = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
         kind = "amqtt"
-    # The child keeps its own copy of the descriptor; the parent's is closed at once.
-    with (folder / "broker.log").open("wb") as log_file:
-        process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)  # noqa: S603
+    broker = Broker(port=port, kind=kind, folder=folder, cmd=cmd)
     try:
-        wait_for_port(port)
+        broker.start()
     except EmbeddedError:
-        process.kill()
-        detail = (folder / "broker.log").read_text(errors="replace")[-2000:]
-        msg = f"{kind} did not start on port {port}: {detail}"
-        raise EmbeddedError(msg) from None
-    return Broker(url=f"mqtt://127.0.0.1:{port}", kind=kind, process=process, folder=folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return broker

@@ -9,65 +9,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from ward.embedded import free_port, mosquitto_dev_config, wait_for_port
-
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-@dataclass
-class OwnBroker:
-    """A Mosquitto with the project's config whose process the test may stop and restart."""
-
-    port: int
-    folder: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        conf = self.folder / "mosquitto.conf"
-        conf.write_text(mosquitto_dev_config(self.port, self.folder))
-        with (self.folder / "broker.log").open("ab") as log:
-            self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log,
-                                            stderr=subprocess.STDOUT)
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # clean shutdown: Mosquitto saves its persistence file
-            self.process.wait(15)
+from ward.embedded import Broker, free_port, start_broker
 
 
 @pytest.fixture
-def own_broker() -> Iterator[OwnBroker]:
-    if not Path(MOSQUITTO).exists():
+def own_broker() -> Iterator[Broker]:
+    """A Mosquitto with the project's config that the test may stop and restart; its
+    persistence survives `stop(keep_data=True)`, so a restart keeps every session."""
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         pytest.skip("mosquitto is not installed")
-    folder = Path(tempfile.mkdtemp(prefix="vw-mqtt-own-"))
-    # Started as root, Mosquitto drops to user "mosquitto", which must be able to write its
-    # persistence file here (mkdtemp makes the folder 0700): without it the restart would
-    # lose every session and this test would prove nothing.
-    folder.chmod(0o777)
-    broker = OwnBroker(free_port(), folder)
-    broker.start()
+    broker = start_broker()
     try:
         yield broker
     finally:
         broker.stop()
-        shutil.rmtree(broker.folder, ignore_errors=True)
 
 
 class TcpProxy:
@@ -174,7 +138,7 @@ def test_sigkill_mid_stream_then_restart_stores_everything_once(
 
 @pytest.mark.slow
 def test_broker_restart_mid_stream_loses_nothing(
-    own_broker: OwnBroker, ward: Any, start_gateway: Any, stream: Any, poll: Any, unique: str,
+    own_broker: Broker, ward: Any, start_gateway: Any, stream: Any, poll: Any, unique: str,
 ) -> None:
     prefix = f"b{unique}-"
     devices = _devices(ward, prefix, 20)
@@ -183,7 +147,7 @@ def test_broker_restart_mid_stream_loses_nothing(
                        VW_MQTT_SHARE_GROUP="")
     feed = stream(own_broker.url, devices, total=10_000, per_message=10, rate_msgs=500).start()
     poll(lambda: _count(ward.url, prefix)[0] > 1_000, 30, "a first part to be stored")
-    own_broker.stop()
+    own_broker.stop(keep_data=True)
     own_broker.start()
     feed.join()
     try:
@@ -202,7 +166,7 @@ def test_broker_restart_mid_stream_loses_nothing(
                    "subscriptions from persistence; XPASS means the broker was fixed: then "
                    "the broker-restart test can use the shared subscription again")
 def test_mosquitto_restores_shared_subscriptions_after_restart(
-    own_broker: OwnBroker, connect_mqtt: Any, poll: Any, unique: str,
+    own_broker: Broker, connect_mqtt: Any, poll: Any, unique: str,
 ) -> None:
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
@@ -229,7 +193,7 @@ def test_mosquitto_restores_shared_subscriptions_after_restart(
     sub, _ = subscriber(subscribe=True)
     sub.disconnect()
     sub.loop_stop()
-    own_broker.stop()
+    own_broker.stop(keep_data=True)
     own_broker.start()
     publisher = connect_mqtt(own_broker.url)
     for i in range(20):
