@@ -5,7 +5,8 @@ inbox). Per batch (`VW_GATEWAY_BATCH_SIZE` readings or `VW_GATEWAY_BATCH_WAIT_MS
 
     decode (pure) → load unknown devices → plan (pure) → one transaction: COPY readings,
     dead letters, statuses, NOTIFY vw_events → commit → ack every message → publish results
-    → alerting hook (its own transaction; a failure there is logged, the readings are safe).
+    → hand the batch's patients to the alerting worker (its own thread, connection and
+    transaction: a slow or failed evaluation never holds up ingest; the readings are safe).
 
 Database down: the batch is kept and retried with backoff; nothing is acknowledged, so the
 broker stops sending once the Receive Maximum is reached (bounded memory) and keeps the rest
@@ -28,6 +29,7 @@ from typing import Any
 
 import psycopg
 
+from gateway.alerting_worker import AlertingWorker
 from gateway.contract import Channel, RejectReason, encode_result, results_topic
 from gateway.decode import Decoded, DecodedMessage, Limits, Problem, Rejection, decode
 from gateway.directory import DeviceDirectory
@@ -126,9 +128,18 @@ class Gateway:
         )
         self._conn: Conn | None = None
         self._listen: Conn | None = None
-        self._hook = alerting_hook(settings.gateway_alerting)
         self._unacked = 0
         self._secrets = _secrets_of(settings)
+        hook = alerting_hook(settings.gateway_alerting)
+        self._alerting = None if hook is None else AlertingWorker(
+            hook,
+            lambda: psycopg.connect(settings.database_conninfo(),
+                                    connect_timeout=DB_CONNECT_TIMEOUT_S,
+                                    application_name="vw-gateway-alerting"),
+            self.metrics,
+            self.clock,
+            lambda exc: safe_error(exc, self._secrets),
+        )
 
     # database -----------------------------------------------------------------------------
 
@@ -275,8 +286,8 @@ class Gateway:
         self.metrics.unacked.set(0)
         self._answer(plan, inserted)
         self._observe(plan, inserted, len(batch), commit_s, committed_at)
-        if self._hook is not None and patients:
-            self._run_hook(conn, patients, committed_at)
+        if self._alerting is not None and patients:
+            self._alerting.submit(patients)
         return True
 
     def _answer(self, plan: BatchPlan, inserted: set[Key]) -> None:
@@ -305,20 +316,6 @@ class Gateway:
         log.debug("batch committed messages=%d readings_new=%d dead_letters=%d commit_ms=%.1f",
                   messages, len(inserted), len(plan.dead_letters), commit_s * 1000)
 
-    def _run_hook(self, conn: Conn, patients: list[int], now: dt.datetime) -> None:
-        assert self._hook is not None  # noqa: S101 - checked by the caller
-        try:
-            self._hook(conn, patients, now)
-            conn.commit()
-        except Exception:  # the readings are committed; alerting retries on the next batch
-            self.metrics.alerting_failures.inc()
-            log.exception("alerting hook failed patients=%d (readings are stored)",
-                          len(patients))
-            try:
-                conn.rollback()
-            except psycopg.Error:
-                self._close_db()
-
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; reconnects to the broker and the database by itself."""
         self.metrics.serve(self.settings.metrics_port)
@@ -335,6 +332,8 @@ class Gateway:
         if stop.is_set():
             return
         self.link.start()
+        if self._alerting is not None:
+            self._alerting.start()
         log.info("gateway running share_group=%s batch_size=%d batch_wait_ms=%d",
                  self.settings.mqtt_share_group, self.settings.gateway_batch_size,
                  self.settings.gateway_batch_wait_ms)
@@ -346,5 +345,7 @@ class Gateway:
                 self._housekeeping()
         finally:
             self.link.stop()
+            if self._alerting is not None:
+                self._alerting.stop()
             self._close_db()
             log.info("gateway stopped")
