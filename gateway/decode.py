@@ -15,7 +15,6 @@ Must never do I/O; the clock is the `now` parameter.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from gateway.contract import (
     StatusPayload,
     TopicError,
     parse_topic,
+    senml_msg_id,
 )
 from ward.domain.errors import ImplausibleValue, UnknownLabel, UnknownUnit, UnknownVitalCode
 from ward.domain.vitals import canonical_value, label_value, spec_for
@@ -256,11 +256,6 @@ def _native(
             results.append(measure(index, item.code, item.value, item.unit,
                                    measured_at=item.measured_at, now=now, limits=limits))
     return _collect(device_id, Channel.READINGS, msg_id, _utc(sent_at), results)
-
-
-def senml_msg_id(payload: bytes) -> str:
-    """SenML carries no message id: the digest of the bytes names the message instead."""
-    return "senml-" + hashlib.sha256(payload).hexdigest()[:32]
 
 
 def _senml(

@@ -27,6 +27,7 @@ from gateway.contract import (
     encode_senml,
     encode_status,
     readings_topic,
+    senml_msg_id,
     senml_topic,
     status_topic,
 )
@@ -371,15 +372,6 @@ class VirtualDevice:
 
     def _emit(self, at: float, topic: str, payload: bytes, *, retain: bool = False) -> None:
         self.pending.append(Outbound(at, topic, payload, 1, retain))
-
-
-def senml_msg_id(payload: bytes) -> str:
-    """The id the gateway gives a SenML message (it carries none): a digest of its bytes.
-
-    Mirrors `gateway.decode.senml_msg_id` (a test holds the two equal); simulators may import
-    only the contract module, and ground truth must name messages as the gateway will.
-    """
-    return "senml-" + hashlib.sha256(payload).hexdigest()[:32]
 
 
 def _iso(t: float) -> str:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from gateway.contract import RejectReason
-from gateway.decode import DecodedMessage, DecodedStatus, Limits, Rejection, decode, senml_msg_id
-from simulators import devices, malformed
+from gateway.decode import DecodedMessage, DecodedStatus, Limits, Rejection, decode
+from simulators import malformed
 from simulators.devices import Outbound
 from simulators.engine import Engine
 from simulators.groundtruth import GroundTruth, instant
@@ -118,11 +118,6 @@ def test_every_message_decodes_as_ground_truth_says(noisy: Any) -> None:
             assert result.problems == (), (m, result.problems)
             assert result.readings
     assert seen_broken >= len(broken)  # every recorded one was seen (and its duplicates)
-
-
-def test_senml_message_ids_match_the_gateway() -> None:
-    payload = b'[{"bn":"urn:dev:vw:x:","bt":1.0,"n":"spo2","u":"%","v":97}]'
-    assert devices.senml_msg_id(payload) == senml_msg_id(payload)
 
 
 def test_ground_truth_has_deteriorations_and_true_news2_crossings() -> None:
