@@ -7,11 +7,13 @@ drift; the gateway accepts up to 5 minutes ahead) count as fresh.
 
 Staleness windows (why each):
 
-* ``spo2``, ``pulse`` — **1 hour**. Both change within minutes in a deteriorating patient, and
-  1 hour is Chart 4's most frequent spot-check interval (low-medium and medium risk), so a
-  patient observed as often as the chart asks always has them fresh.
-* ``systolic_bp`` — **1 hour**, for the same Chart 4 reason; a cuff reading is part of the
-  same observation set as the oximeter's.
+* ``spo2``, ``pulse``, ``systolic_bp`` — **4 hours**. A home kit takes spot checks several
+  times a day; 4 hours is the strict end of Chart 4's low-risk 4–6-hourly interval, so a patient
+  observed as often as the chart asks at low risk always has a complete score between checks
+  (a 1-hour window left most spot-check patients "partial" most of the day). A patient whose
+  band asks for more frequent observations is caught by the *observations overdue* rule, which
+  follows the band, not by this window: staleness only stops an old value being scored as
+  current.
 * ``resp_rate``, ``consciousness`` — **4 hours**. At home they usually come from a
   questionnaire or a nurse's call, not a device; 4 hours is the strict end of the low-risk
   4–6-hourly interval, so a value is still used within one low-risk observation cycle.
@@ -36,9 +38,9 @@ from ward.domain.vitals import ACVPU, VitalCode
 
 STALENESS: Final[Mapping[VitalCode, dt.timedelta]] = MappingProxyType(
     {
-        VitalCode.SPO2: dt.timedelta(hours=1),
-        VitalCode.PULSE: dt.timedelta(hours=1),
-        VitalCode.SYSTOLIC_BP: dt.timedelta(hours=1),
+        VitalCode.SPO2: dt.timedelta(hours=4),
+        VitalCode.PULSE: dt.timedelta(hours=4),
+        VitalCode.SYSTOLIC_BP: dt.timedelta(hours=4),
         VitalCode.RESP_RATE: dt.timedelta(hours=4),
         VitalCode.CONSCIOUSNESS: dt.timedelta(hours=4),
         VitalCode.TEMPERATURE: dt.timedelta(hours=4),

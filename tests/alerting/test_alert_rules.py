@@ -50,10 +50,10 @@ def test_news2_rule_severity_is_chart_2_risk(values: dict[str, float], severity:
 
 
 @pytest.mark.parametrize(("code", "age", "fresh"), [
-    ("spo2", dt.timedelta(minutes=59), True),
-    ("spo2", dt.timedelta(minutes=61), False),
-    ("pulse", dt.timedelta(hours=1), True),
-    ("systolic_bp", dt.timedelta(hours=1, seconds=1), False),
+    ("spo2", dt.timedelta(hours=3, minutes=59), True),
+    ("spo2", dt.timedelta(hours=4, minutes=1), False),
+    ("pulse", dt.timedelta(hours=4), True),
+    ("systolic_bp", dt.timedelta(hours=4, seconds=1), False),
     ("resp_rate", dt.timedelta(hours=3, minutes=59), True),
     ("resp_rate", dt.timedelta(hours=4, minutes=1), False),
     ("consciousness", dt.timedelta(hours=4, minutes=1), False),
@@ -70,7 +70,9 @@ def test_staleness_window_per_parameter(code: str, age: dt.timedelta, fresh: boo
 
 
 def test_stale_parameters_are_missing_and_a_partial_low_score_is_not_clear() -> None:
-    s = snap({**NORMAL, "resp_rate": 30}, age=dt.timedelta(hours=2))  # all 1-h codes stale
+    s = snap({**NORMAL, "resp_rate": 30}, age=dt.timedelta(hours=5))  # all 4-h codes stale
+    fresh_rr = Latest("resp_rate", NOW - dt.timedelta(minutes=30), 30.0, "d-resp_rate")
+    s = PatientSnapshot(1, {**s.latest, "resp_rate": fresh_rr}, CarePlan(1))
     result = rules.evaluate(s, NOW)
     assert result.score is not None
     assert not result.score.complete
@@ -149,7 +151,7 @@ def test_patient_threshold_names_author_and_reason() -> None:
     assert found.severity is Severity.MEDIUM
     assert found.details["breaches"][0]["by"] == "dr.patel"
     assert isinstance(outcome(snap({"pulse": 90}, plan=plan), Kind.THRESHOLD), Clear)
-    assert outcome(snap({"pulse": 104}, plan=plan, age=dt.timedelta(hours=2)), Kind.THRESHOLD) is None
+    assert outcome(snap({"pulse": 104}, plan=plan, age=dt.timedelta(hours=5)), Kind.THRESHOLD) is None
 
 
 @pytest.mark.parametrize(("values", "age", "history", "severity"), [

@@ -38,10 +38,14 @@ def live(hub_settings: Settings, clock: Any, db: Conn) -> Iterator[TestClient]:
         while not app.state.broadcaster.listening.is_set():
             assert time.monotonic() < deadline, "listener never connected"
             time.sleep(0.01)
-        token = client.post("/api/auth/token", json={"username": "nurse1",
-                                                     "password": PASSWORD}).json()
-        client.headers["Authorization"] = f"Bearer {token['access_token']}"
+        _log_in_again(client)
         yield client
+
+
+def _log_in_again(client: TestClient) -> None:
+    token = client.post("/api/auth/token", json={"username": "nurse1",
+                                                 "password": PASSWORD}).json()
+    client.headers["Authorization"] = f"Bearer {token['access_token']}"
 
 
 def cache_of(client: TestClient) -> WardCache:
@@ -198,7 +202,7 @@ def test_the_hubs_own_write_is_visible_to_the_next_request(
 def test_time_driven_fields_move_without_a_recompute(
         live: TestClient, admit: Callable[..., int], db: Conn, clock: Any) -> None:
     pid = admit()
-    # Pulse 140 scores 3 (a single 3: hourly observations); stale after an hour.
+    # Pulse 140 scores 3 (a single 3: hourly observations); stale after four hours.
     set_latest(db, pid, "pulse", 140, T0 - dt.timedelta(minutes=10))
     notify(db, {"type": "readings", "patient_ids": [pid]})
     db.commit()
@@ -210,7 +214,13 @@ def test_time_driven_fields_move_without_a_recompute(
     assert row["minutes_since_observation"] == 55
     assert row["overdue"] is False
     assert cache_of(live).recomputed == recomputed
-    clock.advance(minutes=10)  # 65 min since the pulse: overdue, and the pulse is stale
+    clock.advance(minutes=10)  # 65 min since the pulse: overdue, still scored, no recompute
+    row = ward(live)[pid]
+    assert row["overdue"] is True
+    assert row["score"] is not None
+    assert cache_of(live).recomputed == recomputed
+    clock.advance(minutes=180)  # 245 min: the pulse went stale
+    _log_in_again(live)  # bearer tokens live an hour; the test clock moved past it
     row = ward(live)[pid]
     assert row["overdue"] is True
     assert row["score"] is None  # the only parameter went stale: the row was recomputed
