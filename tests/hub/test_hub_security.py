@@ -81,6 +81,8 @@ def test_every_route_declares_roles_and_refuses_anonymous_callers(app_client: Te
      {"ceiling": "palliative", "reason": "ReSPECT"}, False),
     (Role.ADMIN, "/api/referrals", "POST", {"patient_id": 1, "pathway": "step_up",
                                              "source": "gp"}, False),
+    (Role.ADMIN, "/api/patients/{pid}/observations", "POST",
+     {"observations": [{"code": "resp_rate", "value": 16}]}, False),
     (Role.HUB_NURSE, "/api/ward", "GET", None, True),
     (Role.ADMIN, "/api/ward", "GET", None, True),
 ])

@@ -28,6 +28,7 @@ from ward.hub.routers import (
     devices,
     fhir_api,
     health,
+    observations,
     pages,
     patients,
     readings,
@@ -161,8 +162,8 @@ def create_app(
     app.state.broadcaster.add_hook(app.state.ward_cache.on_event)
     app.state.templates = templating.build(settings)
     problems.install(app)
-    for module in (health, session, patients, admissions, devices, readings, alerts, care_plans,
-                   users, ward, fhir_api, reports_api, stream, pages):
+    for module in (health, session, patients, admissions, devices, readings, observations,
+                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(SecurityHeaders)

@@ -183,9 +183,139 @@
     });
   });
 
+  // Observations entered by staff (patient page): the form posts JSON to the API; errors are
+  // shown next to their fields; the panel then refreshes (the live event would do it too).
+  // Times are typed and shown in the hub's zone (data-tz, Europe/London), sent as UTC ISO.
+  function zoneParts(ms, tz) {
+    var out = {};
+    new Intl.DateTimeFormat("en-GB", { timeZone: tz, hourCycle: "h23", year: "numeric",
+      month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      .formatToParts(new Date(ms)).forEach(function (p) { out[p.type] = p.value; });
+    return out;
+  }
+
+  function zoneOffset(ms, tz) {
+    var p = zoneParts(ms, tz);
+    return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) -
+      Math.floor(ms / 1000) * 1000;
+  }
+
+  function wallTimeToIso(value, tz) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value);
+    if (!m) return null;
+    var wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+    var ms = wall - zoneOffset(wall, tz);
+    ms = wall - zoneOffset(ms, tz);  // second pass settles the offset across a BST change
+    return new Date(ms).toISOString();
+  }
+
+  function wallTimeNow(tz) {
+    var p = zoneParts(Date.now(), tz);
+    return p.year + "-" + p.month + "-" + p.day + "T" + p.hour + ":" + p.minute;
+  }
+
+  // An untouched time field follows the clock (and is not sent: the server uses now).
+  function refreshObsTime() {
+    var form = document.getElementById("obs-form");
+    if (!form) return;
+    var input = form.elements.measured_at;
+    if (input.value !== input.dataset.default) return;
+    var now = wallTimeNow(form.dataset.tz);
+    input.value = now;
+    input.dataset.default = now;
+  }
+
+  var OBS_FIELDS = ["resp_rate", "spo2", "on_oxygen", "systolic_bp", "pulse", "consciousness",
+                    "temperature"];
+
+  function obsBody(form) {
+    var els = form.elements;
+    var body = { observations: [] };
+    OBS_FIELDS.forEach(function (code) {
+      var el = els[code];
+      var raw = el.value.trim();
+      if (raw === "") return;
+      var item = { code: code };
+      if (el.tagName === "SELECT") { item.value = raw; }
+      else {
+        item.value = Number(raw);
+        item.unit = code === "temperature" ? els.temperature_unit.value : el.dataset.unit;
+      }
+      body.observations.push(item);
+    });
+    var time = els.measured_at;
+    if (time.value !== time.dataset.default) {
+      body.measured_at = wallTimeToIso(time.value, form.dataset.tz);
+    }
+    var note = els.note.value.trim();
+    if (note) body.note = note;
+    return body;
+  }
+
+  function showObsErrors(form, body, problem) {
+    var shown = false;
+    (problem.errors || []).forEach(function (err) {
+      var loc = err.loc || [];
+      var field = loc[1];
+      if (field === "observations" && loc.length > 2) {
+        var item = body.observations[Number(loc[2])];
+        field = item ? item.code : null;
+      }
+      var slot = field && form.querySelector('[data-error-for="' + field + '"]');
+      if (!slot) return;
+      slot.textContent = err.msg;
+      shown = true;
+    });
+    return shown;
+  }
+
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (form.id !== "obs-form") return;
+    ev.preventDefault();
+    var status = form.querySelector(".obs-status");
+    form.querySelectorAll(".field-error").forEach(function (el) { el.textContent = ""; });
+    var body = obsBody(form);
+    if (!body.observations.length) { status.textContent = "Enter at least one value."; return; }
+    if (body.measured_at === null) {
+      form.querySelector('[data-error-for="measured_at"]').textContent = "Enter a date and time.";
+      return;
+    }
+    var button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    status.textContent = "Saving…";
+    fetch("/api/patients/" + form.dataset.patient + "/observations", {
+      method: "POST", credentials: "same-origin",
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify(body)
+    }).then(function (r) {
+      return r.json().then(function (data) { return { ok: r.ok, status: r.status, data: data }; });
+    }).then(function (res) {
+      if (res.status === 401) { window.location.assign("/login"); return; }
+      if (!res.ok) {
+        var inline = showObsErrors(form, body, res.data);
+        status.textContent = inline ? "Not saved: see the fields marked." :
+          "Not saved: " + (res.data.detail || "error " + res.status);
+        return;
+      }
+      OBS_FIELDS.concat(["note"]).forEach(function (name) { form.elements[name].value = ""; });
+      form.elements.measured_at.value = form.elements.measured_at.dataset.default;
+      refreshObsTime();
+      var s = res.data.score;
+      status.textContent = "Saved " + res.data.readings.length + " value(s)" +
+        (s ? " · NEWS2 " + s.total + (s.complete ? "" : " (partial)") : "") + ".";
+      pendingIds.add(Number(form.dataset.patient));
+      pendingAlerts = true;
+      schedule();
+    }).catch(function (e) {
+      status.textContent = "Not saved: " + e.message;
+    }).then(function () { button.disabled = false; });
+  });
+
   if (document.getElementById("live")) {
     connect();
     tick();
     setInterval(tick, 1000);
   }
+  if (document.getElementById("obs-form")) setInterval(refreshObsTime, 30000);
 })();

@@ -1,0 +1,163 @@
+"""Observations entered by hub staff on a patient's behalf, decided as pure functions.
+
+Home kits rarely measure respiration rate or consciousness: a nurse on the phone does, and
+some patients cannot use the kit at all (VIRTUAL_WARD.md). Those values must pass exactly the
+checks a device reading passes — catalogue code, accepted unit with its conversion,
+plausibility range, categorical label — so every check is `ward.domain.vitals`'s, not ours.
+What this module adds is only what differs from a device:
+
+* attribution: readings need a device; staff entries use one virtual device per patient
+  (`staff_device_id`), kind home hub, registered and assigned on first use;
+* traceability: the reading's `msg_id` names the person who entered it (`entry_msg_id`);
+* time: `measured_at` is the time of the observation as the nurse states it, refused when
+  ahead of the clock by more than the gateway's tolerance or before the admission began.
+
+Every problem is reported at once, each naming its field (`loc`) and the offending value, so
+a form can show them next to the fields. Must never do I/O or read a clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ward.domain.devices import DeviceKind
+from ward.domain.errors import ImplausibleValue, UnknownLabel, UnknownUnit, UnknownVitalCode
+from ward.domain.readings import Reading
+from ward.domain.vitals import canonical_value, label_value, spec_for
+
+STAFF_DEVICE_KIND = DeviceKind.HOME_HUB
+STAFF_DEVICE_MODEL = "staff entry"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One value as entered: a number (with its unit; the canonical one when omitted) or a
+    categorical label ("C" for consciousness, "oxygen" for air or oxygen)."""
+
+    code: str
+    value: float | str
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The gateway's clock limits (`ward.settings.Settings.gateway_*`), applied to staff too."""
+
+    future_tolerance: dt.timedelta
+    late_after: dt.timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One refused field: where it is in the request body, why, and what was sent."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str
+    value: object
+
+
+class EntryRejected(Exception):
+    """The entry cannot be stored; `errors` is never empty."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors))
+        self.errors = tuple(errors)
+
+
+def staff_device_id(patient_id: int) -> str:
+    """The virtual device staff entries for this patient are attributed to."""
+    return f"staff-{patient_id}"
+
+
+def entry_msg_id(username: str, entry_id: str) -> str:
+    """`staff:<username>:<entry id>`: every reading of one entry, traceable to its person."""
+    return f"staff:{username}:{entry_id}"
+
+
+def _time_error(measured_at: dt.datetime, *, now: dt.datetime, admitted_at: dt.datetime,
+                limits: Limits) -> FieldError | None:
+    if measured_at > now + limits.future_tolerance:
+        return FieldError(
+            ("body", "measured_at"),
+            f"measured_at {measured_at.isoformat()} is more than "
+            f"{limits.future_tolerance.total_seconds():g} s in the future",
+            "future_timestamp", measured_at.isoformat())
+    if measured_at < admitted_at:
+        return FieldError(
+            ("body", "measured_at"),
+            f"measured_at {measured_at.isoformat()} is before the admission began "
+            f"({admitted_at.isoformat()})", "before_admission", measured_at.isoformat())
+    return None
+
+
+def _measure(index: int, item: Observation) -> tuple[str, float, str, float | None, str | None
+                                                      ] | FieldError:
+    """(code, canonical value, canonical unit, source value, source unit) or the error."""
+    loc: tuple[str | int, ...] = ("body", "observations", index)
+    try:
+        spec = spec_for(item.code)
+        if isinstance(item.value, str):
+            if not spec.categorical:
+                return FieldError((*loc, "value"), f"{item.code} takes a number, got the "
+                                  f"string {item.value!r}", "schema_invalid", item.value)
+            if item.unit and item.unit not in spec.conversions:
+                raise UnknownUnit(item.code, item.unit, spec.accepted_units)
+            return spec.code.value, label_value(spec, item.value), spec.unit, None, None
+        unit = item.unit or spec.unit
+        spec, converted = canonical_value(item.code, float(item.value), unit)
+    except UnknownVitalCode as exc:
+        return FieldError((*loc, "code"), str(exc), "unknown_code", item.code)
+    except UnknownUnit as exc:
+        return FieldError((*loc, "unit"), str(exc), "unknown_unit", item.unit)
+    except UnknownLabel as exc:
+        return FieldError((*loc, "value"), str(exc), "unknown_label", item.value)
+    except ImplausibleValue as exc:
+        return FieldError((*loc, "value"), str(exc), "implausible_value", item.value)
+    converted_unit = unit != spec.unit
+    return (spec.code.value, converted, spec.unit,
+            float(item.value) if converted_unit else None, unit if converted_unit else None)
+
+
+def readings_for(
+    patient_id: int,
+    observations: Sequence[Observation],
+    *,
+    measured_at: dt.datetime,
+    now: dt.datetime,
+    admitted_at: dt.datetime,
+    limits: Limits,
+    msg_id: str,
+) -> tuple[Reading, ...]:
+    """The readings to store for one staff entry; `EntryRejected` listing every problem."""
+    measured_at = measured_at.astimezone(dt.UTC)
+    errors: list[FieldError] = []
+    if not observations:
+        errors.append(FieldError(("body", "observations"), "give at least one observation",
+                                 "empty", []))
+    time_error = _time_error(measured_at, now=now, admitted_at=admitted_at, limits=limits)
+    if time_error is not None:
+        errors.append(time_error)
+    late = now - measured_at > limits.late_after
+    device_id = staff_device_id(patient_id)
+    readings: list[Reading] = []
+    seen: set[str] = set()
+    for index, item in enumerate(observations):
+        result = _measure(index, item)
+        if isinstance(result, FieldError):
+            errors.append(result)
+            continue
+        code, value, unit, source_value, source_unit = result
+        if code in seen:
+            errors.append(FieldError(("body", "observations", index, "code"),
+                                     f"{code} appears twice in one entry", "repeated_reading",
+                                     item.code))
+            continue
+        seen.add(code)
+        readings.append(Reading(device_id, code, measured_at, value, unit, patient_id, now,
+                                msg_id, late, source_value, source_unit))
+    if errors:
+        raise EntryRejected(errors)
+    return tuple(readings)
