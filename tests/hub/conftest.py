@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,6 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from ward.db import registry
-from ward.domain.nhs_number import with_check_digit
 from ward.domain.patients import Admission, Pathway, Patient, ReferralSource
 from ward.hub.app import create_app
 from ward.hub.auth import Role, create_user
@@ -37,30 +35,14 @@ class Clock:
         self.now += dt.timedelta(**kwargs)
 
 
-def as_url(conninfo: str) -> str:
-    """A key=value conninfo (as the `db_url` fixture gives) as a postgresql:// URL."""
-    if conninfo.startswith(("postgresql://", "postgres://")):
-        return conninfo
-    params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    user = params.pop("user", "postgres")
-    password = params.pop("password", None)
-    host = params.pop("host", "127.0.0.1")
-    port = params.pop("port", 5432)
-    dbname = params.pop("dbname", "postgres")
-    auth = f"{user}:{password}@" if password else f"{user}@"
-    query = urllib.parse.urlencode({k: str(v) for k, v in params.items()},
-                                   quote_via=urllib.parse.quote)
-    return f"postgresql://{auth}{host}:{port}/{dbname}" + (f"?{query}" if query else "")
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-def hub_settings(db_url: str) -> Settings:
-    return Settings(database_url=SecretStr(as_url(db_url)), ward_beds=10)
+def hub_settings(db_url: str, to_url: Callable[[str], str]) -> Settings:
+    return Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
 
 
 @pytest.fixture
@@ -101,21 +83,12 @@ def staff(db: psycopg.Connection[Any], app_client: TestClient) -> Callable[[Role
     return _make
 
 
-_counter = iter(range(100_000_000, 999_999_999))
-
-
-def new_nhs_number() -> str:
-    while True:
-        number = with_check_digit(str(next(_counter)))
-        if number is not None:
-            return number
-
-
-def admit_patient(conn: psycopg.Connection[Any], *, at: dt.datetime = T0 - dt.timedelta(days=2),
+def admit_patient(conn: psycopg.Connection[Any], nhs_number: str, *,
+                  at: dt.datetime = T0 - dt.timedelta(days=2),
                   given: str = "Ada", family: str = "Lovelace",
                   pathway: Pathway = Pathway.STEP_UP,
                   source: ReferralSource = ReferralSource.GP) -> int:
-    patient = registry.add_patient(conn, Patient(new_nhs_number(), given, family,
+    patient = registry.add_patient(conn, Patient(nhs_number, given, family,
                                                  dt.date(1950, 1, 2)))
     assert patient.id is not None
     admission = Admission(patient.id, pathway, source, at - dt.timedelta(hours=1))
@@ -125,10 +98,10 @@ def admit_patient(conn: psycopg.Connection[Any], *, at: dt.datetime = T0 - dt.ti
 
 
 @pytest.fixture
-def admit(db: psycopg.Connection[Any]) -> Callable[..., int]:
+def admit(db: psycopg.Connection[Any], nhs_number: Callable[[], str]) -> Callable[..., int]:
     """Register and admit a patient; returns the patient id."""
 
     def _admit(**kwargs: Any) -> int:
-        return admit_patient(db, **kwargs)
+        return admit_patient(db, nhs_number(), **kwargs)
 
     return _admit

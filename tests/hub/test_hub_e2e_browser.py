@@ -14,9 +14,6 @@ import contextlib
 import datetime as dt
 import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,12 +26,10 @@ import psycopg
 import pytest
 import uvicorn
 from paho.mqtt import client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from pydantic import SecretStr
 
 from gateway.contract import Measurement, encode_readings, readings_topic
-from ward.db import registry
-from ward.domain.devices import Assignment, Device, DeviceKind
+from ward.domain.devices import DeviceKind
 from ward.embedded import free_port
 from ward.hub.app import create_app
 from ward.hub.auth import Role, create_user
@@ -48,57 +43,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
 @contextlib.contextmanager
-def hub_server(settings: Settings, port: int) -> Iterator[str]:
+def hub_server(settings: Settings, port: int, poll: Callable[..., None]) -> Iterator[str]:
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                             log_level="warning", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="hub", daemon=True)
     thread.start()
-    wait_for(lambda: server.started, 20, "the hub to start")
+    poll(lambda: server.started, 20, "the hub to start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
-
-
-@contextlib.contextmanager
-def service(args: list[str], env: dict[str, str], log: Path, ready: str) -> Iterator[None]:
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "ward.cli", *args], env=env,
-                                   cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: ready in log.read_text(errors="replace") or process.poll() is not None,
-                 30, f"{args[0]} to start")
-        assert process.poll() is None, log.read_text(errors="replace")
-        yield
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def publisher(url: str) -> paho.Client:
-    host, port = url.removeprefix("mqtt://").split(":")
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"e2e-{uuid.uuid4().hex[:8]}",
-                         protocol=MQTTProtocolVersion.MQTTv5)
-    client.connect(host, int(port))
-    client.loop_start()
-    return client
 
 
 def publish(client: paho.Client, device: str, values: dict[str, tuple[float, str]],
@@ -109,20 +66,20 @@ def publish(client: paho.Client, device: str, values: dict[str, tuple[float, str
     info.wait_for_publish(10)
 
 
-def setup_ward(conn: psycopg.Connection[Any], admit: Callable[..., int], unique: str
-               ) -> dict[str, tuple[int, str]]:
+def setup_ward(conn: psycopg.Connection[Any], admit: Callable[..., int], ward: Any,
+               unique: str) -> dict[str, tuple[int, str]]:
     create_user(conn, "nurse", "nurse-password", role=Role.HUB_NURSE,
                 display_name="Nurse Jones")
+    conn.commit()
     now = dt.datetime.now(dt.UTC)
-    ward: dict[str, tuple[int, str]] = {}
+    beds: dict[str, tuple[int, str]] = {}
     for given, family in (("Alice", "Stable"), ("Brian", "Worsening")):
         pid = admit(given=given, family=family, at=now - dt.timedelta(days=1))
         device = f"hub-{family.lower()}-{unique}"
-        registry.add_device(conn, Device(device, DeviceKind.HOME_HUB, "e2e"))
-        registry.assign_device(conn, Assignment(device, pid, now - dt.timedelta(hours=2)))
-        ward[family] = (pid, device)
-    conn.commit()
-    return ward
+        ward.add(device, since=now - dt.timedelta(hours=2), kind=DeviceKind.HOME_HUB,
+                 model="e2e", patient_id=pid)
+        beds[family] = (pid, device)
+    return beds
 
 
 NORMAL = {"spo2": (97, "%"), "pulse": (72, "/min"), "resp_rate": (16, "/min"),
@@ -138,29 +95,31 @@ DETERIORATING = {**NORMAL, "spo2": (89, "%"), "pulse": (135, "/min"),
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
 def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int], broker: Any,
-    unique: str, tmp_path: Path,
+    unique: str, ward: Any, to_url: Callable[[str], str], poll: Callable[..., None],
+    start_gateway: Callable[..., Any], start_service: Callable[..., Any],
+    connect_mqtt: Callable[..., paho.Client],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    ward = setup_ward(db, admit, unique)
-    url = _url(db_url)
-    env = {**os.environ, "VW_DATABASE_URL": url, "VW_MQTT_URL": broker.url,
-           "VW_MQTT_CLIENT_ID": f"gw-{unique}", "VW_MQTT_SHARE_GROUP": f"g{unique}",
-           "VW_LOG_LEVEL": "INFO", "PYTHONPATH": str(REPO)}
+    beds = setup_ward(db, admit, ward, unique)
+    url = to_url(db_url)
     settings = Settings(database_url=SecretStr(url), ward_beds=10)
     port = free_port()
+    # The gateway evaluates alerts after each commit (its default) and the alerting
+    # scheduler runs every second, as in a deployment.
+    start_gateway(url, broker.url, client_id=f"gw-{unique}", group=f"g{unique}",
+                  VW_GATEWAY_ALERTING="true")
+    start_service(["alerting", "--interval", "1"],
+                  {"VW_DATABASE_URL": url, "VW_MQTT_URL": broker.url, "VW_LOG_LEVEL": "INFO"},
+                  ready="leadership acquired")
     with contextlib.ExitStack() as stack:
-        stack.enter_context(service(["gateway"], env, tmp_path / "gateway.log", "mqtt connected"))
-        stack.enter_context(service(["alerting", "--interval", "1"], env,
-                                    tmp_path / "alerting.log", "leadership acquired"))
-        base = stack.enter_context(hub_server(settings, port))
-        mqtt = publisher(broker.url)
-        stack.callback(mqtt.loop_stop)
+        base = stack.enter_context(hub_server(settings, port, poll))
+        mqtt = connect_mqtt(broker.url, f"e2e-{unique}")
         now = dt.datetime.now(dt.UTC)
-        publish(mqtt, ward["Stable"][1], SLIGHTLY_OFF, now - dt.timedelta(minutes=2))
-        publish(mqtt, ward["Worsening"][1], NORMAL, now - dt.timedelta(minutes=2))
-        wait_for(lambda: _scored(db, [p for p, _ in ward.values()]), 15,
-                 "baseline readings to be stored and scored")
+        publish(mqtt, beds["Stable"][1], SLIGHTLY_OFF, now - dt.timedelta(minutes=2))
+        publish(mqtt, beds["Worsening"][1], NORMAL, now - dt.timedelta(minutes=2))
+        poll(lambda: _scored(db, [p for p, _ in beds.values()]), 15,
+             "baseline readings to be stored and scored")
 
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
@@ -174,12 +133,12 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
         page.click("button[type=submit]")
         rows = page.locator("#ward-rows tr.patient")
         expect(rows).to_have_count(2)
-        stable_pid, worsening_pid = ward["Stable"][0], ward["Worsening"][0]
+        stable_pid, worsening_pid = beds["Stable"][0], beds["Worsening"][0]
         expect(rows.first).to_have_attribute("data-pid", str(stable_pid))
         expect(page.locator("#live")).to_have_attribute("data-state", "live")
 
         published = time.monotonic()
-        publish(mqtt, ward["Worsening"][1], DETERIORATING, dt.datetime.now(dt.UTC))
+        publish(mqtt, beds["Worsening"][1], DETERIORATING, dt.datetime.now(dt.UTC))
         expect(rows.first).to_have_attribute("data-pid", str(worsening_pid), timeout=5000)
         seen = time.monotonic() - published
         expect(rows.first).to_have_class(re.compile(r"\brisk-high\b"))
@@ -218,21 +177,6 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
         assert any(a["state"] == "acknowledged" and a["acknowledged_by"] == "nurse"
                    for a in alerts["items"]), alerts
         assert seen < 5
-
-
-def _url(conninfo: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    import urllib.parse
-
-    user = params.pop("user", "postgres")
-    password = params.pop("password", None)
-    host = params.pop("host", "127.0.0.1")
-    port = params.pop("port", 5432)
-    dbname = params.pop("dbname", "postgres")
-    auth = f"{user}:{password}@" if password else f"{user}@"
-    query = urllib.parse.urlencode({k: str(v) for k, v in params.items()},
-                                   quote_via=urllib.parse.quote)
-    return f"postgresql://{auth}{host}:{port}/{dbname}" + (f"?{query}" if query else "")
 
 
 def _scored(conn: psycopg.Connection[Any], patient_ids: list[int]) -> bool:
