@@ -143,6 +143,13 @@ def _is_json_error(exc: ValidationError) -> bool:
     return any(err["type"] == "json_invalid" for err in exc.errors(include_url=False))
 
 
+def _invalid(device_id: str, channel: Channel, msg_id: str | None,
+             exc: ValidationError) -> Rejection:
+    """A whole message rejected by its schema: malformed JSON, or valid JSON of a wrong shape."""
+    reason = RejectReason.MALFORMED_JSON if _is_json_error(exc) else RejectReason.SCHEMA_INVALID
+    return Rejection(device_id, channel, msg_id, (Problem(reason, _validation_detail(exc)),))
+
+
 def measure(
     index: int,
     code: str,
@@ -265,9 +272,7 @@ def _senml(
     try:
         records = _SENML.validate_json(payload)
     except ValidationError as exc:
-        reason = RejectReason.MALFORMED_JSON if _is_json_error(exc) else RejectReason.SCHEMA_INVALID
-        return Rejection(device_id, Channel.SENML, msg_id, (
-            Problem(reason, _validation_detail(exc)),))
+        return _invalid(device_id, Channel.SENML, msg_id, exc)
     if not records:
         return Rejection(device_id, Channel.SENML, msg_id, (
             Problem(RejectReason.SCHEMA_INVALID, "empty SenML pack"),))
@@ -288,9 +293,7 @@ def _status(device_id: str, payload: bytes) -> DecodedStatus | Rejection:
     try:
         body = _STATUS.validate_json(payload)
     except ValidationError as exc:
-        reason = RejectReason.MALFORMED_JSON if _is_json_error(exc) else RejectReason.SCHEMA_INVALID
-        return Rejection(device_id, Channel.STATUS, None, (
-            Problem(reason, _validation_detail(exc)),))
+        return _invalid(device_id, Channel.STATUS, None, exc)
     return DecodedStatus(
         device_id, body.online,
         None if body.battery_pct is None else float(body.battery_pct),

@@ -25,11 +25,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import psycopg
 
-from gateway.alerting_worker import AlertingWorker
+from gateway.alerting_worker import AlertingWorker, Conn, Hook
 from gateway.contract import Channel, RejectReason, encode_result, results_topic
 from gateway.decode import Decoded, DecodedMessage, Limits, Problem, Rejection, decode
 from gateway.directory import DeviceDirectory
@@ -42,9 +41,6 @@ from ward.db.store import ReadingStore
 from ward.settings import Settings
 
 log = logging.getLogger(__name__)
-
-Conn = psycopg.Connection[Any]
-Hook = Callable[[Conn, list[int], dt.datetime], object]
 
 # Database reconnect backoff: quick first retry (a failover), then at most every 10 s.
 DB_RETRY_MIN_S = 0.5
