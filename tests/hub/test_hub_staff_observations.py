@@ -92,8 +92,10 @@ def test_stored_converted_attributed_audited_and_announced(app_client, staff, ad
     # A second entry reuses the device and its assignment.
     clock.advance(minutes=30)
     again = app_client.post(url(pid), headers=nurse.headers, json={
-        "observations": [{"code": "pulse", "value": 72, "unit": "bpm"}]})
+        "observations": [{"code": "pulse", "value": 72, "unit": "bpm"},
+                         {"code": "temperature", "value": 99.5, "unit": "°F"}]})
     assert again.status_code == 201, again.text
+    assert again.json()["readings"][1]["value"] == pytest.approx(37.5)
     assert count(db, "SELECT count(*) FROM device_assignments") == 1
 
 

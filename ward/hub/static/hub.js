@@ -238,8 +238,9 @@
       var item = { code: code };
       if (el.tagName === "SELECT") { item.value = raw; }
       else {
+        // Without a unit the API takes the catalogue's (/min, %, mmHg); °C or °F is chosen.
         item.value = Number(raw);
-        item.unit = code === "temperature" ? els.temperature_unit.value : el.dataset.unit;
+        if (code === "temperature") item.unit = els.temperature_unit.value;
       }
       body.observations.push(item);
     });
