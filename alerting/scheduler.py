@@ -14,6 +14,7 @@ another process's next :meth:`Leader.acquire` succeeds. Escalation rows are also
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -150,7 +151,12 @@ class Leader:
     def release(self) -> None:
         if self._conn is not None:
             try:
-                self._conn.close()  # closing the session releases the advisory lock
+                # Closing the session frees the lock too, but only once the server process has
+                # exited, after close() returns; unlocking first makes the handover immediate.
+                if self.leading and not self._conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        self._conn.execute("SELECT pg_advisory_unlock_all()")
+                self._conn.close()
             finally:
                 self._conn = None
                 self.leading = False
