@@ -33,8 +33,14 @@ from gateway.contract import (
     parse_topic,
     senml_msg_id,
 )
-from ward.domain.errors import ImplausibleValue, UnknownLabel, UnknownUnit, UnknownVitalCode
-from ward.domain.vitals import canonical_value, label_value, spec_for
+from ward.domain.errors import (
+    ImplausibleValue,
+    UnknownLabel,
+    UnknownUnit,
+    UnknownVitalCode,
+    WrongValueType,
+)
+from ward.domain.vitals import measure as measure_value
 
 
 class _Envelope(ReadingsPayload):
@@ -163,19 +169,9 @@ def measure(
     """Validate one measurement against the catalogue and the clock; convert its unit."""
     measured_at = _utc(measured_at)
     try:
-        spec = spec_for(code)
-        if isinstance(value, str):
-            if not spec.categorical:
-                return Problem(RejectReason.SCHEMA_INVALID,
-                               f"{code} takes a number, got the string {value!r}", index)
-            if unit and unit not in spec.conversions:
-                raise UnknownUnit(code, unit, spec.accepted_units)
-            converted, source_value, source_unit = label_value(spec, value), None, None
-        else:
-            spec, converted = canonical_value(code, float(value), unit)
-            converted_unit = unit != spec.unit
-            source_value = float(value) if converted_unit else None
-            source_unit = unit if converted_unit else None
+        measured = measure_value(code, value, unit)
+    except WrongValueType as exc:
+        return Problem(RejectReason.SCHEMA_INVALID, str(exc), index)
     except UnknownVitalCode as exc:
         return Problem(RejectReason.UNKNOWN_CODE, str(exc), index)
     except UnknownUnit as exc:
@@ -192,8 +188,8 @@ def measure(
             index,
         )
     late = now - measured_at > limits.late_after
-    return DecodedReading(index, spec.code.value, converted, spec.unit, measured_at, late,
-                          source_value, source_unit)
+    return DecodedReading(index, measured.spec.code.value, measured.value, measured.spec.unit,
+                          measured_at, late, measured.source_value, measured.source_unit)
 
 
 def _collect(

@@ -118,3 +118,21 @@ def test_fahrenheit_round_trip(celsius: float) -> None:
         assert not 25.0 <= celsius <= 45.0 or math.isclose(celsius, 25) or math.isclose(celsius, 45)
         return
     assert converted == pytest.approx(celsius, abs=1e-9)
+
+
+def test_measure_numbers_labels_and_sources() -> None:
+    from ward.domain.errors import WrongValueType
+    from ward.domain.vitals import measure
+
+    converted = measure("temperature", 100.4, "[degF]")
+    assert converted.value == pytest.approx(38.0)
+    assert (converted.source_value, converted.source_unit) == (100.4, "[degF]")
+    assert measure("spo2", 95, "%").source_unit is None
+    assert measure("consciousness", "C", "").value == 1.0
+    assert measure("pump_state", "occluded", "{state}").value == 2.0
+    with pytest.raises(WrongValueType, match="spo2 takes a number"):
+        measure("spo2", "high", "%")
+    with pytest.raises(UnknownUnit):
+        measure("consciousness", "A", "mmHg")
+    with pytest.raises(UnknownLabel):
+        measure("consciousness", "Q", "")

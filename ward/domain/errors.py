@@ -38,6 +38,15 @@ class UnknownLabel(DomainError):
         self.label = label
 
 
+class WrongValueType(DomainError):
+    """A label (string) sent for a numeric code."""
+
+    def __init__(self, code: str, value: str) -> None:
+        super().__init__(f"{code} takes a number, got the string {value!r}")
+        self.code = code
+        self.value = value
+
+
 class InvalidNhsNumber(DomainError):
     def __init__(self, value: str, reason: str) -> None:
         super().__init__(f"invalid NHS number {value!r}: {reason}")

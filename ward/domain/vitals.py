@@ -24,7 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ward.domain.errors import ImplausibleValue, UnknownLabel, UnknownUnit, UnknownVitalCode
+from ward.domain.errors import (
+    ImplausibleValue,
+    UnknownLabel,
+    UnknownUnit,
+    UnknownVitalCode,
+    WrongValueType,
+)
 
 
 class VitalCode(enum.StrEnum):
@@ -188,6 +194,37 @@ def label_value(spec: VitalSpec, label: str) -> float:
         if candidate.lower() == wanted:
             return float(index)
     raise UnknownLabel(spec.code, label, spec.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One measurement as it will be stored: canonical value, and what was sent if converted."""
+
+    spec: VitalSpec
+    value: float  # in spec.unit, unrounded
+    source_value: float | None  # the value as sent, when its unit was converted
+    source_unit: str | None
+
+
+def measure(code: str, value: float | str, unit: str) -> Measured:
+    """Validate and convert one measurement as a device or a person sends it.
+
+    A number comes with a unit (converted to the canonical one, checked for plausibility); a
+    categorical code also takes its label ("V", "occluded") with an empty or canonical unit.
+    Raises UnknownVitalCode, UnknownUnit, UnknownLabel, ImplausibleValue or WrongValueType:
+    the one place the gateway and the hub's staff entry share these rules.
+    """
+    spec = spec_for(code)
+    if isinstance(value, str):
+        if not spec.categorical:
+            raise WrongValueType(code, value)
+        if unit and unit not in spec.conversions:
+            raise UnknownUnit(code, unit, spec.accepted_units)
+        return Measured(spec, label_value(spec, value), None, None)
+    spec, converted = canonical_value(code, float(value), unit)
+    if unit == spec.unit:
+        return Measured(spec, converted, None, None)
+    return Measured(spec, converted, float(value), unit)
 
 
 def canonical_value(code: str, value: float, unit: str) -> tuple[VitalSpec, float]:

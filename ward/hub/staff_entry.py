@@ -23,9 +23,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ward.domain.devices import DeviceKind
-from ward.domain.errors import ImplausibleValue, UnknownLabel, UnknownUnit, UnknownVitalCode
+from ward.domain.errors import (
+    ImplausibleValue,
+    UnknownLabel,
+    UnknownUnit,
+    UnknownVitalCode,
+    WrongValueType,
+)
 from ward.domain.readings import Reading
-from ward.domain.vitals import canonical_value, label_value, spec_for
+from ward.domain.vitals import measure, spec_for
 
 STAFF_DEVICE_KIND = DeviceKind.HOME_HUB
 STAFF_DEVICE_MODEL = "staff entry"
@@ -98,16 +104,10 @@ def _measure(index: int, item: Observation) -> tuple[str, float, str, float | No
     """(code, canonical value, canonical unit, source value, source unit) or the error."""
     loc: tuple[str | int, ...] = ("body", "observations", index)
     try:
-        spec = spec_for(item.code)
-        if isinstance(item.value, str):
-            if not spec.categorical:
-                return FieldError((*loc, "value"), f"{item.code} takes a number, got the "
-                                  f"string {item.value!r}", "schema_invalid", item.value)
-            if item.unit and item.unit not in spec.conversions:
-                raise UnknownUnit(item.code, item.unit, spec.accepted_units)
-            return spec.code.value, label_value(spec, item.value), spec.unit, None, None
-        unit = item.unit or spec.unit
-        spec, converted = canonical_value(item.code, float(item.value), unit)
+        # Staff may leave the unit out: the catalogue's canonical unit is meant.
+        measured = measure(item.code, item.value, item.unit or spec_for(item.code).unit)
+    except WrongValueType as exc:
+        return FieldError((*loc, "value"), str(exc), "schema_invalid", item.value)
     except UnknownVitalCode as exc:
         return FieldError((*loc, "code"), str(exc), "unknown_code", item.code)
     except UnknownUnit as exc:
@@ -116,9 +116,8 @@ def _measure(index: int, item: Observation) -> tuple[str, float, str, float | No
         return FieldError((*loc, "value"), str(exc), "unknown_label", item.value)
     except ImplausibleValue as exc:
         return FieldError((*loc, "value"), str(exc), "implausible_value", item.value)
-    converted_unit = unit != spec.unit
-    return (spec.code.value, converted, spec.unit,
-            float(item.value) if converted_unit else None, unit if converted_unit else None)
+    return (measured.spec.code.value, measured.value, measured.spec.unit, measured.source_value,
+            measured.source_unit)
 
 
 def readings_for(
