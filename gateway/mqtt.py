@@ -122,6 +122,8 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        self.subscribed = threading.Event()
         self._client = client
 
     def start(self) -> None:
@@ -147,10 +149,24 @@ class MqttLink:
             log.error("mqtt connect refused broker=%s reason=%s", self.address.safe, reason)
             return
         self._generation += 1
+        self.subscribed.clear()
         self.connected.set()
         log.info("mqtt connected broker=%s session_present=%s generation=%d",
                  self.address.safe, flags.session_present, self._generation)
         client.subscribe([(self.filter_for(ch), 1) for ch in INGEST_CHANNELS])
+
+    def _on_subscribe(self, _client: paho.Client, _userdata: Any, _mid: int,
+                      reasons: list[Any], _props: Any) -> None:
+        # Until the SUBACK, a fresh session is in no subscription (shared subscriptions are
+        # not even restored after a broker restart): messages published meanwhile go nowhere.
+        # Operators and tests wait for this line before trusting that nothing is dropped.
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("mqtt subscription refused broker=%s reasons=%s", self.address.safe,
+                      ",".join(refused))
+            return
+        self.subscribed.set()
+        log.info("mqtt subscribed broker=%s filters=%d", self.address.safe, len(reasons))
 
     def filter_for(self, channel: Channel) -> str:
         """`$share/{group}/…`, or the plain filter when the group is empty (one gateway).

@@ -291,8 +291,10 @@ def start_gateway(start_service: ServiceFactory) -> GatewayFactory:
             "VW_LOG_LEVEL": "INFO",
             **env,
         }, ready="gateway running", timeout=20, name=client_id)
-        wait_for(lambda: "mqtt connected" in gw.log() or gw.process.poll() is not None,
-                 20, "the gateway to connect")
+        # Subscribed, not merely connected: until the SUBACK a fresh session is in no
+        # subscription and the broker drops what devices publish meanwhile.
+        wait_for(lambda: "mqtt subscribed" in gw.log() or gw.process.poll() is not None,
+                 20, "the gateway to subscribe")
         return gw
 
     return _start
