@@ -71,11 +71,17 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
             yield number, data if isinstance(data, dict) else None, "" if isinstance(data, dict) else "not an object"
 
 
-def _matching(row: dict[str, Any] | Any, default: str, seen: set[str]) -> str:
+def _matching(row: dict[str, Any] | Any, default: str, seen: set[str],
+              keys: dict[str, str] | None = None) -> str:
+    """The patient a truth record is about, in the readings' own keys."""
     for field in ("patient_id", "patient_key"):
         value = row.get(field) if isinstance(row, dict) else None
-        if value not in (None, "") and str(value) in seen:
+        if value in (None, ""):
+            continue
+        if str(value) in seen:
             return str(value)
+        if keys and str(value) in keys:
+            return keys[str(value)]
     return default
 
 
@@ -92,19 +98,29 @@ def read_readings(path: Path, errors: list[str]) -> list[ReplayReading]:
     return out
 
 
+# Ground-truth records about the whole run rather than one patient.
+_RUN_EVENTS = frozenset({"scenario", "summary"})
+
+
 def read_truth(path: Path, errors: list[str]) -> list[TruthEvent]:
     out = []
     for number, row, problem in _rows(path):
         try:
             if row is None:
                 raise ValueError(problem)
+            if row.get("event") in _RUN_EVENTS:
+                continue
             out.append(TruthEvent(_patient(row), str(row["event"]), _aware(str(row["at"])), row))
         except (KeyError, ValueError, TypeError) as exc:
             errors.append(f"{path}:{number}: {exc}")
     return out
 
 
-def _from_db(settings: Settings, args: argparse.Namespace) -> tuple[list[ReplayReading], dict[str, Any]]:
+def _from_db(
+    settings: Settings, args: argparse.Namespace
+) -> tuple[list[ReplayReading], dict[str, Any], dict[str, str]]:
+    """Stored readings keyed by patient id, their care plans, and NHS number → patient id
+    (ground truth written before registration names patients by NHS number only)."""
     if args.start is None or args.end is None:
         raise SystemExit("vward replay: give a FILE, or --start and --end for stored readings")
     with psycopg.connect(settings.database_conninfo()) as conn:
@@ -116,8 +132,11 @@ def _from_db(settings: Settings, args: argparse.Namespace) -> tuple[list[ReplayR
             params.append(args.patients)
         rows = conn.execute(query, params).fetchall()
         readings = [ReplayReading(str(p), c, m, v, d) for p, c, m, v, d in rows]
-        plans = {str(p): load_care_plan(conn, p) for p in {int(r.patient) for r in readings}}
-    return readings, plans
+        ids = sorted({int(r.patient) for r in readings})
+        plans = {str(p): load_care_plan(conn, p) for p in ids}
+        keys = {str(nhs): str(pid) for pid, nhs in conn.execute(
+            "SELECT id, nhs_number FROM patients WHERE id = ANY(%s)", (ids,))}
+    return readings, plans, keys
 
 
 def _minutes(delta: dt.timedelta | None) -> str:
@@ -127,14 +146,16 @@ def _minutes(delta: dt.timedelta | None) -> str:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     errors: list[str] = []
     plans: dict[str, Any] = {}
+    keys: dict[str, str] = {}
     if args.file:
         readings = read_readings(Path(args.file), errors)
     else:
-        readings, plans = _from_db(settings, args)
+        readings, plans, keys = _from_db(settings, args)
     truth = read_truth(Path(args.truth), errors) if args.truth else []
     # Ground truth may carry both keys; use whichever the readings are keyed by.
     seen = {r.patient for r in readings}
-    truth = [TruthEvent(_matching(t.extra, t.patient, seen), t.event, t.at, t.extra) for t in truth]
+    truth = [TruthEvent(_matching(t.extra, t.patient, seen, keys), t.event, t.at, t.extra)
+             for t in truth]
     for error in errors:
         print(f"vward replay: {error}", file=sys.stderr)
     report = replay.run(readings, default_policy().ack_within, plans=plans, truth=truth)
