@@ -18,6 +18,7 @@ from ward.settings import Settings, SettingsError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("ward.commands.migrate", "apply the database migrations (idempotent)"),
+    "maintain": ("ward.commands.maintain", "database housekeeping: readings retention"),
     "demo": ("ward.commands.demo", "start a live virtual ward on this machine"),
     "gateway": ("gateway.cli", "run the MQTT device gateway"),
     "devices": ("gateway.devices_cli", "register and provision devices"),
