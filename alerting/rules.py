@@ -21,9 +21,12 @@ Decisions that are ours, not the chart's:
   had at least the parameters the current one has (so a missing parameter cannot fake a rise).
 * **spo2_falling**: ≥ 4 SpO2 readings within 6 h, none more than 1 point above its predecessor
   (oximeters jitter by about ±1 %), and a total fall of ≥ 3 points — "falling steadily".
-* **spo2_below_target**: below the care plan's ``spo2_target_low``; by default 96 % on Scale 1
-  and 88 % on Scale 2, the lowest value that scores 0 on the patient's NEWS2 scale — so a
-  patient with no agreed target is flagged as soon as SpO2 starts to score.
+* **spo2_below_target**: below the care plan's ``spo2_target_low``; by default 94 % on Scale 1
+  and 88 % on Scale 2 — the lower ends of the BTS 2017 oxygen-target ranges (94–98 % for most
+  acutely ill patients, 88–92 % for those at risk of hypercapnic failure). An earlier default
+  of 96 % (where Scale 1 starts to score) repeated what the NEWS2 alert already says and, in a
+  replay of the `deteriorations` scenario, made this the noisiest rule (10.6 alerts per
+  patient-day) — alarm fatigue is the main failure mode of remote monitoring.
 
 Must never do I/O, read a clock, or log.
 """
@@ -55,8 +58,8 @@ SPO2_TREND_WINDOW: Final = dt.timedelta(hours=6)  # spans 6 hourly sets at mediu
 SPO2_TREND_MIN_READINGS: Final = 4
 SPO2_TREND_JITTER: Final = 1.0  # a pulse oximeter's usual reading-to-reading noise, % points
 SPO2_TREND_FALL: Final = 3.0  # % points: one NEWS2 Scale 1 band and more
-#: Default SpO2 targets when the care plan has none: the chart's zero band per scale.
-DEFAULT_SPO2_TARGET_LOW: Final[Mapping[int, float]] = MappingProxyType({1: 96.0, 2: 88.0})
+#: Default SpO2 targets when the care plan has none: BTS 2017 target ranges' lower ends.
+DEFAULT_SPO2_TARGET_LOW: Final[Mapping[int, float]] = MappingProxyType({1: 94.0, 2: 88.0})
 #: Staleness for threshold parameters outside NEWS2 (diastolic BP comes with systolic).
 OTHER_STALENESS: Final = dt.timedelta(hours=1)
 _RISK_LABEL: Final[Mapping[Risk, str]] = MappingProxyType(

@@ -128,9 +128,10 @@ def test_spo2_falling_steadily(values: tuple[float, ...], fires: bool | None) ->
 
 
 @pytest.mark.parametrize(("spo2", "scale", "target", "fires"), [
-    (95, 1, None, True),  # default 96 on Scale 1
-    (96, 1, None, False),
-    (95.5, 1, None, False),  # quantised half up to 96
+    (93, 1, None, True),  # default 94 on Scale 1 (BTS target 94–98 %)
+    (94, 1, None, False),
+    (95, 1, None, False),  # scores 1 in NEWS2, but is within the BTS target range
+    (93.5, 1, None, False),  # quantised half up to 94
     (87, 2, None, True),  # default 88 on Scale 2
     (89, 2, None, False),
     (93, 1, 92.0, False),  # care plan target 92
