@@ -74,9 +74,10 @@ class RuleConfig:
     #: only above 25 %, so a battery hovering at the limit does not flap the alert.
     battery_low_pct: float = 20.0
     battery_clear_pct: float = 25.0
-    #: A device whose last status report is older than this is offline even if it last said
-    #: "online" (the connection may have died without a last will). 30 min covers three
-    #: missed 10-minute heartbeats.
+    #: A device not heard from for this long is offline even if it last said "online" (the
+    #: connection may have died without a last will). 30 min covers three missed 10-minute
+    #: heartbeats. "Heard from" is when the gateway stored its latest status, on the server's
+    #: clock: a device's own clock drifts, and store-and-forward statuses arrive late.
     offline_after: dt.timedelta = dt.timedelta(minutes=30)
     #: Grace added to the Chart 4 interval before an observation counts as overdue: a nurse
     #: call a few minutes late is not worth an alert. 15 min is a quarter of the 1-hourly band.

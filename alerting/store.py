@@ -141,7 +141,7 @@ def load_snapshots(conn: Conn, patient_ids: Sequence[int], now: dt.datetime) -> 
         spo2[pid].append(Evidence(at, "spo2", device, value))
     devices: dict[int, list[DeviceState]] = defaultdict(list)
     for pid, device, kind, online, battery, reported in conn.execute(
-        "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.reported_at "
+        "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.updated_at "
         "FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
         "LEFT JOIN device_status s ON s.device_id = d.id "
         "WHERE a.patient_id = ANY(%s) AND a.during @> %s::timestamptz AND d.active "

@@ -31,6 +31,7 @@ from alerting.news2 import (
     score,
 )
 from alerting.observations import Latest
+from alerting.snapshot import RuleConfig
 from ward.domain.vitals import PUMP_STATES, VitalCode
 
 # "Continuous" monitoring at home means a wearable reporting every few minutes; a quarter of
@@ -38,9 +39,10 @@ from ward.domain.vitals import PUMP_STATES, VitalCode
 CONTINUOUS_GAP = dt.timedelta(minutes=15)
 # Below 20 % a home device may not last the night (most kits warn at 20 %).
 LOW_BATTERY_PCT = 20.0
-# A device that has not reported status for 15 minutes is treated as offline even if its
-# last status said online (the broker's will message may not have reached us).
-STATUS_SILENT_AFTER = dt.timedelta(minutes=15)
+# A device that has not been heard from for this long is shown offline even if its last
+# status said online (the broker's will message may not have reached us). The same threshold
+# as the alerting core's device_offline rule, so the row and the alert never disagree.
+STATUS_SILENT_AFTER = RuleConfig().offline_after
 
 # Sort order of risk bands, most urgent first. A patient with no observations at all sits
 # above the low band: "no data" must never be hidden at the bottom of the list.

@@ -146,7 +146,7 @@ def load(
     devices: dict[int, list[DeviceHealth]] = {}
     device_change: dict[int, dt.datetime] = {}
     for pid, dev_id, kind, online, battery, reported, lower, upper in conn.execute(
-        "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.reported_at, "
+        "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.updated_at, "
         "lower(a.during), upper(a.during) "
         "FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
         "LEFT JOIN device_status s ON s.device_id = d.id "
