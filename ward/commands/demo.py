@@ -134,7 +134,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  started {proc.name} (pid {child.pid})")
             if _available("ward.hub.cli"):
                 print(f"\n  Hub dashboard: http://{settings.hub_host}:{settings.hub_port}/")
-                print("  Log in as nurse / nurse (hub nurse) or admin / admin.")
+                print("  Log in as nurse / nurse (hub nurse), doctor / doctor (clinician) "
+                      "or admin / admin.")
             print("\nPress Ctrl-C to stop.")
             deadline = None if args.seconds is None else time.monotonic() + args.seconds
             while not stop.is_set():
