@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 from psycopg import sql
 
 from ward.db.migrate import migrate
-
-
-def connect(conninfo: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
-    return psycopg.connect(conninfo, autocommit=autocommit)
 
 
 def migrate_url(conninfo: str) -> list[str]:

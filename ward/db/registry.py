@@ -17,7 +17,7 @@ from psycopg.types.range import Range
 
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.errors import DomainError
-from ward.domain.patients import Admission, AdmissionStatus, Patient
+from ward.domain.patients import Admission, Patient
 
 Conn = psycopg.Connection[Any]
 
@@ -83,16 +83,6 @@ def update_admission(conn: Conn, admission: Admission) -> None:
          admission.admitted_at, admission.discharged_at,
          admission.outcome.value if admission.outcome else None, admission.id),
     )
-
-
-def admitted_patient_ids(conn: Conn) -> list[int]:
-    return [
-        int(r[0])
-        for r in conn.execute(
-            "SELECT patient_id FROM admissions WHERE status = %s ORDER BY patient_id",
-            (AdmissionStatus.ADMITTED.value,),
-        )
-    ]
 
 
 def add_device(conn: Conn, device: Device) -> int:

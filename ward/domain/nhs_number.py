@@ -8,16 +8,20 @@ from __future__ import annotations
 from ward.domain.errors import InvalidNhsNumber
 
 
+def _check_digit(first_nine: str) -> int | None:
+    """The modulus-11 check digit for nine digits, or None when none exists (check 10)."""
+    total = sum(int(d) * w for d, w in zip(first_nine, range(10, 1, -1), strict=True))
+    check = (11 - total % 11) % 11
+    return None if check == 10 else check
+
+
 def normalise(value: str) -> str:
     """Strip spaces and dashes ("943 476 5919" → "9434765919") and validate."""
     digits = value.replace(" ", "").replace("-", "")
     if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
         raise InvalidNhsNumber(value, "must be 10 digits")
-    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    if check == 10:
+    check = _check_digit(digits[:9])
+    if check is None:
         raise InvalidNhsNumber(value, "no valid check digit exists for these nine digits")
     if check != int(digits[9]):
         raise InvalidNhsNumber(value, f"check digit should be {check}, not {digits[9]}")
@@ -34,9 +38,8 @@ def is_valid(value: str) -> bool:
 
 def with_check_digit(first_nine: str) -> str | None:
     """Complete nine digits to a valid NHS number, or None when none exists (check 10)."""
-    total = sum(int(d) * w for d, w in zip(first_nine, range(10, 1, -1), strict=True))
-    check = (11 - total % 11) % 11
-    return None if check == 10 else first_nine + str(check)
+    check = _check_digit(first_nine)
+    return None if check is None else first_nine + str(check)
 
 
 def display(value: str) -> str:
