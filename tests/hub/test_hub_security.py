@@ -209,3 +209,46 @@ def test_every_patient_read_and_change_is_audited(app_client, staff, db, clock):
     assert ("read", "fhir_observation") in actions
     assert all(r[0] == "hubnurse1" and r[4] == clock.now for r in rows)
     assert len(rows) >= 7
+
+
+def _shown_to(db: psycopg.Connection[Any], entity: str) -> list[tuple[str, list[int]]]:
+    rows = db.execute("SELECT action, patient_ids FROM audit_log WHERE entity = %s "
+                      "AND patient_ids IS NOT NULL ORDER BY id", (entity,)).fetchall()
+    return [(str(r[0]), list(r[1])) for r in rows]
+
+
+def test_lists_audit_every_patient_they_show(app_client, staff, admit, db, clock):
+    nurse = staff(Role.HUB_NURSE)
+    first, second = admit(), admit(given="Mary", family="Seacole")
+    db.execute("INSERT INTO alerts (patient_id, kind, severity, state, summary, raised_at, "
+               "updated_at) VALUES (%s, 'news2', 'high', 'raised', 'NEWS2 7', %s, %s)",
+               (second, clock.now, clock.now))
+    device = app_client.post("/api/devices", headers=nurse.headers,
+                             json={"id": "ox-audit-1", "kind": "pulse_oximeter"})
+    assert device.status_code == 201, device.text
+    assigned = app_client.post("/api/devices/ox-audit-1/assignments", headers=nurse.headers,
+                               json={"patient_id": first,
+                                     "start": "2025-03-10T08:00:00+00:00"})
+    assert assigned.status_code == 201, assigned.text
+    db.commit()
+    for path in ("/api/ward", "/", f"/ward/rows?patient_id={second}", "/api/alerts",
+                 "/alerts", "/alerts/rows", "/api/devices", "/api/devices/ox-audit-1",
+                 "/api/admissions"):
+        assert app_client.get(path, headers=nurse.headers).status_code == 200, path
+    ward = _shown_to(db, "ward")
+    assert sorted(ward[0][1]) == sorted([first, second])        # GET /api/ward
+    assert sorted(ward[1][1]) == sorted([first, second])        # the ward page (rows + queue)
+    assert ward[2][1] == [second]                               # one row fetched by the page
+    assert [ids for _, ids in _shown_to(db, "alert")] == [[second]] * 3
+    assert ("list", [first]) in _shown_to(db, "device")
+    read = db.execute("SELECT patient_id FROM audit_log WHERE entity = 'device' "
+                      "AND action = 'read'").fetchone()
+    assert read == (first,)
+    assert sorted(_shown_to(db, "admission")[0][1]) == sorted([first, second])
+    # "Who has seen this patient?" finds every one of those reads.
+    seen = db.execute("SELECT count(*) FROM audit_log WHERE patient_id = %s "
+                      "OR patient_ids @> ARRAY[%s]::bigint[]", (second, second)).fetchone()
+    assert seen is not None
+    assert seen[0] >= 7
+    counts = db.execute("SELECT count(*) FROM audit_log WHERE detail ? 'patients'").fetchone()
+    assert counts == (0,)  # no more counts in place of the ids

@@ -154,6 +154,7 @@ def list_admissions(
                         [*params, limit, offset]).fetchall()
     items = [_out(r) for r in rows]
     audit.record(conn, user, "list", "admission", now=now,
+                 patient_ids=[a.patient_id for a in items],
                  detail={"admission_ids": [a.id for a in items]})
     return Page[AdmissionOut](items=items, total=int(total[0]) if total else 0, limit=limit,
                               offset=offset)
