@@ -2,7 +2,8 @@
 
 The lifespan opens one sync connection pool (see `ward.hub.deps` for why sync) and one async
 LISTEN connection (`ward.hub.events`); nothing is created at import time. Security headers are
-added to every response by a small ASGI middleware (it leaves streamed SSE bodies alone).
+added to every response by a small ASGI middleware (it leaves streamed SSE bodies alone);
+request bodies are limited before anything reads them (`ward.hub.limits`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ward.hub import auth, events, problems, templating, wardcache
+from ward.hub import auth, events, limits, problems, templating, wardcache
 from ward.hub.routers import (
     admissions,
     alerts,
@@ -166,5 +167,8 @@ def create_app(
                    alerts, care_plans, users, ward, fhir_api, reports_api, stream, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    # Outermost last: security headers on every answer, then the body limit before anything
+    # reads a body.
+    app.add_middleware(limits.BodyLimit, limits=limits.hub_limits(settings.hub_max_body_bytes))
     app.add_middleware(SecurityHeaders)
     return app

@@ -10,6 +10,7 @@ cannot store as 422. An unexpected exception is a 500 whose body says nothing ab
 from __future__ import annotations
 
 import http
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -67,10 +68,8 @@ class Invalid(Problem):
     kind = "invalid"
 
 
-def problem_response(
-    status: int, kind: str, detail: str | None, *, instance: str | None = None,
-    extra: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
+def _problem(status: int, kind: str, detail: str | None, instance: str | None,
+             extra: Mapping[str, Any] | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": TYPE_BASE + kind,
         "title": http.HTTPStatus(status).phrase,
@@ -81,7 +80,21 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extra or {})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
+
+
+def problem_body(status: int, kind: str, detail: str | None, *, instance: str | None = None,
+                 extra: Mapping[str, Any] | None = None) -> bytes:
+    """The problem document as bytes, for the ASGI middlewares that answer before routing."""
+    return json.dumps(_problem(status, kind, detail, instance, extra)).encode()
+
+
+def problem_response(
+    status: int, kind: str, detail: str | None, *, instance: str | None = None,
+    extra: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(_problem(status, kind, detail, instance, extra), status_code=status,
+                        media_type=PROBLEM_JSON, headers=headers)
 
 
 def _wants_html_page(request: Request) -> bool:
@@ -103,7 +116,8 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
 
 
 _KIND_BY_STATUS = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized",
-                   403: "forbidden", 409: "conflict", 422: "invalid"}
+                   403: "forbidden", 409: "conflict", 413: "payload-too-large",
+                   422: "invalid", 429: "too-many-requests"}
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:
