@@ -164,3 +164,47 @@ def test_eight_parallel_100_mb_posts_leave_memory_flat(live_hub):
 def test_each_route_has_its_limit(method, path, limit):
     assert hub_limits().for_request(method, path) == limit
     assert hub_limits(4096).for_request(method, path) == min(limit, 4096)
+
+
+def _patient(n: int) -> dict[str, str]:
+    return {"nhs_number": ["943 476 5919", "401 023 2137", "943 476 5870", "943 476 5889",
+                           "943 476 5897"][n],
+            "given_name": "Grace", "family_name": f"Hopper{n}", "date_of_birth": "1936-12-09"}
+
+
+def test_cookie_changes_need_the_hubs_own_origin_bearer_calls_do_not(live_hub, db):
+    own = live_hub.base
+    foreign = {"Origin": "https://evil.example"}
+    # The log-in form itself: a foreign page cannot sign a nurse in (login CSRF).
+    creds = {"username": "sister", "password": PASSWORD}
+    assert httpx.post(own + "/login", data=creds, headers=foreign).status_code == 403
+    with httpx.Client(base_url=own) as browser:
+        logged_in = browser.post("/login", data=creds, headers={"Origin": own})
+        assert logged_in.status_code == 303, logged_in.text
+        assert "vw_session" in browser.cookies
+        refused = browser.post("/api/patients", json=_patient(0), headers=foreign)
+        assert refused.status_code == 403
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "/api/problems/cross-site-request"
+        assert browser.post("/api/patients", json=_patient(0)).status_code == 403  # no Origin
+        assert browser.post("/api/patients", json=_patient(0),
+                            headers={"Origin": "null"}).status_code == 403
+        assert browser.post("/api/patients", json=_patient(0), headers={
+            "Origin": "null", "Sec-Fetch-Site": "cross-site"}).status_code == 403
+        assert browser.post("/api/patients", json=_patient(0), headers={
+            "Referer": "https://evil.example/page"}).status_code == 403
+        assert browser.post("/logout", headers=foreign).status_code == 403
+        assert browser.get("/api/me").status_code == 200  # reads are unaffected
+        assert db.execute("SELECT count(*) FROM patients").fetchone() == (0,)
+        # From the hub's own pages: Origin, or Sec-Fetch-Site, or Referer.
+        assert browser.post("/api/patients", json=_patient(1),
+                            headers={"Origin": own}).status_code == 201
+        assert browser.post("/api/patients", json=_patient(2), headers={
+            "Origin": "null", "Sec-Fetch-Site": "same-origin"}).status_code == 201
+        assert browser.post("/api/patients", json=_patient(3),
+                            headers={"Referer": own + "/patients/1"}).status_code == 201
+    # Bearer-token calls carry no ambient credential: a foreign Origin does not matter.
+    bearer = {"Authorization": f"Bearer {live_hub.token()}", **foreign}
+    assert httpx.post(own + "/api/patients", json=_patient(4), headers=bearer).status_code == 201
+    db.commit()
+    assert db.execute("SELECT count(*) FROM patients").fetchone() == (4,)

@@ -19,6 +19,8 @@ from ward.settings import Settings
 # a new public route must be added to this list on purpose.
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/auth/token"),
           ("GET", "/api/openapi.json"), ("GET", "/healthz"), ("GET", "/readyz")}
+# What a browser sends with a form posted from one of the hub's own pages (TestClient's host).
+SAME_ORIGIN = {"Origin": "http://testserver"}
 
 
 def _roles_of(route: APIRoute) -> set[Role] | None:
@@ -113,7 +115,7 @@ def test_cookie_session_is_httponly_strict_and_expires(app_client, staff, clock,
     response = app_client.post("/login", data={"username": "hubnurse1",
                                                "password": "correct horse battery",
                                                "next": "//evil.example/"},
-                               follow_redirects=False)
+                               headers=SAME_ORIGIN, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/"  # no open redirect
     cookie = response.headers["set-cookie"]
@@ -135,7 +137,7 @@ def test_wrong_password_is_refused_and_audited(app_client, staff, db):
     assert response.headers["content-type"] == "application/problem+json"
     assert "wrong" not in response.text.replace("wrong username or password", "")
     r = app_client.post("/login", data={"username": "hubnurse1", "password": "nope"},
-                        follow_redirects=False)
+                        headers=SAME_ORIGIN, follow_redirects=False)
     assert r.headers["location"].startswith("/login?error=1")
     row = db.execute("SELECT actor, detail FROM audit_log WHERE action = 'login_failed'"
                      ).fetchone()
@@ -152,7 +154,7 @@ def test_security_headers_on_pages_and_api(app_client, staff):
         assert "script-src 'self'" in csp
         assert "unsafe-inline" not in csp
         assert headers["x-frame-options"] == "DENY"
-        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["referrer-policy"] == "same-origin"  # Origin on our own POSTs
         assert headers["x-content-type-options"] == "nosniff"
 
 
@@ -252,3 +254,48 @@ def test_lists_audit_every_patient_they_show(app_client, staff, admit, db, clock
     assert seen[0] >= 7
     counts = db.execute("SELECT count(*) FROM audit_log WHERE detail ? 'patients'").fetchone()
     assert counts == (0,)  # no more counts in place of the ids
+
+
+OWN = "http://hub.test:8000"
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "refused"), [
+    ("GET", "/api/ward", {"cookie": "vw_session=t", "origin": "https://evil.example"}, False),
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "origin": OWN}, False),
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "origin": "HTTP://HUB.TEST:8000"},
+     False),
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "origin": "https://evil.example"},
+     True),
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "origin": "http://hub.test:8001"},
+     True),
+    ("DELETE", "/api/auth/token", {"cookie": "a=1; vw_session=t"}, True),
+    ("PUT", "/api/x", {"cookie": "vw_session=t", "origin": "null"}, True),
+    ("PUT", "/api/x", {"cookie": "vw_session=t", "origin": "null",
+                       "sec-fetch-site": "same-origin"}, False),
+    ("PUT", "/api/x", {"cookie": "vw_session=t", "sec-fetch-site": "same-site"}, True),
+    ("PATCH", "/api/x", {"cookie": "vw_session=t", "referer": OWN + "/alerts"}, False),
+    ("PATCH", "/api/x", {"cookie": "vw_session=t", "referer": OWN + ".evil.example/"}, True),
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "origin": "https://hub.nhs.example"},
+     False),  # configured as allowed below
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "authorization": "Bearer abc",
+                               "origin": "https://evil.example"}, False),
+    ("POST", "/api/patients", {"origin": "https://evil.example"}, False),  # nothing to borrow
+    ("POST", "/login", {"origin": "https://evil.example"}, True),  # login CSRF
+    ("POST", "/login", {}, True),
+    ("POST", "/login", {"origin": OWN}, False),
+])
+def test_cross_site_refusal_table(method, path, headers, refused):
+    from ward.hub import csrf
+    why = csrf.refusal(method, path, headers, OWN, {"https://hub.nhs.example"})
+    assert (why is not None) is refused, why
+
+
+def test_allowed_origins_setting_is_validated(hub_settings):
+    from ward.hub import csrf, deps
+    from ward.settings import SettingsError
+    assert csrf.SESSION_COOKIE == deps.SESSION_COOKIE
+    assert csrf.parse_origins(" https://a.example, http://b.example:8080 ") == {
+        "https://a.example", "http://b.example:8080"}
+    bad = hub_settings.model_copy(update={"hub_allowed_origins": "https://a.example/path"})
+    with pytest.raises(SettingsError, match="VW_HUB_ALLOWED_ORIGINS"):
+        create_app(bad, listen=False)
