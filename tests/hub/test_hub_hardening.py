@@ -208,3 +208,37 @@ def test_cookie_changes_need_the_hubs_own_origin_bearer_calls_do_not(live_hub, d
     assert httpx.post(own + "/api/patients", json=_patient(4), headers=bearer).status_code == 201
     db.commit()
     assert db.execute("SELECT count(*) FROM patients").fetchone() == (4,)
+
+
+def test_two_live_hubs_share_one_lock_under_parallel_guessing(
+        live_hub, db, db_url, to_url, start_service):
+    """20 parallel wrong passwords for one account, spread over two hub processes: exactly
+    `lock_after` are checked (401), the rest refused unchecked (429 with Retry-After)."""
+    from ward.hub import throttle
+    port = free_port()
+    start_service(["hub", "--port", str(port)], {
+        "VW_DATABASE_URL": to_url(db_url), "VW_LOG_LEVEL": "INFO"},
+        ready="Application startup complete", timeout=60, name="hub-b")
+    bases = [live_hub.base, f"http://127.0.0.1:{port}"]
+    answers: list[httpx.Response] = []
+
+    def guess(i: int) -> None:
+        answers.append(httpx.post(bases[i % 2] + "/api/auth/token", timeout=30,
+                                  json={"username": "matron", "password": f"guess {i}"}))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [401] * throttle.ACCOUNT.lock_after + [429] * (
+        20 - throttle.ACCOUNT.lock_after)
+    assert all(int(r.headers["retry-after"]) > 0 for r in answers if r.status_code == 429)
+    right = httpx.post(bases[1] + "/api/auth/token",
+                       json={"username": "matron", "password": PASSWORD})
+    assert right.status_code == 429  # locked on both, the right password included
+    db.commit()
+    audited = db.execute("SELECT count(*), array_agg(DISTINCT detail->>'address') FROM audit_log "
+                         "WHERE action IN ('login_failed', 'login_refused')").fetchone()
+    assert audited == (21, ["127.0.0.1"])

@@ -37,10 +37,12 @@ class Problem(Exception):
     status = 400
     kind = "bad-request"
 
-    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
 
 
 class Unauthorized(Problem):
@@ -66,6 +68,17 @@ class Conflict(Problem):
 class Invalid(Problem):
     status = 422
     kind = "invalid"
+
+
+class TooManyRequests(Problem):
+    """Refused until `retry_after_s` have passed (sent as `Retry-After`)."""
+
+    status = 429
+    kind = "too-many-requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail, extra={"retry_after_s": retry_after_s},
+                         headers={"Retry-After": str(retry_after_s)})
 
 
 def _problem(status: int, kind: str, detail: str | None, instance: str | None,
@@ -110,9 +123,9 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Unauthorized) and _wants_html_page(request):
         # A person opening a page is sent to log in, not shown JSON.
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
     return problem_response(exc.status, exc.kind, exc.detail, instance=request.url.path,
-                            extra=exc.extra, headers=headers)
+                            extra=exc.extra, headers={**headers, **exc.headers})
 
 
 _KIND_BY_STATUS = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized",
