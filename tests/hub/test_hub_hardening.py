@@ -242,3 +242,16 @@ def test_two_live_hubs_share_one_lock_under_parallel_guessing(
     audited = db.execute("SELECT count(*), array_agg(DISTINCT detail->>'address') FROM audit_log "
                          "WHERE action IN ('login_failed', 'login_refused')").fetchone()
     assert audited == (21, ["127.0.0.1"])
+
+
+def test_live_ward_view_audits_the_patient_ids_it_shows(live_hub, admit, db):
+    first, second = admit(), admit(given="Mary", family="Seacole")
+    bearer = {"Authorization": f"Bearer {live_hub.token()}"}
+    ward = httpx.get(live_hub.base + "/api/ward", headers=bearer)
+    assert ward.status_code == 200
+    assert {r["patient_id"] for r in ward.json()["rows"]} == {first, second}
+    assert httpx.get(live_hub.base + "/", headers=bearer).status_code == 200
+    db.commit()
+    rows = db.execute("SELECT patient_ids FROM audit_log WHERE entity = 'ward' ORDER BY id"
+                      ).fetchall()
+    assert [sorted(r[0]) for r in rows] == [sorted([first, second])] * 2
