@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     # Database connections per hub process: sync endpoints run in a threadpool of 40, but
     # most requests hold a connection for a few milliseconds, so 10 serve a busy hub.
     hub_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+    # Largest request body a hub route accepts by default (the log-in routes take less; see
+    # ward/hub/limits.py): every JSON or form body the hub takes is a few KiB.
+    hub_max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    # Origins (scheme://host[:port], comma-separated) a cookie-authenticated change may come
+    # from besides the hub's own (its Host header); set the public https origin when a
+    # TLS-terminating proxy sits in front. See ward/hub/csrf.py.
+    hub_allowed_origins: str = ""
 
     log_level: str = "INFO"
 
