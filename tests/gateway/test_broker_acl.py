@@ -282,6 +282,9 @@ def test_a_device_may_subscribe_to_its_own_results_and_status_only(
         assert a.subscribe(topic) == refused, topic
     assert a.subscribe(results_topic(dev_a)) == 1
     assert a.subscribe(status_topic(dev_a)) == 1
+    # Nor may A connect under another client id, whatever the protocol version.
+    assert devices(dev_a, secret, client_id=dev_b, v5=v5).refused
+    assert devices(dev_a, secret, client_id="vw-gateway-1", v5=v5).refused
 
 
 def test_a_device_cannot_make_another_devices_readings_vanish(
