@@ -140,6 +140,17 @@ def create_device(device_id: str, secret: str) -> list[Json]:
     ]
 
 
+def get_role(rolename: str) -> Json:
+    return {"command": "getRole", "rolename": rolename}
+
+
+def same_acls(have: list[Json], want: list[Json]) -> bool:
+    """Do two ACL lists grant the same (type, topic, allow) entries?"""
+    def key(acls: list[Json]) -> set[tuple[str, str, bool]]:
+        return {(str(a.get("acltype")), str(a.get("topic")), bool(a.get("allow"))) for a in acls}
+    return key(have) == key(want)
+
+
 def set_password(username: str, secret: str) -> Json:
     return {"command": "setClientPassword", "username": username, "password": secret}
 

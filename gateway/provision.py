@@ -119,7 +119,17 @@ def provision_on_broker(admin: BrokerAdmin, device_id: str, secret: str) -> None
     found = admin.call([dynsec.get_client(device_id)], tolerate=frozenset({"Client not found"}))
     client = found[0].get("data", {}).get("client")
     if client is None:
-        admin.call(dynsec.create_device(device_id, secret))
+        create_role, create_client = dynsec.create_device(device_id, secret)
+        made = admin.call([create_role], tolerate=frozenset({"Role already exists"}))
+        if made[0].get("error"):
+            # Left by an earlier run that failed between the two commands: reuse it only if
+            # it grants exactly what a device's role grants.
+            role = admin.call([dynsec.get_role(create_role["rolename"])])[0]
+            if not dynsec.same_acls(role.get("data", {}).get("role", {}).get("acls", []),
+                                    create_role["acls"]):
+                msg = f"broker role {create_role['rolename']!r} exists with other ACLs"
+                raise ProvisionError(msg)
+        admin.call([create_client])
     elif dynsec.is_device_client(client, device_id):
         admin.call([dynsec.set_password(device_id, secret)])
     else:

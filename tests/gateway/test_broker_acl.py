@@ -477,7 +477,7 @@ def test_the_plain_listener_serves_loopback_only(prod_broker: ProdBroker) -> Non
     outside = _outside_address()
     if outside is None:
         pytest.skip("this machine has no non-loopback address to try")
-    with pytest.raises(ConnectionRefusedError), \
+    with pytest.raises((ConnectionRefusedError, TimeoutError)), \
             socket.create_connection((outside, prod_broker.plain_port), 2):
         pass
     with socket.create_connection(("127.0.0.1", prod_broker.plain_port), 2):
@@ -583,3 +583,23 @@ def test_upsert_replaces_a_users_line_and_keeps_owner_and_mode(tmp_path: Path) -
     assert [ln.split(":")[0] for ln in lines] == ["b", "a"]
     assert mosquitto_password_ok(lines[1], "3")
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_provisioning_reuses_a_devices_orphaned_role_but_not_a_foreign_one(
+        prod_broker: ProdBroker, devices: Callable[..., Device], ward: Any,
+        unique: str) -> None:
+    from gateway import dynsec
+    from gateway.provision import ProvisionError
+
+    orphan, foreign = f"orphan-{unique}", f"foreign-{unique}"
+    ward.add(orphan)
+    ward.add(foreign)
+    with prod_broker.admin() as admin:
+        # A run that died between createRole and createClient leaves the role behind.
+        admin.call([dynsec.create_device(orphan, "x")[0]])
+        admin.call([{"command": "createRole", "rolename": dynsec.device_role(foreign),
+                     "acls": [{"acltype": "subscribePattern", "topic": "#", "allow": True}]}])
+    secret = provision(ward, prod_broker, orphan)[orphan]
+    assert not devices(orphan, secret).refused
+    with pytest.raises(ProvisionError, match="other ACLs"):
+        provision(ward, prod_broker, foreign)
