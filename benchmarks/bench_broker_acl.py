@@ -31,7 +31,7 @@ from gateway import dynsec
 from gateway.broker_admin import BrokerAdmin, read_env_file
 from gateway.broker_setup import BrokerPlan, default_plugin, write_setup
 from gateway.contract import Measurement, encode_readings, readings_topic
-from simulators.mqttwire import WirePublisher
+from simulators.mqttwire import MqttWireError, WirePublisher
 from ward.embedded import free_port, start_broker, wait_for_port
 
 DEVICE = "bench-pox-1"
@@ -106,12 +106,17 @@ def main() -> None:
         with production_broker() as (url, gateway, secret):
             best_dev = best_prod = 0.0
             for _ in range(args.rounds):
-                best_dev = max(best_dev, rate(dev.url, args.messages, user=None, password=None,
-                                              sub_user=None, sub_password=None))
-                best_prod = max(best_prod, rate(
-                    url, args.messages, user=DEVICE, password=secret,
-                    sub_user=gateway["VW_MQTT_USERNAME"],
-                    sub_password=gateway["VW_MQTT_PASSWORD"]))
+                try:
+                    best_dev = max(best_dev, rate(dev.url, args.messages, user=None,
+                                                  password=None, sub_user=None,
+                                                  sub_password=None))
+                    best_prod = max(best_prod, rate(
+                        url, args.messages, user=DEVICE, password=secret,
+                        sub_user=gateway["VW_MQTT_USERNAME"],
+                        sub_password=gateway["VW_MQTT_PASSWORD"]))
+                except MqttWireError as exc:
+                    # Seen now and then on the shared 2-core machine; the round is not counted.
+                    print(f"round dropped: {exc}")
     finally:
         dev.stop()
     print(f"messages per round: {args.messages}, rounds: {args.rounds} (best shown)")
