@@ -141,18 +141,21 @@ class Device:
 
     def __init__(self, broker: ProdBroker, username: str, password: str, *,
                  client_id: str | None = None, v5: bool = True) -> None:
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=username if client_id is None else client_id,
+        # No automatic reconnection: what the broker refuses or drops must stay visible.
+        self.client = paho.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=username if client_id is None else client_id,
                                   protocol=MQTTProtocolVersion.MQTTv5 if v5 else
-                                  MQTTProtocolVersion.MQTTv311)
+                                  MQTTProtocolVersion.MQTTv311, reconnect_on_failure=False)
         self.client.username_pw_set(username, password)
         self.client.tls_set(ca_certs=str(broker.ca), cert_reqs=ssl.CERT_REQUIRED)
-        self.client.reconnect_delay_set(30, 60)  # a refused client must not retry meanwhile
+        self.disconnects = 0
         self.connack: Any = None
         self.messages: list[tuple[str, bytes]] = []
         self._events: dict[str, threading.Event] = {}
         self._subacks: dict[int, list[int]] = {}
         self._pubacks: dict[int, int] = {}
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_publish = self._on_publish
         self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
@@ -167,6 +170,14 @@ class Device:
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connack = reason
         self._event("connack").set()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, _reason: Any, _p: Any) -> None:
+        self.disconnects += 1
+
+    @property
+    def dropped(self) -> bool:
+        """Did the broker close a connection it had accepted?"""
+        return self.disconnects > 0 and not self.refused
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
         self._subacks[mid] = [r.value for r in reasons]

@@ -33,14 +33,16 @@ from ward.embedded import free_port
 def test_provisioning_on_the_running_broker_needs_no_reload_and_survives_restart(
         prod_broker: Any, devices: Callable[..., Any], ward: Any, unique: str,
         to_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str], mosquitto_ids: tuple[int, int] | None) -> None:
+        capsys: pytest.CaptureFixture[str], mosquitto_ids: tuple[int, int] | None,
+        poll: Any) -> None:
     dev = f"pox-{unique}"
     ward.add(dev)
     monkeypatch.setenv("VW_DATABASE_URL", to_url(ward.url))
     admin_env = str(prod_broker.folder / "admin.env")
     assert main(["devices", "provision", dev, "--broker-admin", admin_env]) == 0
     first = capsys.readouterr().out.strip()
-    assert not devices(dev, first).refused  # at once: no file rewrite, no SIGHUP
+    connected = devices(dev, first)
+    assert not connected.refused  # at once: no file rewrite, no SIGHUP
     if mosquitto_ids is not None:
         assert prod_broker.process is not None
         # The broker dropped root for its own user: it is that user who rewrites the file.
@@ -50,6 +52,10 @@ def test_provisioning_on_the_running_broker_needs_no_reload_and_survives_restart
     # Re-provisioning rotates: the old secret stops working, the new one works.
     assert main(["devices", "provision", dev, "--broker-admin", admin_env]) == 0
     second = capsys.readouterr().out.strip()
+    # The plugin drops a client whose password changed ("disconnected by administrative
+    # action"), so a stolen secret stops working on live connections too.
+    poll(lambda: connected.dropped, 10,
+         "the plugin to drop the connection made with the old secret")
     assert devices(dev, first).refused
     assert not devices(dev, second).refused
     # The plugin saved its file as the broker's user: after a restart the device still gets in.
@@ -179,6 +185,12 @@ def test_the_gateway_credential_rotates(
     assert (prod_broker.folder / "gateway.env").stat().st_mode & 0o777 == 0o600
     assert devices("vw-gateway", old, client_id="vw-gateway-old").refused
     assert not devices("vw-gateway", new, client_id="vw-gateway-new").refused
+    # The admin rotates its own secret the same way; admin.env then holds the one that works.
+    admin_env = str(prod_broker.folder / "admin.env")
+    assert main(["broker", "rotate", "vw-admin", "--broker-admin", admin_env,
+                 "--env-file", admin_env]) == 0
+    with prod_broker.admin() as admin:
+        assert admin.call([{"command": "getClient", "username": "vw-gateway"}])
     capsys.readouterr()
 
 
