@@ -92,15 +92,22 @@ def _rotate(args: argparse.Namespace) -> int:
             if not own:
                 raise
     if own:
-        with BrokerAdmin(admin.address.safe, args.username, secret, ca_file=args.ca_file):
+        with BrokerAdmin(admin.address.safe, args.username, secret, ca_file=admin.ca_file):
             pass  # the new secret lets the admin in: the change took
     if args.env_file is None:
         print(secret)
         return 0
     env = read_env_file(args.env_file)
     ca = env.get("VW_MQTT_CA_FILE")
-    replace_file(args.env_file, env_file(env["VW_MQTT_URL"], args.username, secret,
-                                         Path(ca) if ca else None))
+    try:
+        replace_file(args.env_file, env_file(env["VW_MQTT_URL"], args.username, secret,
+                                             Path(ca) if ca else None))
+    except OSError as exc:
+        # The broker already has the new secret: never lose it (the admin would be locked out).
+        print(secret)
+        print(f"vward broker: {args.env_file} not updated ({exc}); the new secret is on stdout",
+              file=sys.stderr)
+        return 1
     print(f"{args.username}: new secret in {args.env_file}; restart the services that use it",
           file=sys.stderr)
     return 0
