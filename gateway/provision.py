@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import grp
 import hashlib
 import hmac
 import os
@@ -43,6 +44,8 @@ Conn = psycopg.Connection[Any]
 # reads the count from each line, so raising it here would also work.
 MOSQUITTO_ITERATIONS = 101
 MOSQUITTO_SALT_BYTES = 12
+# The group Debian's package and the eclipse-mosquitto image run the broker as.
+BROKER_GROUP = "mosquitto"
 # 32 random bytes as URL-safe text: 256 bits, beyond any guessing over the network.
 SECRET_BYTES = 32
 
@@ -104,13 +107,32 @@ def replace_file(path: Path, text: str) -> None:
 
 
 def upsert_password_line(path: Path, username: str, line: str) -> None:
-    """Replace (or add) `username`'s line in a Mosquitto password file (`replace_file`)."""
+    """Replace (or add) `username`'s line in a Mosquitto password file (`replace_file`).
+
+    A new file made by root is `root:mosquitto` 0640 when that user exists: Mosquitto reads
+    its password file as `mosquitto` (after dropping root), and a root-only file would lock
+    every client out at the next SIGHUP or start."""
     lines = []
     if path.exists():
         lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
                  if ln.strip() and ln.split(":", 1)[0] != username]
+    else:
+        _create_for_broker(path)
     lines.append(line)
     replace_file(path, "\n".join(lines) + "\n")
+
+
+def _create_for_broker(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    if os.geteuid() != 0:
+        return
+    try:
+        gid = grp.getgrnam(BROKER_GROUP).gr_gid
+    except KeyError:
+        return
+    os.chown(path, 0, gid)
+    os.chmod(path, 0o640)
 
 
 def provision_on_broker(admin: BrokerAdmin, device_id: str, secret: str) -> None:

@@ -107,6 +107,30 @@ def test_password_file_provisioning_keeps_a_broker_running_as_mosquitto_readable
     assert "Error" not in broker.log()
 
 
+def test_a_new_password_file_made_by_root_is_readable_by_the_broker(
+        broker_folder: Path, start_mosquitto: Callable[[str, int], Any], ward: Any,
+        unique: str, to_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], mosquitto_ids: tuple[int, int] | None) -> None:
+    if mosquitto_ids is None:
+        pytest.skip("needs root and user mosquitto to run the broker as mosquitto")
+    port = free_port()
+    passwd = broker_folder / "new.passwd"
+    dev = f"pox-{unique}"
+    ward.add(dev)
+    monkeypatch.setenv("VW_DATABASE_URL", to_url(ward.url))
+    assert main(["devices", "provision", dev, "--password-file", str(passwd)]) == 0
+    secret = capsys.readouterr().out.strip()
+    (broker_folder / "new.conf").write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\n"
+        "persistence false\n")
+    start_mosquitto("new.conf", port)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=dev)
+    client.username_pw_set(dev, secret)
+    assert client.connect("127.0.0.1", port) == 0
+    assert _connack(client) == 0
+    client.disconnect()
+
+
 def _connack(client: paho.Client) -> int:
     got: list[int] = []
     client.on_connect = lambda _c, _u, _f, reason, _p: got.append(reason.value)
@@ -207,10 +231,15 @@ def test_mosquitto_passwd_lines_verify_with_ours(tmp_path: Path) -> None:
     assert mosquitto_password_ok(ours, "hello")
 
 
-def test_upsert_replaces_a_users_line_and_keeps_owner_and_mode(tmp_path: Path) -> None:
+def test_upsert_replaces_a_users_line_and_keeps_owner_and_mode(
+        tmp_path: Path, mosquitto_ids: tuple[int, int] | None) -> None:
     path = tmp_path / "p"
     upsert_password_line(path, "a", mosquitto_password_line("a", "1"))
-    assert path.stat().st_mode & 0o777 == 0o600  # a new file: owner only
+    st = path.stat()
+    if mosquitto_ids is None:
+        assert st.st_mode & 0o777 == 0o600  # a new file: owner only
+    else:  # made by root: readable by the broker's group too, nobody else
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, mosquitto_ids[1], 0o640)
     path.chmod(0o640)
     upsert_password_line(path, "b", mosquitto_password_line("b", "2"))
     upsert_password_line(path, "a", mosquitto_password_line("a", "3"))
