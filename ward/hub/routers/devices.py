@@ -12,7 +12,13 @@ from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ward.db import registry
-from ward.domain.devices import DEVICE_ID_PATTERN, Assignment, Device, DeviceKind
+from ward.domain.devices import (
+    DEVICE_ID_PATTERN,
+    Assignment,
+    Device,
+    DeviceKind,
+    validate_home_device_id,
+)
 from ward.hub import audit
 from ward.hub.deps import DB, Now
 from ward.hub.problems import NotFound
@@ -40,7 +46,9 @@ class DeviceIn(BaseModel):
     model: Annotated[Text, Field(max_length=100)] = ""
 
     def to_domain(self) -> Device:
-        return Device(self.id, self.kind, self.model)
+        # Service (`vw-…`) and staff-entry (`staff-…`) ids are refused (422): see
+        # ward.domain.devices.RESERVED_ID_PREFIXES.
+        return Device(validate_home_device_id(self.id), self.kind, self.model)
 
 
 class AssignIn(BaseModel):
