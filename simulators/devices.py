@@ -183,6 +183,14 @@ class VirtualDevice:
             self._measure(t)
         return self.pending
 
+    def measure_on_request(self, t: float) -> list[Outbound]:
+        """An extra measurement at `t` (a full set the home hub asked for); the device's own
+        schedule is unchanged. Messages go out as usual (faults included)."""
+        keep, self.pending = self.next_measure, []
+        self._measure(t)
+        self.next_measure = keep
+        return self.pending
+
     def _truth(self, event: str, at: float, **fields: object) -> None:
         if self.ctx.truth is not None:
             self.ctx.truth.record(event, at, patient_key=self.patient.nhs_number,
