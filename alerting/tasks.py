@@ -35,6 +35,7 @@ Conn = psycopg.Connection[Any]
 COMMANDS_TOPIC: Final = "vw/v1/devices/{device_id}/commands"
 CREATED_BY: Final = "alerting"
 HOME_HUB: Final = "home_hub"
+STAFF_DEVICE_PREFIX: Final = "staff-"  # ward.hub.staff_entry.staff_device_id (a test holds it)
 #: Findings that count as a rising trend for :func:`alerting.requests.decide`.
 TREND_KINDS: Final = frozenset({Kind.NEWS2_RISING})
 
@@ -68,8 +69,16 @@ def command_payload(task_id: int, request: FullSetRequest) -> dict[str, Any]:
 
 
 def home_hub(snapshot: PatientSnapshot) -> str | None:
-    hubs = sorted(d.device_id for d in snapshot.devices if d.kind == HOME_HUB)
-    return hubs[0] if hubs else None
+    """The hub to command: the patient's home hub heard from most recently (then by id).
+
+    Staff entries at the hub are attributed to a virtual device of kind home hub,
+    ``staff-{patient_id}`` (``ward.hub.staff_entry``), which nobody at home reads: never it.
+    """
+    staff = f"{STAFF_DEVICE_PREFIX}{snapshot.patient_id}"
+    hubs = [d for d in snapshot.devices if d.kind == HOME_HUB and d.device_id != staff]
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    hubs.sort(key=lambda d: (-(d.reported_at or epoch).timestamp(), d.device_id))
+    return hubs[0].device_id if hubs else None
 
 
 def latest_requests(conn: Conn, patient_ids: Sequence[int]) -> dict[int, PastRequest]:

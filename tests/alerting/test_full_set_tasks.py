@@ -135,3 +135,20 @@ def test_an_unanswered_request_is_missed_at_its_due_time(
     assert [r[4] for r in rows] == [T0, T0 + dt.timedelta(minutes=120)]
     events = json.dumps([r[3] for r in rows])
     assert events == '["missed", "open"]'
+
+
+def test_the_command_goes_to_the_patients_real_hub_never_the_staff_entry_device() -> None:
+    from alerting.care_plan import CarePlan
+    from alerting.snapshot import DeviceState, PatientSnapshot
+    from ward.hub.staff_entry import STAFF_DEVICE_KIND, staff_device_id
+
+    def snap(*devices: DeviceState) -> PatientSnapshot:
+        return PatientSnapshot(5, {}, CarePlan(5), devices=devices)
+
+    staff = DeviceState(staff_device_id(5), STAFF_DEVICE_KIND.value)
+    quiet = DeviceState("hub-a", "home_hub")
+    heard = DeviceState("hub-b", "home_hub", True, 80.0, T0)
+    oximeter = DeviceState("aaa-pox", "pulse_oximeter", True, 80.0, T0)
+    assert tasks.home_hub(snap(staff)) is None
+    assert tasks.home_hub(snap(staff, quiet, oximeter)) == "hub-a"
+    assert tasks.home_hub(snap(quiet, heard, staff)) == "hub-b"
