@@ -107,7 +107,8 @@ def follow_up(conn: Conn, subjects: Sequence[Subject], now: dt.datetime, *,
         if past is not None and past.status is Status.OPEN:
             settled = requests.settle(past, score, used, now)
             if settled is not None:
-                closed.append({"id": past.id, "status": settled.status.value,
+                closed.append({"id": past.id, "patient_id": subject.patient_id,
+                               "status": settled.status.value,
                                "closed_at": settled.at.isoformat(), "outcome": settled.outcome})
                 past = replace(past, status=settled.status)
                 if settled.status is Status.DONE:
@@ -128,16 +129,21 @@ def follow_up(conn: Conn, subjects: Sequence[Subject], now: dt.datetime, *,
             "FROM jsonb_to_recordset(%s::jsonb) AS c(id bigint, status text, "
             "closed_at timestamptz, outcome text) WHERE t.id = c.id AND t.status = 'open'",
             (json.dumps(closed),))
-    result.requested = _store_requests(conn, new)
-    events = [{"type": "task", "task_id": c["id"], "status": c["status"]} for c in closed]
-    events += [{"type": "task", "task_id": tid, "status": "open"} for tid in result.requested]
+    stored = _store_requests(conn, new)
+    result.requested = sorted(tid for tid, _ in stored)
+    events = [{"type": "task", "task_id": c["id"], "patient_id": c["patient_id"],
+               "status": c["status"]} for c in closed]
+    events += [{"type": "task", "task_id": tid, "patient_id": pid, "status": "open"}
+               for tid, pid in stored]
     if events:
         conn.execute("SELECT pg_notify('vw_events', t) FROM unnest(%s::text[]) AS t",
                      ([json.dumps(e, separators=(",", ":")) for e in events],))
     return result
 
 
-def _store_requests(conn: Conn, new: Sequence[tuple[Subject, FullSetRequest]]) -> list[int]:
+def _store_requests(conn: Conn,
+                    new: Sequence[tuple[Subject, FullSetRequest]]) -> list[tuple[int, int]]:
+    """Insert the tasks and their commands; returns (task id, patient id) of those stored."""
     if not new:
         return []
     hubs = {s.patient_id: home_hub(s.snapshot) for s, _ in new}
@@ -167,4 +173,4 @@ def _store_requests(conn: Conn, new: Sequence[tuple[Subject, FullSetRequest]]) -
             "idempotency_key, created_at FROM jsonb_to_recordset(%s::jsonb) AS r(recipient text, "
             "payload jsonb, idempotency_key text, created_at timestamptz) "
             "ON CONFLICT (idempotency_key) DO NOTHING", (json.dumps(outbox),))
-    return sorted(tid for tid, _ in stored)
+    return [(int(tid), int(pid)) for tid, pid in stored]
