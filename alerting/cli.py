@@ -76,7 +76,13 @@ def check(policy: Policy, settings: Settings) -> list[str]:
     """Problems that would leave pages undelivered (builds, then closes, the plug-ins)."""
     extra, problems = plugins.build(policy.notifiers)
     _close(extra)
-    return problems + unserved_channels(policy, built_in_channels(settings) | set(extra))
+    available = built_in_channels(settings) | set(extra)
+    problems += unserved_channels(policy, available)
+    if "mqtt" not in available:
+        # alerting.tasks sends full-set commands to home hubs through the outbox's mqtt rows.
+        problems.append("channel 'mqtt' (used by full-set commands to home hubs) has no "
+                        "notifier: set VW_MQTT_URL")
+    return problems
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

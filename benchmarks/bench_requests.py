@@ -52,6 +52,7 @@ CONFIG = RequestConfig()
 class Run:
     requests: int = 0
     wake: int = 0
+    stable_requests: int = 0  # for patients who never deteriorate in the run (ground truth)
     by_reason: dict[str, int] = field(default_factory=dict)
     done: int = 0
     missed: int = 0
@@ -133,6 +134,7 @@ class Loop:
         if decision is None:
             return
         result.requests += 1
+        result.stable_requests += pid not in self.onset
         self.last[pid] = PastRequest(result.requests, now, decision.due_at, Status.OPEN,
                                      decision.reason)
         result.wake += decision.wake
@@ -160,15 +162,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--hours", type=float, default=None)
     args = parser.parse_args()
-    print("scenario        seed  requests/pt-day  wake  answered  missed  median answer min"
-          "  | onset→complete NEWS2≥5: caught, median h (asking / not asking)")
+    print("scenario        seed  requests/pt-day  stable-pt reqs   wake  answered  missed  "
+          "median answer min  | onset→complete NEWS2≥5: caught, median h (asking / not asking)")
     for name in args.scenarios:
         base = load(name).seed
         for seed in range(base, base + args.seeds):
             on = run(name, seed, args.hours, ask=True)
             off = run(name, seed, args.hours, ask=False)
             answered = on.done / on.requests if on.requests else 0.0
-            print(f"{name:<15} {seed:>4}  {on.requests / on.patient_days:>15.2f}  {on.wake:>4}  "
+            print(f"{name:<15} {seed:>4}  {on.requests / on.patient_days:>15.2f}  "
+                  f"{on.stable_requests:>15}  {on.wake:>4}  "
                   f"{on.done:>4} ({answered:>4.0%})  {on.missed:>6}  "
                   f"{_median(on.answer_minutes):>17}  | {len(on.confirm_hours)}/{on.deteriorating}"
                   f" {_median(on.confirm_hours)} h / {len(off.confirm_hours)}/{off.deteriorating}"
