@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.contract import (
     CommandKind,
@@ -20,7 +22,9 @@ from gateway.contract import (
 from simulators import homehub
 from simulators.devices import Outbound
 from simulators.engine import Engine, stream_digest
+from simulators.publisher import Publisher, commands_to, publish_stream
 from simulators.scenario import DeviceType, load
+from ward.embedded import Broker
 
 UTC = dt.UTC
 DAY = dt.datetime(2026, 1, 12, 14, 5, tzinfo=UTC)  # 14:05 GMT
@@ -100,3 +104,44 @@ def test_the_engine_streams_the_answer_at_the_instant_it_is_taken() -> None:
     # …and without a command the stream is exactly the open-loop one.
     assert _digest(_closed_loop(None)[1]) == stream_digest(
         Engine(load("demo"), duration=SPAN).messages())[0]
+
+
+def test_a_live_run_hands_commands_from_the_broker_to_the_home_hubs(
+        broker: Broker, poll: Callable[..., None], unique: str) -> None:
+    engine = Engine(load("demo"), duration=SPAN)
+    hub = next(d.spec.device_id for d in engine.devices if d.spec.type is DeviceType.HOME_HUB)
+    publisher = Publisher(broker.url, client_id=f"sim-{unique}", listen=True)
+    platform = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"platform-{unique}")
+    platform.connect("127.0.0.1", int(broker.url.rsplit(":", 1)[1]))
+    platform.loop_start()
+    published: list[Outbound] = []
+    at = load("demo").start + dt.timedelta(hours=2, minutes=30)
+
+    def stream() -> Iterator[Outbound]:
+        sent = False
+        for message in engine.messages():
+            if not sent and message.at >= at.timestamp():
+                sent = True
+                info = platform.publish(commands_topic(hub),
+                                        encode_command(_command(at, 42)), qos=1)
+                info.wait_for_publish(5)
+                poll(lambda: len(publisher.commands) > 0, 10, "the command to reach the hub")
+            yield message
+
+    def publish(message: Outbound) -> None:
+        published.append(message)
+        publisher.publish(message)
+
+    try:
+        assert publisher.listening(10)
+        publish_stream(stream(), publish, inbox=commands_to(engine, publisher))
+    finally:
+        platform.loop_stop()
+        platform.disconnect()
+        publisher.close()
+    (got_hub, command_id, answered), = engine.answers
+    assert (got_hub, command_id) == (hub, "task-42")
+    assert answered is not None
+    assert answered > at
+    # Exactly what the offline closed loop gives: the broker only carried the command.
+    assert _digest(published) == _digest(_closed_loop(at)[1])
