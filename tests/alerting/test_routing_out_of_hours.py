@@ -99,3 +99,18 @@ def test_vw_hub_hours_override_the_policy_file(policy: Policy, opens: dt.time | 
                                                closes: dt.time | None, instant: dt.datetime,
                                                staffed: bool) -> None:
     assert escalation.in_hours(with_hub_hours(policy, opens, closes), instant) is staffed
+
+
+def test_configured_policy_reads_vw_hub_hours(monkeypatch: pytest.MonkeyPatch) -> None:
+    from alerting.errors import PolicyError
+    from alerting.policy import configured_policy
+    from ward.settings import Settings
+
+    monkeypatch.setenv("VW_HUB_OPENS", "07:00")
+    monkeypatch.setenv("VW_HUB_CLOSES", "21:30")
+    policy = configured_policy(Settings.from_env())
+    assert (policy.opens, policy.closes) == (7 * 60, 21 * 60 + 30)
+    assert escalation.in_hours(policy, dt.datetime(2026, 1, 12, 21, 0, tzinfo=UTC))
+    monkeypatch.setenv("VW_HUB_OPENS", "22:00")
+    with pytest.raises(PolicyError, match="opens"):
+        configured_policy(Settings.from_env())
