@@ -18,7 +18,10 @@ Triggers, each documented where it is decided:
   :attr:`RequestConfig.fresh_full_set` (or there is none).
 
 Never spam: at most one open request per patient, and none within
-:attr:`RequestConfig.cooldown` of the previous one, whatever became of it. At night (the
+:attr:`RequestConfig.cooldown` of the previous one, whatever became of it; each request missed
+in a row since the last answered one doubles that wait (2, 4, 8, then 16 h at most) — a kit
+that cannot produce a full set (a flat cuff, a device clock the gateway refuses) is the hub's
+phone call, shown by the missed task, not more prompts to the patient. At night (the
 patient's local night, :attr:`RequestConfig.night_start`–``night_end``) only triggers serious
 enough to wake someone (partial lower bound ≥ 5, or a single 3 with parameters missing) make a
 request, marked ``wake`` — the hub phones the patient; lesser ones wait for the morning.
@@ -65,6 +68,9 @@ class RequestConfig:
     #: NEWS2 1–4, so a patient whose trouble persists is asked at most twice a cycle; the
     #: alert itself (not more requests) is what escalates persisting trouble.
     cooldown: dt.timedelta = dt.timedelta(hours=2)
+    #: Doublings of the cooldown after consecutive missed requests (2 h → 16 h at most: at
+    #: least one prompt a day stays possible while the hub sorts out the kit).
+    max_doublings: int = 3
     #: A partial lower bound of 3 is already "low" risk with parameters unknown; each missing
     #: parameter could add up to 3 more (a medium or high score hiding behind missing data).
     partial_lower_bound: int = 3
@@ -88,6 +94,13 @@ class PastRequest:
     due_at: dt.datetime
     status: Status
     reason: Reason
+    #: Requests missed in a row up to this one (this one included) since the last answer.
+    misses: int = 0
+
+    def wait(self, config: RequestConfig) -> dt.timedelta:
+        """How long after this request the next may be made."""
+        factor: int = 2 ** min(self.misses, config.max_doublings)
+        return config.cooldown * factor
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +163,8 @@ def decide(score: News2Score | None, now: dt.datetime, *, last: PastRequest | No
     """
     if now.tzinfo is None:
         raise ValueError(f"now must be timezone-aware, got {now!r}")
-    if last is not None and (last.status is Status.OPEN or now - last.requested_at < config.cooldown):
+    if last is not None and (last.status is Status.OPEN
+                             or now - last.requested_at < last.wait(config)):
         return None
     partial = _partial_trouble(score, config)
     trigger: tuple[Reason, str, bool] | None = None

@@ -84,11 +84,15 @@ def home_hub(snapshot: PatientSnapshot) -> str | None:
 def latest_requests(conn: Conn, patient_ids: Sequence[int]) -> dict[int, PastRequest]:
     """Each patient's latest full-set task, locked when open (the caller holds the patient locks)."""
     rows = conn.execute(
-        "SELECT DISTINCT ON (patient_id) patient_id, id, created_at, due_at, status, reason "
-        "FROM tasks WHERE kind = 'full_set' AND patient_id = ANY(%s) "
-        "ORDER BY patient_id, created_at DESC, id DESC", (list(patient_ids),)).fetchall()
-    return {pid: PastRequest(tid, created, due, Status(status), Reason(reason))
-            for pid, tid, created, due, status, reason in rows}
+        "SELECT DISTINCT ON (t.patient_id) t.patient_id, t.id, t.created_at, t.due_at, "
+        "t.status, t.reason, (SELECT count(*) FROM tasks m WHERE m.patient_id = t.patient_id "
+        " AND m.kind = 'full_set' AND m.status = 'missed' AND m.created_at > coalesce(("
+        "  SELECT max(d.created_at) FROM tasks d WHERE d.patient_id = t.patient_id "
+        "  AND d.kind = 'full_set' AND d.status = 'done'), '-infinity')) "
+        "FROM tasks t WHERE t.kind = 'full_set' AND t.patient_id = ANY(%s) "
+        "ORDER BY t.patient_id, t.created_at DESC, t.id DESC", (list(patient_ids),)).fetchall()
+    return {pid: PastRequest(tid, created, due, Status(status), Reason(reason), int(misses))
+            for pid, tid, created, due, status, reason, misses in rows}
 
 
 def follow_up(conn: Conn, subjects: Sequence[Subject], now: dt.datetime, *,
@@ -110,7 +114,8 @@ def follow_up(conn: Conn, subjects: Sequence[Subject], now: dt.datetime, *,
                 closed.append({"id": past.id, "patient_id": subject.patient_id,
                                "status": settled.status.value,
                                "closed_at": settled.at.isoformat(), "outcome": settled.outcome})
-                past = replace(past, status=settled.status)
+                past = replace(past, status=settled.status,
+                               misses=past.misses + 1 if settled.status is Status.MISSED else 0)
                 if settled.status is Status.DONE:
                     result.done += 1
                 else:

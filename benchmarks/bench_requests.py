@@ -118,8 +118,10 @@ class Loop:
         if past is not None and past.status is Status.OPEN:
             settled = requests.settle(past, score, used, now)
             if settled is not None:
+                missed = settled.status is Status.MISSED
                 self.last[pid] = past = PastRequest(past.id, past.requested_at, past.due_at,
-                                                    settled.status, past.reason)
+                                                    settled.status, past.reason,
+                                                    past.misses + 1 if missed else 0)
                 if settled.status is Status.DONE:
                     result.done += 1
                     result.answer_minutes.append(
@@ -136,7 +138,7 @@ class Loop:
         result.requests += 1
         result.stable_requests += pid not in self.onset
         self.last[pid] = PastRequest(result.requests, now, decision.due_at, Status.OPEN,
-                                     decision.reason)
+                                     decision.reason, past.misses if past is not None else 0)
         result.wake += decision.wake
         result.by_reason[decision.reason.value] = result.by_reason.get(decision.reason.value, 0) + 1
         hub = self.hub_of.get(pid)

@@ -172,3 +172,19 @@ def test_the_patients_night_is_london_wall_clock(instant: dt.datetime, night: bo
 def test_now_must_be_aware() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         requests.decide(None, dt.datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
+
+
+@pytest.mark.parametrize(("status", "misses", "hours_later", "asks"), [
+    (Status.MISSED, 1, 3.9, False),  # one miss: wait 4 h
+    (Status.MISSED, 1, 4.0, True),
+    (Status.MISSED, 2, 7.9, False),  # two in a row: 8 h
+    (Status.MISSED, 3, 15.9, False),  # three: 16 h, the cap
+    (Status.MISSED, 9, 16.0, True),
+    (Status.DONE, 0, 2.0, True),  # answered: back to 2 h
+])
+def test_missed_requests_in_a_row_double_the_wait(status: Status, misses: int,
+                                                  hours_later: float, asks: bool) -> None:
+    at = DAY - dt.timedelta(hours=hours_later)
+    last = PastRequest(1, at, at + dt.timedelta(minutes=30), status, Reason.PARTIAL_TROUBLE,
+                       misses)
+    assert (requests.decide(_score(**TROUBLE), DAY, last=last) is not None) is asks

@@ -126,15 +126,23 @@ def test_an_unanswered_request_is_missed_at_its_due_time(
     (_, device, _, status, _, _, outcome), = _tasks(db)
     assert (device is not None, status, outcome) == (with_hub, "missed",
                                                      "no full set by the due time")
-    # Cooldown: the trouble persists, but the next request comes 2 h after the first.
-    for minutes in (60, 119, 120):
+    # Cooldown: the trouble persists, but a missed request doubles the 2 h wait: 4 h.
+    def reading_at(minutes: int) -> None:
         at = T0 + dt.timedelta(minutes=minutes)
         write_readings(db, readings(pid, at, device="wear", spo2=93, pulse=95))
         evaluate_after_commit(db, [pid], at, policy=policy)
+
+    for minutes in (120, 239, 240):
+        reading_at(minutes)
     rows = _tasks(db)
-    assert [r[4] for r in rows] == [T0, T0 + dt.timedelta(minutes=120)]
-    events = json.dumps([r[3] for r in rows])
-    assert events == '["missed", "open"]'
+    assert [r[4] for r in rows] == [T0, T0 + dt.timedelta(minutes=240)]
+    assert json.dumps([r[3] for r in rows]) == '["missed", "open"]'
+    # That one is missed too: two in a row, so the next waits 8 h.
+    scheduler.sweep(db, policy, T0 + dt.timedelta(minutes=270))
+    assert tasks.latest_requests(db, [pid])[pid].misses == 2
+    for minutes in (240 + 4 * 60, 240 + 8 * 60 - 1):  # (and 8 h later it is 02:05: night)
+        reading_at(minutes)
+    assert len(_tasks(db)) == 2
 
 
 def test_the_command_goes_to_the_patients_real_hub_never_the_staff_entry_device() -> None:
