@@ -160,3 +160,28 @@ def test_the_command_goes_to_the_patients_real_hub_never_the_staff_entry_device(
     assert tasks.home_hub(snap(staff)) is None
     assert tasks.home_hub(snap(staff, quiet, oximeter)) == "hub-a"
     assert tasks.home_hub(snap(quiet, heard, staff)) == "hub-b"
+
+
+def test_the_doubt_hook_asks_for_a_repeat_with_the_reason_on_the_task(
+        db: psycopg.Connection[Any], add_patients: Any, readings: Any, write_readings: Any,
+        unique: str) -> None:
+    """What the artefact stage calls: ``tasks.Subject(..., doubt=reason)`` in the runner."""
+    from alerting import rules, store
+
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
+    _hub(db, pid, f"hub-{unique}")
+    write_readings(db, readings(pid, T0, device="kit", **FULL))  # complete and normal
+    with db.transaction():
+        snapshot = store.load_snapshots(db, [pid], T0)[pid]
+        evaluation = rules.evaluate(snapshot, T0)
+        plain = tasks.follow_up(db, [tasks.Subject(pid, snapshot, evaluation)], T0)
+        doubted = tasks.follow_up(db, [tasks.Subject(pid, snapshot, evaluation,
+                                                     doubt="SpO2 96→84 in one spot reading")], T0)
+    assert plain.requested == []
+    assert len(doubted.requested) == 1
+    (_, device, reason, status, _, due, _), = _tasks(db)
+    assert (device, reason, status, due) == (f"hub-{unique}", "doubtful_reading", "open",
+                                             T0 + dt.timedelta(minutes=30))
+    (payload,) = db.execute("SELECT payload FROM notification_outbox WHERE recipient = %s",
+                            (commands_topic(f"hub-{unique}"),)).fetchone() or ()
+    assert decode_command(json.dumps(payload).encode()).detail == "SpO2 96→84 in one spot reading"
