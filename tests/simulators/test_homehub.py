@@ -101,6 +101,11 @@ def test_the_engine_streams_the_answer_at_the_instant_it_is_taken() -> None:
     assert vitals <= at_answer <= kit  # every vital-sign device of the kit measured then
     # Deterministic: the same run and the same command give the same bytes…
     assert _digest(stream) == _digest(_closed_loop(at)[1])
+    # …and the answer is all that changed: without its messages, the open-loop stream.
+    without = [m for m in stream
+               if not (m.at == answered.timestamp() and parse_topic(m.topic)[0] in kit)]
+    assert len(without) < len(stream)
+    assert _digest(without) == _digest(_closed_loop(None)[1])
     # …and without a command the stream is exactly the open-loop one.
     assert _digest(_closed_loop(None)[1]) == stream_digest(
         Engine(load("demo"), duration=SPAN).messages())[0]
