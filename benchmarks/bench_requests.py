@@ -58,8 +58,10 @@ class Run:
     missed: int = 0
     answer_minutes: list[float] = field(default_factory=list)
     confirm_hours: list[float] = field(default_factory=list)  # onset → complete NEWS2 ≥ 5
+    confirmed: dict[int, dt.datetime] = field(default_factory=dict)
     deteriorating: int = 0
     patient_days: float = 0.0
+    end: dt.datetime = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # set to the run's end
 
 
 class Loop:
@@ -85,7 +87,8 @@ class Loop:
         self.last: dict[int, PastRequest] = {}
         self.confirmed: dict[int, dt.datetime] = {}
         self.result = Run(deteriorating=len(self.onset),
-                          patient_days=len(self.engine.patients) * span / dt.timedelta(days=1))
+                          patient_days=len(self.engine.patients) * span / dt.timedelta(days=1),
+                          end=self.engine.start + span)
 
     def run(self) -> Run:
         limits = Limits()
@@ -99,6 +102,7 @@ class Loop:
                 self._evaluate(self.owner[device_id], device_id, decoded, now)
         self.result.confirm_hours = [(self.confirmed[p] - self.onset[p]).total_seconds() / 3600
                                      for p in self.confirmed]
+        self.result.confirmed = dict(self.confirmed)
         return self.result
 
     def _evaluate(self, pid: int, device_id: str, decoded: DecodedMessage,
@@ -165,19 +169,29 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=None)
     args = parser.parse_args()
     print("scenario        seed  requests/pt-day  stable-pt reqs   wake  answered  missed  "
-          "median answer min  | onset→complete NEWS2≥5: caught, median h (asking / not asking)")
+          "median answer min  | onset→complete NEWS2≥5: caught, median h (asking / not asking)"
+          "  | earlier when asking: patients, median h")
     for name in args.scenarios:
         base = load(name).seed
         for seed in range(base, base + args.seeds):
             on = run(name, seed, args.hours, ask=True)
             off = run(name, seed, args.hours, ask=False)
+            off_end = off.end
             answered = on.done / on.requests if on.requests else 0.0
+            # Paired: the two runs differ only by the answers (simulators.devices), so a
+            # patient confirmed sooner when asking gained exactly that time (to the end of
+            # the run when never confirmed without asking: a lower bound).
+            gains = [((off.confirmed.get(p) or off_end) - t).total_seconds() / 3600
+                     for p, t in on.confirmed.items()
+                     if t < (off.confirmed.get(p) or off_end)]
+
             print(f"{name:<15} {seed:>4}  {on.requests / on.patient_days:>15.2f}  "
                   f"{on.stable_requests:>15}  {on.wake:>4}  "
                   f"{on.done:>4} ({answered:>4.0%})  {on.missed:>6}  "
                   f"{_median(on.answer_minutes):>17}  | {len(on.confirm_hours)}/{on.deteriorating}"
                   f" {_median(on.confirm_hours)} h / {len(off.confirm_hours)}/{off.deteriorating}"
-                  f" {_median(off.confirm_hours)} h   reasons {on.by_reason}", flush=True)
+                  f" {_median(off.confirm_hours)} h  | {len(gains)}, {_median(gains)} h"
+                  f"   reasons {on.by_reason}", flush=True)
 
 
 if __name__ == "__main__":
