@@ -2,7 +2,12 @@
 
 Every ``--interval`` seconds: compete for leadership (PostgreSQL advisory lock); the leader
 sweeps timers (overdue, device, escalation, snooze, auto-resolution); every process delivers
-due outbox rows (webhook, MQTT, dashboard). SIGINT/SIGTERM stop it cleanly with status 0.
+due outbox rows (webhook, MQTT, dashboard, and the SMS/pager plug-ins of the policy's
+``notifiers:``). SIGINT/SIGTERM stop it cleanly with status 0.
+
+``--check-policy`` validates the policy, builds its plug-ins and fails (status 2) when a
+contact names a channel no notifier of this process would deliver: such rows would otherwise
+wait in the outbox forever while the page never leaves.
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ import signal
 import socket
 import threading
 from types import FrameType
+from typing import Any
 
 import psycopg
 
-from alerting import outbox, scheduler
+from alerting import outbox, plugins, scheduler
 from alerting.errors import PolicyError
 from alerting.notify import DashboardNotifier, MqttNotifier, WebhookNotifier
 from alerting.outbox import Notifier
-from alerting.policy import load_policy, policy_path
+from alerting.policy import Policy, configured_policy, policy_path, unserved_channels
 from ward.settings import Settings
 
 log = logging.getLogger("alerting")
@@ -37,16 +43,65 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-policy", action="store_true", help="validate the policy and exit")
 
 
+def built_in_channels(settings: Settings) -> set[str]:
+    """The built-in channels this process can deliver with its settings."""
+    channels = {"dashboard"}
+    if settings.secret_key:
+        channels.add("webhook")
+    if settings.mqtt_url:
+        channels.add("mqtt")
+    return channels
+
+
+def _built_ins(settings: Settings, live: psycopg.Connection[Any]) -> dict[str, Notifier]:
+    notifiers: dict[str, Notifier] = {"dashboard": DashboardNotifier(live)}
+    if settings.secret_key:
+        notifiers["webhook"] = WebhookNotifier(settings.secret_key.get_secret_value().encode())
+    if settings.mqtt_url:
+        notifiers["mqtt"] = MqttNotifier(settings.mqtt_url, client_id=f"vw-alerting-{os.getpid()}",
+                                         username=settings.mqtt_username,
+                                         password=settings.mqtt_password.get_secret_value()
+                                         if settings.mqtt_password else None)
+    return notifiers
+
+
+def _close(notifiers: dict[str, Notifier]) -> None:
+    for notifier in notifiers.values():
+        close = getattr(notifier, "close", None)
+        if close is not None:
+            close()
+
+
+def check(policy: Policy, settings: Settings) -> list[str]:
+    """Problems that would leave pages undelivered (builds, then closes, the plug-ins)."""
+    extra, problems = plugins.build(policy.notifiers)
+    _close(extra)
+    available = built_in_channels(settings) | set(extra)
+    problems += unserved_channels(policy, available)
+    if "mqtt" not in available:
+        # alerting.tasks sends full-set commands to home hubs through the outbox's mqtt rows.
+        problems.append("channel 'mqtt' (used by full-set commands to home hubs) has no "
+                        "notifier: set VW_MQTT_URL")
+    return problems
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     path = policy_path(args.policy or settings.escalation_policy)
     try:
-        policy = load_policy(path)
+        policy = configured_policy(settings, str(path))
     except PolicyError as exc:
         print(f"vward alerting: {exc}")
         return 2
+    problems = check(policy, settings)
     if args.check_policy:
-        print(f"{path}: policy {policy.name!r} is valid")
+        if problems:
+            for problem in problems:
+                print(f"vward alerting: {path}: {problem}")
+            return 2
+        print(f"{path}: policy {policy.name!r} is valid; every channel has a notifier")
         return 0
+    for problem in problems:
+        log.warning("%s: %s; its rows wait for a process that has one", path, problem)
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -59,16 +114,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     conninfo = settings.database_conninfo()
     holder = f"{socket.gethostname()}:{os.getpid()}"
     leader = scheduler.Leader(conninfo, holder)
-    secret = settings.secret_key.get_secret_value().encode() if settings.secret_key else b""
     with psycopg.connect(conninfo) as conn, psycopg.connect(conninfo, autocommit=True) as live:
-        notifiers: dict[str, Notifier] = {"dashboard": DashboardNotifier(live)}
-        if secret:
-            notifiers["webhook"] = WebhookNotifier(secret)
-        if settings.mqtt_url:
-            notifiers["mqtt"] = MqttNotifier(settings.mqtt_url, client_id=f"vw-alerting-{os.getpid()}",
-                                             username=settings.mqtt_username,
-                                             password=settings.mqtt_password.get_secret_value()
-                                             if settings.mqtt_password else None)
+        notifiers = _built_ins(settings, live)
+        notifiers.update(plugins.build(policy.notifiers)[0])
         print(f"vward alerting: policy {policy.name!r}, channels {sorted(notifiers)}, "
               f"holder {holder}", flush=True)
         try:
@@ -92,8 +140,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 stop.wait(args.interval)
         finally:
             leader.release()
-            for notifier in notifiers.values():
-                close = getattr(notifier, "close", None)
-                if close is not None:
-                    close()
+            _close(notifiers)
     return 0

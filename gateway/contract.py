@@ -11,6 +11,7 @@ Topics (`{device_id}` matches `ward.domain.devices.DEVICE_ID_PATTERN`, never per
     vw/v1/devices/{device_id}/senml      device → gateway, QoS 1, SenML JSON
     vw/v1/devices/{device_id}/status     device → gateway, QoS 1, retained; also the LWT
     vw/v1/devices/{device_id}/results    gateway → device, QoS 1: accepted|duplicate|rejected
+    vw/v1/devices/{device_id}/commands   platform → home hub, QoS 1: e.g. "take a full set"
 
 Must never do I/O: no broker, no database, no clock (time is the `now` parameter).
 """
@@ -47,6 +48,7 @@ class Channel(enum.StrEnum):
     SENML = "senml"
     STATUS = "status"
     RESULTS = "results"
+    COMMANDS = "commands"
 
 
 # Channels a device publishes on (the gateway subscribes to these, never to results).
@@ -103,6 +105,10 @@ def status_topic(device_id: str) -> str:
 
 def results_topic(device_id: str) -> str:
     return _topic(device_id, Channel.RESULTS)
+
+
+def commands_topic(device_id: str) -> str:
+    return _topic(device_id, Channel.COMMANDS)
 
 
 class TopicError(ValueError):
@@ -205,6 +211,28 @@ class ResultPayload(_Model):
     errors: list[ErrorOut] = Field(default_factory=list)
 
 
+class CommandKind(enum.StrEnum):
+    FULL_SET = "full_set"  # take every NEWS2 observation now (all kit, plus the questions)
+
+
+class CommandPayload(_Model):
+    """`vw/v1/devices/{id}/commands`, published by the platform (alerting) to a home hub.
+
+    The hub prompts the patient (or, with `wake`, rings them: it is night and the platform
+    judged it worth waking them) and sends the readings on its usual topics before `due_at`.
+    `command_id` is stable across redeliveries: a hub acts on each id once.
+    """
+
+    command_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    kind: CommandKind
+    issued_at: Annotated[AwareDatetime, Field(strict=False)]
+    due_at: Annotated[AwareDatetime, Field(strict=False)]
+    reason: Annotated[StrictStr, Field(max_length=64)]
+    # Shown to the patient or carer: plain words, never a name or an NHS number.
+    detail: Annotated[StrictStr, Field(max_length=500)] = ""
+    wake: bool = False
+
+
 class SenMLRecord(_Model):
     """One RFC 8428 record (JSON labels); only the fields a vital-sign device needs."""
 
@@ -227,6 +255,7 @@ def _schema_types() -> Mapping[str, TypeAdapter[Any]]:
         "senml": TypeAdapter(list[SenMLRecord]),
         "status": TypeAdapter(StatusPayload),
         "results": TypeAdapter(ResultPayload),
+        "commands": TypeAdapter(CommandPayload),
     }
 
 
@@ -340,6 +369,18 @@ def encode_result(result: ResultPayload) -> bytes:
                                     **({"index": e.index} if e.index is not None else {})}
                                    for e in result.errors]}
     return _dumps(body)
+
+
+def encode_command(command: CommandPayload) -> bytes:
+    return _dumps({"command_id": command.command_id, "kind": command.kind.value,
+                   "issued_at": format_instant(command.issued_at),
+                   "due_at": format_instant(command.due_at), "reason": command.reason,
+                   "detail": command.detail, "wake": command.wake})
+
+
+def decode_command(payload: bytes) -> CommandPayload:
+    """A home hub's decoder; raises `pydantic.ValidationError` (or `ValueError`) on bad input."""
+    return CommandPayload.model_validate_json(payload)
 
 
 def senml_msg_id(payload: bytes) -> str:

@@ -38,10 +38,11 @@ class Settings(BaseSettings):
     mqtt_client_id: str = "vw-gateway-1"
 
     display_timezone: str = "Europe/London"
-    # The hub is staffed 08:00–20:00 in most services (NHS England operational framework);
-    # outside these hours escalations take the out-of-hours route.
-    hub_opens: dt.time = dt.time(8, 0)
-    hub_closes: dt.time = dt.time(20, 0)
+    # Hub hours (Europe/London wall clock): outside them escalations take the out-of-hours
+    # route and low findings never page. None keeps the escalation policy's `hub_hours`
+    # (08:00–20:00 in the shipped policy, as in most services: NHS England framework).
+    hub_opens: dt.time | None = None
+    hub_closes: dt.time | None = None
     hub_host: str = "127.0.0.1"
     hub_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     # Capacity of the ward in beds (one hospital-at-home hub runs about 200 patients at once).
