@@ -9,7 +9,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.contract import RejectReason, ResultStatus, readings_topic
+from gateway.contract import (
+    RejectReason,
+    ResultStatus,
+    readings_topic,
+    senml_msg_id,
+    senml_topic,
+)
 from gateway.decode import DecodedMessage, Limits, Rejection, decode
 from gateway.pipeline import plan_batch, result_for
 from ward.db.registry import DeviceRecord
@@ -218,4 +224,45 @@ def test_bad_inputs_are_dead_lettered_and_answered(
                    if b["msg_id"] == msg_id and b["errors"][0]["code"] == reason]
         assert answers, f"no {reason} answer on {device}'s results topic"
         assert answers[0]["status"] == "rejected"
+    assert gw.stop() == 0
+
+
+def test_rfc8428_and_rfc3339_rules_through_the_real_gateway(
+    broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
+    unique: str,
+) -> None:
+    device = f"rfc-{unique}"
+    ward.add(device)
+    gw = start_gateway(ward.url, broker.url)
+    client = connect_mqtt(broker.url)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    at = now.timestamp() - 30
+    bn = {"bn": f"urn:dev:vw:{device}:", "bt": at}
+
+    def pack(**record: object) -> bytes:
+        return json.dumps([{**bn, **record}]).encode()
+
+    epoch = json.dumps({"msg_id": f"epoch-{unique}", "sent_at": now.isoformat(),
+                        "readings": [{"code": "pulse", "value": 70, "unit": "/min",
+                                      "measured_at": int(at)}]}).encode()
+    cases = [  # (topic, payload, result msg_id, status, stored (code, value) or None)
+        (readings_topic(device), epoch, f"epoch-{unique}", "rejected", None),
+        (senml_topic(device), pack(bver=11, n="resp_rate", u="/min", v=18), None, "rejected",
+         None),
+        (senml_topic(device), pack(n="spo2", u="%", v=95, vendor={"x": 1}), None, "accepted",
+         ("spo2", 95.0)),
+        (senml_topic(device), pack(n="temperature", u="Cel", vb=True), None, "rejected", None),
+        (senml_topic(device), pack(n="on_oxygen", vb=True), None, "accepted",
+         ("on_oxygen", 1.0)),
+    ]
+    for topic, payload, _, _, _ in cases:
+        client.publish(topic, payload, qos=1).wait_for_publish(10)
+    for topic, payload, msg_id, status, _ in cases:
+        mid = msg_id or senml_msg_id(payload)
+        poll(lambda mid=mid: results.for_msg(mid), 20, f"the result of {topic}")
+        assert results.for_msg(mid)[0]["status"] == status, (payload, results.for_msg(mid))
+    with psycopg.connect(ward.url) as conn:
+        stored = sorted((str(r[0]), float(r[1])) for r in conn.execute(
+            "SELECT code, value FROM readings WHERE device_id = %s", (device,)))
+    assert stored == sorted(c[4] for c in cases if c[4] is not None)
     assert gw.stop() == 0
