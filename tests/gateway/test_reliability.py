@@ -136,6 +136,55 @@ def test_sigkill_mid_stream_then_restart_stores_everything_once(
     assert restarted.stop() == 0
 
 
+def _relative_senml_stream(stream: Any) -> Any:
+    """The `Stream` publisher sending SenML packs whose times are all relative to "now"."""
+
+    class RelativeSenML(stream):  # type: ignore[misc, valid-type]
+        def messages(self) -> Iterator[tuple[str, bytes]]:
+            import json
+
+            from gateway.contract import senml_topic
+
+            for k in range(self.total // self.per_message):
+                device = self.devices[k % len(self.devices)]
+                slot = k // len(self.devices)  # distinct values: distinct bytes per device
+                # No bt, t <= 0: RFC 8428 relative times, "now" and the seconds before it.
+                records = [{"n": "pulse", "u": "/min", "v": 60 + slot % 120, "t": -j}
+                           for j in range(self.per_message)]
+                records[0] = {"bn": f"urn:dev:vw:{device}:", **records[0]}
+                yield senml_topic(device), json.dumps(records).encode()
+
+    return RelativeSenML
+
+
+@pytest.mark.slow
+def test_sigkill_mid_stream_stores_relative_time_senml_once(
+    broker: Any, ward: Any, start_gateway: Any, stream: Any, poll: Any, unique: str,
+) -> None:
+    prefix = f"r{unique}-"
+    devices = _devices(ward, prefix, 40)
+    client_id = f"gw-rel-{unique}"
+    gw = start_gateway(ward.url, broker.url, client_id=client_id, group=f"g{unique}")
+    # Full speed: the gateway's socket is never drained when it dies, so the kernel resets
+    # the connection and the last acknowledgements (for committed readings) are lost too.
+    feed = _relative_senml_stream(stream)(broker.url, devices, total=10_000, per_message=5
+                                          ).start()
+    for kill_at in (1_000, 3_000, 5_000, 7_000):
+        poll(lambda at=kill_at: _count(ward.url, prefix)[0] > at, 30, f"{kill_at} stored")
+        gw.kill()  # SIGKILL: committed-but-unacked and un-committed messages are redelivered
+        gw = start_gateway(ward.url, broker.url, client_id=client_id, group=f"g{unique}")
+    feed.join()
+    poll(lambda: _count(ward.url, prefix)[0] >= 10_000, 60, "every reading")
+    time.sleep(1)  # nothing more may arrive: a late duplicate would show here
+    assert _count(ward.url, prefix) == (10_000, 10_000)
+    with psycopg.connect(ward.url) as conn:
+        row = conn.execute("SELECT count(*) FROM senml_first_seen WHERE device_id LIKE %s",
+                           (prefix + "%",)).fetchone()
+    assert row is not None
+    assert row[0] == 2_000  # one first-seen time per pack, however often it was delivered
+    assert gw.stop() == 0
+
+
 @pytest.mark.slow
 def test_broker_restart_mid_stream_loses_nothing(
     own_broker: Broker, ward: Any, start_gateway: Any, stream: Any, poll: Any, unique: str,
