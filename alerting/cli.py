@@ -3,11 +3,17 @@
 Every ``--interval`` seconds: compete for leadership (PostgreSQL advisory lock); the leader
 sweeps timers (overdue, device, escalation, snooze, auto-resolution); every process delivers
 due outbox rows (webhook, MQTT, dashboard). SIGINT/SIGTERM stop it cleanly with status 0.
+
+A lost database connection (backend terminated, failover, restart) is not fatal and not
+permanent: both connections are closed and opened again with the gateway's backoff (0.5 s
+doubling to 10 s), the dashboard notifier is rebuilt on the new one, and the loop goes on —
+escalations never stop silently while the process stays alive.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -15,6 +21,7 @@ import signal
 import socket
 import threading
 from types import FrameType
+from typing import Any
 
 import psycopg
 
@@ -22,10 +29,64 @@ from alerting import outbox, scheduler
 from alerting.errors import PolicyError
 from alerting.notify import DashboardNotifier, MqttNotifier, WebhookNotifier
 from alerting.outbox import Notifier
-from alerting.policy import load_policy, policy_path
+from alerting.policy import Policy, load_policy, policy_path
 from ward.settings import Settings
 
 log = logging.getLogger("alerting")
+
+Conn = psycopg.Connection[Any]
+# Reconnect backoff, as the gateway's: a quick first retry (a failover), then every 10 s.
+DB_RETRY_MIN_S = 0.5
+DB_RETRY_MAX_S = 10.0
+# A connection attempt that takes longer than this is a failure (and retried).
+DB_CONNECT_TIMEOUT_S = 5
+
+
+class _Database:
+    """The loop's work connection and its autocommit one (NOTIFY), re-opened after a loss."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self.conn: Conn | None = None
+        self.live: Conn | None = None
+
+    def open(self) -> tuple[Conn, Conn, bool]:
+        """(work, live, fresh): connects if needed; `fresh` when new connections were opened
+        (so what holds the old ones is rebuilt)."""
+        if (self.conn is not None and not self.conn.closed and not self.conn.broken
+                and self.live is not None and not self.live.closed and not self.live.broken):
+            return self.conn, self.live, False
+        self.close()
+        name = f"vw-alerting-{os.getpid()}"
+        self.conn = psycopg.connect(self._conninfo, connect_timeout=DB_CONNECT_TIMEOUT_S,
+                                    application_name=name)
+        self.live = psycopg.connect(self._conninfo, autocommit=True, application_name=name,
+                                    connect_timeout=DB_CONNECT_TIMEOUT_S)
+        return self.conn, self.live, True
+
+    def close(self) -> None:
+        for conn in (self.conn, self.live):
+            if conn is not None:
+                with contextlib.suppress(psycopg.Error):  # closing a broken socket
+                    conn.close()
+        self.conn = self.live = None
+
+
+def _tick(db: _Database, leader: scheduler.Leader, policy: Policy,
+          notifiers: dict[str, Notifier], now: dt.datetime) -> None:
+    """One sweep (when leading) and one outbox delivery; raises OperationalError on a loss."""
+    conn, live, fresh = db.open()
+    if fresh:
+        notifiers["dashboard"] = DashboardNotifier(live)
+        log.info("database connected")
+    if leader.acquire(now):
+        result = scheduler.sweep(conn, policy, now)
+        leader.heartbeat(now, result)
+        log.info("sweep %s", result)
+    report = outbox.deliver_due(conn, notifiers, now)
+    if report.delivered or report.retried or report.failed:
+        log.info("outbox delivered=%d retried=%d failed=%d", report.delivered,
+                 report.retried, report.failed)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -60,40 +121,41 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     holder = f"{socket.gethostname()}:{os.getpid()}"
     leader = scheduler.Leader(conninfo, holder)
     secret = settings.secret_key.get_secret_value().encode() if settings.secret_key else b""
-    with psycopg.connect(conninfo) as conn, psycopg.connect(conninfo, autocommit=True) as live:
-        notifiers: dict[str, Notifier] = {"dashboard": DashboardNotifier(live)}
-        if secret:
-            notifiers["webhook"] = WebhookNotifier(secret)
-        if settings.mqtt_url:
-            notifiers["mqtt"] = MqttNotifier(settings.mqtt_url, client_id=f"vw-alerting-{os.getpid()}",
-                                             username=settings.mqtt_username,
-                                             password=settings.mqtt_password.get_secret_value()
-                                             if settings.mqtt_password else None)
-        print(f"vward alerting: policy {policy.name!r}, channels {sorted(notifiers)}, "
-              f"holder {holder}", flush=True)
-        try:
-            while not stop.is_set():
-                now = dt.datetime.now(dt.UTC)
-                try:
-                    if leader.acquire(now):
-                        result = scheduler.sweep(conn, policy, now)
-                        leader.heartbeat(now, result)
-                        log.info("sweep %s", result)
-                    report = outbox.deliver_due(conn, notifiers, now)
-                    if report.delivered or report.retried or report.failed:
-                        log.info("outbox delivered=%d retried=%d failed=%d", report.delivered,
-                                 report.retried, report.failed)
-                except psycopg.OperationalError as exc:
-                    log.warning("database unavailable (%s); retrying", exc)
-                    if not conn.closed:
-                        conn.rollback()
-                if args.once:
+    notifiers: dict[str, Notifier] = {}
+    if secret:
+        notifiers["webhook"] = WebhookNotifier(secret)
+    if settings.mqtt_url:
+        notifiers["mqtt"] = MqttNotifier(settings.mqtt_url, client_id=f"vw-alerting-{os.getpid()}",
+                                         username=settings.mqtt_username,
+                                         password=settings.mqtt_password.get_secret_value()
+                                         if settings.mqtt_password else None)
+    channels = sorted([*notifiers, "dashboard"])
+    print(f"vward alerting: policy {policy.name!r}, channels {channels}, holder {holder}",
+          flush=True)
+    db = _Database(conninfo)
+    delay = DB_RETRY_MIN_S
+    try:
+        while not stop.is_set():
+            try:
+                _tick(db, leader, policy, notifiers, dt.datetime.now(dt.UTC))
+                delay = DB_RETRY_MIN_S
+            except psycopg.OperationalError as exc:
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                log.warning("database connection lost (%s: %s); reconnecting in %.1f s",
+                            type(exc).__name__, first_line, delay)
+                db.close()
+                if args.once or stop.wait(delay):
                     break
-                stop.wait(args.interval)
-        finally:
-            leader.release()
-            for notifier in notifiers.values():
-                close = getattr(notifier, "close", None)
-                if close is not None:
-                    close()
+                delay = min(delay * 2, DB_RETRY_MAX_S)
+                continue
+            if args.once:
+                break
+            stop.wait(args.interval)
+    finally:
+        leader.release()
+        db.close()
+        for notifier in notifiers.values():
+            close = getattr(notifier, "close", None)
+            if close is not None:
+                close()
     return 0
