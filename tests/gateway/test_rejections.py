@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from gateway.contract import (
 )
 from gateway.dead_letters import Budget, Rationing, ration
 from gateway.decode import DecodedMessage, Limits, Rejection, decode
+from gateway.inbox import Inbox
 from gateway.pipeline import DeadLetter, plan_batch, result_for
 from ward.db.registry import DeviceRecord
 from ward.domain.devices import Assignment, Device, DeviceKind
@@ -359,3 +361,24 @@ def test_a_flooding_device_is_quarantined_and_its_readings_still_stored(
     assert quarantines == (1,)
     assert "device quarantined" in gw.log()
     assert gw.stop() == 0
+
+
+def test_inbox_holds_at_most_its_bytes_until_acknowledged() -> None:
+    inbox: Inbox[str] = Inbox(max_messages=10, max_bytes=100)
+    stop = threading.Event()
+    assert inbox.put("a", 60, stop, 0.01)
+    second = threading.Thread(target=inbox.put, args=("b", 60, stop, 0.01))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # 60 + 60 bytes would be over the limit: the sender waits
+    assert inbox.take(1) == "a"
+    assert second.is_alive()  # taken is not enough: the bytes are held until the ack
+    inbox.done(60)
+    second.join(5)
+    assert not second.is_alive()
+    assert inbox.take(1) == "b"
+    assert inbox.held_bytes == 60
+    alone: Inbox[str] = Inbox(max_messages=10, max_bytes=100)
+    assert alone.put("big", 1_000, stop, 0.01)  # one larger message passes alone
+    stop.set()
+    assert not alone.put("more", 1, stop, 0.01)  # and a stop frees a waiting sender
