@@ -310,10 +310,21 @@ def test_two_gateways_share_the_load_exactly_once(
     group = f"g{unique}"
     ports = [free_port(), free_port()]
     gateways = [start_gateway(ward.url, broker.url, client_id=f"gw-s{i}-{unique}", group=group,
-                              VW_METRICS_PORT=str(port)) for i, port in enumerate(ports)]
+                              VW_METRICS_PORT=str(port), VW_LOG_LEVEL="DEBUG")
+                for i, port in enumerate(ports)]
     feed = stream(broker.url, devices, total=20_000, per_message=10).start()
     feed.join()
-    poll(lambda: _count(ward.url, prefix)[0] >= 20_000, 60, "every reading")
+    try:
+        poll(lambda: _count(ward.url, prefix)[0] >= 20_000, 60, "every reading")
+    except AssertionError:
+        # Lost or late? What each gateway received and stored, and what it logged last.
+        seen = {name: [read_metric(port, f"vw_gateway_{name}") for port in ports]
+                for name in ("messages_received_total", "readings_accepted_total",
+                             "readings_duplicate_total", "unacked_messages")}
+        tails = "\n".join(f"--- gateway {i}\n" + "\n".join(gw.log().splitlines()[-25:])
+                          for i, gw in enumerate(gateways))
+        raise AssertionError(f"stored {_count(ward.url, prefix)}; publisher acked {feed.acked} "
+                             f"of {feed.sent} messages; {seen}\n{tails}") from None
     assert _count(ward.url, prefix) == (20_000, 20_000)
     shares = [read_metric(port, "vw_gateway_readings_accepted_total") for port in ports]
     assert sum(shares) == 20_000
