@@ -346,17 +346,17 @@ def test_a_flooding_device_is_quarantined_and_its_readings_still_stored(
         dt.UTC).isoformat())), qos=1).wait_for_publish(20)
     poll(lambda: ward.count("SELECT count(*) FROM readings WHERE device_id = %s", device) == 1,
          60, "the valid reading after the flood")
+    limits = Rationing()
     with psycopg.connect(ward.url) as conn:
         rows, kept = conn.execute(
             "SELECT count(*), coalesce(sum(octet_length(payload)), 0) FROM rejected_messages "
             "WHERE device_id = %s", (device,)).fetchone() or (0, 0)
+        assert rows == limits.messages  # the rest counted, not stored
+        assert kept <= limits.payload_bytes
         suppressed = conn.execute("SELECT suppressed FROM dead_letter_budget "
                                   "WHERE device_id = %s", (device,)).fetchone()
         quarantines = conn.execute("SELECT count(*) FROM device_quarantines WHERE device_id = %s",
                                    (device,)).fetchone()
-    limits = Rationing()
-    assert rows == limits.messages  # the rest counted, not stored
-    assert kept <= limits.payload_bytes
     assert suppressed == (n - limits.messages,)
     assert quarantines == (1,)
     assert "device quarantined" in gw.log()
