@@ -320,7 +320,8 @@ def test_two_gateways_share_the_load_exactly_once(
         # Lost or late? What each gateway received and stored, and what it logged last.
         seen = {name: [read_metric(port, f"vw_gateway_{name}") for port in ports]
                 for name in ("messages_received_total", "readings_accepted_total",
-                             "readings_duplicate_total", "unacked_messages")}
+                             "readings_duplicate_total", "rejections_total",
+                             "unacked_messages")}
         tails = "\n".join(f"--- gateway {i}\n" + "\n".join(gw.log().splitlines()[-25:])
                           for i, gw in enumerate(gateways))
         raise AssertionError(f"stored {_count(ward.url, prefix)}; publisher acked {feed.acked} "
