@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -274,3 +275,32 @@ def test_rfc3339_instants_are_accepted(when: str) -> None:
     decoded = decode(readings_topic("d1"), json.dumps(body).encode(), NOW, Limits())
     assert isinstance(decoded, DecodedMessage)
     assert decoded.problems == ()
+
+
+def test_a_relative_pack_resolves_to_its_first_seen_time_within_the_window(db: Any) -> None:
+    from dataclasses import dataclass
+
+    from gateway.relative_times import rebase
+
+    @dataclass(frozen=True)
+    class Msg:
+        topic: str
+        payload: bytes
+        received_at: dt.datetime
+
+    pack = _pack({"bn": "urn:dev:vw:dev-1:", "n": "spo2", "u": "%", "v": 95, "t": -30})
+    window = dt.timedelta(hours=1)
+
+    def delivered(at: dt.datetime) -> dt.datetime:
+        msg = Msg(senml_topic("dev-1"), pack, at)
+        batch = rebase(db, [(msg, decode(msg.topic, pack, at, Limits()))], Limits(), window)
+        decoded = batch[0][1]
+        assert isinstance(decoded, DecodedMessage)
+        return decoded.readings[0].measured_at
+
+    first = delivered(NOW)
+    assert first == NOW - dt.timedelta(seconds=30)
+    assert delivered(NOW + dt.timedelta(minutes=59)) == first  # a redelivery: the same reading
+    later = NOW + dt.timedelta(hours=2)
+    assert delivered(later) == later - dt.timedelta(seconds=30)  # past the window: a new pack
+    assert delivered(later + dt.timedelta(seconds=5)) == later - dt.timedelta(seconds=30)
