@@ -301,16 +301,22 @@ def test_database_down_30s_stops_acking_bounded_and_recovers(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("receive_maximum", ["2000", "20"], ids=["default", "broker-queues"])
 def test_two_gateways_share_the_load_exactly_once(
     broker: Any, ward: Any, start_gateway: Any, stream: Any, poll: Any, read_metric: Any,
-    unique: str,
+    unique: str, receive_maximum: str,
 ) -> None:
+    # "broker-queues": each gateway's Receive Maximum is used up all the time, so the broker
+    # keeps the rest queued in the member's session and moves it on at each PUBACK — what a
+    # loaded machine does to the default run now and then, here on every message (the path
+    # of Mosquitto 2.0.11's inflight-quota bugs, fixed in 2.0.13; see docs/mqtt.md).
     prefix = f"s{unique}-"
     devices = _devices(ward, prefix, 40)
     group = f"g{unique}"
     ports = [free_port(), free_port()]
     gateways = [start_gateway(ward.url, broker.url, client_id=f"gw-s{i}-{unique}", group=group,
-                              VW_METRICS_PORT=str(port), VW_LOG_LEVEL="DEBUG")
+                              VW_METRICS_PORT=str(port), VW_LOG_LEVEL="DEBUG",
+                              VW_GATEWAY_RECEIVE_MAXIMUM=receive_maximum)
                 for i, port in enumerate(ports)]
     feed = stream(broker.url, devices, total=20_000, per_message=10).start()
     feed.join()
