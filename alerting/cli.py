@@ -1,5 +1,7 @@
-"""`vward alerting`: the escalation scheduler (one leader) and the outbox notifier.
+"""`vward alerting`: alert evaluation, the escalation scheduler (one leader) and the notifier.
 
+On its own thread, the evaluator (`alerting.evaluator`) scores the patients the gateways queue
+after each commit, as soon as NOTIFY says there are some (``--no-evaluate`` turns it off).
 Every ``--interval`` seconds: compete for leadership (PostgreSQL advisory lock); the leader
 sweeps timers (overdue, device, escalation, snooze, auto-resolution); every process delivers
 due outbox rows (webhook, MQTT, dashboard). SIGINT/SIGTERM stop it cleanly with status 0.
@@ -9,20 +11,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import logging
 import os
 import signal
 import socket
 import threading
 from types import FrameType
+from typing import Any
 
 import psycopg
 
-from alerting import outbox, scheduler
+from alerting import outbox, runner, scheduler
 from alerting.errors import PolicyError
+from alerting.evaluator import Evaluator
 from alerting.notify import DashboardNotifier, MqttNotifier, WebhookNotifier
 from alerting.outbox import Notifier
-from alerting.policy import load_policy, policy_path
+from alerting.policy import Policy, load_policy, policy_path
 from ward.settings import Settings
 
 log = logging.getLogger("alerting")
@@ -35,6 +40,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, default=15.0, help="seconds between sweeps")
     parser.add_argument("--once", action="store_true", help="one sweep and delivery, then exit")
     parser.add_argument("--check-policy", action="store_true", help="validate the policy and exit")
+    parser.add_argument("--no-evaluate", action="store_true",
+                        help="do not evaluate queued patients here (another process does)")
+
+
+def _evaluator(args: argparse.Namespace, conninfo: str, policy: Policy, stop: threading.Event,
+               ) -> tuple[Evaluator | None, threading.Thread | None]:
+    """The queue evaluator, on its own thread unless `--once` (then the loop drains it)."""
+    if args.no_evaluate:
+        return None, None
+    evaluator = Evaluator(conninfo, functools.partial(runner.evaluate_after_commit,
+                                                      policy=policy))
+    return evaluator, None if args.once else evaluator.start(stop)
+
+
+def _notifiers(settings: Settings, live: psycopg.Connection[Any], secret: bytes,
+               ) -> dict[str, Notifier]:
+    notifiers: dict[str, Notifier] = {"dashboard": DashboardNotifier(live)}
+    if secret:
+        notifiers["webhook"] = WebhookNotifier(secret)
+    if settings.mqtt_url:
+        notifiers["mqtt"] = MqttNotifier(settings.mqtt_url, client_id=f"vw-alerting-{os.getpid()}",
+                                         username=settings.mqtt_username,
+                                         password=settings.mqtt_password.get_secret_value()
+                                         if settings.mqtt_password else None)
+    return notifiers
+
+
+def _stop_evaluator(evaluator: Evaluator | None, thread: threading.Thread | None) -> None:
+    if thread is not None:  # let a pass in progress commit (or roll back) cleanly
+        thread.join(timeout=10)
+    elif evaluator is not None:
+        evaluator.close()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -60,21 +97,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     holder = f"{socket.gethostname()}:{os.getpid()}"
     leader = scheduler.Leader(conninfo, holder)
     secret = settings.secret_key.get_secret_value().encode() if settings.secret_key else b""
+    evaluator, thread = _evaluator(args, conninfo, policy, stop)
     with psycopg.connect(conninfo) as conn, psycopg.connect(conninfo, autocommit=True) as live:
-        notifiers: dict[str, Notifier] = {"dashboard": DashboardNotifier(live)}
-        if secret:
-            notifiers["webhook"] = WebhookNotifier(secret)
-        if settings.mqtt_url:
-            notifiers["mqtt"] = MqttNotifier(settings.mqtt_url, client_id=f"vw-alerting-{os.getpid()}",
-                                             username=settings.mqtt_username,
-                                             password=settings.mqtt_password.get_secret_value()
-                                             if settings.mqtt_password else None)
+        notifiers = _notifiers(settings, live, secret)
         print(f"vward alerting: policy {policy.name!r}, channels {sorted(notifiers)}, "
               f"holder {holder}", flush=True)
         try:
             while not stop.is_set():
                 now = dt.datetime.now(dt.UTC)
                 try:
+                    if evaluator is not None and args.once:
+                        evaluator.drain()
                     if leader.acquire(now):
                         result = scheduler.sweep(conn, policy, now)
                         leader.heartbeat(now, result)
@@ -91,6 +124,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     break
                 stop.wait(args.interval)
         finally:
+            _stop_evaluator(evaluator, thread)
             leader.release()
             for notifier in notifiers.values():
                 close = getattr(notifier, "close", None)
