@@ -146,10 +146,15 @@ class ReadingStore:
         end: dt.datetime,
         codes: Sequence[str] | None = None,
     ) -> list[Reading]:
-        """Readings of one patient with start <= measured_at < end, oldest first."""
+        """Readings of one patient with start <= measured_at < end, oldest first.
+
+        Ordered by the whole natural key: two devices' pulse at one instant must come back in
+        the same order every time (compression reorders rows that tie on time and code).
+        """
         query = sql.SQL(
             "SELECT {cols} FROM readings WHERE patient_id = %s "
-            "AND measured_at >= %s AND measured_at < %s {codes} ORDER BY measured_at, code"
+            "AND measured_at >= %s AND measured_at < %s {codes} "
+            "ORDER BY measured_at, code, device_id"
         ).format(
             cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)),
             codes=sql.SQL("AND code = ANY(%s)") if codes else sql.SQL(""),
