@@ -252,6 +252,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
     parser.add_argument("--results-qos", type=int, default=1, choices=(0, 1))
     parser.add_argument("--lat-rate", type=float, default=2000.0, help="msgs/s")
     parser.add_argument("--lat-seconds", type=float, default=30.0)
+    parser.add_argument("--broker-max-inflight", type=int, default=20,
+                        help="the harness broker's max_inflight_messages (its default: 20; "
+                        "it caps what an MQTT 3.1.1 consumer has un-acknowledged)")
     parser.add_argument("--bench-dir")
     a = parser.parse_args()
     only = a.only.split(",")
@@ -262,7 +265,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
     os.makedirs(harness.common.WORK_DIR, exist_ok=True)
     harness.common.ensure_bench_db()
     ns = argparse.Namespace(
-        broker_port=_free_port(), external_broker=False, broker_max_inflight=20,
+        broker_port=_free_port(), external_broker=False,
+        broker_max_inflight=a.broker_max_inflight,
         broker_max_queued=0, devices=1000, poll=0.2, stall_s=15, hypertable=False,
         batch=1000, linger_ms=20, gateway_cmd=None, gateway_db=None, gateway_count_sql=(
             "select count(*) from readings"), gateway_latency_sql=None,

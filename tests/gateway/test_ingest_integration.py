@@ -148,3 +148,20 @@ def test_alerting_off_queues_nothing(
     poll(lambda: results.for_msg("nq-1"), 20, "a result")
     assert ward.count("SELECT count(*) FROM alerting_queue") == 0
     assert gw.stop() == 0
+
+
+def test_gateway_on_mqtt_3_1_1_stores_and_answers(
+    broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
+    unique: str,
+) -> None:
+    dev = f"v3-{unique}"
+    ward.add(dev)
+    gw = start_gateway(ward.url, broker.url, VW_MQTT_PROTOCOL="3.1.1")
+    client = connect_mqtt(broker.url)
+    now = _now()
+    _publish(client, readings_topic(dev), encode_readings(
+        "v3-1", now, [Measurement("spo2", 96, "%", now)]))
+    poll(lambda: results.for_msg("v3-1"), 20, "a result")
+    assert results.for_msg("v3-1")[0]["status"] == "accepted"
+    assert ward.count("SELECT count(*) FROM readings WHERE device_id = %s", dev) == 1
+    assert gw.stop() == 0
