@@ -48,7 +48,8 @@ def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan, *,
     """
     with conn.transaction():
         inserted = store.write(conn, plan.readings) if plan.readings else set()
-        with conn.cursor() as cur:
+        # Everything after the readings in one round trip (pipeline mode).
+        with conn.pipeline(), conn.cursor() as cur:
             if plan.dead_letters:
                 cur.executemany(_DEAD_LETTER_SQL, [
                     (d.topic, d.device_id, d.msg_id, d.reason.value, d.detail, d.payload,
