@@ -14,6 +14,7 @@ Only ratios inside one invocation mean anything on this shared machine.
 Scenarios (`--only`):
   a    C ceiling: mosquitto_sub → mawk → psql \\copy
   b3   best-practice Python consumer, MQTT 3.1.1 (b5: the same on MQTT 5)
+  c    the harness's naive bridge, one INSERT + commit per message (on N/5 messages)
   g1   `vward gateway`, alerting off          g1a  the same, alerting on (+ `vward alerting`)
   g2   two gateways on one shared subscription, alerting off      g2a  alerting on
   lat  one gateway + `vward alerting` at --lat-rate msgs/s: publish → receipt (read back from
@@ -285,6 +286,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
                    lambda: harness.scen_consumer(ctx, "best", a.n, "v311")),
             "b5": ("best-practice Python consumer, MQTT 5",
                    lambda: harness.scen_consumer(ctx, "best", a.n, "v5")),
+            "c": ("naive bridge (INSERT + commit per message)",
+                  lambda: harness.scen_consumer(ctx, "naive", a.n // 5, "v311")),
             "g1": ("vward gateway x1, alerting off", lambda: _run_gateway(
                 harness, ctx, a, url, marker, gateways=1, alerting=False, n=a.n)),
             "g1a": ("vward gateway x1, alerting on", lambda: _run_gateway(
