@@ -1,5 +1,7 @@
-"""`vward alerting`: the escalation scheduler (one leader) and the outbox notifier.
+"""`vward alerting`: alert evaluation, the escalation scheduler (one leader) and the notifier.
 
+On its own thread, the evaluator (`alerting.evaluator`) scores the patients the gateways queue
+after each commit, as soon as NOTIFY says there are some (``--no-evaluate`` turns it off).
 Every ``--interval`` seconds: compete for leadership (PostgreSQL advisory lock); the leader
 sweeps timers (overdue, device, escalation, snooze, auto-resolution); every process delivers
 due outbox rows (webhook, MQTT, dashboard, and the SMS/pager plug-ins of the policy's
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import signal
@@ -30,8 +33,9 @@ from typing import Any
 
 import psycopg
 
-from alerting import outbox, plugins, scheduler
+from alerting import outbox, plugins, runner, scheduler
 from alerting.errors import PolicyError
+from alerting.evaluator import Evaluator
 from alerting.notify import DashboardNotifier, MqttNotifier, WebhookNotifier
 from alerting.outbox import Notifier
 from alerting.policy import Policy, configured_policy, policy_path, unserved_channels
@@ -144,6 +148,53 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, default=15.0, help="seconds between sweeps")
     parser.add_argument("--once", action="store_true", help="one sweep and delivery, then exit")
     parser.add_argument("--check-policy", action="store_true", help="validate the policy and exit")
+    parser.add_argument("--no-evaluate", action="store_true",
+                        help="do not evaluate queued patients here (another process does)")
+
+
+def _evaluator(args: argparse.Namespace, conninfo: str, policy: Policy, stop: threading.Event,
+               ) -> tuple[Evaluator | None, threading.Thread | None]:
+    """The queue evaluator, on its own thread unless `--once` (then the loop drains it)."""
+    if args.no_evaluate:
+        return None, None
+    evaluator = Evaluator(conninfo, functools.partial(runner.evaluate_after_commit,
+                                                      policy=policy))
+    return evaluator, None if args.once else evaluator.start(stop)
+
+
+def _stop_evaluator(evaluator: Evaluator | None, thread: threading.Thread | None) -> None:
+    if thread is not None:  # let a pass in progress commit (or roll back) cleanly
+        thread.join(timeout=10)
+    elif evaluator is not None:
+        evaluator.close()
+
+
+def _loop(args: argparse.Namespace, db: _Database, leader: scheduler.Leader, *, policy: Policy,
+          notifiers: dict[str, Notifier], evaluator: Evaluator | None,
+          stop: threading.Event) -> None:
+    """Tick every `--interval` until stopped; a lost database is reopened with backoff."""
+    delay = DB_RETRY_MIN_S
+    try:
+        while not stop.is_set():
+            try:
+                if evaluator is not None and args.once:
+                    evaluator.drain()
+                _tick(db, leader, policy, notifiers, dt.datetime.now(dt.UTC))
+                delay = DB_RETRY_MIN_S
+            except psycopg.OperationalError as exc:
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                log.warning("database connection lost (%s: %s); reconnecting in %.1f s",
+                            type(exc).__name__, first_line, delay)
+                db.close()
+                if args.once or stop.wait(delay):
+                    break
+                delay = min(delay * 2, DB_RETRY_MAX_S)
+                continue
+            if args.once:
+                break
+            stop.wait(args.interval)
+    finally:
+        db.close()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -180,27 +231,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     channels = sorted([*notifiers, "dashboard"])
     print(f"vward alerting: policy {policy.name!r}, channels {channels}, holder {holder}",
           flush=True)
-    db = _Database(conninfo)
-    delay = DB_RETRY_MIN_S
+    evaluator, thread = _evaluator(args, conninfo, policy, stop)
     try:
-        while not stop.is_set():
-            try:
-                _tick(db, leader, policy, notifiers, dt.datetime.now(dt.UTC))
-                delay = DB_RETRY_MIN_S
-            except psycopg.OperationalError as exc:
-                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                log.warning("database connection lost (%s: %s); reconnecting in %.1f s",
-                            type(exc).__name__, first_line, delay)
-                db.close()
-                if args.once or stop.wait(delay):
-                    break
-                delay = min(delay * 2, DB_RETRY_MAX_S)
-                continue
-            if args.once:
-                break
-            stop.wait(args.interval)
+        _loop(args, _Database(conninfo), leader, policy=policy, notifiers=notifiers,
+              evaluator=evaluator, stop=stop)
     finally:
+        _stop_evaluator(evaluator, thread)
         leader.release()
-        db.close()
         _close(notifiers)
     return 0

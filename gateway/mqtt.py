@@ -105,6 +105,7 @@ class MqttLink:
         receive_maximum: int,
         session_expiry_s: int,
         ca_file: str | None = None,
+        protocol: str = "5",
     ) -> None:
         self.address = address
         self.share_group = share_group
@@ -115,8 +116,13 @@ class MqttLink:
         self._stopping = threading.Event()
         self.results_dropped = 0
         self._session_expiry_s = session_expiry_s
+        self._v5 = protocol != "3.1.1"
+        # 3.1.1: a persistent session is clean_session=False; no Receive Maximum (the broker's
+        # max_inflight_messages bounds what is in flight; the inbox bound below still holds).
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True)
+                             protocol=MQTTProtocolVersion.MQTTv5 if self._v5
+                             else MQTTProtocolVersion.MQTTv311,
+                             clean_session=None if self._v5 else False, manual_ack=True)
         if address.username is not None:
             client.username_pw_set(address.username, address.password)
         if address.tls:
@@ -137,8 +143,11 @@ class MqttLink:
         props.SessionExpiryInterval = self._session_expiry_s
         log.info("mqtt connecting broker=%s client_id=%s receive_maximum=%d",
                  self.address.safe, self._client._client_id.decode(), self._receive_maximum)
-        self._client.connect_async(self.address.host, self.address.port, KEEPALIVE_S,
-                                   clean_start=False, properties=props)
+        if self._v5:
+            self._client.connect_async(self.address.host, self.address.port, KEEPALIVE_S,
+                                       clean_start=False, properties=props)
+        else:
+            self._client.connect_async(self.address.host, self.address.port, KEEPALIVE_S)
         self._client.loop_start()
 
     def stop(self) -> None:

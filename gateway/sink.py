@@ -1,4 +1,5 @@
-"""The gateway's one write transaction per batch: readings, dead letters, statuses, NOTIFY.
+"""The gateway's one write transaction per batch: readings, dead letters, statuses, NOTIFY,
+and the batch's row in `alerting_queue` (the hand-over to `vward alerting`).
 
 Everything a batch changes is written in a single transaction, so the MQTT acknowledgements
 that follow the commit cover all of it, and a crash before the commit leaves nothing behind
@@ -15,6 +16,7 @@ import psycopg
 from gateway import dead_letter_sink
 from gateway.dead_letters import Rationing
 from gateway.pipeline import BatchPlan, Key, chunk_ids, patients_of
+from ward.db import alerting_queue
 from ward.db.store import ReadingStore
 
 Conn = psycopg.Connection[Any]
@@ -34,15 +36,21 @@ _STATUS_SQL = (
 
 
 def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
-                rationing: Rationing | None = None) -> tuple[set[Key], list[int]]:
+                rationing: Rationing | None = None, *,
+                queue_alerting: bool = False) -> tuple[set[Key], list[int]]:
     """Write and commit `plan`; return the keys newly stored and the patients they touched.
 
     Dead letters are rationed per device (`gateway.dead_letters`; default limits when
-    `rationing` is None)."""
+    `rationing` is None). `queue_alerting`: also queue those patients for alert evaluation,
+    in this transaction.
+    """
     with conn.transaction():
         inserted = store.write(conn, plan.readings) if plan.readings else set()
         with conn.cursor() as cur:
+            # Rationing reads the devices' accounts before it writes: not in the pipeline.
             dead_letter_sink.write(cur, plan.dead_letters, rationing or Rationing())
+        # Everything else in one round trip (pipeline mode).
+        with conn.pipeline(), conn.cursor() as cur:
             if plan.statuses:
                 cur.executemany(_STATUS_SQL, [
                     (s.device_id, s.online, s.battery_pct, s.signal_dbm, s.firmware,
@@ -52,6 +60,9 @@ def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
                          "sent_at": s.sent_at.isoformat() if s.sent_at else None}))
                     for s in plan.statuses])
             patients = patients_of(plan.readings, inserted)
+            if queue_alerting and patients:
+                alerting_queue.enqueue(cur, patients, min(
+                    r.received_at for r in plan.readings if r.key in inserted))
             for chunk in chunk_ids(patients):
                 cur.execute("SELECT pg_notify('vw_events', %s)",
                             (json.dumps({"type": "readings", "patient_ids": chunk}),))

@@ -301,3 +301,20 @@ def test_junk_input_never_yields_a_500(app_client, staff, path, body, segment):
     response = app_client.get("/api/patients/" + segment, headers=headers,
                               params={"q": segment, "limit": segment or "1"})
     assert response.status_code < 500, (segment, response.text)
+
+
+def test_fhir_search_without_a_date_covers_the_default_window(app_client, staff, admit, db,
+                                                               clock):
+    h = staff(Role.HUB_NURSE).headers
+    pid = admit(at=clock.now - dt.timedelta(days=60))
+    store(db, pid, clock.now - dt.timedelta(days=45), pulse=90)
+    store(db, pid, clock.now - dt.timedelta(minutes=5), pulse=95)
+    db.commit()
+    recent = app_client.get("/api/fhir/Observation", headers=h, params={"patient": pid}).json()
+    assert recent["total"] == 1  # the 45-day-old reading is outside the default 30 days
+    everything = app_client.get("/api/fhir/Observation", headers=h, params={
+        "patient": pid, "date": "ge2000-01-01"}).json()
+    assert everything["total"] == 2
+    upper_only = app_client.get("/api/fhir/Observation", headers=h, params={
+        "patient": pid, "date": "le2100-01-01"}).json()
+    assert upper_only["total"] == 1  # an upper bound alone still gets the default window

@@ -1,7 +1,9 @@
 """`vward maintain`: periodic database housekeeping (run daily, e.g. by a systemd timer).
 
 Applies the readings retention on plain PostgreSQL by dropping whole monthly partitions that
-ended more than `--keep-days` ago (TimescaleDB's retention policy does this by itself).
+ended more than `--keep-days` ago (TimescaleDB's retention policy does this by itself), and on
+TimescaleDB refreshes the hourly summaries over the raw data still kept, so readings backfilled
+older than the aggregate policy's window are summarised too (`ward.db.summaries`).
 Latest values, scores and alerts are kept: they are small and clinically relevant.
 
 Also the gateway's own bookkeeping (issue 9): dead letters (`rejected_messages`), device
@@ -18,6 +20,7 @@ import sys
 import psycopg
 
 from gateway import dead_letter_sink, relative_times
+from ward.db import summaries
 from ward.settings import Settings
 
 # 400 days: a year of audits plus a margin, the same as the TimescaleDB retention policy.
@@ -50,6 +53,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             with conn.transaction():
                 first_seen = relative_times.expire(
                     conn, dt.timedelta(seconds=settings.gateway_session_expiry_s))
+        with psycopg.connect(settings.database_conninfo(), autocommit=True) as conn:
+            refreshed = summaries.refresh(conn, dt.datetime.now(dt.UTC))
     except psycopg.Error as exc:
         print(f"vward maintain: {exc}", file=sys.stderr)
         return 1
@@ -60,4 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"deleted {letters} dead letter(s), {quarantines} quarantine record(s) and "
           f"{accounts} idle dead-letter account(s) older than {args.dead_letter_days} days, "
           f"{first_seen} SenML first-seen time(s) older than the session expiry")
+    if refreshed is not None:
+        print(f"hourly summaries refreshed {refreshed.start:%Y-%m-%d %H:%M} → "
+              f"{refreshed.end:%Y-%m-%d %H:%M} UTC")
     return 0
