@@ -3,11 +3,10 @@
 Same contract as :mod:`alerting.rules`: pure functions returning ``Firing``/``Clear`` per kind,
 nothing when undecidable.
 
-* **observations_overdue**: the newest NEWS2 reading is older than the Chart 4 interval for
-  the patient's current band (a complete current score; else the higher of the partial
-  current score and the last stored one; a patient never scored is treated as low risk, 4 h,
-  counted from admission) plus a grace period.
-  "Continuous" (NEWS2 ≥ 7) uses :attr:`RuleConfig.continuous_gap`. Severity follows the band:
+* **observations_overdue**: fires while any NEWS2 parameter is overdue, as decided per
+  parameter by :func:`alerting.due.due` — the same function the ward row calls (band from
+  the last complete score, raised by a partial one; what the kit cannot measure named as a
+  phone call or visit; Scale 2 with air/oxygen unknown flagged). Severity follows the band:
   missing data on a high-risk patient is itself a high alert.
 * **device_offline** / **battery_low** read ``device_status`` of the devices assigned now; a
   device that never reported a status is undecided, not fine. Device facts appear in the
@@ -25,8 +24,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
+from alerting import due as due_rule
 from alerting.candidates import Clear, Evidence, Firing, Kind, Outcome, Severity
-from alerting.news2 import News2Score, Risk, monitoring_for
+from alerting.due import DueReport, ParameterDue
+from alerting.news2 import News2Score, Parameter, Risk
 from alerting.observations import NEWS2_CODES, Latest
 from alerting.snapshot import DeviceState, PatientSnapshot, RuleConfig
 from ward.domain.vitals import PUMP_STATES
@@ -35,7 +36,11 @@ _OVERDUE_SEVERITY: Final = {
     Risk.LOW: Severity.LOW, Risk.LOW_MEDIUM: Severity.LOW_MEDIUM,
     Risk.MEDIUM: Severity.MEDIUM, Risk.HIGH: Severity.HIGH,
 }
-_RISK_RANK: Final = {Risk.LOW: 0, Risk.LOW_MEDIUM: 1, Risk.MEDIUM: 2, Risk.HIGH: 3}
+_LABEL: Final = {
+    Parameter.RESP_RATE: "RR", Parameter.SPO2: "SpO2", Parameter.AIR_OR_OXYGEN: "air/oxygen",
+    Parameter.SYSTOLIC_BP: "BP", Parameter.PULSE: "pulse",
+    Parameter.CONSCIOUSNESS: "consciousness", Parameter.TEMPERATURE: "temperature",
+}
 _PUMP_CODES: Final = ("pump_state", "infusion_rate", "infusion_volume_infused",
                       "infusion_volume_remaining")
 
@@ -46,37 +51,63 @@ def _minutes(delta: dt.timedelta) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
+def _names(items: tuple[ParameterDue, ...]) -> str:
+    return ", ".join(_LABEL[p.parameter] for p in items)
+
+
 def overdue_rule(snapshot: PatientSnapshot, current: News2Score | None, now: dt.datetime,
                  config: RuleConfig) -> tuple[Outcome, ...]:
-    readings = [r for code, r in snapshot.latest.items() if code in {c.value for c in NEWS2_CODES}]
-    newest = max(readings, key=lambda r: r.measured_at, default=None)
-    # The band: a complete current score decides; a partial one (a lower bound) may only
-    # raise the band of the last stored score, never lower it.
-    candidates: list[tuple[int, Risk]] = []
-    if current is not None:
-        candidates.append((current.total, current.risk))
-    if snapshot.score_history and (current is None or not current.complete):
-        candidates.append((snapshot.score_history[-1].total, snapshot.score_history[-1].risk))
-    if not candidates:
-        candidates.append((1, Risk.LOW))  # never scored: the low band's 4-hourly end
-    total, risk = max(candidates, key=lambda c: (_RISK_RANK[c[1]], c[0]))
-    interval = monitoring_for(total, risk).interval or config.continuous_gap
-    since = newest.measured_at if newest is not None else snapshot.admitted_at
-    if since is None:
+    """Fires while any NEWS2 parameter is overdue (:func:`alerting.due.due` decides)."""
+    del current  # the due rule scores the same latest readings itself, so the hub agrees
+    report = due_report(snapshot, now, config)
+    if report is None:
         return ()
-    due = since + interval + config.overdue_grace
-    evidence = () if newest is None else (newest.evidence,)
-    if now > due:
-        what = "no observations since admission" if newest is None else (
-            f"last observation {_minutes(now - since)} ago")
-        frequency = monitoring_for(total, risk).frequency
-        return (Firing(Kind.OBSERVATIONS_OVERDUE, _OVERDUE_SEVERITY[risk],
-                       f"Observations overdue: {what}; NEWS2 {total} needs {frequency}",
-                       {"last_observed_at": None if newest is None else since.isoformat(),
-                        "due_at": due.isoformat(), "band": risk.value, "total": total,
-                        "interval_minutes": interval.total_seconds() / 60},
-                       evidence),)
-    return (Clear(Kind.OBSERVATIONS_OVERDUE, evidence, observed_at=now),)
+    overdue = report.overdue(now)
+    evidence = tuple(sorted(r.evidence for code, r in snapshot.latest.items()
+                            if code in NEWS2_CODES))
+    if not overdue:
+        return (Clear(Kind.OBSERVATIONS_OVERDUE, evidence, observed_at=now),)
+    by_kit = tuple(p for p in overdue if not p.hub_task)
+    tasks = tuple(p for p in overdue if p.hub_task)
+    parts = []
+    if by_kit:
+        parts.append(f"{_names(by_kit)} overdue")
+    for method in ("phone call", "visit"):
+        chosen = tuple(p for p in tasks if p.method == method)
+        if chosen:
+            parts.append(f"{method} due for {_names(chosen)} (not measured by the kit)")
+    oxygen = ""
+    if report.oxygen_unknown:
+        oxygen = (f"; Scale 2 with air/oxygen unknown — NEWS2 could be {report.possible_total}"
+                  if report.possible_total is not None else "; Scale 2 with air/oxygen unknown")
+    never = [p for p in overdue if p.last_at is None]
+    if len(never) == len(report.parameters):
+        parts.append("no observations since admission")
+    band = ("no complete NEWS2 yet: full set " if report.basis == "never scored"
+            else f"NEWS2 {report.total} ({report.basis}) needs ")
+    summary = f"Observations overdue: {'; '.join(parts)}; {band}{report.frequency}{oxygen}"
+    return (Firing(
+        Kind.OBSERVATIONS_OVERDUE, _OVERDUE_SEVERITY[report.risk], summary,
+        {"band": report.risk.value, "total": report.total, "basis": report.basis,
+         "interval_minutes": report.interval.total_seconds() / 60,
+         "oxygen_unknown": report.oxygen_unknown, "possible_total": report.possible_total,
+         "due_at": min(p.due_at for p in overdue).isoformat(),
+         "never_measured": [p.parameter.value for p in never],
+         "parameters": [{"parameter": p.parameter.value, "method": p.method,
+                         "last_at": None if p.last_at is None else p.last_at.isoformat(),
+                         "due_at": p.due_at.isoformat(), "overdue_at": p.overdue_at.isoformat()}
+                        for p in overdue]},
+        evidence, partial=report.basis != "complete score"),)
+
+
+def due_report(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig
+               ) -> DueReport | None:
+    """:func:`alerting.due.due` over a rules snapshot (the hub calls it with the same facts)."""
+    last = due_rule.last_complete(
+        ((p.computed_at, p.total, p.risk, p.complete) for p in snapshot.score_history), now)
+    kit = due_rule.kit_codes((d.device_id, d.kind) for d in snapshot.devices)
+    return due_rule.due(snapshot.latest, last=last, kit=kit, admitted_at=snapshot.admitted_at,
+                        spo2_scale=snapshot.care_plan.spo2_scale, now=now, config=config)
 
 
 def _status_evidence(device: DeviceState, now: dt.datetime) -> tuple[Evidence, ...]:

@@ -202,8 +202,11 @@ def test_the_hubs_own_write_is_visible_to_the_next_request(
 def test_time_driven_fields_move_without_a_recompute(
         live: TestClient, admit: Callable[..., int], db: Conn, clock: Any) -> None:
     pid = admit()
-    # Pulse 140 scores 3 (a single 3: hourly observations); stale after four hours.
-    set_latest(db, pid, "pulse", 140, T0 - dt.timedelta(minutes=10))
+    # A full set with pulse 140, which scores 3 (a single 3: hourly observations); stale
+    # after four hours. (A parameter never measured would be overdue from the admission.)
+    for code, value in (("pulse", 140), ("spo2", 97), ("resp_rate", 16), ("systolic_bp", 125),
+                        ("temperature", 36.8), ("consciousness", 0), ("on_oxygen", 0)):
+        set_latest(db, pid, code, value, T0 - dt.timedelta(minutes=10))
     notify(db, {"type": "readings", "patient_ids": [pid]})
     db.commit()
     row = eventually(live, lambda r: r[pid]["score"] is not None)[pid]
@@ -214,16 +217,19 @@ def test_time_driven_fields_move_without_a_recompute(
     assert row["minutes_since_observation"] == 55
     assert row["overdue"] is False
     assert cache_of(live).recomputed == recomputed
-    clock.advance(minutes=10)  # 65 min since the pulse: overdue, still scored, no recompute
+    clock.advance(minutes=25)  # 80 min: past 1 h + 15 min grace; overdue, still scored
+    _log_in_again(live)
     row = ward(live)[pid]
     assert row["overdue"] is True
     assert row["score"] is not None
     assert cache_of(live).recomputed == recomputed
-    clock.advance(minutes=180)  # 245 min: the pulse went stale
+    # 265 min: with no stored complete score the band is the never-scored 4 h: overdue
+    clock.advance(minutes=185)
     _log_in_again(live)  # bearer tokens live an hour; the test clock moved past it
     row = ward(live)[pid]
     assert row["overdue"] is True
-    assert row["score"] is None  # the only parameter went stale: the row was recomputed
+    # the 4-hour parameters went stale (air/oxygen keeps 12 h): recomputed, now partial
+    assert row["score"]["complete"] is False
     assert cache_of(live).recomputed == recomputed + 1
 
 
