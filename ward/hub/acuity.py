@@ -154,6 +154,11 @@ def _live_score(latest: Mapping[str, Latest], *, spo2_scale: int, now: dt.dateti
     return cached
 
 
+def is_stale(code: str, measured_at: dt.datetime, now: dt.datetime) -> bool:
+    """A NEWS2 value past its staleness window (other codes are never stale here)."""
+    return code in observations.NEWS2_CODES and not observations.is_fresh(code, measured_at, now)
+
+
 def last_observation_at(latest: Mapping[str, Latest]) -> dt.datetime | None:
     times = [v.measured_at for c, v in latest.items() if c in observations.NEWS2_CODES]
     return max(times) if times else None

@@ -14,7 +14,14 @@ from ward.domain import nhs_number
 from ward.hub import acuity, audit, wardcache, wardview
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.routers.common import BIGINT_MAX, Reader
-from ward.hub.routers.readings import CurrentScoreOut, current_score_out
+from ward.hub.routers.readings import (
+    CurrentScoreOut,
+    DueOut,
+    LatestOut,
+    current_score_out,
+    due_out,
+    latest_out,
+)
 
 router = APIRouter(prefix="/api/ward", tags=["ward"])
 _INSTANT = TypeAdapter(dt.datetime)
@@ -60,10 +67,15 @@ class WardRowOut(BaseModel):
     ceiling_of_care: str
     spo2_scale: int
     score: CurrentScoreOut | None
+    #: The band shown and sorted by: the score's ("incomplete" for a partial low score),
+    #: raised to the open NEWS2 alert's so the row never disagrees with its alert.
     risk: str
+    alert_band: str | None
     last_observation_at: dt.datetime | None
     minutes_since_observation: int | None
     overdue: bool
+    due: list[DueOut]
+    latest: dict[str, LatestOut]
     devices: list[DeviceHealthOut]
     infusion: InfusionBriefOut | None
     alerts: list[OpenAlertOut]
@@ -86,10 +98,10 @@ def row_out(row: wardview.WardRow, now: dt.datetime) -> WardRowOut:
         admission_id=row.admission_id, pathway=row.pathway, source=row.source,
         admitted_at=row.admitted_at, ceiling_of_care=row.ceiling_of_care,
         spo2_scale=row.spo2_scale, score=current_score_out(row.score),
-        risk=row.score.risk if row.score else "none", last_observation_at=last,
+        risk=row.band, alert_band=row.alert_band, last_observation_at=last,
         minutes_since_observation=None if last is None else int((now - last).total_seconds()
                                                                  // 60),
-        overdue=row.overdue,
+        overdue=row.overdue, due=due_out(row.due, now), latest=latest_out(row.latest, now),
         devices=[DeviceHealthOut(device_id=d.device_id, kind=d.kind, online=d.online,
                                  offline=d.offline(now), battery_pct=d.battery_pct,
                                  low_battery=d.low_battery, reported_at=d.reported_at)
@@ -120,6 +132,14 @@ def _row_json(entry: wardcache.Entry, now: dt.datetime) -> dict[str, Any]:
     out["minutes_since_observation"] = (None if last is None
                                         else int((now - last).total_seconds() // 60))
     out["overdue"] = acuity.is_overdue_at(row.overdue_at, now)
+    if row.due is not None:  # plain dict patches: a ward of 1,000 rows, on every request
+        out["due"] = [{**d, "overdue": p.overdue(now)}
+                      for d, p in zip(base["due"], row.due.parameters, strict=True)]
+    out["latest"] = {
+        code: {**d, "age_minutes": int((now - v.measured_at).total_seconds() // 60),
+               "stale": acuity.is_stale(code, v.measured_at, now)}
+        for (code, d), v in zip(base["latest"].items(),
+                                (row.latest[c] for c in base["latest"]), strict=True)}
     if row.devices:
         out["devices"] = [{**d, "offline": health.offline(now)}
                           for d, health in zip(base["devices"], row.devices, strict=True)]
