@@ -135,8 +135,13 @@ def device_rules(snapshot: PatientSnapshot, now: dt.datetime,
                          for d in offline]},
             tuple(e for d in offline for e in _status_evidence(d, now))))
     elif known:
-        out.append(Clear(Kind.DEVICE_OFFLINE, tuple(e for d in known for e in _status_evidence(d, now)),
-                         observed_at=now))
+        # "Online and heard within offline_after" is a fact checked at `now`, so its evidence
+        # is dated `now`: dated at the last status report, every later sweep looked like the
+        # same clear fact again, the lifecycle counted it once, and its 10-minute hysteresis
+        # in time never elapsed — offline alerts never cleared (issue 11.6).
+        out.append(Clear(Kind.DEVICE_OFFLINE,
+                         tuple(Evidence(now, "device_status.online", d.device_id, 1.0)
+                               for d in known), observed_at=now))
     batteries = [d for d in snapshot.devices if d.battery_pct is not None]
     low = [d for d in batteries if d.battery_pct is not None and d.battery_pct <= config.battery_low_pct]
     if low:
