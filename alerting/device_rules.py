@@ -14,7 +14,9 @@ nothing when undecidable.
 * **infusion_***: pump state and flow from the pump's latest readings (only readings taken
   since the current infusion started count); expected end = start + volume / prescribed rate;
   "early" or "late" means outside ± tolerance × planned duration, with the tolerance of the
-  pump type (elastomeric ±15 % by default; see :class:`RuleConfig`).
+  pump type (elastomeric ±15 % by default; see :class:`RuleConfig`). **infusion_stalled**:
+  the volume infused is behind the prescription's straight line (start → expected end) by
+  more than that tolerance. All switch on with the IV prescription in the care plan.
 
 Must never do I/O, read a clock, or log.
 """
@@ -41,6 +43,11 @@ _LABEL: Final = {
     Parameter.SYSTOLIC_BP: "BP", Parameter.PULSE: "pulse",
     Parameter.CONSCIOUSNESS: "consciousness", Parameter.TEMPERATURE: "temperature",
 }
+#: A stall is judged only after the first half hour (a pump primes and settles), and only
+#: when the shortfall also exceeds 5 mL — half an hour at a typical 10 mL/h elastomeric rate —
+#: so a pump read just after a reading does not flap the alert.
+STALL_AFTER: Final = dt.timedelta(minutes=30)
+STALL_MARGIN_ML: Final = 5.0
 _PUMP_CODES: Final = ("pump_state", "infusion_rate", "infusion_volume_infused",
                       "infusion_volume_remaining")
 
@@ -222,12 +229,14 @@ def _timing_rules(snapshot: PatientSnapshot, state: str | None, state_reading: L
     details = {"started_at": started.isoformat(), "expected_end": expected_end.isoformat(),
                "planned_minutes": planned.total_seconds() / 60, "tolerance": tolerance}
     remaining = snapshot.latest.get("infusion_volume_remaining")
+    stalled = _stalled_rule(snapshot, state, now, tolerance, details)
     if state == "complete" and state_reading is not None:
         done = state_reading.measured_at
         evidence: tuple[Evidence, ...] = (state_reading.evidence,)
         early = done < expected_end - margin
         late = done > expected_end + margin
         return (
+            *stalled,
             Firing(Kind.INFUSION_FINISHED_EARLY, Severity.LOW,
                    f"Infusion finished early: {_minutes(expected_end - done)} before the expected end",
                    {**details, "finished_at": done.isoformat()}, evidence)
@@ -240,13 +249,42 @@ def _timing_rules(snapshot: PatientSnapshot, state: str | None, state_reading: L
     if now > expected_end + margin:
         evidence = tuple(sorted(r.evidence for r in (state_reading, remaining) if r is not None))
         left = "" if remaining is None else f"; {remaining.value:g} mL remaining"
-        return (Firing(Kind.INFUSION_LATE, Severity.LOW,
-                       f"Infusion not finished {_minutes(now - expected_end)} after the expected end{left}",
-                       {**details, "pump_state": state}, evidence),)
+        return (*stalled, Firing(
+            Kind.INFUSION_LATE, Severity.LOW,
+            f"Infusion not finished {_minutes(now - expected_end)} after the expected end{left}",
+            {**details, "pump_state": state}, evidence),)
     if state is not None:
-        return (Clear(Kind.INFUSION_LATE, () if state_reading is None else (state_reading.evidence,),
-                      observed_at=now),)
-    return ()
+        return (*stalled, Clear(Kind.INFUSION_LATE,
+                                () if state_reading is None else (state_reading.evidence,),
+                                observed_at=now))
+    return stalled
+
+
+def _stalled_rule(snapshot: PatientSnapshot, state: str | None, now: dt.datetime,
+                  tolerance: float, details: dict[str, object]) -> tuple[Outcome, ...]:
+    """Behind the prescription: infused volume below the expected straight line by more than
+    the pump's tolerance (and :data:`STALL_MARGIN_ML`), while the infusion should be running."""
+    plan = snapshot.care_plan
+    expected = plan.expected_infused_ml(now)
+    started = plan.infusion_started_at
+    if expected is None or started is None or state in (None, "complete"):
+        return ()
+    if now - started < STALL_AFTER:
+        return ()
+    pump = _pump_readings(snapshot)
+    infused = pump.get("infusion_volume_infused")
+    if infused is None:
+        return ()  # no volume reading since the start: undecided, never clear
+    behind = expected - infused.value
+    evidence = (infused.evidence,)
+    if behind > expected * tolerance + STALL_MARGIN_ML:
+        return (Firing(
+            Kind.INFUSION_STALLED, Severity.LOW,
+            f"Infusion behind schedule: {infused.value:g} mL infused, {expected:.0f} mL "
+            f"expected by now ({plan.infusion_drug or 'IV'}; pump {state})",
+            {**details, "expected_ml": expected, "infused_ml": infused.value,
+             "pump_state": state}, evidence),)
+    return (Clear(Kind.INFUSION_STALLED, evidence),)
 
 
 __all__ = ["device_rules", "infusion_rules", "overdue_rule"]
