@@ -112,7 +112,7 @@ def due_report(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig
     """:func:`alerting.due.due` over a rules snapshot (the hub calls it with the same facts)."""
     last = due_rule.last_complete(
         ((p.computed_at, p.total, p.risk, p.complete) for p in snapshot.score_history), now)
-    kit = due_rule.kit_codes((d.device_id, d.kind) for d in snapshot.devices)
+    kit = due_rule.kit_codes(((d.device_id, d.kind) for d in snapshot.devices), snapshot.latest)
     return due_rule.due(snapshot.latest, last=last, kit=kit, admitted_at=snapshot.admitted_at,
                         spo2_scale=snapshot.care_plan.spo2_scale, now=now, config=config)
 

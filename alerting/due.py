@@ -126,12 +126,20 @@ class DueReport:
         return tuple(p for p in self.parameters if p.hub_task)
 
 
-def kit_codes(devices: Iterable[tuple[str, str]]) -> frozenset[str]:
-    """NEWS2 codes the patient's own devices measure, from (device id, kind) pairs."""
+def kit_codes(devices: Iterable[tuple[str, str]],
+              latest: Mapping[str, Latest] | None = None) -> frozenset[str]:
+    """NEWS2 codes the patient's own devices measure, from (device id, kind) pairs: what the
+    kind measures, plus any code whose latest reading came from one of these devices (a
+    home hub that also relays an oximeter, say)."""
     out: set[str] = set()
+    ids: set[str] = set()
     for device_id, kind in devices:
         if not device_id.startswith(STAFF_DEVICE_PREFIX):
             out |= KIT_CODES.get(kind, frozenset())
+            ids.add(device_id)
+    for code, reading in (latest or {}).items():
+        if reading.device_id in ids and code in observations.NEWS2_CODES:
+            out.add(code)
     return frozenset(out)
 
 

@@ -163,3 +163,10 @@ def test_score_point_history_feeds_the_rule_like_the_hub() -> None:
                ScorePoint(now - dt.timedelta(hours=1), 1, Risk.LOW, False, frozenset({"spo2"})))
     last = due.last_complete(((p.computed_at, p.total, p.risk, p.complete) for p in history), now)
     assert last == LastComplete(now - dt.timedelta(hours=2), 5, Risk.MEDIUM)
+
+
+def test_a_code_the_patients_device_sent_is_measurable_by_the_kit() -> None:
+    sent = {"resp_rate": Latest("resp_rate", T0, 16.0, "ox-9"),
+            "temperature": Latest("temperature", T0, 36.8, "staff-4")}
+    assert due.kit_codes([("ox-9", "pulse_oximeter"), ("staff-4", "home_hub")], sent) == {
+        "spo2", "pulse", "resp_rate"}

@@ -192,7 +192,8 @@ def due_report(latest: Mapping[str, Latest], *, last: LastComplete | None,
                spo2_scale: int, now: dt.datetime) -> DueReport | None:
     """Per-parameter due and overdue times: `alerting.due.due`, exactly as the alert rule
     calls it (`kit` is the (device id, kind) of each active device assigned now)."""
-    return due_rule.due(latest, last=last, kit=due_rule.kit_codes(kit), admitted_at=admitted_at,
+    return due_rule.due(latest, last=last, kit=due_rule.kit_codes(kit, latest),
+                        admitted_at=admitted_at,
                         spo2_scale=spo2_scale, now=now, config=RuleConfig())
 
 
