@@ -202,3 +202,16 @@ def test_iv_prescription_by_a_clinician_switches_the_pump_rules_on(
     assert round(record["infusion_expected_ml"]) == 40
     page = app_client.get(f"/patients/{pid}", headers=doctor).text
     assert "expected 40 mL · actual 15 mL" in page
+
+
+def test_an_alert_raised_on_a_partial_score_says_so(app_client, staff, admit, db,
+                                                     clock) -> None:
+    h = staff(Role.HUB_NURSE).headers
+    pid = admit()
+    store(db, pid, clock.now - dt.timedelta(minutes=1), spo2=90, pulse=135)  # partial 6
+    evaluate_after_commit(db, [pid], clock.now)
+    items = app_client.get("/api/alerts", headers=h, params={"patient_id": pid}).json()["items"]
+    news2 = next(a for a in items if a["kind"] == "news2")
+    assert news2["partial"] is True
+    queue = app_client.get("/alerts", headers=h).text
+    assert "incomplete — full set due" in queue
