@@ -273,3 +273,27 @@ def test_probes_are_public_small_and_not_audited(live: TestClient, db: Conn) -> 
     assert ready.status_code == 503
     assert ready.json()["checks"] == {"database": "ok", "listen": "unavailable"}
     assert live.get("/healthz", headers=anonymous).status_code == 200
+
+
+def test_value_ages_and_overdue_flags_move_with_the_clock_on_cached_rows(
+        live: TestClient, admit: Callable[..., int], db: Conn, clock: Any) -> None:
+    pid = admit()
+    for code, value in (("pulse", 80), ("spo2", 97), ("resp_rate", 16), ("systolic_bp", 125),
+                        ("temperature", 36.8), ("consciousness", 0), ("on_oxygen", 0)):
+        set_latest(db, pid, code, value, T0 - dt.timedelta(minutes=10))
+    notify(db, {"type": "readings", "patient_ids": [pid]})
+    db.commit()
+    row = eventually(live, lambda r: r[pid]["score"] is not None)[pid]
+    assert row["latest"]["spo2"] == {**row["latest"]["spo2"], "age_minutes": 10, "stale": False}
+    assert not any(d["overdue"] for d in row["due"])
+    clock.advance(seconds=30)
+    assert ward(live)[pid]["latest"]["spo2"]["age_minutes"] == 10  # same minute: reused
+    clock.advance(minutes=5)
+    assert ward(live)[pid]["latest"]["spo2"]["age_minutes"] == 15
+    # 4 h 30 min on, every 4-hour value is stale (the row is recomputed at that instant);
+    # air/oxygen keeps its 12-hour window.
+    clock.advance(hours=4, minutes=15)
+    _log_in_again(live)
+    row = ward(live)[pid]
+    assert row["latest"]["spo2"]["stale"] is True
+    assert row["latest"]["on_oxygen"]["stale"] is False
