@@ -65,8 +65,9 @@ def _names(items: tuple[ParameterDue, ...]) -> str:
 def overdue_rule(snapshot: PatientSnapshot, current: News2Score | None, now: dt.datetime,
                  config: RuleConfig) -> tuple[Outcome, ...]:
     """Fires while any NEWS2 parameter is overdue (:func:`alerting.due.due` decides)."""
-    del current  # the due rule scores the same latest readings itself, so the hub agrees
-    report = due_report(snapshot, now, config)
+    # `current` is rules.evaluate's score of these very readings at `now`, which is what
+    # alerting.due.current_score computes for the hub: passing it only saves scoring twice.
+    report = due_report(snapshot, now, config, scored=current)
     if report is None:
         return ()
     overdue = report.overdue(now)
@@ -107,14 +108,16 @@ def overdue_rule(snapshot: PatientSnapshot, current: News2Score | None, now: dt.
         evidence, partial=report.basis != "complete score"),)
 
 
-def due_report(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig
+def due_report(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig, *,
+               scored: News2Score | due_rule.Compute | None = due_rule.COMPUTE
                ) -> DueReport | None:
     """:func:`alerting.due.due` over a rules snapshot (the hub calls it with the same facts)."""
     last = due_rule.last_complete(
         ((p.computed_at, p.total, p.risk, p.complete) for p in snapshot.score_history), now)
     kit = due_rule.kit_codes(((d.device_id, d.kind) for d in snapshot.devices), snapshot.latest)
     return due_rule.due(snapshot.latest, last=last, kit=kit, admitted_at=snapshot.admitted_at,
-                        spo2_scale=snapshot.care_plan.spo2_scale, now=now, config=config)
+                        spo2_scale=snapshot.care_plan.spo2_scale, now=now, config=config,
+                        scored=scored)
 
 
 def _status_evidence(device: DeviceState, now: dt.datetime) -> tuple[Evidence, ...]:

@@ -192,8 +192,13 @@ def due_report(latest: Mapping[str, Latest], *, last: LastComplete | None,
                spo2_scale: int, now: dt.datetime) -> DueReport | None:
     """Per-parameter due and overdue times: `alerting.due.due`, exactly as the alert rule
     calls it (`kit` is the (device id, kind) of each active device assigned now)."""
+    fresh = any(code in observations.NEWS2_CODES
+                and observations.is_fresh(code, reading.measured_at, now)
+                for code, reading in latest.items())
+    # The same score alerting.due.current_score would compute, from this module's cache.
+    scored = _live_score(latest, spo2_scale=spo2_scale, now=now) if fresh else None
     return due_rule.due(latest, last=last, kit=due_rule.kit_codes(kit, latest),
-                        admitted_at=admitted_at,
+                        admitted_at=admitted_at, scored=scored,
                         spo2_scale=spo2_scale, now=now, config=RuleConfig())
 
 
