@@ -211,7 +211,11 @@ def test_fhir_observations_validate_against_r4_models(app_client, staff, admit, 
     assert bundle.total == 4  # 3 vital signs with LOINC codes + 1 NEWS2 (on_oxygen has none)
     observations = [Observation.model_validate(e.resource.model_dump()) for e in bundle.entry]
     news2 = next(o for o in observations if o.code.coding[0].code == "1104051000000101")
-    assert news2.valueInteger == 3
+    # Partial: a lower bound, machine-readably (issue 11.1), never the plain integer.
+    assert news2.valueInteger is None
+    assert news2.valueQuantity.value == 3
+    assert news2.valueQuantity.comparator == ">="
+    assert "incomplete 4/7" in news2.interpretation[0].text
     codes = {c.code.coding[0].code: c for c in news2.component}
     assert codes["1104311000000102"].valueInteger == 1  # SpO2 scale 1
     assert codes["1104301000000104"].dataAbsentReason is not None  # resp rate missing
