@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from ward.db import alerting_queue
 
@@ -83,7 +84,7 @@ class Evaluator:
             self._conn = psycopg.connect(self._conninfo, application_name="vw-alerting-eval")
             self._listen = psycopg.connect(self._conninfo, autocommit=True,
                                            application_name="vw-alerting-listen")
-            self._listen.execute(f"LISTEN {alerting_queue.CHANNEL}")
+            self._listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(alerting_queue.CHANNEL)))
         return self._conn
 
     def close(self) -> None:
