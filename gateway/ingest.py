@@ -121,6 +121,7 @@ class Gateway:
             receive_maximum=settings.gateway_receive_maximum,
             session_expiry_s=settings.gateway_session_expiry_s,
             ca_file=ca_file,
+            protocol=settings.mqtt_protocol,
         )
         self._conn: Conn | None = None
         self._listen: Conn | None = None

@@ -4,11 +4,14 @@
   (the caller blocks beyond it, so memory stays flat). With per-device credentials each device
   publishes over its own connection as itself, as the broker's ACL requires; without, one
   anonymous connection carries the whole ward (the demo's embedded broker is anonymous).
+  It speaks MQTT 3.1.1 or 5 (`protocol`, from `VW_MQTT_PROTOCOL`); a device needs nothing
+  of MQTT 5, so either gives the same PUBACK semantics.
 * `publish_stream` — feeds an engine's stream to a publisher, paced by a `LiveClock` (or as fast as the
   broker takes it), printing progress once a second on long runs, until the stream ends or
   `stop` is set (SIGINT/SIGTERM).
 * `run_load` — the load mode: n processes each simulate a share of the ward (`partition`) and
-  publish at rate/n messages/s with the lean `simulators.mqttwire` client, PUBACKs counted.
+  publish at rate/n messages/s with the lean `simulators.mqttwire` client, PUBACKs counted
+  (always MQTT 3.1.1: that client exists to be small).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from simulators.scenario import Scenario
 # messages/s over loopback, small enough that a stalled broker stops the publisher quickly.
 MAX_IN_FLIGHT = 500
 PROGRESS_EVERY_S = 1.0
+# `VW_MQTT_PROTOCOL` values and paho's names for them.
+PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 _CONNECT_TIMEOUT_S = 10.0
 
 
@@ -55,14 +60,17 @@ class _Connection:
     """One paho client, its PUBACK counter and its in-flight bound."""
 
     def __init__(self, url: str, client_id: str, username: str | None, password: str | None,
-                 max_in_flight: int) -> None:
+                 max_in_flight: int, *, protocol: str = "3.1.1") -> None:
         host, port = _split(url)
+        if protocol not in PROTOCOLS:
+            msg = f"MQTT protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}"
+            raise PublishError(msg)
         self.slots = threading.BoundedSemaphore(max_in_flight)
         self.acked = 0
         self.connected = threading.Event()
         self.refused: str | None = None
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=MQTTProtocolVersion.MQTTv311)
+                             protocol=PROTOCOLS[protocol])
         client.max_inflight_messages_set(max_in_flight)
         if username is not None:
             client.username_pw_set(username, password)
@@ -110,8 +118,9 @@ class Publisher:
     def __init__(self, url: str, *, client_id: str = "vw-simulator",
                  username: str | None = None, password: str | None = None,
                  credentials: Mapping[str, str] | None = None,
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 max_in_flight: int = MAX_IN_FLIGHT, protocol: str = "3.1.1") -> None:
         self.url = url
+        self.protocol = protocol
         self.client_id = client_id
         self.credentials = credentials
         self.max_in_flight = max_in_flight
@@ -121,7 +130,8 @@ class Publisher:
         if credentials is None:
             parts = urlsplit(url)
             self._shared = _Connection(url, client_id, username or parts.username,
-                                       password or parts.password, max_in_flight)
+                                       password or parts.password, max_in_flight,
+                                       protocol=protocol)
 
     def _connection(self, topic: str) -> _Connection:
         if self._shared is not None:
@@ -135,7 +145,8 @@ class Publisher:
                 msg = f"no credentials for device {device_id!r}"
                 raise PublishError(msg)
             # A device's username is its id (the broker's ACL pattern keys on it).
-            conn = _Connection(self.url, device_id, device_id, secret, self.max_in_flight)
+            conn = _Connection(self.url, device_id, device_id, secret, self.max_in_flight,
+                               protocol=self.protocol)
             self._per_device[device_id] = conn
         return conn
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     # same group split the devices' messages between them (MQTT 5 `$share/…`).
     mqtt_share_group: str = "vw-gateway"
     mqtt_client_id: str = "vw-gateway-1"
+    # MQTT protocol of the gateway and the simulators. "5" asks the broker for a Receive
+    # Maximum, a session expiry and reason codes; "3.1.1" is what every broker speaks (amqtt,
+    # NATS, RabbitMQ 3.x) and is cheaper per message, but then the broker's own in-flight
+    # limit (Mosquitto's max_inflight_messages) bounds un-acked messages, the session never
+    # expires, and SUBACK/PUBACK carry no reasons (docs/mqtt.md).
+    mqtt_protocol: Literal["3.1.1", "5"] = "5"
 
     display_timezone: str = "Europe/London"
     # The hub is staffed 08:00–20:00 in most services (NHS England operational framework);
@@ -91,6 +97,9 @@ class Settings(BaseSettings):
     hub_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
 
     log_level: str = "INFO"
+    # "text": logfmt-style lines for a person at a terminal; "json": one JSON object a line
+    # for a log collector, with device/patient/batch/reason as their own fields.
+    log_format: Literal["text", "json"] = "text"
 
     # Escalation policy YAML for `vward alerting` (and the runner's default); None means the
     # packaged alerting/policies/default.yaml (also deploy/escalation/default.yaml), which
@@ -105,6 +114,16 @@ class Settings(BaseSettings):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
             msg = f"unknown time zone {value!r}"
             raise ValueError(msg) from exc
+        return value
+
+    @field_validator("mqtt_protocol", mode="before")
+    @classmethod
+    def _protocol_spelling(cls, value: object) -> object:
+        # "5.0", "v5" and "311" are how operators write it in other brokers' configs.
+        aliases = {"5.0": "5", "v5": "5", "mqttv5": "5", "3": "3.1.1", "311": "3.1.1",
+                   "v3.1.1": "3.1.1", "mqttv311": "3.1.1"}
+        if isinstance(value, str):
+            return aliases.get(value.strip().lower(), value.strip())
         return value
 
     @field_validator("mqtt_url")
