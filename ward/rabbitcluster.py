@@ -38,21 +38,27 @@ EPMD = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
 # A node boots in ~3 s here; three at once on two busy cores take longer.
 NODE_START_TIMEOUT_S = 90.0
 
+# What the promise rests on, the same in deploy/rabbitmq/rabbitmq.conf and the Kubernetes
+# ConfigMap (a test keeps them in step): durable (clean_session false) MQTT subscriptions in
+# quorum queues — replicated by Raft, a publish is confirmed, and so PUBACKed, once a
+# majority of replicas has it — and room for the gateway's ack-after-commit batches of up to
+# 500 (RabbitMQ's default prefetch is 10; MQTT 3.1.1 has no Receive Maximum).
+PROMISE_SETTINGS = (
+    "mqtt.durable_queue_type = quorum",
+    "mqtt.prefetch = 2000",
+    "cluster_partition_handling = pause_minority",
+)
+
 NODE_CONFIG = """\
 listeners.tcp.default = 127.0.0.1:{amqp_port}
 mqtt.listeners.tcp.default = 127.0.0.1:{mqtt_port}
-# Durable (clean_session false) MQTT subscriptions live in quorum queues: replicated by Raft,
-# a publish is confirmed (and so PUBACKed) once a majority of replicas has it.
-mqtt.durable_queue_type = quorum
+{promise}
 mqtt.allow_anonymous = true
-# The gateway acknowledges after commit in batches of up to 500: let that many be in flight.
-mqtt.prefetch = 2000
 loopback_users = none
 cluster_formation.peer_discovery_backend = classic_config
 {peers}
 cluster_formation.randomized_startup_delay_range.min = 0
 cluster_formation.randomized_startup_delay_range.max = 1
-# A killed node's clients are noticed by the others' TCP, not by this; keep the default.
 log.console = false
 log.file.level = warning
 """
@@ -149,7 +155,8 @@ def start_cluster(size: int = 3) -> RabbitCluster:
         node_dir.mkdir()
         amqp, mqtt, dist = free_port(), free_port(), free_port()
         (node_dir / "rabbitmq.conf").write_text(
-            NODE_CONFIG.format(amqp_port=amqp, mqtt_port=mqtt, peers=peers))
+            NODE_CONFIG.format(amqp_port=amqp, mqtt_port=mqtt, peers=peers,
+                               promise="\n".join(PROMISE_SETTINGS)))
         (node_dir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
         (node_dir / "rabbitmq-env.conf").write_text("")
         env = {

@@ -16,6 +16,7 @@ database kept. Each prints its figures (run with `-s` to see them).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,6 +110,19 @@ def test_rabbitmq_cluster_node_sigkill_keeps_every_acknowledged_reading(
         assert result.lost == 0, result
         assert result.duplicates == 0
         assert all(gw.process.poll() is None for gw in gateways)
+        # The first gateway lost its node and resumed its session on another one.
+        log = gateways[0].log()
+        assert "mqtt disconnected" in log, log
+        assert "session_present=True" in log, log
     finally:
         balancer.close()
         cluster.stop()
+
+
+def test_deployed_rabbitmq_config_has_the_tested_settings() -> None:
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    for path in (deploy / "rabbitmq" / "rabbitmq.conf",
+                 deploy / "kubernetes" / "rabbitmq-cluster.yaml"):
+        lines = {line.strip() for line in path.read_text().splitlines()}
+        missing = [s for s in rabbitcluster.PROMISE_SETTINGS if s not in lines]
+        assert not missing, f"{path} lacks {missing}"
