@@ -34,6 +34,7 @@ from pathlib import Path
 from ward.embedded import EmbeddedError, free_port, wait_for_port
 
 RABBIT_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBIT_CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 EPMD = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
 # A node boots in ~3 s here; three at once on two busy cores take longer.
 NODE_START_TIMEOUT_S = 90.0
@@ -100,6 +101,15 @@ class Node:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def ctl(self, *args: str) -> str:
+        """Run `rabbitmqctl -n <this node> *args` (our cookie and epmd); its output."""
+        done = subprocess.run([RABBIT_CTL, "-n", self.name, *args], env=self.env,  # noqa: S603
+                              capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            msg = f"rabbitmqctl {' '.join(args[:2])} failed: {done.stderr[-500:]}"
+            raise EmbeddedError(msg)
+        return done.stdout
 
     def log(self) -> str:
         logs = [self.folder / "out.log", *sorted((self.folder / "log").glob("*.log"))]

@@ -126,3 +126,77 @@ def test_deployed_rabbitmq_config_has_the_tested_settings() -> None:
         lines = {line.strip() for line in path.read_text().splitlines()}
         missing = [s for s in rabbitcluster.PROMISE_SETTINGS if s not in lines]
         assert not missing, f"{path} lacks {missing}"
+
+
+class _Device:
+    """A paho 3.1.1 client that records SUBACKs and every disconnect (paho reconnects by
+    itself, so `is_connected()` alone would miss the broker dropping us)."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        import threading
+
+        import paho.mqtt.client as paho
+
+        host, port = url.removeprefix("mqtt://").split(":")
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{username}-t",
+                                  protocol=paho.MQTTv311)
+        self.client.username_pw_set(username, password)
+        self.ready = threading.Event()
+        self.subacks: list[Any] = []
+        self.dropped = threading.Event()
+        self.client.on_connect = lambda *_a: self.ready.set()
+        self.client.on_subscribe = lambda _c, _u, _m, reasons, _p: self.subacks.extend(reasons)
+        self.client.on_disconnect = lambda *_a: self.dropped.set()
+        self.client.connect(host, int(port))
+        self.client.loop_start()
+        assert self.ready.wait(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.mark.slow
+def test_rabbitmq_topic_permissions_isolate_devices(unique: str) -> None:
+    """deploy/rabbitmq/README.md's users and topic permissions: a device publishes only its
+    own readings and reads only its own results (as deploy/mosquitto/acl does). RabbitMQ
+    answers a forbidden publish or subscribe by closing the connection."""
+    if not rabbitcluster.available():
+        pytest.skip("rabbitmq-server is not installed (scripts/test installs it)")
+    from gateway.contract import readings_topic, results_topic
+
+    cluster = rabbitcluster.start_cluster(1)
+    try:
+        node = cluster.nodes[0]
+        for device in ("pox-a", "pox-b"):
+            node.ctl("add_user", device, f"secret-{device}")
+            node.ctl("set_permissions", "-p", "/", device, f"^mqtt-subscription-{device}.*",
+                     f"^(amq\\.topic|mqtt-subscription-{device}.*)$",
+                     f"^(amq\\.topic|mqtt-subscription-{device}.*)$")
+            node.ctl("set_topic_permissions", "-p", "/", device, "amq.topic",
+                     "^vw\\.v1\\.devices\\.{username}\\.(readings|senml|status)$",
+                     "^vw\\.v1\\.devices\\.{username}\\.(results|status)$")
+        own = _Device(node.url, "pox-a", "secret-pox-a")
+        own.client.publish(readings_topic("pox-a"), b"{}", qos=1).wait_for_publish(10)
+        own.client.subscribe(results_topic("pox-a"), qos=1)
+        deadline = time.monotonic() + 10
+        while not own.subacks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r.is_failure for r in own.subacks] == [False]
+        assert not own.dropped.is_set()
+        own.close()
+
+        reader = _Device(node.url, "pox-a", "secret-pox-a")
+        reader.client.subscribe(results_topic("pox-b"), qos=1)
+        assert reader.dropped.wait(10), "reading another device's results was not refused"
+        assert not any(not r.is_failure for r in reader.subacks)
+        reader.close()
+
+        forger = _Device(node.url, "pox-a", "secret-pox-a")
+        info = forger.client.publish(readings_topic("pox-b"), b"{}", qos=1)
+        assert forger.dropped.wait(10), "publishing as another device was not refused"
+        time.sleep(0.5)
+        assert not info.is_published()  # no PUBACK: the message was not accepted
+        forger.close()
+    finally:
+        cluster.stop()
