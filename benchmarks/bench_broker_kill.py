@@ -6,9 +6,9 @@
    a) the gateway live and keeping up; b) the gateway away (backlog queued for its session).
 2. Three-node RabbitMQ 3.10 (quorum-queue MQTT sessions), SIGKILL of the node the gateway
    sits on, mid-stream: acknowledged readings lost, longest PUBACK gap (device failover).
-3. Throughput: readings/s stored by one gateway process (MQTT 3.1.1, ack after commit,
-   alerting off) from a backlog of N messages × 5 readings, through Mosquitto and through
-   the RabbitMQ cluster.
+3. Throughput: readings/s stored by one gateway process (ack after commit, alerting off)
+   draining a backlog of N messages × 5 readings: through Mosquitto on MQTT 3.1.1 and on
+   MQTT 5 (the same gateway, `VW_MQTT_PROTOCOL`), and through the RabbitMQ cluster (3.1.1).
 
 Every figure compares the messages that got a PUBACK (`ward.ackcheck`) with the database.
 """
@@ -63,11 +63,11 @@ def register(url: str, prefix: str, n: int) -> list[str]:
     return devices
 
 
-def gateway(db_url: str, mqtt_url: str, client_id: str, *,
-            wait: bool = True) -> subprocess.Popen[bytes]:
+def gateway(db_url: str, mqtt_url: str, client_id: str, *, wait: bool = True,
+            protocol: str = "3.1.1") -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "VW_DATABASE_URL": db_url,
            "VW_MQTT_URL": mqtt_url, "VW_MQTT_CLIENT_ID": client_id,
-           "VW_MQTT_SHARE_GROUP": "", "VW_MQTT_PROTOCOL": "3.1.1",
+           "VW_MQTT_SHARE_GROUP": "", "VW_MQTT_PROTOCOL": protocol,
            "VW_GATEWAY_ALERTING": "false", "VW_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([sys.executable, "-m", "ward.cli", "gateway"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -151,16 +151,17 @@ def rabbit_kill(db_url: str, n: int, rate: float, backlog: int) -> None:
         cluster.stop()
 
 
-def throughput(db_url: str, name: str, urls: list[str], gateway_url: str, n: int) -> None:
+def throughput(db_url: str, name: str, urls: list[str], gateway_url: str, n: int, *,
+               protocol: str = "3.1.1") -> None:
     """One gateway drains a backlog of `n` messages queued for its session: readings/s from
     the first stored reading to the last (its start-up is not counted)."""
     prefix = f"bt{uuid.uuid4().hex[:6]}-"
     devices = register(db_url, prefix, 100)
-    stop(gateway(db_url, gateway_url, f"bench-{prefix}"))  # subscribed once: the session
+    stop(gateway(db_url, gateway_url, f"bench-{prefix}", protocol=protocol))  # the session
     stream = ackcheck.TrackedStream(urls, devices, count=n, per_message=5, rate=0).start()
     stream.join(180)
     target = 5 * len(stream.acked)
-    gw = gateway(db_url, gateway_url, f"bench-{prefix}", wait=False)
+    gw = gateway(db_url, gateway_url, f"bench-{prefix}", wait=False, protocol=protocol)
     first_at, first, count = 0.0, 0, 0
     deadline = time.monotonic() + 180
     while count < target and time.monotonic() < deadline:
@@ -202,7 +203,10 @@ def main() -> None:
         mosquitto_kill(url, args.messages, args.rate, gateway_away=True)
         broker = start_broker()
         try:
-            throughput(url, "mosquitto (1 gateway)", [broker.url], broker.url, args.backlog)
+            throughput(url, "mosquitto (1 gateway, MQTT 3.1.1)", [broker.url], broker.url,
+                       args.backlog)
+            throughput(url, "mosquitto (1 gateway, MQTT 5)", [broker.url], broker.url,
+                       args.backlog, protocol="5")
         finally:
             broker.stop()
         if rabbitcluster.available():

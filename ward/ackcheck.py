@@ -123,7 +123,9 @@ class TrackedStream:
         still = []
         with self._lock:
             for info, message in pending:
-                if info.is_published():
+                # A publish refused locally (not connected) never gets a PUBACK: it stays
+                # pending and is sent again on the next connection.
+                if info.rc == paho.MQTT_ERR_SUCCESS and info.is_published():
                     group.acked.setdefault(message.key, now)
                 else:
                     still.append((info, message))
