@@ -35,6 +35,7 @@ from gateway.directory import DeviceDirectory
 from gateway.metrics import GatewayMetrics
 from gateway.mqtt import Inbound, MqttLink, broker_address
 from gateway.pipeline import BatchPlan, Key, plan_batch, result_for
+from gateway.relative_times import rebase
 from gateway.sink import write_batch
 from ward.db.registry import device_directory
 from ward.db.store import ReadingStore
@@ -127,6 +128,9 @@ class Gateway:
         self._listen: Conn | None = None
         self._unacked = 0
         self._secrets = _secrets_of(settings)
+        # The broker redelivers to this session for at most its expiry: a pack seen longer ago
+        # than that is a new pack (gateway.relative_times).
+        self._first_seen_window = dt.timedelta(seconds=settings.gateway_session_expiry_s)
         hook = alerting_hook(settings.gateway_alerting)
         self._alerting = None if hook is None else AlertingWorker(
             hook,
@@ -227,6 +231,8 @@ class Gateway:
                ) -> tuple[BatchPlan, set[Key], list[int]]:
         """Plan and commit; on a non-availability error split the batch to isolate poison."""
         self._load_missing(conn, batch)
+        # SenML relative times: one resolution base per pack, whichever delivery this is.
+        batch = rebase(conn, batch, self.limits, self._first_seen_window)
         plan = plan_batch(
             [(m.topic, m.payload, m.received_at, d) for m, d in batch], self.directory.get)
         try:

@@ -8,7 +8,9 @@ them, commits, then calls `ack`. Memory is bounded twice over:
   with Receive Maximum 50 got all 1,000 queued messages after acking 25), so when the gateway
   falls behind a live stream, `inbox` is capped too: the network thread waits for room before
   it reads the next message, the socket fills, and the broker keeps the rest in this
-  session's queue. Nothing is dropped.
+  session's queue. Nothing is dropped;
+- and by bytes: at most `INBOX_MAX_BYTES` of payloads received but not yet acknowledged
+  (`gateway.inbox`), so a flood of large messages cannot grow memory either.
 
 MQTT 3.1.1 (`VW_MQTT_PROTOCOL=3.1.1`, for brokers that speak nothing newer) keeps the ack
 after commit and the persistent session (clean_session false) but gives up three things: no
@@ -26,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import queue
 import threading
 import urllib.parse
 from typing import Any
@@ -37,6 +38,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.contract import INGEST_CHANNELS, Channel, channel_filter, shared_filter
+from gateway.inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ RESULTS_INFLIGHT = 1000
 RESULTS_QUEUED = 20_000
 # The inbox holds at most this many Receive Maximums of messages (see module docstring).
 INBOX_FACTOR = 2
+# ... and at most this many payload bytes received but not yet acknowledged (gateway.inbox):
+# 32 MiB is 500 messages at the 64 KiB payload limit — a full batch — while a flood of 1 MB
+# messages cannot push the gateway's memory past it.
+INBOX_MAX_BYTES = 32 << 20
 # While waiting for room, the network thread wakes this often to notice a stop.
 ROOM_POLL_S = 0.5
 # `VW_MQTT_PROTOCOL` values and paho's names for them.
@@ -111,11 +117,10 @@ class MqttLink:
     ) -> None:
         self.address = address
         self.share_group = share_group
-        self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self.inbox: Inbox[Inbound] = Inbox(INBOX_FACTOR * receive_maximum, INBOX_MAX_BYTES)
         self.connected = threading.Event()
         self._generation = 0
         self._receive_maximum = receive_maximum
-        self._room = threading.Semaphore(INBOX_FACTOR * receive_maximum)
         self._stopping = threading.Event()
         self.results_dropped = 0
         self._session_expiry_s = session_expiry_s
@@ -204,22 +209,20 @@ class MqttLink:
                     "will be redelivered)", self.address.safe, reason)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        while not self._room.acquire(timeout=ROOM_POLL_S):
-            if self._stopping.is_set():
-                return  # not acknowledged: the broker redelivers it
-        self.inbox.put(Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid, self._generation,
-                               dt.datetime.now(dt.UTC)))
+        payload = bytes(msg.payload)
+        # Waits for room; on a stop the message is not acknowledged: the broker redelivers it.
+        self.inbox.put(Inbound(msg.topic, payload, msg.qos, msg.mid, self._generation,
+                               dt.datetime.now(dt.UTC)), len(payload), self._stopping, ROOM_POLL_S)
 
     # the ingest loop's thread ---------------------------------------------------------------
 
     def take(self, timeout: float) -> Inbound:
         """The next message (`queue.Empty` after `timeout`); frees its room in the inbox."""
-        message = self.inbox.get(timeout=timeout)
-        self._room.release()
-        return message
+        return self.inbox.take(timeout)
 
     def ack(self, message: Inbound) -> bool:
         """Acknowledge `message`; False (and no ack) if it came on an earlier connection."""
+        self.inbox.done(len(message.payload))
         if message.qos == 0:
             return True
         if message.generation != self._generation or not self.connected.is_set():

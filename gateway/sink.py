@@ -7,23 +7,18 @@ for the redelivery to trip over. Thin SQL only; the decisions were made in `gate
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import psycopg
 
+from gateway import dead_letter_sink
+from gateway.dead_letters import Rationing
 from gateway.pipeline import BatchPlan, Key, chunk_ids, patients_of
 from ward.db.store import ReadingStore
 
 Conn = psycopg.Connection[Any]
 
-_DEAD_LETTER_SQL = (
-    "INSERT INTO rejected_messages "
-    "(received_at, topic, device_id, msg_id, reason, detail, payload, payload_sha256) "
-    "VALUES (now(), %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (topic, payload_sha256) DO NOTHING"
-)
 # A retained status or a late LWT must not overwrite a newer report.
 _STATUS_SQL = (
     "INSERT INTO device_status AS s "
@@ -38,16 +33,16 @@ _STATUS_SQL = (
 )
 
 
-def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan) -> tuple[set[Key], list[int]]:
-    """Write and commit `plan`; return the keys newly stored and the patients they touched."""
+def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
+                rationing: Rationing | None = None) -> tuple[set[Key], list[int]]:
+    """Write and commit `plan`; return the keys newly stored and the patients they touched.
+
+    Dead letters are rationed per device (`gateway.dead_letters`; default limits when
+    `rationing` is None)."""
     with conn.transaction():
         inserted = store.write(conn, plan.readings) if plan.readings else set()
         with conn.cursor() as cur:
-            if plan.dead_letters:
-                cur.executemany(_DEAD_LETTER_SQL, [
-                    (d.topic, d.device_id, d.msg_id, d.reason.value, d.detail, d.payload,
-                     hashlib.sha256(d.payload).digest())
-                    for d in plan.dead_letters])
+            dead_letter_sink.write(cur, plan.dead_letters, rationing or Rationing())
             if plan.statuses:
                 cur.executemany(_STATUS_SQL, [
                     (s.device_id, s.online, s.battery_pct, s.signal_dbm, s.firmware,

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("ward.commands.demo", "start a live virtual ward on this machine"),
     "gateway": ("gateway.cli", "run the MQTT device gateway"),
     "devices": ("gateway.devices_cli", "register and provision devices"),
+    "broker": ("gateway.broker_cli", "make a host's broker setup, rotate service secrets"),
     "hub": ("ward.hub.cli", "serve the ward API and dashboard"),
     "users": ("ward.commands.users", "create hub users"),
     "score": ("ward.commands.score", "score a CSV of observations with NEWS2"),

@@ -44,10 +44,11 @@ class Settings(BaseSettings):
     mqtt_protocol: Literal["3.1.1", "5"] = "5"
 
     display_timezone: str = "Europe/London"
-    # The hub is staffed 08:00–20:00 in most services (NHS England operational framework);
-    # outside these hours escalations take the out-of-hours route.
-    hub_opens: dt.time = dt.time(8, 0)
-    hub_closes: dt.time = dt.time(20, 0)
+    # Hub hours (Europe/London wall clock): outside them escalations take the out-of-hours
+    # route and low findings never page. None keeps the escalation policy's `hub_hours`
+    # (08:00–20:00 in the shipped policy, as in most services: NHS England framework).
+    hub_opens: dt.time | None = None
+    hub_closes: dt.time | None = None
     hub_host: str = "127.0.0.1"
     hub_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     # Capacity of the ward in beds (one hospital-at-home hub runs about 200 patients at once).
@@ -95,6 +96,13 @@ class Settings(BaseSettings):
     # Database connections per hub process: sync endpoints run in a threadpool of 40, but
     # most requests hold a connection for a few milliseconds, so 10 serve a busy hub.
     hub_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+    # Largest request body a hub route accepts by default (the log-in routes take less; see
+    # ward/hub/limits.py): every JSON or form body the hub takes is a few KiB.
+    hub_max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    # Origins (scheme://host[:port], comma-separated) a cookie-authenticated change may come
+    # from besides the hub's own (its Host header); set the public https origin when a
+    # TLS-terminating proxy sits in front. See ward/hub/csrf.py.
+    hub_allowed_origins: str = ""
 
     log_level: str = "INFO"
     # "text": logfmt-style lines for a person at a terminal; "json": one JSON object a line

@@ -46,3 +46,34 @@ def test_devices_lifecycle(ward: Any, to_url: Callable[[str], str],
             "JOIN device_assignments a ON a.device_pk = d.pk WHERE d.id = %s",
             (dev,)).fetchone()
     assert row == (False, True, patient.id)
+
+
+def test_reserved_ids_are_refused_by_register_and_provision(
+        ward: Any, to_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("VW_DATABASE_URL", to_url(ward.url))
+    for reserved in ("vw-gateway", "Vw-Admin", "staff-7"):
+        assert main(["devices", "register", reserved, "--kind", "home_hub"]) == 1
+        assert "reserved" in capsys.readouterr().err
+    ward.add("staff-7")  # as the hub registers it for staff entry
+    passwd = tmp_path / "vw.passwd"
+    assert main(["devices", "provision", "staff-7", "--password-file", str(passwd)]) == 1
+    assert "reserved" in capsys.readouterr().err
+    assert not passwd.exists()
+
+
+def test_provisioning_against_an_unreachable_broker_changes_nothing(
+        ward: Any, to_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], unique: str) -> None:
+    from ward.embedded import free_port
+
+    monkeypatch.setenv("VW_DATABASE_URL", to_url(ward.url))
+    dev = f"pox-{unique}"
+    ward.add(dev)
+    admin = tmp_path / "admin.env"
+    admin.write_text(f"VW_MQTT_URL=mqtt://127.0.0.1:{free_port()}\n"
+                     "VW_MQTT_USERNAME=vw-admin\nVW_MQTT_PASSWORD=x\n")
+    assert main(["devices", "provision", dev, "--broker-admin", str(admin)]) == 1
+    assert "cannot reach the broker" in capsys.readouterr().err
+    assert ward.count("SELECT count(*) FROM devices WHERE id = %s AND credential_hash IS NULL",
+                      dev) == 1

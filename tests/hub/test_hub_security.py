@@ -19,6 +19,8 @@ from ward.settings import Settings
 # a new public route must be added to this list on purpose.
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/auth/token"),
           ("GET", "/api/openapi.json"), ("GET", "/healthz"), ("GET", "/readyz")}
+# What a browser sends with a form posted from one of the hub's own pages (TestClient's host).
+SAME_ORIGIN = {"Origin": "http://testserver"}
 
 
 def _roles_of(route: APIRoute) -> set[Role] | None:
@@ -113,7 +115,7 @@ def test_cookie_session_is_httponly_strict_and_expires(app_client, staff, clock,
     response = app_client.post("/login", data={"username": "hubnurse1",
                                                "password": "correct horse battery",
                                                "next": "//evil.example/"},
-                               follow_redirects=False)
+                               headers=SAME_ORIGIN, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/"  # no open redirect
     cookie = response.headers["set-cookie"]
@@ -135,7 +137,7 @@ def test_wrong_password_is_refused_and_audited(app_client, staff, db):
     assert response.headers["content-type"] == "application/problem+json"
     assert "wrong" not in response.text.replace("wrong username or password", "")
     r = app_client.post("/login", data={"username": "hubnurse1", "password": "nope"},
-                        follow_redirects=False)
+                        headers=SAME_ORIGIN, follow_redirects=False)
     assert r.headers["location"].startswith("/login?error=1")
     row = db.execute("SELECT actor, detail FROM audit_log WHERE action = 'login_failed'"
                      ).fetchone()
@@ -152,7 +154,7 @@ def test_security_headers_on_pages_and_api(app_client, staff):
         assert "script-src 'self'" in csp
         assert "unsafe-inline" not in csp
         assert headers["x-frame-options"] == "DENY"
-        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["referrer-policy"] == "same-origin"  # Origin on our own POSTs
         assert headers["x-content-type-options"] == "nosniff"
 
 
@@ -209,3 +211,91 @@ def test_every_patient_read_and_change_is_audited(app_client, staff, db, clock):
     assert ("read", "fhir_observation") in actions
     assert all(r[0] == "hubnurse1" and r[4] == clock.now for r in rows)
     assert len(rows) >= 7
+
+
+def _shown_to(db: psycopg.Connection[Any], entity: str) -> list[tuple[str, list[int]]]:
+    rows = db.execute("SELECT action, patient_ids FROM audit_log WHERE entity = %s "
+                      "AND patient_ids IS NOT NULL ORDER BY id", (entity,)).fetchall()
+    return [(str(r[0]), list(r[1])) for r in rows]
+
+
+def test_lists_audit_every_patient_they_show(app_client, staff, admit, db, clock):
+    nurse = staff(Role.HUB_NURSE)
+    first, second = admit(), admit(given="Mary", family="Seacole")
+    db.execute("INSERT INTO alerts (patient_id, kind, severity, state, summary, raised_at, "
+               "updated_at) VALUES (%s, 'news2', 'high', 'raised', 'NEWS2 7', %s, %s)",
+               (second, clock.now, clock.now))
+    device = app_client.post("/api/devices", headers=nurse.headers,
+                             json={"id": "ox-audit-1", "kind": "pulse_oximeter"})
+    assert device.status_code == 201, device.text
+    assigned = app_client.post("/api/devices/ox-audit-1/assignments", headers=nurse.headers,
+                               json={"patient_id": first,
+                                     "start": "2025-03-10T08:00:00+00:00"})
+    assert assigned.status_code == 201, assigned.text
+    db.commit()
+    for path in ("/api/ward", "/", f"/ward/rows?patient_id={second}", "/api/alerts",
+                 "/alerts", "/alerts/rows", "/api/devices", "/api/devices/ox-audit-1",
+                 "/api/admissions"):
+        assert app_client.get(path, headers=nurse.headers).status_code == 200, path
+    ward = _shown_to(db, "ward")
+    assert sorted(ward[0][1]) == sorted([first, second])        # GET /api/ward
+    assert sorted(ward[1][1]) == sorted([first, second])        # the ward page (rows + queue)
+    assert ward[2][1] == [second]                               # one row fetched by the page
+    assert [ids for _, ids in _shown_to(db, "alert")] == [[second]] * 3
+    assert ("list", [first]) in _shown_to(db, "device")
+    read = db.execute("SELECT patient_id FROM audit_log WHERE entity = 'device' "
+                      "AND action = 'read'").fetchone()
+    assert read == (first,)
+    assert sorted(_shown_to(db, "admission")[0][1]) == sorted([first, second])
+    # "Who has seen this patient?" finds every one of those reads.
+    seen = db.execute("SELECT count(*) FROM audit_log WHERE patient_id = %s "
+                      "OR patient_ids @> ARRAY[%s]::bigint[]", (second, second)).fetchone()
+    assert seen is not None
+    assert seen[0] >= 7
+    counts = db.execute("SELECT count(*) FROM audit_log WHERE detail ? 'patients'").fetchone()
+    assert counts == (0,)  # no more counts in place of the ids
+
+
+OWN = "http://hub.test:8000"
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "refused"), [
+    ("GET", "/api/ward", {"cookie": "vw_session=t", "origin": "https://evil.example"}, False),
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "origin": OWN}, False),
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "origin": "HTTP://HUB.TEST:8000"},
+     False),
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "origin": "https://evil.example"},
+     True),
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "origin": "http://hub.test:8001"},
+     True),
+    ("DELETE", "/api/auth/token", {"cookie": "a=1; vw_session=t"}, True),
+    ("PUT", "/api/x", {"cookie": "vw_session=t", "origin": "null"}, True),
+    ("PUT", "/api/x", {"cookie": "vw_session=t", "origin": "null",
+                       "sec-fetch-site": "same-origin"}, False),
+    ("PUT", "/api/x", {"cookie": "vw_session=t", "sec-fetch-site": "same-site"}, True),
+    ("PATCH", "/api/x", {"cookie": "vw_session=t", "referer": OWN + "/alerts"}, False),
+    ("PATCH", "/api/x", {"cookie": "vw_session=t", "referer": OWN + ".evil.example/"}, True),
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "origin": "https://hub.nhs.example"},
+     False),  # configured as allowed below
+    ("POST", "/api/patients", {"cookie": "vw_session=t", "authorization": "Bearer abc",
+                               "origin": "https://evil.example"}, False),
+    ("POST", "/api/patients", {"origin": "https://evil.example"}, False),  # nothing to borrow
+    ("POST", "/login", {"origin": "https://evil.example"}, True),  # login CSRF
+    ("POST", "/login", {}, True),
+    ("POST", "/login", {"origin": OWN}, False),
+])
+def test_cross_site_refusal_table(method, path, headers, refused):
+    from ward.hub import csrf
+    why = csrf.refusal(method, path, headers, OWN, {"https://hub.nhs.example"})
+    assert (why is not None) is refused, why
+
+
+def test_allowed_origins_setting_is_validated(hub_settings):
+    from ward.hub import csrf, deps
+    from ward.settings import SettingsError
+    assert csrf.SESSION_COOKIE == deps.SESSION_COOKIE
+    assert csrf.parse_origins(" https://a.example, http://b.example:8080 ") == {
+        "https://a.example", "http://b.example:8080"}
+    bad = hub_settings.model_copy(update={"hub_allowed_origins": "https://a.example/path"})
+    with pytest.raises(SettingsError, match="VW_HUB_ALLOWED_ORIGINS"):
+        create_app(bad, listen=False)

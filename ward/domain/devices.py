@@ -18,6 +18,17 @@ from ward.domain.errors import DomainError
 # Device ids travel in MQTT topics: keep them to a safe, wildcard-free alphabet.
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
+# Identities no home device may take. A device's id is also its broker username and client
+# id, so a device named like a service would receive that service's broker credential when
+# provisioned: every service identity (the gateway `vw-gateway`, its client ids
+# `vw-gateway-N`, the broker admin `vw-admin`, …) starts with `vw-`. `staff-<patient id>` is
+# the hub's own virtual device for staff-entered observations (ward/hub/staff_entry.py): a
+# registered and provisioned `staff-3` could forge them. Compared case-insensitively, so
+# `VW-Gateway` is refused too.
+SERVICE_ID_PREFIX = "vw-"
+STAFF_DEVICE_PREFIX = "staff-"
+RESERVED_ID_PREFIXES = (SERVICE_ID_PREFIX, STAFF_DEVICE_PREFIX)
+
 
 class DeviceKind(enum.StrEnum):
     PULSE_OXIMETER = "pulse_oximeter"
@@ -32,6 +43,26 @@ def validate_device_id(device_id: str) -> str:
         msg = (
             f"invalid device id {device_id!r}: 1–64 characters of letters, digits, '_', '.', '-'"
         )
+        raise DomainError(msg)
+    return device_id
+
+
+def reserved_identity(device_id: str) -> str | None:
+    """Why `device_id` belongs to a service or to staff entry, or None when it is free."""
+    folded = device_id.casefold()
+    if folded.startswith(SERVICE_ID_PREFIX):
+        return f"ids starting {SERVICE_ID_PREFIX!r} are service identities on the broker"
+    if folded.startswith(STAFF_DEVICE_PREFIX):
+        return f"ids starting {STAFF_DEVICE_PREFIX!r} are the hub's staff-entry devices"
+    return None
+
+
+def validate_home_device_id(device_id: str) -> str:
+    """A valid id that a home device may be registered or provisioned under."""
+    validate_device_id(device_id)
+    why = reserved_identity(device_id)
+    if why is not None:
+        msg = f"device id {device_id!r} is reserved: {why}"
         raise DomainError(msg)
     return device_id
 

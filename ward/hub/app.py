@@ -2,7 +2,9 @@
 
 The lifespan opens one sync connection pool (see `ward.hub.deps` for why sync) and one async
 LISTEN connection (`ward.hub.events`); nothing is created at import time. Security headers are
-added to every response by a small ASGI middleware (it leaves streamed SSE bodies alone).
+added to every response by a small ASGI middleware (it leaves streamed SSE bodies alone);
+request bodies are limited before anything reads them (`ward.hub.limits`), and cookie
+requests that change state must come from the hub's own origin (`ward.hub.csrf`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ward.hub import auth, events, problems, templating, wardcache
+from ward.hub import auth, csrf, events, limits, problems, templating, wardcache
 from ward.hub.routers import (
     admissions,
     alerts,
@@ -35,10 +37,11 @@ from ward.hub.routers import (
     reports_api,
     session,
     stream,
+    tasks,
     users,
     ward,
 )
-from ward.settings import Settings
+from ward.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -53,7 +56,10 @@ CSP = (
 SECURITY_HEADERS = (
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin, not no-referrer: under no-referrer browsers send `Origin: null` even on our
+    # own form POSTs, and the CSRF check (ward.hub.csrf) needs the real origin. Other sites
+    # still get no Referer at all.
+    (b"referrer-policy", b"same-origin"),
     (b"x-content-type-options", b"nosniff"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
     (b"cache-control", b"no-store"),
@@ -115,6 +121,10 @@ def create_app(
 ) -> FastAPI:
     """The hub application. `clock` is injectable for tests; `listen=False` skips LISTEN."""
     conninfo = settings.database_conninfo()
+    try:
+        allowed_origins = csrf.parse_origins(settings.hub_allowed_origins)
+    except ValueError as exc:
+        raise SettingsError(f"invalid configuration: VW_HUB_ALLOWED_ORIGINS: {exc}") from exc
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -163,8 +173,12 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, pages):
+                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    # Outermost last: security headers on every answer, then the body limit before anything
+    # reads a body, then the cross-site check before any route runs.
+    app.add_middleware(csrf.OriginCheck, allowed=allowed_origins)
+    app.add_middleware(limits.BodyLimit, limits=limits.hub_limits(settings.hub_max_body_bytes))
     app.add_middleware(SecurityHeaders)
     return app

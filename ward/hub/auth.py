@@ -65,19 +65,34 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def authenticate(conn: Conn, username: str, password: str) -> User | None:
-    """The active user with this name and password, else None (same cost either way)."""
+def normalise_username(username: str) -> str:
+    """User names are stored trimmed and lower-case; the same form keys the log-in throttle."""
+    return username.strip().lower()
+
+
+def check_password(conn: Conn, username: str, password: str) -> User | str:
+    """The active user with this name and password, else why not ("unknown_user",
+    "inactive_user", "wrong_password") — for the audit only, never for the client. The same
+    argon2 cost is paid either way."""
     row = conn.execute(
-        "SELECT id, username, display_name, role, password_hash FROM users "
-        "WHERE username = %s AND active",
-        (username.strip().lower(),),
+        "SELECT id, username, display_name, role, password_hash, active FROM users "
+        "WHERE username = %s",
+        (normalise_username(username),),
     ).fetchone()
     if row is None:
         _verify(_DUMMY_HASH, password)
-        return None
+        return "unknown_user"
     if not _verify(str(row[4]), password):
-        return None
+        return "wrong_password"
+    if not row[5]:
+        return "inactive_user"
     return User(int(row[0]), str(row[1]), str(row[2]), Role(row[3]))
+
+
+def authenticate(conn: Conn, username: str, password: str) -> User | None:
+    """The active user with this name and password, else None (same cost either way)."""
+    result = check_password(conn, username, password)
+    return result if isinstance(result, User) else None
 
 
 def _digest(token: str) -> bytes:
@@ -125,7 +140,7 @@ def create_user(
     phone: str | None = None,
 ) -> User:
     """Insert a user with an argon2 hash; raises psycopg's UniqueViolation on a duplicate."""
-    name = username.strip().lower()
+    name = normalise_username(username)
     row = conn.execute(
         "INSERT INTO users (username, display_name, role, password_hash, phone) "
         "VALUES (%s, %s, %s, %s, %s) RETURNING id",

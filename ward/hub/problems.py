@@ -10,6 +10,7 @@ cannot store as 422. An unexpected exception is a 500 whose body says nothing ab
 from __future__ import annotations
 
 import http
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -36,10 +37,12 @@ class Problem(Exception):
     status = 400
     kind = "bad-request"
 
-    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
 
 
 class Unauthorized(Problem):
@@ -67,10 +70,19 @@ class Invalid(Problem):
     kind = "invalid"
 
 
-def problem_response(
-    status: int, kind: str, detail: str | None, *, instance: str | None = None,
-    extra: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
+class TooManyRequests(Problem):
+    """Refused until `retry_after_s` have passed (sent as `Retry-After`)."""
+
+    status = 429
+    kind = "too-many-requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail, extra={"retry_after_s": retry_after_s},
+                         headers={"Retry-After": str(retry_after_s)})
+
+
+def _problem(status: int, kind: str, detail: str | None, instance: str | None,
+             extra: Mapping[str, Any] | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": TYPE_BASE + kind,
         "title": http.HTTPStatus(status).phrase,
@@ -81,7 +93,21 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extra or {})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
+
+
+def problem_body(status: int, kind: str, detail: str | None, *, instance: str | None = None,
+                 extra: Mapping[str, Any] | None = None) -> bytes:
+    """The problem document as bytes, for the ASGI middlewares that answer before routing."""
+    return json.dumps(_problem(status, kind, detail, instance, extra)).encode()
+
+
+def problem_response(
+    status: int, kind: str, detail: str | None, *, instance: str | None = None,
+    extra: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(_problem(status, kind, detail, instance, extra), status_code=status,
+                        media_type=PROBLEM_JSON, headers=headers)
 
 
 def _wants_html_page(request: Request) -> bool:
@@ -97,13 +123,14 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Unauthorized) and _wants_html_page(request):
         # A person opening a page is sent to log in, not shown JSON.
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
     return problem_response(exc.status, exc.kind, exc.detail, instance=request.url.path,
-                            extra=exc.extra, headers=headers)
+                            extra=exc.extra, headers={**headers, **exc.headers})
 
 
 _KIND_BY_STATUS = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized",
-                   403: "forbidden", 409: "conflict", 422: "invalid"}
+                   403: "forbidden", 409: "conflict", 413: "payload-too-large",
+                   422: "invalid", 429: "too-many-requests"}
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:

@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from psycopg import sql
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ward.db import registry
@@ -82,8 +83,8 @@ class AdmissionOut(BaseModel):
     outcome: DischargeOutcome | None
 
 
-_COLS = ("id, patient_id, pathway, source, status, referred_at, referral_reason, decided_at, "
-         "decision_reason, admitted_at, discharged_at, outcome")
+# The output model's fields are the table's column names, in order.
+_COLS = sql.SQL(", ").join(sql.Identifier(name) for name in AdmissionOut.model_fields)
 
 
 def _out(row: tuple[Any, ...]) -> AdmissionOut:
@@ -95,10 +96,9 @@ def _utc(when: dt.datetime | None, now: dt.datetime) -> dt.datetime:
 
 
 def load_admission(conn: Conn, admission_id: int, *, lock: bool = False) -> AdmissionOut:
-    row = conn.execute(
-        f"SELECT {_COLS} FROM admissions WHERE id = %s" + (" FOR UPDATE" if lock else ""),
-        (admission_id,),
-    ).fetchone()
+    query = sql.SQL("SELECT {} FROM admissions WHERE id = %s{}").format(
+        _COLS, sql.SQL(" FOR UPDATE" if lock else ""))
+    row = conn.execute(query, (admission_id,)).fetchone()
     if row is None:
         raise NotFound(f"no admission with id {admission_id}")
     return _out(row)
@@ -139,18 +139,22 @@ def list_admissions(
     status: AdmissionStatus | None = None, pathway: Pathway | None = None,
     patient_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> Page[AdmissionOut]:
-    clauses, params = ["true"], []
+    clauses: list[sql.Composable] = [sql.SQL("true")]
+    params: list[object] = []
     for column, value in (("status", status), ("pathway", pathway), ("patient_id", patient_id)):
         if value is not None:
-            clauses.append(f"{column} = %s")
+            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             params.append(value.value if hasattr(value, "value") else value)
-    where = " WHERE " + " AND ".join(clauses)
-    total = conn.execute("SELECT count(*) FROM admissions" + where, params).fetchone()
-    rows = conn.execute(f"SELECT {_COLS} FROM admissions{where} "
-                        "ORDER BY referred_at DESC, id DESC LIMIT %s OFFSET %s",
+    where = sql.SQL(" AND ").join(clauses)
+    total = conn.execute(sql.SQL("SELECT count(*) FROM admissions WHERE {}").format(where),
+                         params).fetchone()
+    rows = conn.execute(sql.SQL("SELECT {} FROM admissions WHERE {} "
+                                "ORDER BY referred_at DESC, id DESC LIMIT %s OFFSET %s"
+                                ).format(_COLS, where),
                         [*params, limit, offset]).fetchall()
     items = [_out(r) for r in rows]
     audit.record(conn, user, "list", "admission", now=now,
+                 patient_ids=[a.patient_id for a in items],
                  detail={"admission_ids": [a.id for a in items]})
     return Page[AdmissionOut](items=items, total=int(total[0]) if total else 0, limit=limit,
                               offset=offset)

@@ -155,6 +155,7 @@ def list_alerts(
     items, total = query_alerts(conn, now, state=state, severity=severity,
                                 patient_id=patient_id, limit=limit, offset=offset)
     audit.record(conn, user, "list", "alert", now=now,
+                 patient_ids=[a.patient_id for a in items],
                  detail={"alert_ids": [a.id for a in items]})
     return Page[AlertOut](items=items, total=total, limit=limit, offset=offset)
 

@@ -1,4 +1,7 @@
-"""Devices: register, assign to a patient from a time, unassign, status."""
+"""Devices: register, assign to a patient from a time, unassign, status.
+
+A device answer names the patient it is assigned to, so every answer that does is audited
+with that patient (lists name every patient shown)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,13 @@ from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ward.db import registry
-from ward.domain.devices import DEVICE_ID_PATTERN, Assignment, Device, DeviceKind
+from ward.domain.devices import (
+    DEVICE_ID_PATTERN,
+    Assignment,
+    Device,
+    DeviceKind,
+    validate_home_device_id,
+)
 from ward.hub import audit
 from ward.hub.deps import DB, Now
 from ward.hub.problems import NotFound
@@ -37,7 +46,9 @@ class DeviceIn(BaseModel):
     model: Annotated[Text, Field(max_length=100)] = ""
 
     def to_domain(self) -> Device:
-        return Device(self.id, self.kind, self.model)
+        # Service (`vw-…`) and staff-entry (`staff-…`) ids are refused (422): see
+        # ward.domain.devices.RESERVED_ID_PREFIXES.
+        return Device(validate_home_device_id(self.id), self.kind, self.model)
 
 
 class AssignIn(BaseModel):
@@ -94,6 +105,10 @@ def _out(row: tuple[Any, ...]) -> DeviceOut:
                      current_assignment=assignment)
 
 
+def _patients(*devices: DeviceOut) -> list[int]:
+    return [d.current_assignment.patient_id for d in devices if d.current_assignment]
+
+
 def load_device(conn: Conn, device_id: str, now: dt.datetime) -> DeviceOut:
     row = conn.execute(_SELECT + "WHERE d.id = %s", (now, device_id)).fetchone()
     if row is None:
@@ -121,21 +136,29 @@ def list_devices(conn: DB, now: Now, user: Reader, limit: Limit = 50, offset: Of
         "AND a.during @> %s::timestamptz " + where, [now, *params]).fetchone()
     rows = conn.execute(_SELECT + where + " ORDER BY d.id LIMIT %s OFFSET %s",
                         [now, *params, limit, offset]).fetchall()
-    return Page[DeviceOut](items=[_out(r) for r in rows], total=int(total[0]) if total else 0,
+    items = [_out(r) for r in rows]
+    audit.record(conn, user, "list", "device", now=now, patient_ids=_patients(*items),
+                 detail={"device_ids": [d.id for d in items]})
+    return Page[DeviceOut](items=items, total=int(total[0]) if total else 0,
                            limit=limit, offset=offset)
 
 
 @router.post("", response_model=DeviceOut, status_code=201)
 def register_device(body: DeviceIn, conn: DB, now: Now, user: DeviceManager) -> DeviceOut:
     registry.add_device(conn, body.to_domain())
+    out = load_device(conn, body.id, now)
     audit.record(conn, user, "create", "device", now=now, entity_id=body.id,
-                 detail={"kind": body.kind.value})
-    return load_device(conn, body.id, now)
+                 patient_ids=_patients(out), detail={"kind": body.kind.value})
+    return out
 
 
 @router.get("/{device_id}", response_model=DeviceOut)
 def read_device(device_id: DeviceId, conn: DB, now: Now, user: Reader) -> DeviceOut:
-    return load_device(conn, device_id, now)
+    out = load_device(conn, device_id, now)
+    audit.record(conn, user, "read", "device", now=now, entity_id=device_id,
+                 patient_id=out.current_assignment.patient_id if out.current_assignment
+                 else None)
+    return out
 
 
 @router.get("/{device_id}/status", response_model=StatusOut)
@@ -176,6 +199,8 @@ def unassign(device_id: DeviceId, body: UnassignIn, conn: DB, now: Now, user: De
 @router.post("/{device_id}/deactivate", response_model=DeviceOut)
 def deactivate(device_id: DeviceId, conn: DB, now: Now, user: DeviceManager) -> DeviceOut:
     registry.set_device_active(conn, device_id, active=False, at=now)
-    audit.record(conn, user, "deactivate", "device", now=now, entity_id=device_id)
-    return load_device(conn, device_id, now)
+    out = load_device(conn, device_id, now)
+    audit.record(conn, user, "deactivate", "device", now=now, entity_id=device_id,
+                 patient_ids=_patients(out))
+    return out
 

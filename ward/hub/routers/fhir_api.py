@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from psycopg import sql
 
 from ward.domain.vitals import CATALOGUE
 from ward.hub import audit, fhir
@@ -19,7 +20,11 @@ from ward.hub.routers.common import BIGINT_MAX, PAGE_MAX, Reader, require_patien
 router = APIRouter(prefix="/api/fhir", tags=["FHIR"])
 FHIR_JSON = "application/fhir+json"
 _DATE = re.compile(r"^(eq|ge|gt|le|lt)?(\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:\d{2}))?)$")
-_OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "eq": ">="}
+# FHIR date prefixes as SQL comparisons on the observation's instant ("eq" a day or a second
+# is the range from that instant: its upper bound is added separately).
+_OPS = {prefix: sql.SQL("at {} %s").format(sql.SQL(op)) for prefix, op in
+        (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("eq", ">="))}
+_BEFORE = sql.SQL("at < %s")
 _LOINC_TO_CODE = {spec.loinc: code.value for code, spec in CATALOGUE.items() if spec.loinc}
 
 
@@ -30,8 +35,9 @@ def _patient_id(value: str) -> int:
     return int(raw)
 
 
-def _date_clauses(dates: list[str]) -> tuple[list[str], list[Any]]:
-    clauses, params = [], []
+def _date_clauses(dates: list[str]) -> tuple[list[sql.Composable], list[Any]]:
+    clauses: list[sql.Composable] = []
+    params: list[Any] = []
     for value in dates:
         match = _DATE.match(value)
         if not match:
@@ -42,10 +48,10 @@ def _date_clauses(dates: list[str]) -> tuple[list[str], list[Any]]:
                     else dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC))
         except ValueError as exc:
             raise Invalid(f"date {value!r} is not a valid instant") from exc
-        clauses.append(f"at {_OPS[prefix]} %s")
+        clauses.append(_OPS[prefix])
         params.append(when)
         if prefix == "eq":  # eq a day means within that day
-            clauses.append("at < %s")
+            clauses.append(_BEFORE)
             params.append(when + (dt.timedelta(days=1) if "T" not in text
                                   else dt.timedelta(seconds=1)))
     return clauses, params
@@ -74,27 +80,29 @@ def search_observations(
         codes = [_LOINC_TO_CODE[wanted_code]] if wanted_code in _LOINC_TO_CODE else []
     include_readings = include_readings and bool(codes)
     clauses, params = _date_clauses(date or [])
-    where = (" AND " + " AND ".join(clauses)) if clauses else ""
-    parts, args = [], []
+    where = sql.SQL(" AND ").join([sql.SQL("true"), *clauses])
+    parts: list[sql.Composable] = []
+    args: list[Any] = []
     if include_readings:
-        parts.append("SELECT 'r' AS kind, measured_at AS at, device_id, code, value, "
-                     "NULL::int AS total, NULL::jsonb AS subs, NULL::int AS scale, "
-                     "NULL::text[] AS missing, NULL::jsonb AS evidence FROM readings "
-                     "WHERE patient_id = %s AND code = ANY(%s)")
+        parts.append(sql.SQL("SELECT 'r' AS kind, measured_at AS at, device_id, code, value, "
+                             "NULL::int AS total, NULL::jsonb AS subs, NULL::int AS scale, "
+                             "NULL::text[] AS missing, NULL::jsonb AS evidence FROM readings "
+                             "WHERE patient_id = %s AND code = ANY(%s)"))
         args += [patient_id, codes]
     if include_scores:
-        parts.append("SELECT 's', computed_at, NULL, NULL, NULL, total, sub_scores, "
-                     "spo2_scale, missing, evidence FROM scores WHERE patient_id = %s")
+        parts.append(sql.SQL("SELECT 's', computed_at, NULL, NULL, NULL, total, sub_scores, "
+                             "spo2_scale, missing, evidence FROM scores WHERE patient_id = %s"))
         args.append(patient_id)
     resources: list[dict[str, Any]] = []
     total = 0
     if parts:
-        union = " UNION ALL ".join(parts)
-        inner = f"SELECT * FROM ({union}) AS o WHERE true{where}"
-        row = conn.execute(f"SELECT count(*) FROM ({inner}) AS c", [*args, *params]).fetchone()
+        inner = sql.SQL("SELECT * FROM ({}) AS o WHERE {}").format(
+            sql.SQL(" UNION ALL ").join(parts), where)
+        row = conn.execute(sql.SQL("SELECT count(*) FROM ({}) AS c").format(inner),
+                           [*args, *params]).fetchone()
         total = int(row[0]) if row else 0
         for kind, at, device, vital, value, score, subs, scale, missing, evidence in (
-            conn.execute(inner + " ORDER BY at DESC LIMIT %s OFFSET %s",
+            conn.execute(inner + sql.SQL(" ORDER BY at DESC LIMIT %s OFFSET %s"),
                          [*args, *params, count, offset])
         ):
             if kind == "r":

@@ -48,7 +48,11 @@ def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user:
               ) -> Response:
     view = _ward(request, conn, now, settings)
     alerts, open_total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
-    audit.record(conn, user, "read", "ward", now=now, detail={"patients": len(view.rows)})
+    # The page shows the ward rows and the alert queue beside them: every patient in either.
+    audit.record(conn, user, "read", "ward", now=now,
+                 patient_ids=[*(r.patient_id for r in view.rows),
+                              *(a.patient_id for a in alerts)],
+                 detail={"alert_ids": [a.id for a in alerts]})
     return render(request, "ward.html", {
         **_base(request, user, now, settings, "ward"), "view": view, "alerts": alerts,
         "open_total": open_total, "spark_start": now - wardview.SPARK_WINDOW})
@@ -65,7 +69,8 @@ def ward_rows(
     shown = {r.patient_id for r in view.rows}
     gone = sorted(set(patient_id or ()) - shown)
     audit.record(conn, user, "read", "ward", now=now,
-                 detail={"patients": len(view.rows), "subset": patient_id is not None})
+                 patient_ids=[r.patient_id for r in view.rows],
+                 detail={"subset": patient_id is not None})
     response = render(request, "_ward_rows.html", {
         **_base(request, user, now, settings, "ward"), "rows": view.rows, "gone": gone,
         "spark_start": now - wardview.SPARK_WINDOW, "full": patient_id is None})
@@ -77,7 +82,9 @@ def ward_rows(
 def alerts_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
                 ) -> Response:
     alerts, total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
-    audit.record(conn, user, "list", "alert", now=now, detail={"alerts": len(alerts)})
+    audit.record(conn, user, "list", "alert", now=now,
+                 patient_ids=[a.patient_id for a in alerts],
+                 detail={"alert_ids": [a.id for a in alerts]})
     return render(request, "alerts.html", {**_base(request, user, now, settings, "alerts"),
                                            "alerts": alerts, "open_total": total})
 
@@ -86,7 +93,9 @@ def alerts_page(request: Request, conn: DB, now: Now, settings: SettingsDep, use
 def alert_rows(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
                ) -> Response:
     alerts, total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
-    audit.record(conn, user, "list", "alert", now=now, detail={"alerts": len(alerts)})
+    audit.record(conn, user, "list", "alert", now=now,
+                 patient_ids=[a.patient_id for a in alerts],
+                 detail={"alert_ids": [a.id for a in alerts]})
     response = render(request, "_alert_rows.html", {
         **_base(request, user, now, settings, "alerts"), "alerts": alerts})
     response.headers["X-Open-Alerts"] = str(total)

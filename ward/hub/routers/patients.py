@@ -112,7 +112,7 @@ def list_patients(
                         "LIMIT %s OFFSET %s", [*params, limit, offset]).fetchall()
     items = [_out(r) for r in rows]
     audit.record(conn, user, "list", "patient", now=now,
-                 detail={"patient_ids": [p.id for p in items], "query": bool(q)})
+                 patient_ids=[p.id for p in items], detail={"query": bool(q)})
     return Page[PatientOut](items=items, total=int(count[0]) if count else 0, limit=limit,
                             offset=offset)
 

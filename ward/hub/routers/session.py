@@ -1,4 +1,9 @@
-"""Logging in and out: a cookie session for browsers, bearer tokens for integrations."""
+"""Logging in and out: a cookie session for browsers, bearer tokens for integrations.
+
+Both log-in routes go through `ward.hub.logins.attempt`: throttled per account and per
+address (429 with `Retry-After` while locked), every failure audited and committed even
+though the request fails.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ward.hub import audit, auth
+from ward.hub import audit, auth, logins
 from ward.hub.auth import ALL_ROLES, User
 from ward.hub.deps import DB, SESSION_COOKIE, Now, SettingsDep, allow, token_from
-from ward.hub.problems import Unauthorized
+from ward.hub.problems import TooManyRequests, Unauthorized
 from ward.hub.templating import render
 
 router = APIRouter(tags=["session"])
@@ -45,6 +50,11 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
+def _address(request: Request) -> str:
+    # The peer address as uvicorn sees it (proxy headers are not trusted: see ward.hub.cli).
+    return request.client.host if request.client else "unknown"
+
+
 @router.get("/login", include_in_schema=False)
 def login_page(request: Request, next: str | None = None, error: int = 0) -> Response:
     return render(request, "login.html", {"next": _safe_next(next), "error": bool(error)})
@@ -52,15 +62,21 @@ def login_page(request: Request, next: str | None = None, error: int = 0) -> Res
 
 @router.post("/login", include_in_schema=False)
 def login_form(
-    conn: DB, now: Now, settings: SettingsDep,
+    request: Request, conn: DB, now: Now, settings: SettingsDep,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
-    user = auth.authenticate(conn, username, password)
-    if user is None:
-        audit.record(conn, None, "login_failed", "session", now=now,
-                     actor=username[:64] or "anonymous")
+    user = logins.attempt(conn, username, password, address=_address(request), kind="form",
+                          now=now)
+    if isinstance(user, logins.Refused) and user.retry_after_s is not None:
+        minutes = -(-user.retry_after_s // 60)
+        response = render(request, "login.html", {"next": _safe_next(next), "error": False,
+                                                   "locked_minutes": minutes})
+        response.status_code = 429
+        response.headers["Retry-After"] = str(user.retry_after_s)
+        return response
+    if isinstance(user, logins.Refused):
         return RedirectResponse(f"/login?error=1&next={_safe_next(next)}", status_code=303)
     ttl = dt.timedelta(seconds=settings.hub_session_ttl_s)
     token, _ = auth.issue_token(conn, user, kind="cookie", now=now, ttl=ttl)
@@ -84,11 +100,20 @@ def logout(request: Request, conn: DB, now: Now, user: AnyUser) -> Response:
 
 
 @router.post("/api/auth/token", response_model=TokenOut,
-             responses={401: {"description": "wrong username or password"}})
-def issue_token(body: Credentials, conn: DB, now: Now, settings: SettingsDep) -> TokenOut:
-    """Exchange a username and password for a bearer token that expires."""
-    user = auth.authenticate(conn, body.username, body.password)
-    if user is None:
+             responses={401: {"description": "wrong username or password"},
+                        429: {"description": "locked after repeated failures; see Retry-After"}})
+def issue_token(request: Request, body: Credentials, conn: DB, now: Now,
+                settings: SettingsDep) -> TokenOut:
+    """Exchange a username and password for a bearer token that expires.
+
+    Throttled: after repeated failures for the account or from the address, 429 with
+    `Retry-After` until the lock ends (the password is not even checked meanwhile)."""
+    user = logins.attempt(conn, body.username, body.password, address=_address(request),
+                          kind="token", now=now)
+    if isinstance(user, logins.Refused) and user.retry_after_s is not None:
+        raise TooManyRequests("too many failed log-ins for this account or address; "
+                              "try again later", retry_after_s=user.retry_after_s)
+    if isinstance(user, logins.Refused):
         raise Unauthorized("wrong username or password")
     ttl = dt.timedelta(seconds=settings.hub_token_ttl_s)
     token, expires = auth.issue_token(conn, user, kind="bearer", now=now, ttl=ttl)

@@ -136,7 +136,8 @@ def ward_view(
     cache: wardcache.WardCache = request.app.state.ward_cache
     snap = cache.snapshot(conn, now=now, beds=settings.ward_beds, patient_ids=patient_id)
     audit.record(conn, user, "read", "ward", now=now,
-                 detail={"patients": len(snap.entries), "subset": patient_id is not None})
+                 patient_ids=[e.row.patient_id for e in snap.entries],
+                 detail={"subset": patient_id is not None})
     body = {
         "beds": snap.beds, "admitted": snap.admitted,
         "occupancy_pct": round(100.0 * snap.admitted / snap.beds, 1),
