@@ -189,9 +189,10 @@ def _stop_and_check(proc: subprocess.Popen[str], mark: str, output: str) -> None
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output + rest
     assert "virtualward demo: stopped." in rest
-    # A normal run and stop is quiet: no warning, no error, no false "is set".
-    assert "level=WARNING" not in output + rest, output + rest
+    # A normal run has no error, and a normal stop is quiet: no warning (e.g. the gateway's
+    # "disconnected … will be redelivered") once Ctrl-C was pressed.
     assert "level=ERROR" not in output + rest, output + rest
+    assert "level=WARNING" not in rest, rest
     deadline = time.monotonic() + 10  # postgres' last backends exit just after pg_ctl
     while _marked_processes(mark) and time.monotonic() < deadline:
         time.sleep(0.1)
