@@ -91,7 +91,9 @@ def _tick(db: _Database, leader: scheduler.Leader, policy: Policy,
     if leader.acquire(now):
         result = scheduler.sweep(conn, policy, now)
         leader.heartbeat(now, result)
-        log.info("sweep %s", result)
+        # Every 15 s: INFO only when the sweep changed something.
+        changed = result.timer_changes or result.escalated or result.snoozes_expired
+        log.log(logging.INFO if changed else logging.DEBUG, "sweep %s", result)
     report = outbox.deliver_due(conn, notifiers, now)
     if report.delivered or report.retried or report.failed:
         log.info("outbox delivered=%d retried=%d failed=%d", report.delivered,

@@ -1,4 +1,4 @@
-"""The gateway's MQTT link: paho-mqtt 2.x, MQTT 5, persistent session, manual acknowledgement.
+"""The gateway's MQTT link: paho-mqtt 2.x, MQTT 5 or 3.1.1, persistent session, manual ack.
 
 A thin adapter. paho's network thread puts every message in `inbox`; the ingest loop takes
 them, commits, then calls `ack`. Memory is bounded twice over:
@@ -11,6 +11,12 @@ them, commits, then calls `ack`. Memory is bounded twice over:
   session's queue. Nothing is dropped;
 - and by bytes: at most `INBOX_MAX_BYTES` of payloads received but not yet acknowledged
   (`gateway.inbox`), so a flood of large messages cannot grow memory either.
+
+MQTT 3.1.1 (`VW_MQTT_PROTOCOL=3.1.1`, for brokers that speak nothing newer) keeps the ack
+after commit and the persistent session (clean_session false) but gives up three things: no
+Receive Maximum (the broker's own in-flight limit — Mosquitto's `max_inflight_messages` —
+bounds what is un-acked; the inbox cap below still holds), no session expiry (the broker keeps
+the session until it is told otherwise), and no reason codes on SUBACK/PUBACK.
 
 Acks are only valid on the connection that received the message. After a reconnect the broker
 resends every un-acknowledged message (same session), so an ack for a message of an earlier
@@ -54,6 +60,8 @@ INBOX_FACTOR = 2
 INBOX_MAX_BYTES = 32 << 20
 # While waiting for room, the network thread wakes this often to notice a stop.
 ROOM_POLL_S = 0.5
+# `VW_MQTT_PROTOCOL` values and paho's names for them.
+PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -116,13 +124,8 @@ class MqttLink:
         self._stopping = threading.Event()
         self.results_dropped = 0
         self._session_expiry_s = session_expiry_s
-        self._v5 = protocol != "3.1.1"
-        # 3.1.1: a persistent session is clean_session=False; no Receive Maximum (the broker's
-        # max_inflight_messages bounds what is in flight; the inbox bound below still holds).
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=MQTTProtocolVersion.MQTTv5 if self._v5
-                             else MQTTProtocolVersion.MQTTv311,
-                             clean_session=None if self._v5 else False, manual_ack=True)
+        self.protocol = protocol
+        client = _client(client_id, protocol)
         if address.username is not None:
             client.username_pw_set(address.username, address.password)
         if address.tls:
@@ -138,15 +141,16 @@ class MqttLink:
         self._client = client
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.ReceiveMaximum = self._receive_maximum
-        props.SessionExpiryInterval = self._session_expiry_s
-        log.info("mqtt connecting broker=%s client_id=%s receive_maximum=%d",
-                 self.address.safe, self._client._client_id.decode(), self._receive_maximum)
-        if self._v5:
+        log.info("mqtt connecting broker=%s client_id=%s protocol=%s receive_maximum=%s",
+                 self.address.safe, self._client._client_id.decode(), self.protocol,
+                 self._receive_maximum if self.protocol == "5" else "broker's")
+        if self.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.ReceiveMaximum = self._receive_maximum
+            props.SessionExpiryInterval = self._session_expiry_s
             self._client.connect_async(self.address.host, self.address.port, KEEPALIVE_S,
                                        clean_start=False, properties=props)
-        else:
+        else:  # 3.1.1: the persistent session was asked for in the constructor
             self._client.connect_async(self.address.host, self.address.port, KEEPALIVE_S)
         self._client.loop_start()
 
@@ -198,6 +202,9 @@ class MqttLink:
     def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:
         self.connected.clear()
+        if self._stopping.is_set():  # our own DISCONNECT at shutdown: nothing is wrong
+            log.info("mqtt disconnected broker=%s (stopping)", self.address.safe)
+            return
         log.warning("mqtt disconnected broker=%s reason=%s (reconnecting; un-acked messages "
                     "will be redelivered)", self.address.safe, reason)
 
@@ -229,3 +236,15 @@ class MqttLink:
             self.results_dropped += 1
             return False
         return True
+
+
+def _client(client_id: str, protocol: str) -> paho.Client:
+    """A paho client with manual acks and a persistent session in either protocol."""
+    if protocol not in PROTOCOLS:
+        msg = f"MQTT protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}"
+        raise ValueError(msg)
+    if protocol == "5":  # the session is kept by clean_start=False + expiry at CONNECT
+        return paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                           protocol=PROTOCOLS[protocol], manual_ack=True)
+    return paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                       protocol=PROTOCOLS[protocol], clean_session=False, manual_ack=True)

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import psycopg
+import pytest
 
 from gateway.contract import (
     Measurement,
@@ -29,15 +30,18 @@ def _publish(client: Any, topic: str, payload: bytes, *, retain: bool = False) -
     client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
 
 
+# The gateway speaks either protocol (VW_MQTT_PROTOCOL); the contract is the same on both.
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_readings_are_stored_answered_and_notified(
     broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
-    unique: str,
+    unique: str, protocol: str,
 ) -> None:
     dev = f"pox-{unique}"
     patient = ward.add(dev)
     listener = psycopg.connect(ward.url, autocommit=True)
     listener.execute("LISTEN vw_events")
-    gw = start_gateway(ward.url, broker.url)
+    gw = start_gateway(ward.url, broker.url, VW_MQTT_PROTOCOL=protocol)
+    assert f"protocol={protocol} " in gw.log()
     client = connect_mqtt(broker.url)
     now = _now()
     payload = encode_readings("m-1", now, [
@@ -90,6 +94,8 @@ def test_readings_are_stored_answered_and_notified(
                       dev) == 1
     assert "m-1" not in gw.log() or "postgresql://" not in gw.log()
     assert gw.stop() == 0
+    # A normal stop is not a fault: no "disconnected … will be redelivered" warning.
+    assert "level=WARNING" not in gw.log(), gw.log()
 
 
 def test_secrets_never_reach_the_log(

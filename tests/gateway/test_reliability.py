@@ -115,20 +115,29 @@ def _devices(ward: Any, prefix: str, n: int) -> list[str]:
     return ids
 
 
+# Ack after commit and the persistent session hold on MQTT 5 and on 3.1.1 (clean_session
+# false) alike: both protocols go through the two harshest faults.
+PROTOCOLS = pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+
+
 @pytest.mark.slow
+@PROTOCOLS
 def test_sigkill_mid_stream_then_restart_stores_everything_once(
     broker: Any, ward: Any, start_gateway: Any, stream: Any, poll: Any, unique: str,
+    protocol: str,
 ) -> None:
     prefix = f"k{unique}-"
     devices = _devices(ward, prefix, 40)
     client_id = f"gw-kill-{unique}"
-    gw = start_gateway(ward.url, broker.url, client_id=client_id, group=f"g{unique}")
+    gw = start_gateway(ward.url, broker.url, client_id=client_id, group=f"g{unique}",
+                       VW_MQTT_PROTOCOL=protocol)
     feed = stream(broker.url, devices, total=20_000, per_message=10, rate_msgs=800).start()
     poll(lambda: _count(ward.url, prefix)[0] > 2_000, 30, "a first part to be stored")
     gw.kill()  # SIGKILL: no clean-up, un-acked messages stay with the broker
     stored_at_kill = _count(ward.url, prefix)[0]
     assert stored_at_kill < 20_000
-    restarted = start_gateway(ward.url, broker.url, client_id=client_id, group=f"g{unique}")
+    restarted = start_gateway(ward.url, broker.url, client_id=client_id, group=f"g{unique}",
+                              VW_MQTT_PROTOCOL=protocol)
     feed.join()
     poll(lambda: _count(ward.url, prefix)[0] >= 20_000, 60, "every reading")
     time.sleep(1)  # nothing more may arrive: a late duplicate would show here
@@ -186,14 +195,16 @@ def test_sigkill_mid_stream_stores_relative_time_senml_once(
 
 
 @pytest.mark.slow
+@PROTOCOLS
 def test_broker_restart_mid_stream_loses_nothing(
     own_broker: Broker, ward: Any, start_gateway: Any, stream: Any, poll: Any, unique: str,
+    protocol: str,
 ) -> None:
     prefix = f"b{unique}-"
     devices = _devices(ward, prefix, 20)
     # A plain (not shared) subscription: see the next test for why.
     gw = start_gateway(ward.url, own_broker.url, client_id=f"gw-b-{unique}",
-                       VW_MQTT_SHARE_GROUP="")
+                       VW_MQTT_SHARE_GROUP="", VW_MQTT_PROTOCOL=protocol)
     feed = stream(own_broker.url, devices, total=10_000, per_message=10, rate_msgs=500).start()
     poll(lambda: _count(ward.url, prefix)[0] > 1_000, 30, "a first part to be stored")
     own_broker.stop(keep_data=True)
