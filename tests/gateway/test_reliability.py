@@ -456,3 +456,52 @@ def test_a_share_member_reconnecting_mid_stream_keeps_its_share(
         for client in (*members, publisher):
             client.loop_stop()
             client.disconnect()
+
+
+def test_mosquitto_keeps_a_shared_subscription_over_a_reconnect(
+    broker: Any, connect_mqtt: Any, poll: Any, unique: str,
+) -> None:
+    """Without subscribing again, a member that reconnects to its session is still in the
+    share. Upstream 2.0.11 fails this (the shared subscription stayed with the old
+    connection and was freed with it; fixed in 2.0.12, eclipse/mosquitto 32af599c); the
+    installed Debian 2.0.11 has the fix. The gateway subscribes on every connect anyway."""
+    import socket
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    got: list[bytes] = []
+    sessions: list[bool] = []
+    subscribed = threading.Event()
+    member = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"keep-share-{unique}",
+                         protocol=MQTTProtocolVersion.MQTTv5)
+    member.reconnect_delay_set(1, 1)
+
+    def on_connect(c: paho.Client, _u: Any, flags: Any, *_a: Any) -> None:
+        sessions.append(bool(flags.session_present))
+        if len(sessions) == 1:  # the first connection only
+            c.subscribe(f"$share/g{unique}/t/{unique}", qos=1)
+
+    member.on_connect = on_connect
+    member.on_subscribe = lambda *_a: subscribed.set()
+    member.on_message = lambda _c, _u, m: got.append(m.payload)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600
+    member.connect("127.0.0.1", broker.port, 30, clean_start=False, properties=props)
+    member.loop_start()
+    try:
+        assert subscribed.wait(10)
+        sock = member.socket()
+        assert isinstance(sock, socket.socket)
+        sock.shutdown(socket.SHUT_RDWR)  # no DISCONNECT: the session stays
+        poll(lambda: len(sessions) == 2 and member.is_connected(), 10, "the reconnect")
+        assert sessions == [False, True]
+        publisher = connect_mqtt(broker.url)
+        for i in range(10):
+            publisher.publish(f"t/{unique}", str(i).encode(), qos=1).wait_for_publish(5)
+        poll(lambda: len(got) == 10, 5, "the messages published after the reconnect")
+    finally:
+        member.loop_stop()
+        member.disconnect()
