@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ward.commands.demo_pager import demo_pager
 from ward.db.connect import migrate_url
 from ward.embedded import Broker, EmbeddedError, embedded_postgres, start_broker
 from ward.settings import Settings
@@ -126,9 +127,13 @@ def _broker(settings: Settings) -> Iterator[tuple[str, str, Broker | None]]:
 
 
 def child_env(settings: Settings, db_url: str, mqtt_url: str,
-              broker: Broker | None) -> dict[str, str]:
-    """The environment of every demo part."""
+              broker: Broker | None, pager: tuple[str, str] | None = None) -> dict[str, str]:
+    """The environment of every demo part; `pager` is the demo's (URL, token)."""
     env = dict(os.environ)
+    if pager is not None and "VW_SMS_PROVIDER_URL" not in env and "VW_PAGER_PROVIDER_URL" not in env:
+        # Escalations by SMS/pager reach the demo's console (ward.commands.demo_pager).
+        for kind in ("SMS", "PAGER"):
+            env[f"VW_{kind}_PROVIDER_URL"], env[f"VW_{kind}_PROVIDER_TOKEN"] = pager
     env["VW_DATABASE_URL"] = db_url
     env["VW_MQTT_URL"] = mqtt_url
     env.setdefault("VW_SECRET_KEY", secrets.token_urlsafe(32))
@@ -227,12 +232,13 @@ def _run(args: argparse.Namespace, settings: Settings, stop: threading.Event) ->
     if "VW_LOG_LEVEL" not in os.environ:  # our own summary lines replace the narration
         logging.getLogger().setLevel(logging.WARNING)
     print("virtualward demo: starting…")
-    with _database(settings) as db_url, _broker(settings) as mqtt:
+    with _database(settings) as db_url, _broker(settings) as mqtt, demo_pager() as pager:
         print(f"  database: {db_url[1]}")
         print(f"  broker:   {mqtt[0]} ({mqtt[1]})")
         applied = migrate_url(db_url[0])
         print(f"  schema:   {len(applied)} migration(s) applied")
-        env = child_env(settings, db_url[0], mqtt[0], mqtt[2])
+        print(f"  pager:    {pager[0]} (SMS and pager escalations are printed here)")
+        env = child_env(settings, db_url[0], mqtt[0], mqtt[2], pager)
         children: list[tuple[str, subprocess.Popen[bytes]]] = []
         failure: str | None = None
         try:
