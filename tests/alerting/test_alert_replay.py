@@ -38,10 +38,11 @@ def test_replay_reports_alerts_per_patient_day_and_how_early(
     status = main(["replay", str(readings), "--truth", str(truth), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert status == 1  # the bad line is reported, the rest replayed
-    assert out["alerts"]["spo2_below_target"] == 1
-    assert "news2" in out["alerts"]
-    (caught,) = out["deteriorations"]
-    assert caught["first_alert"]["kind"] in {"spo2_below_target", "spo2_falling", "news2_rising"}
+    assert out["findings"]["spo2_below_target"] == 1
+    assert "news2" in out["findings"]
+    assert out["episodes"] == 1  # one episode holds every finding
+    (caught,) = out["catches"]
+    assert caught["first_alert"]["kind"] in {"spo2_below_target", "spo2_falling", "trend"}
     assert caught["delay_minutes"] <= 180
     assert caught["lead_over_news2_5_minutes"] > 0
 
@@ -86,7 +87,7 @@ def test_replay_from_the_database_matches_truth_by_nhs_number(
                    "--truth", str(truth), "--json"])
     captured = capsys.readouterr()
     assert status == 0, captured.err
-    (caught,) = json.loads(captured.out)["deteriorations"]
+    (caught,) = json.loads(captured.out)["catches"]
     assert caught["patient"] == str(patient.id)
     assert caught["first_alert"] is not None
 
