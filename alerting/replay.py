@@ -37,9 +37,11 @@ from alerting.snapshot import RECENT, BaselineStat, PatientSnapshot, ScorePoint
 
 CATCH_WINDOW: Final = dt.timedelta(hours=48)
 SCORE_EVERY: Final = dt.timedelta(minutes=5)  # as the live runner
-#: Sweep cadence: the scheduler sweeps every 15 s live; 5 min is as fine as any timer rule
-#: here needs (the shortest, "continuous" observations, allows a 15-minute gap).
-SWEEP_EVERY: Final = dt.timedelta(minutes=5)
+#: Sweep cadence: the scheduler sweeps every 15 s live; replay sweeps every 15 min — the
+#: granularity of the timer rules themselves (the overdue grace and the "continuous" gap are
+#: 15 min), so a finer sweep changes *when* within 15 min a timer finding starts or a hold
+#: completes, not *whether*; it keeps a 200-patient, 2-day replay to a minute or two.
+SWEEP_EVERY: Final = dt.timedelta(minutes=15)
 _SIGNALS: Final = frozenset({"raised", "finding_raised", "severity_raised"})
 _SPO2_HISTORY: Final = dt.timedelta(hours=6)  # as alerting.store.SPO2_HISTORY
 _SCORE_HISTORY: Final = dt.timedelta(hours=24)  # as alerting.store.SCORE_HISTORY

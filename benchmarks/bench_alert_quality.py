@@ -1,6 +1,7 @@
 """Alert quality: the table of issue 10, over the shipped scenarios and any scenario file.
 
-Run as ``python benchmarks/bench_alert_quality.py [--seeds 1 2 3] [--write DIR] [SCENARIO|FILE…]``
+Run as ``python benchmarks/bench_alert_quality.py [--seeds 1 2 3] [--write DIR] [--json FILE]
+[SCENARIO|FILE…]``
 from the repository root (default: quiet-ward, noisy-devices, deteriorations and
 benchmarks/scenarios/*.yaml; seeds 1 2 3).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import statistics
 import sys
 import time
@@ -95,6 +97,24 @@ def _write(folder: Path, readings: list[ReplayReading], events: list[dict[str, A
             out.write(json.dumps(e, default=str) + "\n")
 
 
+def _one(job: tuple[str, int, Path | None]) -> tuple[str, dict[str, Any]]:
+    name, seed, write = job
+    started = time.perf_counter()
+    policy = load_policy(policy_path())
+    readings, truth, plans, kits, events = simulate(name, seed)
+    report = replay.run(readings, policy.ack_within, plans=plans, truth=truth, policy=policy,
+                        kits=kits)
+    summary = report.summary()
+    summary["seconds"] = time.perf_counter() - started
+    summary["readings"] = len(readings)
+    if write:
+        _write(write / f"{Path(name).stem}-seed{seed}", readings, events)
+    print(f"  {Path(name).stem} seed {seed}: {len(readings):,} readings, "
+          f"{summary['patient_days']:.0f} patient-days, {summary['seconds']:.0f} s",
+          file=sys.stderr)
+    return name, summary
+
+
 def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     return "—" if value is None else f"{value:{spec}}{suffix}"
 
@@ -104,29 +124,18 @@ def main() -> None:
     parser.add_argument("scenarios", nargs="*", help="shipped scenario names or files")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--write", type=Path, help="also write readings/truth JSONL here")
-    parser.add_argument("--json", action="store_true", help="print every summary as JSON")
+    parser.add_argument("--json", type=Path, help="also write every summary as JSON to this file")
+    parser.add_argument("--processes", type=int, default=2, help="parallel runs (default 2)")
     args = parser.parse_args()
     names = args.scenarios or [*SHIPPED, *OWN]
-    policy = load_policy(policy_path())
+    jobs = [(name, seed, args.write) for name in names for seed in args.seeds]
     results: dict[str, list[dict[str, Any]]] = {}
-    for name in names:
-        for seed in args.seeds:
-            started = time.perf_counter()
-            readings, truth, plans, kits, events = simulate(name, seed)
-            report = replay.run(readings, policy.ack_within, plans=plans, truth=truth,
-                                policy=policy, kits=kits)
-            summary = report.summary()
-            summary["seconds"] = time.perf_counter() - started
-            summary["readings"] = len(readings)
+    # Runs are independent and deterministic: spread them over processes.
+    with multiprocessing.Pool(args.processes) as pool:
+        for name, summary in pool.imap(_one, jobs):
             results.setdefault(name, []).append(summary)
-            if args.write:
-                _write(args.write / f"{Path(name).stem}-seed{seed}", readings, events)
-            print(f"  {Path(name).stem} seed {seed}: {len(readings):,} readings, "
-                  f"{summary['patient_days']:.0f} patient-days, {summary['seconds']:.0f} s",
-                  file=sys.stderr)
     if args.json:
-        print(json.dumps(results, indent=2, default=str))
-        return
+        args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     print(f"{'scenario':<22}{'seed':>5}{'quiet/d':>9}{'det/d':>8}{'all/d':>8}{'pages/d':>9}"
           f"{'caught':>8}{'wear<7':>8}{'lead7 h':>9}{'lead5 h':>9}{'spot min':>10}")
     for name, runs in results.items():

@@ -78,7 +78,8 @@ def test_same_readings_again_change_nothing_and_recovery_resolves_after_thirty_m
     events = [r[0] for r in db.execute(
         "SELECT e.event FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
         "WHERE a.kind = 'news2' ORDER BY e.id")]
-    assert events[0] == "raised" and events[-1] == "resolved"
+    assert events[0] == "raised"
+    assert events[-1] == "resolved"
     assert set(events[1:-1]) <= {"finding_cleared"}
     cleared = db.execute("SELECT count(*) FROM alert_findings WHERE cleared_at IS NOT NULL"
                          ).fetchone()
