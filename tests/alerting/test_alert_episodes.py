@@ -223,3 +223,22 @@ def test_invariants(timeline: list[list[tuple[Kind, bool, Severity]]]) -> None:
         clinical = [f for f in active if episodes.is_clinical(f.kind)]
         assert sum(not f.inhibited for f in clinical) == (1 if clinical else 0)
         ep = after
+
+
+@pytest.mark.parametrize(("added", "paged"), [
+    (fire(Kind.SPO2_BELOW_TARGET, Severity.LOW), False),  # inhibited under a high NEWS2
+    (fire(Kind.DEVICE_OFFLINE, Severity.LOW), True),  # "no data" is never inhibited
+])
+def test_routing_pages_only_what_the_episode_marks(added: Firing, paged: bool) -> None:
+    from alerting.policy import load_policy, policy_path
+    from alerting.routing import notifications
+
+    policy = load_policy(policy_path())
+    first = step(None, [fire(Kind.NEWS2, Severity.HIGH)], 0).after
+    t = step(first, [fire(Kind.NEWS2, Severity.HIGH, 5), added], 5)
+    assert t.after is not None
+    (event,) = [e for e in t.events if e.event == "finding_raised"]
+    channels = {n.channel for n in notifications(t.after, event, policy, at(5))}
+    # the dashboard and MQTT always hear of it; a person only when it pages
+    assert {"dashboard", "mqtt"} <= channels
+    assert bool(channels - {"dashboard", "mqtt"}) is paged
