@@ -31,7 +31,7 @@ from alerting.candidates import TIMER_KINDS, Evidence, Kind
 from alerting.care_plan import CarePlan
 from alerting.lifecycle import AckWithin, Alert, State, Transition
 from alerting.news2 import Risk
-from alerting.observations import Latest
+from alerting.observations import NEWS2_CODES, Latest
 from alerting.policy import Policy
 from alerting.snapshot import RECENT, BaselineStat, PatientSnapshot, ScorePoint
 
@@ -95,9 +95,12 @@ class Catch:
     crossed_7: dt.datetime | None
     kit: str = "unknown"
     first_set_5: dt.datetime | None = None  # first measured complete NEWS2 >= 5 after start
-    #: The platform had readings of the patient after the true NEWS2 reached 5 (a spot kit
-    #: whose patient deteriorates at night, after the last check, cannot be caught).
+    #: The platform had vital-sign readings of the patient after the true NEWS2 reached 5 (a
+    #: spot kit whose patient deteriorates at night, after the last check, cannot be caught).
     observable: bool = True
+    #: A clinical episode was already open at the onset: the hub was already looking (the
+    #: catch is then the onset itself, the episode's later signals are not "first").
+    open_at_onset: bool = False
 
     @property
     def delay(self) -> dt.timedelta | None:
@@ -187,12 +190,14 @@ def _hours(d: dt.timedelta | None) -> float | None:
 def _catch_summary(catches: Sequence[Catch]) -> dict[str, Any]:
     leads5 = [h for c in catches if (h := _hours(c.lead_over(c.crossed_5))) is not None]
     leads7 = [h for c in catches if (h := _hours(c.lead_over(c.crossed_7))) is not None]
-    after = [h * 60 for c in catches if (h := _hours(c.after_first_set)) is not None]
+    after = [h * 60 for c in catches if not c.open_at_onset
+             and (h := _hours(c.after_first_set)) is not None]
     crossed7 = [c for c in catches if c.crossed_7 is not None and c.observable]
     return {
         "count": len(catches), "caught": sum(c.first_alert is not None for c in catches),
         "observable": sum(c.observable for c in catches),
         "observable_caught": sum(c.observable and c.first_alert is not None for c in catches),
+        "open_at_onset": sum(c.open_at_onset for c in catches),
         "crossed_7": len(crossed7),
         "caught_before_7": sum(1 for c in crossed7 if (c.lead_over(c.crossed_7) or
                                                        dt.timedelta(-1)) > dt.timedelta(0)),
@@ -330,9 +335,12 @@ def run(readings: Iterable[ReplayReading], ack_within: AckWithin, *,
     ordered = sorted(readings, key=lambda r: (r.measured_at, r.patient, r.code))
     replay = _Replay(ack_within, plans or {}, policy)
     spans: dict[str, tuple[dt.datetime, dt.datetime]] = {}
+    vitals_until: dict[str, dt.datetime] = {}
     for r in ordered:
         a, b = spans.get(r.patient, (r.measured_at, r.measured_at))
         spans[r.patient] = (min(a, r.measured_at), max(b, r.measured_at))
+        if r.code in NEWS2_CODES:
+            vitals_until[r.patient] = r.measured_at
     next_sweep = ordered[0].measured_at if ordered and sweep_every else None
     i = 0
     while i < len(ordered):
@@ -350,15 +358,15 @@ def run(readings: Iterable[ReplayReading], ack_within: AckWithin, *,
     sets5 = {n: p.sets_5 for n, p in replay.patients.items()}
     return Report(tuple(replay.raised), sum(days.values()),
                   sum(replay.findings.values(), Counter()),
-                  tuple(_catches(replay.raised, truth, kits, sets5,
-                                 {n: b for n, (_, b) in spans.items()})), tuple(replay.records),
+                  tuple(_catches(replay.raised, truth, kits, sets5=sets5, last=vitals_until,
+                                 records=replay.records)), tuple(replay.records),
                   dict(replay.pages), days, dict(replay.findings), replay.sweeps,
                   dict(replay.sweep_changes), replay.escalations, dict(kits))
 
 
-def _catches(raised: Sequence[Raised], truth: Sequence[TruthEvent], kits: Mapping[str, str],
-             sets5: Mapping[str, list[dt.datetime]],
-             last: Mapping[str, dt.datetime]) -> list[Catch]:
+def _catches(raised: Sequence[Raised], truth: Sequence[TruthEvent], kits: Mapping[str, str], *,
+             sets5: Mapping[str, list[dt.datetime]], last: Mapping[str, dt.datetime],
+             records: Sequence[EpisodeRecord]) -> list[Catch]:
     by_patient: dict[str, list[Raised]] = defaultdict(list)
     for r in raised:
         by_patient[r.patient].append(r)
@@ -376,7 +384,13 @@ def _catches(raised: Sequence[Raised], truth: Sequence[TruthEvent], kits: Mappin
         c5 = crossed("news2_crossed_5")
         seen_after = last.get(start.patient)
         observable = seen_after is not None and seen_after >= (c5 or start.at)
-        out.append(Catch(start.patient, start.at, min(window, key=lambda r: r.at, default=None),
-                         c5, crossed("news2_crossed_7"), kits.get(start.patient, "unknown"),
-                         first5, observable))
+        already = next((e for e in records if e.patient == start.patient and e.clinical
+                        and e.opened_at < start.at
+                        and (e.closed_at is None or e.closed_at > start.at)), None)
+        first = min(window, key=lambda r: r.at, default=None)
+        if already is not None:
+            first = Raised(start.patient, "episode", "open", start.at, "open_at_onset")
+        out.append(Catch(start.patient, start.at, first, c5, crossed("news2_crossed_7"),
+                         kits.get(start.patient, "unknown"), first5, observable,
+                         already is not None))
     return out

@@ -157,11 +157,15 @@ def test_trend_on_the_patients_own_baseline(values: dict[str, float], fires: boo
         assert out.evidence  # the readings behind the level
 
 
-def test_trend_is_silent_while_learning_and_uses_the_hourly_median_of_a_wearable() -> None:
+def test_trend_is_silent_while_learning_and_uses_a_wearables_recent_median() -> None:
     latest = {"pulse": Latest("pulse", NOW, 120.0, "wear")}
     assert trend.trend_rule(latest, {}, {}, NOW) == ()
-    # a wearable: one spike of 120 in an hour of 64s is not the level
+    # a wearable: one spike of 120 among 64s is not the level; the level is the median of
+    # the last 15 minutes only (an hour's median lagged a real rise by half an hour)
     recent = {"pulse": series("pulse", [64.0] * 30 + [120.0])}
     (out,) = trend.trend_rule(latest_of(recent), recent, _baselines(pulse=62), NOW)
     assert isinstance(out, Clear)
-    assert out.evidence[0].measured_at == mins(30)
+    assert out.evidence[0].measured_at == mins(15)
+    rising = {"pulse": series("pulse", [64.0] * 45 + [95.0] * 15)}
+    (up,) = trend.trend_rule(latest_of(rising), rising, _baselines(pulse=62), NOW)
+    assert isinstance(up, Firing)  # 15 minutes at 95: +6.6 SD now, not in half an hour

@@ -157,3 +157,21 @@ def test_replay_escalates_unacknowledged_episodes_and_splits_by_ground_truth() -
     assert (spot["caught"], spot["caught_before_7"], spot["crossed_7"]) == (1, 1, 1)
     assert spot["median_lead_7_h"] == pytest.approx(40 / 60)
     assert spot["max_minutes_after_first_set_5"] == 0  # raised on the first set >= 5
+
+
+def test_replay_counts_an_episode_open_at_onset_as_caught_and_needs_vitals_to_observe() -> None:
+    readings = [r for minute in range(0, 120, 10)
+                for r in _set("sick", T0 + dt.timedelta(minutes=minute), **SICK_SET)]
+    # a pump patient: pump readings after the crossing do not make a deterioration observable
+    readings += [*_set("pump", T0, **NORMAL_SET),
+                 replay.ReplayReading("pump", "infusion_rate", T0 + dt.timedelta(hours=5), 10.0)]
+    truth = [replay.TruthEvent("sick", "deterioration_start", T0 + dt.timedelta(minutes=60)),
+             replay.TruthEvent("pump", "deterioration_start", T0 + dt.timedelta(hours=1)),
+             replay.TruthEvent("pump", "news2_crossed_5", T0 + dt.timedelta(hours=4))]
+    report = replay.run(readings, {}, truth=truth, sweep_every=None)
+    sick, pump = report.catches
+    assert sick.open_at_onset
+    assert sick.first_alert is not None
+    assert sick.first_alert.at == T0 + dt.timedelta(minutes=60)
+    assert not pump.observable
+    assert report.summary()["deteriorations"]["observable"] == 1
