@@ -2,9 +2,10 @@
 
 A sweep (:func:`sweep`, one instant ``now``): re-evaluates the timer kinds (observations
 overdue, device offline, battery low, infusion late) for every admitted patient and every
-patient with an open alert — which also completes time-based hysteresis —, keeps the hub's
-phone-call / visit tasks for what the kits cannot measure (``alerting.due_tasks``), expires
-snoozes, and moves unacknowledged alerts up the escalation tiers. All state is in the database, so a
+patient with an open episode — which also completes the episodes' hysteresis in time (a
+finding clear for its hold is cleared even when no reading arrives) —, keeps the hub's
+phone-call / visit tasks for what the kits cannot measure (``alerting.due_tasks``), expires snoozes,
+and moves unacknowledged alerts up the escalation tiers. All state is in the database, so a
 restarted or replacement scheduler carries on where the last one stopped.
 
 Exactly one leader across processes: :class:`Leader` holds a PostgreSQL *session* advisory
@@ -92,8 +93,7 @@ def sweep(conn: Conn, policy: Policy, now: dt.datetime) -> SweepResult:
     result = SweepResult()
     ids = [r[0] for r in conn.execute(
         "SELECT patient_id FROM admissions WHERE status = 'admitted' "
-        "UNION SELECT patient_id FROM alerts WHERE state <> 'resolved' AND kind = ANY(%s) "
-        "ORDER BY 1", ([k.value for k in TIMER_KINDS],))]
+        "UNION SELECT patient_id FROM alerts WHERE state <> 'resolved' ORDER BY 1")]
     conn.commit()
     result.patients = len(ids)
     for start in range(0, len(ids), SWEEP_CHUNK):

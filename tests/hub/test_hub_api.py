@@ -112,7 +112,9 @@ def test_alert_queue_order_and_actions(app_client, staff, admit, db, clock):
     h = staff(Role.HUB_NURSE).headers
     pid = admit()
     older_high = _raise_alert(db, pid, clock.now - dt.timedelta(minutes=5))
-    newer_low = _raise_alert(db, pid, clock.now, severity="low", kind="spo2_below_target")
+    # one open episode per patient: the second alert is another patient's
+    newer_low = _raise_alert(db, admit(given="Other"), clock.now, severity="low",
+                             kind="spo2_below_target")
     queue = app_client.get("/api/alerts", headers=h).json()
     assert [a["id"] for a in queue["items"]] == [older_high, newer_low]
     assert queue["items"][0]["seconds_to_escalation"] == 25 * 60
@@ -135,6 +137,7 @@ def test_alert_queue_order_and_actions(app_client, staff, admit, db, clock):
     assert app_client.get("/api/alerts/999999", headers=h).status_code == 404
     detail = app_client.get(f"/api/alerts/{older_high}", headers=h).json()
     assert [e["event"] for e in detail["events"]][-1:] != []
+    assert detail["findings"] == []  # inserted by hand, without findings
 
 
 def test_care_plan_scale_2_by_clinician(app_client, staff, admit):

@@ -1,6 +1,10 @@
 """Alerts: the queue (most severe, then newest, first), one alert with its evidence, and the
 nurse's actions — acknowledge, resolve with a reason, snooze — which are the alerting core's
 lifecycle transitions (`alerting.actions`), run in this request's transaction with its audit.
+
+An alert is a patient's *episode* (`alerting.episodes`): one open per patient; its kind,
+severity and summary are its headline finding's, and ``findings`` (detail view) lists every
+finding that contributed, with its evidence and whether it was inhibited on the pager.
 """
 
 from __future__ import annotations
@@ -86,8 +90,23 @@ class AlertOut(BaseModel):
         description="countdown to the next escalation step; negative when overdue")
 
 
+class FindingOut(BaseModel):
+    kind: str
+    severity: Severity
+    summary: str
+    details: dict[str, Any]
+    evidence: list[dict[str, Any]]
+    partial: bool
+    first_at: dt.datetime
+    last_at: dt.datetime
+    clear_since: dt.datetime | None
+    cleared_at: dt.datetime | None
+    inhibited: bool = Field(description="silenced on the pager by a more severe clinical finding")
+
+
 class AlertDetailOut(AlertOut):
     events: list[AlertEventOut]
+    findings: list[FindingOut] = []
 
 
 _SEVERITY_ORDER = ("CASE a.severity WHEN 'high' THEN 5 WHEN 'medium' THEN 4 "
@@ -145,7 +164,18 @@ def load_alert(conn: Conn, alert_id: int, now: dt.datetime) -> AlertDetailOut:
             "SELECT at, event, actor, detail, evidence FROM alert_events "
             "WHERE alert_id = %s ORDER BY at, id", (alert_id,))
     ]
-    return AlertDetailOut(**_out(row, now).model_dump(), events=events)
+    findings = [
+        FindingOut(kind=kind, severity=severity, summary=summary, details=details or {},
+                   evidence=list(evidence or []), partial=partial, first_at=first_at,
+                   last_at=last_at, clear_since=clear_since, cleared_at=cleared_at,
+                   inhibited=inhibited)
+        for kind, severity, summary, details, evidence, partial, first_at, last_at, clear_since,
+        cleared_at, inhibited in conn.execute(
+            "SELECT kind, severity, summary, details, evidence, partial, first_at, last_at, "
+            "clear_since, cleared_at, inhibited FROM alert_findings WHERE alert_id = %s "
+            "ORDER BY cleared_at IS NOT NULL, first_at, kind", (alert_id,))
+    ]
+    return AlertDetailOut(**_out(row, now).model_dump(), events=events, findings=findings)
 
 
 @router.get("", response_model=Page[AlertOut])
