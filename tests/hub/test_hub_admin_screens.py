@@ -82,8 +82,10 @@ def test_care_plan_change_is_recorded_with_author_reason_and_history(
     history = page[page.index('id="care-plan-history"'):]
     assert history.index("Threshold: pulse") < history.index("SpO2 scale")  # newest first
     assert "hypercapnic COPD, ABG today" in history
-    assert "Scale 1" in history and "Scale 2, target 88–92 %" in history
-    assert "none" in history and "… to 125" in history
+    assert "Scale 1" in history
+    assert "Scale 2, target 88–92 %" in history
+    assert "none" in history
+    assert "… to 125" in history
     assert doctor.username in history
     assert "IV PRESCRIPTION SECTION" not in page  # a template comment, not shown
     assert 'id="iv-prescription"' in page
@@ -239,7 +241,8 @@ def test_measures_from_known_rows(app_client, staff, admit, db, clock):
                           headers=nurse.headers).text
     rows = list(csv.DictReader(io.StringIO(text)))
     urgent = [r for r in rows if r["measure"] == "urgent_response_2h"]
-    assert urgent[0]["value"] == "" and urgent[0]["recorded"] == "no"
+    assert urgent[0]["value"] == ""
+    assert urgent[0]["recorded"] == "no"
     page = app_client.get("/reports", params={"start": "2025-03-01", "end": "2025-03-10"},
                           headers={**nurse.headers, "Accept": "text/html"}).text
     assert page.count("Not recorded yet.") == 2
