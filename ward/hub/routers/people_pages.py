@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from ward.hub import audit, audit_view, people
 from ward.hub.auth import Role, User
 from ward.hub.deps import DB, Now, SettingsDep
+from ward.hub.problems import Invalid
 from ward.hub.routers.common import BIGINT_MAX, Admin, Auditor, Conn
 from ward.hub.routers.users import MIN_PASSWORD
 from ward.hub.templating import render
@@ -100,16 +101,41 @@ def _filter(settings: Settings, patient_id: int | None, actor: str | None,
         end=None if end is None else midnight(end + dt.timedelta(days=1)))
 
 
-PatientQ = Annotated[int | None, Query(ge=1, le=BIGINT_MAX)]
+# The filter form sends its empty fields as "": that means "no filter", not an error. So the
+# fields arrive as text and are parsed here; a malformed one is a 422 problem.
+PatientQ = Annotated[str | None, Query(max_length=20, alias="patient_id")]
 ActorQ = Annotated[str | None, Query(max_length=64, alias="user")]
-DayQ = Annotated[dt.date | None, Query(ge=dt.date(2000, 1, 1), le=dt.date(9998, 12, 31))]
+StartQ = Annotated[str | None, Query(max_length=10, alias="start")]
+EndQ = Annotated[str | None, Query(max_length=10, alias="end")]
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(9998, 12, 31)
+
+
+def _patient(text: str | None) -> int | None:
+    if text is None or not text.strip():
+        return None
+    if not text.strip().isdigit() or not 1 <= int(text) <= BIGINT_MAX:
+        raise Invalid(f"patient id must be a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _day(text: str | None, name: str) -> dt.date | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        day = dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise Invalid(f"{name} must be a date (YYYY-MM-DD), got {text!r}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise Invalid(f"{name} must be between {FIRST_DAY} and {LAST_DAY}")
+    return day
 
 
 @router.get("/audit")
 def audit_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Auditor,
-               patient_id: PatientQ = None, actor: ActorQ = None, start: DayQ = None,
-               end: DayQ = None, offset: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0
-               ) -> Response:
+               patient: PatientQ = None, actor: ActorQ = None, since: StartQ = None,
+               until: EndQ = None,
+               offset: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0) -> Response:
+    patient_id, start, end = _patient(patient), _day(since, "from"), _day(until, "to")
     f = _filter(settings, patient_id, actor, start, end)
     entries, total = audit_view.search(conn, f, limit=audit_view.PAGE_SIZE, offset=offset)
     # Written after the search, so the viewer's own row is not in the page it shows.
@@ -125,9 +151,10 @@ def audit_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user
 
 @router.get("/audit.csv")
 def audit_csv(conn: DB, now: Now, settings: SettingsDep, user: Auditor,
-              patient_id: PatientQ = None, actor: ActorQ = None, start: DayQ = None,
-              end: DayQ = None) -> Response:
-    f = _filter(settings, patient_id, actor, start, end)
+              patient: PatientQ = None, actor: ActorQ = None, since: StartQ = None,
+              until: EndQ = None) -> Response:
+    patient_id = _patient(patient)
+    f = _filter(settings, patient_id, actor, _day(since, "from"), _day(until, "to"))
     body = audit_view.to_csv(audit_view.export(conn, f))
     audit.record(conn, user, "export", "audit_log", now=now, patient_id=patient_id,
                  detail={"filter": f.as_detail()})
