@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from typing import Any
 
 import psycopg
@@ -261,10 +262,14 @@ def test_referral_time_to_decision(app_client, staff, db, admit, clock):
     assert ref["decision_p50_hours"] == 1.0
 
 
-def test_bar_chart_keeps_values_inside_and_text_large():
-    svg = str(charts.bar_chart("Discharges by outcome", [("Transferred", 1234.0),
-                                                          ("Home", 3.0)]))
-    assert 'font-size' not in svg  # sized by the .bar-text class (13 px), not the 10-px tick
-    assert "bar-text" in svg
-    # The longest bar leaves BAR_VALUE_W for its value: 4 digits at 13 px ≈ 30 px.
-    assert charts.BAR_VALUE_W >= 4 * 13 * 0.6 + 5
+def test_bar_chart_columns_fit_the_longest_label_and_value():
+    svg = str(charts.bar_chart("Minutes to acknowledge", [("low-medium p90", 1234.5),
+                                                          ("high p50", 3.0)], unit=" min"))
+    assert "font-size" not in svg  # sized by the .bar-text class (13 px), not the 10-px tick
+    width = float(re.search(r'viewBox="0 0 ([0-9.]+)', svg).group(1))  # type: ignore[union-attr]
+    label_end = float(re.search(r'<text x="([0-9.]+)"[^>]*bar-label', svg).group(1))  # type: ignore[union-attr]
+    assert label_end >= len("low-medium p90") * charts.BAR_CHAR_W
+    value_x = [float(x) for x in re.findall(r'<text x="([0-9.]+)"[^>]*bar-value', svg)]
+    assert max(value_x) + len("1234.5 min") * charts.BAR_CHAR_W <= width
+    rates = str(charts.bar_chart("Alerts per patient-day", [("high", 0.027)]))
+    assert ">0.027<" in rates

@@ -180,18 +180,33 @@ def sparkline(points: Sequence[tuple[dt.datetime, int]], start: dt.datetime, end
 # scales the drawing down (the old vertical chart's 10-px ticks shrank to 6 px there).
 BAR_FONT = 13
 BAR_ROW = 26  # px per bar: the 13-px label plus room to breathe
-BAR_LABEL_W = 118  # the longest outcome label ("Transferred") at 13 px, plus a gap
-BAR_VALUE_W = 52  # room right of the longest bar for its value, so no value is clipped
+# An upper bound of one character's width at 13 px in the system sans-serif fonts (average
+# ≈ 7 px, capitals and digits ≈ 8): label and value columns are sized from it, so the longest
+# label and the longest value always fit inside the drawing.
+BAR_CHAR_W = 8.5
+
+
+def _text_w(text: str) -> float:
+    return len(text) * BAR_CHAR_W
+
+
+def _bar_fmt(value: float) -> str:
+    # Rates below 1 (alerts per patient-day) keep two significant figures: 0.027, not 0.
+    return f"{value:.2g}" if 0 < abs(value) < 1 else _fmt(value)
 
 
 def bar_chart(title: str, bars: Sequence[tuple[str, float]], *, width: int = 360,
               unit: str = "") -> Markup:
     """Horizontal bars, label left, value printed right of each bar (readable without
-    colour). The longest bar ends `BAR_VALUE_W` short of the edge, so its value fits."""
+    colour). The label column fits the longest label, and the longest bar ends short of the
+    edge by the longest value's width, so no text leaves the drawing."""
     top = 30
     height = top + BAR_ROW * max(len(bars), 1) + 6
     top_v = max((v for _, v in bars), default=1.0) or 1.0
-    plot_w = width - BAR_LABEL_W - BAR_VALUE_W
+    label_w = max((_text_w(label) for label, _ in bars), default=0.0) + 12
+    value_w = max((_text_w(f"{_bar_fmt(v)}{unit}") for _, v in bars), default=0.0) + 10
+    width = max(width, int(label_w + value_w + 80))  # at least 80 px of bar
+    plot_w = width - label_w - value_w
     parts = [f'<svg class="chart bars" viewBox="0 0 {width} {height}" width="{width}" '
              f'height="{height}" role="img" aria-label="{escape(title)}">'
              f"<title>{escape(title)}</title>",
@@ -200,12 +215,12 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]], *, width: int = 360
         y = top + i * BAR_ROW
         w = plot_w * max(value, 0.0) / top_v
         parts.append(
-            f'<text x="{BAR_LABEL_W - 8}" y="{y + 17}" class="bar-text bar-label" '
+            f'<text x="{label_w - 8:.1f}" y="{y + 17}" class="bar-text bar-label" '
             f'text-anchor="end">{escape(label)}</text>'
-            f'<rect x="{BAR_LABEL_W}" y="{y + 4}" width="{w:.1f}" height="{BAR_ROW - 8}" '
+            f'<rect x="{label_w:.1f}" y="{y + 4}" width="{w:.1f}" height="{BAR_ROW - 8}" '
             f'class="bar"/>'
-            f'<text x="{BAR_LABEL_W + w + 5:.1f}" y="{y + 17}" class="bar-text bar-value">'
-            f"{_fmt(value)}{escape(unit)}</text>")
+            f'<text x="{label_w + w + 5:.1f}" y="{y + 17}" class="bar-text bar-value">'
+            f"{_bar_fmt(value)}{escape(unit)}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - labels are escaped
 

@@ -179,7 +179,7 @@ class Measure:
 def definition(fn: Any) -> str:
     """The first paragraph of a measure function's docstring, on one line."""
     doc = (fn.__doc__ or "").strip().split("\n\n")[0]
-    return " ".join(doc.split())
+    return " ".join(doc.split()).replace("`", "")
 
 
 def _hours(seconds: float | None) -> float | None:

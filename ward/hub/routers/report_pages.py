@@ -48,7 +48,7 @@ def _charts(by_key: dict[str, reports.Measure], lo: dt.date, hi: dt.date,
         ("Accepted", float(ref["accepted"] or 0)), ("Declined", float(ref["declined"] or 0)),
         ("Awaiting", float(ref["awaiting_decision"] or 0))])
     ack = dict(by_key["time_to_acknowledge"].rows)
-    bars = [(f"{sev} {p}", float(v)) for sev in ("high", "medium", "low_medium", "low", "info")
+    bars = [(f"{sev.replace('_', '-')} {p}", float(v)) for sev in ("high", "medium", "low_medium", "low", "info")
             for p in ("p50", "p90")
             if isinstance(v := ack.get(f"{sev}.{p}_minutes"), int | float)]
     if bars:
@@ -56,7 +56,8 @@ def _charts(by_key: dict[str, reports.Measure], lo: dt.date, hi: dt.date,
                                                       unit=" min")
     rates = _figures(by_key["alerts_per_patient_day"], "per_patient_day.")
     if rates:
-        out["alerts_per_patient_day"] = charts.bar_chart("Alerts per patient-day", rates)
+        out["alerts_per_patient_day"] = charts.bar_chart(
+            "Alerts per patient-day", [(k.replace("_", "-"), v) for k, v in rates])
     return out
 
 
