@@ -88,6 +88,9 @@ def test_care_plan_change_is_recorded_with_author_reason_and_history(
     assert "none" in history
     assert "… to 125" in history
     assert doctor.username in history
+    api = app_client.get(f"/api/patients/{pid}/care-plan/history", headers=doctor.headers)
+    assert [c["what"] for c in api.json()] == ["Threshold: pulse", "SpO2 scale"]
+    assert api.json()[1]["reason"] == "hypercapnic COPD, ABG today"
     assert "IV PRESCRIPTION SECTION" not in page  # a template comment, not shown
     assert 'id="iv-prescription"' in page
 
