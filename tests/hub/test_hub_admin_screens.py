@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from markupsafe import escape
 
 from ward.hub import charts, reports
 from ward.hub.auth import Role, authenticate
@@ -218,6 +219,12 @@ def test_measures_from_known_rows(app_client, staff, admit, db, clock):
     for minutes in (10, 20, 30, 40):
         _alert(db, p1, "high", day + dt.timedelta(hours=minutes), dt.timedelta(minutes=minutes))
     _alert(db, p1, "medium", day, None, escalations=2)
+    # Acknowledged after 6 min, then reopened by a rise in severity and acknowledged again
+    # at 50 min: the first acknowledgement counts.
+    _alert(db, p1, "low", day, dt.timedelta(minutes=50))
+    db.execute("INSERT INTO alert_events (alert_id, at, event, actor) SELECT id, %s, "
+               "'acknowledged', 'nurse' FROM alerts WHERE severity = 'low'",
+               (day + dt.timedelta(minutes=6),))
     db.commit()
     clock.now = dt.datetime(2025, 3, 20, tzinfo=dt.UTC)
     nurse = staff(Role.HUB_NURSE)
@@ -227,13 +234,14 @@ def test_measures_from_known_rows(app_client, staff, admit, db, clock):
     assert got.status_code == 200, got.text
     m = {x["key"]: x for x in got.json()}
     assert m["alerts_per_patient_day"]["figures"]["patient_days"] == 18.0
-    assert m["alerts_per_patient_day"]["figures"]["alerts"] == 5
-    assert m["alerts_per_patient_day"]["figures"]["alerts_per_patient_day"] == round(5 / 18, 3)
+    assert m["alerts_per_patient_day"]["figures"]["alerts"] == 6
+    assert m["alerts_per_patient_day"]["figures"]["alerts_per_patient_day"] == round(6 / 18, 3)
     ack = m["time_to_acknowledge"]["figures"]
     assert ack["high.p50_minutes"] == 25.0  # median of 10, 20, 30, 40
     assert ack["high.p90_minutes"] == 37.0  # linear interpolation at 0.9
     assert ack["medium.not_acknowledged"] == 1
     assert ack["medium.p50_minutes"] is None
+    assert ack["low.p50_minutes"] == 6.0
     assert m["escalations"]["figures"] == {"escalations": 2, "alerts_escalated": 1,
                                            "escalations.medium": 2}
     for key in ("urgent_response_2h", "follow_up_2d"):
@@ -252,7 +260,7 @@ def test_measures_from_known_rows(app_client, staff, admit, db, clock):
     page = app_client.get("/reports", params={"start": "2025-03-01", "end": "2025-03-10"},
                           headers={**nurse.headers, "Accept": "text/html"}).text
     assert page.count("Not recorded yet.") == 2
-    assert reports.definition(reports.time_to_acknowledge) in page
+    assert str(escape(reports.definition(reports.time_to_acknowledge))) in page
 
 
 def test_referral_time_to_decision(app_client, staff, db, admit, clock):

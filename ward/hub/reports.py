@@ -251,6 +251,8 @@ def patient_days(conn: Conn, start: dt.date, end: dt.date, *, tz: zoneinfo.ZoneI
                  now: dt.datetime) -> float:
     """Days spent on the ward within [start, end) summed over admissions (up to `now`)."""
     lo, hi = _midnight(start, tz), min(_midnight(end, tz), now)
+    if hi <= lo:  # a period wholly in the future has no patient-days yet
+        return 0.0
     row = conn.execute(
         "SELECT coalesce(sum(extract(epoch FROM least(coalesce(discharged_at, %s), %s) "
         "- greatest(admitted_at, %s))), 0) FROM admissions WHERE admitted_at IS NOT NULL "
@@ -283,19 +285,20 @@ def alerts_per_patient_day(conn: Conn, start: dt.date, end: dt.date, *,
 
 def time_to_acknowledge(conn: Conn, start: dt.date, end: dt.date, *,
                         tz: zoneinfo.ZoneInfo) -> Measure:
-    """Minutes from an alert being raised to its first acknowledgement, median (p50) and 90th
-    percentile (p90), by severity, over alerts raised in the period that were acknowledged;
-    alerts that resolved without acknowledgement are counted apart, not as zero."""
+    """Minutes from an alert being raised to its first acknowledgement (the first
+    `acknowledged` event in its log, else its `acknowledged_at`), median (p50) and 90th
+    percentile (p90), by the alert's severity, over alerts raised in the period; alerts
+    never acknowledged are counted apart, not as zero."""
     lo, hi = _midnight(start, tz), _midnight(end, tz)
     rows = conn.execute(
-        "SELECT severity, count(*) FILTER (WHERE acknowledged_at IS NOT NULL), "
-        "count(*) FILTER (WHERE acknowledged_at IS NULL), "
-        "percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at "
-        "- raised_at)) FILTER (WHERE acknowledged_at IS NOT NULL), "
-        "percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at "
-        "- raised_at)) FILTER (WHERE acknowledged_at IS NOT NULL) "
-        "FROM alerts WHERE raised_at >= %s AND raised_at < %s GROUP BY severity "
-        "ORDER BY severity", (lo, hi)).fetchall()
+        "WITH acks AS (SELECT a.severity, extract(epoch FROM coalesce((SELECT min(e.at) "
+        "  FROM alert_events e WHERE e.alert_id = a.id AND e.event = 'acknowledged'), "
+        "  a.acknowledged_at) - a.raised_at) AS s "
+        "  FROM alerts a WHERE a.raised_at >= %s AND a.raised_at < %s) "
+        "SELECT severity, count(s), count(*) - count(s), "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY s), "
+        "percentile_cont(0.9) WITHIN GROUP (ORDER BY s) "
+        "FROM acks GROUP BY severity ORDER BY severity", (lo, hi)).fetchall()
     out: list[tuple[str, Value]] = []
     for severity, acked, unacked, p50, p90 in rows:
         out += [(f"{severity}.acknowledged", int(acked)),
