@@ -170,6 +170,11 @@ def test_audit_viewer_filters_by_patient_including_list_rows_pages_and_exports(
     assert page.status_code == 200
     assert page.text.count("<tr data-id=") == 1  # the ward view only
     assert "ward" in page.text
+    # The same filter by NHS number (as written on a letter, with spaces).
+    nhs = db.execute("SELECT nhs_number FROM patients WHERE id = %s", (a,)).fetchone()[0]
+    by_nhs = app_client.get("/audit", params={"patient_id": f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}"},
+                            headers=h)
+    assert by_nhs.text.count("<tr data-id=") == 2  # the ward view and the view just before
     export = app_client.get("/audit.csv", params={"patient_id": b, "user": nurse.username},
                             headers=officer.headers)
     assert export.status_code == 200
@@ -184,7 +189,7 @@ def test_audit_viewer_filters_by_patient_including_list_rows_pages_and_exports(
     seen = db.execute("SELECT action, patient_id, detail->'filter'->>'patient_id' FROM audit_log "
                       "WHERE entity = 'audit_log' ORDER BY id").fetchall()
     assert seen[0] == ("read", a, str(a))
-    assert seen[1] == ("export", b, str(b))
+    assert seen[2] == ("export", b, str(b))
     # Paging: 60 rows for patient a → a second page.
     for _ in range(60):
         app_client.get(f"/api/patients/{a}/care-plan", headers=nurse.headers)
@@ -192,8 +197,8 @@ def test_audit_viewer_filters_by_patient_including_list_rows_pages_and_exports(
     assert first.count("<tr data-id=") == 50
     assert 'id="next"' in first
     second = app_client.get("/audit", params={"patient_id": a, "offset": 50}, headers=h).text
-    # 1 ward row + 60 reads + the viewer's own two earlier reads of a's audit (it names a).
-    assert second.count("<tr data-id=") == 13
+    # 1 ward row + 60 reads + the viewer's own three earlier reads of a's audit (they name a).
+    assert second.count("<tr data-id=") == 14
 
 
 def _alert(conn: psycopg.Connection[Any], pid: int, severity: str, raised: dt.datetime,

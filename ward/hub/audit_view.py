@@ -20,6 +20,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ward.domain import nhs_number
+
 Conn = psycopg.Connection[Any]
 # The viewer's page size: one screen of rows, quick to scan.
 PAGE_SIZE = 50
@@ -59,6 +61,13 @@ class Entry:
         """Every patient this row names, the record's own first."""
         first = [] if self.patient_id is None else [self.patient_id]
         return list(dict.fromkeys([*first, *self.patient_ids]))
+
+
+def patient_by_nhs_number(conn: Conn, text: str) -> int | None:
+    """The patient id of an NHS number ("943 476 5919" or "9434765919"), if registered."""
+    row = conn.execute("SELECT id FROM patients WHERE nhs_number = %s",
+                       (nhs_number.normalise(text),)).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _where(f: AuditFilter) -> tuple[sql.Composable, list[Any]]:

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from ward.domain import nhs_number
 from ward.hub import audit, audit_view, people
 from ward.hub.auth import Role, User
 from ward.hub.deps import DB, Now, SettingsDep
@@ -110,12 +111,19 @@ EndQ = Annotated[str | None, Query(max_length=10, alias="end")]
 FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(9998, 12, 31)
 
 
-def _patient(text: str | None) -> int | None:
+def _patient(conn: Conn, text: str | None) -> int | None:
+    """A patient id, or a valid NHS number (10 digits, spaces allowed) looked up to its id."""
     if text is None or not text.strip():
         return None
-    if not text.strip().isdigit() or not 1 <= int(text) <= BIGINT_MAX:
-        raise Invalid(f"patient id must be a positive whole number, got {text!r}")
-    return int(text)
+    digits = text.replace(" ", "")
+    if nhs_number.is_valid(digits):
+        found = audit_view.patient_by_nhs_number(conn, digits)
+        if found is None:
+            raise Invalid(f"no patient has the NHS number {nhs_number.display(digits)}")
+        return found
+    if not digits.isdigit() or not 1 <= int(digits) <= BIGINT_MAX:
+        raise Invalid(f"patient must be a patient id or an NHS number, got {text!r}")
+    return int(digits)
 
 
 def _day(text: str | None, name: str) -> dt.date | None:
@@ -135,7 +143,7 @@ def audit_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user
                patient: PatientQ = None, actor: ActorQ = None, since: StartQ = None,
                until: EndQ = None,
                offset: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0) -> Response:
-    patient_id, start, end = _patient(patient), _day(since, "from"), _day(until, "to")
+    patient_id, start, end = _patient(conn, patient), _day(since, "from"), _day(until, "to")
     f = _filter(settings, patient_id, actor, start, end)
     entries, total = audit_view.search(conn, f, limit=audit_view.PAGE_SIZE, offset=offset)
     # Written after the search, so the viewer's own row is not in the page it shows.
@@ -153,7 +161,7 @@ def audit_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user
 def audit_csv(conn: DB, now: Now, settings: SettingsDep, user: Auditor,
               patient: PatientQ = None, actor: ActorQ = None, since: StartQ = None,
               until: EndQ = None) -> Response:
-    patient_id = _patient(patient)
+    patient_id = _patient(conn, patient)
     f = _filter(settings, patient_id, actor, _day(since, "from"), _day(until, "to"))
     body = audit_view.to_csv(audit_view.export(conn, f))
     audit.record(conn, user, "export", "audit_log", now=now, patient_id=patient_id,
