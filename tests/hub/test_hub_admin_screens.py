@@ -289,3 +289,23 @@ def test_bar_chart_columns_fit_the_longest_label_and_value():
     assert max(value_x) + len("1234.5 min") * charts.BAR_CHAR_W <= width
     rates = str(charts.bar_chart("Alerts per patient-day", [("high", 0.027)]))
     assert ">0.027<" in rates
+
+
+@pytest.mark.parametrize(("action", "detail", "expected"), [
+    ("care_plan.set_spo2_scale", {"old": {"scale": 1, "target_low": None, "target_high": None},
+                                  "new": {"scale": 2, "target_low": 88.0, "target_high": 92.0}},
+     ("SpO2 scale", "Scale 1", "Scale 2, target 88–92 %")),
+    ("care_plan.set_threshold", {"parameter": "resp_rate", "old": {"low": 10, "high": 24},
+                                 "new": None},
+     ("Threshold: resp rate", "10 to 24", "none")),
+    ("care_plan.set_ceiling_of_care", {"old": "full_escalation", "new": "palliative"},
+     ("Ceiling of care", "full escalation", "palliative")),
+    ("care_plan.set_prescribed_infusion_rate",
+     {"old": {"rate_ml_h": None}, "new": {"rate_ml_h": 20.8, "pump_type": "elastomeric"}},
+     ("IV prescription", "none", "20.8 mL/h (elastomeric)")),
+    ("care_plan.set_something_new", {"old": 1, "new": 2}, ("set something new", "1", "2")),
+])
+def test_history_describes_each_kind_of_change(action, detail, expected):
+    from ward.hub.care_plan_view import describe
+
+    assert describe(action, detail) == expected
