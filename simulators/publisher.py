@@ -4,11 +4,19 @@
   (the caller blocks beyond it, so memory stays flat). With per-device credentials each device
   publishes over its own connection as itself, as the broker's ACL requires; without, one
   anonymous connection carries the whole ward (the demo's embedded broker is anonymous).
+  It speaks MQTT 3.1.1 or 5 (`protocol`, from `VW_MQTT_PROTOCOL`); a device needs nothing
+  of MQTT 5, so either gives the same PUBACK semantics.
 * `publish_stream` — feeds an engine's stream to a publisher, paced by a `LiveClock` (or as fast as the
   broker takes it), printing progress once a second on long runs, until the stream ends or
   `stop` is set (SIGINT/SIGTERM).
+* Commands: with `listen=True` the publisher also subscribes to the home hubs' commands
+  topics (`vw/v1/devices/+/commands` on the shared connection, a device's own topic on its
+  own connection) and queues what arrives; `publish_stream(..., inbox=commands_to(engine,
+  publisher))` hands the queue to `Engine.command` between messages, so a live ward's home
+  hubs answer the platform's full-set requests.
 * `run_load` — the load mode: n processes each simulate a share of the ward (`partition`) and
-  publish at rate/n messages/s with the lean `simulators.mqttwire` client, PUBACKs counted.
+  publish at rate/n messages/s with the lean `simulators.mqttwire` client, PUBACKs counted
+  (always MQTT 3.1.1: that client exists to be small).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import multiprocessing
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -26,6 +35,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from gateway.contract import Channel, channel_filter, commands_topic
 from simulators.clock import LiveClock
 from simulators.devices import Outbound
 from simulators.engine import Engine
@@ -36,6 +46,8 @@ from simulators.scenario import Scenario
 # messages/s over loopback, small enough that a stalled broker stops the publisher quickly.
 MAX_IN_FLIGHT = 500
 PROGRESS_EVERY_S = 1.0
+# `VW_MQTT_PROTOCOL` values and paho's names for them.
+PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 _CONNECT_TIMEOUT_S = 10.0
 
 
@@ -55,19 +67,29 @@ class _Connection:
     """One paho client, its PUBACK counter and its in-flight bound."""
 
     def __init__(self, url: str, client_id: str, username: str | None, password: str | None,
-                 max_in_flight: int) -> None:
+                 max_in_flight: int, *, protocol: str = "3.1.1",
+                 subscribe: str | None = None,
+                 inbox: deque[tuple[str, bytes]] | None = None) -> None:
         host, port = _split(url)
+        if protocol not in PROTOCOLS:
+            msg = f"MQTT protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}"
+            raise PublishError(msg)
         self.slots = threading.BoundedSemaphore(max_in_flight)
         self.acked = 0
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.refused: str | None = None
+        self.subscription = subscribe
+        self.inbox = inbox
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=MQTTProtocolVersion.MQTTv311)
+                             protocol=PROTOCOLS[protocol])
         client.max_inflight_messages_set(max_in_flight)
         if username is not None:
             client.username_pw_set(username, password)
         client.on_publish = self._on_publish
         client.on_connect = self._on_connect
+        client.on_subscribe = lambda *_a: self.subscribed.set()
+        client.on_message = self._on_message
         self.client = client
         try:
             client.connect(host, port, keepalive=60)
@@ -80,10 +102,16 @@ class _Connection:
             msg = f"broker at {url} refused {client_id!r}: {self.refused or 'no CONNACK'}"
             raise PublishError(msg)
 
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+    def _on_connect(self, client: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             self.refused = str(reason)
+        elif self.subscription is not None:  # again after every reconnect
+            client.subscribe(self.subscription, qos=1)
         self.connected.set()
+
+    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+        if self.inbox is not None:
+            self.inbox.append((message.topic, bytes(message.payload)))  # deque: thread-safe
 
     def _on_publish(self, _c: Any, _u: Any, _mid: int, _rc: Any, _p: Any) -> None:
         self.acked += 1
@@ -110,18 +138,25 @@ class Publisher:
     def __init__(self, url: str, *, client_id: str = "vw-simulator",
                  username: str | None = None, password: str | None = None,
                  credentials: Mapping[str, str] | None = None,
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 max_in_flight: int = MAX_IN_FLIGHT, listen: bool = False,
+                 protocol: str = "3.1.1") -> None:
         self.url = url
+        self.protocol = protocol
         self.client_id = client_id
         self.credentials = credentials
         self.max_in_flight = max_in_flight
+        self.listen = listen
+        self.commands: deque[tuple[str, bytes]] = deque()
         self.sent = 0
         self._shared: _Connection | None = None
         self._per_device: dict[str, _Connection] = {}
         if credentials is None:
             parts = urlsplit(url)
-            self._shared = _Connection(url, client_id, username or parts.username,
-                                       password or parts.password, max_in_flight)
+            self._shared = _Connection(
+                url, client_id, username or parts.username, password or parts.password,
+                max_in_flight, protocol=protocol,
+                subscribe=channel_filter(Channel.COMMANDS) if listen else None,
+                inbox=self.commands)
 
     def _connection(self, topic: str) -> _Connection:
         if self._shared is not None:
@@ -135,9 +170,23 @@ class Publisher:
                 msg = f"no credentials for device {device_id!r}"
                 raise PublishError(msg)
             # A device's username is its id (the broker's ACL pattern keys on it).
-            conn = _Connection(self.url, device_id, device_id, secret, self.max_in_flight)
+            conn = _Connection(self.url, device_id, device_id, secret, self.max_in_flight,
+                               protocol=self.protocol,
+                               subscribe=commands_topic(device_id) if self.listen else None,
+                               inbox=self.commands)
             self._per_device[device_id] = conn
         return conn
+
+    def listening(self, timeout: float = _CONNECT_TIMEOUT_S) -> bool:
+        """Wait until the shared connection's commands subscription is acknowledged."""
+        return self._shared is not None and self._shared.subscribed.wait(timeout)
+
+    def take_commands(self) -> list[tuple[str, bytes]]:
+        """Every command received since the last call, oldest first."""
+        taken: list[tuple[str, bytes]] = []
+        while self.commands:
+            taken.append(self.commands.popleft())
+        return taken
 
     @property
     def acked(self) -> int:
@@ -198,8 +247,10 @@ def publish_stream(
     progress: Progress | None = None,
     acked: Callable[[], int] = lambda: 0,
     wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    inbox: Callable[[float], object] | None = None,
 ) -> int:
-    """Publish `messages` in order (paced by `clock` when given) until done or `stop`."""
+    """Publish `messages` in order (paced by `clock` when given) until done or `stop`;
+    `inbox(simulated now)` runs before each message (commands reaching the home hubs)."""
     stop = stop or threading.Event()
     sent = 0
     if progress is not None:
@@ -216,11 +267,26 @@ def publish_stream(
                 stop.wait(min(wait, PROGRESS_EVERY_S))
         if stop.is_set():
             break
+        if inbox is not None:
+            inbox(clock.sim_at(wall()).timestamp() if clock is not None else message.at)
         publish(message)
         sent += 1
         if progress is not None and sent % 256 == 0:
             progress.tick(message.at, sent, acked())
     return sent
+
+
+def commands_to(engine: Engine, publisher: Publisher) -> Callable[[float], None]:
+    """An `inbox` for `publish_stream`: queued commands go to the engine's home hubs."""
+
+    def deliver(sim_now: float) -> None:
+        for topic, payload in publisher.take_commands():
+            try:
+                engine.command(topic, payload, dt.datetime.fromtimestamp(sim_now, dt.UTC))
+            except ValueError as exc:  # a malformed command: a real hub would ignore it too
+                sys.stderr.write(f"simulate: ignored command on {topic}: {exc}\n")
+
+    return deliver
 
 
 # ------------------------------------------------------------------------------------------

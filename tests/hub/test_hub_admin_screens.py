@@ -301,8 +301,9 @@ def test_bar_chart_columns_fit_the_longest_label_and_value():
     ("care_plan.set_ceiling_of_care", {"old": "full_escalation", "new": "palliative"},
      ("Ceiling of care", "full escalation", "palliative")),
     ("care_plan.set_prescribed_infusion_rate",
-     {"old": {"rate_ml_h": None}, "new": {"rate_ml_h": 20.8, "pump_type": "elastomeric"}},
-     ("IV prescription", "none", "20.8 mL/h (elastomeric)")),
+     {"old": {"rate_ml_h": None}, "new": {"rate_ml_h": 20.8, "pump_type": "elastomeric",
+                                          "drug": "ceftriaxone"}},
+     ("IV prescription", "none", "ceftriaxone 20.8 mL/h (elastomeric)")),
     ("care_plan.set_something_new", {"old": 1, "new": 2}, ("set something new", "1", "2")),
 ])
 def test_history_describes_each_kind_of_change(action, detail, expected):

@@ -40,6 +40,7 @@ from ward.hub.routers import (
     reports_api,
     session,
     stream,
+    tasks,
     users,
     ward,
 )
@@ -141,7 +142,7 @@ def create_app(
             def _demo() -> None:
                 with pool.connection() as conn:
                     if auth.ensure_demo_users(conn):
-                        log.info("created the demo users (VW_DEMO_USERS is set)")
+                        log.info("created the demo users nurse, doctor and admin (vward demo)")
             await asyncio.to_thread(_demo)
         tasks = [] if not listen else [
             asyncio.create_task(events.listen(conninfo, app.state.broadcaster),
@@ -175,7 +176,7 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, pages,
+                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages,
                    care_plan_pages, people_pages, report_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -1,6 +1,6 @@
 """A care plan's history for the screen: every change, who made it, when and why.
 
-The alerting core (`alerting.care_plan`) writes one `audit_log` row per care-plan change, in
+The alerting core (`alerting.care_plan_store.apply`) writes one `audit_log` row per care-plan change, in
 the same transaction as the change, with the author, the reason and the old and new values.
 That row *is* the history: reading it here (rather than keeping a second table in step)
 means a change can never be missing from the history, and any new care-plan decision the
@@ -75,7 +75,10 @@ def describe(action: str, detail: Mapping[str, Any]) -> tuple[str, str, str]:
     if kind == "set_prescribed_infusion_rate":
         def rate(v: Any) -> str:
             r = v.get("rate_ml_h") if isinstance(v, Mapping) else None
-            return "none" if r is None else f"{_num(r)} mL/h ({_label(v.get('pump_type'))})"
+            if r is None:
+                return "none"
+            drug = f"{v['drug']} " if v.get("drug") else ""
+            return f"{drug}{_num(r)} mL/h ({_label(v.get('pump_type'))})"
         return WHAT[kind], rate(old), rate(new)
     return WHAT.get(kind, _label(kind)), _label(old), _label(new)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from alerting import care_plan
+from alerting import care_plan_store
 from ward.domain.nhs_number import with_check_digit
 from ward.settings import Settings
 
@@ -138,7 +138,7 @@ def _care_plan_example(conn: Conn, now: dt.datetime) -> None:
         "WHERE a.status = 'admitted' AND c.patient_id IS NULL ORDER BY a.patient_id LIMIT 1"
     ).fetchone()
     if row is not None:
-        care_plan.set_threshold(conn, int(row[0]), parameter="pulse", low=None, high=120.0,
+        care_plan_store.set_threshold(conn, int(row[0]), parameter="pulse", low=None, high=120.0,
                                 by="doctor", reason="demo: known fast AF, rate-controlled",
                                 now=now - dt.timedelta(hours=3))
 

@@ -2,7 +2,7 @@
 patient-specific thresholds, each change with its author and reason, and the history.
 
 Everyone on the ward may read the plan; only a clinician (`PRESCRIBERS`) may change it, and
-only through the alerting core's own functions (`alerting.care_plan.set_*`), exactly as the
+only through the alerting core's own functions (`alerting.care_plan_store.set_*`), exactly as the
 JSON API does, so the rules (Scale 2 needs a named clinician and a reason, …) hold on screen
 too. Forms post back here and redirect (post/redirect/get); a refused change re-renders the
 form with the reason and a 422.
@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from alerting import care_plan
+from alerting import care_plan_store
 from alerting.care_plan import THRESHOLD_PARAMETERS, Ceiling
 from alerting.errors import CarePlanError
 from ward.domain import nhs_number
@@ -54,7 +54,7 @@ def _page(request: Request, conn: Conn, now: Now, user: User, patient_id: int, *
     patient = care_plan_view.heading(conn, patient_id)
     if patient is None:
         raise NotFound(f"no patient with id {patient_id}")
-    plan = care_plan.load_care_plan(conn, patient_id)
+    plan = care_plan_store.load_care_plan(conn, patient_id)
     changes = care_plan_view.history(conn, patient_id)
     audit.record(conn, user, "read", "care_plan", now=now, entity_id=patient_id,
                  patient_id=patient_id, detail={"page": True, "history": len(changes)})
@@ -81,7 +81,7 @@ def post_spo2_scale(request: Request, patient_id: PatientId, conn: DB, now: Now,
                     user: Prescriber, scale: Annotated[int, Form(ge=1, le=2)], reason: Reason,
                     target_low: Number = "", target_high: Number = "") -> Response:
     try:
-        care_plan.set_spo2_scale(
+        care_plan_store.set_spo2_scale(
             conn, patient_id, scale=scale, target_low=_number(target_low, "target low"),
             target_high=_number(target_high, "target high"), by=user.username,
             reason=reason.strip(), now=now)
@@ -96,7 +96,7 @@ def post_ceiling(request: Request, patient_id: PatientId, conn: DB, now: Now,
                  user: Prescriber, ceiling: Annotated[Ceiling, Form()], reason: Reason
                  ) -> Response:
     try:
-        care_plan.set_ceiling_of_care(conn, patient_id, ceiling=ceiling, by=user.username,
+        care_plan_store.set_ceiling_of_care(conn, patient_id, ceiling=ceiling, by=user.username,
                                       reason=reason.strip(), now=now)
     except CarePlanError as exc:
         return _page(request, conn, now, user, patient_id, error=str(exc), status=422)
@@ -110,7 +110,7 @@ def post_threshold(request: Request, patient_id: PatientId, conn: DB, now: Now,
                    reason: Reason, low: Number = "", high: Number = "") -> Response:
     """Set a threshold; both bounds empty removes it (still with a reason)."""
     try:
-        care_plan.set_threshold(conn, patient_id, parameter=parameter,
+        care_plan_store.set_threshold(conn, patient_id, parameter=parameter,
                                 low=_number(low, "low"), high=_number(high, "high"),
                                 by=user.username, reason=reason.strip(), now=now)
     except CarePlanError as exc:
