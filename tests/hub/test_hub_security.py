@@ -186,7 +186,7 @@ def test_demo_users_only_with_the_flag(hub_settings: Settings, db: psycopg.Conne
         pass
     names = {r[0] for r in db.execute("SELECT username FROM users")}
     assert (names >= {"nurse", "admin"}) is flag
-    assert names <= {"nurse", "admin", "doctor"}
+    assert names <= {"nurse", "admin", "doctor", "safety"}
 
 
 def test_every_patient_read_and_change_is_audited(app_client, staff, db, clock):

@@ -26,6 +26,7 @@ from ward.hub import auth, csrf, events, limits, problems, templating, wardcache
 from ward.hub.routers import (
     admissions,
     alerts,
+    care_plan_pages,
     care_plans,
     devices,
     fhir_api,
@@ -33,7 +34,9 @@ from ward.hub.routers import (
     observations,
     pages,
     patients,
+    people_pages,
     readings,
+    report_pages,
     reports_api,
     session,
     stream,
@@ -173,7 +176,8 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages):
+                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages,
+                   care_plan_pages, people_pages, report_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything

@@ -1,8 +1,9 @@
 """The dashboard's HTML pages (server-rendered) and the fragments the live script swaps in.
 
-Pages: ward view (`/`), alert queue (`/alerts`), patient page (`/patients/{id}`), reports
-(`/reports`). Fragments: `/ward/rows?patient_id=…` (just the changed rows), `/alerts/rows`
-and `/patients/{id}/panel`, fetched by `static/hub.js` when an SSE event names a patient.
+Pages: ward view (`/`), alert queue (`/alerts`), patient page (`/patients/{id}`); the
+reports page is `report_pages`'. Fragments: `/ward/rows?patient_id=…` (just the changed
+rows), `/alerts/rows` and `/patients/{id}/panel`, fetched by `static/hub.js` when an SSE
+event names a patient.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from fastapi.responses import Response
 
 from ward.domain import nhs_number
 from ward.domain.vitals import CATALOGUE, VitalCode, display_unit
-from ward.hub import audit, charts, reports, wardcache, wardview
+from ward.hub import audit, charts, wardcache, wardview
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.routers.alerts import query_alerts
 from ward.hub.routers.common import BIGINT_MAX, PatientId, Reader
 from ward.hub.routers.readings import MAX_WINDOW_HOURS, load_record
-from ward.hub.routers.reports_api import Day, date_range, occupancy_rows
 from ward.hub.templating import render
 from ward.settings import Settings
 
@@ -146,33 +146,3 @@ def patient_panel(
 ) -> Response:
     return render(request, "_patient_panel.html",
                   _patient_context(request, conn, now, settings, user, patient_id, hours))
-
-
-@router.get("/reports")
-def reports_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
-                 start: Day = None, end: Day = None) -> Response:
-    lo, hi = date_range(start, end, now, settings)
-    occupancy = occupancy_rows(conn, lo, hi, settings)
-    result = reports.outcomes(conn, lo, hi, tz=settings.tz)
-    audit.record(conn, user, "read", "report", now=now, entity_id="page")
-    tz = settings.tz
-    occ_points = [(dt.datetime.combine(r.day, dt.time(12), tzinfo=tz).astimezone(dt.UTC),
-                   r.occupancy_pct) for r in occupancy]
-    occ_chart = charts.line_chart(
-        "Occupancy at midnight", occ_points,
-        dt.datetime.combine(lo, dt.time(0), tzinfo=tz).astimezone(dt.UTC),
-        dt.datetime.combine(hi, dt.time(0), tzinfo=tz).astimezone(dt.UTC), tz, unit=" %",
-        target=80.0)
-    outcome_labels = {"usual_residence": "Home", "conveyed_ed": "To ED",
-                      "admitted_hospital": "Admitted", "died": "Died",
-                      "transferred": "Transferred"}
-    outcome_chart = charts.bar_chart("Discharges by outcome", [
-        (outcome_labels[k], float(v)) for k, v in result.by_outcome.items()])
-    pathway_chart = charts.bar_chart("Referrals by pathway", [
-        ("Step-up", float(result.referrals_by_pathway.get("step_up", 0))),
-        ("Step-down", float(result.referrals_by_pathway.get("step_down", 0)))], width=260)
-    return render(request, "reports.html", {
-        **_base(request, user, now, settings, "reports"), "start": lo, "end": hi,
-        "last_day": hi - dt.timedelta(days=1), "occupancy": occupancy, "o": result,
-        "occ_chart": occ_chart, "outcome_chart": outcome_chart,
-        "pathway_chart": pathway_chart})
