@@ -17,7 +17,7 @@ from psycopg.types.range import Range
 
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.errors import DomainError
-from ward.domain.patients import Admission, Patient
+from ward.domain.patients import Admission, Contact, Patient
 
 Conn = psycopg.Connection[Any]
 
@@ -83,6 +83,53 @@ def update_admission(conn: Conn, admission: Admission) -> None:
          admission.admitted_at, admission.discharged_at,
          admission.outcome.value if admission.outcome else None, admission.id),
     )
+
+
+def update_patient(conn: Conn, patient_id: int, patient: Patient, contact: Contact) -> None:
+    """Correct the patient's identity and record their contact details (at admission)."""
+    try:
+        with conn.transaction():
+            cur = conn.execute(
+                "UPDATE patients SET nhs_number = %s, given_name = %s, family_name = %s, "
+                "date_of_birth = %s, address = %s, phone = %s, next_of_kin = %s, "
+                "gp_practice = %s WHERE id = %s",
+                (patient.nhs_number, patient.given_name, patient.family_name,
+                 patient.date_of_birth, contact.address, contact.phone, contact.next_of_kin,
+                 contact.gp_practice, patient_id))
+    except psycopg.errors.UniqueViolation as exc:
+        msg = f"another patient already has NHS number {patient.nhs_number}"
+        raise RegistryError(msg) from exc
+    if cur.rowcount == 0:
+        msg = f"no patient with id {patient_id}"
+        raise RegistryError(msg)
+
+
+def end_patient_assignments(conn: Conn, patient_id: int, at: dt.datetime) -> list[str]:
+    """Close every open assignment of the patient's devices at `at` (discharge); their ids.
+
+    Assignments that start after `at` (booked ahead) are left alone.
+    """
+    rows = conn.execute(
+        "UPDATE device_assignments a SET during = tstzrange(lower(a.during), %s, '[)') "
+        "FROM devices d WHERE d.pk = a.device_pk AND a.patient_id = %s "
+        "AND upper_inf(a.during) AND lower(a.during) < %s RETURNING d.id",
+        (at, patient_id, at)).fetchall()
+    return sorted(str(r[0]) for r in rows)
+
+
+def add_follow_up_call(conn: Conn, *, patient_id: int, admission_id: int,
+                       due_at: dt.datetime, now: dt.datetime) -> int:
+    """The follow-up call after a discharge (one per admission)."""
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "INSERT INTO follow_up_calls (patient_id, admission_id, due_at, created_at) "
+                "VALUES (%s, %s, %s, %s) RETURNING id",
+                (patient_id, admission_id, due_at, now)).fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        msg = f"admission {admission_id} already has a follow-up call"
+        raise RegistryError(msg) from exc
+    return _first(row)
 
 
 def add_device(conn: Conn, device: Device) -> int:
