@@ -29,7 +29,9 @@ from ward.hub.routers import (
     care_plans,
     devices,
     fhir_api,
+    follow_ups,
     health,
+    manager_pages,
     observations,
     pages,
     patients,
@@ -172,7 +174,8 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, pages):
+                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, pages,
+                   manager_pages, follow_ups):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything
