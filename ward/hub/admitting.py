@@ -53,7 +53,7 @@ class WardFull(InvalidTransition):
     """Accepting would put more patients on the ward than it has beds."""
 
 
-class KitRefused(DomainError):
+class KitRefused(InvalidTransition):
     """A device of the kit cannot be assigned (unknown, deactivated, already assigned)."""
 
 
