@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from ward.db import registry
 from ward.domain.devices import Assignment, Device, DeviceKind
-from ward.domain.patients import Patient
+from ward.domain.patients import Patient, ReferralSource, Urgency
 from ward.hub.app import create_app
 from ward.hub.auth import Role
 
@@ -241,3 +241,45 @@ def test_phone_referral_form_validates_and_queues(app_client, staff, nhs_number,
     assert "2-hour response" in queue
     assert "SpO2 93" in queue
     assert "for a clinician" in queue  # a nurse sees the queue but does not decide
+
+
+def test_two_managers_cannot_both_take_the_last_bed(db_url, db, nhs_number, clock, poll):
+    """The advisory lock serialises accepts: the second waits, then finds the ward full."""
+    import threading
+
+    import psycopg
+
+    from ward.hub import admitting
+    from ward.hub.auth import User, create_user
+
+    pids = [_patient(db, nhs_number(), f"P{i}") for i in range(2)]
+    create_user(db, "doc", "correct horse battery", role=Role.CLINICIAN, display_name="Doc")
+    db.commit()
+    uid = db.execute("SELECT id FROM users WHERE username = 'doc'").fetchone()[0]
+    db.commit()
+    user = User(uid, "doc", "Doc", Role.CLINICIAN)
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url) as second:
+        ids = [admitting.refer(first, user, clock.now, patient_id=p, source=ReferralSource.GP,
+                               urgency=Urgency.SAME_DAY, reason=None, observations={},
+                               referrer=None) for p in pids]
+        first.commit()
+        admitting.accept(first, user, clock.now, ids[0], beds=1)  # holds the lock, uncommitted
+        outcome: list[BaseException | None] = []
+
+        def _other() -> None:
+            try:
+                admitting.accept(second, user, clock.now, ids[1], beds=1)
+                outcome.append(None)
+            except admitting.WardFull as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=_other)
+        thread.start()
+        waiting = second.info.backend_pid
+        poll(lambda: db.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND NOT granted AND pid = %s", (waiting,)).fetchone()[0] == 1,
+             10, "the second accept to wait for the lock")
+        first.commit()
+        thread.join(10)
+        assert isinstance(outcome[0], admitting.WardFull)
+        assert "1 of 1 beds" in str(outcome[0])

@@ -231,7 +231,7 @@ async def admit(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
     return _admit_page(request, conn, now, settings, user, admission_id, form, error, 409)
 
 
-def _assigned_devices(conn: Conn, patient_id: int, now: dt.datetime) -> list[str]:
+def _assigned_devices(conn: Conn, patient_id: int) -> list[str]:
     return [str(r[0]) for r in conn.execute(
         "SELECT d.id FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
         "WHERE a.patient_id = %s AND upper_inf(a.during) ORDER BY d.id", (patient_id,))]
@@ -243,7 +243,7 @@ def discharge_page(request: Request, admission_id: AdmissionId, conn: DB, now: N
     admission = load_admission(conn, admission_id)
     return render(request, "discharge.html", _ctx(
         request, user, now, settings, a=admission, error=None, form={},
-        devices=_assigned_devices(conn, admission.patient_id, now)))
+        devices=_assigned_devices(conn, admission.patient_id)))
 
 
 @router.post("/admissions/{admission_id}/discharge")
@@ -266,6 +266,6 @@ def discharge(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
         return render(request, "discharge.html", _ctx(
             request, user, now, settings, a=admission, error=error,
             form={"outcome": outcome, "note": note},
-            devices=_assigned_devices(conn, admission.patient_id, now)), status_code=409)
+            devices=_assigned_devices(conn, admission.patient_id)), status_code=409)
     return render(request, "discharged.html", _ctx(request, user, now, settings,
                                                    a=admission, done=done))
