@@ -57,6 +57,7 @@ class Kind(enum.StrEnum):
     INFUSION_FINISHED_EARLY = "infusion_finished_early"
     INFUSION_LATE = "infusion_late"
     INFUSION_FLOW = "infusion_flow"
+    INFUSION_STALLED = "infusion_stalled"
 
 
 #: Kinds decided from vital-sign readings (evaluated after a gateway commit).
@@ -66,7 +67,8 @@ VITAL_KINDS: Final = frozenset(
 )
 #: Kinds that change with the passing of time alone (evaluated by the scheduler's sweep too).
 TIMER_KINDS: Final = frozenset(
-    {Kind.OBSERVATIONS_OVERDUE, Kind.DEVICE_OFFLINE, Kind.BATTERY_LOW, Kind.INFUSION_LATE}
+    {Kind.OBSERVATIONS_OVERDUE, Kind.DEVICE_OFFLINE, Kind.BATTERY_LOW, Kind.INFUSION_LATE,
+     Kind.INFUSION_STALLED}
 )
 
 

@@ -9,6 +9,11 @@ durations in UTC: a 15-minute acknowledgement window across a clock change is 15
 
 At the top tier an unacknowledged alert keeps reminding that tier every time-to-acknowledge.
 
+Out of hours, severities below the policy's ``out_of_hours.page_from`` (by default: low and
+info) never reach a paging channel (SMS, pager): they stay on the dashboard and MQTT feed
+for the hub to see when it opens. Medium and high take the out-of-hours route with the
+policy's time-to-acknowledge, like in hours.
+
 Must never do I/O, read a clock, or log.
 """
 
@@ -18,6 +23,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
+from alerting.candidates import Severity
 from alerting.lifecycle import Alert, State
 from alerting.policy import ON_CALL, Contact, Policy, Shift
 
@@ -56,6 +62,19 @@ def on_call(policy: Policy, now: dt.datetime) -> Shift | None:
     return next((s for s in policy.rota if s.date is None and s.covers(local)), None)
 
 
+def may_page(policy: Policy, severity: Severity, now: dt.datetime) -> bool:
+    """May a finding of ``severity`` wake someone at ``now``? Always in hours."""
+    return in_hours(policy, now) or severity.rank >= policy.page_from.rank
+
+
+def reachable(policy: Policy, severity: Severity, now: dt.datetime,
+              contacts: tuple[Contact, ...]) -> tuple[Contact, ...]:
+    """``contacts`` without the paging channels when ``severity`` may not page at ``now``."""
+    if may_page(policy, severity, now):
+        return contacts
+    return tuple(c for c in contacts if c.channel not in policy.paging_channels)
+
+
 def route(policy: Policy, now: dt.datetime) -> tuple[str, ...]:
     return policy.in_hours if in_hours(policy, now) else policy.out_of_hours
 
@@ -74,8 +93,10 @@ def target_of(policy: Policy, tier: int, ceiling: str, now: dt.datetime) -> tupl
 def initial(alert: Alert, policy: Policy, now: dt.datetime, *, ceiling: str = "full_escalation") -> Decision:
     """Whom to notify when ``alert`` is raised (tier 0 of the current route)."""
     target, recipients, person = target_of(policy, 0, ceiling, now)
-    return Decision(Action.NOTIFY, 0, target, recipients, alert.next_escalation_at,
-                    "raised", in_hours(policy, now), person)
+    quiet = reachable(policy, alert.severity, now, recipients)
+    reason = "raised" if quiet == recipients else f"raised; {alert.severity} does not page out of hours"
+    return Decision(Action.NOTIFY, 0, target, quiet, alert.next_escalation_at,
+                    reason, in_hours(policy, now), person)
 
 
 def next_step(alert: Alert, policy: Policy, now: dt.datetime, *,
@@ -96,5 +117,8 @@ def next_step(alert: Alert, policy: Policy, now: dt.datetime, *,
     reason = (f"not acknowledged within {delay}" if tier > alert.escalation_tier
               else f"still not acknowledged; reminding tier {tier} (highest for {alert.severity})")
     target, recipients, person = target_of(policy, tier, ceiling, now)
-    return Decision(Action.NOTIFY, tier, target, recipients, now + delay, reason,
+    quiet = reachable(policy, alert.severity, now, recipients)
+    if quiet != recipients:
+        reason += f"; {alert.severity} does not page out of hours"
+    return Decision(Action.NOTIFY, tier, target, quiet, now + delay, reason,
                     in_hours(policy, now), person)

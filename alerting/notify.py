@@ -7,7 +7,10 @@
 * :class:`MqttNotifier` — publishes to the row's topic (``vw/v1/alerts/<patient>/<kind>``) at
   QoS 1 and waits for the broker's PUBACK.
 * :class:`DashboardNotifier` — ``NOTIFY vw_events`` with ``{"type": "notification", …}``.
-* SMS and pager providers plug in through :class:`alerting.outbox.Notifier`.
+* :class:`HttpProviderNotifier` — the generic SMS/pager provider adapter (plug-in ``http``,
+  see :mod:`alerting.plugins`): POSTs ``{"to", "message", "idempotency_key", "alert"}`` as
+  JSON with an optional bearer token; 2xx is accepted, anything else is retried by the outbox.
+  Other providers plug in through :class:`alerting.outbox.Notifier`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hmac
 import json
 import time
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -57,6 +61,45 @@ class WebhookNotifier:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         if not response.is_success:
             raise DeliveryError(f"HTTP {response.status_code}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def page_text(payload: Mapping[str, Any], max_chars: int) -> str:
+    """The text a phone shows: severity, event, summary, patient id — no name, no NHS number."""
+    severity = str(payload.get("severity", "")).upper().replace("_", "-")
+    text = (f"VW {severity} {payload.get('event', 'alert')}: {payload.get('summary', '')} "
+            f"(patient {payload.get('patient_id')}, alert {payload.get('alert_id')})")
+    return text if len(text) <= max_chars else text[:max_chars - 1] + "…"
+
+
+class HttpProviderNotifier:
+    """An SMS or pager provider behind an HTTP API; the outbox row's recipient is the number."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 5.0,
+                 max_chars: int = 160, client: httpx.Client | None = None) -> None:
+        # 160: one GSM-7 SMS segment; pagers show about as much on one screen.
+        if max_chars < 20:
+            raise ValueError(f"max_chars must be at least 20, got {max_chars}")
+        self.url = url
+        self._headers = {"Content-Type": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._max_chars = max_chars
+        self._client = client or httpx.Client(timeout=timeout)
+
+    def send(self, item: OutboxItem) -> None:
+        body = json.dumps({"to": item.recipient, "message": page_text(item.payload, self._max_chars),
+                           "idempotency_key": item.idempotency_key, "alert": dict(item.payload)},
+                          separators=(",", ":"), sort_keys=True).encode()
+        try:
+            response = self._client.post(self.url, content=body, headers={
+                **self._headers, "Idempotency-Key": item.idempotency_key})
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        if not response.is_success:
+            raise DeliveryError(f"provider answered HTTP {response.status_code}")
 
     def close(self) -> None:
         self._client.close()

@@ -5,6 +5,13 @@ the field) and converts it into the frozen :class:`Policy` the pure escalation l
 Besides field types, validation checks what would otherwise fail at 3 a.m.: every tier and
 ceiling-of-care target has contacts, and the on-call rota covers every minute of the week in
 the policy's local time zone (checked at 15-minute steps, the granularity shifts are written in).
+:func:`unserved_channels` names every channel a contact uses that no notifier delivers (the
+check ``vward alerting --check-policy`` runs against the notifiers it would start).
+
+``notifiers:`` configures delivery plug-ins per channel (SMS, pager; see
+:mod:`alerting.plugins`); ``out_of_hours:`` says which severities may page outside hub hours.
+Hub hours come from the file unless ``VW_HUB_OPENS``/``VW_HUB_CLOSES`` are set
+(:func:`configured_policy`).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import os
 import re
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal
@@ -24,11 +31,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alerting.candidates import Severity
 from alerting.errors import PolicyError
+from ward.settings import Settings
 
 DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ON_CALL: Final = "on_call_clinician"  # the tier whose contacts come from the rota
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 Channel = Literal["dashboard", "webhook", "mqtt", "sms", "pager"]
+#: Channels built into ``vward alerting`` (each still needs its setting: a webhook secret, an
+#: MQTT URL); any other channel a contact names needs a ``notifiers:`` plug-in entry.
+BUILT_IN_CHANNELS: Final = frozenset({"dashboard", "webhook", "mqtt"})
 
 
 def _minutes(text: str) -> int:
@@ -74,6 +85,25 @@ class HoursModel(_Strict):
         return value
 
 
+class NotifierModel(_Strict):
+    """A delivery plug-in for one channel: ``http`` (the generic provider adapter), an entry
+    point name of group ``vward.notifiers``, or an import path ``package.module:factory``."""
+
+    plugin: Annotated[str, Field(min_length=1)]
+    settings: dict[str, Any] = {}
+
+
+class OutOfHoursModel(_Strict):
+    # NEWS2 low (aggregate 1–4, no single 3) asks for a ward-based assessment at the next
+    # observation round, not an urgent one: out of hours it waits on the dashboard for the
+    # hub to open. Low-medium (a single 3) asks for an *urgent* ward-based response, so it
+    # pages like medium and high (RCP NEWS2 2017, Chart 3).
+    page_from: Severity = Severity.LOW_MEDIUM
+    # Channels that wake someone up (a phone or pager); dashboard, MQTT and webhooks to other
+    # systems are not "paging" and always receive every finding.
+    paging_channels: Annotated[list[Channel], Field(min_length=1)] = ["sms", "pager"]
+
+
 class TiersModel(_Strict):
     in_hours: Annotated[list[str], Field(min_length=1)]
     out_of_hours: Annotated[list[str], Field(min_length=1)]
@@ -93,6 +123,8 @@ class PolicyModel(_Strict):
     rota: Annotated[list[ShiftModel], Field(min_length=1)]
     mqtt_topic_prefix: str = "vw/v1/alerts"
     infusion_tolerance: dict[str, Annotated[float, Field(gt=0, lt=1)]] = {}
+    out_of_hours: OutOfHoursModel = OutOfHoursModel()
+    notifiers: dict[Channel, NotifierModel] = {}
 
     @field_validator("timezone")
     @classmethod
@@ -153,6 +185,15 @@ class Shift:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifierSpec:
+    """How to build the notifier of one channel (resolved by :mod:`alerting.plugins`)."""
+
+    channel: str
+    plugin: str
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     name: str
     tz: zoneinfo.ZoneInfo
@@ -168,6 +209,42 @@ class Policy:
     rota: tuple[Shift, ...]
     mqtt_topic_prefix: str
     infusion_tolerance: Mapping[str, float]
+    page_from: Severity = Severity.LOW_MEDIUM
+    paging_channels: frozenset[str] = frozenset({"sms", "pager"})
+    notifiers: Mapping[str, NotifierSpec] = field(default_factory=lambda: MappingProxyType({}))
+
+    def channels(self) -> frozenset[str]:
+        """Every channel a contact of this policy (or its rota) names."""
+        named = {c.channel for group in self.contacts.values() for c in group}
+        named |= {c.channel for shift in self.rota for c in shift.contacts}
+        return frozenset(named)
+
+
+def with_hub_hours(policy: Policy, opens: dt.time | None, closes: dt.time | None) -> Policy:
+    """``policy`` with hub hours from ``VW_HUB_OPENS``/``VW_HUB_CLOSES`` when those are set."""
+    start = policy.opens if opens is None else opens.hour * 60 + opens.minute
+    end = policy.closes if closes is None else closes.hour * 60 + closes.minute
+    if start >= end:
+        raise PolicyError(f"hub hours: opens ({start // 60:02d}:{start % 60:02d}) must be "
+                          f"before closes ({end // 60:02d}:{end % 60:02d})")
+    return replace(policy, opens=start, closes=end)
+
+
+def unserved_channels(policy: Policy, available: frozenset[str] | set[str]) -> list[str]:
+    """One line per channel the policy routes to but no configured notifier delivers.
+
+    Without a notifier such rows would wait in the outbox forever while the page they carry
+    never leaves: ``vward alerting --check-policy`` fails on any of these.
+    """
+    users: dict[str, set[str]] = {}
+    for name, group in policy.contacts.items():
+        for c in group:
+            users.setdefault(c.channel, set()).add(f"contacts.{name}")
+    for shift in policy.rota:
+        for c in shift.contacts:
+            users.setdefault(c.channel, set()).add(f"rota {shift.name!r}")
+    return [f"channel {channel!r} (used by {', '.join(sorted(users[channel]))}) has no notifier"
+            for channel in sorted(users) if channel not in available]
 
 
 def _convert(model: PolicyModel) -> Policy:
@@ -193,6 +270,11 @@ def _convert(model: PolicyModel) -> Policy:
                          _minutes(s.start), _minutes(s.end), s.date) for s in model.rota),
         mqtt_topic_prefix=model.mqtt_topic_prefix.rstrip("/"),
         infusion_tolerance=MappingProxyType(dict(model.infusion_tolerance)),
+        page_from=model.out_of_hours.page_from,
+        paging_channels=frozenset(model.out_of_hours.paging_channels),
+        notifiers=MappingProxyType({
+            channel: NotifierSpec(channel, spec.plugin, MappingProxyType(dict(spec.settings)))
+            for channel, spec in model.notifiers.items()}),
     )
 
 
@@ -243,3 +325,10 @@ DEFAULT_POLICY_PATH: Final = Path(__file__).resolve().parent / "policies" / "def
 def policy_path(configured: str | None = None) -> Path:
     """The policy file to use: the argument, else ``VW_ESCALATION_POLICY``, else the default."""
     return Path(configured or os.environ.get("VW_ESCALATION_POLICY") or DEFAULT_POLICY_PATH)
+
+
+def configured_policy(settings: Settings | None = None, path: str | None = None) -> Policy:
+    """The policy this process runs: the configured file with the ``VW_HUB_…`` hours applied."""
+    settings = settings or Settings.from_env()
+    policy = load_policy(policy_path(path or settings.escalation_policy))
+    return with_hub_hours(policy, settings.hub_opens, settings.hub_closes)

@@ -1,7 +1,8 @@
 """Which notifications an alert event produces (pure): recipients, payload, idempotency key.
 
 * raised / severity_raised / snooze_expired → the current tier's contacts (tier 0 of the
-  current in-hours or out-of-hours route when raised);
+  current in-hours or out-of-hours route when raised); out of hours a severity below the
+  policy's ``out_of_hours.page_from`` loses its paging channels (:func:`escalation.reachable`);
 * escalated → the contacts the escalation decision named;
 * every event also goes to other systems on MQTT (``<prefix>/<patient_id>/<kind>``; ids only,
   no personal data in topics) and to the dashboard.
@@ -57,7 +58,8 @@ def notifications(alert: Alert, event: Event, policy: Policy, now: dt.datetime, 
         if alert.escalation_tier:
             tier = min(alert.escalation_tier, len(escalation.route(policy, now)) - 1)
             name, found, _ = escalation.target_of(policy, tier, ceiling, now)
-            chosen = Decision(chosen.action, tier, name, found)
+            chosen = Decision(chosen.action, tier, name,
+                              escalation.reachable(policy, alert.severity, now, found))
         contacts, target = chosen.recipients, chosen.target
     body = payload(alert, event, target=target)
     topic = f"{policy.mqtt_topic_prefix}/{alert.patient_id}/{alert.kind.value}"

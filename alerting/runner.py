@@ -22,12 +22,12 @@ from typing import Any, Final
 
 import psycopg
 
-from alerting import lifecycle, rules, store
+from alerting import lifecycle, rules, store, tasks
 from alerting.candidates import Kind
 from alerting.escalation import Decision
 from alerting.lifecycle import Alert, Event, Transition
 from alerting.news2 import News2Score
-from alerting.policy import Policy, load_policy, policy_path
+from alerting.policy import Policy, configured_policy
 from alerting.routing import Notification, notifications
 from alerting.snapshot import DEFAULT_PUMP_TOLERANCE, PatientSnapshot, RuleConfig
 
@@ -50,7 +50,7 @@ class Change:
 @functools.cache
 def default_policy() -> Policy:
     """The configured policy (``VW_ESCALATION_POLICY`` or the repository default), read once."""
-    return load_policy(policy_path())
+    return configured_policy()
 
 
 def rule_config(policy: Policy) -> RuleConfig:
@@ -131,9 +131,11 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
     current = store.open_alerts(conn, ids)
     score_rows: list[dict[str, Any]] = []
     transitions: list[Transition] = []
+    subjects: list[tasks.Subject] = []
     for pid in ids:
         snapshot = snapshots[pid]
         evaluation = rules.evaluate(snapshot, now, config, kinds=kinds)
+        subjects.append(tasks.Subject(pid, snapshot, evaluation))
         if score and evaluation.score is not None and _should_store(snapshot, evaluation.score, now):
             score_rows.append(_score_row(pid, evaluation.score, evaluation, now))
         for outcome in evaluation.outcomes:
@@ -142,6 +144,7 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
     store.insert_scores(conn, score_rows)
     ceilings = {pid: s.care_plan.ceiling_of_care.value for pid, s in snapshots.items()}
     changes = persist(conn, transitions, policy, now, ceilings=ceilings)
+    tasks.follow_up(conn, subjects, now)  # ask the home hub for a full set (alerting.requests)
     store.notify(conn, [{"type": "score", "patient_id": row["patient_id"]} for row in score_rows])
     return changes
 

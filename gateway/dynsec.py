@@ -25,6 +25,7 @@ from typing import Any
 from gateway.contract import (
     Channel,
     channel_filter,
+    commands_topic,
     readings_topic,
     results_topic,
     senml_topic,
@@ -78,12 +79,13 @@ def device_role(device_id: str) -> str:
 
 def device_acls(device_id: str) -> list[Json]:
     """A device publishes its own readings, SenML and status (its will too) and subscribes to
-    its own results and status: literal topics, no wildcard, no `$share`."""
+    its own results, status and commands (full-set requests from the platform): literal
+    topics, no wildcard, no `$share`."""
     validate_home_device_id(device_id)
     sends = [_acl("publishClientSend", topic(device_id))
              for topic in (readings_topic, senml_topic, status_topic)]
     reads = [_acl(kind, topic(device_id))
-             for topic in (results_topic, status_topic)
+             for topic in (results_topic, status_topic, commands_topic)
              for kind in ("subscribeLiteral", "publishClientReceive")]
     return sends + reads
 
@@ -91,7 +93,8 @@ def device_acls(device_id: str) -> list[Json]:
 def gateway_acls() -> list[Json]:
     """The gateway (and `vward alerting`, which uses the same service credential) reads every
     device's readings, SenML and status — in any share group, or plainly for a single gateway
-    (`VW_MQTT_SHARE_GROUP=""`) — answers on results topics and publishes alerts."""
+    (`VW_MQTT_SHARE_GROUP=""`) — answers on results topics, publishes alerts and sends
+    commands to home hubs (`vward alerting`'s outbox)."""
     acls: list[Json] = []
     for ch in (Channel.READINGS, Channel.SENML, Channel.STATUS):
         every = channel_filter(ch)
@@ -99,6 +102,7 @@ def gateway_acls() -> list[Json]:
                  _acl("subscribePattern", every),
                  _acl("publishClientReceive", every)]
     acls += [_acl("publishClientSend", channel_filter(Channel.RESULTS)),
+             _acl("publishClientSend", channel_filter(Channel.COMMANDS)),
              _acl("publishClientSend", "vw/v1/alerts/#")]
     return acls
 

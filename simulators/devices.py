@@ -21,6 +21,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from gateway.contract import (
     Measurement,
     encode_readings,
@@ -181,6 +183,22 @@ class VirtualDevice:
                 self._status(t, online=True)
         else:
             self._measure(t)
+        return self.pending
+
+    def measure_on_request(self, t: float) -> list[Outbound]:
+        """An extra measurement at `t` (a full set the home hub asked for). Messages go out as
+        usual (faults included), drawn from a generator of their own (seed, patient, device,
+        instant): the device's schedule and its own random stream are unchanged, so a run
+        with requests differs from one without only by the answers."""
+        keep = (self.next_measure, self.rng, self._salt, self.seq)
+        self.rng = np.random.default_rng(
+            [self.ctx.seed, self.patient.index, self.spec.number, int(t)])
+        self._salt = f"{self._salt}request/{int(t)}/"  # message ids of their own, too
+        self.pending = []
+        try:
+            self._measure(t)
+        finally:
+            self.next_measure, self.rng, self._salt, self.seq = keep
         return self.pending
 
     def _truth(self, event: str, at: float, **fields: object) -> None:

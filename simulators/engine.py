@@ -15,6 +15,12 @@ processes together produce exactly the devices of one run.
 
 Ground truth (when given) also gets the ward's description, each deterioration's start and a
 sample of every patient's true state every `truth_interval`.
+
+Closed loop: `command(topic, payload, at)` hands the engine a command the platform sent to a
+home hub while the stream is being consumed (`vw/v1/devices/{hub}/commands`); the patient
+answers a full-set request or not (`simulators.homehub`, deterministic per command), and the
+answer's readings join the stream at the instant they are taken. Without commands the stream
+is unchanged.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ import hashlib
 import heapq
 from collections.abc import Iterator
 
+from gateway.contract import Channel, decode_command, parse_topic
+from simulators import homehub
 from simulators.devices import Outbound, RunContext, VirtualDevice, make_devices
 from simulators.groundtruth import GroundTruth
 from simulators.physiology import true_state
-from simulators.scenario import Scenario
+from simulators.scenario import DeviceType, Scenario
 from simulators.ward import SimPatient, build_ward
 
 
@@ -60,6 +68,46 @@ class Engine:
         self.devices: list[VirtualDevice] = make_devices(
             self.patients, ctx, only={p.index for p in self.mine})
         self.sent = 0
+        self._out: list[tuple[float, int, int, Outbound]] = []
+        self._serial = 0
+        self._emitted = self.start.timestamp()  # the instant of the last message yielded
+        self.compliance = homehub.Compliance()
+        self.answers: list[tuple[str, str, dt.datetime | None]] = []  # hub, command, answer
+        # Home hub id → indices (in `devices`) of every device of that hub's patient.
+        by_patient: dict[int, list[int]] = {}
+        for i, d in enumerate(self.devices):
+            by_patient.setdefault(d.patient.index, []).append(i)
+        self._kits = {d.spec.device_id: by_patient[d.patient.index] for d in self.devices
+                      if d.spec.type is DeviceType.HOME_HUB}
+
+    def command(self, topic: str, payload: bytes, at: dt.datetime) -> dt.datetime | None:
+        """A command reaching a home hub at `at`; returns when the patient answers (or None)."""
+        device_id, channel = parse_topic(topic)
+        if channel is not Channel.COMMANDS:
+            msg = f"{topic!r} is not a commands topic"
+            raise ValueError(msg)
+        command = decode_command(payload)
+        kit = self._kits.get(device_id)
+        if kit is None:
+            return None  # not a home hub of this run (or of this partition)
+        answered = homehub.answer_at(command, device_id, self.seed, self.compliance)
+        if answered is not None and answered.timestamp() < max(at.timestamp(), self._emitted):
+            answered = dt.datetime.fromtimestamp(max(at.timestamp(), self._emitted), dt.UTC)
+        self.answers.append((device_id, command.command_id, answered))
+        if self.truth is not None:
+            self.truth.record("full_set_requested", at, device_id=device_id,
+                              command_id=command.command_id, wake=command.wake,
+                              answered_at=None if answered is None else answered.isoformat())
+        if answered is None or (self.end is not None and answered.timestamp() >= self.end):
+            return None
+        for i in kit:
+            device = self.devices[i]
+            if device.spec.type is DeviceType.INFUSION_PUMP:
+                continue
+            for message in device.measure_on_request(answered.timestamp()):
+                self._serial += 1
+                heapq.heappush(self._out, (message.at, i, self._serial, message))
+        return answered
 
     def _describe(self) -> None:
         truth = self.truth
@@ -97,8 +145,7 @@ class Engine:
         devices = self.devices
         due = [(d.next_at, i) for i, d in enumerate(devices)]
         heapq.heapify(due)
-        out: list[tuple[float, int, int, Outbound]] = []
-        serial = 0
+        out = self._out
         truth_step = self.scenario.truth_interval.total_seconds()
         truth_next = self.start.timestamp() if self.truth is not None else float("inf")
         reported: set[int] = set()
@@ -107,7 +154,9 @@ class Engine:
             horizon = min(due[0][0] if due else float("inf"), truth_next, end)
             while out and out[0][0] <= horizon:
                 self.sent += 1
-                yield heapq.heappop(out)[3]
+                message = heapq.heappop(out)[3]
+                self._emitted = message.at
+                yield message
             if horizon >= end:
                 break
             if truth_next <= horizon:
@@ -116,14 +165,16 @@ class Engine:
                 continue
             _, i = heapq.heappop(due)
             for message in devices[i].step():
-                serial += 1
-                heapq.heappush(out, (message.at, i, serial, message))
+                self._serial += 1
+                heapq.heappush(out, (message.at, i, self._serial, message))
             heapq.heappush(due, (devices[i].next_at, i))
         # A finite run ends at `end`; what devices still hold for later (late deliveries,
         # duplicates) is delivered after it, as it would be.
         while out:
             self.sent += 1
-            yield heapq.heappop(out)[3]
+            message = heapq.heappop(out)[3]
+            self._emitted = message.at
+            yield message
         if self.truth is not None:
             self.truth.summary(end, messages=self.sent)
 

@@ -7,6 +7,11 @@
 * `publish_stream` — feeds an engine's stream to a publisher, paced by a `LiveClock` (or as fast as the
   broker takes it), printing progress once a second on long runs, until the stream ends or
   `stop` is set (SIGINT/SIGTERM).
+* Commands: with `listen=True` the publisher also subscribes to the home hubs' commands
+  topics (`vw/v1/devices/+/commands` on the shared connection, a device's own topic on its
+  own connection) and queues what arrives; `publish_stream(..., inbox=commands_to(engine,
+  publisher))` hands the queue to `Engine.command` between messages, so a live ward's home
+  hubs answer the platform's full-set requests.
 * `run_load` — the load mode: n processes each simulate a share of the ward (`partition`) and
   publish at rate/n messages/s with the lean `simulators.mqttwire` client, PUBACKs counted.
 """
@@ -18,6 +23,7 @@ import multiprocessing
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -26,6 +32,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from gateway.contract import Channel, channel_filter, commands_topic
 from simulators.clock import LiveClock
 from simulators.devices import Outbound
 from simulators.engine import Engine
@@ -55,12 +62,16 @@ class _Connection:
     """One paho client, its PUBACK counter and its in-flight bound."""
 
     def __init__(self, url: str, client_id: str, username: str | None, password: str | None,
-                 max_in_flight: int) -> None:
+                 max_in_flight: int, *, subscribe: str | None = None,
+                 inbox: deque[tuple[str, bytes]] | None = None) -> None:
         host, port = _split(url)
         self.slots = threading.BoundedSemaphore(max_in_flight)
         self.acked = 0
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.refused: str | None = None
+        self.subscription = subscribe
+        self.inbox = inbox
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=MQTTProtocolVersion.MQTTv311)
         client.max_inflight_messages_set(max_in_flight)
@@ -68,6 +79,8 @@ class _Connection:
             client.username_pw_set(username, password)
         client.on_publish = self._on_publish
         client.on_connect = self._on_connect
+        client.on_subscribe = lambda *_a: self.subscribed.set()
+        client.on_message = self._on_message
         self.client = client
         try:
             client.connect(host, port, keepalive=60)
@@ -80,10 +93,16 @@ class _Connection:
             msg = f"broker at {url} refused {client_id!r}: {self.refused or 'no CONNACK'}"
             raise PublishError(msg)
 
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+    def _on_connect(self, client: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             self.refused = str(reason)
+        elif self.subscription is not None:  # again after every reconnect
+            client.subscribe(self.subscription, qos=1)
         self.connected.set()
+
+    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+        if self.inbox is not None:
+            self.inbox.append((message.topic, bytes(message.payload)))  # deque: thread-safe
 
     def _on_publish(self, _c: Any, _u: Any, _mid: int, _rc: Any, _p: Any) -> None:
         self.acked += 1
@@ -110,18 +129,22 @@ class Publisher:
     def __init__(self, url: str, *, client_id: str = "vw-simulator",
                  username: str | None = None, password: str | None = None,
                  credentials: Mapping[str, str] | None = None,
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 max_in_flight: int = MAX_IN_FLIGHT, listen: bool = False) -> None:
         self.url = url
         self.client_id = client_id
         self.credentials = credentials
         self.max_in_flight = max_in_flight
+        self.listen = listen
+        self.commands: deque[tuple[str, bytes]] = deque()
         self.sent = 0
         self._shared: _Connection | None = None
         self._per_device: dict[str, _Connection] = {}
         if credentials is None:
             parts = urlsplit(url)
-            self._shared = _Connection(url, client_id, username or parts.username,
-                                       password or parts.password, max_in_flight)
+            self._shared = _Connection(
+                url, client_id, username or parts.username, password or parts.password,
+                max_in_flight, subscribe=channel_filter(Channel.COMMANDS) if listen else None,
+                inbox=self.commands)
 
     def _connection(self, topic: str) -> _Connection:
         if self._shared is not None:
@@ -135,9 +158,22 @@ class Publisher:
                 msg = f"no credentials for device {device_id!r}"
                 raise PublishError(msg)
             # A device's username is its id (the broker's ACL pattern keys on it).
-            conn = _Connection(self.url, device_id, device_id, secret, self.max_in_flight)
+            conn = _Connection(self.url, device_id, device_id, secret, self.max_in_flight,
+                               subscribe=commands_topic(device_id) if self.listen else None,
+                               inbox=self.commands)
             self._per_device[device_id] = conn
         return conn
+
+    def listening(self, timeout: float = _CONNECT_TIMEOUT_S) -> bool:
+        """Wait until the shared connection's commands subscription is acknowledged."""
+        return self._shared is not None and self._shared.subscribed.wait(timeout)
+
+    def take_commands(self) -> list[tuple[str, bytes]]:
+        """Every command received since the last call, oldest first."""
+        taken: list[tuple[str, bytes]] = []
+        while self.commands:
+            taken.append(self.commands.popleft())
+        return taken
 
     @property
     def acked(self) -> int:
@@ -198,8 +234,10 @@ def publish_stream(
     progress: Progress | None = None,
     acked: Callable[[], int] = lambda: 0,
     wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    inbox: Callable[[float], object] | None = None,
 ) -> int:
-    """Publish `messages` in order (paced by `clock` when given) until done or `stop`."""
+    """Publish `messages` in order (paced by `clock` when given) until done or `stop`;
+    `inbox(simulated now)` runs before each message (commands reaching the home hubs)."""
     stop = stop or threading.Event()
     sent = 0
     if progress is not None:
@@ -216,11 +254,26 @@ def publish_stream(
                 stop.wait(min(wait, PROGRESS_EVERY_S))
         if stop.is_set():
             break
+        if inbox is not None:
+            inbox(clock.sim_at(wall()).timestamp() if clock is not None else message.at)
         publish(message)
         sent += 1
         if progress is not None and sent % 256 == 0:
             progress.tick(message.at, sent, acked())
     return sent
+
+
+def commands_to(engine: Engine, publisher: Publisher) -> Callable[[float], None]:
+    """An `inbox` for `publish_stream`: queued commands go to the engine's home hubs."""
+
+    def deliver(sim_now: float) -> None:
+        for topic, payload in publisher.take_commands():
+            try:
+                engine.command(topic, payload, dt.datetime.fromtimestamp(sim_now, dt.UTC))
+            except ValueError as exc:  # a malformed command: a real hub would ignore it too
+                sys.stderr.write(f"simulate: ignored command on {topic}: {exc}\n")
+
+    return deliver
 
 
 # ------------------------------------------------------------------------------------------

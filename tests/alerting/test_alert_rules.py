@@ -160,9 +160,10 @@ def test_patient_threshold_names_author_and_reason() -> None:
     ({"spo2": 97}, dt.timedelta(hours=4, minutes=16), (), Severity.LOW),
     ({"temperature": 36.8}, dt.timedelta(hours=1, minutes=16),
      (ScorePoint(NOW - dt.timedelta(hours=2), 5, Risk.MEDIUM, True),), Severity.MEDIUM),
-    ({"temperature": 36.8}, dt.timedelta(minutes=31),
+    # continuous: 15 min + a grace of a quarter of the interval (3 min 45 s), not 15 min
+    ({"temperature": 36.8}, dt.timedelta(minutes=19),
      (ScorePoint(NOW - dt.timedelta(hours=2), 8, Risk.HIGH, True),), Severity.HIGH),
-    ({"temperature": 36.8}, dt.timedelta(minutes=29),
+    ({"temperature": 36.8}, dt.timedelta(minutes=18),
      (ScorePoint(NOW - dt.timedelta(hours=2), 8, Risk.HIGH, True),), None),
 ])
 def test_observations_overdue_by_chart_4_band(values: dict[str, float], age: dt.timedelta,

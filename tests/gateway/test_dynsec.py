@@ -16,10 +16,12 @@ from ward.domain.errors import DomainError
 def test_a_device_role_names_only_its_own_topics_literally() -> None:
     acls = dynsec.device_acls("pox-1")
     assert {a["topic"] for a in acls} == {f"vw/v1/devices/pox-1/{ch}" for ch in
-                                         ("readings", "senml", "status", "results")}
+                                         ("readings", "senml", "status", "results",
+                                          "commands")}
     assert not any(c in a["topic"] for a in acls for c in "+#$")
     subscribe = {a["topic"] for a in acls if a["acltype"].startswith("subscribe")}
-    assert subscribe == {"vw/v1/devices/pox-1/results", "vw/v1/devices/pox-1/status"}
+    assert subscribe == {"vw/v1/devices/pox-1/results", "vw/v1/devices/pox-1/status",
+                         "vw/v1/devices/pox-1/commands"}
     assert {a["acltype"] for a in acls if "subscribe" in a["acltype"]} == {"subscribeLiteral"}
     sends = {a["topic"] for a in acls if a["acltype"] == "publishClientSend"}
     assert "vw/v1/devices/pox-1/results" not in sends

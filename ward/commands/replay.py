@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from alerting import replay
-from alerting.care_plan import load_care_plan
+from alerting.care_plan_store import load_care_plan
 from alerting.replay import ReplayReading, TruthEvent
 from alerting.runner import default_policy
 from ward.settings import Settings

@@ -45,7 +45,14 @@ from simulators.devices import Outbound
 from simulators.engine import Engine
 from simulators.groundtruth import GroundTruth, instant
 from simulators.physiology import TrueState
-from simulators.publisher import Progress, Publisher, PublishError, publish_stream, run_load
+from simulators.publisher import (
+    Progress,
+    Publisher,
+    PublishError,
+    commands_to,
+    publish_stream,
+    run_load,
+)
 from simulators.scenario import DeviceType, Scenario, ScenarioError, load, parse_duration
 from simulators.ward import SimPatient, build_ward
 from ward.db import registry
@@ -298,7 +305,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             publisher = Publisher(url, username=settings.mqtt_username,
                                   password=None if settings.mqtt_password is None
                                   else settings.mqtt_password.get_secret_value(),
-                                  credentials=credentials,
+                                  credentials=credentials, listen=True,
                                   client_id=f"vw-sim-{scenario.name}-{scenario.seed}")
         except PublishError as exc:
             print(f"vward simulate: {exc}", file=sys.stderr)
@@ -310,7 +317,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             sent = publish_stream(engine.messages(), publisher.publish, clock=clock, stop=stop,
                        progress=Progress(sys.stderr) if show else None,
-                       acked=lambda: publisher.acked)
+                       acked=lambda: publisher.acked, inbox=commands_to(engine, publisher))
         finally:
             publisher.close()
             if truth is not None and stop.is_set():

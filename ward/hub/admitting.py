@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alerting import care_plan
+from alerting import care_plan_store
 from alerting.care_plan import Ceiling
 from ward.db import registry
 from ward.domain.devices import Assignment
@@ -232,10 +232,10 @@ def admit(conn: Conn, user: User, now: dt.datetime, admission_id: int, *, beds: 
     for device_id in device_ids:
         registry.assign_device(conn, Assignment(device_id, current.patient_id, now))
     if plan is not None:
-        care_plan.set_spo2_scale(conn, current.patient_id, scale=plan.spo2_scale,
+        care_plan_store.set_spo2_scale(conn, current.patient_id, scale=plan.spo2_scale,
                                  target_low=None, target_high=None, by=user.username,
                                  reason=plan.reason, now=now)
-        care_plan.set_ceiling_of_care(conn, current.patient_id, ceiling=plan.ceiling,
+        care_plan_store.set_ceiling_of_care(conn, current.patient_id, ceiling=plan.ceiling,
                                       by=user.username, reason=plan.reason, now=now)
     audit.record(conn, user, "admit", "admission", now=now, entity_id=admission_id,
                  patient_id=current.patient_id,
@@ -261,8 +261,8 @@ def discharge(conn: Conn, user: User, now: dt.datetime, admission_id: int, *,
            detail={"outcome": outcome.value, "note": note})
     conn.execute("UPDATE admissions SET discharge_note = %s, discharged_by = %s WHERE id = %s",
                  (note or None, user.username, admission_id))
-    registry.end_patient_assignments(conn, updated.patient_id, when)
-    # Read back rather than trust the UPDATE alone: a data-layer rule may have closed them.
+    # update_admission ended the patient's assignments at the discharge instant (the data
+    # layer's rule); the devices whose assignment ends exactly then are the ones to collect.
     devices = devices_to_collect(conn, updated.patient_id, when)
     due = follow_up_due(when)
     call = registry.add_follow_up_call(conn, patient_id=updated.patient_id,

@@ -39,6 +39,7 @@ from ward.hub.routers import (
     reports_api,
     session,
     stream,
+    tasks,
     users,
     ward,
 )
@@ -174,7 +175,7 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, pages,
+                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages,
                    manager_pages, follow_ups):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

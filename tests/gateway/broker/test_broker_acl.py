@@ -19,6 +19,7 @@ import pytest
 from gateway.broker_setup import BrokerPlan, render_config
 from gateway.contract import (
     Measurement,
+    commands_topic,
     encode_readings,
     readings_topic,
     results_topic,
@@ -38,7 +39,7 @@ FAILURE_V311 = 0x80
 # --- 1. subscriptions ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("v5", [True, False], ids=["mqtt5", "mqtt311"])
-def test_a_device_may_subscribe_to_its_own_results_and_status_only(
+def test_a_device_may_subscribe_to_its_own_results_status_and_commands_only(
         prod_broker: Any, provision: Any, devices: Callable[..., Any], ward: Any, unique: str,
         v5: bool) -> None:
     dev_a, dev_b = f"a-{unique}", f"b-{unique}"
@@ -49,7 +50,8 @@ def test_a_device_may_subscribe_to_its_own_results_and_status_only(
     assert not a.refused
     refused = NOT_AUTHORIZED_V5 if v5 else FAILURE_V311
     for topic in ("#", "+/#", "vw/#", "vw/v1/devices/+/readings", "vw/v1/devices/+/results",
-                  results_topic(dev_b), status_topic(dev_b), readings_topic(dev_a),
+                  results_topic(dev_b), status_topic(dev_b), commands_topic(dev_b),
+                  "vw/v1/devices/+/commands", readings_topic(dev_a),
                   "$share/vw-gateway/vw/v1/devices/+/readings",
                   f"$share/vw-gateway/{readings_topic(dev_b)}",
                   f"$share/{dev_a}/{results_topic(dev_a)}", "$SYS/#",
@@ -57,6 +59,7 @@ def test_a_device_may_subscribe_to_its_own_results_and_status_only(
         assert a.subscribe(topic) == refused, topic
     assert a.subscribe(results_topic(dev_a)) == 1
     assert a.subscribe(status_topic(dev_a)) == 1
+    assert a.subscribe(commands_topic(dev_a)) == 1
     # Nor may A connect under another client id, whatever the protocol version.
     assert devices(dev_a, secret, client_id=dev_b, v5=v5).refused
     assert devices(dev_a, secret, client_id="vw-gateway-1", v5=v5).refused

@@ -80,6 +80,8 @@ class AlertOut(BaseModel):
     snoozed_until: dt.datetime | None
     escalation_tier: int
     next_escalation_at: dt.datetime | None
+    #: Raised on a partial NEWS2 (a lower bound): shown as incomplete, never as the score.
+    partial: bool = False
     seconds_to_escalation: int | None = Field(
         description="countdown to the next escalation step; negative when overdue")
 
@@ -94,7 +96,8 @@ _SELECT = (
     "SELECT a.id, a.patient_id, p.given_name || ' ' || p.family_name, a.kind, a.severity, "
     "a.state, a.summary, a.details, a.raised_at, a.updated_at, a.acknowledged_at, "
     "a.acknowledged_by, a.resolved_at, a.resolved_by, a.resolution_reason, a.snoozed_until, "
-    "a.escalation_tier, a.next_escalation_at FROM alerts a JOIN patients p ON p.id = a.patient_id "
+    "a.escalation_tier, a.next_escalation_at, a.partial "
+    "FROM alerts a JOIN patients p ON p.id = a.patient_id "
 )
 _FIELDS = [f for f in AlertOut.model_fields if f != "seconds_to_escalation"]
 
