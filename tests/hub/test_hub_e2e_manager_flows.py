@@ -158,7 +158,9 @@ def test_referral_to_follow_up_in_the_browser(
         expect(doctor.locator("#follow-up")).to_contain_text("due")
         doctor.screenshot(path=str(ARTIFACTS / "flow-discharged.png"), full_page=True)
         doctor.click("text=Back to the patient's record")
-        expect(doctor.locator("#discharged-banner")).to_contain_text("usual residence")
+        expect(doctor.locator("#record-status")).to_contain_text("Discharged")
+        expect(doctor.locator("#discharge-summary")).to_contain_text(
+            "usual residence · discharged by doctor · recovered at home")
 
         # The nurse makes the follow-up call and records it.
         nurse.goto(base + "/follow-ups")

@@ -192,8 +192,8 @@ def test_discharge_unassigns_the_kit_and_books_a_follow_up_call(app_client, staf
     assert app_client.post(f"/api/follow-up-calls/{calls[0]['id']}", headers=nurse.headers,
                            json={"reached": True}).status_code == 409
     page = app_client.get(f"/patients/{pid}", headers=nurse.headers)
-    assert 'id="discharged-banner"' in page.text
-    assert "usual residence" in page.text
+    assert 'id="record-status"' in page.text  # the panel's "Discharged" banner
+    assert "Outcome: usual residence · discharged by admin1 · recovered" in page.text
     assert app_client.post(f"/api/admissions/{aid}/discharge", headers=admin.headers,
                            json={"outcome": "died"}).status_code == 409
 
