@@ -17,7 +17,7 @@ from psycopg.types.range import Range
 
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.errors import DomainError
-from ward.domain.patients import Admission, AdmissionStatus, Patient
+from ward.domain.patients import Admission, AdmissionStatus, Contact, Patient
 
 Conn = psycopg.Connection[Any]
 
@@ -101,6 +101,40 @@ def end_patient_assignments(conn: Conn, patient_id: int, at: dt.datetime) -> int
         "AND (upper_inf(during) OR upper(during) > %s)",
         (at, patient_id, at, at)).rowcount
     return dropped + ended
+
+
+def update_patient(conn: Conn, patient_id: int, patient: Patient, contact: Contact) -> None:
+    """Correct the patient's identity and record their contact details (at admission)."""
+    try:
+        with conn.transaction():
+            cur = conn.execute(
+                "UPDATE patients SET nhs_number = %s, given_name = %s, family_name = %s, "
+                "date_of_birth = %s, address = %s, phone = %s, next_of_kin = %s, "
+                "gp_practice = %s WHERE id = %s",
+                (patient.nhs_number, patient.given_name, patient.family_name,
+                 patient.date_of_birth, contact.address, contact.phone, contact.next_of_kin,
+                 contact.gp_practice, patient_id))
+    except psycopg.errors.UniqueViolation as exc:
+        msg = f"another patient already has NHS number {patient.nhs_number}"
+        raise RegistryError(msg) from exc
+    if cur.rowcount == 0:
+        msg = f"no patient with id {patient_id}"
+        raise RegistryError(msg)
+
+
+def add_follow_up_call(conn: Conn, *, patient_id: int, admission_id: int,
+                       due_at: dt.datetime, now: dt.datetime) -> int:
+    """The follow-up call after a discharge (one per admission)."""
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "INSERT INTO follow_up_calls (patient_id, admission_id, due_at, created_at) "
+                "VALUES (%s, %s, %s, %s) RETURNING id",
+                (patient_id, admission_id, due_at, now)).fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        msg = f"admission {admission_id} already has a follow-up call"
+        raise RegistryError(msg) from exc
+    return _first(row)
 
 
 def add_device(conn: Conn, device: Device) -> int:

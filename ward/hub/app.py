@@ -30,7 +30,9 @@ from ward.hub.routers import (
     care_plans,
     devices,
     fhir_api,
+    follow_ups,
     health,
+    manager_pages,
     observations,
     pages,
     patients,
@@ -177,7 +179,7 @@ def create_app(
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
                    alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages,
-                   care_plan_pages, people_pages, report_pages):
+                   care_plan_pages, people_pages, report_pages, manager_pages, follow_ups):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything
