@@ -40,6 +40,7 @@ from ward.hub.routers import (
     tasks,
     users,
     ward,
+    worklist,
 )
 from ward.settings import Settings, SettingsError
 
@@ -173,7 +174,7 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages):
+                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, worklist, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything
