@@ -11,6 +11,7 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from tests.hub.conftest import T0, Clock
+from ward.domain.devices import DeviceKind
 from ward.hub.auth import Role
 
 
@@ -213,3 +214,19 @@ def test_handover_lists_patients_tasks_and_notes_since_the_last(
     worklist = app_client.get("/worklist", headers=nurse.headers)
     assert worklist.status_code == 200
     assert ref in worklist.text
+
+
+def test_observation_sets_due_from_the_kit_come_from_the_due_rule(
+        db: psycopg.Connection[Any], app_client: TestClient, staff: Callable[[Role], Any],
+        admit: Callable[..., int], ward: Any, unique: str) -> None:
+    nurse = staff(Role.HUB_NURSE)
+    pid = admit()
+    ward.add(f"ox-{unique}", since=T0 - dt.timedelta(days=2), kind=DeviceKind.PULSE_OXIMETER,
+             model="test", patient_id=pid)
+    [item] = [i for i in _items(app_client, nurse.headers) if i["source"] == "due"]
+    assert (item["ref"], item["kind"], item["patient_id"]) == (f"due-{pid}", "kit_set", pid)
+    assert item["overdue"] is True  # never measured this admission
+    assert "spo2" in item["detail"]
+    assert "pulse" in item["detail"]
+    assert app_client.post(f"/api/worklist/due-{pid}/claim",
+                           headers=nurse.headers).status_code == 422

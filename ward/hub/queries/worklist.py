@@ -142,7 +142,9 @@ def list_items(conn: Conn, now: dt.datetime, *, status: Literal["open", "closed"
     if status == "open" and owner is None:
         wanted = None if patient_ids is None else set(patient_ids)
         items += [i for i in kit_items(kit, now) if wanted is None or i.patient_id in wanted]
-    return sorted(items, key=sort_key, reverse=status != "open")
+    if status == "open":
+        return sorted(items, key=sort_key)
+    return sorted(items, key=lambda i: (i.closed_at or i.due_at, i.ref), reverse=True)
 
 
 def _parse(ref: str) -> tuple[str, int]:
