@@ -15,9 +15,10 @@ from typing import Any
 import psycopg
 from psycopg.types.range import Range
 
+from ward.db import worklist
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.errors import DomainError
-from ward.domain.patients import Admission, AdmissionStatus, Contact, Patient
+from ward.domain.patients import Admission, AdmissionStatus, Contact, Pathway, Patient
 
 Conn = psycopg.Connection[Any]
 
@@ -68,6 +69,8 @@ def add_admission(conn: Conn, admission: Admission) -> Admission:
     except psycopg.errors.ForeignKeyViolation as exc:
         msg = f"no patient with id {admission.patient_id}"
         raise RegistryError(msg) from exc
+    if admission.pathway is Pathway.STEP_UP and admission.status is AdmissionStatus.REFERRED:
+        worklist.start_urgent_clock(conn, admission.patient_id, admission.referred_at)
     return replace(admission, id=_first(row))
 
 
@@ -85,6 +88,11 @@ def update_admission(conn: Conn, admission: Admission) -> None:
     )
     if admission.status is AdmissionStatus.DISCHARGED and admission.discharged_at is not None:
         end_patient_assignments(conn, admission.patient_id, admission.discharged_at)
+        worklist.schedule_follow_up_call(conn, admission.patient_id, admission.discharged_at)
+    elif admission.status is AdmissionStatus.DECLINED:
+        worklist.stop_urgent_clock(conn, admission.patient_id,
+                                   admission.decided_at or admission.referred_at,
+                                   "referral declined")
 
 
 def end_patient_assignments(conn: Conn, patient_id: int, at: dt.datetime) -> int:

@@ -45,6 +45,7 @@ from ward.hub.routers import (
     tasks,
     users,
     ward,
+    worklist,
 )
 from ward.settings import Settings, SettingsError
 
@@ -178,8 +179,8 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages,
-                   care_plan_pages, people_pages, report_pages, manager_pages, follow_ups):
+                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, worklist,
+                   pages, care_plan_pages, people_pages, report_pages, manager_pages, follow_ups):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything

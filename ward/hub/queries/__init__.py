@@ -1,0 +1,1 @@
+"""Query modules: the SQL of one hub resource each, with its output models beside it."""
