@@ -23,8 +23,10 @@ Must never do I/O, read a clock, or log.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
+
+from ward.domain.risk_factors import Acuity, RiskFactors
 
 
 class HospitalScoreError(ValueError):
@@ -111,3 +113,20 @@ def score(inputs: HospitalInputs) -> HospitalScore:
         length_of_stay=LONG_STAY_POINTS if inputs.length_of_stay_days >= LONG_STAY_DAYS else 0,
         missing=missing,
     )
+
+
+def from_factors(factors: RiskFactors) -> HospitalScore | None:
+    """HOSPITAL from the entered record; None until admissions, stay and acuity are entered.
+    Labs, oncology and procedure not entered score 0 and are listed in `missing`."""
+    if (factors.admissions_12_months is None or factors.index_stay_days is None
+            or factors.acuity is None):
+        return None
+    result = score(HospitalInputs(
+        haemoglobin_g_dl=factors.haemoglobin_g_dl, oncology_discharge=bool(factors.oncology),
+        sodium_mmol_l=factors.sodium_mmol_l, procedure_during_stay=bool(factors.procedure),
+        urgent_admission=factors.acuity is Acuity.EMERGENT,
+        admissions_12_months=factors.admissions_12_months,
+        length_of_stay_days=factors.index_stay_days))
+    unknown = tuple(n for n, v in (("oncology", factors.oncology),
+                                   ("procedure", factors.procedure)) if v is None)
+    return replace(result, missing=result.missing + unknown)

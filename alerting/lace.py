@@ -22,33 +22,18 @@ Must never do I/O, read a clock, or log.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from ward.domain.risk_factors import Acuity, Comorbidity, RiskFactors
+
+__all__ = ["Comorbidity", "LaceInputs", "LaceScore", "score"]
+
 
 class LaceError(ValueError):
     """An input the LACE table cannot score (negative counts, unknown comorbidity)."""
-
-
-class Comorbidity(enum.StrEnum):
-    """The Charlson items LACE counts (Wang 2014, Table 1), with their weights below."""
-
-    MYOCARDIAL_INFARCTION = "myocardial_infarction"
-    CEREBROVASCULAR_DISEASE = "cerebrovascular_disease"
-    PERIPHERAL_VASCULAR_DISEASE = "peripheral_vascular_disease"
-    DIABETES_UNCOMPLICATED = "diabetes_uncomplicated"
-    CONGESTIVE_HEART_FAILURE = "congestive_heart_failure"
-    DIABETES_END_ORGAN_DAMAGE = "diabetes_end_organ_damage"
-    CHRONIC_PULMONARY_DISEASE = "chronic_pulmonary_disease"
-    MILD_LIVER_OR_RENAL_DISEASE = "mild_liver_or_renal_disease"
-    ANY_TUMOUR = "any_tumour"  # including lymphoma or leukaemia
-    DEMENTIA = "dementia"
-    CONNECTIVE_TISSUE_DISEASE = "connective_tissue_disease"
-    MODERATE_SEVERE_LIVER_OR_RENAL_DISEASE = "moderate_severe_liver_or_renal_disease"
-    METASTATIC_SOLID_TUMOUR = "metastatic_solid_tumour"
 
 
 CHARLSON_WEIGHTS: Final[Mapping[Comorbidity, int]] = MappingProxyType({
@@ -129,3 +114,12 @@ def score(inputs: LaceInputs) -> LaceScore:
         ed_visits=points_from(ED_VISIT_POINTS, inputs.ed_visits_6_months),
         charlson_index=charlson,
     )
+
+
+def from_factors(factors: RiskFactors) -> LaceScore | None:
+    """LACE from the entered record; None until stay, acuity and ED visits are entered."""
+    if (factors.index_stay_days is None or factors.acuity is None
+            or factors.ed_visits_6_months is None):
+        return None
+    return score(LaceInputs(factors.index_stay_days, factors.acuity is Acuity.EMERGENT,
+                            factors.comorbidities, factors.ed_visits_6_months))

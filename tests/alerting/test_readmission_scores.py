@@ -106,3 +106,22 @@ def test_hospital_missing_labs_score_zero_and_are_reported() -> None:
     s = hospital_score.score(_hosp(haemoglobin_g_dl=None, sodium_mmol_l=None))
     assert s.total == 0
     assert s.missing == ("haemoglobin", "sodium")
+
+
+def test_scores_from_the_entered_record() -> None:
+    from ward.domain.risk_factors import Acuity, RiskFactors
+
+    assert lace.from_factors(RiskFactors()) is None
+    assert hospital_score.from_factors(RiskFactors()) is None
+    f = RiskFactors(admissions_6_months=1, admissions_12_months=3, index_stay_days=8,
+                    acuity=Acuity.EMERGENT,
+                    comorbidities=frozenset({Comorbidity.DIABETES_UNCOMPLICATED}),
+                    ed_visits_6_months=5, haemoglobin_g_dl=10.5, sodium_mmol_l=None,
+                    oncology=None, procedure=True)
+    la = lace.from_factors(f)
+    assert la is not None
+    assert la.components() == (("L", 5), ("A", 3), ("C", 1), ("E", 4))
+    ho = hospital_score.from_factors(f)
+    assert ho is not None
+    assert dict(ho.components()) == {"H": 1, "O": 0, "S": 0, "P": 1, "IT": 1, "A": 2, "L": 2}
+    assert ho.missing == ("sodium", "oncology")
