@@ -29,12 +29,14 @@ from ward.hub.routers import (
     care_plans,
     devices,
     fhir_api,
+    fhir_risk,
     health,
     observations,
     pages,
     patients,
     readings,
     reports_api,
+    risk,
     session,
     stream,
     tasks,
@@ -173,7 +175,7 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages):
+                   alerts, care_plans, users, ward, risk, fhir_api, fhir_risk, reports_api, stream, tasks, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything

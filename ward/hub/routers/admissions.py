@@ -21,7 +21,7 @@ from ward.domain.patients import (
     Pathway,
     ReferralSource,
 )
-from ward.hub import audit
+from ward.hub import audit, risk
 from ward.hub.deps import DB, Now
 from ward.hub.problems import NotFound
 from ward.hub.routers.common import (
@@ -37,6 +37,7 @@ from ward.hub.routers.common import (
     notify,
     require_patient,
 )
+from ward.hub.routers.risk import RiskFactorsIn
 
 router = APIRouter(prefix="/api", tags=["admissions"])
 
@@ -48,6 +49,8 @@ class ReferralIn(BaseModel):
     source: ReferralSource
     referred_at: AwareDatetime | None = Field(None, description="default: now")
     reason: Annotated[Text | None, Field(max_length=2000)] = None
+    # The readmission-risk facts (LACE / HOSPITAL inputs), if known at referral.
+    risk_factors: RiskFactorsIn | None = None
 
 
 class AcceptIn(BaseModel):
@@ -130,6 +133,10 @@ def refer(body: ReferralIn, conn: DB, now: Now, user: Clinical) -> AdmissionOut:
     audit.record(conn, user, "refer", "admission", now=now, entity_id=admission.id,
                  patient_id=body.patient_id,
                  detail={"pathway": body.pathway.value, "source": body.source.value})
+    if body.risk_factors is not None:
+        risk.save_factors(conn, body.patient_id, body.risk_factors.to_domain(), now=now,
+                          by=user.username)
+    risk.record_scores(conn, body.patient_id, admission.id, "referral", now=now)
     return load_admission(conn, admission.id)
 
 
@@ -200,6 +207,8 @@ def decline(admission_id: AdmissionId, body: DeclineIn, conn: DB, now: Now, user
 def discharge(admission_id: AdmissionId, body: DischargeIn, conn: DB, now: Now,
               user: Clinical) -> AdmissionOut:
     at = _utc(body.at, now)
-    return _transition(conn, now, user, admission_id, "discharge",
-                       lambda a: a.discharge(at, body.outcome),
-                       {"outcome": body.outcome.value, "note": body.note})
+    out = _transition(conn, now, user, admission_id, "discharge",
+                      lambda a: a.discharge(at, body.outcome),
+                      {"outcome": body.outcome.value, "note": body.note})
+    risk.record_scores(conn, out.patient_id, admission_id, "discharge", now=now)
+    return out
