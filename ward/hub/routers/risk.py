@@ -149,3 +149,9 @@ def read_tier(patient_id: PatientId, conn: DB, now: Now, user: Reader) -> TierOu
     if out is None:
         raise Invalid("the patient is not admitted: a risk tier is for patients on the ward")
     return out
+
+
+def risk_context(conn: Any, patient_id: int, now: dt.datetime) -> dict[str, Any]:
+    """What the patient page's risk section shows (`_risk_panel.html`)."""
+    return {"risk_tier": tier_out(conn, patient_id, now),
+            "risk_facts": factors_out(conn, patient_id)}
