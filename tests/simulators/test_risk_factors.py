@@ -50,3 +50,22 @@ def test_deteriorating_patients_carry_more_burden_on_average() -> None:
         burden[p.trajectory.deteriorates].append(len(f.comorbidities)
                                                  + (f.admissions_12_months or 0))
     assert sum(burden[True]) / len(burden[True]) > sum(burden[False]) / len(burden[False])
+
+
+def test_registered_simulated_patients_get_their_facts_and_scores(db_url: str) -> None:
+    import psycopg
+
+    from ward.commands.simulate import register_ward
+
+    scenario = load("quiet-ward")
+    patients = build_ward(scenario, scenario.seed, scenario.start)[:5]
+    with psycopg.connect(db_url) as conn:
+        report = register_ward(conn, scenario, patients, scenario.start)
+        register_ward(conn, scenario, patients, scenario.start)  # idempotent
+        conn.commit()
+        facts = conn.execute("SELECT count(*) FROM risk_factors").fetchone()
+        scores = conn.execute("SELECT count(*), min(stage), count(lace), count(hospital) "
+                              "FROM readmission_scores").fetchone()
+    assert report.patients_created == 5
+    assert facts == (5,)
+    assert scores == (5, "referral", 5, 5)
