@@ -75,16 +75,22 @@ def _news2(state: TrueState, scale: int, rng: np.random.Generator | None = None)
 class Tally:
     labels: list[int]
     tier_points: list[float]
+    dynamic_points: list[float]
     news2: list[float]
     tier_flag: list[bool]
     news2_flag3: list[bool]
     lead_tier: list[bool]
+    lead_dynamic: list[bool]
     lead_news2_5: list[bool]
     lead_news2_3: list[bool]
 
     @classmethod
     def empty(cls) -> Tally:
-        return cls([], [], [], [], [], [], [], [])
+        return cls([], [], [], [], [], [], [], [], [], [])
+
+    def add(self, other: Tally) -> None:
+        for name in self.__dataclass_fields__:
+            getattr(self, name).extend(getattr(other, name))
 
 
 def auroc(labels: list[int], values: list[float]) -> float:
@@ -105,6 +111,15 @@ def auroc(labels: list[int], values: list[float]) -> float:
         ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
         i = j + 1
     return float((ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+# The factors measured from the stream; the others (readmission score, pathway) are static
+# facts whose link to deterioration is an assumption of the simulator (simulators/risk.py).
+_STATIC = frozenset({"readmission", "pathway"})
+
+
+def _dynamic(a: risk_tier.Assessment) -> int:
+    return sum(c.points for c in a.contributions if c.factor not in _STATIC)
 
 
 def run_patient(patient: SimPatient, seed: int, start: dt.datetime, prodrome: bool,
@@ -158,19 +173,30 @@ def run_patient(patient: SimPatient, seed: int, start: dt.datetime, prodrome: bo
         n2 = latest(t)
         tally.labels.append(label)
         tally.tier_points.append(float(a.points))
+        tally.dynamic_points.append(float(_dynamic(a)))
         tally.news2.append(float(n2))
         if not label:
             tally.tier_flag.append(a.tier is not risk_tier.Tier.LOW)
             tally.news2_flag3.append(n2 >= 3)
     if crossing is not None and crossing - LEAD >= admit + HORIZON:
         before = crossing - LEAD
-        tally.lead_tier.append(assess(before).tier is not risk_tier.Tier.LOW)
+        lead = assess(before)
+        tally.lead_tier.append(lead.tier is not risk_tier.Tier.LOW)
+        tally.lead_dynamic.append(risk_tier.tier_of(_dynamic(lead)) is not risk_tier.Tier.LOW)
         tally.lead_news2_5.append(latest(before) >= THRESHOLD)
         tally.lead_news2_3.append(latest(before) >= 3)
 
 
 def _share(flags: list[bool]) -> str:
     return f"{100 * sum(flags) / len(flags):5.1f} % ({sum(flags)}/{len(flags)})" if flags else "  n/a"
+
+
+def _line(name: str, seed: str, tally: Tally) -> None:
+    print(f"{name:15} {seed:>6} {len(tally.labels):>8} {sum(tally.labels):>5} "
+          f"{auroc(tally.labels, tally.tier_points):>10.3f} "
+          f"{auroc(tally.labels, tally.news2):>11.3f}  {_share(tally.lead_tier):>22}"
+          f"  {_share(tally.lead_news2_5):>22}  {_share(tally.lead_news2_3):>22}  "
+          f"{_share(tally.tier_flag):>22}  {_share(tally.news2_flag3):>22}", flush=True)
 
 
 def main() -> None:
@@ -187,18 +213,19 @@ def main() -> None:
               f"{'AUROC NEWS2':>11}  {'tier r/h 12h before':>22}  {'NEWS2>=5 12h before':>22}  "
               f"{'NEWS2>=3 12h before':>22}  {'tier flag rate (neg)':>22}  "
               f"{'NEWS2>=3 flag rate':>22}")
+        pooled = Tally.empty()
         for name in shipped_names():
             scenario = load(name)
             for seed in (scenario.seed, scenario.seed + 1, scenario.seed + 2):
                 tally = Tally.empty()
                 for patient in build_ward(scenario, seed, scenario.start)[:args.max_patients]:
                     run_patient(patient, seed, scenario.start, prodrome, tally)
-                print(f"{name:15} {seed:>6} {len(tally.labels):>8} {sum(tally.labels):>5} "
-                      f"{auroc(tally.labels, tally.tier_points):>10.3f} "
-                      f"{auroc(tally.labels, tally.news2):>11.3f}  {_share(tally.lead_tier):>22}"
-                      f"  {_share(tally.lead_news2_5):>22}  {_share(tally.lead_news2_3):>22}  "
-                      f"{_share(tally.tier_flag):>22}  {_share(tally.news2_flag3):>22}",
-                      flush=True)
+                pooled.add(tally)
+                _line(name, str(seed), tally)
+        _line("all (pooled)", "", pooled)
+        print(f"{'':22} dynamic factors only (no readmission score, no pathway): AUROC "
+              f"{auroc(pooled.labels, pooled.dynamic_points):.3f}, rising/high 12 h before "
+              f"{_share(pooled.lead_dynamic).strip()}")
     print(f"\n{time.perf_counter() - t0:.1f} s")
 
 
