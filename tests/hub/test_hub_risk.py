@@ -132,3 +132,16 @@ def test_tier_as_fhir_risk_assessment(app_client, staff, admit, db, clock):
     assert ra.prediction[0].qualitativeRisk.coding[0].code == "high"
     assert any(n.text.startswith("NEWS2 now: 6 of 6") for n in ra.note)
     assert bundle.entry[0].fullUrl.endswith(f"RiskAssessment/{ra.id}")
+
+
+def test_a_wearables_many_scores_count_as_one_point_per_hour(app_client, staff, admit, db,
+                                                             clock):
+    h = staff(Role.HUB_NURSE).headers
+    pid = admit(at=clock.now - dt.timedelta(hours=3))
+    for minute in range(1, 50, 2):  # 25 scores in the last hour, the newest a 4
+        add_score(db, pid, clock.now - dt.timedelta(minutes=minute), 4 if minute == 1 else 2)
+    body = app_client.get(f"/api/patients/{pid}/risk", headers=h).json()
+    c = {x["factor"]: x for x in body["contributions"]}
+    assert c["news2_now"]["detail"] == "latest total 4"
+    # NEWS2 4 (low): 4-6-hourly -> 3 h on the ward asks for 1 set; 1 hour with sets, not 25.
+    assert c["completeness"]["detail"].startswith("1 of 1 expected sets")

@@ -119,13 +119,19 @@ def assess_many(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
         "AND patient_id = ANY(%s)", [list(patient_ids)])}
     series: dict[int, list[ScorePoint]] = {pid: [] for pid in admitted}
     latest_risk: dict[int, str] = {}
-    # The first 24 h on the ward (the own-baseline window) and the last 72 h (the trajectory).
+    # The first 24 h on the ward (the own-baseline window) and the last 72 h (the trajectory),
+    # one point per clock hour: the hour's last score, complete if any set in the hour was.
+    # A wearable is scored every few minutes; hourly points keep a week of them cheap and
+    # weigh every hour alike in the means.
     for pid, at, total, complete, risk in conn.execute(
-        "SELECT s.patient_id, s.computed_at, s.total, s.complete, s.risk FROM scores s "
+        "SELECT s.patient_id, max(s.computed_at), "
+        "(array_agg(s.total ORDER BY s.computed_at DESC))[1], bool_or(s.complete), "
+        "(array_agg(s.risk ORDER BY s.computed_at DESC))[1] FROM scores s "
         "JOIN admissions a ON a.patient_id = s.patient_id AND a.status = 'admitted' "
         "WHERE s.patient_id = ANY(%s) AND s.computed_at >= a.admitted_at "
         "AND s.computed_at <= %s AND (s.computed_at < a.admitted_at + %s "
-        "OR s.computed_at > %s) ORDER BY s.computed_at",
+        "OR s.computed_at > %s) GROUP BY s.patient_id, date_trunc('hour', s.computed_at) "
+        "ORDER BY 2",
         [list(admitted), now, risk_tier.BASELINE_SPAN, now - risk_tier.TRAJECTORY_SPAN],
     ):
         series[pid].append(ScorePoint(at, int(total), bool(complete)))
