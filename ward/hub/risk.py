@@ -34,11 +34,18 @@ _CONTINUOUS_AS = dt.timedelta(hours=1)
 
 
 def load_factors(conn: Conn, patient_id: int) -> RiskFactors:
-    row = conn.execute(sql.SQL("SELECT {} FROM risk_factors WHERE patient_id = %s").format(
-        sql.SQL(", ").join(map(sql.Identifier, _FIELDS))), [patient_id]).fetchone()
-    if row is None:
-        return RiskFactors()
-    values = dict(zip(_FIELDS, row, strict=True))
+    return load_factors_many(conn, [patient_id]).get(patient_id, RiskFactors())
+
+
+def load_factors_many(conn: Conn, patient_ids: Sequence[int]) -> dict[int, RiskFactors]:
+    """The entered facts of the patients who have any (one query for a whole ward)."""
+    rows = conn.execute(sql.SQL(
+        "SELECT patient_id, {} FROM risk_factors WHERE patient_id = ANY(%s)").format(
+            sql.SQL(", ").join(map(sql.Identifier, _FIELDS))), [list(patient_ids)])
+    return {row[0]: _factors(dict(zip(_FIELDS, row[1:], strict=True))) for row in rows}
+
+
+def _factors(values: dict[str, Any]) -> RiskFactors:
     return RiskFactors(
         admissions_6_months=values["admissions_6_months"],
         admissions_12_months=values["admissions_12_months"],
@@ -137,8 +144,9 @@ def assess_many(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
         series[pid].append(ScorePoint(at, int(total), bool(complete)))
         latest_risk[pid] = risk
     readmit: dict[int, tuple[int | None, int | None]] = {}
+    facts = load_factors_many(conn, list(admitted))
     for pid in admitted:
-        la, ho = readmission(load_factors(conn, pid))
+        la, ho = readmission(facts.get(pid, RiskFactors()))
         readmit[pid] = (la.total if la else None, ho.total if ho else None)
     out: dict[int, Assessment] = {}
     for pid, (admitted_at, pathway) in admitted.items():
