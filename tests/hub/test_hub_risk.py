@@ -11,6 +11,8 @@ from typing import Any
 import psycopg
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.riskassessment import RiskAssessment
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ward.domain.patients import Pathway, ReferralSource
 from ward.hub.auth import Role
@@ -145,3 +147,22 @@ def test_a_wearables_many_scores_count_as_one_point_per_hour(app_client, staff, 
     assert c["news2_now"]["detail"] == "latest total 4"
     # NEWS2 4 (low): 4-6-hourly -> 3 h on the ward asks for 1 set; 1 hour with sets, not 25.
     assert c["completeness"]["detail"].startswith("1 of 1 expected sets")
+
+
+_JUNK = st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=False,
+                                                                 allow_infinity=False),
+                  st.none(), st.booleans(), st.lists(st.text(max_size=30), max_size=3))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(st.sampled_from([*FACTS, "extra"]), _JUNK, max_size=6))
+def test_junk_risk_facts_never_yield_a_500(app_client, staff, admit, body):
+    h = staff(Role.HUB_NURSE).headers
+    pid = admit()
+    response = app_client.put(f"/api/patients/{pid}/risk-factors", headers=h, json=body)
+    assert response.status_code < 500, (body, response.text)
+    assert response.status_code in {200, 422}, (body, response.text)
+    referral = app_client.post("/api/referrals", headers=h, json={
+        "patient_id": pid, "pathway": "step_up", "source": "gp", "risk_factors": body})
+    assert referral.status_code < 500, (body, referral.text)
