@@ -45,7 +45,10 @@ class Kind(enum.StrEnum):
 
     NEWS2 = "news2"
     SINGLE_PARAMETER_3 = "single_parameter_3"
+    #: No longer raised (replaced by TREND); kept so alerts stored before it still load.
     NEWS2_RISING = "news2_rising"
+    #: Vital signs drifting from the patient's own learned baseline (:mod:`alerting.trend`).
+    TREND = "trend"
     SPO2_FALLING = "spo2_falling"
     SPO2_BELOW_TARGET = "spo2_below_target"
     THRESHOLD = "threshold"
@@ -57,16 +60,29 @@ class Kind(enum.StrEnum):
     INFUSION_FINISHED_EARLY = "infusion_finished_early"
     INFUSION_LATE = "infusion_late"
     INFUSION_FLOW = "infusion_flow"
+    INFUSION_STALLED = "infusion_stalled"
 
 
 #: Kinds decided from vital-sign readings (evaluated after a gateway commit).
 VITAL_KINDS: Final = frozenset(
-    {Kind.NEWS2, Kind.SINGLE_PARAMETER_3, Kind.NEWS2_RISING, Kind.SPO2_FALLING,
+    {Kind.NEWS2, Kind.SINGLE_PARAMETER_3, Kind.NEWS2_RISING, Kind.TREND, Kind.SPO2_FALLING,
      Kind.SPO2_BELOW_TARGET, Kind.THRESHOLD}
+)
+#: "No data" kinds: the platform cannot see the patient. Never inhibited by a clinical finding
+#: (a high NEWS2 must not hide that the oximeter went offline) and never counted as clinical.
+TECHNICAL_KINDS: Final = frozenset(
+    {Kind.OBSERVATIONS_OVERDUE, Kind.DEVICE_OFFLINE, Kind.BATTERY_LOW}
+)
+#: Treatment-delivery kinds (the IV pump): a different response (a nurse visit), so never
+#: inhibited by a vital-sign finding either.
+INFUSION_KINDS: Final = frozenset(
+    {Kind.INFUSION_OCCLUDED, Kind.INFUSION_DISCONNECTED, Kind.INFUSION_FINISHED_EARLY,
+     Kind.INFUSION_LATE, Kind.INFUSION_FLOW}
 )
 #: Kinds that change with the passing of time alone (evaluated by the scheduler's sweep too).
 TIMER_KINDS: Final = frozenset(
-    {Kind.OBSERVATIONS_OVERDUE, Kind.DEVICE_OFFLINE, Kind.BATTERY_LOW, Kind.INFUSION_LATE}
+    {Kind.OBSERVATIONS_OVERDUE, Kind.DEVICE_OFFLINE, Kind.BATTERY_LOW, Kind.INFUSION_LATE,
+     Kind.INFUSION_STALLED}
 )
 
 

@@ -1,19 +1,15 @@
 """The alert lifecycle as a pure state machine: raised → acknowledged → resolved.
 
-One open alert per patient and kind: a new ``Firing`` for an open alert updates it (new
-evidence, severity), never duplicates it. Every transition returns the alert after it and the
-events to store, each with the readings behind it, so an alert can be traced to its evidence.
+An alert is a patient's *episode* (:mod:`alerting.episodes` decides what the rules' findings do
+to it: grouping, severity, inhibition, hysteresis, automatic resolution). This module holds the
+episode type and what people and timers do to it. Every transition returns the alert after it
+and the events to store, each with the readings behind it, so an alert can be traced to its
+evidence.
 
 Decisions (documented here, enforced here):
 
-* **Worse news re-opens.** A severity increase on an acknowledged alert sets it back to
-  *raised* (it must be acknowledged again, and its escalation timer restarts from the new
-  severity's time to acknowledge); it also cancels any snooze.
-* **Auto-resolution with hysteresis** (:data:`HYSTERESIS`): vital-sign alerts resolve after
-  *two consecutive* clear evaluations on *distinct* readings — one good reading after a bad one
-  is not recovery; device-offline alerts after being clear for 10 minutes (connections flap);
-  overdue, battery and infusion-timing alerts on the first clear fact (the rule has its own
-  hysteresis band, or the fact is not noisy). A Firing in between restarts the count.
+* **Worse news re-opens** (decided in :mod:`alerting.episodes`): a severity increase on an
+  acknowledged episode sets it back to *raised*; its escalation timer restarts.
 * **Bounded snooze**: at most :data:`MAX_SNOOZE` (4 h, a low-risk observation cycle); it defers
   the escalation timer of low..medium alerts to the snooze's end; a **high** alert can never be
   snoozed past its next escalation — the request is refused — so an emergency always reaches
@@ -30,20 +26,13 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from alerting.candidates import (
-    VITAL_KINDS,
-    Clear,
-    Evidence,
-    Firing,
-    Kind,
-    Outcome,
-    Severity,
-    newest,
-)
+from alerting.candidates import Evidence, Kind, Severity
 from alerting.errors import AlertTransitionError
+
+if TYPE_CHECKING:
+    from alerting.episodes import Finding
 
 MAX_SNOOZE: Final = dt.timedelta(hours=4)
 SYSTEM: Final = "system"
@@ -53,27 +42,6 @@ class State(enum.StrEnum):
     RAISED = "raised"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
-
-
-@dataclass(frozen=True, slots=True)
-class Hysteresis:
-    """Resolve after ``observations`` clear facts on distinct evidence, or clear for ``duration``."""
-
-    observations: int = 2
-    duration: dt.timedelta | None = None
-
-
-HYSTERESIS: Final[Mapping[Kind, Hysteresis]] = MappingProxyType({
-    **{kind: Hysteresis(2) for kind in VITAL_KINDS},
-    Kind.OBSERVATIONS_OVERDUE: Hysteresis(1),
-    Kind.DEVICE_OFFLINE: Hysteresis(10_000, dt.timedelta(minutes=10)),
-    Kind.BATTERY_LOW: Hysteresis(1),
-    Kind.INFUSION_OCCLUDED: Hysteresis(2),
-    Kind.INFUSION_DISCONNECTED: Hysteresis(2),
-    Kind.INFUSION_FLOW: Hysteresis(2),
-    Kind.INFUSION_FINISHED_EARLY: Hysteresis(1),
-    Kind.INFUSION_LATE: Hysteresis(1),
-})
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +68,8 @@ class Alert:
     escalation_tier: int = 0
     next_escalation_at: dt.datetime | None = None
     escalation_target: str | None = None
-    clear_since: dt.datetime | None = None
-    clear_count: int = 0
-    clear_evidence_at: dt.datetime | None = None
+    #: The episode's findings, active and cleared (empty when loaded without them).
+    findings: tuple[Finding, ...] = ()
 
     @property
     def open(self) -> bool:
@@ -136,84 +103,10 @@ class Transition:
 AckWithin = Mapping[Severity, dt.timedelta | None]
 
 
-def _timer(ack_within: AckWithin, severity: Severity, now: dt.datetime) -> dt.datetime | None:
+def timer(ack_within: AckWithin, severity: Severity, now: dt.datetime) -> dt.datetime | None:
+    """When an alert of ``severity`` raised at ``now`` escalates unless acknowledged."""
     delay = ack_within.get(severity)
     return None if delay is None else now + delay
-
-
-def observe(alert: Alert | None, outcome: Outcome, now: dt.datetime, *, patient_id: int,
-            ack_within: AckWithin) -> Transition:
-    """Apply one rule outcome to the open alert of its kind (or to no alert)."""
-    if alert is not None and not alert.open:
-        alert = None  # a resolved alert is history; new trouble is a new alert
-    if isinstance(outcome, Firing):
-        return _fire(alert, outcome, now, patient_id, ack_within)
-    return _clear(alert, outcome, now)
-
-
-def _fire(alert: Alert | None, firing: Firing, now: dt.datetime, patient_id: int,
-          ack_within: AckWithin) -> Transition:
-    if alert is None:
-        new = Alert(
-            patient_id=patient_id, kind=firing.kind, severity=firing.severity,
-            state=State.RAISED, summary=firing.summary, raised_at=now, updated_at=now,
-            details=dict(firing.details), evidence=firing.evidence, partial=firing.partial,
-            next_escalation_at=_timer(ack_within, firing.severity, now),
-        )
-        event = Event("raised", now, SYSTEM, {"severity": firing.severity.value,
-                                              "summary": firing.summary,
-                                              "partial": firing.partial}, firing.evidence)
-        return Transition(None, new, (event,))
-    changes: dict[str, Any] = {
-        "summary": firing.summary, "details": dict(firing.details), "evidence": firing.evidence,
-        "partial": firing.partial, "clear_since": None, "clear_count": 0,
-        "clear_evidence_at": None, "severity": firing.severity,
-    }
-    events: list[Event] = []
-    if firing.severity.rank > alert.severity.rank:
-        reopened = alert.state is State.ACKNOWLEDGED
-        changes.update(state=State.RAISED, acknowledged_at=None, acknowledged_by=None,
-                       snoozed_until=None,
-                       next_escalation_at=_timer(ack_within, firing.severity, now))
-        events.append(Event("severity_raised", now, SYSTEM, {
-            "from": alert.severity.value, "to": firing.severity.value, "reopened": reopened,
-            "previously_acknowledged_by": alert.acknowledged_by if reopened else None,
-            "summary": firing.summary}, firing.evidence))
-    elif firing.severity.rank < alert.severity.rank:
-        events.append(Event("severity_lowered", now, SYSTEM, {
-            "from": alert.severity.value, "to": firing.severity.value,
-            "summary": firing.summary}, firing.evidence))
-    elif firing.evidence != alert.evidence or firing.summary != alert.summary:
-        events.append(Event("updated", now, SYSTEM, {"summary": firing.summary},
-                            firing.evidence))
-    after = replace(alert, **changes)
-    if after == alert:
-        return Transition(alert, alert)
-    return Transition(alert, replace(after, updated_at=now), tuple(events))
-
-
-def _clear(alert: Alert | None, clear: Clear, now: dt.datetime) -> Transition:
-    if alert is None:
-        return Transition(None, None)
-    seen = newest(clear.evidence) or clear.observed_at or now
-    if alert.clear_evidence_at is not None and seen <= alert.clear_evidence_at:
-        return Transition(alert, alert)  # the same clear fact again: counts once
-    hysteresis = HYSTERESIS.get(alert.kind, Hysteresis())
-    count = alert.clear_count + 1
-    since = alert.clear_since or now
-    if count >= hysteresis.observations or (
-        hysteresis.duration is not None and now - since >= hysteresis.duration
-    ):
-        reason = f"condition cleared ({count} clear observation{'s' if count > 1 else ''} since {since.isoformat()})"
-        after = replace(alert, state=State.RESOLVED, resolved_at=now, resolved_by=SYSTEM,
-                        resolution_reason=reason, updated_at=now, clear_count=count,
-                        clear_since=since, clear_evidence_at=seen, next_escalation_at=None,
-                        snoozed_until=None)
-        return Transition(alert, after, (Event("resolved", now, SYSTEM, {"reason": reason,
-                                                                         "automatic": True},
-                                               clear.evidence),))
-    return Transition(alert, replace(alert, clear_count=count, clear_since=since,
-                                     clear_evidence_at=seen, updated_at=now))
 
 
 def _need(value: str, what: str, alert: Alert) -> str:
@@ -299,5 +192,6 @@ def escalate(alert: Alert, *, tier: int, target: str, next_at: dt.datetime | Non
 
 
 def fields_of(alert: Alert) -> dict[str, Any]:
-    """The alert as a plain dict (for storage)."""
-    return {f.name: getattr(alert, f.name) for f in dataclasses.fields(alert)}
+    """The alert as a plain dict (for storage; findings are stored on their own)."""
+    return {f.name: getattr(alert, f.name) for f in dataclasses.fields(alert)
+            if f.name != "findings"}

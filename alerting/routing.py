@@ -1,8 +1,10 @@
 """Which notifications an alert event produces (pure): recipients, payload, idempotency key.
 
-* raised / severity_raised / snooze_expired → the current tier's contacts (tier 0 of the
-  current in-hours or out-of-hours route when raised); out of hours a severity below the
-  policy's ``out_of_hours.page_from`` loses its paging channels (:func:`escalation.reachable`);
+* raised / severity_raised / snooze_expired, and any event an episode marks ``page: true``
+  (a finding added that is not inhibited, :mod:`alerting.episodes`) → the current tier's
+  contacts (tier 0 of the current in-hours or out-of-hours route when raised); out of hours
+  a severity below the policy's ``out_of_hours.page_from`` loses its paging channels
+  (:func:`escalation.reachable`);
 * escalated → the contacts the escalation decision named;
 * every event also goes to other systems on MQTT (``<prefix>/<patient_id>/<kind>``; ids only,
   no personal data in topics) and to the dashboard.
@@ -53,7 +55,7 @@ def notifications(alert: Alert, event: Event, policy: Policy, now: dt.datetime, 
     target: str | None = None
     if decision is not None:
         contacts, target = decision.recipients, decision.target
-    elif event.event in _PAGE_EVENTS:
+    elif event.event in _PAGE_EVENTS or event.detail.get("page") is True:
         chosen = escalation.initial(alert, policy, now, ceiling=ceiling)
         if alert.escalation_tier:
             tier = min(alert.escalation_tier, len(escalation.route(policy, now)) - 1)

@@ -1,8 +1,10 @@
 """Vital-sign alert rules: each a pure function from plain data to outcomes per alert kind.
 
-Pipeline (Alertmanager-style small stages): the snapshot's latest readings become NEWS2
-observations (:mod:`alerting.observations`, stale = missing), the score feeds the NEWS2,
-single-parameter and rising-trend rules; the SpO2 history feeds the falling-SpO2 rule; the care
+Pipeline (Alertmanager-style small stages): the snapshot's latest readings pass the artefact
+filter (:mod:`alerting.artefacts`: continuous codes median-filtered, a doubtful spot jump set
+aside and reported in :attr:`Evaluation.doubtful`), then become NEWS2 observations
+(:mod:`alerting.observations`, stale = missing); the score feeds the NEWS2 and single-parameter
+rules; the patient's own baseline feeds the trend rule (:mod:`alerting.trend`); the SpO2 history feeds the falling-SpO2 rule; the care
 plan feeds the target and patient-threshold rules; :mod:`alerting.device_rules` adds the timer,
 device and infusion rules. A rule returns ``Firing`` or ``Clear`` for its kind, or nothing when
 the data cannot decide (missing is never clear).
@@ -17,8 +19,10 @@ Decisions that are ours, not the chart's:
   already puts the patient at medium or high. At total < 5 the news2 alert *is* the
   low-medium single-3 alert, so this kind is not raised then (inhibited, as Alertmanager would
   say) — one cause, one alert, against alarm fatigue.
-* **news2_rising**: the total rose by ≥ 2 within 24 h, compared only with stored scores that
-  had at least the parameters the current one has (so a missing parameter cannot fake a rise).
+* **trend** (which replaced *news2_rising*, a raw rise of the total by 2 in 24 h that fired
+  on noise — 0→2 is one artefact — and late on real drifts inside the normal bands): a
+  control chart of pulse, respiration rate, temperature and SpO2 against the patient's own
+  learned baseline; see :mod:`alerting.trend`.
 * **spo2_falling**: ≥ 4 SpO2 readings within 6 h, none more than 1 point above its predecessor
   (oximeters jitter by about ±1 %), and a total fall of ≥ 3 points — "falling steadily".
 * **spo2_below_target**: below the care plan's ``spo2_target_low``; by default 94 % on Scale 1
@@ -33,27 +37,27 @@ Must never do I/O, read a clock, or log.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final
 
-from alerting import device_rules, observations
-from alerting.candidates import Clear, Evidence, Firing, Kind, Outcome, Severity
+from alerting import artefacts, device_rules, observations, trend
+from alerting.artefacts import Doubt
+from alerting.candidates import VITAL_KINDS, Clear, Evidence, Firing, Kind, Outcome, Severity
 from alerting.care_plan import CarePlan
 from alerting.news2 import News2Score, Parameter, Risk, quantise, score
 from alerting.observations import ObservationSet
-from alerting.snapshot import PatientSnapshot, RuleConfig, ScorePoint
+from alerting.snapshot import PatientSnapshot, RuleConfig
 from ward.domain.vitals import VitalCode
 
 #: Which reading code feeds each NEWS2 parameter.
 PARAMETER_CODE: Final[Mapping[Parameter, str]] = MappingProxyType(
     {p: ("on_oxygen" if p is Parameter.AIR_OR_OXYGEN else p.value) for p in Parameter}
 )
-RISING_WINDOW: Final = dt.timedelta(hours=24)
-RISING_POINTS: Final = 2
 SPO2_TREND_WINDOW: Final = dt.timedelta(hours=6)  # spans 6 hourly sets at medium risk
 SPO2_TREND_MIN_READINGS: Final = 4
 SPO2_TREND_JITTER: Final = 1.0  # a pulse oximeter's usual reading-to-reading noise, % points
@@ -74,6 +78,8 @@ class Evaluation:
     score: News2Score | None  # None when no NEWS2 parameter is fresh
     observation_set: ObservationSet
     outcomes: tuple[Outcome, ...]
+    #: Readings set aside as doubtful (not scored): the hook for "repeat the measurement".
+    doubtful: tuple[Doubt, ...] = ()
 
     def by_kind(self) -> dict[Kind, Outcome]:
         return {o.kind: o for o in self.outcomes}
@@ -127,29 +133,11 @@ def single_parameter_rule(result: News2Score | None, obs_set: ObservationSet) ->
     return ()
 
 
-def rising_rule(result: News2Score | None, obs_set: ObservationSet,
-                history: tuple[ScorePoint, ...], now: dt.datetime) -> tuple[Outcome, ...]:
-    if result is None:
-        return ()
-    missing = {p.value for p in result.missing}
-    comparable = [p for p in history
-                  if dt.timedelta(0) <= now - p.computed_at <= RISING_WINDOW
-                  and p.missing <= missing]
-    if not comparable:
-        return ()
-    lowest = min(comparable, key=lambda p: (p.total, p.computed_at))
-    rise = result.total - lowest.total
-    if rise >= RISING_POINTS:
-        return (Firing(Kind.NEWS2_RISING, Severity.LOW,
-                       f"NEWS2 rising: {lowest.total} → {result.total} within 24 h",
-                       {"from": lowest.total, "from_at": lowest.computed_at.isoformat(),
-                        "to": result.total, "rise": rise}, obs_set.used,
-                       partial=not result.complete),)
-    return (Clear(Kind.NEWS2_RISING, obs_set.used),)
-
-
 def spo2_falling_rule(spo2_history: tuple[Evidence, ...], now: dt.datetime) -> tuple[Outcome, ...]:
-    window = sorted(e for e in spo2_history if dt.timedelta(0) <= now - e.measured_at <= SPO2_TREND_WINDOW)
+    """``spo2_history`` oldest first (as the snapshot holds it)."""
+    lo = bisect.bisect_left(spo2_history, now - SPO2_TREND_WINDOW, key=lambda e: e.measured_at)
+    hi = bisect.bisect_right(spo2_history, now, key=lambda e: e.measured_at)
+    window = list(spo2_history[lo:hi])
     if len(window) < SPO2_TREND_MIN_READINGS:
         return ()
     if not observations.is_fresh("spo2", window[-1].measured_at, now):
@@ -219,15 +207,22 @@ def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | N
     """Run every rule (or only those producing ``kinds``) over ``snapshot`` at ``now``."""
     config = config or RuleConfig()
     plan = snapshot.care_plan
-    obs_set = observations.build(snapshot.latest, now, spo2_scale=plan.spo2_scale)
+    filtered = artefacts.apply(snapshot.latest, snapshot.recent)
+    seen = replace(snapshot, latest=filtered.latest)
+    doubted = {d.reading for d in filtered.doubtful}
+    obs_set = observations.build(filtered.latest, now, spo2_scale=plan.spo2_scale)
     result = score(obs_set.observations) if obs_set.used else None
-    outcomes: list[Outcome] = [
+    vital = kinds is None or not VITAL_KINDS.isdisjoint(kinds)  # a timer sweep skips them
+    spo2 = snapshot.spo2_history
+    outcomes: list[Outcome] = [] if not vital else [
         *news2_rule(result, obs_set),
         *single_parameter_rule(result, obs_set),
-        *rising_rule(result, obs_set, snapshot.score_history, now),
-        *spo2_falling_rule(snapshot.spo2_history, now),
+        *trend.trend_rule(filtered.latest, snapshot.recent, snapshot.baselines, now),
+        *spo2_falling_rule(tuple(e for e in spo2 if e not in doubted) if doubted else spo2, now),
         *spo2_target_rule(obs_set, plan),
-        *threshold_rule(snapshot, now),
+        *threshold_rule(seen, now),
+    ]
+    outcomes += [
         *device_rules.overdue_rule(snapshot, result, now, config),
         *device_rules.device_rules(snapshot, now, config),
         *device_rules.infusion_rules(snapshot, now, config),
@@ -235,4 +230,4 @@ def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | N
     if kinds is not None:
         wanted = set(kinds)
         outcomes = [o for o in outcomes if o.kind in wanted]
-    return Evaluation(result, obs_set, tuple(outcomes))
+    return Evaluation(result, obs_set, tuple(outcomes), filtered.doubtful)

@@ -3,8 +3,14 @@
 ``evaluate_after_commit(conn, patient_ids, now)`` runs in a fresh transaction on the caller's
 psycopg connection and **commits it itself** (inside an already open transaction block it
 uses a savepoint and the caller commits). Per batch: lock the patients (advisory, ordered),
-load their snapshots set-based, run the pure rules and lifecycle, then store scores, alerts,
+learn any baselines that became ripe, load their snapshots set-based, run the pure rules and
+each patient's episode (:mod:`alerting.episodes`), then store scores, episodes, findings,
 events and outbox rows with one statement per table, and ``NOTIFY vw_events``.
+
+A reading the artefact filter set aside as doubtful (``rules.Evaluation.doubtful``) is passed
+to the ``on_doubt`` hook, if given, in the same transaction, and always announced as
+``NOTIFY vw_events`` ``{"type": "doubtful_reading", "patient_id", "code", "measured_at",
+"device_id", "value", "reason"}`` — what the "request a full set" command acts on.
 
 A score row is stored when the score differs from the last stored one (total, risk,
 completeness, missing parameters) or the last is at least :data:`SCORE_EVERY` old. Why: a
@@ -16,13 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import psycopg
 
-from alerting import lifecycle, rules, store, tasks
+from alerting import episodes, rules, store, tasks
+from alerting.artefacts import Doubt
 from alerting.candidates import Kind
 from alerting.escalation import Decision
 from alerting.lifecycle import Alert, Event, Transition
@@ -32,6 +39,8 @@ from alerting.routing import Notification, notifications
 from alerting.snapshot import DEFAULT_PUMP_TOLERANCE, PatientSnapshot, RuleConfig
 
 Conn = psycopg.Connection[Any]
+#: Called with (connection, [(patient_id, doubt)], now) in the evaluation's transaction.
+DoubtHook = Callable[[Conn, Sequence[tuple[int, Doubt]], dt.datetime], None]
 SCORE_EVERY: Final = dt.timedelta(minutes=5)
 
 
@@ -87,18 +96,20 @@ def persist(conn: Conn, transitions: Sequence[Transition], policy: Policy, now: 
     changed = [t for t in transitions if t.changed and t.after is not None]
     new = [t.after for t in changed if t.after is not None and t.after.id is None]
     ids = store.insert_alerts(conn, new)
+    inserted = set(ids.values())
     stored: list[tuple[Alert, tuple[Event, ...]]] = []
     for t in changed:
         after = t.after
         assert after is not None  # noqa: S101 - filtered above
         if after.id is None:
-            aid = ids.get((after.patient_id, after.kind))
+            aid = ids.get(after.patient_id)
             if aid is None:
-                continue  # another evaluator raised it first; its row stands
+                continue  # another evaluator opened the episode first; its row stands
             after = replace(after, id=aid)
         stored.append((after, t.events))
-    store.update_alerts(conn, [a for a, _ in stored if a.id is not None and
-                               (a.patient_id, a.kind) not in ids])
+    store.update_alerts(conn, [a for a, _ in stored if a.id is not None and a.id not in inserted])
+    store.upsert_findings(conn, [(a.id, f) for a, _ in stored if a.id is not None
+                                 for f in a.findings])
     store.insert_events(conn, [(a.id, e) for a, events in stored for e in events
                                if a.id is not None])
     outgoing: list[Notification] = []
@@ -117,7 +128,7 @@ def persist(conn: Conn, transitions: Sequence[Transition], policy: Policy, now: 
 
 def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
              policy: Policy | None = None, kinds: Collection[Kind] | None = None,
-             score: bool = True) -> list[Change]:
+             score: bool = True, on_doubt: DoubtHook | None = None) -> list[Change]:
     """The work of :func:`evaluate_after_commit`, in the caller's transaction."""
     if now.tzinfo is None:
         raise ValueError(f"now must be timezone-aware, got {now!r}")
@@ -127,21 +138,32 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
     if not ids:
         return []
     store.lock_patients(conn, ids)
+    if score:
+        store.learn_baselines(conn, ids, now)
     snapshots = store.load_snapshots(conn, ids, now)
-    current = store.open_alerts(conn, ids)
+    current = store.open_episodes(conn, ids)
     score_rows: list[dict[str, Any]] = []
     transitions: list[Transition] = []
     subjects: list[tasks.Subject] = []
+    doubts: list[tuple[int, Doubt]] = []
     for pid in ids:
         snapshot = snapshots[pid]
         evaluation = rules.evaluate(snapshot, now, config, kinds=kinds)
-        subjects.append(tasks.Subject(pid, snapshot, evaluation))
+        # A doubtful reading asks the home hub for a repeat set (alerting.requests).
+        doubt = "; ".join(d.reason for d in evaluation.doubtful) or None
+        subjects.append(tasks.Subject(pid, snapshot, evaluation, doubt=doubt))
         if score and evaluation.score is not None and _should_store(snapshot, evaluation.score, now):
             score_rows.append(_score_row(pid, evaluation.score, evaluation, now))
-        for outcome in evaluation.outcomes:
-            transitions.append(lifecycle.observe(current.get((pid, outcome.kind)), outcome, now,
-                                                 patient_id=pid, ack_within=policy.ack_within))
+        if score:
+            doubts.extend((pid, d) for d in evaluation.doubtful)
+        transitions.append(episodes.observe(current.get(pid), evaluation.outcomes, now,
+                                            patient_id=pid, ack_within=policy.ack_within))
     store.insert_scores(conn, score_rows)
+    if doubts and on_doubt is not None:
+        on_doubt(conn, doubts, now)
+    store.notify(conn, [{"type": "doubtful_reading", "patient_id": pid, "code": d.code,
+                         "measured_at": d.reading.measured_at, "device_id": d.reading.device_id,
+                         "value": d.reading.value, "reason": d.reason} for pid, d in doubts])
     ceilings = {pid: s.care_plan.ceiling_of_care.value for pid, s in snapshots.items()}
     changes = persist(conn, transitions, policy, now, ceilings=ceilings)
     tasks.follow_up(conn, subjects, now)  # ask the home hub for a full set (alerting.requests)
@@ -150,7 +172,8 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
 
 
 def evaluate_after_commit(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
-                          policy: Policy | None = None) -> list[Change]:
+                          policy: Policy | None = None,
+                          on_doubt: DoubtHook | None = None) -> list[Change]:
     """Score and alert ``patient_ids`` at ``now``; commits its own transaction."""
     with conn.transaction():
-        return evaluate(conn, patient_ids, now, policy=policy)
+        return evaluate(conn, patient_ids, now, policy=policy, on_doubt=on_doubt)

@@ -2,7 +2,9 @@
 
 A sweep (:func:`sweep`, one instant ``now``): re-evaluates the timer kinds (observations
 overdue, device offline, battery low, infusion late) for every admitted patient and every
-patient with an open alert — which also completes time-based hysteresis —, expires snoozes,
+patient with an open episode — which also completes the episodes' hysteresis in time (a
+finding clear for its hold is cleared even when no reading arrives) —, keeps the hub's
+phone-call / visit tasks for what the kits cannot measure (``alerting.due_tasks``), expires snoozes,
 and moves unacknowledged alerts up the escalation tiers. All state is in the database, so a
 restarted or replacement scheduler carries on where the last one stopped.
 
@@ -24,7 +26,7 @@ from typing import Any, Final
 
 import psycopg
 
-from alerting import escalation, lifecycle, runner, store
+from alerting import due_tasks, escalation, lifecycle, runner, store
 from alerting.candidates import TIMER_KINDS
 from alerting.escalation import Action, Decision
 from alerting.lifecycle import Transition
@@ -46,6 +48,7 @@ class SweepResult:
     timer_changes: int = 0
     escalated: int = 0
     snoozes_expired: int = 0
+    hub_tasks: int = 0  # open phone-call / visit tasks (alerting.due_tasks)
 
 
 def _ceilings(conn: Conn, patient_ids: Sequence[int]) -> dict[int, str]:
@@ -90,15 +93,19 @@ def sweep(conn: Conn, policy: Policy, now: dt.datetime) -> SweepResult:
     result = SweepResult()
     ids = [r[0] for r in conn.execute(
         "SELECT patient_id FROM admissions WHERE status = 'admitted' "
-        "UNION SELECT patient_id FROM alerts WHERE state <> 'resolved' AND kind = ANY(%s) "
-        "ORDER BY 1", ([k.value for k in TIMER_KINDS],))]
+        "UNION SELECT patient_id FROM alerts WHERE state <> 'resolved' ORDER BY 1")]
     conn.commit()
     result.patients = len(ids)
     for start in range(0, len(ids), SWEEP_CHUNK):
         with conn.transaction():
             changes = runner.evaluate(conn, ids[start:start + SWEEP_CHUNK], now, policy=policy,
                                       kinds=TIMER_KINDS, score=False)
+            chunk = ids[start:start + SWEEP_CHUNK]
+            result.hub_tasks += due_tasks.sync(conn, store.load_snapshots(conn, chunk, now), now,
+                                               runner.rule_config(policy))
         result.timer_changes += len(changes)
+    with conn.transaction():
+        due_tasks.close_discharged(conn, now)
     with conn.transaction():
         result.snoozes_expired = expire_snoozes(conn, policy, now)
     with conn.transaction():

@@ -53,6 +53,27 @@ class PatientSnapshot:
     spo2_history: tuple[Evidence, ...] = ()
     devices: tuple[DeviceState, ...] = ()
     admitted_at: dt.datetime | None = None
+    #: Recent readings per code, oldest first (for the artefact filter and the trend's level):
+    #: the last :data:`RECENT` of the filtered codes and at least their last few readings.
+    recent: Mapping[str, tuple[Evidence, ...]] = field(default_factory=dict)
+    #: The patient's own learned baseline per code (empty while still learning).
+    baselines: Mapping[str, BaselineStat] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineStat:
+    """One parameter's baseline, learned from the patient's first hours (``alerting.trend``)."""
+
+    code: str
+    mean: float
+    sd: float
+    n: int
+    from_at: dt.datetime
+    to_at: dt.datetime
+
+
+#: How much recent history a snapshot carries for the filter and the trend's hourly level.
+RECENT: Final = dt.timedelta(hours=1)
 
 
 #: Default infusion flow tolerance by pump type, as a fraction of the prescribed rate.

@@ -3,8 +3,9 @@
 Every load takes a whole batch of patients in one statement per table; every write sends one
 JSON array expanded by ``jsonb_to_recordset`` — one round trip per table, whatever the batch
 size. Per-patient serialisation uses transaction-scoped advisory locks taken in patient-id
-order (so two evaluators never deadlock), and the ``alerts_one_open`` unique index with
-``ON CONFLICT DO NOTHING`` is the last line of defence against a duplicate open alert.
+order (so two evaluators never deadlock), and the ``alerts_one_open_episode`` unique index with
+``ON CONFLICT DO NOTHING`` is the last line of defence against a second open episode.
+Statements are composed with :mod:`psycopg.sql` (identifiers quoted, fragments literal).
 The caller owns the transaction.
 """
 
@@ -13,19 +14,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Final, LiteralString
 
 import psycopg
+from psycopg import sql
 
 from alerting import care_plan as care_plans
+from alerting import trend
 from alerting.candidates import Evidence, Kind, Severity
 from alerting.care_plan import CarePlan
+from alerting.episodes import Finding
 from alerting.lifecycle import Alert, Event, State
 from alerting.news2 import Risk
 from alerting.observations import Latest
 from alerting.routing import Notification
-from alerting.snapshot import DeviceState, PatientSnapshot, ScorePoint
+from alerting.snapshot import RECENT, BaselineStat, DeviceState, PatientSnapshot, ScorePoint
 
 Conn = psycopg.Connection[Any]
 
@@ -33,26 +38,42 @@ Conn = psycopg.Connection[Any]
 PATIENT_LOCK_NS: Final = 0x76776174
 SCORE_HISTORY: Final = dt.timedelta(hours=24)
 SPO2_HISTORY: Final = dt.timedelta(hours=6)
+#: Besides the last :data:`RECENT`, the last few readings of each code (a spot-check patient's
+#: previous set may be hours old; the artefact filter compares with it).
+LAST_READINGS: Final = 3
+#: The first readings fetched to learn a baseline: six hours of a one-a-minute wearable.
+LEARN_READINGS: Final = 400
 CHANNEL: Final = "vw_events"
 MAX_NOTIFY_BYTES: Final = 7000  # NOTIFY payloads must stay under 8000 bytes
 
-ALERT_COLUMNS: Final = (
-    "id", "patient_id", "kind", "severity", "state", "summary", "details", "raised_at",
-    "updated_at", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by",
-    "resolution_reason", "snoozed_until", "escalation_tier", "next_escalation_at",
-    "clear_since", "clear_count", "clear_evidence_at", "evidence", "partial",
-    "escalation_target",
-)
-_ALERT_TYPES: Final = {
+_ALERT_TYPES: Final[Mapping[str, LiteralString]] = {
     "id": "bigint", "patient_id": "bigint", "kind": "text", "severity": "text",
     "state": "text", "summary": "text", "details": "jsonb", "raised_at": "timestamptz",
     "updated_at": "timestamptz", "acknowledged_at": "timestamptz", "acknowledged_by": "text",
     "resolved_at": "timestamptz", "resolved_by": "text", "resolution_reason": "text",
     "snoozed_until": "timestamptz", "escalation_tier": "smallint",
-    "next_escalation_at": "timestamptz", "clear_since": "timestamptz",
-    "clear_count": "smallint", "clear_evidence_at": "timestamptz", "evidence": "jsonb",
-    "partial": "boolean", "escalation_target": "text",
+    "next_escalation_at": "timestamptz", "evidence": "jsonb", "partial": "boolean",
+    "escalation_target": "text",
 }
+ALERT_COLUMNS: Final = tuple(_ALERT_TYPES)
+_FINDING_TYPES: Final[Mapping[str, LiteralString]] = {
+    "alert_id": "bigint", "kind": "text", "severity": "text", "summary": "text",
+    "details": "jsonb", "evidence": "jsonb", "partial": "boolean", "first_at": "timestamptz",
+    "last_at": "timestamptz", "severity_at": "timestamptz", "clear_since": "timestamptz",
+    "cleared_at": "timestamptz", "inhibited": "boolean",
+}
+FINDING_COLUMNS: Final = tuple(_FINDING_TYPES)
+
+
+def _names(columns: Iterable[str], prefix: str | None = None) -> sql.Composed:
+    if prefix is None:
+        return sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    return sql.SQL(", ").join(sql.Identifier(prefix, c) for c in columns)
+
+
+def _record_spec(types: Mapping[str, LiteralString], columns: Iterable[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c]))
+                              for c in columns)
 
 
 def _evidence(items: Iterable[Evidence]) -> list[dict[str, Any]]:
@@ -69,8 +90,6 @@ def alert_from_row(row: Sequence[Any]) -> Alert:
         resolved_at=v["resolved_at"], resolved_by=v["resolved_by"],
         resolution_reason=v["resolution_reason"], snoozed_until=v["snoozed_until"],
         escalation_tier=v["escalation_tier"], next_escalation_at=v["next_escalation_at"],
-        clear_since=v["clear_since"], clear_count=v["clear_count"],
-        clear_evidence_at=v["clear_evidence_at"],
         evidence=tuple(Evidence.from_json(e) for e in v["evidence"] or ()),
         partial=v["partial"], escalation_target=v["escalation_target"],
     )
@@ -98,20 +117,42 @@ def lock_patients(conn: Conn, patient_ids: Sequence[int]) -> None:
     )
 
 
-def select_alerts(conn: Conn, where: str, params: Sequence[Any], *, lock: bool = True,
-                  skip_locked: bool = False) -> list[Alert]:
+def select_alerts(conn: Conn, where: LiteralString, params: Sequence[Any], *,
+                  lock: bool = True, skip_locked: bool = False) -> list[Alert]:
     """Alerts matching a fixed WHERE clause written in this package (never user text)."""
-    suffix = (" FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE") if lock else ""
-    rows = conn.execute(
-        f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE {where} ORDER BY id{suffix}", params
-    ).fetchall()
-    return [alert_from_row(r) for r in rows]
+    suffix: LiteralString = (" FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE") if lock else ""
+    query = sql.SQL("SELECT {cols} FROM alerts WHERE {where} ORDER BY id{suffix}").format(
+        cols=_names(ALERT_COLUMNS), where=sql.SQL(where), suffix=sql.SQL(suffix))
+    return [alert_from_row(r) for r in conn.execute(query, params).fetchall()]
 
 
-def open_alerts(conn: Conn, patient_ids: Sequence[int]) -> dict[tuple[int, Kind], Alert]:
+def finding_from_row(row: Sequence[Any]) -> tuple[int, Finding]:
+    v = dict(zip(FINDING_COLUMNS, row, strict=True))
+    return v["alert_id"], Finding(
+        kind=Kind(v["kind"]), severity=Severity(v["severity"]), summary=v["summary"],
+        first_at=v["first_at"], last_at=v["last_at"], severity_at=v["severity_at"],
+        details=v["details"] or {}, evidence=tuple(Evidence.from_json(e) for e in v["evidence"] or ()),
+        partial=v["partial"], clear_since=v["clear_since"], cleared_at=v["cleared_at"],
+        inhibited=v["inhibited"])
+
+
+def load_findings(conn: Conn, alert_ids: Sequence[int]) -> dict[int, tuple[Finding, ...]]:
+    """Every finding of the given episodes, in the order they were first found."""
+    query = sql.SQL("SELECT {cols} FROM alert_findings WHERE alert_id = ANY(%s) "
+                    "ORDER BY alert_id, first_at, kind").format(cols=_names(FINDING_COLUMNS))
+    out: dict[int, list[Finding]] = defaultdict(list)
+    for row in conn.execute(query, (list(alert_ids),)):
+        aid, finding = finding_from_row(row)
+        out[aid].append(finding)
+    return {aid: tuple(fs) for aid, fs in out.items()}
+
+
+def open_episodes(conn: Conn, patient_ids: Sequence[int]) -> dict[int, Alert]:
+    """Each patient's open episode (locked), with its findings."""
     alerts = select_alerts(conn, "patient_id = ANY(%s) AND state <> 'resolved'",
                            (list(patient_ids),))
-    return {(a.patient_id, a.kind): a for a in alerts}
+    findings = load_findings(conn, [a.id for a in alerts if a.id is not None])
+    return {a.patient_id: replace(a, findings=findings.get(a.id or 0, ())) for a in alerts}
 
 
 def load_snapshots(conn: Conn, patient_ids: Sequence[int], now: dt.datetime) -> dict[int, PatientSnapshot]:
@@ -123,7 +164,8 @@ def load_snapshots(conn: Conn, patient_ids: Sequence[int], now: dt.datetime) -> 
         "WHERE patient_id = ANY(%s)", (ids,)):
         latest[pid][code] = Latest(code, at, value, device)
     plans = {row[0]: care_plans.from_row(row) for row in conn.execute(
-        f"SELECT {care_plans.SELECT_COLUMNS} FROM care_plans WHERE patient_id = ANY(%s)", (ids,))}
+        sql.SQL("SELECT {} FROM care_plans WHERE patient_id = ANY(%s)").format(
+            _names(care_plans.SELECT_COLUMNS.split(", "))), (ids,))}
     history: dict[int, list[ScorePoint]] = defaultdict(list)
     for pid, at, total, risk, complete, missing in conn.execute(
         "SELECT patient_id, computed_at, total, risk, complete, missing FROM scores "
@@ -150,13 +192,83 @@ def load_snapshots(conn: Conn, patient_ids: Sequence[int], now: dt.datetime) -> 
     admitted = dict(conn.execute(
         "SELECT patient_id, admitted_at FROM admissions WHERE patient_id = ANY(%s) "
         "AND status = 'admitted'", (ids,)).fetchall())
+    recent = load_recent(conn, ids, now)
+    baselines = load_baselines(conn, ids)
     return {
         pid: PatientSnapshot(
             patient_id=pid, latest=latest.get(pid, {}), care_plan=plans.get(pid, CarePlan(pid)),
             score_history=tuple(history.get(pid, ())), spo2_history=tuple(spo2.get(pid, ())),
-            devices=tuple(devices.get(pid, ())), admitted_at=admitted.get(pid))
+            devices=tuple(devices.get(pid, ())), admitted_at=admitted.get(pid),
+            recent=recent.get(pid, {}), baselines=baselines.get(pid, {}))
         for pid in ids
     }
+
+
+_FILTER_CODES: Final = sorted(trend.CODES | {"perfusion_index"})
+
+
+def load_recent(conn: Conn, ids: Sequence[int], now: dt.datetime
+                ) -> dict[int, dict[str, tuple[Evidence, ...]]]:
+    """The last :data:`RECENT` of the charted codes, plus each code's last few readings."""
+    found: dict[int, dict[str, set[Evidence]]] = defaultdict(lambda: defaultdict(set))
+    for pid, code, at, device, value in conn.execute(
+        "SELECT r.patient_id, r.code, r.measured_at, r.device_id, r.value "
+        "FROM unnest(%s::bigint[]) AS pid, unnest(%s::text[]) AS c, LATERAL ("
+        "  SELECT * FROM readings WHERE patient_id = pid AND code = c AND measured_at <= %s"
+        "  ORDER BY measured_at DESC LIMIT %s) r "
+        "UNION SELECT patient_id, code, measured_at, device_id, value FROM readings "
+        "WHERE patient_id = ANY(%s) AND code = ANY(%s) AND measured_at > %s AND measured_at <= %s",
+        (list(ids), _FILTER_CODES, now + dt.timedelta(minutes=5), LAST_READINGS, list(ids),
+         _FILTER_CODES, now - RECENT, now + dt.timedelta(minutes=5))):
+        found[pid][code].add(Evidence(at, code, device, value))
+    return {pid: {code: tuple(sorted(es)) for code, es in codes.items()}
+            for pid, codes in found.items()}
+
+
+def load_baselines(conn: Conn, ids: Sequence[int]) -> dict[int, dict[str, BaselineStat]]:
+    out: dict[int, dict[str, BaselineStat]] = defaultdict(dict)
+    for pid, code, mean, sd, n, start, end in conn.execute(
+        "SELECT patient_id, code, mean, sd, n, from_at, to_at FROM patient_baselines "
+        "WHERE patient_id = ANY(%s)", (list(ids),)):
+        out[pid][code] = BaselineStat(code, mean, sd, n, start, end)
+    return out
+
+
+def learn_baselines(conn: Conn, ids: Sequence[int], now: dt.datetime) -> int:
+    """Learn (once) each patient's baseline of every charted code whose learning span is
+    over (:func:`alerting.trend.learn` decides); returns how many were stored."""
+    ripe = conn.execute(
+        "SELECT pid, c FROM unnest(%s::bigint[]) AS pid, unnest(%s::text[]) AS c, LATERAL ("
+        "  SELECT measured_at FROM readings WHERE patient_id = pid AND code = c "
+        "  ORDER BY measured_at LIMIT 1) f "
+        "WHERE f.measured_at <= %s AND NOT EXISTS (SELECT 1 FROM patient_baselines b "
+        "  WHERE b.patient_id = pid AND b.code = c)",
+        (list(ids), sorted(trend.CODES), now - trend.LEARN_SPAN)).fetchall()
+    if not ripe:
+        return 0
+    first: dict[tuple[int, str], list[Evidence]] = defaultdict(list)
+    for pid, code, at, device, value in conn.execute(
+        "SELECT pid, c, r.measured_at, r.device_id, r.value "
+        "FROM unnest(%s::bigint[], %s::text[]) AS k(pid, c), LATERAL ("
+        "  SELECT measured_at, device_id, value FROM readings WHERE patient_id = pid "
+        "  AND code = c ORDER BY measured_at LIMIT %s) r ORDER BY 1, 2, 3",
+        ([p for p, _ in ripe], [c for _, c in ripe], LEARN_READINGS)):
+        first[(pid, code)].append(Evidence(at, code, device, value))
+    rows = []
+    for (pid, code), readings in first.items():
+        base = trend.learn(code, readings, now)
+        if base is not None:
+            rows.append({"patient_id": pid, "code": code, "mean": base.mean, "sd": base.sd,
+                         "n": base.n, "from_at": base.from_at.isoformat(),
+                         "to_at": base.to_at.isoformat()})
+    if rows:
+        conn.execute(
+            "INSERT INTO patient_baselines (patient_id, code, mean, sd, n, from_at, to_at, "
+            "learned_at) SELECT patient_id, code, mean, sd, n, from_at, to_at, %s "
+            "FROM jsonb_to_recordset(%s::jsonb) AS r(patient_id bigint, code text, "
+            "mean double precision, sd double precision, n integer, from_at timestamptz, "
+            "to_at timestamptz) ON CONFLICT DO NOTHING", (now, json.dumps(rows)))
+    return len(rows)
 
 
 def insert_scores(conn: Conn, rows: list[dict[str, Any]]) -> None:
@@ -178,32 +290,52 @@ def insert_scores(conn: Conn, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def insert_alerts(conn: Conn, alerts: Sequence[Alert]) -> dict[tuple[int, Kind], int]:
-    """Insert new open alerts; returns their ids. A concurrent duplicate is skipped."""
+def insert_alerts(conn: Conn, alerts: Sequence[Alert]) -> dict[int, int]:
+    """Insert new open episodes; returns their ids by patient. A concurrent duplicate (another
+    evaluator opened the patient's episode first) is skipped."""
     if not alerts:
         return {}
     cols = [c for c in ALERT_COLUMNS if c != "id"]
-    spec = ", ".join(f"{c} {_ALERT_TYPES[c]}" for c in cols)
-    rows = conn.execute(
-        f"INSERT INTO alerts ({', '.join(cols)}) SELECT {', '.join(cols)} "
-        f"FROM jsonb_to_recordset(%s::jsonb) AS r({spec}) "
-        "ON CONFLICT (patient_id, kind) WHERE state <> 'resolved' DO NOTHING "
-        "RETURNING id, patient_id, kind",
-        (json.dumps([_alert_json(a) for a in alerts]),),
-    ).fetchall()
-    return {(pid, Kind(kind)): aid for aid, pid, kind in rows}
+    query = sql.SQL(
+        "INSERT INTO alerts ({cols}) SELECT {cols} FROM jsonb_to_recordset(%s::jsonb) "
+        "AS r({spec}) ON CONFLICT (patient_id) WHERE state <> 'resolved' DO NOTHING "
+        "RETURNING id, patient_id").format(cols=_names(cols), spec=_record_spec(_ALERT_TYPES, cols))
+    rows = conn.execute(query, (json.dumps([_alert_json(a) for a in alerts]),)).fetchall()
+    return {pid: aid for aid, pid in rows}
 
 
 def update_alerts(conn: Conn, alerts: Sequence[Alert]) -> None:
     if not alerts:
         return
-    cols = [c for c in ALERT_COLUMNS if c not in ("id", "patient_id", "kind", "raised_at")]
-    spec = ", ".join(f"{c} {_ALERT_TYPES[c]}" for c in ("id", *cols))
-    conn.execute(
-        f"UPDATE alerts AS a SET {', '.join(f'{c} = r.{c}' for c in cols)} "
-        f"FROM jsonb_to_recordset(%s::jsonb) AS r({spec}) WHERE a.id = r.id",
-        (json.dumps([_alert_json(a) for a in alerts]),),
-    )
+    cols = [c for c in ALERT_COLUMNS if c not in ("id", "patient_id", "raised_at")]
+    query = sql.SQL("UPDATE alerts AS a SET {sets} FROM jsonb_to_recordset(%s::jsonb) "
+                    "AS r({spec}) WHERE a.id = r.id").format(
+        sets=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c),
+                                                          sql.Identifier("r", c)) for c in cols),
+        spec=_record_spec(_ALERT_TYPES, ["id", *cols]))
+    conn.execute(query, (json.dumps([_alert_json(a) for a in alerts]),))
+
+
+def upsert_findings(conn: Conn, findings: Sequence[tuple[int, Finding]]) -> None:
+    """Store episodes' findings (new ones inserted, known ones updated in place)."""
+    if not findings:
+        return
+    rows = [{"alert_id": aid, "kind": f.kind.value, "severity": f.severity.value,
+             "summary": f.summary, "details": dict(f.details), "evidence": _evidence(f.evidence),
+             "partial": f.partial, "first_at": f.first_at.isoformat(),
+             "last_at": f.last_at.isoformat(), "severity_at": f.severity_at.isoformat(),
+             "clear_since": None if f.clear_since is None else f.clear_since.isoformat(),
+             "cleared_at": None if f.cleared_at is None else f.cleared_at.isoformat(),
+             "inhibited": f.inhibited} for aid, f in findings]
+    keys = ("alert_id", "kind")
+    query = sql.SQL(
+        "INSERT INTO alert_findings ({cols}) SELECT {cols} FROM jsonb_to_recordset(%s::jsonb) "
+        "AS r({spec}) ON CONFLICT (alert_id, kind) DO UPDATE SET {sets}").format(
+        cols=_names(FINDING_COLUMNS), spec=_record_spec(_FINDING_TYPES, FINDING_COLUMNS),
+        sets=sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c),
+                                                                   sql.Identifier(c))
+                                for c in FINDING_COLUMNS if c not in keys))
+    conn.execute(query, (json.dumps(rows, default=str),))
 
 
 def insert_events(conn: Conn, events: Sequence[tuple[int, Event]]) -> None:

@@ -37,7 +37,7 @@ CREATED_BY: Final = "alerting"
 HOME_HUB: Final = "home_hub"
 STAFF_DEVICE_PREFIX: Final = "staff-"  # ward.hub.staff_entry.staff_device_id (a test holds it)
 #: Findings that count as a rising trend for :func:`alerting.requests.decide`.
-TREND_KINDS: Final = frozenset({Kind.NEWS2_RISING})
+TREND_KINDS: Final = frozenset({Kind.TREND, Kind.NEWS2_RISING})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,368 +1,351 @@
-"""Benchmark the ingest path end to end: devices → Mosquitto → gateway process(es) → PostgreSQL.
+"""Benchmark the gateway beside the C ceiling and the best-practice Python consumer, one run.
 
 Usage:
-    python benchmarks/bench_ingest.py [--devices 200] [--per-message 10] [--publishers 2]
-        [--gateways 1] [--duration 20] [--latency-rate 2000] [--latency-duration 15]
-        [--naive-duration 15] [--results-qos 1]
+    python benchmarks/bench_ingest.py [--n 100000] [--runs 1] [--only a,b3,g1,g1a,g2,g2a,lat]
+        [--protocol 5|3.1.1] [--results all|problems] [--results-qos 0|1]
+        [--lat-rate 2000] [--lat-seconds 30] [--bench-dir ../shared/bench]
 
-Three phases on one broker (the project's config) and one throwaway schema of the database in
-VW_DATABASE_URL (default: the machine's local PostgreSQL):
+The yardstick is the reference harness in `../shared/bench` (read-only, imported, not copied):
+its Mosquitto (own port), its load generator (QoS 1, one reading per message, 1,000 devices
+`dev-00000…`), its one end-to-end timer (first publish → all N rows committed) and its CPU/RSS
+sampler, so every figure below comes from the same timer on the same load in one invocation.
+Only ratios inside one invocation mean anything on this shared machine.
 
-1. throughput: publisher processes offer QoS 1 messages as fast as they can (a paho publisher
-   tops out near 6,000 msg/s, so they are fanned out over processes); the sustained rate is
-   the slope of committed rows over the run, first fifth excluded (warm-up). The gateway's
-   RSS is sampled throughout (flat memory) and its peak (VmHWM) reported.
-2. latency: a fixed offered rate (2,000 readings/s by default); publish → commit latency is
-   measured to the arrival of the gateway's result message, which is published right after
-   the commit (so it slightly overstates publish → commit).
-3. the naive bridge (benchmarks/naive_bridge.py: one INSERT and commit per message, auto-ack),
-   same load as phase 1, for comparison.
-
-Prints readings/s and messages/s separately (several readings per message are allowed: a
-device sends its batch).
+Scenarios (`--only`):
+  a    C ceiling: mosquitto_sub → mawk → psql \\copy
+  b3   best-practice Python consumer, MQTT 3.1.1 (b5: the same on MQTT 5)
+  c    the harness's naive bridge, one INSERT + commit per message (on N/5 messages)
+  g1   `vward gateway`, alerting off          g1a  the same, alerting on (+ `vward alerting`)
+  g2   two gateways on one shared subscription, alerting off      g2a  alerting on
+  lat  one gateway + `vward alerting` at --lat-rate msgs/s: publish → receipt (read back from
+       readings: measured_at is the publish instant) and receipt → alert evaluation committed
+       (the evaluator's own per-row figure), p50/p99
+The gateway's database is a schema with the project's migrations and the 1,000 devices
+registered and assigned, in a throwaway database (dropped at the end); alerting on means the
+gateway queues patients (`VW_GATEWAY_ALERTING=true`) and `vward alerting` evaluates them, and
+the run also reports how long the evaluator took to empty its queue after the last row.
+Memory: RSS of the gateway processes sampled every second, first vs last third of the run.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import datetime as dt
-import multiprocessing as mp
 import os
+import re
+import shlex
+import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import psycopg
-
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
-from ward.domain.nhs_number import with_check_digit
-from ward.embedded import start_broker
-
 REPO = Path(__file__).resolve().parents[1]
-# Publishers keep at most this many un-acknowledged QoS 1 messages (bounded memory, and the
-# broker's own inflight limit is 1,000 per client).
-OUTSTANDING = 1000
 
 
-@dataclasses.dataclass(frozen=True)
-class Load:
-    url: str
-    devices: list[str]
-    per_message: int
-    rate_msgs: float  # 0: as fast as the broker acknowledges
-    duration: float
-    phase: str
-    want_results: bool
+def _bench_dir(given: str | None) -> Path:
+    candidates = [Path(given)] if given else [REPO.parent / "shared" / "bench",
+                                              REPO.parents[1] / "shared" / "bench"]
+    for folder in candidates:
+        if (folder / "limits.py").exists():
+            return folder
+    sys.exit(f"reference harness not found in {', '.join(map(str, candidates))} "
+             "(give --bench-dir)")
 
 
-def build_message(load: Load, base: dt.datetime, k: int) -> tuple[str, str, bytes]:
-    """The k-th message: devices in turn, each with `per_message` new instants."""
-    from gateway.contract import Measurement, encode_readings, readings_topic
-
-    device = load.devices[k % len(load.devices)]
-    slot = k // len(load.devices)
-    first = base + dt.timedelta(milliseconds=slot * load.per_message)
-    readings = [Measurement("spo2", 90 + j % 10, "%", first + dt.timedelta(milliseconds=j))
-                for j in range(load.per_message)]
-    msg_id = f"{device}-{load.phase}-{slot}"
-    return readings_topic(device), msg_id, encode_readings(msg_id, first, readings)
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def _client() -> Any:
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+def _load_harness(folder: Path, db_url: str, run_id: str) -> ModuleType:
+    """Import ../shared/bench/limits.py, pointed at our PostgreSQL and a database of our own."""
+    import psycopg
 
-    # Devices publish with MQTT 3.1.1: cheaper in paho than 5, and the contract allows it.
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}",
-                         protocol=MQTTProtocolVersion.MQTTv311)
-    client.max_inflight_messages_set(OUTSTANDING)
-    client.max_queued_messages_set(0)
-    return client
+    params = psycopg.conninfo.conninfo_to_dict(db_url)
+    # The harness reads these at import; a database and a folder of our own, so seven other
+    # engineers running it at the same time cannot truncate or drop what we measure.
+    os.environ.update(VWBENCH_PGHOST=str(params.get("host", "127.0.0.1")),
+                      VWBENCH_PGPORT=str(params.get("port", 5432)),
+                      VWBENCH_PGUSER=str(params.get("user", "postgres")),
+                      VWBENCH_DB=f"vwbench_{run_id}",
+                      VWBENCH_TMP=tempfile.mkdtemp(prefix=f"vwbench-{run_id}-"))
+    sys.path.insert(0, str(folder))
+    import limits  # type: ignore[import-not-found]
 
-
-def publisher(load: Load, out: Any) -> None:
-    import json
-
-    from gateway.contract import results_topic
-
-    lock = threading.Lock()
-    acked = [0]
-    sent_at: dict[str, float] = {}
-    latencies: list[float] = []
-
-    def on_publish(*_a: Any) -> None:
-        with lock:
-            acked[0] += 1
-
-    def on_message(_c: Any, _u: Any, msg: Any) -> None:
-        now = time.time()
-        msg_id = json.loads(msg.payload).get("msg_id")
-        with lock:
-            started = sent_at.pop(msg_id, None)
-        if started is not None:
-            latencies.append(now - started)
-
-    client = _client()
-    client.on_publish = on_publish
-    client.on_message = on_message
-    host, port = load.url.removeprefix("mqtt://").split(":")
-    client.connect(host, int(port))
-    client.loop_start()
-    if load.want_results:
-        client.subscribe([(results_topic(d), 0) for d in load.devices])
-        time.sleep(0.5)
-    # Each phase writes its own instants, so no phase's readings collide with another's.
-    offset = {"tp": 0, "lat": 1, "naive": 2}.get(load.phase, 3)
-    base = (dt.datetime.now(dt.UTC).replace(microsecond=0)
-            - dt.timedelta(hours=2) + dt.timedelta(minutes=20 * offset))
-    began = time.monotonic()
-    sent = 0
-    interval = 1 / load.rate_msgs if load.rate_msgs else 0.0
-    while time.monotonic() - began < load.duration:
-        topic, msg_id, payload = build_message(load, base, sent)
-        if load.want_results:
-            with lock:
-                sent_at[msg_id] = time.time()
-        client.publish(topic, payload, qos=1)
-        sent += 1
-        if interval:
-            lag = began + sent * interval - time.monotonic()
-            if lag > 0:
-                time.sleep(lag)
-        else:
-            while sent - acked[0] > OUTSTANDING:
-                time.sleep(0.001)
-    deadline = time.monotonic() + 30
-    while (acked[0] < sent or (load.want_results and sent_at)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    client.loop_stop()
-    client.disconnect()
-    out.put((sent, acked[0], latencies))
+    return limits  # type: ignore[no-any-return]
 
 
-def run_publishers(load: Load, n: int) -> tuple[int, list[float]]:
-    """Fan `load` out over `n` processes (each its share of devices and rate)."""
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=publisher, args=(
-        dataclasses.replace(load, devices=load.devices[i::n], rate_msgs=load.rate_msgs / n),
-        out)) for i in range(n)]
-    for p in procs:
-        p.start()
-    sent, latencies = 0, []
-    for _ in procs:
-        s, _acked, lat = out.get(timeout=load.duration + 120)
-        sent += s
-        latencies.extend(lat)
-    for p in procs:
-        p.join()
-    return sent, latencies
+def _project_db(harness: ModuleType, devices: int) -> str:
+    """The project's schema (migrations) in the harness's database, devices registered."""
+    import psycopg
+
+    from ward.db.connect import create_schema, migrate_url, with_schema
+    from ward.domain.nhs_number import with_check_digit
+
+    bench_url = harness.common.BENCH_URL
+    create_schema(bench_url, "vw")
+    url = with_schema(bench_url, "vw")
+    migrate_url(url)
+    numbers = (n for n in (with_check_digit(f"{900000000 + k:09d}") for k in range(20 * devices))
+               if n)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE bench_devices (id text, nhs text) ON COMMIT DROP")
+        with conn.cursor().copy("COPY bench_devices FROM STDIN") as copy:
+            for i, nhs in zip(range(devices), numbers, strict=False):
+                copy.write_row((harness.common.device_id(i), nhs))
+        conn.execute(
+            "WITH p AS (INSERT INTO patients (nhs_number, given_name, family_name, "
+            "date_of_birth) SELECT nhs, 'Bench', id, '1950-01-01' FROM bench_devices "
+            "RETURNING id AS patient_id, family_name AS device_id), "
+            "d AS (INSERT INTO devices (id, kind) SELECT id, 'pulse_oximeter' FROM bench_devices "
+            "RETURNING pk, id) INSERT INTO device_assignments (device_pk, patient_id, during) "
+            "SELECT d.pk, p.patient_id, tstzrange('2020-01-01', NULL) FROM p JOIN d "
+            "ON d.id = p.device_id")
+    return url
 
 
-def rss_kb(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-class Sampler(threading.Thread):
-    """Samples committed row count and the gateways' RSS once a second."""
-
-    def __init__(self, db_url: str, pids: list[int]) -> None:
-        super().__init__(daemon=True)
-        self.db_url, self.pids = db_url, pids
-        self.samples: list[tuple[float, int, int]] = []  # (t, rows, rss_kb total)
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        with psycopg.connect(self.db_url, autocommit=True) as conn:
-            while not self.stop.is_set():
-                row = conn.execute("SELECT count(*) FROM readings").fetchone()
-                rss = sum(rss_kb(p) for p in self.pids)
-                self.samples.append((time.monotonic(), int(row[0]) if row else 0, rss))
-                self.stop.wait(1.0)
-
-    def sustained(self, start: float, end: float) -> float:
-        window = [s for s in self.samples if start <= s[0] <= end]
-        if len(window) < 2:
-            return 0.0
-        return (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
-
-
-def wait_drained(db_url: str, expected: int, timeout: float = 120) -> int:
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        while True:
-            row = conn.execute("SELECT count(*) FROM readings").fetchone()
-            count = int(row[0]) if row else 0
-            if count >= expected or time.monotonic() > deadline:
-                return count
-            time.sleep(0.25)
-
-
-def register(db_url: str, n: int, prefix: str) -> list[str]:
-    ids = [f"{prefix}{i:04d}" for i in range(n)]
-    numbers = (x for x in (with_check_digit(f"{900000000 + k:09d}") for k in range(10 * n + 10))
-               if x)
-    with psycopg.connect(db_url) as conn:
-        for device_id, number in zip(ids, numbers, strict=False):
-            conn.execute(
-                "WITH p AS (INSERT INTO patients (nhs_number, given_name, family_name, "
-                "date_of_birth) VALUES (%s, 'Bench', %s, '1950-01-01') RETURNING id), "
-                "d AS (INSERT INTO devices (id, kind) VALUES (%s, 'pulse_oximeter') "
-                "RETURNING pk) INSERT INTO device_assignments (device_pk, patient_id, during) "
-                "SELECT d.pk, p.id, tstzrange('2020-01-01', NULL) FROM p, d",
-                (number, device_id, device_id))
-        conn.commit()
-    return ids
-
-
-def as_url(conninfo: str) -> str:
+def _as_url(conninfo: str) -> str:
     import urllib.parse
 
-    params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    query = urllib.parse.urlencode({"options": params.get("options", "")},
-                                   quote_via=urllib.parse.quote)
-    return (f"postgresql://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
-            f"{params.get('port', 5432)}/{params.get('dbname', 'postgres')}?{query}")
+    import psycopg
+
+    p = psycopg.conninfo.conninfo_to_dict(conninfo)
+    query = urllib.parse.urlencode({"options": p.get("options", "")}, quote_via=urllib.parse.quote)
+    return (f"postgresql://{p.get('user', 'postgres')}@{p.get('host', '127.0.0.1')}:"
+            f"{p.get('port', 5432)}/{p.get('dbname', 'postgres')}?{query}")
 
 
-def pct(values: list[float], q: float) -> float:
+class RssWatch(threading.Thread):
+    """RSS (MiB) of every process whose environment carries `marker`, once a second."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__(daemon=True)
+        self.marker = marker.encode()
+        self.samples: list[float] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            total = 0
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if self.marker in Path(f"/proc/{pid}/environ").read_bytes():
+                        total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+            if total:
+                self.samples.append(total * os.sysconf("SC_PAGE_SIZE") / 2**20)
+
+    def summary(self) -> str:
+        s = self.samples
+        if len(s) < 3:
+            return "n/a (run too short)"
+        third = len(s) // 3
+        return (f"first third {statistics.median(s[:third]):.0f}, last third "
+                f"{statistics.median(s[-third:]):.0f}, max {max(s):.0f} MiB")
+
+
+def _gateway_cmd(a: argparse.Namespace, url: str, broker_port: int, marker: str, *,
+                 gateways: int, alerting: bool) -> tuple[str, str]:
+    """A shell command starting the processes, and the regex of their all-ready log."""
+    env = {"VW_DATABASE_URL": _as_url(url), "VW_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}",
+           "VW_MQTT_SHARE_GROUP": "bench" if gateways > 1 else "",
+           "VW_GATEWAY_ALERTING": "true" if alerting else "false",
+           "VW_GATEWAY_RESULTS": a.results, "VW_GATEWAY_RESULTS_QOS": str(a.results_qos),
+           "VW_MQTT_PROTOCOL": a.protocol, "VW_LOG_LEVEL": "INFO", "PYTHONPATH": str(REPO),
+           "VWBENCH_MARKER": marker}
+    prefix = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    py = shlex.quote(sys.executable)
+    parts = [f"{prefix} {py} -m ward.cli gateway --client-id {marker}-gw-{i} &"
+             for i in range(gateways)]
+    ready = rf"(?=(?:.*?mqtt subscribed){{{gateways}}})"
+    if alerting:
+        # DEBUG on the evaluator only: its per-pass line carries the per-row latencies.
+        parts.append(f"{prefix} VW_LOG_LEVEL=DEBUG {py} -m ward.cli alerting --interval 15 "
+                     f"--policy {shlex.quote(str(REPO / 'deploy/escalation/default.yaml'))} &")
+        ready += r"(?=.*?alerting evaluator listening)"
+    return " ".join(parts) + " wait", "(?s)^" + ready
+
+
+def _queue_drain_s(url: str, timeout: float = 120) -> float | None:
+    """Seconds until `alerting_queue` is empty (None: still not after `timeout`)."""
+    import psycopg
+
+    started = time.monotonic()
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() - started < timeout:
+            row = conn.execute("SELECT count(*) FROM alerting_queue").fetchone()
+            if row is not None and row[0] == 0:
+                return time.monotonic() - started
+            time.sleep(0.1)
+    return None
+
+
+def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-@dataclasses.dataclass
-class Run:
-    args: argparse.Namespace
-    db_url: str
-    broker_url: str
-    devices: list[str]
-    env: dict[str, str]
-    procs: list[subprocess.Popen[bytes]]
+def _run_gateway(harness: ModuleType, ctx: Any, a: argparse.Namespace, url: str, marker: str,
+                 *, gateways: int, alerting: bool, n: int, rate: float = 0) -> dict[str, Any]:
+    a_ns = ctx.a
+    a_ns.gateway_cmd, a_ns.gateway_ready_regex = _gateway_cmd(
+        a, url, ctx.broker.port, marker, gateways=gateways, alerting=alerting)
+    a_ns.gateway_db = url
+    a_ns.gateway_reset_sql = "TRUNCATE readings, latest_readings, alerting_queue"
+    a_ns.gateway_latency_sql = (
+        "SELECT extract(epoch FROM received_at - measured_at) FROM readings"
+        if rate else None)
+    watch = RssWatch(marker)
+    watch.start()
+    result: dict[str, Any] = harness.scen_g(ctx, n, rate=rate) if rate else _timed_g(
+        harness, ctx, n, url, alerting)
+    watch.done.set()
+    result["rss"] = watch.summary()
+    if rate and alerting:
+        text = Path(result["gateway_log"]).read_text(errors="replace")
+        lags = [float(x) for m in re.finditer(r"lags_ms=([0-9.,]+)", text)
+                for x in m.group(1).split(",") if x]
+        result["eval_lags_ms"] = lags
+    return result
 
 
-def phase_throughput(run: Run, pids: list[int]) -> tuple[float, int]:
-    args, per = run.args, run.args.per_message
-    sampler = Sampler(run.db_url, pids)
-    sampler.start()
-    t0 = time.monotonic()
-    sent, _ = run_publishers(Load(run.broker_url, run.devices, per, 0, args.duration, "tp",
-                                  False), args.publishers)
-    t1 = time.monotonic()
-    stored = wait_drained(run.db_url, sent * per)
-    t2 = time.monotonic()
-    sampler.stop.set()
-    sampler.join()
-    warm = t0 + (t1 - t0) / 5
-    rate = sampler.sustained(warm, t1)
-    print(f"throughput: offered {sent / (t1 - t0):,.0f} msg/s for {t1 - t0:.0f} s; stored "
-          f"{stored:,} of {sent * per:,} readings; sustained while offered {rate:,.0f} "
-          f"readings/s ({rate / per:,.0f} msg/s); incl. drain {stored / (t2 - t0):,.0f} "
-          f"readings/s over {t2 - t0:.0f} s")
-    rss = [s[2] for s in sampler.samples if s[0] >= warm]
-    if rss:
-        third = max(1, len(rss) // 3)
-        print(f"gateway RSS (MiB): first third median "
-              f"{statistics.median(rss[:third]) / 1024:.1f}, last third median "
-              f"{statistics.median(rss[-third:]) / 1024:.1f}, max {max(rss) / 1024:.1f}")
-    return rate, sent
+def _timed_g(harness: ModuleType, ctx: Any, n: int, url: str, alerting: bool) -> dict[str, Any]:
+    """scen_g, plus (alerting on) the time the evaluator needs to empty its queue afterwards.
+
+    scen_g stops the processes when the last row is counted, so the drain is measured by
+    wrapping its timer: the queue is read before the processes are stopped.
+    """
+    if not alerting:
+        return harness.scen_g(ctx, n)  # type: ignore[no-any-return]
+    original = harness.e2e
+    drained: list[float | None] = []
+
+    def e2e_then_drain(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        drained.append(_queue_drain_s(url))
+        return out
+
+    harness.e2e = e2e_then_drain
+    try:
+        result: dict[str, Any] = harness.scen_g(ctx, n)
+    finally:
+        harness.e2e = original
+    result["queue_drain_s"] = drained[0] if drained else None
+    return result
 
 
-def phase_latency(run: Run, before: int) -> None:
-    args, per = run.args, run.args.per_message
-    sent, latencies = run_publishers(
-        Load(run.broker_url, run.devices, per, args.latency_rate / per, args.latency_duration,
-             "lat", True), args.publishers)
-    wait_drained(run.db_url, before + sent * per)
-    print(f"latency at {args.latency_rate:,.0f} readings/s ({args.latency_rate / per:,.0f} "
-          f"msg/s): publish→commit(+result) p50 {pct(latencies, 0.5) * 1000:.1f} ms, "
-          f"p99 {pct(latencies, 0.99) * 1000:.1f} ms, "
-          f"max {max(latencies, default=float('nan')) * 1000:.1f} ms "
-          f"({len(latencies):,} of {sent:,} answered)")
-
-
-def phase_naive(run: Run, gateway_rate: float) -> None:
-    args, per = run.args, run.args.per_message
-    naive = subprocess.Popen(
-        [sys.executable, str(REPO / "benchmarks/naive_bridge.py"), run.broker_url,
-         as_url(run.db_url), "naive-1"], env=run.env, cwd=REPO, stdout=subprocess.DEVNULL)
-    run.procs.append(naive)
-    time.sleep(2)
-    sampler = Sampler(run.db_url, [naive.pid])
-    sampler.start()
-    t0 = time.monotonic()
-    sent, _ = run_publishers(Load(run.broker_url, run.devices, per, 0, args.naive_duration,
-                                  "naive", False), args.publishers)
-    t1 = time.monotonic()
-    sampler.stop.set()
-    sampler.join()
-    rate = sampler.sustained(t0 + (t1 - t0) / 5, t1)
-    print(f"naive bridge (one INSERT + commit per message, auto-ack): sustained "
-          f"{rate:,.0f} readings/s ({rate / per:,.0f} msg/s); offered "
-          f"{sent / (t1 - t0):,.0f} msg/s")
-    if rate:
-        print(f"gateway / naive: {gateway_rate / rate:.1f}x")
-
-
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, print the table
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=200)
-    parser.add_argument("--per-message", type=int, default=10)
-    parser.add_argument("--publishers", type=int, default=2)
-    parser.add_argument("--gateways", type=int, default=1)
-    parser.add_argument("--duration", type=float, default=20.0, help="throughput phase, s")
-    parser.add_argument("--latency-rate", type=float, default=2000.0, help="readings/s")
-    parser.add_argument("--latency-duration", type=float, default=15.0)
-    parser.add_argument("--naive-duration", type=float, default=15.0, help="0: skip")
+    parser.add_argument("--n", type=int, default=100_000, help="messages per throughput run")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--only", default="a,b3,g1,g1a,g2,g2a,lat")
+    parser.add_argument("--protocol", default="5", choices=("5", "3.1.1"),
+                        help="the gateway's MQTT protocol (VW_MQTT_PROTOCOL)")
+    parser.add_argument("--results", default="all", choices=("all", "problems"))
     parser.add_argument("--results-qos", type=int, default=1, choices=(0, 1))
-    args = parser.parse_args()
+    parser.add_argument("--lat-rate", type=float, default=2000.0, help="msgs/s")
+    parser.add_argument("--lat-seconds", type=float, default=30.0)
+    parser.add_argument("--broker-max-inflight", type=int, default=20,
+                        help="the harness broker's max_inflight_messages (its default: 20; "
+                        "it caps what an MQTT 3.1.1 consumer has un-acknowledged)")
+    parser.add_argument("--bench-dir")
+    a = parser.parse_args()
+    only = a.only.split(",")
 
     base = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    create_schema(base, schema)
-    db_url = with_schema(base, schema)
-    broker = start_broker()
-    procs: list[subprocess.Popen[bytes]] = []
+    run_id = uuid.uuid4().hex[:8]
+    harness = _load_harness(_bench_dir(a.bench_dir), base, run_id)
+    os.makedirs(harness.common.WORK_DIR, exist_ok=True)
+    harness.common.ensure_bench_db()
+    ns = argparse.Namespace(
+        broker_port=_free_port(), external_broker=False,
+        broker_max_inflight=a.broker_max_inflight,
+        broker_max_queued=0, devices=1000, poll=0.2, stall_s=15, hypertable=False,
+        batch=1000, linger_ms=20, gateway_cmd=None, gateway_db=None, gateway_count_sql=(
+            "select count(*) from readings"), gateway_latency_sql=None,
+        gateway_reset_sql=None, gateway_ready_s=3, gateway_ready_regex=None)
+    ctx = harness.Ctx(ns)
+    marker = f"vwb{run_id}"
+    rows: dict[str, list[dict[str, Any]]] = {}
+    plan: list[tuple[str, Any]] = []
+    url = ""
     try:
-        migrate_url(db_url)
-        env = {**os.environ, "VW_DATABASE_URL": as_url(db_url), "VW_MQTT_URL": broker.url,
-               "VW_MQTT_SHARE_GROUP": "bench", "VW_GATEWAY_ALERTING": "false",
-               "VW_GATEWAY_RESULTS_QOS": str(args.results_qos), "VW_LOG_LEVEL": "WARNING",
-               "PYTHONPATH": str(REPO)}
-        run = Run(args, db_url, broker.url, register(db_url, args.devices, "bd"), env, procs)
-        gateways = [subprocess.Popen(
-            [sys.executable, "-m", "ward.cli", "gateway", "--client-id", f"bench-gw-{i}"],
-            env=env, cwd=REPO) for i in range(args.gateways)]
-        procs.extend(gateways)
-        time.sleep(3)
-        pids = [g.pid for g in gateways]
-        print(f"ingest benchmark: {args.devices} devices, {args.per_message} readings/message, "
-              f"{args.publishers} publisher processes, {args.gateways} gateway process(es), "
-              f"broker {broker.kind}, QoS 1, ack after commit, results QoS {args.results_qos}")
-        rate, sent = phase_throughput(run, pids)
-        phase_latency(run, wait_drained(db_url, sent * args.per_message))
-        peak = sum(rss_kb(p, "VmHWM") for p in pids)
-        print(f"gateway peak RSS (VmHWM, all gateway processes): {peak / 1024:.1f} MiB")
-        for g in gateways:
-            g.terminate()
-            g.wait(15)
-        if args.naive_duration > 0:
-            phase_naive(run, rate)
+        url = _project_db(harness, ns.devices)
+        scenarios = {
+            "a": ("C ceiling (mosquitto_sub | mawk | psql \\copy)",
+                  lambda: harness.scen_a(ctx, a.n)),
+            "b3": ("best-practice Python consumer, MQTT 3.1.1",
+                   lambda: harness.scen_consumer(ctx, "best", a.n, "v311")),
+            "b5": ("best-practice Python consumer, MQTT 5",
+                   lambda: harness.scen_consumer(ctx, "best", a.n, "v5")),
+            "c": ("naive bridge (INSERT + commit per message)",
+                  lambda: harness.scen_consumer(ctx, "naive", a.n // 5, "v311")),
+            "g1": ("vward gateway x1, alerting off", lambda: _run_gateway(
+                harness, ctx, a, url, marker, gateways=1, alerting=False, n=a.n)),
+            "g1a": ("vward gateway x1, alerting on", lambda: _run_gateway(
+                harness, ctx, a, url, marker, gateways=1, alerting=True, n=a.n)),
+            "g2": ("vward gateway x2 ($share), alerting off", lambda: _run_gateway(
+                harness, ctx, a, url, marker, gateways=2, alerting=False, n=a.n)),
+            "g2a": ("vward gateway x2 ($share), alerting on", lambda: _run_gateway(
+                harness, ctx, a, url, marker, gateways=2, alerting=True, n=a.n)),
+        }
+        plan = [(k, scenarios[k]) for k in only if k in scenarios]
+        print(f"ingest benchmark: {a.n:,} QoS 1 messages of one reading, {ns.devices} devices, "
+              f"reference harness {harness.__file__}; gateway MQTT {a.protocol}, results "
+              f"{a.results} at QoS {a.results_qos}; runs {a.runs}", flush=True)
+        for run in range(a.runs):
+            for key, (label, fn) in plan:
+                r = fn()
+                rows.setdefault(key, []).append(r)
+                extra = f" queue drained {r['queue_drain_s']:.1f} s after" if r.get(
+                    "queue_drain_s") is not None else ""
+                print(f"[run {run + 1}] {label:44s} {r['msgs_per_s']:>9,.0f} msg/s "
+                      f"missing={r.get('missing')} cpu={r['cpu']['cpu_s']}{extra}", flush=True)
+        if "lat" in only:
+            n = int(a.lat_rate * a.lat_seconds)
+            r = _run_gateway(harness, ctx, a, url, marker, gateways=1, alerting=True, n=n,
+                             rate=a.lat_rate)
+            rows["lat"] = [r]
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(15)
-        broker.stop()
-        drop_schema(base, schema)
+        if ctx.broker.managed:
+            ctx.broker.stop()
+        harness.common.drop_bench_db()
+
+    def median(key: str) -> float:
+        return statistics.median(r["msgs_per_s"] for r in rows[key])
+
+    ceiling = median("a") if "a" in rows else None
+    best = median("b3") if "b3" in rows else None
+    print("\n| path | msgs/s | x C ceiling | x best-practice (3.1.1) | peak RSS MiB | RSS over run |")
+    print("|---|---:|---:|---:|---:|---|")
+    for key, (label, _fn) in plan:
+        rate = median(key)
+        rss = rows[key][-1]["cpu"]["peak_rss_mb"]
+        print(f"| {label} | {rate:,.0f} | "
+              f"{rate / ceiling if ceiling else float('nan'):.2f} | "
+              f"{rate / best if best else float('nan'):.2f} | "
+              f"{', '.join(f'{k} {v:.0f}' for k, v in rss.items())} | "
+              f"{rows[key][-1].get('rss', '')} |")
+    if "lat" in rows:
+        r = rows["lat"][0]
+        print(f"\nlatency, one gateway + vward alerting at {a.lat_rate:,.0f} msgs/s for "
+              f"{a.lat_seconds:.0f} s ({r.get('stored')} of {r['n']} stored): publish → receipt "
+              f"p50 {r.get('lat_p50_ms')} ms, p99 {r.get('lat_p99_ms')} ms (read back)")
+        lags = r.get("eval_lags_ms") or []
+        if lags:
+            print(f"receipt → alert evaluation committed (per ingest batch, {len(lags):,} "
+                  f"batches): p50 {_pct(lags, 50):.0f} ms, p99 {_pct(lags, 99):.0f} ms, max "
+                  f"{max(lags):.0f} ms; RSS {r['rss']}")
+        else:
+            print("receipt → alert evaluation committed: no evaluator figures in the log")
 
 
 if __name__ == "__main__":

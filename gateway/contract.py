@@ -22,6 +22,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -29,6 +30,7 @@ from typing import Annotated, Any
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
@@ -159,6 +161,26 @@ Number = StrictInt | StrictFloat
 # A categorical value may be sent as its label ("V", "occluded") or its ordinal.
 Value = Number | StrictStr
 MsgId = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+
+# RFC 3339 §5.6 `date-time` with its offset (`Z` or ±hh:mm). pydantic's lax datetime parsing
+# would also take epoch numbers and numeric strings ("1764580000"); the schema says "a string
+# in RFC 3339", so only that shape gets through to the parser.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def _rfc3339_string(value: object) -> object:
+    if isinstance(value, dt.datetime):
+        return value  # already parsed (model construction in Python)
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        msg = "must be an RFC 3339 date-time string with an offset, e.g. 2026-11-24T09:15:00Z"
+        raise ValueError(msg)  # pydantic turns a ValueError into a validation error
+    return value
+
+
+# An instant on the wire: an RFC 3339 string with an offset, nothing else.
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string), Field(strict=False)]
 # One message carries at most this many readings: a day of store-and-forward minute readings
 # from one device fits in a few messages, and the payload size limit caps it anyway.
 MAX_READINGS_PER_MESSAGE = 1000
@@ -174,14 +196,14 @@ class ReadingIn(_Model):
     code: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     value: Value
     unit: Annotated[StrictStr, Field(max_length=32)]
-    measured_at: Annotated[AwareDatetime, Field(strict=False)]
+    measured_at: Instant
 
 
 class ReadingsPayload(_Model):
     """`vw/v1/devices/{id}/readings`. `device_id`, when given, must match the topic."""
 
     msg_id: MsgId
-    sent_at: Annotated[AwareDatetime, Field(strict=False)]
+    sent_at: Instant
     device_id: StrictStr | None = None
     readings: Annotated[list[ReadingIn], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)]
 
@@ -194,7 +216,7 @@ class StatusPayload(_Model):
     signal_dbm: Annotated[Number, Field(ge=-200, le=0)] | None = None
     firmware: Annotated[StrictStr, Field(max_length=64)] | None = None
     # Optional: a will message is fixed at connect time, so it may carry no meaningful time.
-    sent_at: Annotated[AwareDatetime, Field(strict=False)] | None = None
+    sent_at: Instant | None = None
 
 
 class ErrorOut(_Model):
@@ -233,20 +255,38 @@ class CommandPayload(_Model):
     wake: bool = False
 
 
-class SenMLRecord(_Model):
-    """One RFC 8428 record (JSON labels); only the fields a vital-sign device needs."""
+# RFC 8428 §4.4: a receiver understands SenML versions up to this one (the default, §4.1).
+SENML_VERSION = 10
+
+
+class SenMLRecord(BaseModel):
+    """One RFC 8428 record (JSON labels, §5 Table 4).
+
+    Following RFC 8428 §4.4, a field this gateway does not know is *ignored* unless its label
+    ends with `_` (a must-understand extension), which rejects the pack (`gateway.senml`
+    checks `model_extra`). Registered fields a vital-sign reading cannot use (`bs`, `s`, `vd`,
+    `ut`) are typed here so a record carrying them is judged on them, not silently stripped.
+    """
+
+    model_config = ConfigDict(
+        extra="allow", frozen=True, strict=True,
+        json_schema_extra={"patternProperties": {"_$": False}})
 
     bn: StrictStr | None = None
     bt: Number | None = None
     bu: StrictStr | None = None
     bv: Number | None = None
+    bs: Number | None = None
     bver: StrictInt | None = None
     n: StrictStr | None = None
     u: StrictStr | None = None
     v: Number | None = None
     vs: StrictStr | None = None
     vb: bool | None = None
+    vd: StrictStr | None = None
+    s: Number | None = None
     t: Number | None = None
+    ut: Number | None = None
 
 
 def _schema_types() -> Mapping[str, TypeAdapter[Any]]:

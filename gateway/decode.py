@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -94,6 +94,9 @@ class DecodedMessage:
     sent_at: dt.datetime | None
     readings: tuple[DecodedReading, ...]
     problems: tuple[Problem, ...] = ()
+    # SenML only: the instant relative times were resolved against, when the pack had any
+    # (None: every time was absolute). See `gateway.relative_times`.
+    relative_to: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +265,8 @@ def _native(
 
 
 def _senml(
-    device_id: str, payload: bytes, now: dt.datetime, limits: Limits
+    device_id: str, payload: bytes, now: dt.datetime, limits: Limits,
+    relative_to: dt.datetime,
 ) -> DecodedMessage | Rejection:
     msg_id = senml_msg_id(payload)
     try:
@@ -272,17 +276,24 @@ def _senml(
     if not records:
         return Rejection(device_id, Channel.SENML, msg_id, (
             Problem(RejectReason.SCHEMA_INVALID, "empty SenML pack"),))
+    unusable = senml.pack_problem(records)
+    if unusable is not None:
+        return Rejection(device_id, Channel.SENML, msg_id, (
+            Problem(RejectReason.SCHEMA_INVALID, unusable),))
     results: list[DecodedReading | Problem] = []
-    for item in senml.resolve(records, device_id, now):
+    relative = False
+    for item in senml.resolve(records, device_id, relative_to):
         if isinstance(item, senml.RecordProblem):
             if item.wrong_device:
                 return Rejection(device_id, Channel.SENML, msg_id, (
                     Problem(RejectReason.WRONG_TOPIC, item.detail, item.index),))
             results.append(Problem(RejectReason.SCHEMA_INVALID, item.detail, item.index))
         else:
+            relative = relative or item.relative
             results.append(measure(item.index, item.code, item.value, item.unit,
                                    measured_at=item.measured_at, now=now, limits=limits))
-    return _collect(device_id, Channel.SENML, msg_id, None, results)
+    decoded = _collect(device_id, Channel.SENML, msg_id, None, results)
+    return replace(decoded, relative_to=relative_to) if relative else decoded
 
 
 def _status(device_id: str, payload: bytes) -> DecodedStatus | Rejection:
@@ -297,8 +308,14 @@ def _status(device_id: str, payload: bytes) -> DecodedStatus | Rejection:
         body.firmware, None if body.sent_at is None else _utc(body.sent_at))
 
 
-def decode(topic: str, payload: bytes, now: dt.datetime, limits: Limits) -> Decoded:
-    """Decode any message the gateway receives; never raises for bad input."""
+def decode(topic: str, payload: bytes, now: dt.datetime, limits: Limits, *,
+           senml_relative_to: dt.datetime | None = None) -> Decoded:
+    """Decode any message the gateway receives; never raises for bad input.
+
+    `now` is when it was received (future and late checks). `senml_relative_to` is what a
+    SenML relative time counts from (default `now`): the gateway passes the time it first saw
+    these bytes, so a redelivered pack resolves to the same instants (`gateway.relative_times`).
+    """
     try:
         device_id, channel = parse_topic(topic)
     except TopicError as exc:
@@ -311,7 +328,8 @@ def decode(topic: str, payload: bytes, now: dt.datetime, limits: Limits) -> Deco
     if channel is Channel.READINGS:
         return _native(device_id, payload, now, limits)
     if channel is Channel.SENML:
-        return _senml(device_id, payload, now, limits)
+        return _senml(device_id, payload, now, limits,
+                      now if senml_relative_to is None else senml_relative_to)
     if channel is Channel.STATUS:
         return _status(device_id, payload)
     return Rejection(device_id, channel, _best_effort_msg_id(payload), (Problem(

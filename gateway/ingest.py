@@ -4,9 +4,12 @@ One loop per gateway process, on the caller's thread (paho's network thread only
 inbox). Per batch (`VW_GATEWAY_BATCH_SIZE` readings or `VW_GATEWAY_BATCH_WAIT_MS`):
 
     decode (pure) → load unknown devices → plan (pure) → one transaction: COPY readings,
-    dead letters, statuses, NOTIFY vw_events → commit → ack every message → publish results
-    → hand the batch's patients to the alerting worker (its own thread, connection and
-    transaction: a slow or failed evaluation never holds up ingest; the readings are safe).
+    dead letters, statuses, the batch's patients into `alerting_queue`, NOTIFY vw_events →
+    commit → ack every message → publish results.
+
+Alert evaluation is not done here: `vward alerting` (its own process, so its own GIL) takes
+the queued patients in the transaction that stores their evaluation (`alerting.evaluator`).
+Ingest never waits for it, and a crash of either process loses no evaluation.
 
 Database down: the batch is kept and retried with backoff; nothing is acknowledged, so the
 broker stops sending once the Receive Maximum is reached (bounded memory) and keeps the rest
@@ -17,9 +20,9 @@ is retried message by message, and a message that still fails is dead-lettered a
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
-import importlib
 import logging
 import queue
 import threading
@@ -28,14 +31,14 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
-from gateway.alerting_worker import AlertingWorker, Conn, Hook
 from gateway.contract import Channel, RejectReason, encode_result, results_topic
 from gateway.decode import Decoded, DecodedMessage, Limits, Problem, Rejection, decode
 from gateway.directory import DeviceDirectory
 from gateway.metrics import GatewayMetrics
 from gateway.mqtt import Inbound, MqttLink, broker_address
 from gateway.pipeline import BatchPlan, Key, plan_batch, result_for
-from gateway.sink import write_batch
+from gateway.relative_times import rebase
+from gateway.sink import Conn, write_batch
 from ward.db.registry import device_directory
 from ward.db.store import ReadingStore
 from ward.settings import Settings
@@ -67,18 +70,6 @@ def safe_error(exc: BaseException, secrets: Sequence[str] = ()) -> str:
 
 def _reading_count(decoded: Decoded) -> int:
     return len(decoded.readings) if isinstance(decoded, DecodedMessage) else 1
-
-
-def alerting_hook(enabled: bool) -> Hook | None:
-    """`alerting.runner.evaluate_after_commit` when that module exists (and is enabled)."""
-    if not enabled:
-        return None
-    try:
-        runner = importlib.import_module("alerting.runner")
-    except ImportError:
-        return None
-    hook: Hook | None = getattr(runner, "evaluate_after_commit", None)
-    return hook
 
 
 def _secrets_of(settings: Settings) -> list[str]:
@@ -121,21 +112,16 @@ class Gateway:
             receive_maximum=settings.gateway_receive_maximum,
             session_expiry_s=settings.gateway_session_expiry_s,
             ca_file=ca_file,
+            protocol=settings.mqtt_protocol,
         )
         self._conn: Conn | None = None
         self._listen: Conn | None = None
         self._unacked = 0
+        self._received: collections.Counter[str] = collections.Counter()
         self._secrets = _secrets_of(settings)
-        hook = alerting_hook(settings.gateway_alerting)
-        self._alerting = None if hook is None else AlertingWorker(
-            hook,
-            lambda: psycopg.connect(settings.database_conninfo(),
-                                    connect_timeout=DB_CONNECT_TIMEOUT_S,
-                                    application_name="vw-gateway-alerting"),
-            self.metrics,
-            self.clock,
-            lambda exc: safe_error(exc, self._secrets),
-        )
+        # The broker redelivers to this session for at most its expiry: a pack seen longer ago
+        # than that is a new pack (gateway.relative_times).
+        self._first_seen_window = dt.timedelta(seconds=settings.gateway_session_expiry_s)
 
     # database -----------------------------------------------------------------------------
 
@@ -193,7 +179,7 @@ class Gateway:
 
     def _decode(self, message: Inbound) -> Decoded:
         channel = message.topic.rsplit("/", 1)[-1]
-        self.metrics.received.labels(channel if channel in _CHANNELS else "other").inc()
+        self._received[channel if channel in _CHANNELS else "other"] += 1
         try:
             return decode(message.topic, message.payload, message.received_at, self.limits)
         except Exception as exc:  # a decoder bug must not stop the stream
@@ -206,6 +192,7 @@ class Gateway:
             first = self.link.take(IDLE_POLL_S)
         except queue.Empty:
             return []
+        self._received.clear()
         batch = [(first, self._decode(first))]
         count = _reading_count(batch[0][1])
         deadline = time.monotonic() + self.settings.gateway_batch_wait_ms / 1000
@@ -220,16 +207,21 @@ class Gateway:
             decoded = self._decode(message)
             batch.append((message, decoded))
             count += _reading_count(decoded)
+        for channel, received in self._received.items():  # once per batch, not per message
+            self.metrics.received.labels(channel).inc(received)
         return batch
 
     def _write(self, conn: Conn, batch: Sequence[tuple[Inbound, Decoded]]
                ) -> tuple[BatchPlan, set[Key], list[int]]:
         """Plan and commit; on a non-availability error split the batch to isolate poison."""
         self._load_missing(conn, batch)
+        # SenML relative times: one resolution base per pack, whichever delivery this is.
+        batch = rebase(conn, batch, self.limits, self._first_seen_window)
         plan = plan_batch(
             [(m.topic, m.payload, m.received_at, d) for m, d in batch], self.directory.get)
         try:
-            inserted, patients = write_batch(conn, self.store, plan)
+            inserted, patients = write_batch(conn, self.store, plan,
+                                             queue_alerting=self.settings.gateway_alerting)
         except psycopg.OperationalError:
             raise
         except psycopg.Error:
@@ -241,7 +233,8 @@ class Gateway:
                     RejectReason.INTERNAL_ERROR, "the database refused this message"),))
                 plan = plan_batch([(message.topic, message.payload, message.received_at,
                                     poisoned)], self.directory.get)
-                inserted, patients = write_batch(conn, self.store, plan)
+                inserted, patients = write_batch(conn, self.store, plan,
+                                                 queue_alerting=self.settings.gateway_alerting)
                 return plan, inserted, patients
             parts = [self._write(conn, [item]) for item in batch]
             return (
@@ -263,7 +256,7 @@ class Gateway:
             try:
                 conn = self._ensure_db()
                 started = time.perf_counter()
-                plan, inserted, patients = self._write(conn, batch)
+                plan, inserted, _patients = self._write(conn, batch)
                 commit_s = time.perf_counter() - started
                 break
             except psycopg.OperationalError as exc:
@@ -282,14 +275,13 @@ class Gateway:
         self.metrics.unacked.set(0)
         self._answer(plan, inserted)
         self._observe(plan, inserted, len(batch), commit_s, committed_at)
-        if self._alerting is not None and patients:
-            self._alerting.submit(patients)
         return True
 
     def _answer(self, plan: BatchPlan, inserted: set[Key]) -> None:
         qos = self.settings.gateway_results_qos
+        problems_only = self.settings.gateway_results == "problems"
         for outcome in plan.outcomes:
-            result = result_for(outcome, inserted)
+            result = result_for(outcome, inserted, problems_only=problems_only)
             if result is not None and outcome.device_id is not None:
                 self.link.publish(results_topic(outcome.device_id), encode_result(result), qos)
 
@@ -328,8 +320,6 @@ class Gateway:
         if stop.is_set():
             return
         self.link.start()
-        if self._alerting is not None:
-            self._alerting.start()
         log.info("gateway running share_group=%s batch_size=%d batch_wait_ms=%d",
                  self.settings.mqtt_share_group, self.settings.gateway_batch_size,
                  self.settings.gateway_batch_wait_ms)
@@ -341,7 +331,5 @@ class Gateway:
                 self._housekeeping()
         finally:
             self.link.stop()
-            if self._alerting is not None:
-                self._alerting.stop()
             self._close_db()
             log.info("gateway stopped")

@@ -45,8 +45,6 @@ class GatewayMetrics:
                                  registry=r)
         self.broker_connected = Gauge("vw_gateway_broker_connected",
                                       "1 while connected to the broker", registry=r)
-        self.alerting_failures = Counter("vw_gateway_alerting_failures",
-                                         "alerting hook calls that raised", registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose /metrics on `port` (0: do nothing)."""

@@ -1,4 +1,4 @@
-"""The gateway's MQTT link: paho-mqtt 2.x, MQTT 5, persistent session, manual acknowledgement.
+"""The gateway's MQTT link: paho-mqtt 2.x, MQTT 5 or 3.1.1, persistent session, manual ack.
 
 A thin adapter. paho's network thread puts every message in `inbox`; the ingest loop takes
 them, commits, then calls `ack`. Memory is bounded twice over:
@@ -8,7 +8,15 @@ them, commits, then calls `ack`. Memory is bounded twice over:
   with Receive Maximum 50 got all 1,000 queued messages after acking 25), so when the gateway
   falls behind a live stream, `inbox` is capped too: the network thread waits for room before
   it reads the next message, the socket fills, and the broker keeps the rest in this
-  session's queue. Nothing is dropped.
+  session's queue. Nothing is dropped;
+- and by bytes: at most `INBOX_MAX_BYTES` of payloads received but not yet acknowledged
+  (`gateway.inbox`), so a flood of large messages cannot grow memory either.
+
+MQTT 3.1.1 (`VW_MQTT_PROTOCOL=3.1.1`, for brokers that speak nothing newer) keeps the ack
+after commit and the persistent session (clean_session false) but gives up three things: no
+Receive Maximum (the broker's own in-flight limit — Mosquitto's `max_inflight_messages` —
+bounds what is un-acked; the inbox cap below still holds), no session expiry (the broker keeps
+the session until it is told otherwise), and no reason codes on SUBACK/PUBACK.
 
 Acks are only valid on the connection that received the message. After a reconnect the broker
 resends every un-acknowledged message (same session), so an ack for a message of an earlier
@@ -20,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import queue
 import threading
 import urllib.parse
 from typing import Any
@@ -31,6 +38,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.contract import INGEST_CHANNELS, Channel, channel_filter, shared_filter
+from gateway.inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +54,14 @@ RESULTS_INFLIGHT = 1000
 RESULTS_QUEUED = 20_000
 # The inbox holds at most this many Receive Maximums of messages (see module docstring).
 INBOX_FACTOR = 2
+# ... and at most this many payload bytes received but not yet acknowledged (gateway.inbox):
+# 32 MiB is 500 messages at the 64 KiB payload limit — a full batch — while a flood of 1 MB
+# messages cannot push the gateway's memory past it.
+INBOX_MAX_BYTES = 32 << 20
 # While waiting for room, the network thread wakes this often to notice a stop.
 ROOM_POLL_S = 0.5
+# `VW_MQTT_PROTOCOL` values and paho's names for them.
+PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,19 +113,19 @@ class MqttLink:
         receive_maximum: int,
         session_expiry_s: int,
         ca_file: str | None = None,
+        protocol: str = "5",
     ) -> None:
         self.address = address
         self.share_group = share_group
-        self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self.inbox: Inbox[Inbound] = Inbox(INBOX_FACTOR * receive_maximum, INBOX_MAX_BYTES)
         self.connected = threading.Event()
         self._generation = 0
         self._receive_maximum = receive_maximum
-        self._room = threading.Semaphore(INBOX_FACTOR * receive_maximum)
         self._stopping = threading.Event()
         self.results_dropped = 0
         self._session_expiry_s = session_expiry_s
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True)
+        self.protocol = protocol
+        client = _client(client_id, protocol)
         if address.username is not None:
             client.username_pw_set(address.username, address.password)
         if address.tls:
@@ -127,13 +141,17 @@ class MqttLink:
         self._client = client
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.ReceiveMaximum = self._receive_maximum
-        props.SessionExpiryInterval = self._session_expiry_s
-        log.info("mqtt connecting broker=%s client_id=%s receive_maximum=%d",
-                 self.address.safe, self._client._client_id.decode(), self._receive_maximum)
-        self._client.connect_async(self.address.host, self.address.port, KEEPALIVE_S,
-                                   clean_start=False, properties=props)
+        log.info("mqtt connecting broker=%s client_id=%s protocol=%s receive_maximum=%s",
+                 self.address.safe, self._client._client_id.decode(), self.protocol,
+                 self._receive_maximum if self.protocol == "5" else "broker's")
+        if self.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.ReceiveMaximum = self._receive_maximum
+            props.SessionExpiryInterval = self._session_expiry_s
+            self._client.connect_async(self.address.host, self.address.port, KEEPALIVE_S,
+                                       clean_start=False, properties=props)
+        else:  # 3.1.1: the persistent session was asked for in the constructor
+            self._client.connect_async(self.address.host, self.address.port, KEEPALIVE_S)
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -184,26 +202,27 @@ class MqttLink:
     def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:
         self.connected.clear()
+        if self._stopping.is_set():  # our own DISCONNECT at shutdown: nothing is wrong
+            log.info("mqtt disconnected broker=%s (stopping)", self.address.safe)
+            return
         log.warning("mqtt disconnected broker=%s reason=%s (reconnecting; un-acked messages "
                     "will be redelivered)", self.address.safe, reason)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        while not self._room.acquire(timeout=ROOM_POLL_S):
-            if self._stopping.is_set():
-                return  # not acknowledged: the broker redelivers it
-        self.inbox.put(Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid, self._generation,
-                               dt.datetime.now(dt.UTC)))
+        payload = bytes(msg.payload)
+        # Waits for room; on a stop the message is not acknowledged: the broker redelivers it.
+        self.inbox.put(Inbound(msg.topic, payload, msg.qos, msg.mid, self._generation,
+                               dt.datetime.now(dt.UTC)), len(payload), self._stopping, ROOM_POLL_S)
 
     # the ingest loop's thread ---------------------------------------------------------------
 
     def take(self, timeout: float) -> Inbound:
         """The next message (`queue.Empty` after `timeout`); frees its room in the inbox."""
-        message = self.inbox.get(timeout=timeout)
-        self._room.release()
-        return message
+        return self.inbox.take(timeout)
 
     def ack(self, message: Inbound) -> bool:
         """Acknowledge `message`; False (and no ack) if it came on an earlier connection."""
+        self.inbox.done(len(message.payload))
         if message.qos == 0:
             return True
         if message.generation != self._generation or not self.connected.is_set():
@@ -217,3 +236,15 @@ class MqttLink:
             self.results_dropped += 1
             return False
         return True
+
+
+def _client(client_id: str, protocol: str) -> paho.Client:
+    """A paho client with manual acks and a persistent session in either protocol."""
+    if protocol not in PROTOCOLS:
+        msg = f"MQTT protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}"
+        raise ValueError(msg)
+    if protocol == "5":  # the session is kept by clean_start=False + expiry at CONNECT
+        return paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                           protocol=PROTOCOLS[protocol], manual_ack=True)
+    return paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                       protocol=PROTOCOLS[protocol], clean_session=False, manual_ack=True)

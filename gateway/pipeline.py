@@ -155,12 +155,20 @@ def plan_batch(
     return BatchPlan(tuple(readings), tuple(outcomes), tuple(dead), tuple(statuses))
 
 
-def result_for(outcome: Outcome, inserted: set[Key]) -> ResultPayload | None:
-    """The device's answer once the batch is committed (None: nothing to say)."""
+def result_for(outcome: Outcome, inserted: set[Key], *,
+               problems_only: bool = False) -> ResultPayload | None:
+    """The device's answer once the batch is committed (None: nothing to say).
+
+    `problems_only` (`VW_GATEWAY_RESULTS=problems`): a clean accept — something new stored and
+    no problem — gets no result; its PUBACK after the commit already says it all.
+    """
     if not outcome.answer:
         return None
+    stored = any(key in inserted for key in outcome.claimed)
+    if problems_only and stored and not outcome.problems:
+        return None
     errors = [ErrorOut(code=p.reason, detail=p.detail, index=p.index) for p in outcome.problems]
-    if any(key in inserted for key in outcome.claimed):
+    if stored:
         status = ResultStatus.ACCEPTED
     elif outcome.valid:
         status = ResultStatus.DUPLICATE

@@ -1,4 +1,5 @@
-"""The gateway's one write transaction per batch: readings, dead letters, statuses, NOTIFY.
+"""The gateway's one write transaction per batch: readings, dead letters, statuses, NOTIFY,
+and the batch's row in `alerting_queue` (the hand-over to `vward alerting`).
 
 Everything a batch changes is written in a single transaction, so the MQTT acknowledgements
 that follow the commit cover all of it, and a crash before the commit leaves nothing behind
@@ -7,23 +8,19 @@ for the redelivery to trip over. Thin SQL only; the decisions were made in `gate
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import psycopg
 
+from gateway import dead_letter_sink
+from gateway.dead_letters import Rationing
 from gateway.pipeline import BatchPlan, Key, chunk_ids, patients_of
+from ward.db import alerting_queue
 from ward.db.store import ReadingStore
 
 Conn = psycopg.Connection[Any]
 
-_DEAD_LETTER_SQL = (
-    "INSERT INTO rejected_messages "
-    "(received_at, topic, device_id, msg_id, reason, detail, payload, payload_sha256) "
-    "VALUES (now(), %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (topic, payload_sha256) DO NOTHING"
-)
 # A retained status or a late LWT must not overwrite a newer report.
 _STATUS_SQL = (
     "INSERT INTO device_status AS s "
@@ -38,16 +35,22 @@ _STATUS_SQL = (
 )
 
 
-def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan) -> tuple[set[Key], list[int]]:
-    """Write and commit `plan`; return the keys newly stored and the patients they touched."""
+def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
+                rationing: Rationing | None = None, *,
+                queue_alerting: bool = False) -> tuple[set[Key], list[int]]:
+    """Write and commit `plan`; return the keys newly stored and the patients they touched.
+
+    Dead letters are rationed per device (`gateway.dead_letters`; default limits when
+    `rationing` is None). `queue_alerting`: also queue those patients for alert evaluation,
+    in this transaction.
+    """
     with conn.transaction():
         inserted = store.write(conn, plan.readings) if plan.readings else set()
         with conn.cursor() as cur:
-            if plan.dead_letters:
-                cur.executemany(_DEAD_LETTER_SQL, [
-                    (d.topic, d.device_id, d.msg_id, d.reason.value, d.detail, d.payload,
-                     hashlib.sha256(d.payload).digest())
-                    for d in plan.dead_letters])
+            # Rationing reads the devices' accounts before it writes: not in the pipeline.
+            dead_letter_sink.write(cur, plan.dead_letters, rationing or Rationing())
+        # Everything else in one round trip (pipeline mode).
+        with conn.pipeline(), conn.cursor() as cur:
             if plan.statuses:
                 cur.executemany(_STATUS_SQL, [
                     (s.device_id, s.online, s.battery_pct, s.signal_dbm, s.firmware,
@@ -57,6 +60,9 @@ def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan) -> tuple[set[K
                          "sent_at": s.sent_at.isoformat() if s.sent_at else None}))
                     for s in plan.statuses])
             patients = patients_of(plan.readings, inserted)
+            if queue_alerting and patients:
+                alerting_queue.enqueue(cur, patients, min(
+                    r.received_at for r in plan.readings if r.key in inserted))
             for chunk in chunk_ids(patients):
                 cur.execute("SELECT pg_notify('vw_events', %s)",
                             (json.dumps({"type": "readings", "patient_ids": chunk}),))

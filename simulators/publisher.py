@@ -4,6 +4,8 @@
   (the caller blocks beyond it, so memory stays flat). With per-device credentials each device
   publishes over its own connection as itself, as the broker's ACL requires; without, one
   anonymous connection carries the whole ward (the demo's embedded broker is anonymous).
+  It speaks MQTT 3.1.1 or 5 (`protocol`, from `VW_MQTT_PROTOCOL`); a device needs nothing
+  of MQTT 5, so either gives the same PUBACK semantics.
 * `publish_stream` — feeds an engine's stream to a publisher, paced by a `LiveClock` (or as fast as the
   broker takes it), printing progress once a second on long runs, until the stream ends or
   `stop` is set (SIGINT/SIGTERM).
@@ -13,7 +15,8 @@
   publisher))` hands the queue to `Engine.command` between messages, so a live ward's home
   hubs answer the platform's full-set requests.
 * `run_load` — the load mode: n processes each simulate a share of the ward (`partition`) and
-  publish at rate/n messages/s with the lean `simulators.mqttwire` client, PUBACKs counted.
+  publish at rate/n messages/s with the lean `simulators.mqttwire` client, PUBACKs counted
+  (always MQTT 3.1.1: that client exists to be small).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from simulators.scenario import Scenario
 # messages/s over loopback, small enough that a stalled broker stops the publisher quickly.
 MAX_IN_FLIGHT = 500
 PROGRESS_EVERY_S = 1.0
+# `VW_MQTT_PROTOCOL` values and paho's names for them.
+PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 _CONNECT_TIMEOUT_S = 10.0
 
 
@@ -62,9 +67,13 @@ class _Connection:
     """One paho client, its PUBACK counter and its in-flight bound."""
 
     def __init__(self, url: str, client_id: str, username: str | None, password: str | None,
-                 max_in_flight: int, *, subscribe: str | None = None,
+                 max_in_flight: int, *, protocol: str = "3.1.1",
+                 subscribe: str | None = None,
                  inbox: deque[tuple[str, bytes]] | None = None) -> None:
         host, port = _split(url)
+        if protocol not in PROTOCOLS:
+            msg = f"MQTT protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}"
+            raise PublishError(msg)
         self.slots = threading.BoundedSemaphore(max_in_flight)
         self.acked = 0
         self.connected = threading.Event()
@@ -73,7 +82,7 @@ class _Connection:
         self.subscription = subscribe
         self.inbox = inbox
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=MQTTProtocolVersion.MQTTv311)
+                             protocol=PROTOCOLS[protocol])
         client.max_inflight_messages_set(max_in_flight)
         if username is not None:
             client.username_pw_set(username, password)
@@ -129,8 +138,10 @@ class Publisher:
     def __init__(self, url: str, *, client_id: str = "vw-simulator",
                  username: str | None = None, password: str | None = None,
                  credentials: Mapping[str, str] | None = None,
-                 max_in_flight: int = MAX_IN_FLIGHT, listen: bool = False) -> None:
+                 max_in_flight: int = MAX_IN_FLIGHT, listen: bool = False,
+                 protocol: str = "3.1.1") -> None:
         self.url = url
+        self.protocol = protocol
         self.client_id = client_id
         self.credentials = credentials
         self.max_in_flight = max_in_flight
@@ -143,7 +154,8 @@ class Publisher:
             parts = urlsplit(url)
             self._shared = _Connection(
                 url, client_id, username or parts.username, password or parts.password,
-                max_in_flight, subscribe=channel_filter(Channel.COMMANDS) if listen else None,
+                max_in_flight, protocol=protocol,
+                subscribe=channel_filter(Channel.COMMANDS) if listen else None,
                 inbox=self.commands)
 
     def _connection(self, topic: str) -> _Connection:
@@ -159,6 +171,7 @@ class Publisher:
                 raise PublishError(msg)
             # A device's username is its id (the broker's ACL pattern keys on it).
             conn = _Connection(self.url, device_id, device_id, secret, self.max_in_flight,
+                               protocol=self.protocol,
                                subscribe=commands_topic(device_id) if self.listen else None,
                                inbox=self.commands)
             self._per_device[device_id] = conn

@@ -275,8 +275,8 @@ def start_service(tmp_path: Path) -> Iterator[ServiceFactory]:
 @pytest.fixture
 def start_gateway(start_service: ServiceFactory) -> GatewayFactory:
     """Start `python -m ward.cli gateway` with a unique client id and share group (unless
-    given), the alerting hook off (unless `VW_GATEWAY_ALERTING` is given); stopped at
-    teardown."""
+    given), queueing nothing for alerting (unless `VW_GATEWAY_ALERTING` is given); stopped
+    at teardown."""
 
     def _start(db_url: str, mqtt_url: str, *, client_id: str | None = None,
                group: str | None = None, args: tuple[str, ...] = (),

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
+from ward.logformat import formatter
 from ward.settings import Settings, SettingsError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,12 +39,11 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace, settings: Settings) -> int: ...
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, kind: str = "text") -> None:
+    """Log to stderr as logfmt-style text or, with `VW_LOG_FORMAT=json`, JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(kind))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"vward: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return module.run(command_args, settings)
     except KeyboardInterrupt:

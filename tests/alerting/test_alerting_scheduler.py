@@ -54,9 +54,14 @@ def test_unacknowledged_high_alert_escalates_once_per_window(
     assert _alert(db, "news2") == ("high", "raised", 1, "on_call_clinician")
     scheduler.sweep(db, policy, T0 + dt.timedelta(minutes=31))
     assert _alert(db, "news2") == ("high", "raised", 2, "palliative_team")
-    pages = [r[0] for r in db.execute(
-        "SELECT recipient FROM notification_outbox WHERE channel IN ('sms', 'pager') ORDER BY id")]
-    assert pages == ["+447700900101", "community-palliative-team"]
+    pages = [(r[0], r[1]["event"]) for r in db.execute(
+        "SELECT recipient, payload FROM notification_outbox WHERE channel IN ('sms', 'pager') "
+        "ORDER BY id")]
+    # The middle page: the 31-minute sweep found the continuous observations of a high
+    # patient overdue — a "no data" finding, never inhibited, goes to whoever holds the
+    # episode at that moment (tier 1), before the same sweep escalates to tier 2.
+    assert pages == [("+447700900101", "escalated"), ("+447700900101", "finding_raised"),
+                     ("community-palliative-team", "escalated")]
     escalated = db.execute("SELECT count(*) FROM alert_events WHERE event = 'escalated'").fetchone()
     assert escalated == (2,)
 

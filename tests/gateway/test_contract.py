@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -25,7 +26,7 @@ from gateway.contract import (
     shared_filter,
     status_topic,
 )
-from gateway.decode import DecodedMessage, DecodedStatus, Limits, decode
+from gateway.decode import DecodedMessage, DecodedStatus, Limits, Rejection, decode
 from ward.domain.vitals import CATALOGUE, VitalCode
 
 NOW = dt.datetime(2026, 11, 24, 9, 15, 5, tzinfo=dt.UTC)
@@ -166,3 +167,140 @@ def test_reason_codes_are_stable() -> None:
 def test_results_schema_lists_every_reason() -> None:
     schema = json.loads((schemas.SCHEMA_DIR / "results.schema.json").read_text())
     assert set(schema["$defs"]["RejectReason"]["enum"]) == {r.value for r in RejectReason}
+
+
+# ---------------------------------------------------------------------------------------------
+# RFC 8428 §4, exactly: one row per rule (pack → stored (code, value) pairs, or the reason).
+
+SENML_AT = NOW.timestamp() - 60  # an absolute time (≥ 2**28), a minute before NOW
+
+
+def _pack(*records: dict[str, object]) -> bytes:
+    return json.dumps(list(records)).encode()
+
+
+BN = {"bn": "urn:dev:vw:dev-1:", "bt": SENML_AT}
+# (case, pack, readings stored as (code, value), problems as (reason, index), whole pack refused)
+SENML_RULES: list[tuple[str, bytes, list[tuple[str, float]], list[tuple[RejectReason, int | None]]]] = [
+    ("bver 10 (the default) is understood",
+     _pack({**BN, "bver": 10, "n": "spo2", "u": "%", "v": 95}), [("spo2", 95.0)], []),
+    ("bver above 10 is not used (§4.4)",
+     _pack({**BN, "bver": 11, "n": "spo2", "u": "%", "v": 95}), [],
+     [(RejectReason.SCHEMA_INVALID, None)]),
+    ("bver 0 is not a positive integer (§4.1)",
+     _pack({**BN, "bver": 0, "n": "spo2", "u": "%", "v": 95}), [],
+     [(RejectReason.SCHEMA_INVALID, None)]),
+    ("two versions in one pack (§4.4)",
+     _pack({**BN, "bver": 10, "n": "spo2", "u": "%", "v": 95},
+           {"bver": 9, "n": "pulse", "u": "/min", "v": 70}), [],
+     [(RejectReason.SCHEMA_INVALID, None)]),
+    ("an unknown field is ignored (§4.4)",
+     _pack({**BN, "n": "spo2", "u": "%", "v": 95, "foo": {"any": "thing"}}),
+     [("spo2", 95.0)], []),
+    ("an unknown field ending in _ refuses the pack (§4.4)",
+     _pack({**BN, "n": "spo2", "u": "%", "v": 95}, {"n": "pulse", "u": "/min", "v": 70,
+                                                    "foo_": 1}), [],
+     [(RejectReason.SCHEMA_INVALID, None)]),
+    ("vb true on a numeric code is refused, not stored as 1",
+     _pack({**BN, "n": "spo2", "u": "%", "vb": True}), [],
+     [(RejectReason.SCHEMA_INVALID, 0)]),
+    ("vb on on_oxygen without u is oxygen",
+     _pack({**BN, "n": "on_oxygen", "vb": True}), [("on_oxygen", 1.0)], []),
+    ("vb false on on_oxygen is air",
+     _pack({**BN, "n": "on_oxygen", "vb": False}), [("on_oxygen", 0.0)], []),
+    ("a data value (vd) is no reading",
+     _pack({**BN, "n": "spo2", "vd": "AQI"}), [], [(RejectReason.SCHEMA_INVALID, 0)]),
+    ("v and vs together (§4.2: exactly one value)",
+     _pack({**BN, "n": "spo2", "u": "%", "v": 95, "vs": "x"}), [],
+     [(RejectReason.SCHEMA_INVALID, 0)]),
+    ("a name outside the §4.5.1 characters",
+     _pack({**BN, "n": "sp o2", "u": "%", "v": 95}), [], [(RejectReason.SCHEMA_INVALID, 0)]),
+    ("bv is added to v (§4.6)",
+     _pack({**BN, "bv": 90, "n": "spo2", "u": "%", "v": 5}), [("spo2", 95.0)], []),
+]
+
+
+@pytest.mark.parametrize(("case", "pack", "stored", "problems"), SENML_RULES,
+                         ids=[c[0] for c in SENML_RULES])
+def test_senml_follows_rfc8428_section_4(
+    case: str, pack: bytes, stored: list[tuple[str, float]],
+    problems: list[tuple[RejectReason, int | None]],
+) -> None:
+    del case
+    decoded = decode(senml_topic("dev-1"), pack, NOW, Limits())
+    if problems and problems[0][1] is None:
+        assert isinstance(decoded, Rejection), decoded
+        assert [(p.reason, p.index) for p in decoded.problems] == problems
+        return
+    assert isinstance(decoded, DecodedMessage), decoded
+    assert [(r.code, r.value) for r in decoded.readings] == stored
+    assert [(p.reason, p.index) for p in decoded.problems] == problems
+
+
+def test_senml_relative_times_count_from_the_given_instant_not_the_clock() -> None:
+    pack = _pack({"bn": "urn:dev:vw:dev-1:", "n": "spo2", "u": "%", "v": 95, "t": -30})
+    first_seen = NOW - dt.timedelta(minutes=3)
+    decoded = decode(senml_topic("dev-1"), pack, NOW, Limits(), senml_relative_to=first_seen)
+    assert isinstance(decoded, DecodedMessage)
+    assert decoded.readings[0].measured_at == first_seen - dt.timedelta(seconds=30)
+    assert decoded.relative_to == first_seen
+    absolute = decode(senml_topic("dev-1"), encode_senml("dev-1", [
+        Measurement("spo2", 95, "%", NOW)]), NOW, Limits(), senml_relative_to=first_seen)
+    assert isinstance(absolute, DecodedMessage)
+    assert absolute.relative_to is None  # nothing relative: no first-seen time needed
+    assert absolute.readings[0].measured_at == NOW
+
+
+@pytest.mark.parametrize("when", [1764580000, 1764580000.5, "1764580000", "2026-11-24",
+                                  "2026-11-24 09:14:00Z", "24/11/2026 09:14", True])
+def test_instants_must_be_rfc3339_strings(when: object) -> None:
+    body = {"msg_id": "m", "sent_at": "2026-11-24T09:14:00Z",
+            "readings": [{"code": "spo2", "value": 94, "unit": "%", "measured_at": when}]}
+    decoded = decode(readings_topic("d1"), json.dumps(body).encode(), NOW, Limits())
+    assert isinstance(decoded, DecodedMessage)
+    assert [(p.reason, p.index) for p in decoded.problems] == [(RejectReason.SCHEMA_INVALID, 0)]
+    body = {**body, "sent_at": when, "readings": [{**body["readings"][0],  # type: ignore[dict-item]
+                                                  "measured_at": "2026-11-24T09:14:00Z"}]}
+    assert isinstance(decode(readings_topic("d1"), json.dumps(body).encode(), NOW, Limits()),
+                      Rejection)
+    status = json.dumps({"online": True, "sent_at": when}).encode()
+    assert isinstance(decode(status_topic("d1"), status, NOW, Limits()), Rejection)
+
+
+@pytest.mark.parametrize("when", ["2026-11-24T09:14:00Z", "2026-11-24t09:14:00.250z",
+                                  "2026-11-24T10:14:00+01:00"])
+def test_rfc3339_instants_are_accepted(when: str) -> None:
+    body = {"msg_id": "m", "sent_at": when,
+            "readings": [{"code": "spo2", "value": 94, "unit": "%", "measured_at": when}]}
+    decoded = decode(readings_topic("d1"), json.dumps(body).encode(), NOW, Limits())
+    assert isinstance(decoded, DecodedMessage)
+    assert decoded.problems == ()
+
+
+def test_a_relative_pack_resolves_to_its_first_seen_time_within_the_window(db: Any) -> None:
+    from dataclasses import dataclass
+
+    from gateway.relative_times import rebase
+
+    @dataclass(frozen=True)
+    class Msg:
+        topic: str
+        payload: bytes
+        received_at: dt.datetime
+
+    pack = _pack({"bn": "urn:dev:vw:dev-1:", "n": "spo2", "u": "%", "v": 95, "t": -30})
+    window = dt.timedelta(hours=1)
+
+    def delivered(at: dt.datetime) -> dt.datetime:
+        msg = Msg(senml_topic("dev-1"), pack, at)
+        batch = rebase(db, [(msg, decode(msg.topic, pack, at, Limits()))], Limits(), window)
+        decoded = batch[0][1]
+        assert isinstance(decoded, DecodedMessage)
+        return decoded.readings[0].measured_at
+
+    first = delivered(NOW)
+    assert first == NOW - dt.timedelta(seconds=30)
+    assert delivered(NOW + dt.timedelta(minutes=59)) == first  # a redelivery: the same reading
+    later = NOW + dt.timedelta(hours=2)
+    assert delivered(later) == later - dt.timedelta(seconds=30)  # past the window: a new pack
+    assert delivered(later + dt.timedelta(seconds=5)) == later - dt.timedelta(seconds=30)

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import psycopg
+import pytest
 
 from gateway.contract import (
     Measurement,
@@ -29,15 +30,18 @@ def _publish(client: Any, topic: str, payload: bytes, *, retain: bool = False) -
     client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
 
 
+# The gateway speaks either protocol (VW_MQTT_PROTOCOL); the contract is the same on both.
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_readings_are_stored_answered_and_notified(
     broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
-    unique: str,
+    unique: str, protocol: str,
 ) -> None:
     dev = f"pox-{unique}"
     patient = ward.add(dev)
     listener = psycopg.connect(ward.url, autocommit=True)
     listener.execute("LISTEN vw_events")
-    gw = start_gateway(ward.url, broker.url)
+    gw = start_gateway(ward.url, broker.url, VW_MQTT_PROTOCOL=protocol)
+    assert f"protocol={protocol} " in gw.log()
     client = connect_mqtt(broker.url)
     now = _now()
     payload = encode_readings("m-1", now, [
@@ -90,6 +94,8 @@ def test_readings_are_stored_answered_and_notified(
                       dev) == 1
     assert "m-1" not in gw.log() or "postgresql://" not in gw.log()
     assert gw.stop() == 0
+    # A normal stop is not a fault: no "disconnected … will be redelivered" warning.
+    assert "level=WARNING" not in gw.log(), gw.log()
 
 
 def test_secrets_never_reach_the_log(
@@ -106,13 +112,17 @@ def test_secrets_never_reach_the_log(
     assert "postgresql://" not in text
 
 
-def test_alerting_hook_runs_after_commit(
-    broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
-    unique: str,
+def test_committed_patients_are_evaluated_by_the_alerting_process(
+    broker: Any, ward: Any, start_gateway: Any, start_service: Any, results: Any,
+    connect_mqtt: Any, poll: Any, unique: str, to_url: Any,
 ) -> None:
     dev = f"al-{unique}"
     patient = ward.add(dev)
     gw = start_gateway(ward.url, broker.url, VW_GATEWAY_ALERTING="true")
+    # A long sweep interval: only the queue evaluator (woken by NOTIFY) can score in time.
+    alerting = start_service(["alerting", "--interval", "600"],
+                             {"VW_DATABASE_URL": to_url(ward.url), "VW_LOG_LEVEL": "INFO"},
+                             ready="alerting evaluator listening")
     client = connect_mqtt(broker.url)
     now = _now()
     vitals = [("spo2", 88, "%"), ("pulse", 128, "/min"), ("resp_rate", 27, "/min"),
@@ -124,5 +134,40 @@ def test_alerting_hook_runs_after_commit(
     assert results.for_msg("al-1")[0]["status"] == "accepted"
     poll(lambda: ward.count("SELECT count(*) FROM scores WHERE patient_id = %s", patient) > 0,
          20, "the alerting core to score the patient")
-    assert "alerting hook failed" not in gw.log()
+    assert ward.count("SELECT count(*) FROM alerting_queue") == 0
+    assert "alerting evaluation failed" not in alerting.log()
+    assert gw.stop() == 0
+    assert alerting.stop() == 0
+
+
+def test_alerting_off_queues_nothing(
+    broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
+    unique: str,
+) -> None:
+    dev = f"nq-{unique}"
+    ward.add(dev)
+    gw = start_gateway(ward.url, broker.url)  # the fixture's default: VW_GATEWAY_ALERTING=false
+    client = connect_mqtt(broker.url)
+    now = _now()
+    _publish(client, readings_topic(dev), encode_readings(
+        "nq-1", now, [Measurement("spo2", 97, "%", now)]))
+    poll(lambda: results.for_msg("nq-1"), 20, "a result")
+    assert ward.count("SELECT count(*) FROM alerting_queue") == 0
+    assert gw.stop() == 0
+
+
+def test_gateway_on_mqtt_3_1_1_stores_and_answers(
+    broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
+    unique: str,
+) -> None:
+    dev = f"v3-{unique}"
+    ward.add(dev)
+    gw = start_gateway(ward.url, broker.url, VW_MQTT_PROTOCOL="3.1.1")
+    client = connect_mqtt(broker.url)
+    now = _now()
+    _publish(client, readings_topic(dev), encode_readings(
+        "v3-1", now, [Measurement("spo2", 96, "%", now)]))
+    poll(lambda: results.for_msg("v3-1"), 20, "a result")
+    assert results.for_msg("v3-1")[0]["status"] == "accepted"
+    assert ward.count("SELECT count(*) FROM readings WHERE device_id = %s", dev) == 1
     assert gw.stop() == 0

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import threading
 from typing import Any
 
 import psycopg
 import pytest
 
-from gateway.contract import RejectReason, ResultStatus, readings_topic
+from gateway.contract import (
+    RejectReason,
+    ResultStatus,
+    readings_topic,
+    senml_msg_id,
+    senml_topic,
+)
+from gateway.dead_letters import Budget, Rationing, ration
 from gateway.decode import DecodedMessage, Limits, Rejection, decode
-from gateway.pipeline import plan_batch, result_for
+from gateway.inbox import Inbox
+from gateway.pipeline import DeadLetter, plan_batch, result_for
 from ward.db.registry import DeviceRecord
 from ward.domain.devices import Assignment, Device, DeviceKind
 
@@ -209,13 +219,166 @@ def test_bad_inputs_are_dead_lettered_and_answered(
                             mine) == len(cases), 20,
          "every dead letter")
     with psycopg.connect(ward.url) as conn:
-        rows = {(r[0], r[1]): r[2] for r in conn.execute(
-            "SELECT device_id, reason, payload FROM rejected_messages WHERE topic LIKE %s",
-            (mine,))}
+        rows = {(r[0], r[1]): r[2:] for r in conn.execute(
+            "SELECT device_id, reason, payload, payload_sha256, payload_bytes, payload_dropped "
+            "FROM rejected_messages WHERE topic LIKE %s", (mine,))}
     for device, payload, msg_id, reason in cases:
-        assert rows[(device, reason)] == payload, reason
+        # An oversize payload is never stored: its reason, size and digest are.
+        kept = None if reason == "payload_too_large" else payload
+        dropped = "too_large" if reason == "payload_too_large" else None
+        assert rows[(device, reason)] == (kept, hashlib.sha256(payload).digest(), len(payload),
+                                          dropped), reason
         answers = [b for b in results.on(f"vw/v1/devices/{device}/results")
                    if b["msg_id"] == msg_id and b["errors"][0]["code"] == reason]
         assert answers, f"no {reason} answer on {device}'s results topic"
         assert answers[0]["status"] == "rejected"
     assert gw.stop() == 0
+
+
+def test_rfc8428_and_rfc3339_rules_through_the_real_gateway(
+    broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
+    unique: str,
+) -> None:
+    device = f"rfc-{unique}"
+    ward.add(device)
+    gw = start_gateway(ward.url, broker.url)
+    client = connect_mqtt(broker.url)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    at = now.timestamp() - 30
+    bn = {"bn": f"urn:dev:vw:{device}:", "bt": at}
+
+    def pack(**record: object) -> bytes:
+        return json.dumps([{**bn, **record}]).encode()
+
+    epoch = json.dumps({"msg_id": f"epoch-{unique}", "sent_at": now.isoformat(),
+                        "readings": [{"code": "pulse", "value": 70, "unit": "/min",
+                                      "measured_at": int(at)}]}).encode()
+    cases = [  # (topic, payload, result msg_id, status, stored (code, value) or None)
+        (readings_topic(device), epoch, f"epoch-{unique}", "rejected", None),
+        (senml_topic(device), pack(bver=11, n="resp_rate", u="/min", v=18), None, "rejected",
+         None),
+        (senml_topic(device), pack(n="spo2", u="%", v=95, vendor={"x": 1}), None, "accepted",
+         ("spo2", 95.0)),
+        (senml_topic(device), pack(n="temperature", u="Cel", vb=True), None, "rejected", None),
+        (senml_topic(device), pack(n="on_oxygen", vb=True), None, "accepted",
+         ("on_oxygen", 1.0)),
+    ]
+    for topic, payload, _, _, _ in cases:
+        client.publish(topic, payload, qos=1).wait_for_publish(10)
+    for topic, payload, msg_id, status, _ in cases:
+        mid = msg_id or senml_msg_id(payload)
+        poll(lambda mid=mid: results.for_msg(mid), 20, f"the result of {topic}")
+        assert results.for_msg(mid)[0]["status"] == status, (payload, results.for_msg(mid))
+    with psycopg.connect(ward.url) as conn:
+        stored = sorted((str(r[0]), float(r[1])) for r in conn.execute(
+            "SELECT code, value FROM readings WHERE device_id = %s", (device,)))
+    assert stored == sorted(c[4] for c in cases if c[4] is not None)
+    assert gw.stop() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Dead-letter rationing and flood quarantine (gateway/dead_letters.py), table-driven.
+
+LIMITS_R = Rationing(window=dt.timedelta(hours=1), messages=3, payload_bytes=100,
+                     quarantine=dt.timedelta(hours=1))
+
+
+def _letter(size: int, reason: RejectReason = RejectReason.MALFORMED_JSON,
+            device: str | None = "d1") -> DeadLetter:
+    return DeadLetter(f"vw/v1/devices/{device or 'x'}/readings", device, None, reason, "",
+                      b"x" * size)
+
+
+# (case, letters, prior account, how each is kept, quarantined?)
+RATION_CASES: list[tuple[str, list[DeadLetter], Budget | None, list[str | None], bool]] = [
+    ("payloads kept up to the byte budget", [_letter(60), _letter(40)], None,
+     ["whole", "whole"], False),
+    ("past the byte budget only the digest", [_letter(60), _letter(41)], None,
+     ["whole", "device_budget"], False),
+    ("an oversize payload is never kept", [_letter(10, RejectReason.PAYLOAD_TOO_LARGE)], None,
+     ["too_large"], False),
+    ("past the message limit: quarantined, not stored",
+     [_letter(1), _letter(1), _letter(1), _letter(1), _letter(1)], None,
+     ["whole", "whole", "whole"], True),
+    ("already quarantined: nothing stored", [_letter(1)],
+     Budget("d1", NOW - dt.timedelta(minutes=30), 3, 3, NOW + dt.timedelta(minutes=30)),
+     [], False),
+    ("a new window after the last one ended", [_letter(1)],
+     Budget("d1", NOW - dt.timedelta(hours=2), 3, 100, None), ["whole"], False),
+    ("a quarantine ends by itself", [_letter(1)],
+     Budget("d1", NOW - dt.timedelta(hours=2), 3, 100, NOW - dt.timedelta(minutes=1)),
+     ["whole"], False),
+]
+
+
+@pytest.mark.parametrize(("case", "letters", "prior", "kept", "quarantined"), RATION_CASES,
+                         ids=[c[0] for c in RATION_CASES])
+def test_dead_letters_are_rationed_per_device(
+    case: str, letters: list[DeadLetter], prior: Budget | None, kept: list[str | None],
+    quarantined: bool,
+) -> None:
+    del case
+    decided = ration(letters, {"d1": prior} if prior else {}, NOW, LIMITS_R)
+    assert [k.dropped or "whole" for k in decided.kept] == kept
+    assert all((k.payload is None) == (k.dropped is not None) for k in decided.kept)
+    assert bool(decided.quarantines) is quarantined
+    assert decided.suppressed == len(letters) - len(kept)
+
+
+def test_devices_are_rationed_separately() -> None:
+    letters = [_letter(1, device=d) for d in ("a", "b", "a", "b", "a", "b", "a")]
+    decided = ration(letters, {}, NOW, LIMITS_R)
+    assert [q.device_id for q in decided.quarantines] == ["a"]
+    assert sorted(k.letter.device_id or "" for k in decided.kept) == ["a"] * 3 + ["b"] * 3
+
+
+def test_a_flooding_device_is_quarantined_and_its_readings_still_stored(
+    broker: Any, ward: Any, start_gateway: Any, connect_mqtt: Any, poll: Any, unique: str,
+) -> None:
+    device = f"flood-{unique}"
+    ward.add(device)
+    gw = start_gateway(ward.url, broker.url)
+    client = connect_mqtt(broker.url)
+    n = 200
+    for i in range(n):  # distinct garbage, 20 kB each: 4 MB offered
+        client.publish(readings_topic(device), b"%d" % i + b"\xff" * 20_000, qos=1)
+    client.publish(readings_topic(device), message(reading(measured_at=dt.datetime.now(
+        dt.UTC).isoformat())), qos=1).wait_for_publish(20)
+    poll(lambda: ward.count("SELECT count(*) FROM readings WHERE device_id = %s", device) == 1,
+         60, "the valid reading after the flood")
+    limits = Rationing()
+    with psycopg.connect(ward.url) as conn:
+        rows, kept = conn.execute(
+            "SELECT count(*), coalesce(sum(octet_length(payload)), 0) FROM rejected_messages "
+            "WHERE device_id = %s", (device,)).fetchone() or (0, 0)
+        assert rows == limits.messages  # the rest counted, not stored
+        assert kept <= limits.payload_bytes
+        suppressed = conn.execute("SELECT suppressed FROM dead_letter_budget "
+                                  "WHERE device_id = %s", (device,)).fetchone()
+        quarantines = conn.execute("SELECT count(*) FROM device_quarantines WHERE device_id = %s",
+                                   (device,)).fetchone()
+    assert suppressed == (n - limits.messages,)
+    assert quarantines == (1,)
+    assert "device quarantined" in gw.log()
+    assert gw.stop() == 0
+
+
+def test_inbox_holds_at_most_its_bytes_until_acknowledged() -> None:
+    inbox: Inbox[str] = Inbox(max_messages=10, max_bytes=100)
+    stop = threading.Event()
+    assert inbox.put("a", 60, stop, 0.01)
+    second = threading.Thread(target=inbox.put, args=("b", 60, stop, 0.01))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # 60 + 60 bytes would be over the limit: the sender waits
+    assert inbox.take(1) == "a"
+    assert second.is_alive()  # taken is not enough: the bytes are held until the ack
+    inbox.done(60)
+    second.join(5)
+    assert not second.is_alive()
+    assert inbox.take(1) == "b"
+    assert inbox.held_bytes == 60
+    alone: Inbox[str] = Inbox(max_messages=10, max_bytes=100)
+    assert alone.put("big", 1_000, stop, 0.01)  # one larger message passes alone
+    stop.set()
+    assert not alone.put("more", 1, stop, 0.01)  # and a stop frees a waiting sender

@@ -112,7 +112,9 @@ def test_alert_queue_order_and_actions(app_client, staff, admit, db, clock):
     h = staff(Role.HUB_NURSE).headers
     pid = admit()
     older_high = _raise_alert(db, pid, clock.now - dt.timedelta(minutes=5))
-    newer_low = _raise_alert(db, pid, clock.now, severity="low", kind="spo2_below_target")
+    # one open episode per patient: the second alert is another patient's
+    newer_low = _raise_alert(db, admit(given="Other"), clock.now, severity="low",
+                             kind="spo2_below_target")
     queue = app_client.get("/api/alerts", headers=h).json()
     assert [a["id"] for a in queue["items"]] == [older_high, newer_low]
     assert queue["items"][0]["seconds_to_escalation"] == 25 * 60
@@ -135,6 +137,7 @@ def test_alert_queue_order_and_actions(app_client, staff, admit, db, clock):
     assert app_client.get("/api/alerts/999999", headers=h).status_code == 404
     detail = app_client.get(f"/api/alerts/{older_high}", headers=h).json()
     assert [e["event"] for e in detail["events"]][-1:] != []
+    assert detail["findings"] == []  # inserted by hand, without findings
 
 
 def test_care_plan_scale_2_by_clinician(app_client, staff, admit):
@@ -211,7 +214,11 @@ def test_fhir_observations_validate_against_r4_models(app_client, staff, admit, 
     assert bundle.total == 4  # 3 vital signs with LOINC codes + 1 NEWS2 (on_oxygen has none)
     observations = [Observation.model_validate(e.resource.model_dump()) for e in bundle.entry]
     news2 = next(o for o in observations if o.code.coding[0].code == "1104051000000101")
-    assert news2.valueInteger == 3
+    # Partial: a lower bound, machine-readably (issue 11.1), never the plain integer.
+    assert news2.valueInteger is None
+    assert news2.valueQuantity.value == 3
+    assert news2.valueQuantity.comparator == ">="
+    assert "incomplete 4/7" in news2.interpretation[0].text
     codes = {c.code.coding[0].code: c for c in news2.component}
     assert codes["1104311000000102"].valueInteger == 1  # SpO2 scale 1
     assert codes["1104301000000104"].dataAbsentReason is not None  # resp rate missing
@@ -301,3 +308,20 @@ def test_junk_input_never_yields_a_500(app_client, staff, path, body, segment):
     response = app_client.get("/api/patients/" + segment, headers=headers,
                               params={"q": segment, "limit": segment or "1"})
     assert response.status_code < 500, (segment, response.text)
+
+
+def test_fhir_search_without_a_date_covers_the_default_window(app_client, staff, admit, db,
+                                                               clock):
+    h = staff(Role.HUB_NURSE).headers
+    pid = admit(at=clock.now - dt.timedelta(days=60))
+    store(db, pid, clock.now - dt.timedelta(days=45), pulse=90)
+    store(db, pid, clock.now - dt.timedelta(minutes=5), pulse=95)
+    db.commit()
+    recent = app_client.get("/api/fhir/Observation", headers=h, params={"patient": pid}).json()
+    assert recent["total"] == 1  # the 45-day-old reading is outside the default 30 days
+    everything = app_client.get("/api/fhir/Observation", headers=h, params={
+        "patient": pid, "date": "ge2000-01-01"}).json()
+    assert everything["total"] == 2
+    upper_only = app_client.get("/api/fhir/Observation", headers=h, params={
+        "patient": pid, "date": "le2100-01-01"}).json()
+    assert upper_only["total"] == 1  # an upper bound alone still gets the default window

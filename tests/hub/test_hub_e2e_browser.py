@@ -105,8 +105,8 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
     url = to_url(db_url)
     settings = Settings(database_url=SecretStr(url), ward_beds=10)
     port = free_port()
-    # The gateway evaluates alerts after each commit (its default) and the alerting
-    # scheduler runs every second, as in a deployment.
+    # The gateway queues each commit's patients (its default); `vward alerting` evaluates
+    # them as NOTIFY wakes it and sweeps its timers every second, as in a deployment.
     start_gateway(url, broker.url, client_id=f"gw-{unique}", group=f"g{unique}",
                   VW_GATEWAY_ALERTING="true")
     start_service(["alerting", "--interval", "1"],

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from ward.cli import main
 from ward.db.migrate import storage_kind
@@ -35,3 +36,36 @@ def test_retention_drops_only_partitions_older_than_kept(
     assert main(["maintain", "--keep-days", "400"]) == 0
     assert "nothing to drop" in capsys.readouterr().out
     assert main(["maintain", "--keep-days", "0"]) == 2
+
+
+def test_dead_letters_quarantines_and_first_seen_times_expire(
+    db: psycopg.Connection[Any], db_url: str, to_url: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    old, recent = now - dt.timedelta(days=31), now - dt.timedelta(days=1)
+    for i, when in enumerate((old, recent)):
+        db.execute("INSERT INTO rejected_messages (received_at, topic, device_id, reason, detail, "
+                   "payload, payload_sha256) VALUES (%s, 't', 'd', 'malformed_json', '', 'x', %s)",
+                   (when, bytes([i])))
+        db.execute("INSERT INTO device_quarantines (device_id, started_at, until, reason, detail)"
+                   " VALUES ('d', %s, %s, 'dead_letter_flood', '')",
+                   (when, when + dt.timedelta(hours=1)))
+        db.execute("INSERT INTO dead_letter_budget (device_id, window_start) VALUES (%s, %s)",
+                   (f"d{i}", when))
+        db.execute("INSERT INTO senml_first_seen (device_id, msg_id, first_seen_at) "
+                   "VALUES ('d', %s, %s)",
+                   (f"senml-{i}", now - dt.timedelta(hours=25 if i == 0 else 1)))
+    db.commit()
+    monkeypatch.setenv("VW_DATABASE_URL", to_url(db_url))
+    assert main(["maintain", "--dead-letter-days", "30"]) == 0
+    assert "deleted 1 dead letter(s), 1 quarantine record(s) and 1 idle" in capsys.readouterr().out
+    for table, column in (("rejected_messages", "received_at"),
+                          ("device_quarantines", "started_at"),
+                          ("dead_letter_budget", "window_start")):
+        kept = [r[0] for r in db.execute(
+            sql.SQL("SELECT {} FROM {}").format(sql.Identifier(column), sql.Identifier(table)))]
+        assert kept == [recent], table
+    # First-seen times live as long as the broker could redeliver: the session expiry (a day).
+    assert [r[0] for r in db.execute("SELECT msg_id FROM senml_first_seen")] == ["senml-1"]
+    assert main(["maintain", "--dead-letter-days", "0"]) == 2

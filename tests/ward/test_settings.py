@@ -50,3 +50,28 @@ def test_database_password_never_in_repr(monkeypatch: pytest.MonkeyPatch) -> Non
     settings = Settings.from_env()
     assert "hunter2" not in repr(settings)
     assert "hunter2" not in str(settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("5", "5"), ("5.0", "5"), ("v5", "5"), ("3.1.1", "3.1.1"), ("311", "3.1.1"),
+     (" MQTTv311 ", "3.1.1")],
+)
+def test_mqtt_protocol_spellings(monkeypatch: pytest.MonkeyPatch, value: str,
+                                 expected: str) -> None:
+    monkeypatch.setenv("VW_MQTT_PROTOCOL", value)
+    assert Settings.from_env().mqtt_protocol == expected
+
+
+def test_mqtt_protocol_defaults_to_5_and_refuses_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("VW_MQTT_PROTOCOL", raising=False)
+    assert Settings.from_env().mqtt_protocol == "5"
+    monkeypatch.setenv("VW_MQTT_PROTOCOL", "3.1")
+    with pytest.raises(SettingsError, match="VW_MQTT_PROTOCOL"):
+        Settings.from_env()
+    monkeypatch.setenv("VW_MQTT_PROTOCOL", "5")
+    monkeypatch.setenv("VW_LOG_FORMAT", "xml")
+    with pytest.raises(SettingsError, match="VW_LOG_FORMAT"):
+        Settings.from_env()

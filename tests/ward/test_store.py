@@ -154,3 +154,38 @@ def test_write_after_rolled_back_batch_in_new_month(db: psycopg.Connection[Any])
     assert store.write(db, [_reading(0, 95, patient_id=pid, when=when)]) != set()
     db.commit()
     assert db.execute("SELECT count(*) FROM readings").fetchone() == (1,)
+
+
+def test_readings_between_orders_ties_by_the_whole_natural_key(
+        db: psycopg.Connection[Any]) -> None:
+    store = ReadingStore()
+    pid = _patient(db)
+    # Two devices' pulse at one instant, the later device id written first.
+    store.write(db, [_reading(0, 80, code="pulse", patient_id=pid, device="ox-b")])
+    store.write(db, [_reading(0, 81, code="pulse", patient_id=pid, device="ox-a")])
+    db.commit()
+    got = store.readings_between(db, pid, T0, T0 + dt.timedelta(minutes=1))
+    assert [r.device_id for r in got] == ["ox-a", "ox-b"]
+
+
+def test_summaries_refresh_is_a_no_op_on_plain_postgresql(db_url: str) -> None:
+    from ward.db import summaries
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        if storage_kind(conn) != "plain":
+            pytest.skip("TimescaleDB: the refresh itself is exercised by `vward maintain`")
+        assert summaries.refresh(conn, T0) is None
+
+
+@pytest.mark.parametrize(("oldest", "expected"), [
+    (None, None),  # no raw chunk at all: nothing to refresh
+    (T0 - dt.timedelta(minutes=30), None),  # all of it is left to real-time aggregation
+    (T0 - dt.timedelta(days=400), (T0 - dt.timedelta(days=400), T0 - dt.timedelta(hours=1))),
+])
+def test_summaries_refresh_starts_at_the_oldest_raw_chunk_kept(
+        oldest: dt.datetime | None,
+        expected: tuple[dt.datetime, dt.datetime] | None) -> None:
+    from ward.db.summaries import refresh_window
+
+    window = refresh_window(oldest, T0)
+    assert (None if window is None else (window.start, window.end)) == expected

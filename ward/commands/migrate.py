@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 
 import psycopg
 
+from ward.db import summaries
 from ward.db.migrate import MigrationError, migrate, storage_kind
 from ward.settings import Settings
 
@@ -27,6 +29,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     sql.Identifier(args.schema)))
             applied = migrate(conn)
             kind = storage_kind(conn)
+            # The one-off build of the hourly summaries' history (TimescaleDB only).
+            refreshed = summaries.refresh(conn, dt.datetime.now(dt.UTC)) if applied else None
     except MigrationError as exc:
         print(f"vward migrate: {exc}", file=sys.stderr)
         return 1
@@ -35,6 +39,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if applied:
         print(f"applied {len(applied)} migration(s): {', '.join(applied)} (readings: {kind})")
+        if refreshed is not None:
+            print(f"hourly summaries refreshed {refreshed.start:%Y-%m-%d %H:%M} → "
+                  f"{refreshed.end:%Y-%m-%d %H:%M} UTC")
     else:
         print(f"database is up to date (readings: {kind})")
     return 0

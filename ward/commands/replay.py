@@ -4,8 +4,11 @@ Input: readings from the database (``--start``/``--end``, optionally ``--patient
 (``.csv`` with a header, or ``.jsonl``) with fields ``patient_id`` or ``patient_key``, ``code``,
 ``measured_at`` (ISO 8601 with offset), ``value`` and optionally ``device_id``; extra fields
 are ignored. Optional ``--truth`` ground truth (JSON lines; format in docs/architecture.md).
-Prints alerts per patient-day by kind and, with ground truth, how early each deterioration
-was caught. A bad line is reported with its number on stderr and skipped; the exit status is
+Prints episodes, pages and findings per patient-day by kind — split by patients who did and
+did not deteriorate — the timer sweeps run between readings (overdue, escalation of episodes
+nobody acknowledges), and, with ground truth, how early each deterioration was caught (lead
+over the true NEWS2 reaching 5 and 7, per kit: ``continuous`` when the patient's ground-truth
+devices include a wearable, else ``spot``). ``--json`` prints the same figures. A bad line is reported with its number on stderr and skipped; the exit status is
 then 1.
 """
 
@@ -23,7 +26,8 @@ from typing import Any
 import psycopg
 
 from alerting import replay
-from alerting.care_plan import load_care_plan
+from alerting.care_plan import CarePlan
+from alerting.care_plan_store import load_care_plan
 from alerting.replay import ReplayReading, TruthEvent
 from alerting.runner import default_policy
 from ward.settings import Settings
@@ -98,6 +102,23 @@ def read_readings(path: Path, errors: list[str]) -> list[ReplayReading]:
     return out
 
 
+def kits_of(truth: list[TruthEvent]) -> dict[str, str]:
+    """Patient → kit, from the ground truth's ``patient`` records (their device types)."""
+    out = {}
+    for t in truth:
+        if t.event == "patient":
+            types = {str(d.get("type")) for d in t.extra.get("devices") or () if isinstance(d, dict)}
+            out[t.patient] = "continuous" if "wearable_oximeter" in types else "spot"
+    return out
+
+
+def plans_of(truth: list[TruthEvent]) -> dict[str, Any]:
+    """Care plans for a file replay: Scale 2 (target 88–92 %) for the patients the ground
+    truth's ``patient`` records put on Scale 2 — as ``vward simulate`` registers them."""
+    return {t.patient: CarePlan(0, spo2_scale=2, spo2_target_low=88.0, spo2_target_high=92.0)
+            for t in truth if t.event == "patient" and t.extra.get("spo2_scale") == 2}
+
+
 # Ground-truth records about the whole run rather than one patient.
 _RUN_EVENTS = frozenset({"scenario", "summary"})
 
@@ -158,29 +179,62 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
              for t in truth]
     for error in errors:
         print(f"vward replay: {error}", file=sys.stderr)
-    report = replay.run(readings, default_policy().ack_within, plans=plans, truth=truth)
+    if args.file:
+        plans = plans_of(truth)
+    policy = default_policy()
+    report = replay.run(readings, policy.ack_within, plans=plans, truth=truth, policy=policy,
+                        kits=kits_of(truth))
+    summary = report.summary()
     if args.json:
         print(json.dumps({
-            "patient_days": report.patient_days, "alerts": dict(report.per_kind),
-            "alerts_per_patient_day": report.per_patient_day(),
-            "deteriorations": [{
-                "patient": c.patient, "deterioration_at": c.deterioration_at.isoformat(),
+            **summary, "episodes": len(report.episodes), "findings": dict(report.per_kind),
+            "findings_per_patient_day": report.per_patient_day(),
+            "catches": [{
+                "patient": c.patient, "kit": c.kit,
+                "deterioration_at": c.deterioration_at.isoformat(),
                 "first_alert": None if c.first_alert is None else {
-                    "kind": c.first_alert.kind.value, "at": c.first_alert.at.isoformat()},
-                "delay_minutes": None if c.delay is None else c.delay.total_seconds() / 60,
-                "lead_over_news2_5_minutes": None if c.lead_over(c.crossed_5) is None
-                else c.lead_over(c.crossed_5).total_seconds() / 60,  # type: ignore[union-attr]
-            } for c in report.catches]}, indent=2))
+                    "kind": c.first_alert.kind, "event": c.first_alert.event,
+                    "at": c.first_alert.at.isoformat()},
+                "delay_minutes": _mins(c.delay),
+                "lead_over_news2_5_minutes": _mins(c.lead_over(c.crossed_5)),
+                "lead_over_news2_7_minutes": _mins(c.lead_over(c.crossed_7)),
+                "minutes_after_first_set_5": _mins(c.after_first_set),
+            } for c in report.catches]}, indent=2, default=str))
         return 1 if errors else 0
     print(f"{len(readings)} readings, {report.patient_days:.1f} patient-days, "
-          f"{len(report.raised)} alerts raised")
-    print(f"{'kind':<26}{'alerts':>8}{'per patient-day':>18}")
+          f"{len(report.episodes)} episodes, {summary['sweeps']} timer sweeps "
+          f"({summary['escalations']} escalations of unacknowledged episodes)")
+    print(f"{'patients':<18}{'n':>5}{'days':>8}{'episodes/d':>12}{'clinical/d':>12}{'pages/d':>10}")
+    for name, g in summary["groups"].items():
+        print(f"{name:<18}{g['patients']:>5}{g['patient_days']:>8.1f}"
+              f"{g['episodes_per_patient_day']:>12.2f}"
+              f"{g['clinical_episodes_per_patient_day']:>12.2f}{g['pages_per_patient_day']:>10.2f}")
+    print(f"\n{'finding':<26}{'started':>8}{'per patient-day':>18}")
     for kind, rate in report.per_patient_day().items():
         print(f"{kind:<26}{report.per_kind[kind]:>8}{rate:>18.2f}")
     if report.catches:
         print("\ndeterioration caught (delay after start; lead before NEWS2 crossed 5 / 7):")
         for c in report.catches:
-            first = "MISSED" if c.first_alert is None else f"{c.first_alert.kind.value} {_minutes(c.delay)}"
-            print(f"  patient {c.patient} at {c.deterioration_at.isoformat()}: {first}; "
-                  f"lead {_minutes(c.lead_over(c.crossed_5))} / {_minutes(c.lead_over(c.crossed_7))}")
+            first = ("MISSED" if c.first_alert is None
+                     else f"{c.first_alert.kind} {_minutes(c.delay)}")
+            print(f"  patient {c.patient} ({c.kit}) at {c.deterioration_at.isoformat()}: "
+                  f"{first}; lead {_minutes(c.lead_over(c.crossed_5))} / "
+                  f"{_minutes(c.lead_over(c.crossed_7))}")
+        for kit, k in summary["per_kit"].items():
+            print(f"  {kit}: caught {k['caught']}/{k['count']}, before NEWS2 7 "
+                  f"{k['caught_before_7']}/{k['crossed_7']}, median lead 5 / 7: "
+                  f"{_h(k['median_lead_5_h'])} / {_h(k['median_lead_7_h'])}, "
+                  f"max after first set >= 5: {_m(k['max_minutes_after_first_set_5'])}")
     return 1 if errors else 0
+
+
+def _mins(delta: dt.timedelta | None) -> float | None:
+    return None if delta is None else delta.total_seconds() / 60
+
+
+def _h(hours: float | None) -> str:
+    return "—" if hours is None else f"{hours:+.1f} h"
+
+
+def _m(minutes: float | None) -> str:
+    return "—" if minutes is None else f"{minutes:+.0f} min"

@@ -321,7 +321,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                                   password=None if settings.mqtt_password is None
                                   else settings.mqtt_password.get_secret_value(),
                                   credentials=credentials, listen=True,
-                                  client_id=f"vw-sim-{scenario.name}-{scenario.seed}")
+                                  client_id=f"vw-sim-{scenario.name}-{scenario.seed}",
+                                  protocol=settings.mqtt_protocol)
         except PublishError as exc:
             print(f"vward simulate: {exc}", file=sys.stderr)
             return 1

@@ -17,7 +17,7 @@ from psycopg.types.range import Range
 
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.errors import DomainError
-from ward.domain.patients import Admission, Patient
+from ward.domain.patients import Admission, AdmissionStatus, Patient
 
 Conn = psycopg.Connection[Any]
 
@@ -83,6 +83,24 @@ def update_admission(conn: Conn, admission: Admission) -> None:
          admission.admitted_at, admission.discharged_at,
          admission.outcome.value if admission.outcome else None, admission.id),
     )
+    if admission.status is AdmissionStatus.DISCHARGED and admission.discharged_at is not None:
+        end_patient_assignments(conn, admission.patient_id, admission.discharged_at)
+
+
+def end_patient_assignments(conn: Conn, patient_id: int, at: dt.datetime) -> int:
+    """Discharge ends the patient's device assignments at `at` (and drops any that would
+    start later): a reading measured after it belongs to nobody, so the gateway dead-letters
+    it as `no_patient_assignment` instead of filing it under a discharged patient. Returns
+    the number of assignments ended or dropped."""
+    dropped = conn.execute(
+        "DELETE FROM device_assignments WHERE patient_id = %s AND lower(during) >= %s",
+        (patient_id, at)).rowcount
+    ended = conn.execute(
+        "UPDATE device_assignments SET during = tstzrange(lower(during), %s, '[)') "
+        "WHERE patient_id = %s AND lower(during) < %s "
+        "AND (upper_inf(during) OR upper(during) > %s)",
+        (at, patient_id, at, at)).rowcount
+    return dropped + ended
 
 
 def add_device(conn: Conn, device: Device) -> int:

@@ -62,13 +62,16 @@ class ReadingStore:
     @staticmethod
     def _prepare(conn: Conn, readings: Sequence[Reading]) -> None:
         months = sorted({(r.measured_at.year, r.measured_at.month) for r in readings})
-        for year, month in months:
-            first = dt.datetime(year, month, 1, tzinfo=dt.UTC)
-            conn.execute("SELECT vw_ensure_reading_partition(%s)", (first,))
-        conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS vw_readings_stage "
-            "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
+        # One round trip for all of it (pipeline mode): on a busy gateway every round trip
+        # also waits for the GIL, which paho's network thread holds between packets.
+        with conn.pipeline():
+            for year, month in months:
+                first = dt.datetime(year, month, 1, tzinfo=dt.UTC)
+                conn.execute("SELECT vw_ensure_reading_partition(%s)", (first,))
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS vw_readings_stage "
+                "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
 
     def write(self, conn: Conn, readings: Sequence[Reading]) -> set[tuple[str, str, dt.datetime]]:
         """Store `readings` in the caller's transaction; return the keys actually inserted.
@@ -79,7 +82,7 @@ class ReadingStore:
             return set()
         self._prepare(conn, readings)
         # A batch may repeat a key (a device resending within one batch): keep the first.
-        with conn.cursor() as cur:
+        with conn.cursor() as cur, conn.cursor() as clear:
             copy_sql = sql.SQL("COPY vw_readings_stage ({}) FROM STDIN (FORMAT BINARY)").format(
                 sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
             )
@@ -90,37 +93,42 @@ class ReadingStore:
                         (r.device_id, r.code, r.measured_at, r.value, r.unit, r.patient_id,
                          r.received_at, r.msg_id, r.late, r.source_value, r.source_unit)
                     )
-            cur.execute(
-                sql.SQL(
-                    """
-                    WITH inserted AS (
-                        INSERT INTO readings ({cols})
-                        SELECT DISTINCT ON (device_id, code, measured_at) {cols}
-                        FROM vw_readings_stage
-                        ORDER BY device_id, code, measured_at
-                        ON CONFLICT ON CONSTRAINT readings_natural_key DO NOTHING
-                        RETURNING device_id, code, measured_at, value, unit, patient_id
-                    ), newest AS (
-                        SELECT DISTINCT ON (patient_id, code)
-                               patient_id, code, measured_at, value, unit, device_id
-                        FROM inserted
-                        ORDER BY patient_id, code, measured_at DESC
-                    ), latest AS (
-                        INSERT INTO latest_readings AS l
-                               (patient_id, code, measured_at, value, unit, device_id)
-                        SELECT patient_id, code, measured_at, value, unit, device_id FROM newest
-                        ON CONFLICT (patient_id, code) DO UPDATE
-                           SET measured_at = EXCLUDED.measured_at, value = EXCLUDED.value,
-                               unit = EXCLUDED.unit, device_id = EXCLUDED.device_id
-                           WHERE l.measured_at < EXCLUDED.measured_at
-                    )
-                    SELECT device_id, code, measured_at FROM inserted
-                    """
-                ).format(cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)))
-            )
+            # The INSERT and the staging table's clean-up in one round trip (pipeline mode);
+            # DELETE rather than TRUNCATE: a temp table's TRUNCATE makes a new file each time.
+            with conn.pipeline():
+                cur.execute(self._insert_sql())
+                clear.execute("DELETE FROM vw_readings_stage")
             inserted = {(str(d), str(c), m) for d, c, m in cur.fetchall()}
-            cur.execute("TRUNCATE vw_readings_stage")
         return inserted
+
+    @staticmethod
+    def _insert_sql() -> sql.Composed:
+        return sql.SQL(
+            """
+            WITH inserted AS (
+                INSERT INTO readings ({cols})
+                SELECT DISTINCT ON (device_id, code, measured_at) {cols}
+                FROM vw_readings_stage
+                ORDER BY device_id, code, measured_at
+                ON CONFLICT ON CONSTRAINT readings_natural_key DO NOTHING
+                RETURNING device_id, code, measured_at, value, unit, patient_id
+            ), newest AS (
+                SELECT DISTINCT ON (patient_id, code)
+                       patient_id, code, measured_at, value, unit, device_id
+                FROM inserted
+                ORDER BY patient_id, code, measured_at DESC
+            ), latest AS (
+                INSERT INTO latest_readings AS l
+                       (patient_id, code, measured_at, value, unit, device_id)
+                SELECT patient_id, code, measured_at, value, unit, device_id FROM newest
+                ON CONFLICT (patient_id, code) DO UPDATE
+                   SET measured_at = EXCLUDED.measured_at, value = EXCLUDED.value,
+                       unit = EXCLUDED.unit, device_id = EXCLUDED.device_id
+                   WHERE l.measured_at < EXCLUDED.measured_at
+            )
+            SELECT device_id, code, measured_at FROM inserted
+            """
+        ).format(cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)))
 
     @staticmethod
     def latest_values(
@@ -146,10 +154,15 @@ class ReadingStore:
         end: dt.datetime,
         codes: Sequence[str] | None = None,
     ) -> list[Reading]:
-        """Readings of one patient with start <= measured_at < end, oldest first."""
+        """Readings of one patient with start <= measured_at < end, oldest first.
+
+        Ordered by the whole natural key: two devices' pulse at one instant must come back in
+        the same order every time (compression reorders rows that tie on time and code).
+        """
         query = sql.SQL(
             "SELECT {cols} FROM readings WHERE patient_id = %s "
-            "AND measured_at >= %s AND measured_at < %s {codes} ORDER BY measured_at, code"
+            "AND measured_at >= %s AND measured_at < %s {codes} "
+            "ORDER BY measured_at, code, device_id"
         ).format(
             cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)),
             codes=sql.SQL("AND code = ANY(%s)") if codes else sql.SQL(""),

@@ -50,6 +50,9 @@ class VitalCode(enum.StrEnum):
     INFUSION_RATE = "infusion_rate"
     # Pump state as an ordinal, see PUMP_STATES.
     PUMP_STATE = "pump_state"
+    # Optional, from oximeters that report it: pulsatile signal strength (the SpO2 behind a
+    # very low index is unreliable; alerting.artefacts sets such a reading aside).
+    PERFUSION_INDEX = "perfusion_index"
 
 
 ACVPU = ("A", "C", "V", "P", "U")
@@ -153,6 +156,12 @@ CATALOGUE: Mapping[VitalCode, VitalSpec] = MappingProxyType(
             VitalSpec(
                 VitalCode.O2_FLOW, "Oxygen flow", "L/min", "3151-8", 0.0, 60.0,
                 _units("L/min"),
+            ),
+            VitalSpec(
+                # LOINC 61006-3 "Perfusion index Tissue by Pulse oximetry"; 0.02–20 % is the
+                # range oximeters display.
+                VitalCode.PERFUSION_INDEX, "Perfusion index", "%", "61006-3", 0.0, 20.0,
+                _units("%"),
             ),
             VitalSpec(
                 VitalCode.CONSCIOUSNESS, "Consciousness (ACVPU)", "{ACVPU}", None, 0.0, 4.0,

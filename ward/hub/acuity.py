@@ -11,8 +11,13 @@ Rules that are the hub's, not the chart's (shown on screen where they apply):
 * A parameter counts only while its latest reading is fresh, by the alerting core's own
   staleness windows (`alerting.observations.STALENESS`); a stale or absent parameter is
   *missing* and the score is shown as partial (a lower bound).
-* Observations are overdue when the newest one is older than the Chart 4 interval of the
-  current band; "continuous" (total ≥ 7) is taken as `CONTINUOUS_GAP`.
+* **A partial score never looks like a complete one**: its band is shown as "Incomplete n/7
+  — full set due" (never the green Low), unless its lower bound already reaches a higher band
+  ("≥ Medium"); its monitoring advice names what is missing, not the lower bound's Chart 4
+  row.
+* What is due and overdue, per parameter, is `alerting.due.due` — the very function the
+  `observations_overdue` alert calls, fed the same facts (latest readings, last complete
+  score within 24 h, the kit's devices, admission time).
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from alerting import due as due_rule
 from alerting import observations
+from alerting.due import DueReport, LastComplete
 from alerting.news2 import (
-    MONITORING_TOTAL_ZERO,
     News2Score,
     Parameter,
     Risk,
@@ -34,9 +40,6 @@ from alerting.observations import Latest
 from alerting.snapshot import RuleConfig
 from ward.domain.vitals import PUMP_STATES, VitalCode
 
-# "Continuous" monitoring at home means a wearable reporting every few minutes; a quarter of
-# an hour of silence at NEWS2 ≥ 7 is a gap a nurse must hear about.
-CONTINUOUS_GAP = dt.timedelta(minutes=15)
 # Below 20 % a home device may not last the night (most kits warn at 20 %).
 LOW_BATTERY_PCT = 20.0
 # A device that has not been heard from for this long is shown offline even if its last
@@ -44,13 +47,16 @@ LOW_BATTERY_PCT = 20.0
 # as the alerting core's device_offline rule, so the row and the alert never disagree.
 STATUS_SILENT_AFTER = RuleConfig().offline_after
 
-# Sort order of risk bands, most urgent first. A patient with no observations at all sits
-# above the low band: "no data" must never be hidden at the bottom of the list.
-RISK_RANK: Mapping[str, int] = {"high": 5, "medium": 4, "low_medium": 3, "none": 2, "low": 1}
+# Sort order of risk bands, most urgent first. A patient with no observations at all, or only
+# an incomplete low score, sits above the low band: "no data" must never be hidden at the
+# bottom of the list.
+RISK_RANK: Mapping[str, int] = {"high": 5, "medium": 4, "low_medium": 3, "none": 2,
+                                "incomplete": 2, "low": 1}
 RISK_LABEL: Mapping[str, str] = {
     "high": "High", "medium": "Medium", "low_medium": "Low–medium (single 3)", "low": "Low",
-    "none": "No data",
+    "none": "No data", "incomplete": "Incomplete",
 }
+PARAMETER_COUNT = len(Parameter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,41 @@ class ScoreView:
     sub_scores: Mapping[str, int]
     monitoring_frequency: str
     monitoring_interval: dt.timedelta | None
+    oxygen_unknown: bool = False  # Scale 2 and no fresh air/oxygen reading (alerting.due)
+
+    @property
+    def present(self) -> int:
+        return PARAMETER_COUNT - len(self.missing)
+
+    @property
+    def band(self) -> str:
+        """The band to show and sort by: an incomplete low score is never "low" (green)."""
+        return "incomplete" if not self.complete and self.risk == "low" else self.risk
+
+    @property
+    def label(self) -> str:
+        """E.g. "Medium", "Incomplete 2/7 — full set due", "≥ Medium (incomplete 5/7)"."""
+        if self.complete:
+            return RISK_LABEL[self.risk]
+        if self.risk == "low":
+            return f"Incomplete {self.present}/{PARAMETER_COUNT} — full set due"
+        return f"≥ {RISK_LABEL[self.risk]} (incomplete {self.present}/{PARAMETER_COUNT})"
+
+
+def monitoring_advice(total: int, risk: Risk, missing: tuple[str, ...]
+                      ) -> tuple[str, dt.timedelta | None]:
+    """Chart 4 frequency for a complete score; for a partial one, what is missing is due."""
+    if missing:
+        names = ", ".join(_PARAMETER_NAMES.get(m, m) for m in missing)
+        return f"full set due now (missing {names})", None
+    monitoring = monitoring_for(total, risk)
+    return monitoring.frequency, monitoring.interval
+
+
+_PARAMETER_NAMES: Mapping[str, str] = {
+    "resp_rate": "RR", "spo2": "SpO2", "air_or_oxygen": "air/oxygen", "systolic_bp": "BP",
+    "pulse": "pulse", "consciousness": "consciousness", "temperature": "temperature",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +120,14 @@ class StoredScore:
 
 
 def _view_of(result: News2Score, computed_at: dt.datetime) -> ScoreView:
+    missing = tuple(p.value for p in Parameter if p in result.missing)
+    frequency, interval = monitoring_advice(result.total, result.risk, missing)
     return ScoreView(
         total=result.total, risk=result.risk.value, complete=result.complete,
-        missing=tuple(p.value for p in Parameter if p in result.missing),
+        missing=missing,
         any_single_3=result.any_single_3, computed_at=computed_at, source="live",
         sub_scores={p.value: s for p, s in result.sub_scores.items()},
-        monitoring_frequency=result.monitoring_frequency,
-        monitoring_interval=result.monitoring_interval,
+        monitoring_frequency=frequency, monitoring_interval=interval,
     )
 
 
@@ -112,6 +154,11 @@ def _live_score(latest: Mapping[str, Latest], *, spo2_scale: int, now: dt.dateti
     return cached
 
 
+def is_stale(code: str, measured_at: dt.datetime, now: dt.datetime) -> bool:
+    """A NEWS2 value past its staleness window (other codes are never stale here)."""
+    return code in observations.NEWS2_CODES and not observations.is_fresh(code, measured_at, now)
+
+
 def last_observation_at(latest: Mapping[str, Latest]) -> dt.datetime | None:
     times = [v.measured_at for c, v in latest.items() if c in observations.NEWS2_CODES]
     return max(times) if times else None
@@ -124,13 +171,13 @@ def current_score(
     """The score to show: stored if it is up to date, else computed from the latest readings."""
     newest = last_observation_at(latest)
     if stored is not None and (newest is None or stored.computed_at >= newest):
-        monitoring = (MONITORING_TOTAL_ZERO if stored.total == 0
-                      else monitoring_for(stored.total, Risk(stored.risk)))
+        missing = tuple(p.value for p in Parameter if p.value in stored.missing)
+        frequency, interval = monitoring_advice(stored.total, Risk(stored.risk), missing)
         return ScoreView(
             total=stored.total, risk=stored.risk, complete=stored.complete,
-            missing=stored.missing, any_single_3=stored.any_single_3,
+            missing=missing, any_single_3=stored.any_single_3,
             computed_at=stored.computed_at, source="stored", sub_scores=stored.sub_scores,
-            monitoring_frequency=monitoring.frequency, monitoring_interval=monitoring.interval,
+            monitoring_frequency=frequency, monitoring_interval=interval,
         )
     if newest is None:
         return None
@@ -140,37 +187,19 @@ def current_score(
     return _view_of(result, newest)
 
 
-def is_overdue(
-    last_obs: dt.datetime | None, current: ScoreView | None, *, now: dt.datetime
-) -> bool:
-    """Chart 4: no observation within the current band's interval (or none ever)."""
-    if last_obs is None:
-        return True
-    interval = current.monitoring_interval if current is not None else None
-    if current is not None and interval is None:
-        interval = CONTINUOUS_GAP
-    if interval is None:  # no current score: the strictest non-continuous rule, 1 hour
-        interval = dt.timedelta(hours=1)
-    return now - last_obs > interval
-
-
-def overdue_at(latest: Mapping[str, Latest], stored: StoredScore | None, *, spo2_scale: int
-               ) -> dt.datetime | None:
-    """The instant after which observations are overdue; None when never observed (overdue).
-
-    Judged by the band at the last observation (see `overdue`), so it does not move with
-    `now`: a cached ward row can tell whether it is overdue at any later instant.
-    """
-    last = last_observation_at(latest)
-    if last is None:
-        return None
-    at_obs = current_score(latest, stored, spo2_scale=spo2_scale, now=last)
-    interval = at_obs.monitoring_interval if at_obs is not None else None
-    if at_obs is not None and interval is None:
-        interval = CONTINUOUS_GAP
-    if interval is None:
-        interval = dt.timedelta(hours=1)
-    return last + interval
+def due_report(latest: Mapping[str, Latest], *, last: LastComplete | None,
+               kit: Sequence[tuple[str, str]], admitted_at: dt.datetime | None,
+               spo2_scale: int, now: dt.datetime) -> DueReport | None:
+    """Per-parameter due and overdue times: `alerting.due.due`, exactly as the alert rule
+    calls it (`kit` is the (device id, kind) of each active device assigned now)."""
+    fresh = any(code in observations.NEWS2_CODES
+                and observations.is_fresh(code, reading.measured_at, now)
+                for code, reading in latest.items())
+    # The same score alerting.due.current_score would compute, from this module's cache.
+    scored = _live_score(latest, spo2_scale=spo2_scale, now=now) if fresh else None
+    return due_rule.due(latest, last=last, kit=due_rule.kit_codes(kit, latest),
+                        admitted_at=admitted_at, scored=scored,
+                        spo2_scale=spo2_scale, now=now, config=RuleConfig())
 
 
 def is_overdue_at(deadline: dt.datetime | None, now: dt.datetime) -> bool:
@@ -184,20 +213,6 @@ def fresh_until(latest: Mapping[str, Latest], now: dt.datetime) -> dt.datetime |
             if code in observations.NEWS2_CODES
             and observations.is_fresh(code, reading.measured_at, now)]
     return min(ends) if ends else None
-
-
-def overdue(latest: Mapping[str, Latest], stored: StoredScore | None, *, spo2_scale: int,
-            now: dt.datetime) -> bool:
-    """Overdue by the band the patient was in *when last observed*.
-
-    Scoring at `now` would let stale parameters drop out, the total fall to 0 and the interval
-    stretch to 12 hours: the longer nobody looks, the less overdue a patient would seem.
-    """
-    last = last_observation_at(latest)
-    if last is None:
-        return True
-    at_obs = current_score(latest, stored, spo2_scale=spo2_scale, now=last)
-    return is_overdue(last, at_obs, now=now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,16 +271,29 @@ def infusion_from(latest: Mapping[str, Latest]) -> Infusion | None:
     )
 
 
-def sort_key(current: ScoreView | None, last_obs: dt.datetime | None
-                    ) -> tuple[int, int, float]:
+def sort_key(current: ScoreView | None, last_obs: dt.datetime | None,
+             alert_band: str | None = None) -> tuple[int, int, float]:
     """Ascending sort key, most acute first: band, total, then longest without observations.
 
-    No `now`: the oldest last observation is the longest unobserved at every instant, so a
-    cached row's key never goes stale."""
-    band = RISK_RANK[current.risk] if current is not None else RISK_RANK["none"]
+    The band is the higher of the score's and the open NEWS2 alert's (`alert_band`), so a
+    row never sorts below the alert it carries. No `now`: the oldest last observation is the
+    longest unobserved at every instant, so a cached row's key never goes stale."""
+    band = RISK_RANK[current.band] if current is not None else RISK_RANK["none"]
+    if alert_band is not None:
+        band = max(band, RISK_RANK.get(alert_band, 0))
     total = current.total if current is not None else -1
     last = last_obs.timestamp() if last_obs is not None else float("-inf")
     return (-band, -total, last)
+
+
+#: Alert kinds whose severity is a NEWS2 band (Chart 2): the row's band may not sit below them.
+BAND_ALERT_KINDS = frozenset({"news2"})
+
+
+def alert_band(alerts: Sequence[tuple[str, str]]) -> str | None:
+    """The highest band among open NEWS2 alerts, from (kind, severity) pairs."""
+    bands = [sev for kind, sev in alerts if kind in BAND_ALERT_KINDS and sev in RISK_RANK]
+    return max(bands, key=lambda b: RISK_RANK[b]) if bands else None
 
 
 def ordered(rows: Sequence[tuple[tuple[int, int, float], int]]) -> list[int]:

@@ -141,7 +141,7 @@ def create_app(
             def _demo() -> None:
                 with pool.connection() as conn:
                     if auth.ensure_demo_users(conn):
-                        log.info("created the demo users (VW_DEMO_USERS is set)")
+                        log.info("created the demo users nurse, doctor and admin (vward demo)")
             await asyncio.to_thread(_demo)
         tasks = [] if not listen else [
             asyncio.create_task(events.listen(conninfo, app.state.broadcaster),

@@ -121,6 +121,15 @@ def news2_observation(
     if members:
         resource["hasMember"] = members
     if missing:
+        # A partial total is a lower bound, and says so in a field a machine reads: a
+        # Quantity with comparator ">=" instead of an integer a receiver would take as the
+        # score, an interpretation naming it incomplete, and a note naming what is missing.
+        present = len(SUB_SCORE_ORDER) - len(missing)
+        del resource["valueInteger"]
+        resource["valueQuantity"] = {"value": int(total), "comparator": ">=",
+                                     "unit": "score", "system": UCUM, "code": "{score}"}
+        resource["interpretation"] = [{"text": f"incomplete {present}/{len(SUB_SCORE_ORDER)}"
+                                               " — full set due; the total is a lower bound"}]
         resource["note"] = [{"text": "Partial score (a lower bound): missing "
                                      + ", ".join(missing)}]
     return resource

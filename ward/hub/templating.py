@@ -54,6 +54,16 @@ def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
     return f"{seconds // 86400} days ago"
 
 
+def _age(when: dt.datetime, now: dt.datetime) -> str:
+    """A value's age, short enough for the ward row: "4 min", "6 h", "2 d"."""
+    seconds = max(0, int((now - when).total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
 def build(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
@@ -64,6 +74,8 @@ def build(settings: Settings) -> Jinja2Templates:
 
     env.filters["local"] = local
     env.filters["ago"] = _ago
+    env.filters["age"] = _age
+    env.globals["is_stale"] = acuity.is_stale
     env.filters["unit"] = display_unit
     env.filters["vital_name"] = display_name
     env.filters["vital_text"] = display_text

@@ -15,6 +15,9 @@ from typing import Any
 
 import psycopg
 
+from alerting import due as due_rule
+from alerting.due import DueReport, LastComplete
+from alerting.news2 import Risk
 from alerting.observations import Latest
 from ward.hub import acuity
 from ward.hub.acuity import DeviceHealth, Infusion, ScoreView, StoredScore
@@ -67,6 +70,19 @@ class WardRow:
     overdue_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None
     computed_at: dt.datetime | None = None
+    # What is due per NEWS2 parameter (alerting.due, the alert rule's own function), and the
+    # band of the open NEWS2 alert, which the row's band never sits below (issue 11.8).
+    due: DueReport | None = None
+    alert_band: str | None = None
+
+    @property
+    def band(self) -> str:
+        """The band shown: the score's (incomplete never green), raised to the open alert's."""
+        band = self.score.band if self.score is not None else "none"
+        if self.alert_band is not None and (
+                acuity.RISK_RANK[self.alert_band] > acuity.RISK_RANK[band]):
+            return self.alert_band
+        return band
 
 
 def as_of(row: WardRow, now: dt.datetime) -> WardRow:
@@ -123,6 +139,16 @@ def load(
         latest.setdefault(int(pid), {})[str(code)] = Latest(str(code), at, float(value),
                                                             str(device))
 
+    # The newest complete score within the band memory: the same fact the alert rule reads
+    # from its 24-hour score history (alerting.due.last_complete).
+    last_complete: dict[int, LastComplete] = {}
+    for pid, at, total, risk in conn.execute(
+        "SELECT DISTINCT ON (patient_id) patient_id, computed_at, total, risk FROM scores "
+        "WHERE patient_id = ANY(%s) AND complete AND computed_at >= %s AND computed_at <= %s "
+        "ORDER BY patient_id, computed_at DESC", (ids, now - due_rule.BAND_MEMORY, now),
+    ):
+        last_complete[int(pid)] = LastComplete(at, int(total), Risk(risk))
+
     stored: dict[int, StoredScore] = {}
     for pid, at, total, risk, single3, complete, missing, subs in conn.execute(
         "SELECT pid, s.computed_at, s.total, s.risk, s.any_single_3, s.complete, s.missing, "
@@ -144,10 +170,11 @@ def load(
     # Current and future assignments: a future start or a current end is when the row's
     # device list changes with no event, so it bounds how long the row may be cached.
     devices: dict[int, list[DeviceHealth]] = {}
+    kits: dict[int, list[tuple[str, str]]] = {}
     device_change: dict[int, dt.datetime] = {}
-    for pid, dev_id, kind, online, battery, reported, lower, upper in conn.execute(
+    for pid, dev_id, kind, online, battery, reported, lower, upper, active in conn.execute(
         "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.updated_at, "
-        "lower(a.during), upper(a.during) "
+        "lower(a.during), upper(a.during), d.active "
         "FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
         "LEFT JOIN device_status s ON s.device_id = d.id "
         "WHERE a.patient_id = ANY(%s) AND a.during && tstzrange(%s, NULL) ORDER BY d.id",
@@ -160,6 +187,8 @@ def load(
         if current:
             devices.setdefault(int(pid), []).append(
                 DeviceHealth(str(dev_id), str(kind), online, battery, reported))
+            if active:
+                kits.setdefault(int(pid), []).append((str(dev_id), str(kind)))
 
     # One row per patient (arrays), not one per score: 24 h of scores for 1,000 patients
     # would otherwise be ~24,000 rows to decode.
@@ -185,19 +214,32 @@ def load(
         if current is not None and current.source == "live":
             trend = [*trend, (current.computed_at, current.total)]
             live_until = acuity.fresh_until(mine, now)
-        due = acuity.overdue_at(mine, stored.get(pid), spo2_scale=int(scale))
+        report = acuity.due_report(mine, last=last_complete.get(pid), kit=kits.get(pid, ()),
+                                   admitted_at=admitted_at, spo2_scale=int(scale), now=now)
+        if current is not None and report is not None and report.oxygen_unknown:
+            current = replace(current, oxygen_unknown=True)
+        # The due report scores the fresh readings at `now` and remembers the last complete
+        # score for BAND_MEMORY: the row is recomputed when either changes.
+        fresh_end = acuity.fresh_until(mine, now)
+        band_end = (last_complete[pid].computed_at + due_rule.BAND_MEMORY if pid in last_complete
+                    else None)
+        open_alerts = tuple(sorted(alerts.get(pid, ()), key=lambda a: (
+            -SEVERITY_RANK.get(a.severity, 0), -a.raised_at.timestamp())))
+        band = acuity.alert_band([(a.kind, a.severity) for a in open_alerts])
+        overdue_at = None if report is None else report.next_overdue_at
         rows.append(WardRow(
             patient_id=pid, nhs_number=str(nhs), given_name=given, family_name=family,
             date_of_birth=dob, admission_id=int(adm_id), pathway=pathway, source=source,
             admitted_at=admitted_at, spo2_scale=int(scale), ceiling_of_care=ceiling,
             score=current, last_observation_at=last_obs,
-            overdue=acuity.is_overdue_at(due, now), latest=mine,
+            overdue=acuity.is_overdue_at(overdue_at, now), latest=mine,
             devices=tuple(devices.get(pid, ())), infusion=acuity.infusion_from(mine),
-            alerts=tuple(sorted(alerts.get(pid, ()), key=lambda a: (
-                -SEVERITY_RANK.get(a.severity, 0), -a.raised_at.timestamp()))),
-            trend=tuple(trend), sort_key=acuity.sort_key(current, last_obs),
-            overdue_at=due, computed_at=now,
-            expires_at=_earliest(trend_until, live_until, device_change.get(pid)),
+            alerts=open_alerts,
+            trend=tuple(trend), sort_key=acuity.sort_key(current, last_obs, band),
+            overdue_at=overdue_at, computed_at=now,
+            expires_at=_earliest(trend_until, live_until, device_change.get(pid), fresh_end,
+                                 band_end),
+            due=report, alert_band=band,
         ))
     rows.sort(key=lambda r: (r.sort_key, r.patient_id))
     return WardView(rows, admitted, beds)

@@ -1,6 +1,10 @@
 """Alerts: the queue (most severe, then newest, first), one alert with its evidence, and the
 nurse's actions — acknowledge, resolve with a reason, snooze — which are the alerting core's
 lifecycle transitions (`alerting.actions`), run in this request's transaction with its audit.
+
+An alert is a patient's *episode* (`alerting.episodes`): one open per patient; its kind,
+severity and summary are its headline finding's, and ``findings`` (detail view) lists every
+finding that contributed, with its evidence and whether it was inhibited on the pager.
 """
 
 from __future__ import annotations
@@ -80,12 +84,29 @@ class AlertOut(BaseModel):
     snoozed_until: dt.datetime | None
     escalation_tier: int
     next_escalation_at: dt.datetime | None
+    #: Raised on a partial NEWS2 (a lower bound): shown as incomplete, never as the score.
+    partial: bool = False
     seconds_to_escalation: int | None = Field(
         description="countdown to the next escalation step; negative when overdue")
 
 
+class FindingOut(BaseModel):
+    kind: str
+    severity: Severity
+    summary: str
+    details: dict[str, Any]
+    evidence: list[dict[str, Any]]
+    partial: bool
+    first_at: dt.datetime
+    last_at: dt.datetime
+    clear_since: dt.datetime | None
+    cleared_at: dt.datetime | None
+    inhibited: bool = Field(description="silenced on the pager by a more severe clinical finding")
+
+
 class AlertDetailOut(AlertOut):
     events: list[AlertEventOut]
+    findings: list[FindingOut] = []
 
 
 _SEVERITY_ORDER = ("CASE a.severity WHEN 'high' THEN 5 WHEN 'medium' THEN 4 "
@@ -94,7 +115,8 @@ _SELECT = (
     "SELECT a.id, a.patient_id, p.given_name || ' ' || p.family_name, a.kind, a.severity, "
     "a.state, a.summary, a.details, a.raised_at, a.updated_at, a.acknowledged_at, "
     "a.acknowledged_by, a.resolved_at, a.resolved_by, a.resolution_reason, a.snoozed_until, "
-    "a.escalation_tier, a.next_escalation_at FROM alerts a JOIN patients p ON p.id = a.patient_id "
+    "a.escalation_tier, a.next_escalation_at, a.partial "
+    "FROM alerts a JOIN patients p ON p.id = a.patient_id "
 )
 _FIELDS = [f for f in AlertOut.model_fields if f != "seconds_to_escalation"]
 
@@ -142,7 +164,18 @@ def load_alert(conn: Conn, alert_id: int, now: dt.datetime) -> AlertDetailOut:
             "SELECT at, event, actor, detail, evidence FROM alert_events "
             "WHERE alert_id = %s ORDER BY at, id", (alert_id,))
     ]
-    return AlertDetailOut(**_out(row, now).model_dump(), events=events)
+    findings = [
+        FindingOut(kind=kind, severity=severity, summary=summary, details=details or {},
+                   evidence=list(evidence or []), partial=partial, first_at=first_at,
+                   last_at=last_at, clear_since=clear_since, cleared_at=cleared_at,
+                   inhibited=inhibited)
+        for kind, severity, summary, details, evidence, partial, first_at, last_at, clear_since,
+        cleared_at, inhibited in conn.execute(
+            "SELECT kind, severity, summary, details, evidence, partial, first_at, last_at, "
+            "clear_since, cleared_at, inhibited FROM alert_findings WHERE alert_id = %s "
+            "ORDER BY cleared_at IS NOT NULL, first_at, kind", (alert_id,))
+    ]
+    return AlertDetailOut(**_out(row, now).model_dump(), events=events, findings=findings)
 
 
 @router.get("", response_model=Page[AlertOut])

@@ -1,5 +1,9 @@
 """FHIR R4 read API: `GET /api/fhir/Observation?patient=…` returns a searchset Bundle of
-vital-sign readings and NEWS2 scores, newest first (see `ward.hub.fhir` for the mapping)."""
+vital-sign readings and NEWS2 scores, newest first (see `ward.hub.fhir` for the mapping).
+
+A search without a lower date bound (`ge`, `gt` or `eq`) covers the last `DEFAULT_DAYS` days:
+unbounded, it counted and sorted every chunk of a patient's readings for each page (issue 14).
+Ask for `date=ge…` to reach further back."""
 
 from __future__ import annotations
 
@@ -26,6 +30,9 @@ _OPS = {prefix: sql.SQL("at {} %s").format(sql.SQL(op)) for prefix, op in
         (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("eq", ">="))}
 _BEFORE = sql.SQL("at < %s")
 _LOINC_TO_CODE = {spec.loinc: code.value for code, spec in CATALOGUE.items() if spec.loinc}
+# Default search window: a month covers the ward's usual look-back (a stay is ~2 weeks) and
+# keeps the count and sort to a few chunks of the readings hypertable.
+DEFAULT_DAYS = 30
 
 
 def _patient_id(value: str) -> int:
@@ -57,6 +64,11 @@ def _date_clauses(dates: list[str]) -> tuple[list[sql.Composable], list[Any]]:
     return clauses, params
 
 
+def _has_lower_bound(dates: list[str]) -> bool:
+    """Whether a `date` parameter bounds the search from below (no prefix means `eq`)."""
+    return any(d[:2] in ("ge", "gt", "eq") or d[:1].isdigit() for d in dates)
+
+
 @router.get("/Observation", response_class=JSONResponse,
             responses={200: {"content": {FHIR_JSON: {}}}})
 def search_observations(
@@ -80,6 +92,9 @@ def search_observations(
         codes = [_LOINC_TO_CODE[wanted_code]] if wanted_code in _LOINC_TO_CODE else []
     include_readings = include_readings and bool(codes)
     clauses, params = _date_clauses(date or [])
+    if not _has_lower_bound(date or []):
+        clauses.append(sql.SQL("at >= %s"))
+        params.append(now - dt.timedelta(days=DEFAULT_DAYS))
     where = sql.SQL(" AND ").join([sql.SQL("true"), *clauses])
     parts: list[sql.Composable] = []
     args: list[Any] = []

@@ -171,8 +171,10 @@ def _limits(settings: Settings) -> staff_entry.Limits:
 
 def _readings(body: ObservationsIn, patient_id: int, user: User, *, now: dt.datetime,
               admitted_at: dt.datetime, settings: Settings) -> tuple[Reading, ...]:
-    # Whole seconds by default: a double-submitted form is then the duplicate it is.
-    measured_at = body.measured_at or now.replace(microsecond=0)
+    # The request's own instant, to the microsecond: truncating it to the second refused a
+    # set entered in the admission's own second as "before the admission began" (issue
+    # 11.10). The form disables its button while a submission is in flight.
+    measured_at = body.measured_at or now
     msg_id = staff_entry.entry_msg_id(user.username, uuid.uuid4().hex)
     try:
         return staff_entry.readings_for(

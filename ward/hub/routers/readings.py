@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
 
+from alerting.due import DueReport
+from alerting.observations import Latest
 from ward.db.store import ReadingStore
 from ward.domain.vitals import VitalCode
-from ward.hub import audit, record
+from ward.hub import acuity, audit, record
 from ward.hub.acuity import ScoreView
 from ward.hub.deps import DB, Now
 from ward.hub.problems import Invalid
@@ -52,6 +55,32 @@ class ScoreOut(BaseModel):
 class CurrentScoreOut(ScoreOut):
     any_single_3: bool
     monitoring_frequency: str
+    #: "complete" or "incomplete": an incomplete total is a lower bound, never the score.
+    status: str = "complete"
+    present: int = 7  # parameters scored, of 7
+    band: str = ""  # the band shown: "incomplete" for a partial low score, never "low"
+    label: str = ""  # e.g. "Incomplete 2/7 — full set due"
+    oxygen_unknown: bool = False  # Scale 2 and air/oxygen unknown: not scored as air
+
+
+class DueOut(BaseModel):
+    """One NEWS2 parameter's due time (alerting.due): how it is got, and whether overdue."""
+
+    parameter: str
+    method: str  # "kit", "phone call" or "visit" (a hub task: the kit cannot measure it)
+    last_at: dt.datetime | None
+    due_at: dt.datetime
+    overdue_at: dt.datetime
+    overdue: bool
+
+
+class LatestOut(BaseModel):
+    """A latest value with its age; ``stale`` past the parameter's staleness window."""
+
+    value: float
+    measured_at: dt.datetime
+    age_minutes: int
+    stale: bool
 
 
 class TrendPointOut(BaseModel):
@@ -78,7 +107,12 @@ class RecordOut(BaseModel):
     score: CurrentScoreOut | None
     last_observation_at: dt.datetime | None
     overdue: bool
+    due: list[DueOut]
+    admitted: bool
+    discharged_at: dt.datetime | None
     latest: dict[str, ReadingOut | None]
+    latest_age: dict[str, LatestOut]
+    infusion_expected_ml: float | None  # by the IV prescription, at the time of the request
     infusion: InfusionOut | None
     window_start: dt.datetime
     window_end: dt.datetime
@@ -95,7 +129,24 @@ def current_score_out(view: ScoreView | None) -> CurrentScoreOut | None:
     return CurrentScoreOut(
         computed_at=view.computed_at, total=view.total, risk=view.risk, complete=view.complete,
         missing=list(view.missing), sub_scores=dict(view.sub_scores), source=view.source,
-        any_single_3=view.any_single_3, monitoring_frequency=view.monitoring_frequency)
+        any_single_3=view.any_single_3, monitoring_frequency=view.monitoring_frequency,
+        status="complete" if view.complete else "incomplete", present=view.present,
+        band=view.band, label=view.label, oxygen_unknown=view.oxygen_unknown)
+
+
+def due_out(report: DueReport | None, now: dt.datetime) -> list[DueOut]:
+    if report is None:
+        return []
+    return [DueOut(parameter=p.parameter.value, method=p.method, last_at=p.last_at,
+                   due_at=p.due_at, overdue_at=p.overdue_at, overdue=p.overdue(now))
+            for p in report.parameters]
+
+
+def latest_out(latest: Mapping[str, Latest], now: dt.datetime) -> dict[str, LatestOut]:
+    return {code: LatestOut(value=v.value, measured_at=v.measured_at,
+                            age_minutes=int((now - v.measured_at).total_seconds() // 60),
+                            stale=acuity.is_stale(code, v.measured_at, now))
+            for code, v in sorted(latest.items())}
 
 
 def _window(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime
@@ -196,7 +247,9 @@ def load_record(conn: Conn, patient_id: int, *, now: dt.datetime, hours: int) ->
     return RecordOut(
         patient=patient, admissions=admissions, care_plan=care_plan_out(conn, patient_id),
         score=current_score_out(rec.score), last_observation_at=rec.last_observation_at,
-        overdue=rec.overdue,
+        overdue=rec.overdue, due=due_out(rec.due, now), admitted=rec.admitted,
+        discharged_at=rec.discharged_at, latest_age=latest_out(rec.latest, now),
+        infusion_expected_ml=rec.plan.expected_infused_ml(now),
         latest={c: ReadingOut(device_id=v.device_id, code=c, measured_at=v.measured_at,
                               value=v.value, unit=str(units.get(c, "")),
                               received_at=v.measured_at, late=False)

@@ -328,6 +328,38 @@
     }).then(function () { button.disabled = false; });
   });
 
+  // IV prescription (clinicians): rate or duration, start typed in the hub's zone.
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (form.id !== "iv-form") return;
+    ev.preventDefault();
+    var els = form.elements;
+    var status = form.querySelector(".iv-status");
+    var body = { drug: els.drug.value.trim(), volume_ml: Number(els.volume_ml.value),
+                 started_at: wallTimeToIso(els.started_at.value, form.dataset.tz),
+                 pump_type: els.pump_type.value, reason: els.reason.value.trim() };
+    if (els.rate_ml_h.value.trim() !== "") body.rate_ml_h = Number(els.rate_ml_h.value);
+    if (els.duration_h.value.trim() !== "") body.duration_h = Number(els.duration_h.value);
+    status.textContent = "Saving…";
+    fetch("/api/patients/" + form.dataset.patient + "/care-plan/infusion", {
+      method: "PUT", credentials: "same-origin",
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify(body)
+    }).then(function (r) {
+      return r.json().then(function (data) { return { ok: r.ok, status: r.status, data: data }; });
+    }).then(function (res) {
+      if (res.status === 401) { window.location.assign("/login"); return; }
+      if (!res.ok) {
+        var first = (res.data.errors || [])[0];
+        status.textContent = "Not saved: " + (first ? first.msg : res.data.detail || res.status);
+        return;
+      }
+      status.textContent = "Saved: expected end " + res.data.infusion_expected_end + ".";
+      pendingIds.add(Number(form.dataset.patient));
+      schedule();
+    }).catch(function (e) { status.textContent = "Not saved: " + e.message; });
+  });
+
   if (document.getElementById("live")) {
     connect();
     tick();

@@ -1,0 +1,173 @@
+"""Artefacts: what the rules see of a reading, before they see it.
+
+Home monitoring is noisy: a wearable oximeter reads through motion, cold fingers and a loose
+probe, and most false alarms of continuous monitors are single-sample artefacts shorter than a
+minute or two (Drew BJ et al., *PLoS One* 2014;9:e110274; Imhoff M, Kuhls S, *Anesth Analg*
+2006;102:1525–1532). Two stages, both pure:
+
+* **Continuous readings are median-filtered.** When a device sends a code at least
+  :data:`CONTINUOUS_MIN` times within :data:`MEDIAN_WINDOW` (a wearable at one a minute), the
+  rules see the *median reading* of that device's last :data:`MEDIAN_WINDOW` instead of its
+  newest: a single outlier never reaches a rule, a real change does within half the window.
+  The median is one of the actual readings (odd windows; the lower middle otherwise), so the
+  evidence stays a real, traceable reading. Median filtering as a pre-processor for limit
+  alarms cut false alarms by roughly a third to two thirds without missing true events in
+  Mäkivirta A et al., *Comput Methods Programs Biomed* 1991;34:139–144; 5 readings (5 min)
+  is the persistence that SpO2 alarm-delay studies found removes most brief desaturation
+  artefacts (Welch J, *Biomed Instrum Technol* 2011;45 s1:46–52).
+* **A single implausible jump from a spot device is doubtful.** A spot SpO2 at least
+  :data:`SPOT_JUMP` points below the patient's previous reading, with nothing else in the set
+  getting worse (pulse, respiration rate, temperature unchanged within :data:`CORROBORATION`),
+  is what a probe artefact looks like: physiology rarely moves one sign alone that far. Such a
+  reading is **not scored**: the rules see the previous reading (while it is fresh) and the
+  reading is returned as a :class:`Doubt`, the hook for asking the patient to repeat the set
+  (``alerting.rules.Evaluation.doubtful``). The next reading confirms or refutes it: a repeat
+  close to the doubtful value is no longer a jump from its predecessor, so it counts.
+  A low perfusion index (< :data:`LOW_PERFUSION` %, sent by the oximeter as code
+  ``perfusion_index`` with the same instant) marks its SpO2 doubtful too: below about 0.3–0.4 %
+  oximeter readings become unreliable (Lima AP et al., *Crit Care Med* 2002;30:1210–1213).
+
+Must never do I/O, read a clock, or log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from alerting.candidates import Evidence
+from alerting.observations import Latest
+
+#: Codes filtered when continuous (those a wearable sends).
+FILTERED: Final = frozenset({"spo2", "pulse", "resp_rate"})
+MEDIAN_WINDOW: Final = dt.timedelta(minutes=5)
+#: Readings within the window that make a device "continuous" (3 = at least one a 2 minutes).
+CONTINUOUS_MIN: Final = 3
+#: A fall this large (SpO2 % points) between two spot readings is implausible on its own: it
+#: crosses two NEWS2 Scale 1 bands, and oximeters are accurate to about ±2 % (ISO 80601-2-61).
+SPOT_JUMP: Final[Mapping[str, float]] = MappingProxyType({"spo2": 4.0})
+#: A change in the harmful direction this large in another sign corroborates the jump:
+#: about twice each measurement's own noise (pulse ±5/min, carer-counted RR ±2/min,
+#: thermometer ±0.2 °C).
+CORROBORATION: Final[Mapping[str, float]] = MappingProxyType(
+    {"pulse": 10.0, "resp_rate": 3.0, "temperature": 0.4})
+#: Harmful direction per code: +1 when higher is worse.
+DIRECTION: Final[Mapping[str, int]] = MappingProxyType(
+    {"spo2": -1, "pulse": 1, "resp_rate": 1, "temperature": 1})
+#: A corroborating reading must belong to the same set: within an hour of the doubtful one
+#: (a spot check's devices are used one after another, within minutes).
+SAME_SET: Final = dt.timedelta(hours=1)
+#: The previous reading is compared only while it still describes the patient (a day).
+PREVIOUS_WITHIN: Final = dt.timedelta(hours=24)
+LOW_PERFUSION: Final = 0.4
+
+
+@dataclass(frozen=True, slots=True)
+class Doubt:
+    """A reading the rules did not score, and why: the hook for "repeat the measurement"."""
+
+    code: str
+    reading: Evidence
+    reason: str
+    previous: Evidence | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"code": self.code, "reading": self.reading.as_json(), "reason": self.reason,
+                "previous": None if self.previous is None else self.previous.as_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class Filtered:
+    """The latest readings as the rules should see them, and the doubtful ones left out."""
+
+    latest: Mapping[str, Latest]
+    doubtful: tuple[Doubt, ...] = ()
+    #: Codes whose value is a median of a continuous device's window.
+    medians: frozenset[str] = frozenset()
+
+
+def _as_latest(e: Evidence) -> Latest:
+    return Latest(e.code, e.measured_at, e.value, e.device_id)
+
+
+def median_reading(window: list[Evidence]) -> Evidence:
+    """The reading at the (lower) middle of ``window`` ordered by value, then time."""
+    ordered = sorted(window, key=lambda e: (e.value, e.measured_at))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _window(history: tuple[Evidence, ...], newest: Latest) -> list[Evidence]:
+    """The device's readings in the window before ``newest`` (history is oldest first)."""
+    start, end = newest.measured_at - MEDIAN_WINDOW, newest.measured_at
+    out = []
+    for e in reversed(history):
+        if e.measured_at <= start:
+            break
+        if e.measured_at <= end and e.device_id == newest.device_id:
+            out.append(e)
+    return out
+
+
+def _corroborated(code: str, reading: Evidence, latest: Mapping[str, Latest],
+                  recent: Mapping[str, tuple[Evidence, ...]]) -> bool:
+    for other, margin in CORROBORATION.items():
+        now = latest.get(other)
+        if other == code or now is None or abs(now.measured_at - reading.measured_at) > SAME_SET:
+            continue
+        before = [e for e in recent.get(other, ()) if e.measured_at < now.measured_at - SAME_SET]
+        if not before:
+            continue
+        if DIRECTION[other] * (now.value - before[-1].value) >= margin:
+            return True
+    return False
+
+
+def _spot_doubt(code: str, newest: Latest, latest: Mapping[str, Latest],
+                recent: Mapping[str, tuple[Evidence, ...]]) -> Doubt | None:
+    reading = newest.evidence
+    pi = latest.get("perfusion_index")
+    if code == "spo2" and pi is not None and pi.measured_at == newest.measured_at \
+            and pi.device_id == newest.device_id and pi.value < LOW_PERFUSION:
+        return Doubt(code, reading, f"perfusion index {pi.value:g} % below {LOW_PERFUSION:g} %")
+    jump = SPOT_JUMP.get(code)
+    if jump is None:
+        return None
+    earlier = [e for e in recent.get(code, ()) if e.measured_at < newest.measured_at
+               and newest.measured_at - e.measured_at <= PREVIOUS_WITHIN]
+    if not earlier:
+        return None
+    previous = earlier[-1]
+    if DIRECTION[code] * (reading.value - previous.value) < jump:
+        return None
+    if _corroborated(code, reading, latest, recent):
+        return None
+    return Doubt(code, reading, f"{code} {previous.value:g} → {reading.value:g} with nothing "
+                 "else in the set worse: a probe artefact until repeated", previous)
+
+
+def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]]) -> Filtered:
+    """Median-filter continuous codes; set doubtful spot readings aside."""
+    out = dict(latest)
+    doubts: list[Doubt] = []
+    medians: set[str] = set()
+    for code, newest in latest.items():
+        history = recent.get(code, ())
+        window = _window(history, newest) if code in FILTERED else []
+        if newest.evidence not in window:
+            window.append(newest.evidence)
+        if len(window) >= CONTINUOUS_MIN:
+            out[code] = _as_latest(median_reading(window))
+            medians.add(code)
+            continue
+        doubt = _spot_doubt(code, newest, latest, recent)
+        if doubt is None:
+            continue
+        doubts.append(doubt)
+        if doubt.previous is not None:
+            out[code] = _as_latest(doubt.previous)
+        else:
+            del out[code]
+    return Filtered(MappingProxyType(out), tuple(doubts), frozenset(medians))

@@ -1,0 +1,183 @@
+"""The queue evaluator: coalesces, consumes rows only with the evaluation, survives crashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from alerting.evaluator import Evaluator
+from alerting.runner import evaluate_after_commit
+from tests.alerting.conftest import AddPatients, MakeReadings, WriteReadings
+from ward.db import alerting_queue
+
+NOW = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
+
+
+class RecordingHook:
+    """Stands in for `evaluate_after_commit`: records calls, writes a row, may fail."""
+
+    def __init__(self, fail_for: frozenset[int] = frozenset(),
+                 block: threading.Event | None = None) -> None:
+        self.calls: list[list[int]] = []
+        self.fail_for = fail_for
+        self.block = block
+        self.entered = threading.Event()
+
+    def __call__(self, conn: psycopg.Connection[Any], patients: list[int],
+                 now: dt.datetime) -> None:
+        self.calls.append(patients)
+        self.entered.set()
+        if self.block is not None:
+            self.block.wait(10)
+        # A write in the evaluation's transaction: it must commit (or vanish) with the rows.
+        conn.execute("INSERT INTO evaluated (patient_id) SELECT unnest(%s::bigint[])",
+                     (patients,))
+        if self.fail_for & set(patients):
+            msg = "evaluation failed"
+            raise RuntimeError(msg)
+
+
+@pytest.fixture
+def queue_db(db: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    db.execute("CREATE TABLE evaluated (patient_id bigint NOT NULL)")
+    db.commit()
+    return db
+
+
+def _enqueue(conn: psycopg.Connection[Any], *batches: list[int]) -> None:
+    with conn.cursor() as cur:
+        for patients in batches:
+            alerting_queue.enqueue(cur, patients, NOW)
+    conn.commit()
+
+
+def _evaluated(conn: psycopg.Connection[Any]) -> list[int]:
+    rows = conn.execute("SELECT patient_id FROM evaluated ORDER BY patient_id").fetchall()
+    conn.commit()
+    return [r[0] for r in rows]
+
+
+def test_queued_batches_are_coalesced_into_one_evaluation(
+        queue_db: psycopg.Connection[Any], db_url: str) -> None:
+    _enqueue(queue_db, [3, 1], [2], [1, 4])
+    hook = RecordingHook()
+    evaluator = Evaluator(db_url, hook, clock=lambda: NOW)
+    try:
+        result = evaluator.run_once()
+        assert evaluator.run_once() is None  # nothing left
+    finally:
+        evaluator.close()
+    assert hook.calls == [[1, 2, 3, 4]]
+    assert result is not None
+    assert (result.patients, result.rows) == (4, 3)
+    assert alerting_queue.depth(queue_db) == 0
+    assert _evaluated(queue_db) == [1, 2, 3, 4]
+
+
+def test_a_patient_whose_evaluation_fails_is_requeued_and_the_others_are_stored(
+        queue_db: psycopg.Connection[Any], db_url: str) -> None:
+    _enqueue(queue_db, [5, 6, 7])
+    hook = RecordingHook(fail_for=frozenset({6}))
+    evaluator = Evaluator(db_url, hook, clock=lambda: NOW)
+    try:
+        result = evaluator.run_once()
+    finally:
+        evaluator.close()
+    assert result is not None
+    assert result.failed == (6,)
+    assert hook.calls == [[5, 6, 7], [5], [6], [7]]
+    # The failed batch attempt rolled back to its savepoint: 5 and 7 are stored once.
+    assert _evaluated(queue_db) == [5, 7]
+    taken = alerting_queue.take(queue_db, 10)
+    queue_db.rollback()
+    assert taken.patient_ids == (6,)
+
+
+def test_a_crash_during_evaluation_puts_the_rows_back(
+        queue_db: psycopg.Connection[Any], db_url: str) -> None:
+    _enqueue(queue_db, [8, 9])
+    gate = threading.Event()
+    hook = RecordingHook(block=gate)
+    evaluator = Evaluator(db_url, hook, clock=lambda: NOW)
+    errors: list[BaseException] = []
+
+    def crashing_pass() -> None:
+        try:
+            evaluator.run_once()
+        except psycopg.OperationalError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=crashing_pass)
+    worker.start()
+    try:
+        assert hook.entered.wait(10)
+        # The evaluator's session dies mid-transaction, as it would with its process.
+        queue_db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE application_name = 'vw-alerting-eval'")
+        queue_db.commit()
+        gate.set()
+        worker.join(10)
+    finally:
+        evaluator.close()
+    assert errors, "the pass should have lost its connection"
+    assert _evaluated(queue_db) == []
+    again = RecordingHook()
+    retry = Evaluator(db_url, again, clock=lambda: NOW)
+    try:
+        retry.run_once()
+    finally:
+        retry.close()
+    assert again.calls == [[8, 9]]
+    assert _evaluated(queue_db) == [8, 9]
+
+
+def test_ingest_never_waits_for_an_evaluator_holding_rows(
+        queue_db: psycopg.Connection[Any], db_url: str) -> None:
+    _enqueue(queue_db, [10])
+    gate = threading.Event()
+    hook = RecordingHook(block=gate)
+    evaluator = Evaluator(db_url, hook, clock=lambda: NOW)
+    worker = threading.Thread(target=evaluator.run_once)
+    worker.start()
+    try:
+        assert hook.entered.wait(10)
+        # While the evaluator holds its rows, an ingest transaction queues the same patient;
+        # lock_timeout turns any wait into an error.
+        with psycopg.connect(db_url) as ingest:
+            ingest.execute("SET lock_timeout = '200ms'")
+            started = time.monotonic()
+            with ingest.cursor() as cur:
+                alerting_queue.enqueue(cur, [10, 11], NOW)
+            ingest.commit()
+            assert time.monotonic() - started < 1.0
+    finally:
+        gate.set()
+        worker.join(10)
+        evaluator.close()
+    taken = alerting_queue.take(queue_db, 10)
+    queue_db.rollback()
+    assert taken.patient_ids == (10, 11)  # queued again: evaluated on the next pass
+
+
+def test_the_runner_scores_a_queued_patient(
+        db: psycopg.Connection[Any], db_url: str, add_patients: AddPatients,
+        readings: MakeReadings, write_readings: WriteReadings) -> None:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    [pid] = add_patients(db, 1, now - dt.timedelta(days=1))
+    write_readings(db, readings(pid, now - dt.timedelta(minutes=1), spo2=88, pulse=128,
+                                resp_rate=27, temperature=39.2, systolic_bp=92))
+    _enqueue(db, [pid])
+    evaluator = Evaluator(db_url, evaluate_after_commit, clock=lambda: now)
+    try:
+        assert evaluator.drain() == 1
+    finally:
+        evaluator.close()
+    row = db.execute("SELECT count(*) FROM scores WHERE patient_id = %s", (pid,)).fetchone()
+    assert row is not None
+    assert row[0] == 1
+    assert alerting_queue.depth(db) == 0

@@ -1,0 +1,48 @@
+"""`VW_GATEWAY_RESULTS=problems`: a clean accept goes unanswered; everything else is answered."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from gateway.contract import ResultStatus, readings_topic
+from gateway.decode import Limits, decode
+from gateway.pipeline import plan_batch, result_for
+from ward.db.registry import DeviceRecord
+from ward.domain.devices import Assignment, Device, DeviceKind
+
+NOW = dt.datetime(2026, 11, 24, 9, 15, tzinfo=dt.UTC)
+T = "2026-11-24T09:14:00Z"
+RECORD = DeviceRecord(Device("d1", DeviceKind.PULSE_OXIMETER), (
+    Assignment("d1", 7, NOW - dt.timedelta(days=1)),))
+
+
+def _payload(*readings: dict[str, object]) -> bytes:
+    return json.dumps({"msg_id": "m", "sent_at": T, "readings": list(readings)}).encode()
+
+
+GOOD = {"code": "spo2", "value": 94, "unit": "%", "measured_at": T}
+BAD = {"code": "pulse", "value": 999, "unit": "/min", "measured_at": T}
+
+
+@pytest.mark.parametrize(("readings", "stored", "answered", "status"), [
+    ((GOOD,), True, False, None),  # clean accept: the PUBACK says it
+    ((GOOD,), False, True, ResultStatus.DUPLICATE),  # nothing new: say so
+    ((GOOD, BAD), True, True, ResultStatus.ACCEPTED),  # partial: the errors matter
+    ((BAD,), False, True, ResultStatus.REJECTED),
+])
+def test_problems_only_answers_all_but_clean_accepts(
+        readings: tuple[dict[str, object], ...], stored: bool, answered: bool,
+        status: ResultStatus | None) -> None:
+    payload = _payload(*readings)
+    decoded = decode(readings_topic("d1"), payload, NOW, Limits())
+    plan = plan_batch([(readings_topic("d1"), payload, NOW, decoded)], lambda _id: RECORD)
+    inserted = {r.key for r in plan.readings} if stored else set()
+    result = result_for(plan.outcomes[0], inserted, problems_only=True)
+    assert (result is not None) is answered
+    if result is not None:
+        assert result.status is status
+    # The v1 default answers every message, the clean accept too.
+    assert result_for(plan.outcomes[0], inserted) is not None

@@ -1,0 +1,56 @@
+"""The hand-over to alerting is part of the ingest transaction: a row iff the readings commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+
+from gateway.contract import readings_topic
+from gateway.decode import Limits, decode
+from gateway.pipeline import plan_batch
+from gateway.sink import write_batch
+from ward.db import alerting_queue
+from ward.db.registry import add_device, add_patient, assign_device, device_directory
+from ward.db.store import ReadingStore
+from ward.domain.devices import Assignment, Device, DeviceKind
+from ward.domain.patients import Patient
+
+NOW = dt.datetime(2026, 11, 24, 9, 15, tzinfo=dt.UTC)
+PAYLOAD = (b'{"msg_id":"q1","sent_at":"2026-11-24T09:14:00Z","readings":[{"code":"spo2",'
+           b'"value":95,"unit":"%","measured_at":"2026-11-24T09:14:00Z"}]}')
+
+
+def _plan(conn: psycopg.Connection[Any]) -> Any:
+    patient = add_patient(conn, Patient("9434765919", "Ada", "Lovelace", dt.date(1950, 1, 1)))
+    assert patient.id is not None
+    add_device(conn, Device("q-1", DeviceKind.PULSE_OXIMETER))
+    assign_device(conn, Assignment("q-1", patient.id, NOW - dt.timedelta(days=1)))
+    conn.commit()
+    directory = device_directory(conn)
+    topic = readings_topic("q-1")
+    decoded = decode(topic, PAYLOAD, NOW, Limits())
+    return plan_batch([(topic, PAYLOAD, NOW, decoded)], directory.get), patient.id
+
+
+def test_committed_batch_queues_its_patients(db: psycopg.Connection[Any]) -> None:
+    plan, pid = _plan(db)
+    inserted, patients = write_batch(db, ReadingStore(), plan, queue_alerting=True)
+    assert patients == [pid]
+    assert len(inserted) == 1
+    taken = alerting_queue.take(db, 10)
+    db.rollback()
+    assert taken.patient_ids == (pid,)
+    assert taken.received_at == (NOW,)
+
+
+def test_a_batch_that_never_commits_queues_nothing(db: psycopg.Connection[Any]) -> None:
+    plan, _pid = _plan(db)
+    # The gateway dying before its COMMIT, as seen by the database: everything rolls back.
+    with db.transaction(force_rollback=True):
+        write_batch(db, ReadingStore(), plan, queue_alerting=True)
+    assert alerting_queue.depth(db) == 0
+    row = db.execute("SELECT count(*) FROM readings").fetchone()
+    assert row is not None
+    assert row[0] == 0

@@ -1,0 +1,69 @@
+"""The queue of committed patients waiting for alert evaluation (table `alerting_queue`).
+
+Why a table and not only NOTIFY: a notification sent while no evaluator listens is gone, and
+"a crash of either side loses no evaluation" needs the hand-over to be part of both
+transactions. The gateway `enqueue`s inside its ingest transaction (so the row exists iff the
+readings do) and sends `NOTIFY vw_alerting_queue` to wake evaluators at once; an evaluator
+`take`s rows inside the transaction that stores the evaluation (so rows disappear iff the
+evaluation is stored). `FOR UPDATE SKIP LOCKED` lets several evaluator processes share the
+queue without waiting on one another, and the ingest side only ever INSERTs, so it never
+waits for an evaluator either.
+
+Thin SQL only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+Conn = psycopg.Connection[Any]
+Cursor = psycopg.Cursor[Any]
+
+CHANNEL = "vw_alerting_queue"
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """Rows taken from the queue, coalesced: each patient once, oldest receipt per row."""
+
+    patient_ids: tuple[int, ...]  # sorted, distinct
+    received_at: tuple[dt.datetime, ...]  # one per row taken
+
+
+def enqueue(cur: Cursor, patient_ids: Sequence[int], received_at: dt.datetime) -> None:
+    """Queue `patient_ids` for evaluation in the caller's (ingest) transaction."""
+    if not patient_ids:
+        return
+    cur.execute("INSERT INTO alerting_queue (patient_ids, received_at) VALUES (%s, %s)",
+                (list(patient_ids), received_at))
+    cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+
+
+def take(conn: Conn, limit: int) -> Taken:
+    """Delete and return up to `limit` rows, oldest first, in the caller's transaction.
+
+    Rows locked by another evaluator are skipped, not waited for. A rollback puts them back.
+    """
+    rows = conn.execute(
+        "DELETE FROM alerting_queue WHERE id IN (SELECT id FROM alerting_queue ORDER BY id "
+        "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING patient_ids, received_at", (limit,),
+    ).fetchall()
+    patients = sorted({int(pid) for ids, _ in rows for pid in ids})
+    return Taken(tuple(patients), tuple(at for _, at in rows))
+
+
+def requeue(conn: Conn, patient_ids: Sequence[int], received_at: dt.datetime) -> None:
+    """Put patients back (an evaluation that failed for them) in the caller's transaction."""
+    with conn.cursor() as cur:
+        enqueue(cur, patient_ids, received_at)
+
+
+def depth(conn: Conn) -> int:
+    """Rows waiting (for metrics and tests)."""
+    row = conn.execute("SELECT count(*) FROM alerting_queue").fetchone()
+    return int(row[0]) if row else 0
