@@ -30,6 +30,7 @@ from ward.hub.routers import (
     care_plans,
     devices,
     fhir_api,
+    fhir_risk,
     follow_ups,
     health,
     manager_pages,
@@ -40,6 +41,7 @@ from ward.hub.routers import (
     readings,
     report_pages,
     reports_api,
+    risk,
     session,
     stream,
     tasks,
@@ -179,8 +181,9 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, worklist,
-                   pages, care_plan_pages, people_pages, report_pages, manager_pages, follow_ups):
+                   alerts, care_plans, users, ward, risk, fhir_api, fhir_risk, reports_api, stream,
+                   tasks, worklist, pages, care_plan_pages, people_pages, report_pages,
+                   manager_pages, follow_ups):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything

@@ -219,3 +219,37 @@ def searchset(resources: Sequence[Mapping[str, Any]], *, total: int, base: str, 
         "entry": [{"fullUrl": f"{base}{r['resourceType']}/{r['id']}", "resource": dict(r),
                    "search": {"mode": "match"}} for r in resources],
     }
+
+
+# The virtual-ward risk tier as a RiskAssessment (issue 16). Qualitative risk uses HL7's
+# risk-probability codes: low -> low, rising -> moderate, high -> high.
+RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
+_TIER_CODE = {"low": ("low", "Low likelihood"), "rising": ("moderate", "Moderate likelihood"),
+              "high": ("high", "High likelihood")}
+RISK_METHOD = "virtualward risk tier (alerting.risk_tier): points table, shown with each factor"
+RISK_OUTCOME = "Deterioration (NEWS2 5 or more) within 24 hours"
+
+
+def risk_assessment(patient_id: int, *, tier: str, points: int, assessed_at: dt.datetime,
+                    contributions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One tier assessment; every factor's contribution is a `note`, so the "why" travels."""
+    code, display = _TIER_CODE[tier]
+    key = f"{patient_id}|{_instant(assessed_at)}".encode()
+    return {
+        "resourceType": "RiskAssessment",
+        "id": "ra-" + hashlib.sha256(key).hexdigest()[:40],
+        "status": "final",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "occurrenceDateTime": _instant(assessed_at),
+        "method": {"text": RISK_METHOD},
+        "prediction": [{
+            "outcome": {"text": RISK_OUTCOME},
+            "qualitativeRisk": {"coding": [{"system": RISK_PROBABILITY, "code": code,
+                                            "display": display}], "text": tier},
+            "whenPeriod": {"start": _instant(assessed_at),
+                           "end": _instant(assessed_at + dt.timedelta(hours=24))},
+            "rationale": f"{points} points",
+        }],
+        "note": [{"text": f"{c['label']}: {c['points']} of {c['max_points']} ({c['detail']})"}
+                 for c in contributions],
+    }

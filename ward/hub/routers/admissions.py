@@ -27,7 +27,7 @@ from ward.domain.patients import (
     Urgency,
 )
 from ward.domain.vitals import VitalCode
-from ward.hub import admitting, audit
+from ward.hub import admitting, audit, risk
 from ward.hub.auth import ALL_ROLES, Role, User
 from ward.hub.deps import DB, Now, SettingsDep, allow
 from ward.hub.problems import Forbidden, NotFound
@@ -42,6 +42,7 @@ from ward.hub.routers.common import (
     Text,
     require_patient,
 )
+from ward.hub.routers.risk import RiskFactorsIn
 
 router = APIRouter(prefix="/api", tags=["admissions"])
 # Who decides on a referral, admits and discharges: the ward's clinicians and its manager
@@ -66,6 +67,8 @@ class ReferralIn(BaseModel):
     urgency: Urgency = Urgency.SAME_DAY
     observations: Observations = Field(default_factory=dict)
     referrer: Line | None = Field(None, description="who referred, and how to call back")
+    # The readmission-risk facts (LACE / HOSPITAL inputs), if known at referral.
+    risk_factors: RiskFactorsIn | None = None
 
 
 class AcceptIn(BaseModel):
@@ -204,6 +207,10 @@ def refer(body: ReferralIn, conn: DB, now: Now, user: Referrer) -> AdmissionOut:
         pathway=body.pathway, urgency=body.urgency, reason=body.reason,
         observations={k.value: v for k, v in body.observations.items()},
         referrer=body.referrer, referred_at=_utc(body.referred_at, now))
+    if body.risk_factors is not None:
+        risk.save_factors(conn, body.patient_id, body.risk_factors.to_domain(), now=now,
+                          by=user.username)
+    risk.record_scores(conn, body.patient_id, admission_id, "referral", now=now)
     return load_admission(conn, admission_id)
 
 
@@ -301,6 +308,7 @@ def discharge(admission_id: AdmissionId, body: DischargeIn, conn: DB, now: Now,
                                note=body.note,
                                at=_utc(body.at, now))
     out = load_admission(conn, admission_id)
+    risk.record_scores(conn, out.patient_id, admission_id, "discharge", now=now)
     return DischargeOut(**out.model_dump(), devices_to_collect=list(done.devices_to_collect),
                         follow_up_call_id=done.follow_up_id,
                         follow_up_due_at=done.follow_up_due)

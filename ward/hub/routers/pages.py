@@ -9,19 +9,21 @@ event names a patient.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from alerting.risk_tier import Tier
 from ward.domain import nhs_number
 from ward.domain.vitals import CATALOGUE, VitalCode, display_unit
-from ward.hub import audit, charts, wardcache, wardview
+from ward.hub import audit, charts, risk, wardcache, wardview
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.routers.alerts import query_alerts
 from ward.hub.routers.common import BIGINT_MAX, PatientId, Reader
 from ward.hub.routers.readings import MAX_WINDOW_HOURS, load_record
+from ward.hub.routers.risk import risk_context
 from ward.hub.templating import render
 from ward.settings import Settings
 
@@ -43,10 +45,22 @@ def _ward(request: Request, conn: DB, now: dt.datetime, settings: Settings,
     return wardview.WardView(snap.rows_at(now), snap.admitted, snap.beds)
 
 
+def _tiers(conn: DB, view: wardview.WardView, now: dt.datetime, *, by_tier: bool = False,
+           only: list[Tier] | None = None) -> tuple[wardview.WardView, dict[int, object]]:
+    """The view's rows with their risk tiers (changes recorded), sorted/filtered by tier."""
+    tiers = risk.assess_many(conn, [r.patient_id for r in view.rows], now)
+    risk.record_changes(conn, tiers)
+    rows = risk.sort_and_filter(view.rows, tiers, by_tier=by_tier, only=only)
+    return (wardview.WardView(rows, view.admitted, view.beds),
+            {pid: risk.tier_brief(a) for pid, a in tiers.items()})
+
+
 @router.get("/")
-def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
-              ) -> Response:
-    view = _ward(request, conn, now, settings)
+def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
+              sort: Literal["news2", "tier"] = "news2",
+              tier: Annotated[list[Tier] | None, Query(max_length=3)] = None) -> Response:
+    view, tiers = _tiers(conn, _ward(request, conn, now, settings), now,
+                         by_tier=sort == "tier", only=tier)
     alerts, open_total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
     # The page shows the ward rows and the alert queue beside them: every patient in either.
     audit.record(conn, user, "read", "ward", now=now,
@@ -55,7 +69,8 @@ def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user:
                  detail={"alert_ids": [a.id for a in alerts]})
     return render(request, "ward.html", {
         **_base(request, user, now, settings, "ward"), "view": view, "alerts": alerts,
-        "open_total": open_total, "spark_start": now - wardview.SPARK_WINDOW})
+        "open_total": open_total, "spark_start": now - wardview.SPARK_WINDOW, "tiers": tiers,
+        "tier_sort": sort, "tier_only": [t.value for t in tier or ()]})
 
 
 @router.get("/ward/rows")
@@ -65,7 +80,7 @@ def ward_rows(
                           Query(max_length=500)] = None,
 ) -> Response:
     """Rows of the named patients (all when none named); rows no longer admitted are marked."""
-    view = _ward(request, conn, now, settings, patient_id)
+    view, tiers = _tiers(conn, _ward(request, conn, now, settings, patient_id), now)
     shown = {r.patient_id for r in view.rows}
     gone = sorted(set(patient_id or ()) - shown)
     audit.record(conn, user, "read", "ward", now=now,
@@ -73,6 +88,7 @@ def ward_rows(
                  detail={"subset": patient_id is not None})
     response = render(request, "_ward_rows.html", {
         **_base(request, user, now, settings, "ward"), "rows": view.rows, "gone": gone,
+        "tiers": tiers,
         "spark_start": now - wardview.SPARK_WINDOW, "full": patient_id is None})
     response.headers["X-Ward-Admitted"] = str(view.admitted)
     return response
@@ -135,8 +151,8 @@ def patient_page(
     request: Request, patient_id: PatientId, conn: DB, now: Now, settings: SettingsDep,
     user: Reader, hours: Annotated[int, Query(ge=1, le=MAX_WINDOW_HOURS)] = 24,
 ) -> Response:
-    return render(request, "patient.html",
-                  _patient_context(request, conn, now, settings, user, patient_id, hours))
+    context = _patient_context(request, conn, now, settings, user, patient_id, hours)
+    return render(request, "patient.html", {**context, **risk_context(conn, patient_id, now)})
 
 
 @router.get("/patients/{patient_id}/panel")
