@@ -55,7 +55,9 @@ def test_events_stay_in_their_schema(db_url: str, other_db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as la, \
             psycopg.connect(other_db_url, autocommit=True) as lb:
         ca, cb = channels.listen(la, channels.EVENTS), channels.listen(lb, channels.EVENTS)
-        assert ca != cb and ca.startswith("vw_events.") and cb.startswith("vw_events.")
+        assert ca != cb
+        assert ca.startswith("vw_events.")
+        assert cb.startswith("vw_events.")
         _send(db_url, "SELECT vw_notify(%s)", '{"type": "readings", "patient_ids": [42]}')
         _send(other_db_url, "SELECT vw_notify(%s)", '{"type": "readings", "patient_ids": [1]}')
         _send(db_url, "SELECT vw_notify('end')")
@@ -109,7 +111,8 @@ def test_public_keeps_the_plain_name_and_long_schemas_fit(db_url: str) -> None:
             assert conn.execute(fn, ("vw_events",)).fetchone() == ("vw_events",)
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(long)))
             (name,) = conn.execute(fn, ("vw_alerting_queue",)).fetchone()  # type: ignore[misc]
-            assert len(name.encode()) <= 63 and name.startswith("vw_alerting_queue.")
+            assert len(name.encode()) <= 63
+            assert name.startswith("vw_alerting_queue.")
             conn.execute(channels.listen_sql(name))  # a valid identifier, not truncated
         finally:
             conn.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(long)))
