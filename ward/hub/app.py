@@ -30,6 +30,7 @@ from ward.hub.routers import (
     devices,
     fhir_api,
     health,
+    observation_tasks,
     observations,
     pages,
     patients,
@@ -173,7 +174,8 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages):
+                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks,
+                   observation_tasks, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything
