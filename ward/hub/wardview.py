@@ -121,26 +121,18 @@ def _ids_clause(patient_ids: Sequence[int] | None) -> tuple[str, tuple[object, .
 # isolation level. One row per patient with arrays, not one per fact: 24 h of scores for
 # 1,000 patients would otherwise be ~24,000 rows to decode.
 _FACTS = """
-SELECT pid,
-  lr.codes, lr.measured, lr.vals, lr.devices,
-  lc.computed_at, lc.total, lc.risk,
-  st.computed_at, st.total, st.risk, st.any_single_3, st.complete, st.missing, st.sub_scores,
-  al.ids, al.kinds, al.severities, al.states, al.summaries, al.raised, al.acked_by,
-  al.next_esc, al.snoozed,
-  tr.times, tr.totals
-FROM unnest(%(ids)s::bigint[]) AS pid
-CROSS JOIN LATERAL (
-  SELECT array_agg(code) AS codes, array_agg(measured_at) AS measured,
+WITH ids AS (SELECT unnest(%(ids)s::bigint[]) AS pid),
+lr AS (
+  SELECT patient_id, array_agg(code) AS codes, array_agg(measured_at) AS measured,
          array_agg(value) AS vals, array_agg(device_id) AS devices
-  FROM latest_readings WHERE patient_id = pid) lr
-LEFT JOIN LATERAL (
-  SELECT computed_at, total, risk FROM scores
-  WHERE patient_id = pid AND complete AND computed_at >= %(since)s AND computed_at <= %(now)s
-  ORDER BY computed_at DESC LIMIT 1) lc ON true
-LEFT JOIN LATERAL (
-  SELECT * FROM scores WHERE patient_id = pid ORDER BY computed_at DESC LIMIT 1) st ON true
-CROSS JOIN LATERAL (
-  SELECT array_agg(id ORDER BY raised_at DESC) AS ids,
+  FROM latest_readings WHERE patient_id = ANY(%(ids)s) GROUP BY patient_id),
+lc AS (
+  SELECT DISTINCT ON (patient_id) patient_id, computed_at, total, risk FROM scores
+  WHERE patient_id = ANY(%(ids)s) AND complete AND computed_at >= %(since)s
+    AND computed_at <= %(now)s
+  ORDER BY patient_id, computed_at DESC),
+al AS (
+  SELECT patient_id, array_agg(id ORDER BY raised_at DESC) AS ids,
          array_agg(kind ORDER BY raised_at DESC) AS kinds,
          array_agg(severity ORDER BY raised_at DESC) AS severities,
          array_agg(state ORDER BY raised_at DESC) AS states,
@@ -149,11 +141,26 @@ CROSS JOIN LATERAL (
          array_agg(acknowledged_by ORDER BY raised_at DESC) AS acked_by,
          array_agg(next_escalation_at ORDER BY raised_at DESC) AS next_esc,
          array_agg(snoozed_until ORDER BY raised_at DESC) AS snoozed
-  FROM alerts WHERE patient_id = pid AND state <> 'resolved') al
-CROSS JOIN LATERAL (
-  SELECT array_agg(computed_at ORDER BY computed_at) AS times,
+  FROM alerts WHERE state <> 'resolved' AND patient_id = ANY(%(ids)s) GROUP BY patient_id),
+tr AS (
+  SELECT patient_id, array_agg(computed_at ORDER BY computed_at) AS times,
          array_agg(total ORDER BY computed_at) AS totals
-  FROM scores WHERE patient_id = pid AND computed_at > %(spark)s AND computed_at <= %(now)s) tr
+  FROM scores WHERE patient_id = ANY(%(ids)s) AND computed_at > %(spark)s
+    AND computed_at <= %(now)s GROUP BY patient_id)
+SELECT ids.pid,
+  lr.codes, lr.measured, lr.vals, lr.devices,
+  lc.computed_at, lc.total, lc.risk,
+  st.computed_at, st.total, st.risk, st.any_single_3, st.complete, st.missing, st.sub_scores,
+  al.ids, al.kinds, al.severities, al.states, al.summaries, al.raised, al.acked_by,
+  al.next_esc, al.snoozed,
+  tr.times, tr.totals
+FROM ids
+LEFT JOIN lr ON lr.patient_id = ids.pid
+LEFT JOIN lc ON lc.patient_id = ids.pid
+LEFT JOIN LATERAL (
+  SELECT * FROM scores WHERE patient_id = ids.pid ORDER BY computed_at DESC LIMIT 1) st ON true
+LEFT JOIN al ON al.patient_id = ids.pid
+LEFT JOIN tr ON tr.patient_id = ids.pid
 """
 
 
