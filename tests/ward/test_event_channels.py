@@ -116,3 +116,15 @@ def test_public_keeps_the_plain_name_and_long_schemas_fit(db_url: str) -> None:
             conn.execute(channels.listen_sql(name))  # a valid identifier, not truncated
         finally:
             conn.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(long)))
+
+
+def test_device_changes_reach_their_own_schemas_gateways(db_url: str, other_db_url: str) -> None:
+    """0010's device-directory trigger: a gateway reloads only devices of its own schema."""
+    with psycopg.connect(db_url, autocommit=True) as la, \
+            psycopg.connect(other_db_url, autocommit=True) as lb:
+        da, db_ = channels.listen(la, channels.DEVICES), channels.listen(lb, channels.DEVICES)
+        _send(db_url, "INSERT INTO devices (id, kind) VALUES ('pox-a', 'pulse_oximeter')")
+        _send(other_db_url, "SELECT pg_notify(%s, 'end')", db_)
+        _send(db_url, "SELECT pg_notify(%s, 'end')", da)
+        assert _until_end(lb) == [(db_, "end")]
+        assert _until_end(la) == [(da, "pox-a"), (da, "end")]
