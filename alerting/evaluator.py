@@ -29,9 +29,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from ward.db import alerting_queue
+from ward.db import alerting_queue, channels
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ class Evaluator:
             self._conn = psycopg.connect(self._conninfo, application_name="vw-alerting-eval")
             self._listen = psycopg.connect(self._conninfo, autocommit=True,
                                            application_name="vw-alerting-listen")
-            self._listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(alerting_queue.CHANNEL)))
+            channels.listen(self._listen, alerting_queue.CHANNEL)
         return self._conn
 
     def close(self) -> None:

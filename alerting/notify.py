@@ -162,6 +162,6 @@ class DashboardNotifier:
                                    "event": item.payload.get("event")}
         try:
             with self._conn.transaction():
-                self._conn.execute("SELECT pg_notify('vw_events', %s)", (json.dumps(payload),))
+                self._conn.execute("SELECT vw_notify(%s)", (json.dumps(payload),))
         except psycopg.Error as exc:
             raise DeliveryError(f"NOTIFY failed: {exc}") from exc

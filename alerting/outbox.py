@@ -90,7 +90,7 @@ def record(conn: Conn, item: OutboxItem, now: dt.datetime, error: str | None) ->
         if attempts >= MAX_ATTEMPTS:
             conn.execute("UPDATE notification_outbox SET failed_at = %s, attempts = %s, "
                          "last_error = %s WHERE id = %s", (now, attempts, error[:2000], item.id))
-            conn.execute("SELECT pg_notify('vw_events', %s)", (json.dumps(
+            conn.execute("SELECT vw_notify(%s)", (json.dumps(
                 {"type": "notification_failed", "outbox_id": item.id, "channel": item.channel}),))
             return "failed"
         conn.execute("UPDATE notification_outbox SET attempts = %s, last_error = %s, "

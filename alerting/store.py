@@ -371,4 +371,5 @@ def notify(conn: Conn, payloads: Sequence[dict[str, Any]]) -> None:
     texts = [json.dumps(p, separators=(",", ":"), default=str) for p in payloads]
     texts = [t for t in dict.fromkeys(texts) if len(t.encode()) <= MAX_NOTIFY_BYTES]
     if texts:
-        conn.execute("SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t", (CHANNEL, texts))
+        conn.execute("SELECT pg_notify(vw_channel(%s), t) FROM unnest(%s::text[]) AS t",
+                     (CHANNEL, texts))

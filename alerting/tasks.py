@@ -141,7 +141,7 @@ def follow_up(conn: Conn, subjects: Sequence[Subject], now: dt.datetime, *,
     events += [{"type": "task", "task_id": tid, "patient_id": pid, "status": "open"}
                for tid, pid in stored]
     if events:
-        conn.execute("SELECT pg_notify('vw_events', t) FROM unnest(%s::text[]) AS t",
+        conn.execute("SELECT vw_notify(t) FROM unnest(%s::text[]) AS t",
                      ([json.dumps(e, separators=(",", ":")) for e in events],))
     return result
 

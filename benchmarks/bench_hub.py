@@ -283,7 +283,7 @@ def main() -> int:
                 with psycopg.connect(url, autocommit=True) as note:
                     for i in range(args.requests):
                         ids = [1 + (i * 20 + k) % args.patients for k in range(20)]
-                        note.execute("SELECT pg_notify('vw_events', %s)", (json.dumps(
+                        note.execute("SELECT vw_notify(%s)", (json.dumps(
                             {"type": "readings", "patient_ids": ids}),))
                         time.sleep(0.005)  # the listener hears it (as a browser would)
                         churn.append(timed(client, "/api/ward"))

@@ -68,7 +68,7 @@ def write(cur: psycopg.Cursor[Any], letters: Sequence[DeadLetter],
          b.suppressed_bytes, b.device_id) for b in decided.budgets])
     for q in decided.quarantines:
         cur.execute(_QUARANTINE, (q.device_id, q.started_at, q.until, q.detail))
-        cur.execute("SELECT pg_notify('vw_events', %s)", (json.dumps({
+        cur.execute("SELECT vw_notify(%s)", (json.dumps({
             "type": "device_alert", "device_id": q.device_id, "alert": "quarantined",
             "until": q.until.isoformat()}),))
         log.warning("device quarantined device=%s until=%s reason=dead_letter_flood %s",

@@ -39,6 +39,7 @@ from gateway.mqtt import Inbound, MqttLink, broker_address
 from gateway.pipeline import BatchPlan, Key, plan_batch, result_for
 from gateway.relative_times import rebase
 from gateway.sink import Conn, write_batch
+from ward.db import channels
 from ward.db.registry import device_directory
 from ward.db.store import ReadingStore
 from ward.settings import Settings
@@ -142,7 +143,7 @@ class Gateway:
                                application_name="vw-gateway")
         listen = psycopg.connect(conninfo, autocommit=True, connect_timeout=DB_CONNECT_TIMEOUT_S,
                                  application_name="vw-gateway-listen")
-        listen.execute("LISTEN vw_devices")
+        channels.listen(listen, channels.DEVICES)
         self.directory.replace(device_directory(conn), self.clock())
         conn.commit()
         self._conn, self._listen = conn, listen

@@ -64,6 +64,6 @@ def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
                 alerting_queue.enqueue(cur, patients, min(
                     r.received_at for r in plan.readings if r.key in inserted))
             for chunk in chunk_ids(patients):
-                cur.execute("SELECT pg_notify('vw_events', %s)",
+                cur.execute("SELECT vw_notify(%s)",
                             (json.dumps({"type": "readings", "patient_ids": chunk}),))
     return inserted, patients

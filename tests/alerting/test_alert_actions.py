@@ -21,6 +21,7 @@ from alerting.care_plan_store import (
 from alerting.errors import AlertingError, AlertNotFound, AlertTransitionError, CarePlanError
 from alerting.policy import Policy
 from alerting.runner import evaluate_after_commit
+from ward.db import channels
 
 T0 = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
 SICK = {"spo2": 90, "pulse": 125, "resp_rate": 26, "temperature": 36.8, "systolic_bp": 125,
@@ -41,10 +42,10 @@ def alert_id(db: psycopg.Connection[Any], policy: Policy, add_patients: Any, rea
 def test_acknowledge_resolve_write_events_and_notify(db: psycopg.Connection[Any], db_url: str,
                                                      alert_id: int, policy: Policy) -> None:
     with psycopg.connect(db_url, autocommit=True) as listener:
-        listener.execute("LISTEN vw_events")
+        channels.listen(listener, channels.EVENTS)
         actions.acknowledge(db, alert_id, by="nurse.a", now=T0 + dt.timedelta(minutes=3), policy=policy)
         db.commit()
-        # NOTIFY is database-wide: other tests' events may arrive too; find ours.
+        # Other events of this schema may arrive too; find ours.
         got = None
         for n in listener.notifies(timeout=2):
             payload = json.loads(n.payload)

@@ -14,6 +14,7 @@ from alerting import store
 from alerting.artefacts import Doubt
 from alerting.policy import Policy
 from alerting.runner import evaluate_after_commit
+from ward.db import channels
 from ward.db import migrate as migrate_mod
 from ward.db.migrate import load_migrations, migrate
 from ward.hub.routers.alerts import load_alert
@@ -112,7 +113,7 @@ def test_a_doubtful_spot_reading_raises_nothing_and_calls_the_hook_and_notifies(
 
     later = T0 + dt.timedelta(hours=3)
     with psycopg.connect(db_url, autocommit=True) as listener:
-        listener.execute("LISTEN vw_events")
+        channels.listen(listener, channels.EVENTS)
         write_readings(db, readings(pid, later, spo2=88))  # alone, 9 points down
         changes = evaluate_after_commit(db, [pid], later, policy=policy, on_doubt=hook)
         payloads = [json.loads(n.payload) for n in listener.notifies(timeout=2, stop_after=3)]

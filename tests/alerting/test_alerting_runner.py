@@ -12,6 +12,7 @@ import psycopg
 
 from alerting.policy import Policy
 from alerting.runner import evaluate_after_commit
+from ward.db import channels
 
 T0 = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)  # a Monday, in hub hours (GMT)
 NORMAL = {"spo2": 97, "pulse": 70, "resp_rate": 16, "temperature": 36.8, "systolic_bp": 125,
@@ -30,10 +31,10 @@ def test_high_news2_raises_one_alert_with_evidence_events_outbox_and_notify(
         write_readings: Any, add_patients: Any, readings: Any) -> None:
     (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
     with psycopg.connect(db_url, autocommit=True) as listener:
-        listener.execute("LISTEN vw_events")
+        channels.listen(listener, channels.EVENTS)
         write_readings(db, readings(pid, T0, **SICK))
         changes = evaluate_after_commit(db, [pid], T0 + dt.timedelta(seconds=5), policy=policy)
-        # NOTIFY is database-wide: other tests' events may arrive too; keep ours.
+        # Other events of this schema may arrive too; keep ours.
         received = []
         for n in listener.notifies(timeout=2):
             payload = json.loads(n.payload)
@@ -54,8 +55,8 @@ def test_high_news2_raises_one_alert_with_evidence_events_outbox_and_notify(
         "WHERE a.kind = 'news2' AND e.event = 'raised'").fetchone() or (None,)
     assert {e["code"] for e in evidence} == set(SICK)
     assert all(e["device_id"] == f"dev-{pid}" for e in evidence)
-    channels = {r[0] for r in db.execute("SELECT channel FROM notification_outbox")}
-    assert {"dashboard", "mqtt"} <= channels
+    outbox_channels = {r[0] for r in db.execute("SELECT channel FROM notification_outbox")}
+    assert {"dashboard", "mqtt"} <= outbox_channels
     (total, risk, complete) = db.execute(
         "SELECT total, risk, complete FROM scores WHERE patient_id = %s", (pid,)).fetchone() or ()
     assert (total, risk, complete) == (8, "high", True)

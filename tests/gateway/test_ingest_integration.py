@@ -20,6 +20,7 @@ from gateway.contract import (
     status_topic,
 )
 from gateway.decode import senml_msg_id
+from ward.db import channels
 
 
 def _now() -> dt.datetime:
@@ -39,7 +40,7 @@ def test_readings_are_stored_answered_and_notified(
     dev = f"pox-{unique}"
     patient = ward.add(dev)
     listener = psycopg.connect(ward.url, autocommit=True)
-    listener.execute("LISTEN vw_events")
+    channels.listen(listener, channels.EVENTS)
     gw = start_gateway(ward.url, broker.url, VW_MQTT_PROTOCOL=protocol)
     assert f"protocol={protocol} " in gw.log()
     client = connect_mqtt(broker.url)

@@ -32,7 +32,7 @@ def test_notify_reaches_subscribers(db_url: str) -> None:
                 await asyncio.wait_for(hub.listening.wait(), 10)
                 assert (await asyncio.wait_for(queue.get(), 5)).type == "resync"
                 async with await psycopg.AsyncConnection.connect(db_url) as conn:
-                    await conn.execute("SELECT pg_notify('vw_events', %s)",
+                    await conn.execute("SELECT vw_notify(%s)",
                                        ('{"type": "readings", "patient_ids": [42]}',))
                     await conn.commit()
                 return await asyncio.wait_for(queue.get(), 5)

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ward.db import registry
+from ward.db import channels, registry
 from ward.domain.patients import Patient
 from ward.hub.auth import Role
 
@@ -35,7 +35,7 @@ def test_stored_converted_attributed_audited_and_announced(app_client, staff, ad
     admitted_at = clock.now - dt.timedelta(days=2)
     pid = admit(at=admitted_at)
     with psycopg.connect(db_url, autocommit=True) as listener:
-        listener.execute("LISTEN vw_events")
+        channels.listen(listener, channels.EVENTS)
         response = app_client.post(url(pid), headers=nurse.headers, json={
             "observations": [{"code": "temperature", "value": 100.4, "unit": "[degF]"},
                              {"code": "resp_rate", "value": 18, "unit": "/min"},

@@ -87,7 +87,7 @@ def settled(client: TestClient, count: Callable[[], int]) -> int:
 
 
 def notify(conn: Conn, payload: dict[str, Any]) -> None:
-    conn.execute("SELECT pg_notify('vw_events', %s)", (json.dumps(payload),))
+    conn.execute("SELECT vw_notify(%s)", (json.dumps(payload),))
 
 
 def set_latest(conn: Conn, pid: int, code: str, value: float, at: dt.datetime) -> None:

@@ -41,7 +41,7 @@ def enqueue(cur: Cursor, patient_ids: Sequence[int], received_at: dt.datetime) -
         return
     cur.execute("INSERT INTO alerting_queue (patient_ids, received_at) VALUES (%s, %s)",
                 (list(patient_ids), received_at))
-    cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+    cur.execute("SELECT pg_notify(vw_channel(%s), '')", (CHANNEL,))
 
 
 def take(conn: Conn, limit: int) -> Taken:

@@ -41,7 +41,7 @@ def _insert(conn: Conn, kind: str, patient_id: int, *, reason: str, detail: str,
                                  priority, SYSTEM, created_at)).fetchone()
     if row is None:
         return None
-    conn.execute("SELECT pg_notify('vw_events', %s)",
+    conn.execute("SELECT vw_notify(%s)",
                  (f'{{"type": "task", "patient_id": {int(patient_id)}, "task_id": {int(row[0])}}}',))
     return int(row[0])
 

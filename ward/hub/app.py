@@ -34,6 +34,7 @@ from ward.hub.routers import (
     follow_ups,
     health,
     manager_pages,
+    observation_tasks,
     observations,
     pages,
     patients,
@@ -182,8 +183,8 @@ def create_app(
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
                    alerts, care_plans, users, ward, risk, fhir_api, fhir_risk, reports_api, stream,
-                   tasks, worklist, pages, care_plan_pages, people_pages, report_pages,
-                   manager_pages, follow_ups):
+                   tasks, observation_tasks, worklist, pages, care_plan_pages, people_pages,
+                   report_pages, manager_pages, follow_ups):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything

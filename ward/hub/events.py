@@ -19,9 +19,12 @@ from typing import Any
 
 import psycopg
 
+from ward.db import channels
+
 log = logging.getLogger(__name__)
 
-CHANNEL = "vw_events"
+# The base name; the channel listened on is per schema (ward.db.channels, migration 0150).
+CHANNEL = channels.EVENTS
 # Events a tab may lag behind before it is told to resync: a burst of gateway batches for a
 # few hundred patients fits; a tab asleep in the background does not grow without bound.
 QUEUE_LIMIT = 256
@@ -119,7 +122,7 @@ async def listen(conninfo: str, broadcaster: Broadcaster) -> None:
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-                await conn.execute("LISTEN vw_events")
+                await channels.listen_async(conn, CHANNEL)
                 broadcaster.listening.set()
                 delay = RETRY_FIRST_S
                 # After a reconnect anything may have been missed: tell every tab to resync.

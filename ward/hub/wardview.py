@@ -1,9 +1,11 @@
 """The ward view's data: one row per admitted patient, most acute first, in a few queries.
 
-Six set-based queries (admissions, latest readings, newest stored score per patient, care
-plans, open alerts, current devices) plus one for the 24-hour NEWS2 trend, whatever the number
-of patients; the acuity rules live in `ward.hub.acuity`. `latest_readings` and an index on
-`scores (patient_id, computed_at DESC)` keep every query away from the readings history.
+Four set-based queries whatever the number of patients: admissions with their care plans, the
+admitted count, current devices, and one statement for everything the row's risk is made of
+(latest readings, newest stored and newest complete score, open alerts, 24-hour NEWS2 trend),
+so the score and the alerts shown beside it are one snapshot (issue 11.8). The acuity rules
+live in `ward.hub.acuity`. `latest_readings` and an index on `scores (patient_id,
+computed_at DESC)` keep every query away from the readings history.
 """
 
 from __future__ import annotations
@@ -109,6 +111,98 @@ def _ids_clause(patient_ids: Sequence[int] | None) -> tuple[str, tuple[object, .
     return " AND a.patient_id = ANY(%s)", (list(patient_ids),)
 
 
+# Everything a row's risk is made of, read by ONE statement so it is one snapshot (issue
+# 11.8): the latest readings, the newest stored score, the newest complete score within the
+# band memory, the open alerts and the 24-hour trend. As separate READ COMMITTED statements
+# an evaluation committing between them (a new score, its alert raised or resolved) showed a
+# row scored from one moment beside alerts from another (seen: "Low 0" sorted last while
+# its NEWS2 3 alert counted down). The request's transaction has already run statements
+# (the session lookup), so REPEATABLE READ cannot be set here; one statement needs no
+# isolation level. One row per patient with arrays, not one per fact: 24 h of scores for
+# 1,000 patients would otherwise be ~24,000 rows to decode.
+_FACTS = """
+WITH ids AS (SELECT unnest(%(ids)s::bigint[]) AS pid),
+lr AS (
+  SELECT patient_id, array_agg(code) AS codes, array_agg(measured_at) AS measured,
+         array_agg(value) AS vals, array_agg(device_id) AS devices
+  FROM latest_readings WHERE patient_id = ANY(%(ids)s) GROUP BY patient_id),
+lc AS (
+  SELECT DISTINCT ON (patient_id) patient_id, computed_at, total, risk FROM scores
+  WHERE patient_id = ANY(%(ids)s) AND complete AND computed_at >= %(since)s
+    AND computed_at <= %(now)s
+  ORDER BY patient_id, computed_at DESC),
+al AS (
+  SELECT patient_id, array_agg(id ORDER BY raised_at DESC) AS ids,
+         array_agg(kind ORDER BY raised_at DESC) AS kinds,
+         array_agg(severity ORDER BY raised_at DESC) AS severities,
+         array_agg(state ORDER BY raised_at DESC) AS states,
+         array_agg(summary ORDER BY raised_at DESC) AS summaries,
+         array_agg(raised_at ORDER BY raised_at DESC) AS raised,
+         array_agg(acknowledged_by ORDER BY raised_at DESC) AS acked_by,
+         array_agg(next_escalation_at ORDER BY raised_at DESC) AS next_esc,
+         array_agg(snoozed_until ORDER BY raised_at DESC) AS snoozed
+  FROM alerts WHERE state <> 'resolved' AND patient_id = ANY(%(ids)s) GROUP BY patient_id),
+tr AS (
+  SELECT patient_id, array_agg(computed_at ORDER BY computed_at) AS times,
+         array_agg(total ORDER BY computed_at) AS totals
+  FROM scores WHERE patient_id = ANY(%(ids)s) AND computed_at > %(spark)s
+    AND computed_at <= %(now)s GROUP BY patient_id)
+SELECT ids.pid,
+  lr.codes, lr.measured, lr.vals, lr.devices,
+  lc.computed_at, lc.total, lc.risk,
+  st.computed_at, st.total, st.risk, st.any_single_3, st.complete, st.missing, st.sub_scores,
+  al.ids, al.kinds, al.severities, al.states, al.summaries, al.raised, al.acked_by,
+  al.next_esc, al.snoozed,
+  tr.times, tr.totals
+FROM ids
+LEFT JOIN lr ON lr.patient_id = ids.pid
+LEFT JOIN lc ON lc.patient_id = ids.pid
+LEFT JOIN LATERAL (
+  SELECT * FROM scores WHERE patient_id = ids.pid ORDER BY computed_at DESC LIMIT 1) st ON true
+LEFT JOIN al ON al.patient_id = ids.pid
+LEFT JOIN tr ON tr.patient_id = ids.pid
+"""
+
+
+_Facts = tuple[dict[int, dict[str, Latest]], dict[int, LastComplete], dict[int, StoredScore],
+               dict[int, list[OpenAlert]], dict[int, list[tuple[dt.datetime, int]]]]
+
+
+def _score_facts(conn: Conn, ids: Sequence[int], now: dt.datetime) -> _Facts:
+    """The readings, scores, open alerts and trend of `ids`, as one snapshot."""
+    latest: dict[int, dict[str, Latest]] = {}
+    last_complete: dict[int, LastComplete] = {}
+    stored: dict[int, StoredScore] = {}
+    alerts: dict[int, list[OpenAlert]] = {}
+    trends: dict[int, list[tuple[dt.datetime, int]]] = {}
+    for (raw_pid, codes, measured, vals, devs, lc_at, lc_total, lc_risk,
+         at, total, risk, single3, complete, missing, subs,
+         a_ids, kinds, sevs, states, summaries, raised, acked, next_esc, snoozed,
+         times, totals) in conn.execute(_FACTS, {
+             "ids": list(ids), "now": now, "since": now - due_rule.BAND_MEMORY,
+             "spark": now - SPARK_WINDOW}):
+        pid = int(raw_pid)
+        if codes:
+            latest[pid] = {
+                str(c): Latest(str(c), m, float(v), str(d))
+                for c, m, v, d in zip(codes, measured, vals, devs, strict=True)}
+        if lc_at is not None:
+            # The same fact the alert rule reads from its 24-hour score history
+            # (alerting.due.last_complete).
+            last_complete[pid] = LastComplete(lc_at, int(lc_total), Risk(lc_risk))
+        if at is not None:
+            stored[pid] = StoredScore(at, int(total), str(risk), bool(single3),
+                                            bool(complete), tuple(missing or ()),
+                                            dict(subs or {}))
+        if a_ids:
+            alerts[pid] = [OpenAlert(*a) for a in zip(
+                a_ids, kinds, sevs, states, summaries, raised, acked, next_esc, snoozed,
+                strict=True)]
+        if times:
+            trends[pid] = list(zip(times, (int(t) for t in totals), strict=True))
+    return latest, last_complete, stored, alerts, trends
+
+
 def load(
     conn: Conn, *, now: dt.datetime, beds: int, patient_ids: Sequence[int] | None = None
 ) -> WardView:
@@ -131,42 +225,7 @@ def load(
     if not ids:
         return WardView([], admitted, beds)
 
-    latest: dict[int, dict[str, Latest]] = {}
-    for pid, code, at, value, device in conn.execute(
-        "SELECT patient_id, code, measured_at, value, device_id FROM latest_readings "
-        "WHERE patient_id = ANY(%s)", (ids,),
-    ):
-        latest.setdefault(int(pid), {})[str(code)] = Latest(str(code), at, float(value),
-                                                            str(device))
-
-    # The newest complete score within the band memory: the same fact the alert rule reads
-    # from its 24-hour score history (alerting.due.last_complete).
-    last_complete: dict[int, LastComplete] = {}
-    for pid, at, total, risk in conn.execute(
-        "SELECT DISTINCT ON (patient_id) patient_id, computed_at, total, risk FROM scores "
-        "WHERE patient_id = ANY(%s) AND complete AND computed_at >= %s AND computed_at <= %s "
-        "ORDER BY patient_id, computed_at DESC", (ids, now - due_rule.BAND_MEMORY, now),
-    ):
-        last_complete[int(pid)] = LastComplete(at, int(total), Risk(risk))
-
-    stored: dict[int, StoredScore] = {}
-    for pid, at, total, risk, single3, complete, missing, subs in conn.execute(
-        "SELECT pid, s.computed_at, s.total, s.risk, s.any_single_3, s.complete, s.missing, "
-        "s.sub_scores FROM unnest(%s::bigint[]) AS pid, LATERAL ("
-        "  SELECT * FROM scores WHERE patient_id = pid ORDER BY computed_at DESC LIMIT 1) s",
-        (ids,),
-    ):
-        stored[int(pid)] = StoredScore(at, int(total), str(risk), bool(single3), bool(complete),
-                                       tuple(missing or ()), dict(subs or {}))
-
-    alerts: dict[int, list[OpenAlert]] = {}
-    for row in conn.execute(
-        "SELECT patient_id, id, kind, severity, state, summary, raised_at, acknowledged_by, "
-        "next_escalation_at, snoozed_until FROM alerts "
-        "WHERE state <> 'resolved' AND patient_id = ANY(%s) ORDER BY raised_at DESC", (ids,),
-    ):
-        alerts.setdefault(int(row[0]), []).append(OpenAlert(*row[1:]))
-
+    latest, last_complete, stored, alerts, trends = _score_facts(conn, ids, now)
     # Current and future assignments: a future start or a current end is when the row's
     # device list changes with no event, so it bounds how long the row may be cached.
     devices: dict[int, list[DeviceHealth]] = {}
@@ -189,17 +248,6 @@ def load(
                 DeviceHealth(str(dev_id), str(kind), online, battery, reported))
             if active:
                 kits.setdefault(int(pid), []).append((str(dev_id), str(kind)))
-
-    # One row per patient (arrays), not one per score: 24 h of scores for 1,000 patients
-    # would otherwise be ~24,000 rows to decode.
-    trends: dict[int, list[tuple[dt.datetime, int]]] = {}
-    for pid, times, totals in conn.execute(
-        "SELECT patient_id, array_agg(computed_at ORDER BY computed_at), "
-        "array_agg(total ORDER BY computed_at) FROM scores "
-        "WHERE patient_id = ANY(%s) AND computed_at > %s AND computed_at <= %s "
-        "GROUP BY patient_id", (ids, now - SPARK_WINDOW, now),
-    ):
-        trends[int(pid)] = list(zip(times, (int(t) for t in totals), strict=True))
 
     rows: list[WardRow] = []
     for (pid, nhs, given, family, dob, adm_id, pathway, source, admitted_at, scale,

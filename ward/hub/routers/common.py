@@ -72,5 +72,5 @@ def require_patient(conn: Conn, patient_id: int) -> None:
 def notify(conn: Conn, kind: str, patient_ids: Sequence[int], **extra: Any) -> None:
     """Tell every hub (and its browsers) that these patients changed; sent on commit."""
     payload = json.dumps({"type": kind, "patient_ids": list(patient_ids), **extra})
-    conn.execute("SELECT pg_notify('vw_events', %s)", (payload,))
+    conn.execute("SELECT vw_notify(%s)", (payload,))
     wardcache.note_change(conn, patient_ids)

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from alerting.risk_tier import Tier
 from ward.domain import nhs_number
 from ward.domain.vitals import CATALOGUE, VitalCode, display_unit
-from ward.hub import audit, charts, risk, wardcache, wardview
+from ward.hub import audit, charts, observation_tasks, risk, wardcache, wardview
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.routers.alerts import query_alerts
@@ -143,7 +143,8 @@ def _patient_context(request: Request, conn: DB, now: dt.datetime, settings: Set
             record.window_end, settings.tz, unit=" mL")
     return {**_base(request, user, now, settings, "ward"), "r": record, "hours": hours,
             "vital_charts": vital_charts, "news2_chart": news2_chart,
-            "infusion_chart": infusion_chart, "specs": specs}
+            "infusion_chart": infusion_chart, "specs": specs,
+            "hub_tasks": observation_tasks.open_tasks(conn, patient_id=patient_id)[0]}
 
 
 @router.get("/patients/{patient_id}")
