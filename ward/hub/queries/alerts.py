@@ -88,7 +88,8 @@ class AlertCountsOut(BaseModel):
     needs_action: int = Field(description="raised, not acknowledged and not snoozed now")
     acknowledged: int
     snoozed: int
-    high_needs_action: int = Field(description="of needs_action, how many are high severity")
+    high_ids: list[int] = Field(description="the high-severity episodes that need action "
+                                            "(the browser's attention signal)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +204,10 @@ def counts(conn: Conn, now: dt.datetime) -> AlertCountsOut:
         "SELECT count(*) FILTER (WHERE state = 'raised' AND NOT snoozed), "
         "count(*) FILTER (WHERE state = 'acknowledged' AND NOT snoozed), "
         "count(*) FILTER (WHERE snoozed), "
-        "count(*) FILTER (WHERE state = 'raised' AND NOT snoozed AND severity = 'high') "
-        "FROM (SELECT state, severity, coalesce(snoozed_until > %s, false) AS snoozed "
+        "coalesce(array_agg(id ORDER BY id) FILTER ("
+        "WHERE state = 'raised' AND NOT snoozed AND severity = 'high'), '{}') "
+        "FROM (SELECT id, state, severity, coalesce(snoozed_until > %s, false) AS snoozed "
         "FROM alerts WHERE state <> 'resolved') o", (now,)).fetchone()
-    n = row if row is not None else (0, 0, 0, 0)
+    n = row if row is not None else (0, 0, 0, [])
     return AlertCountsOut(needs_action=int(n[0]), acknowledged=int(n[1]), snoozed=int(n[2]),
-                          high_needs_action=int(n[3]))
+                          high_ids=[int(i) for i in n[3]])

@@ -32,6 +32,7 @@ from ward.hub.queries.alerts import (
     counts,
     load_alert,
     query_alerts,
+    sections,
 )
 from ward.hub.routers.common import (
     BIGINT_MAX,
@@ -124,6 +125,17 @@ def read_alert(alert_id: AlertId, conn: DB, now: Now, user: Reader) -> AlertDeta
     audit.record(conn, user, "read", "alert", now=now, entity_id=alert_id,
                  patient_id=out.patient_id)
     return out
+
+
+def card_context(conn: Conn, now: dt.datetime, *, patient_id: int | None = None,
+                 limit: int = 200) -> dict[str, Any]:
+    """What ``_alert_cards.html`` needs: the sections, the counts, the action choices."""
+    counted = counts(conn, now)
+    return {"sections": sections(conn, now, patient_id=patient_id, limit=limit),
+            "counts": counted, "open_total": counted.needs_action,
+            "patient_view": patient_id is not None,
+            "resolve_reasons": RESOLVE_REASONS,
+            "escalation_targets": actions.escalation_targets()}
 
 
 def _after(conn: Conn, user: Any, now: dt.datetime, alert_id: int, action: str,
