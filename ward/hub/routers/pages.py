@@ -19,6 +19,7 @@ from ward.hub import audit, charts, reports, wardcache, wardview
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.queries import alerts as alert_queries
+from ward.hub.queries import staff_entries
 from ward.hub.routers.alerts import card_context, query_alerts
 from ward.hub.routers.common import BIGINT_MAX, PatientId, Reader
 from ward.hub.routers.readings import MAX_WINDOW_HOURS, load_record
@@ -149,6 +150,7 @@ def _patient_context(request: Request, conn: DB, now: dt.datetime, settings: Set
             record.window_end, settings.tz, unit=" mL")
     return {**_base(request, user, now, settings, "ward"), "r": record, "hours": hours,
             **card_context(conn, now, patient_id=patient_id),
+            "staff_entries": staff_entries.recent(conn, patient_id),
             "vital_charts": vital_charts, "news2_chart": news2_chart,
             "infusion_chart": infusion_chart, "specs": specs}
 

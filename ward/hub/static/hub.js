@@ -281,6 +281,7 @@
     }
     var note = els.note.value.trim();
     if (note) body.note = note;
+    if (els.method && els.method.value) body.method = els.method.value;
     return body;
   }
 
