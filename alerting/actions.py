@@ -118,9 +118,17 @@ def escalate_now(conn: Conn, alert_id: int, *, by: str, now: dt.datetime, to: st
                                         now=now, detail=detail), now, chosen, decision)
 
 
-def note(conn: Conn, alert_id: int, *, by: str, text: str, now: dt.datetime,
-         policy: Policy | None = None) -> None:
+def note(conn: Conn, alert_id: int, *, by: str, text: str, now: dt.datetime) -> None:
     """Add ``text`` to the episode's timeline (an ``alert_events`` row, ``event = note``)."""
     _aware(now)
     alert = _load(conn, alert_id)
-    _apply(conn, lifecycle.note(alert, by=by, text=text, now=now), now, policy)
+    transition = lifecycle.note(alert, by=by, text=text, now=now)
+    # Stored directly, not through ``persist``: a note changes nothing but the timeline, and
+    # a note in the same instant as another action (same updated_at) must not be dropped as
+    # "unchanged". Nobody is paged for a note; the hub's screens hear of it by NOTIFY.
+    if transition.after is not None and transition.after != alert:
+        store.update_alerts(conn, [transition.after])
+    store.insert_events(conn, [(alert_id, e) for e in transition.events])
+    store.notify(conn, [{"type": "alert", "patient_id": alert.patient_id, "alert_id": alert_id,
+                         "state": alert.state.value, "kind": alert.kind.value,
+                         "severity": alert.severity.value}])

@@ -81,19 +81,22 @@ def test_escalate_now_to_a_named_contact_after_acknowledging(
 def test_note_and_snooze_reason_are_in_the_timeline(
         db: psycopg.Connection[Any], alert_id: int, policy: Policy) -> None:
     actions.note(db, alert_id, by="nurse.b", text="phoned, no answer",
-                 now=T0 + dt.timedelta(minutes=1), policy=policy)
+                 now=T0 + dt.timedelta(minutes=1))
+    # A second action in the same instant (same updated_at) is still in the timeline.
+    actions.note(db, alert_id, by="nurse.b", text="left a voicemail",
+                 now=T0 + dt.timedelta(minutes=1))
     actions.acknowledge(db, alert_id, by="nurse.b", now=T0 + dt.timedelta(minutes=2), policy=policy)
     actions.snooze(db, alert_id, by="nurse.b", until=T0 + dt.timedelta(minutes=32),
                    now=T0 + dt.timedelta(minutes=2), reason="visit booked", policy=policy)
     db.commit()
     events = _events(db, alert_id)
     assert ("note", "nurse.b", {"text": "phoned, no answer"}) in events
+    assert ("note", "nurse.b", {"text": "left a voicemail"}) in events
     snoozed = [d for e, _, d in events if e == "snoozed"]
     assert snoozed
     assert snoozed[0]["reason"] == "visit booked"
     with pytest.raises(AlertTransitionError, match="the note is required"):
-        actions.note(db, alert_id, by="nurse.b", text="  ", now=T0 + dt.timedelta(minutes=3),
-                     policy=policy)
+        actions.note(db, alert_id, by="nurse.b", text="  ", now=T0 + dt.timedelta(minutes=3))
 
 
 def test_a_resolved_episode_cannot_be_escalated(

@@ -55,6 +55,12 @@ class AlertOut(BaseModel):
     #: Raised on a partial NEWS2 (a lower bound): shown as incomplete, never as the score.
     partial: bool = False
     escalation_target: str | None = None
+    #: The last escalation: when, and by whom (``system`` for the timer, else the person).
+    escalated_at: dt.datetime | None = None
+    escalated_by: str | None = None
+    #: Whom the last escalation notified: [{"channel", "recipient"}] (and the on-call name).
+    escalated_contacts: list[dict[str, Any]] | None = None
+    escalated_on_call: str | None = None
     seconds_to_escalation: int | None = Field(
         description="countdown to the next escalation step; negative when overdue")
 
@@ -107,8 +113,11 @@ _SELECT = sql.SQL(
     "SELECT a.id, a.patient_id, p.given_name || ' ' || p.family_name, a.kind, a.severity, "
     "a.state, a.summary, a.details, a.raised_at, a.updated_at, a.acknowledged_at, "
     "a.acknowledged_by, a.resolved_at, a.resolved_by, a.resolution_reason, a.snoozed_until, "
-    "a.escalation_tier, a.next_escalation_at, a.partial, a.escalation_target "
-    "FROM alerts a JOIN patients p ON p.id = a.patient_id ")
+    "a.escalation_tier, a.next_escalation_at, a.partial, a.escalation_target, esc.at, "
+    "esc.actor, esc.detail->'recipients', esc.detail->>'on_call' "
+    "FROM alerts a JOIN patients p ON p.id = a.patient_id "
+    "LEFT JOIN LATERAL (SELECT e.at, e.actor, e.detail FROM alert_events e WHERE e.alert_id = a.id "
+    "AND e.event = 'escalated' ORDER BY e.at DESC, e.id DESC LIMIT 1) esc ON true ")
 _FIELDS = [f for f in AlertOut.model_fields if f != "seconds_to_escalation"]
 
 
