@@ -1,7 +1,8 @@
 """The dashboard's HTML pages (server-rendered) and the fragments the live script swaps in.
 
 Pages: ward view (`/`), alert queue (`/alerts`), patient page (`/patients/{id}`), reports
-(`/reports`). Fragments: `/ward/rows?patient_id=…` (just the changed rows), `/alerts/rows`
+(`/reports`). Fragments: `/ward/rows?patient_id=…` (just the changed rows), `/alerts/rows`,
+`/alerts/cards[?patient_id=…]` (episode cards)
 and `/patients/{id}/panel`, fetched by `static/hub.js` when an SSE event names a patient.
 """
 
