@@ -7,6 +7,8 @@ row loop), then measures over real HTTP against the hub served by uvicorn:
 
 * `GET /api/ward` (every admitted patient, sorted by acuity) — target p95 < 100 ms;
 * `GET /api/patients/{id}/record?hours=72` (the patient page) — target p95 < 150 ms;
+* `GET /api/worklist` (every open task of every kind, most urgent then soonest due first) —
+  target p95 < 100 ms, with a task for roughly every patient (`load_tasks`);
 * publish → update: a reading published over MQTT to a real Mosquitto, stored by a real
   `vward gateway` (with its alerting hook), NOTIFY → hub → SSE event received by a client,
   which then fetches that patient's row as the browser does — target p95 < 1 s.
@@ -120,6 +122,34 @@ def load(url: str, patients: int, days: int, now: dt.datetime) -> None:
         count = conn.execute("SELECT count(*) FROM readings").fetchone()
         print(f"loaded {count[0] if count else 0:,} readings for {patients} patients in "
               f"{t1 - t0:.0f} s (+ {time.perf_counter() - t1:.0f} s latest/scores/analyze)")
+    load_tasks(url, patients, now)
+
+
+def load_tasks(url: str, patients: int, now: dt.datetime) -> None:
+    """Worklist load: a full set for every 3rd patient, a phone-call observation for every
+    2nd, a visit for every 5th, a follow-up call and an urgent clock for every 7th."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for kind, step, due_min in (("full_set", 3, 30), ("visit", 5, 90),
+                                    ("follow_up_call", 7, 2880), ("urgent_response", 7, 60)):
+            conn.execute(
+                "INSERT INTO tasks (kind, patient_id, reason, detail, due_at, created_by, "
+                "created_at) SELECT %s, p, 'bench', 'bench task', "
+                "%s::timestamptz + ((p %% 60) - 30 + %s) * interval '1 minute', 'bench', "
+                "%s::timestamptz - interval '2 hours' FROM generate_series(1, %s, %s) p",
+                (kind, now, due_min, now, patients, step))
+        conn.execute(
+            "INSERT INTO observation_tasks (patient_id, parameter, method, due_at, created_at) "
+            "SELECT p, 'resp_rate', 'phone call', %s::timestamptz + (p %% 120) * "
+            "interval '1 minute', %s FROM generate_series(1, %s, 2) p",
+            (now - dt.timedelta(minutes=60), now - dt.timedelta(hours=4), patients))
+        conn.execute("ANALYZE tasks; ANALYZE observation_tasks")
+
+
+def bench_worklist(client: httpx.Client, requests: int, patients: int) -> None:
+    timed(client, "/api/worklist")
+    work = [timed(client, "/api/worklist") for _ in range(requests)]
+    items = client.get("/api/worklist").json()["total"]
+    print(f"worklist API ({items} open tasks, {patients} patients): {percentiles(work)}")
 
 
 @contextlib.contextmanager
@@ -261,6 +291,7 @@ def main() -> int:
                 record = [timed(client, f"/api/patients/{1 + (i * 13) % args.patients}/record")
                           for i in range(args.requests)]
                 print(f"patient page API (72 h of vitals):       {percentiles(record)}")
+                bench_worklist(client, args.requests, args.patients)
             time.sleep(2)  # the gateway subscribes
             updates = publish_to_update(base, token, broker.url, args.patients, args.updates)
             if updates:

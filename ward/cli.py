@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "alerting": ("alerting.cli", "run the escalation scheduler and notifier"),
     "replay": ("ward.commands.replay", "replay readings through the alert rules"),
     "simulate": ("ward.commands.simulate", "drive the broker with simulated patients"),
+    "demo-history": ("ward.hub.demo_history", "backfill a month of demo ward history"),
 }
 
 

@@ -30,15 +30,15 @@ def store(db: psycopg.Connection[Any], pid: int, at: dt.datetime, device: str = 
 
 def test_referral_accept_discharge_and_decline(app_client, staff, db):
     nurse = staff(Role.HUB_NURSE)
-    h = nurse.headers
-    pid = app_client.post("/api/patients", headers=h, json={
+    h = staff(Role.CLINICIAN).headers  # a nurse enters referrals; a clinician decides
+    pid = app_client.post("/api/patients", headers=nurse.headers, json={
         "nhs_number": "9434765919", "given_name": "Mary", "family_name": "Seacole",
         "date_of_birth": "1940-05-01"}).json()["id"]
     bad = app_client.post("/api/referrals", headers=h, json={
         "patient_id": pid, "pathway": "step_down", "source": "gp"})
     assert bad.status_code == 422
     assert bad.headers["content-type"] == PROBLEM
-    ref = app_client.post("/api/referrals", headers=h, json={
+    ref = app_client.post("/api/referrals", headers=nurse.headers, json={
         "patient_id": pid, "pathway": "step_up", "source": "111", "reason": "cellulitis"})
     assert ref.status_code == 201, ref.text
     aid = ref.json()["id"]

@@ -137,7 +137,9 @@ def test_discharge_ends_devices_and_the_record_says_so(app_client, staff, admit,
     aid = db.execute("SELECT id FROM admissions WHERE patient_id = %s", (pid,)).fetchone()
     db.commit()
     assert aid is not None
-    done = app_client.post(f"/api/admissions/{aid[0]}/discharge", headers=h,
+    # Discharge is a clinician's (or the ward manager's) decision, not a hub nurse's.
+    done = app_client.post(f"/api/admissions/{aid[0]}/discharge",
+                           headers=staff(Role.CLINICIAN).headers,
                            json={"outcome": "usual_residence"})
     assert done.status_code == 200, done.text
     record = registry.device_directory(db, [f"ox-{pid}"])[f"ox-{pid}"]

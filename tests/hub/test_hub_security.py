@@ -81,8 +81,8 @@ def test_every_route_declares_roles_and_refuses_anonymous_callers(app_client: Te
      {"scale": 2, "reason": "hypercapnic COPD"}, True),
     (Role.ADMIN, "/api/patients/{pid}/care-plan/ceiling", "PUT",
      {"ceiling": "palliative", "reason": "ReSPECT"}, False),
-    (Role.ADMIN, "/api/referrals", "POST", {"patient_id": 1, "pathway": "step_up",
-                                             "source": "gp"}, False),
+    (Role.HUB_NURSE, "/api/admissions/1/discharge", "POST", {"outcome": "died"}, False),
+    (Role.HUB_NURSE, "/api/admissions/1/accept", "POST", {}, False),
     (Role.ADMIN, "/api/patients/{pid}/observations", "POST",
      {"observations": [{"code": "resp_rate", "value": 16}]}, False),
     (Role.HUB_NURSE, "/api/ward", "GET", None, True),
@@ -186,7 +186,7 @@ def test_demo_users_only_with_the_flag(hub_settings: Settings, db: psycopg.Conne
         pass
     names = {r[0] for r in db.execute("SELECT username FROM users")}
     assert (names >= {"nurse", "admin"}) is flag
-    assert names <= {"nurse", "admin", "doctor"}
+    assert names <= {"nurse", "admin", "doctor", "safety"}
 
 
 def test_every_patient_read_and_change_is_audited(app_client, staff, db, clock):

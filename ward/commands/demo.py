@@ -55,6 +55,7 @@ class DemoProcess:
 DEMO_PROCESSES: tuple[DemoProcess, ...] = (
     DemoProcess("register", "ward.commands.simulate", ("simulate", "demo", "--register-only"),
                 one_shot=True),
+    DemoProcess("history", "ward.hub.demo_history", ("demo-history",), one_shot=True),
     DemoProcess("gateway", "gateway.cli", ("gateway",)),
     DemoProcess("alerting", "alerting.cli", ("alerting",)),
     DemoProcess("hub", "ward.hub.cli", ("hub",)),

@@ -131,8 +131,10 @@ def register_ward(conn: psycopg.Connection[Any], scenario: Scenario, patients: l
         if open_admission is None:
             referral = Admission(int(pid), sim.pathway, sim.source,
                                  referred_at=since - dt.timedelta(hours=2))
-            registry.add_admission(conn, referral.admit(since - ASSIGN_MARGIN))
+            admission = registry.add_admission(conn, referral.admit(since - ASSIGN_MARGIN))
             created["admissions"] += 1
+            _risk_facts(conn, scenario, sim, patient_id=int(pid), admission_id=admission.id,
+                        at=since)
         for device in sim.devices:
             if _one(conn, "SELECT pk FROM devices WHERE id = %s", (device.device_id,)) is None:
                 registry.add_device(conn, Device(device.device_id, device.kind, device.model))
@@ -146,6 +148,19 @@ def register_ward(conn: psycopg.Connection[Any], scenario: Scenario, patients: l
         created["plans"] += _care_plan(conn, sim, int(pid), since)
     return RegisterReport(created["patients"], created["admissions"], created["devices"],
                           created["assignments"], created["plans"], ids)
+
+
+def _risk_facts(conn: psycopg.Connection[Any], scenario: Scenario, sim: SimPatient, *,
+                patient_id: int, admission_id: int | None, at: dt.datetime) -> None:
+    """The simulated patient's readmission facts (`simulators.risk`), entered once as at
+    referral, with their LACE and HOSPITAL scores (issue 16)."""
+    from simulators import risk as simrisk
+    from ward.hub import risk
+
+    if _one(conn, "SELECT 1 FROM risk_factors WHERE patient_id = %s", (patient_id,)) is None:
+        risk.save_factors(conn, patient_id, simrisk.draw(sim, scenario.seed).factors, now=at,
+                          by="simulator")
+        risk.record_scores(conn, patient_id, admission_id, "referral", now=at)
 
 
 def _assign(conn: psycopg.Connection[Any], device_id: str, patient_id: int,

@@ -21,7 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     create = sub.add_parser("create", help="create a user")
     create.add_argument("username")
-    create.add_argument("--role", required=True, choices=["hub_nurse", "clinician", "admin"])
+    create.add_argument("--role", required=True,
+                        choices=["hub_nurse", "clinician", "admin", "safety_officer"])
     create.add_argument("--display-name", default=None)
     create.add_argument("--phone", default=None, help="for escalation calls / SMS")
     create.add_argument("--password-stdin", action="store_true",

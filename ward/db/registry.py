@@ -15,9 +15,10 @@ from typing import Any
 import psycopg
 from psycopg.types.range import Range
 
+from ward.db import worklist
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.errors import DomainError
-from ward.domain.patients import Admission, AdmissionStatus, Patient
+from ward.domain.patients import Admission, AdmissionStatus, Contact, Pathway, Patient
 
 Conn = psycopg.Connection[Any]
 
@@ -68,6 +69,8 @@ def add_admission(conn: Conn, admission: Admission) -> Admission:
     except psycopg.errors.ForeignKeyViolation as exc:
         msg = f"no patient with id {admission.patient_id}"
         raise RegistryError(msg) from exc
+    if admission.pathway is Pathway.STEP_UP and admission.status is AdmissionStatus.REFERRED:
+        worklist.start_urgent_clock(conn, admission.patient_id, admission.referred_at)
     return replace(admission, id=_first(row))
 
 
@@ -85,6 +88,11 @@ def update_admission(conn: Conn, admission: Admission) -> None:
     )
     if admission.status is AdmissionStatus.DISCHARGED and admission.discharged_at is not None:
         end_patient_assignments(conn, admission.patient_id, admission.discharged_at)
+        worklist.schedule_follow_up_call(conn, admission.patient_id, admission.discharged_at)
+    elif admission.status is AdmissionStatus.DECLINED:
+        worklist.stop_urgent_clock(conn, admission.patient_id,
+                                   admission.decided_at or admission.referred_at,
+                                   "referral declined")
 
 
 def end_patient_assignments(conn: Conn, patient_id: int, at: dt.datetime) -> int:
@@ -101,6 +109,40 @@ def end_patient_assignments(conn: Conn, patient_id: int, at: dt.datetime) -> int
         "AND (upper_inf(during) OR upper(during) > %s)",
         (at, patient_id, at, at)).rowcount
     return dropped + ended
+
+
+def update_patient(conn: Conn, patient_id: int, patient: Patient, contact: Contact) -> None:
+    """Correct the patient's identity and record their contact details (at admission)."""
+    try:
+        with conn.transaction():
+            cur = conn.execute(
+                "UPDATE patients SET nhs_number = %s, given_name = %s, family_name = %s, "
+                "date_of_birth = %s, address = %s, phone = %s, next_of_kin = %s, "
+                "gp_practice = %s WHERE id = %s",
+                (patient.nhs_number, patient.given_name, patient.family_name,
+                 patient.date_of_birth, contact.address, contact.phone, contact.next_of_kin,
+                 contact.gp_practice, patient_id))
+    except psycopg.errors.UniqueViolation as exc:
+        msg = f"another patient already has NHS number {patient.nhs_number}"
+        raise RegistryError(msg) from exc
+    if cur.rowcount == 0:
+        msg = f"no patient with id {patient_id}"
+        raise RegistryError(msg)
+
+
+def add_follow_up_call(conn: Conn, *, patient_id: int, admission_id: int,
+                       due_at: dt.datetime, now: dt.datetime) -> int:
+    """The follow-up call after a discharge (one per admission)."""
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "INSERT INTO follow_up_calls (patient_id, admission_id, due_at, created_at) "
+                "VALUES (%s, %s, %s, %s) RETURNING id",
+                (patient_id, admission_id, due_at, now)).fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        msg = f"admission {admission_id} already has a follow-up call"
+        raise RegistryError(msg) from exc
+    return _first(row)
 
 
 def add_device(conn: Conn, device: Device) -> int:

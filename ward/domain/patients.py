@@ -27,6 +27,7 @@ class ReferralSource(enum.StrEnum):
     URGENT_COMMUNITY_RESPONSE = "urgent_community_response"
     ED = "ed"
     HOSPITAL_WARD = "hospital_ward"
+    SELF_CARER = "self_carer"  # the patient or their carer asked (step-up)
 
 
 STEP_UP_SOURCES = frozenset(
@@ -36,8 +37,35 @@ STEP_UP_SOURCES = frozenset(
         ReferralSource.NHS_111,
         ReferralSource.URGENT_COMMUNITY_RESPONSE,
         ReferralSource.ED,
+        ReferralSource.SELF_CARER,
     }
 )
+
+
+class Urgency(enum.StrEnum):
+    TWO_HOUR = "two_hour"  # urgent community response standard: seen within 2 hours
+    SAME_DAY = "same_day"
+    NEXT_DAY = "next_day"
+    ROUTINE = "routine"
+
+
+def pathway_for(source: ReferralSource) -> Pathway:
+    """Step-down comes from a hospital ward; every other source is a step-up referral."""
+    return Pathway.STEP_DOWN if source is ReferralSource.HOSPITAL_WARD else Pathway.STEP_UP
+
+
+# The follow-up call is due the day after discharge; the standard is a call within 2 days.
+FOLLOW_UP_AFTER = dt.timedelta(days=1)
+FOLLOW_UP_DEADLINE = dt.timedelta(days=2)
+
+
+def follow_up_due(discharged_at: dt.datetime) -> dt.datetime:
+    return discharged_at + FOLLOW_UP_AFTER
+
+
+def has_room(admitted: int, beds: int) -> bool:
+    """Whether one more patient fits: `admitted` patients on a ward of `beds` beds."""
+    return admitted < beds
 
 
 class AdmissionStatus(enum.StrEnum):
@@ -128,3 +156,36 @@ class Admission:
             msg = f"discharged_at {at.isoformat()} is before admitted_at {self.admitted_at.isoformat()}"
             raise InvalidTransition(msg)
         return replace(self, status=AdmissionStatus.DISCHARGED, discharged_at=at, outcome=outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """How to reach the patient at home, taken at admission (free text, as on the phone)."""
+
+    address: str
+    phone: str
+    next_of_kin: str
+    gp_practice: str
+
+    def __post_init__(self) -> None:
+        if not self.address.strip():
+            msg = "the patient's address is needed: the ward visits and delivers kit there"
+            raise DomainError(msg)
+        digits = [ch for ch in self.phone if ch.isdigit()]
+        if not 10 <= len(digits) <= 15 or any(ch not in "0123456789 +-()" for ch in self.phone):
+            msg = f"phone {self.phone!r} is not a telephone number (10–15 digits)"
+            raise DomainError(msg)
+
+
+def kit_refusal(device_id: str, *, known: bool, active: bool, assigned_to: int | None,
+                patient_id: int) -> str | None:
+    """Why `device_id` cannot join this patient's kit, or None when it can."""
+    if not known:
+        return f"device {device_id!r} is not registered"
+    if not active:
+        return f"device {device_id!r} is deactivated"
+    if assigned_to is not None and assigned_to != patient_id:
+        return f"device {device_id!r} is already assigned to another patient"
+    if assigned_to == patient_id:
+        return f"device {device_id!r} is already assigned to this patient"
+    return None

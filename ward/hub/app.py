@@ -26,20 +26,28 @@ from ward.hub import auth, csrf, events, limits, problems, templating, wardcache
 from ward.hub.routers import (
     admissions,
     alerts,
+    care_plan_pages,
     care_plans,
     devices,
     fhir_api,
+    fhir_risk,
+    follow_ups,
     health,
+    manager_pages,
     observations,
     pages,
     patients,
+    people_pages,
     readings,
+    report_pages,
     reports_api,
+    risk,
     session,
     stream,
     tasks,
     users,
     ward,
+    worklist,
 )
 from ward.settings import Settings, SettingsError
 
@@ -173,7 +181,9 @@ def create_app(
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,
-                   alerts, care_plans, users, ward, fhir_api, reports_api, stream, tasks, pages):
+                   alerts, care_plans, users, ward, risk, fhir_api, fhir_risk, reports_api, stream,
+                   tasks, worklist, pages, care_plan_pages, people_pages, report_pages,
+                   manager_pages, follow_ups):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything

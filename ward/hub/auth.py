@@ -33,6 +33,7 @@ class Role(enum.StrEnum):
     HUB_NURSE = "hub_nurse"
     CLINICIAN = "clinician"
     ADMIN = "admin"
+    SAFETY_OFFICER = "safety_officer"
 
 
 ALL_ROLES = frozenset(Role)
@@ -42,6 +43,8 @@ CLINICAL = frozenset({Role.HUB_NURSE, Role.CLINICIAN})
 # decision-maker (RCP NEWS2: Scale 2 only on a clinician's instruction).
 PRESCRIBERS = frozenset({Role.CLINICIAN})
 ADMINS = frozenset({Role.ADMIN})
+# The audit log viewer: the clinical-safety officer, and admins (who answer access requests).
+AUDITORS = frozenset({Role.SAFETY_OFFICER, Role.ADMIN})
 # Device register / assign: nurses kit patients out; admins manage the fleet.
 DEVICE_MANAGERS = frozenset({Role.HUB_NURSE, Role.ADMIN})
 
@@ -156,6 +159,7 @@ DEMO_USERS = (
     ("nurse", "nurse", Role.HUB_NURSE, "Demo Hub Nurse"),
     ("doctor", "doctor", Role.CLINICIAN, "Demo Clinician"),
     ("admin", "admin", Role.ADMIN, "Demo Administrator"),
+    ("safety", "safety", Role.SAFETY_OFFICER, "Demo Clinical Safety Officer"),
 )
 
 

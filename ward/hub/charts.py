@@ -175,24 +175,52 @@ def sparkline(points: Sequence[tuple[dt.datetime, int]], start: dt.datetime, end
     return Markup("".join(parts))  # noqa: S704 - only numbers are interpolated
 
 
-def bar_chart(title: str, bars: Sequence[tuple[str, float]], *, width: int = 480,
-              height: int = 180, unit: str = "") -> Markup:
-    """Vertical bars with their values printed on top (readable without colour)."""
-    left, bottom, top = 30, 34, 24
+# Bar charts are drawn horizontally at the size they are shown (about 360 px wide in a
+# report card), so their 13-px text stays at least 11 px on screen even when a narrow card
+# scales the drawing down (the old vertical chart's 10-px ticks shrank to 6 px there).
+BAR_FONT = 13
+BAR_ROW = 26  # px per bar: the 13-px label plus room to breathe
+# An upper bound of one character's width at 13 px in the system sans-serif fonts (average
+# ≈ 7 px, capitals and digits ≈ 8): label and value columns are sized from it, so the longest
+# label and the longest value always fit inside the drawing.
+BAR_CHAR_W = 8.5
+
+
+def _text_w(text: str) -> float:
+    return len(text) * BAR_CHAR_W
+
+
+def _bar_fmt(value: float) -> str:
+    # Rates below 1 (alerts per patient-day) keep two significant figures: 0.027, not 0.
+    return f"{value:.2g}" if 0 < abs(value) < 1 else _fmt(value)
+
+
+def bar_chart(title: str, bars: Sequence[tuple[str, float]], *, width: int = 360,
+              unit: str = "") -> Markup:
+    """Horizontal bars, label left, value printed right of each bar (readable without
+    colour). The label column fits the longest label, and the longest bar ends short of the
+    edge by the longest value's width, so no text leaves the drawing."""
+    top = 30
+    height = top + BAR_ROW * max(len(bars), 1) + 6
     top_v = max((v for _, v in bars), default=1.0) or 1.0
-    slot = (width - left) / max(len(bars), 1)
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
-             f'<text x="{left}" y="14" class="chart-title">{escape(title)}</text>']
+    label_w = max((_text_w(label) for label, _ in bars), default=0.0) + 12
+    value_w = max((_text_w(f"{_bar_fmt(v)}{unit}") for _, v in bars), default=0.0) + 10
+    width = max(width, int(label_w + value_w + 80))  # at least 80 px of bar
+    plot_w = width - label_w - value_w
+    parts = [f'<svg class="chart bars" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-label="{escape(title)}">'
+             f"<title>{escape(title)}</title>",
+             f'<text x="4" y="18" class="chart-title bar-text">{escape(title)}</text>']
     for i, (label, value) in enumerate(bars):
-        h = (height - top - bottom) * value / top_v
-        bx = left + i * slot + slot * 0.15
-        parts.append(f'<rect x="{bx:.1f}" y="{height - bottom - h:.1f}" width="{slot * 0.7:.1f}" '
-                     f'height="{h:.1f}" class="bar"/>'
-                     f'<text x="{bx + slot * 0.35:.1f}" y="{height - bottom - h - 4:.1f}" '
-                     f'class="tick" text-anchor="middle">{_fmt(value)}{escape(unit)}</text>'
-                     f'<text x="{bx + slot * 0.35:.1f}" y="{height - bottom + 14}" class="tick" '
-                     f'text-anchor="middle">{escape(label)}</text>')
+        y = top + i * BAR_ROW
+        w = plot_w * max(value, 0.0) / top_v
+        parts.append(
+            f'<text x="{label_w - 8:.1f}" y="{y + 17}" class="bar-text bar-label" '
+            f'text-anchor="end">{escape(label)}</text>'
+            f'<rect x="{label_w:.1f}" y="{y + 4}" width="{w:.1f}" height="{BAR_ROW - 8}" '
+            f'class="bar"/>'
+            f'<text x="{label_w + w + 5:.1f}" y="{y + 17}" class="bar-text bar-value">'
+            f"{_bar_fmt(value)}{escape(unit)}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - labels are escaped
 

@@ -156,3 +156,214 @@ def outcomes_csv(result: Outcomes) -> str:
         else:
             writer.writerow([key, "" if value is None else value])
     return out.getvalue()
+
+
+# --- The commissioner's measures --------------------------------------------------------------
+# Each measure is one function; its docstring is its definition and is printed on the report
+# page beside the figure (`definition(fn)`), so the page can never say something else.
+# A measure whose data the platform does not record yet says so (`Measure.recorded` False)
+# rather than showing a number.
+
+Value = float | int | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    key: str
+    title: str
+    definition: str
+    rows: list[tuple[str, Value]]
+    recorded: bool = True
+
+
+def definition(fn: Any) -> str:
+    """The first paragraph of a measure function's docstring, on one line."""
+    doc = (fn.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(doc.split()).replace("`", "")
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(float(seconds) / 3600, 2)
+
+
+def _measure(fn: Any, key: str, title: str, rows: list[tuple[str, Value]],
+             recorded: bool = True) -> Measure:
+    return Measure(key, title, definition(fn), rows, recorded)
+
+
+def referral_decisions(conn: Conn, start: dt.date, end: dt.date, *,
+                       tz: zoneinfo.ZoneInfo) -> Measure:
+    """Referrals made in the period, how many were accepted, declined or are still waiting,
+    and the time from referral to decision (accept or decline; `decided_at − referred_at`),
+    median and 90th percentile in hours, over the referrals decided so far."""
+    lo, hi = _midnight(start, tz), _midnight(end, tz)
+    row = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status IN ('admitted', 'discharged')), "
+        "count(*) FILTER (WHERE status = 'declined'), "
+        "count(*) FILTER (WHERE status = 'referred'), "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM decided_at - referred_at))"
+        " FILTER (WHERE decided_at IS NOT NULL), "
+        "percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM decided_at - referred_at))"
+        " FILTER (WHERE decided_at IS NOT NULL) "
+        "FROM admissions WHERE referred_at >= %s AND referred_at < %s", (lo, hi)).fetchone()
+    assert row is not None  # noqa: S101 - an aggregate always returns one row
+    return _measure(referral_decisions, "referrals", "Referrals and time to decision", [
+        ("referrals", int(row[0])), ("accepted", int(row[1])), ("declined", int(row[2])),
+        ("awaiting_decision", int(row[3])), ("decision_p50_hours", _hours(row[4])),
+        ("decision_p90_hours", _hours(row[5]))])
+
+
+def urgent_response_2h(conn: Conn, start: dt.date, end: dt.date, *,
+                       tz: zoneinfo.ZoneInfo) -> Measure:
+    """Share of urgent referrals seen within 2 hours of referral (the urgent community
+    response standard). Needs the referral's urgency and the time the patient was first seen,
+    which the platform does not record yet: no figure is shown."""
+    return _measure(urgent_response_2h, "urgent_response_2h", "2-hour urgent response",
+                    [("compliance_pct", None)], recorded=False)
+
+
+def discharge_outcomes(result: Outcomes) -> Measure:
+    """Admissions discharged in the period: the share who remained at their usual place of
+    residence (not conveyed to ED, admitted to hospital, transferred, or died), and each
+    outcome's count."""
+    return _measure(discharge_outcomes, "outcomes", "Remained at usual place of residence", [
+        ("discharged", result.discharged), ("remained_at_home_pct", result.remained_at_home_pct),
+        *((f"outcome.{k}", v) for k, v in result.by_outcome.items())])
+
+
+def readmission_28d(result: Outcomes) -> Measure:
+    """Discharges in the period followed by a new virtual-ward admission of the same patient
+    within 28 days of discharge, as a share of discharges (the platform sees its own
+    admissions, not the hospital's)."""
+    return _measure(readmission_28d, "readmission_28d", "28-day readmission", [
+        ("readmitted", result.readmitted_28d), ("readmission_pct", result.readmission_28d_pct)])
+
+
+def length_of_stay(result: Outcomes) -> Measure:
+    """Length of stay, admission to discharge in days, of admissions discharged in the
+    period: mean and median."""
+    return _measure(length_of_stay, "length_of_stay", "Length of stay", [
+        ("mean_days", result.length_of_stay_mean_days),
+        ("median_days", result.length_of_stay_median_days)])
+
+
+def patient_days(conn: Conn, start: dt.date, end: dt.date, *, tz: zoneinfo.ZoneInfo,
+                 now: dt.datetime) -> float:
+    """Days spent on the ward within [start, end) summed over admissions (up to `now`)."""
+    lo, hi = _midnight(start, tz), min(_midnight(end, tz), now)
+    if hi <= lo:  # a period wholly in the future has no patient-days yet
+        return 0.0
+    row = conn.execute(
+        "SELECT coalesce(sum(extract(epoch FROM least(coalesce(discharged_at, %s), %s) "
+        "- greatest(admitted_at, %s))), 0) FROM admissions WHERE admitted_at IS NOT NULL "
+        "AND admitted_at < %s AND coalesce(discharged_at, %s) > %s",
+        (hi, hi, lo, hi, hi, lo)).fetchone()
+    return float(row[0]) / 86400 if row else 0.0
+
+
+def alerts_per_patient_day(conn: Conn, start: dt.date, end: dt.date, *,
+                           tz: zoneinfo.ZoneInfo, now: dt.datetime) -> Measure:
+    """Alerts raised in the period divided by patient-days on the ward in the period (each
+    admission's days inside the period, open admissions counted up to now), overall and by
+    severity. An alert is one raised alert row; re-evaluations of an open alert do not count
+    again."""
+    lo, hi = _midnight(start, tz), _midnight(end, tz)
+    days_on_ward = patient_days(conn, start, end, tz=tz, now=now)
+    counts = dict(conn.execute(
+        "SELECT severity, count(*) FROM alerts WHERE raised_at >= %s AND raised_at < %s "
+        "GROUP BY severity ORDER BY severity", (lo, hi)).fetchall())
+    total = sum(int(v) for v in counts.values())
+
+    def rate(n: int) -> float | None:
+        return round(n / days_on_ward, 3) if days_on_ward > 0 else None
+
+    return _measure(alerts_per_patient_day, "alerts_per_patient_day", "Alerts per patient-day", [
+        ("patient_days", round(days_on_ward, 1)), ("alerts", total),
+        ("alerts_per_patient_day", rate(total)),
+        *((f"per_patient_day.{k}", rate(int(v))) for k, v in sorted(counts.items()))])
+
+
+def time_to_acknowledge(conn: Conn, start: dt.date, end: dt.date, *,
+                        tz: zoneinfo.ZoneInfo) -> Measure:
+    """Minutes from an alert being raised to its first acknowledgement (the first
+    `acknowledged` event in its log, else its `acknowledged_at`), median (p50) and 90th
+    percentile (p90), by the alert's severity, over alerts raised in the period; alerts
+    never acknowledged are counted apart, not as zero."""
+    lo, hi = _midnight(start, tz), _midnight(end, tz)
+    rows = conn.execute(
+        "WITH acks AS (SELECT a.severity, extract(epoch FROM coalesce((SELECT min(e.at) "
+        "  FROM alert_events e WHERE e.alert_id = a.id AND e.event = 'acknowledged'), "
+        "  a.acknowledged_at) - a.raised_at) AS s "
+        "  FROM alerts a WHERE a.raised_at >= %s AND a.raised_at < %s) "
+        "SELECT severity, count(s), count(*) - count(s), "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY s), "
+        "percentile_cont(0.9) WITHIN GROUP (ORDER BY s) "
+        "FROM acks GROUP BY severity ORDER BY severity", (lo, hi)).fetchall()
+    out: list[tuple[str, Value]] = []
+    for severity, acked, unacked, p50, p90 in rows:
+        out += [(f"{severity}.acknowledged", int(acked)),
+                (f"{severity}.not_acknowledged", int(unacked)),
+                (f"{severity}.p50_minutes", None if p50 is None else round(float(p50) / 60, 1)),
+                (f"{severity}.p90_minutes", None if p90 is None else round(float(p90) / 60, 1))]
+    return _measure(time_to_acknowledge, "time_to_acknowledge", "Time to acknowledge", out)
+
+
+def escalations(conn: Conn, start: dt.date, end: dt.date, *, tz: zoneinfo.ZoneInfo) -> Measure:
+    """Escalations in the period: `escalated` events of the alert lifecycle (an alert not
+    acknowledged in time moved up a tier), their count, the alerts escalated at least once,
+    and by the alert's severity."""
+    lo, hi = _midnight(start, tz), _midnight(end, tz)
+    rows = conn.execute(
+        "SELECT a.severity, count(*), count(DISTINCT a.id) FROM alert_events e "
+        "JOIN alerts a ON a.id = e.alert_id WHERE e.event = 'escalated' AND e.at >= %s "
+        "AND e.at < %s GROUP BY a.severity ORDER BY a.severity", (lo, hi)).fetchall()
+    return _measure(escalations, "escalations", "Escalations", [
+        ("escalations", sum(int(r[1]) for r in rows)),
+        ("alerts_escalated", sum(int(r[2]) for r in rows)),
+        *((f"escalations.{r[0]}", int(r[1])) for r in rows)])
+
+
+def follow_up_within_2_days(conn: Conn, start: dt.date, end: dt.date, *,
+                            tz: zoneinfo.ZoneInfo) -> Measure:
+    """Share of discharges in the period whose follow-up call was done within 2 days of
+    discharge. Follow-up calls are not recorded by the platform yet: no figure is shown."""
+    return _measure(follow_up_within_2_days, "follow_up_2d", "Follow-up calls within 2 days",
+                    [("done_within_2_days_pct", None)], recorded=False)
+
+
+def occupancy_measure(rows: Sequence[OccupancyDay]) -> Measure:
+    """Midnight census: patients admitted at local midnight ending each day, over the ward's
+    beds; shown per day and as the period's mean (the national aim is above 80 %)."""
+    mean = round(statistics.fmean(r.occupancy_pct for r in rows), 1) if rows else None
+    return _measure(occupancy_measure, "occupancy", "Occupancy", [
+        ("mean_occupancy_pct", mean), ("beds", rows[-1].beds if rows else None),
+        *((f"day.{r.day.isoformat()}", r.occupancy_pct) for r in rows)])
+
+
+def commissioner(conn: Conn, start: dt.date, end: dt.date, *, beds: int,
+                 tz: zoneinfo.ZoneInfo, now: dt.datetime) -> list[Measure]:
+    """Every measure, in the order the report page shows them."""
+    result = outcomes(conn, start, end, tz=tz)
+    return [
+        occupancy_measure(occupancy(conn, start, end, beds=beds, tz=tz)),
+        referral_decisions(conn, start, end, tz=tz),
+        urgent_response_2h(conn, start, end, tz=tz),
+        discharge_outcomes(result), readmission_28d(result), length_of_stay(result),
+        alerts_per_patient_day(conn, start, end, tz=tz, now=now),
+        time_to_acknowledge(conn, start, end, tz=tz),
+        escalations(conn, start, end, tz=tz),
+        follow_up_within_2_days(conn, start, end, tz=tz),
+    ]
+
+
+def measures_csv(measures: Sequence[Measure], start: dt.date, end: dt.date) -> str:
+    """One row per figure: measure, figure, value (empty when not recorded), definition."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["start", "end", "measure", "figure", "value", "recorded", "definition"])
+    for m in measures:
+        for name, value in m.rows:
+            writer.writerow([start.isoformat(), end.isoformat(), m.key, name,
+                             "" if value is None else value, "yes" if m.recorded else "no",
+                             m.definition])
+    return out.getvalue()

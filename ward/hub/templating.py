@@ -29,7 +29,7 @@ HERE = Path(__file__).parent
 # Referral sources as clinicians write them (the stored values are identifiers).
 SOURCE_LABEL = {"gp": "GP", "ambulance": "Ambulance", "111": "NHS 111",
                 "urgent_community_response": "Urgent community response", "ed": "ED",
-                "hospital_ward": "Hospital ward"}
+                "hospital_ward": "Hospital ward", "self_carer": "Self / carer"}
 
 
 def _vital_unit(code: str) -> str:

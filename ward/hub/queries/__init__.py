@@ -1,4 +1,4 @@
-"""Queries the hub's routers and pages run, one module per resource, with their output models.
+"""Query modules: the SQL of one hub resource each, with its output models beside it.
 
 Routers stay thin (validate, authorise, audit, call the core); the SQL lives here.
 """

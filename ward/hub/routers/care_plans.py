@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerting import care_plan_store
 from alerting.care_plan import THRESHOLD_PARAMETERS, Ceiling
-from ward.hub import audit
+from ward.hub import audit, care_plan_view
 from ward.hub.deps import DB, Now
 from ward.hub.routers.common import PatientId, Prescriber, Reader, Text, notify, require_patient
 
@@ -194,3 +194,23 @@ def end_infusion(patient_id: PatientId, body: InfusionEndIn, conn: DB, now: Now,
                                                  by=user.username, reason=body.reason, now=now)
     notify(conn, "care_plan", [patient_id])
     return care_plan_out(conn, patient_id)
+
+
+class CarePlanChangeOut(BaseModel):
+    at: dt.datetime
+    by: str
+    what: str
+    old: str
+    new: str
+    reason: str
+
+
+@router.get("/history", response_model=list[CarePlanChangeOut])
+def read_care_plan_history(patient_id: PatientId, conn: DB, now: Now, user: Reader
+                           ) -> list[CarePlanChangeOut]:
+    """Every care-plan change, newest first: who, when, what, from, to and why."""
+    require_patient(conn, patient_id)
+    audit.record(conn, user, "read", "care_plan", now=now, entity_id=patient_id,
+                 patient_id=patient_id, detail={"history": True})
+    return [CarePlanChangeOut(at=c.at, by=c.by, what=c.what, old=c.old, new=c.new,
+                              reason=c.reason) for c in care_plan_view.history(conn, patient_id)]

@@ -11,7 +11,15 @@ from fastapi import Depends, Path, Query
 from pydantic import AfterValidator, BaseModel
 
 from ward.hub import wardcache
-from ward.hub.auth import ADMINS, ALL_ROLES, CLINICAL, DEVICE_MANAGERS, PRESCRIBERS, User
+from ward.hub.auth import (
+    ADMINS,
+    ALL_ROLES,
+    AUDITORS,
+    CLINICAL,
+    DEVICE_MANAGERS,
+    PRESCRIBERS,
+    User,
+)
 from ward.hub.deps import allow
 from ward.hub.problems import NotFound
 
@@ -32,6 +40,7 @@ Clinical = Annotated[User, Depends(allow(*CLINICAL))]
 Prescriber = Annotated[User, Depends(allow(*PRESCRIBERS))]
 Admin = Annotated[User, Depends(allow(*ADMINS))]
 DeviceManager = Annotated[User, Depends(allow(*DEVICE_MANAGERS))]
+Auditor = Annotated[User, Depends(allow(*AUDITORS))]
 
 
 def _no_nul(value: str) -> str:

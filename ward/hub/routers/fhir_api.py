@@ -1,9 +1,14 @@
-"""FHIR R4 read API: `GET /api/fhir/Observation?patient=…` returns a searchset Bundle of
-vital-sign readings and NEWS2 scores, newest first (see `ward.hub.fhir` for the mapping).
+"""FHIR R4 read API (see `ward.hub.fhir` for the mapping).
+
+`GET /api/fhir/Observation?patient=…[&date=ge…&date=lt…]`: a searchset Bundle of vital-sign
+readings and NEWS2 scores, newest first. `GET /api/fhir/Patient/{id}` and
+`/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|…`; `GET /api/fhir/Encounter/adm-{id}`
+and `/Encounter?patient=…` (one Encounter per admission).
 
 A search without a lower date bound (`ge`, `gt` or `eq`) covers the last `DEFAULT_DAYS` days:
 unbounded, it counted and sorted every chunk of a patient's readings for each page (issue 14).
-Ask for `date=ge…` to reach further back."""
+Ask for `date=ge…` to reach further back.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,15 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from psycopg import sql
 
 from ward.domain.vitals import CATALOGUE
 from ward.hub import audit, fhir
 from ward.hub.deps import DB, Now
-from ward.hub.problems import Invalid
-from ward.hub.routers.common import BIGINT_MAX, PAGE_MAX, Reader, require_patient
+from ward.hub.problems import Invalid, NotFound
+from ward.hub.routers.common import BIGINT_MAX, PAGE_MAX, Conn, Reader
 
 router = APIRouter(prefix="/api/fhir", tags=["FHIR"])
 FHIR_JSON = "application/fhir+json"
@@ -40,6 +45,13 @@ def _patient_id(value: str) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= BIGINT_MAX:
         raise Invalid("patient must be a patient id or Patient/<id>")
     return int(raw)
+
+
+def _nhs_number(conn: Conn, patient_id: int) -> str:
+    row = conn.execute("SELECT nhs_number FROM patients WHERE id = %s", (patient_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no patient with id {patient_id}")
+    return str(row[0])
 
 
 def _date_clauses(dates: list[str]) -> tuple[list[sql.Composable], list[Any]]:
@@ -83,7 +95,7 @@ def search_observations(
 ) -> JSONResponse:
     """Readings (vital-signs) and NEWS2 scores (survey) of one patient, newest first."""
     patient_id = _patient_id(patient)
-    require_patient(conn, patient_id)
+    nhs = _nhs_number(conn, patient_id)
     wanted_code = code.rsplit("|", 1)[-1] if code else None
     codes = list(_LOINC_TO_CODE.values())
     include_scores = category in (None, "survey") and wanted_code in (None, fhir.NEWS2_TOTAL[0])
@@ -121,11 +133,12 @@ def search_observations(
                          [*args, *params, count, offset])
         ):
             if kind == "r":
-                resources.append(fhir.reading_observation(patient_id, device, vital, at, value))
+                resources.append(fhir.reading_observation(patient_id, device, vital, at, value,
+                                                          nhs_number=nhs))
             else:
                 resources.append(fhir.news2_observation(
                     patient_id, at, total=score, sub_scores=subs or {}, spo2_scale=scale,
-                    missing=list(missing or []), evidence=evidence or []))
+                    missing=list(missing or []), evidence=evidence or [], nhs_number=nhs))
     audit.record(conn, user, "read", "fhir_observation", now=now, patient_id=patient_id,
                  detail={"returned": len(resources)})
     base = str(request.base_url) + "api/fhir/"
@@ -135,3 +148,90 @@ def search_observations(
     bundle = fhir.searchset(resources, total=total, base=base, self_url=str(request.url),
                             next_url=next_url)
     return JSONResponse(bundle, media_type=FHIR_JSON)
+
+
+_PATIENT_COLS = ("SELECT id, nhs_number, given_name, family_name, date_of_birth, address, "
+                 "phone, next_of_kin, gp_practice FROM patients ")
+
+
+def _patient(row: tuple[Any, ...]) -> dict[str, Any]:
+    pid, nhs, given, family, born, address, phone, kin, gp = row
+    return fhir.patient_resource(int(pid), nhs_number=str(nhs), given_name=given,
+                                 family_name=family, date_of_birth=born, address=address,
+                                 phone=phone, next_of_kin=kin, gp_practice=gp)
+
+
+def _fhir(resource: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(resource, media_type=FHIR_JSON)
+
+
+def _bundle(request: Request, resources: list[dict[str, Any]]) -> JSONResponse:
+    return _fhir(fhir.searchset(resources, total=len(resources),
+                                base=str(request.base_url) + "api/fhir/",
+                                self_url=str(request.url), next_url=None))
+
+
+@router.get("/Patient/{patient_id}", response_class=JSONResponse,
+            responses={200: {"content": {FHIR_JSON: {}}}})
+def read_patient(patient_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], conn: DB, now: Now,
+                 user: Reader) -> JSONResponse:
+    row = conn.execute(_PATIENT_COLS + "WHERE id = %s", (patient_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no patient with id {patient_id}")
+    audit.record(conn, user, "read", "fhir_patient", now=now, patient_id=patient_id)
+    return _fhir(_patient(row))
+
+
+@router.get("/Patient", response_class=JSONResponse,
+            responses={200: {"content": {FHIR_JSON: {}}}})
+def search_patients(request: Request, conn: DB, now: Now, user: Reader,
+                    identifier: Annotated[str, Query(max_length=80)]) -> JSONResponse:
+    """By NHS number: `identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919`."""
+    system, _, value = identifier.rpartition("|")
+    if system not in ("", fhir.NHS_NUMBER_SYSTEM):
+        raise Invalid(f"identifier system must be {fhir.NHS_NUMBER_SYSTEM}")
+    rows = conn.execute(_PATIENT_COLS + "WHERE nhs_number = %s",
+                        (value.replace(" ", ""),)).fetchall()
+    resources = [_patient(r) for r in rows]
+    audit.record(conn, user, "list", "fhir_patient", now=now,
+                 patient_ids=[int(r[0]) for r in rows])
+    return _bundle(request, resources)
+
+
+_ENCOUNTER_COLS = ("SELECT a.id, a.patient_id, p.nhs_number, a.status, a.source, a.pathway, "
+                   "a.referred_at, a.admitted_at, a.discharged_at, a.outcome, "
+                   "a.referral_reason FROM admissions a JOIN patients p ON p.id = a.patient_id ")
+
+
+def _encounter(row: tuple[Any, ...]) -> dict[str, Any]:
+    aid, pid, nhs, status, source, pathway, referred, admitted, discharged, outcome, why = row
+    return fhir.encounter_resource(
+        int(aid), patient_id=int(pid), nhs_number=str(nhs), status=status, source=source,
+        pathway=pathway, referred_at=referred, admitted_at=admitted,
+        discharged_at=discharged, outcome=outcome, reason=why)
+
+
+@router.get("/Encounter/{encounter_id}", response_class=JSONResponse,
+            responses={200: {"content": {FHIR_JSON: {}}}})
+def read_encounter(encounter_id: Annotated[str, Path(pattern=r"^adm-[0-9]{1,18}$")],
+                   conn: DB, now: Now, user: Reader) -> JSONResponse:
+    admission_id = int(encounter_id.removeprefix("adm-"))
+    row = conn.execute(_ENCOUNTER_COLS + "WHERE a.id = %s", (admission_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no Encounter {encounter_id}")
+    audit.record(conn, user, "read", "fhir_encounter", now=now, entity_id=admission_id,
+                 patient_id=int(row[1]))
+    return _fhir(_encounter(row))
+
+
+@router.get("/Encounter", response_class=JSONResponse,
+            responses={200: {"content": {FHIR_JSON: {}}}})
+def search_encounters(request: Request, conn: DB, now: Now, user: Reader,
+                      patient: Annotated[str, Query(max_length=40)]) -> JSONResponse:
+    """The patient's admissions and referrals, newest first."""
+    patient_id = _patient_id(patient)
+    _nhs_number(conn, patient_id)
+    rows = conn.execute(_ENCOUNTER_COLS + "WHERE a.patient_id = %s "
+                        "ORDER BY a.referred_at DESC, a.id DESC", (patient_id,)).fetchall()
+    audit.record(conn, user, "list", "fhir_encounter", now=now, patient_id=patient_id)
+    return _bundle(request, [_encounter(r) for r in rows])

@@ -1,22 +1,23 @@
 """The dashboard's HTML pages (server-rendered) and the fragments the live script swaps in.
 
-Pages: ward view (`/`), alert queue (`/alerts`), patient page (`/patients/{id}`), reports
-(`/reports`). Fragments: `/ward/rows?patient_id=…` (just the changed rows), `/alerts/rows`,
-`/alerts/cards[?patient_id=…]` (episode cards)
-and `/patients/{id}/panel`, fetched by `static/hub.js` when an SSE event names a patient.
+Pages: ward view (`/`), alert queue (`/alerts`), patient page (`/patients/{id}`); the
+reports page is `report_pages`'. Fragments: `/ward/rows?patient_id=…` (just the changed
+rows), `/alerts/rows`, `/alerts/cards[?patient_id=…]` (episode cards) and
+`/patients/{id}/panel`, fetched by `static/hub.js` when an SSE event names a patient.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from alerting.risk_tier import Tier
 from ward.domain import nhs_number
 from ward.domain.vitals import CATALOGUE, VitalCode, display_unit
-from ward.hub import audit, charts, reports, wardcache, wardview
+from ward.hub import audit, charts, risk, wardcache, wardview
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.queries import alerts as alert_queries
@@ -24,7 +25,7 @@ from ward.hub.queries import staff_entries
 from ward.hub.routers.alerts import card_context, query_alerts
 from ward.hub.routers.common import BIGINT_MAX, PatientId, Reader
 from ward.hub.routers.readings import MAX_WINDOW_HOURS, load_record
-from ward.hub.routers.reports_api import Day, date_range, occupancy_rows
+from ward.hub.routers.risk import risk_context
 from ward.hub.templating import render
 from ward.settings import Settings
 
@@ -46,10 +47,22 @@ def _ward(request: Request, conn: DB, now: dt.datetime, settings: Settings,
     return wardview.WardView(snap.rows_at(now), snap.admitted, snap.beds)
 
 
+def _tiers(conn: DB, view: wardview.WardView, now: dt.datetime, *, by_tier: bool = False,
+           only: list[Tier] | None = None) -> tuple[wardview.WardView, dict[int, object]]:
+    """The view's rows with their risk tiers (changes recorded), sorted/filtered by tier."""
+    tiers = risk.assess_many(conn, [r.patient_id for r in view.rows], now)
+    risk.record_changes(conn, tiers)
+    rows = risk.sort_and_filter(view.rows, tiers, by_tier=by_tier, only=only)
+    return (wardview.WardView(rows, view.admitted, view.beds),
+            {pid: risk.tier_brief(a) for pid, a in tiers.items()})
+
+
 @router.get("/")
-def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
-              ) -> Response:
-    view = _ward(request, conn, now, settings)
+def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
+              sort: Literal["news2", "tier"] = "news2",
+              tier: Annotated[list[Tier] | None, Query(max_length=3)] = None) -> Response:
+    view, tiers = _tiers(conn, _ward(request, conn, now, settings), now,
+                         by_tier=sort == "tier", only=tier)
     alerts, _ = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
     open_total = alert_queries.counts(conn, now).needs_action  # the badge: what needs action
     # The page shows the ward rows and the alert queue beside them: every patient in either.
@@ -59,7 +72,8 @@ def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user:
                  detail={"alert_ids": [a.id for a in alerts]})
     return render(request, "ward.html", {
         **_base(request, user, now, settings, "ward"), "view": view, "alerts": alerts,
-        "open_total": open_total, "spark_start": now - wardview.SPARK_WINDOW})
+        "open_total": open_total, "spark_start": now - wardview.SPARK_WINDOW, "tiers": tiers,
+        "tier_sort": sort, "tier_only": [t.value for t in tier or ()]})
 
 
 @router.get("/ward/rows")
@@ -69,7 +83,7 @@ def ward_rows(
                           Query(max_length=500)] = None,
 ) -> Response:
     """Rows of the named patients (all when none named); rows no longer admitted are marked."""
-    view = _ward(request, conn, now, settings, patient_id)
+    view, tiers = _tiers(conn, _ward(request, conn, now, settings, patient_id), now)
     shown = {r.patient_id for r in view.rows}
     gone = sorted(set(patient_id or ()) - shown)
     audit.record(conn, user, "read", "ward", now=now,
@@ -77,6 +91,7 @@ def ward_rows(
                  detail={"subset": patient_id is not None})
     response = render(request, "_ward_rows.html", {
         **_base(request, user, now, settings, "ward"), "rows": view.rows, "gone": gone,
+        "tiers": tiers,
         "spark_start": now - wardview.SPARK_WINDOW, "full": patient_id is None})
     response.headers["X-Ward-Admitted"] = str(view.admitted)
     return response
@@ -161,8 +176,8 @@ def patient_page(
     request: Request, patient_id: PatientId, conn: DB, now: Now, settings: SettingsDep,
     user: Reader, hours: Annotated[int, Query(ge=1, le=MAX_WINDOW_HOURS)] = 24,
 ) -> Response:
-    return render(request, "patient.html",
-                  _patient_context(request, conn, now, settings, user, patient_id, hours))
+    context = _patient_context(request, conn, now, settings, user, patient_id, hours)
+    return render(request, "patient.html", {**context, **risk_context(conn, patient_id, now)})
 
 
 @router.get("/patients/{patient_id}/panel")
@@ -172,33 +187,3 @@ def patient_panel(
 ) -> Response:
     return render(request, "_patient_panel.html",
                   _patient_context(request, conn, now, settings, user, patient_id, hours))
-
-
-@router.get("/reports")
-def reports_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
-                 start: Day = None, end: Day = None) -> Response:
-    lo, hi = date_range(start, end, now, settings)
-    occupancy = occupancy_rows(conn, lo, hi, settings)
-    result = reports.outcomes(conn, lo, hi, tz=settings.tz)
-    audit.record(conn, user, "read", "report", now=now, entity_id="page")
-    tz = settings.tz
-    occ_points = [(dt.datetime.combine(r.day, dt.time(12), tzinfo=tz).astimezone(dt.UTC),
-                   r.occupancy_pct) for r in occupancy]
-    occ_chart = charts.line_chart(
-        "Occupancy at midnight", occ_points,
-        dt.datetime.combine(lo, dt.time(0), tzinfo=tz).astimezone(dt.UTC),
-        dt.datetime.combine(hi, dt.time(0), tzinfo=tz).astimezone(dt.UTC), tz, unit=" %",
-        target=80.0)
-    outcome_labels = {"usual_residence": "Home", "conveyed_ed": "To ED",
-                      "admitted_hospital": "Admitted", "died": "Died",
-                      "transferred": "Transferred"}
-    outcome_chart = charts.bar_chart("Discharges by outcome", [
-        (outcome_labels[k], float(v)) for k, v in result.by_outcome.items()])
-    pathway_chart = charts.bar_chart("Referrals by pathway", [
-        ("Step-up", float(result.referrals_by_pathway.get("step_up", 0))),
-        ("Step-down", float(result.referrals_by_pathway.get("step_down", 0)))], width=260)
-    return render(request, "reports.html", {
-        **_base(request, user, now, settings, "reports"), "start": lo, "end": hi,
-        "last_day": hi - dt.timedelta(days=1), "occupancy": occupancy, "o": result,
-        "occ_chart": occ_chart, "outcome_chart": outcome_chart,
-        "pathway_chart": pathway_chart})

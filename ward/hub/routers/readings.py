@@ -17,8 +17,7 @@ from ward.hub import acuity, audit, record
 from ward.hub.acuity import ScoreView
 from ward.hub.deps import DB, Now
 from ward.hub.problems import Invalid
-from ward.hub.routers.admissions import AdmissionOut
-from ward.hub.routers.admissions import _out as admission_out
+from ward.hub.routers.admissions import AdmissionOut, admissions_of
 from ward.hub.routers.alerts import AlertOut, query_alerts
 from ward.hub.routers.care_plans import CarePlanOut, care_plan_out
 from ward.hub.routers.common import Conn, Limit, Offset, Page, PatientId, Reader
@@ -228,10 +227,7 @@ def trend(
 def load_record(conn: Conn, patient_id: int, *, now: dt.datetime, hours: int) -> RecordOut:
     patient = load_patient(conn, patient_id)
     rec = record.load(conn, patient_id, now=now, window=dt.timedelta(hours=hours))
-    admissions = [admission_out(r) for r in conn.execute(
-        "SELECT id, patient_id, pathway, source, status, referred_at, referral_reason, "
-        "decided_at, decision_reason, admitted_at, discharged_at, outcome FROM admissions "
-        "WHERE patient_id = %s ORDER BY referred_at DESC", (patient_id,))]
+    admissions = admissions_of(conn, patient_id)
     open_alerts, _ = query_alerts(conn, now, state="all", patient_id=patient_id, limit=50)
     devices = [device_out(r) for r in conn.execute(
         DEVICE_SELECT + "WHERE a.patient_id IS NOT NULL AND a.patient_id = %s ORDER BY d.id",

@@ -108,3 +108,39 @@ def outcomes_csv(conn: DB, now: Now, settings: SettingsDep, user: Reader, start:
     return Response(reports.outcomes_csv(reports.outcomes(conn, lo, hi, tz=settings.tz)),
                     media_type="text/csv", headers={
                         "Content-Disposition": f'attachment; filename="outcomes-{lo}-{hi}.csv"'})
+
+
+class MeasureOut(BaseModel):
+    key: str
+    title: str
+    definition: str
+    recorded: bool
+    figures: dict[str, float | int | str | None]
+
+
+def measures(conn: Any, start: dt.date, end: dt.date, settings: Settings, now: dt.datetime
+             ) -> list[reports.Measure]:
+    return reports.commissioner(conn, start, end, beds=settings.ward_beds, tz=settings.tz,
+                                now=now)
+
+
+@router.get("/measures", response_model=list[MeasureOut])
+def measures_json(conn: DB, now: Now, settings: SettingsDep, user: Reader, start: Day = None,
+                  end: Day = None) -> list[MeasureOut]:
+    """Every commissioner's measure for [start, end), each with its definition; a measure
+    the platform does not record yet has `recorded: false` and null figures."""
+    lo, hi = date_range(start, end, now, settings)
+    audit.record(conn, user, "read", "report", now=now, entity_id="measures")
+    return [MeasureOut(key=m.key, title=m.title, definition=m.definition, recorded=m.recorded,
+                       figures=dict(m.rows)) for m in measures(conn, lo, hi, settings, now)]
+
+
+@router.get("/measures.csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}}})
+def measures_csv(conn: DB, now: Now, settings: SettingsDep, user: Reader, start: Day = None,
+                 end: Day = None) -> Response:
+    lo, hi = date_range(start, end, now, settings)
+    audit.record(conn, user, "export", "report", now=now, entity_id="measures")
+    body = reports.measures_csv(measures(conn, lo, hi, settings, now), lo, hi)
+    return Response(body, media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="measures-{lo}-{hi}.csv"'})

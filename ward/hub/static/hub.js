@@ -44,8 +44,17 @@
     return Array.prototype.slice.call(t.content.querySelectorAll("tbody > tr"));
   }
 
+  function tierRank(row) {
+    var cell = row.querySelector("[data-tier-rank]");
+    return cell ? Number(cell.dataset.tierRank) : 0;
+  }
+
   function compareRows(a, b) {
-    var d = Number(b.dataset.band) - Number(a.dataset.band);
+    var d = 0;
+    var tbody = document.getElementById("ward-rows");
+    if (tbody && tbody.dataset.sort === "tier") d = tierRank(b) - tierRank(a);
+    if (d) return d;
+    d = Number(b.dataset.band) - Number(a.dataset.band);
     if (d) return d;
     d = Number(b.dataset.total) - Number(a.dataset.total);
     if (d) return d;
@@ -73,6 +82,12 @@
         rows.forEach(function (row) {
           var old = document.getElementById(row.id);
           if (row.dataset.gone) { if (old) old.remove(); return; }
+          var only = (tbody.dataset.tiers || "").split(" ").filter(Boolean);
+          var badge = row.querySelector("td.tier .badge");
+          if (only.length && !(badge && only.indexOf(badge.textContent) >= 0)) {
+            if (old) old.remove();
+            return;
+          }
           row.classList.add("flash");
           if (old) old.replaceWith(row); else tbody.appendChild(row);
         });

@@ -1,0 +1,176 @@
+"""End to end in a real browser: the ward manager's day, from a phone call to the follow-up.
+
+A hub nurse enters a referral taken on the phone; a clinician sees it in the triage queue with
+its clock running, accepts it and admits the patient with a kit scanned in (an unknown device
+is refused on screen); a reading published over the real broker reaches the patient page
+without a reload; the clinician discharges (devices listed for collection, follow-up call
+booked), the record reads as discharged, and the nurse records the follow-up call.
+Debian's Chromium, headless, driven by Playwright; the gateway is a real subprocess.
+Screenshots: artifacts/flow-*.png.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import uvicorn
+from paho.mqtt import client as paho
+from pydantic import SecretStr
+
+from gateway.contract import Measurement, encode_readings, readings_topic
+from ward.db import registry
+from ward.domain.devices import Device, DeviceKind
+from ward.embedded import free_port
+from ward.hub.app import create_app
+from ward.hub.auth import Role, create_user
+from ward.settings import Settings
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def hub_server(settings: Settings, port: int, poll: Callable[..., None]) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, name="hub", daemon=True)
+    thread.start()
+    poll(lambda: server.started, 20, "the hub to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _login(browser: Any, base: str, username: str, password: str) -> Any:
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    page.goto(base + "/")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+    return page
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+def test_referral_to_follow_up_in_the_browser(
+    db: psycopg.Connection[Any], db_url: str, broker: Any, unique: str,
+    to_url: Callable[[str], str], poll: Callable[..., None],
+    start_gateway: Callable[..., Any], connect_mqtt: Callable[..., paho.Client],
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    create_user(db, "nurse", "nurse-password", role=Role.HUB_NURSE, display_name="Nurse Jones")
+    create_user(db, "doctor", "doctor-password", role=Role.CLINICIAN, display_name="Dr Okafor")
+    oximeter = f"ox-{unique}"
+    registry.add_device(db, Device(oximeter, DeviceKind.PULSE_OXIMETER, "e2e"))
+    db.commit()
+    url = to_url(db_url)
+    start_gateway(url, broker.url, client_id=f"gw-{unique}", group=f"g{unique}")
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(hub_server(
+            Settings(database_url=SecretStr(url), ward_beds=10), free_port(), poll))
+        pw = stack.enter_context(sync_playwright())
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     headless=True)
+        stack.callback(browser.close)
+        ARTIFACTS.mkdir(exist_ok=True)
+
+        # A hub nurse takes the call and enters the referral.
+        nurse = _login(browser, base, "nurse", "nurse-password")
+        nurse.click("nav >> text=Referrals")
+        nurse.click("text=New referral (phone call)")
+        nurse.fill("#nhs_number", "943 476 5919")
+        nurse.fill("#given_name", "Mary")
+        nurse.fill("#family_name", "Seacole")
+        nurse.fill("#date_of_birth", "1940-05-01")
+        nurse.select_option("#source", "111")
+        nurse.select_option("#urgency", "two_hour")
+        nurse.fill("#reason", "COPD exacerbation, breathless")
+        nurse.fill("#obs-spo2", "90")
+        nurse.click("#referral-form button[type=submit]")
+        row = nurse.locator("#referral-queue tr.referral")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("SEACOLE, Mary")
+        expect(row).to_contain_text("for a clinician")
+
+        # A clinician triages: the clock since referral runs; accept and admit with a kit.
+        doctor = _login(browser, base, "doctor", "doctor-password")
+        doctor.goto(base + "/referrals")
+        clock = doctor.locator("#referral-queue .since").first
+        expect(clock).to_have_text(re.compile(r"^00:00:\d\d$"))
+        first = clock.text_content()
+        expect(clock).not_to_have_text(first or "", timeout=3000)  # it ticks
+        doctor.screenshot(path=str(ARTIFACTS / "flow-triage.png"), full_page=True)
+        doctor.click("#referral-queue a.accept")
+        expect(doctor.locator("#nhs_number")).to_have_value("9434765919")
+        doctor.fill("#address", "1 Mill Lane, Leeds LS1 1AA")
+        doctor.fill("#phone", "0113 496 0000")
+        doctor.fill("#next_of_kin", "Tom Seacole (son) 07700 900123")
+        doctor.fill("#gp_practice", "Mill Lane Surgery")
+        doctor.fill("#kit-scan", "no-such-device")
+        doctor.press("#kit-scan", "Enter")
+        expect(doctor.locator("#kit-error")).to_contain_text("is not registered")
+        doctor.fill("#kit-scan", oximeter)
+        doctor.press("#kit-scan", "Enter")
+        expect(doctor.locator(f'#kit-list li.ok[data-device="{oximeter}"]')).to_contain_text(
+            "pulse oximeter")
+        expect(doctor.locator("#kit-ids")).to_have_value(oximeter)
+        doctor.select_option("#spo2_scale", "2")
+        doctor.select_option("#ceiling_of_care", "not_for_conveyance")
+        doctor.fill("#care_plan_reason", "hypercapnic COPD, ReSPECT form at home")
+        doctor.screenshot(path=str(ARTIFACTS / "flow-admit.png"), full_page=True)
+        doctor.click("#admit-submit")
+        expect(doctor).to_have_url(re.compile(r"/patients/\d+$"))
+        expect(doctor.locator(".patient-head")).to_contain_text("SEACOLE")
+        expect(doctor.locator("#patient-panel")).to_contain_text("Scale 2")
+        expect(doctor.locator("#live")).to_have_attribute("data-state", "live")
+
+        # A reading over the real broker arrives on the open patient page.
+        mqtt = connect_mqtt(broker.url, f"e2e-{unique}")
+        at = dt.datetime.now(dt.UTC)
+        info = mqtt.publish(readings_topic(oximeter), encode_readings(
+            uuid.uuid4().hex, at, [Measurement("spo2", 89, "%", at),
+                                   Measurement("pulse", 97, "/min", at)]), qos=1)
+        info.wait_for_publish(10)
+        expect(doctor.locator("#patient-panel")).to_contain_text("89 %", timeout=10000)
+
+        # Discharge: devices listed for collection, follow-up booked, record reads discharged.
+        doctor.click("#discharge-link")
+        doctor.select_option("#outcome", "usual_residence")
+        doctor.fill("#note", "recovered at home")
+        doctor.click("#discharge-form button[type=submit]")
+        expect(doctor.locator("#collect")).to_contain_text(oximeter)
+        expect(doctor.locator("#follow-up")).to_contain_text("due")
+        doctor.screenshot(path=str(ARTIFACTS / "flow-discharged.png"), full_page=True)
+        doctor.click("text=Back to the patient's record")
+        expect(doctor.locator("#record-status")).to_contain_text("Discharged")
+        expect(doctor.locator("#discharge-summary")).to_contain_text(
+            "usual residence · discharged by doctor · recovered at home")
+
+        # The nurse makes the follow-up call and records it.
+        nurse.goto(base + "/follow-ups")
+        call = nurse.locator("#follow-up-calls tr.call")
+        expect(call).to_have_count(1)
+        call.locator("input[name=note]").fill("well, no concerns")
+        call.locator("button[type=submit]").click()
+        expect(nurse.locator("#follow-up-calls tr.call")).to_have_class(
+            re.compile(r"\bstatus-done\b"))
+        expect(nurse.locator("#follow-up-calls")).to_contain_text("by nurse")
+    row_db = db.execute("SELECT a.status, a.outcome, a.decided_by, f.status FROM admissions a "
+                        "JOIN follow_up_calls f ON f.admission_id = a.id").fetchone()
+    assert row_db == ("discharged", "usual_residence", "doctor", "done")

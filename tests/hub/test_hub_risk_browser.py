@@ -1,0 +1,111 @@
+"""The risk tier in a real browser: the ward sorts and filters by tier, and the patient page
+says why a patient is in their tier (every factor, what it measured, its points).
+
+Debian's Chromium, headless, driven by Playwright, against the hub on a free port (launch
+flags and login as in `test_hub_e2e_browser.py`). Stored NEWS2 scores are written straight
+to the database: no broker or gateway is needed to show a tier. Screenshot:
+artifacts/hub-risk-tier.png.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from tests.hub.test_hub_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, hub_server
+from ward.domain.patients import Pathway, ReferralSource
+from ward.domain.risk_factors import Acuity, Comorbidity, RiskFactors
+from ward.embedded import free_port
+from ward.hub import risk
+from ward.hub.auth import Role, create_user
+from ward.settings import Settings
+
+pytestmark = pytest.mark.browser
+
+
+def _scores(conn: psycopg.Connection[Any], pid: int, now: dt.datetime,
+            totals: dict[int, tuple[int, str]]) -> None:
+    for hours_ago, (total, band) in totals.items():
+        conn.execute(
+            "INSERT INTO scores (patient_id, computed_at, total, risk, any_single_3, complete, "
+            "spo2_scale, sub_scores, missing, evidence) VALUES (%s, %s, %s, %s, false, true, "
+            "1, %s, '{}', '[]')",
+            (pid, now - dt.timedelta(hours=hours_ago), total, band, json.dumps({})))
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+def test_ward_sorts_by_tier_and_the_patient_page_says_why(
+    db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
+    to_url: Callable[[str], str], poll: Callable[..., None],
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    create_user(db, "nurse", "nurse-password", role=Role.HUB_NURSE, display_name="Nurse Jones")
+    now = dt.datetime.now(dt.UTC)
+    # Steady: NEWS2 2 all along, every set done, step-down, low readmission risk: low tier.
+    steady = admit(given="Sam", family="Steady", at=now - dt.timedelta(hours=70),
+                   pathway=Pathway.STEP_DOWN, source=ReferralSource.HOSPITAL_WARD)
+    _scores(db, steady, now, dict.fromkeys(range(68, 0, -2), (2, "low")))
+    # Rising: NEWS2 1 for two days, then 3-4 today; sets missed; LACE high; step-up.
+    rising = admit(given="Rita", family="Rising", at=now - dt.timedelta(hours=70))
+    _scores(db, rising, now, {**dict.fromkeys(range(68, 24, -4), (1, "low")),
+                              **dict.fromkeys((20, 8, 1), (4, "low"))})
+    risk.save_factors(db, rising, RiskFactors(
+        admissions_6_months=2, admissions_12_months=4, index_stay_days=9,
+        acuity=Acuity.EMERGENT, comorbidities=frozenset({Comorbidity.CONGESTIVE_HEART_FAILURE}),
+        ed_visits_6_months=3, haemoglobin_g_dl=10.9, sodium_mmol_l=133.0, oncology=False,
+        procedure=False), now=now, by="test")
+    db.commit()
+    settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        pw = stack.enter_context(sync_playwright())
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     headless=True)
+        stack.callback(browser.close)
+        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        page.goto(base + "/")
+        page.fill("#username", "nurse")
+        page.fill("#password", "nurse-password")
+        page.click("button[type=submit]")
+        rows = page.locator("#ward-rows tr.patient")
+        expect(rows).to_have_count(2)
+        # The tier column shows each patient's tier beside NEWS2.
+        expect(page.locator(f"#p-{rising} td.tier")).to_contain_text("high")
+        expect(page.locator(f"#p-{steady} td.tier")).to_contain_text("low")
+        page.select_option("#ward-sort", "tier")
+        page.check("input[name=tier][value=low]")
+        page.click("form.tier-filter button[type=submit]")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_have_attribute("data-pid", str(steady))
+        page.goto(base + "/?sort=tier")
+        expect(rows.first).to_have_attribute("data-pid", str(rising))
+
+        page.click(f"#p-{rising} a.name")
+        expect(page.locator("#risk-tier-badge")).to_have_text("High")
+        why = page.locator("#risk-why tbody tr")
+        expect(why).to_have_count(6)
+        expect(page.locator("#risk-why tr[data-factor=trajectory]")).to_contain_text(
+            "NEWS2 trajectory")
+        expect(page.locator("#risk-why tr[data-factor=trajectory]")).to_contain_text("3 / 3")
+        expect(page.locator("#risk-why tr[data-factor=readmission]")).to_contain_text(
+            "LACE 13")
+        expect(page.locator("#risk-why tr[data-factor=completeness]")).to_contain_text(
+            "missed")
+        expect(page.locator("#readmission-scores")).to_contain_text("L 5, A 3, C 2, E 3")
+        page.click("details.risk-weights summary")
+        expect(page.locator("details.risk-weights")).to_contain_text("Own baseline")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "hub-risk-tier.png"), full_page=True)
+    changes = db.execute("SELECT count(*) FROM risk_tier_changes WHERE patient_id = %s",
+                         [rising]).fetchone()
+    assert changes is not None
+    assert changes[0] == 1  # one change (none -> high), however often the tier was shown

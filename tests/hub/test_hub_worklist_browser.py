@@ -1,0 +1,88 @@
+"""The worklist in a real browser: one nurse claims and completes a task, and a second
+browser (another nurse's screen) sees it claimed, then gone, without a reload — over the
+existing SSE stream. The handover page renders its patient. Screenshot: artifacts/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from tests.hub.test_hub_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, hub_server
+from ward.embedded import free_port
+from ward.hub.auth import Role, create_user
+from ward.settings import Settings
+
+pytestmark = pytest.mark.browser
+
+
+def _login(browser: Any, base: str, username: str, password: str) -> Any:
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    page.goto(base + "/worklist")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/worklist")
+    return page
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+def test_claim_and_complete_update_a_second_browser_live(
+    db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
+    to_url: Callable[[str], str], poll: Callable[..., None],
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    for name, role in (("nurse", Role.HUB_NURSE), ("nurse2", Role.HUB_NURSE)):
+        create_user(db, name, f"{name}-password", role=role, display_name=name.title())
+    now = dt.datetime.now(dt.UTC)
+    pid = admit(given="Edith", family="Cavell", at=now - dt.timedelta(days=1))
+    row = db.execute(
+        "INSERT INTO tasks (kind, patient_id, reason, detail, due_at, created_by, created_at) "
+        "VALUES ('full_set', %s, 'partial_trouble', 'missing resp_rate', %s, 'alerting', %s) "
+        "RETURNING id", (pid, now + dt.timedelta(minutes=30), now)).fetchone()
+    assert row is not None
+    db.commit()
+    ref = f"task-{row[0]}"
+    settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        pw = stack.enter_context(sync_playwright())
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     headless=True)
+        stack.callback(browser.close)
+        mine, theirs = _login(browser, base, "nurse", "nurse-password"), _login(
+            browser, base, "nurse2", "nurse2-password")
+        for page in (mine, theirs):
+            expect(page.locator(f"tr[data-ref='{ref}']")).to_contain_text("Edith Cavell")
+            expect(page.locator("#live")).to_have_attribute("data-state", "live")
+        mine.click(f"tr[data-ref='{ref}'] button[data-claim]")
+        # The other screen shows the owner (and no Claim button) without a reload.
+        expect(theirs.locator(f"tr[data-ref='{ref}'] td.owner")).to_have_text("nurse",
+                                                                              timeout=5000)
+        expect(theirs.locator(f"tr[data-ref='{ref}'] button[data-claim]")).to_have_count(0)
+        theirs.evaluate("window.__kept = true")  # gone after a reload: proves there was none
+        mine.fill(f"tr[data-ref='{ref}'] input.outcome", "full set taken")
+        mine.click(f"tr[data-ref='{ref}'] button[data-complete]")
+        expect(theirs.locator(f"tr[data-ref='{ref}']")).to_have_count(0, timeout=5000)
+        expect(mine.locator(f"tr[data-ref='{ref}']")).to_have_count(0)
+        assert theirs.evaluate("window.__kept") is True
+        ARTIFACTS.mkdir(exist_ok=True)
+        theirs.screenshot(path=str(ARTIFACTS / "hub-worklist.png"), full_page=True)
+        mine.goto(base + "/handover")
+        expect(mine.locator("section.handover-patient")).to_contain_text("Edith Cavell")
+        expect(mine.locator("section.handover-patient")).to_contain_text("full set taken")
+        mine.emulate_media(media="print")
+        expect(mine.locator("header.top")).to_be_hidden()
+        mine.screenshot(path=str(ARTIFACTS / "hub-handover-print.png"), full_page=True)
+    db.commit()
+    audited = db.execute("SELECT action, actor FROM audit_log WHERE entity = 'task' "
+                         "AND entity_id = %s ORDER BY id", (ref,)).fetchall()
+    assert audited == [("claim", "nurse"), ("complete", "nurse")]

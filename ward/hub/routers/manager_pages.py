@@ -1,0 +1,271 @@
+"""The ward manager's pages: referral triage queue, phone referral, admission, discharge.
+
+Server-rendered forms (no script needed to submit them; `static/flows.js` adds the live clock
+since referral and the kit scanner). Every change goes through `ward.hub.admitting` inside a
+savepoint, so a refused form (ward full, unknown device, invalid NHS number) changes nothing
+and is shown again with what was typed and a message saying why.
+
+Roles: everyone sees the queue and may enter a referral; triage, admission and discharge are
+`admissions.TRIAGE` (clinician, admin); the care plan at admission is a clinician's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from alerting.care_plan import Ceiling
+from ward.domain import nhs_number
+from ward.domain.errors import DomainError
+from ward.domain.patients import Contact, DischargeOutcome, Patient, ReferralSource, Urgency
+from ward.hub import admitting, audit
+from ward.hub.auth import PRESCRIBERS, User
+from ward.hub.deps import DB, Now, SettingsDep
+from ward.hub.problems import Problem
+from ward.hub.routers.admissions import TRIAGE, Referrer, Triage, load_admission
+from ward.hub.routers.common import AdmissionId, Conn, Reader
+from ward.hub.templating import render
+from ward.settings import Settings
+
+router = APIRouter(include_in_schema=False)
+F = Form(max_length=2000)
+# Urgent first, then oldest: the order a triage nurse works through the queue.
+_URGENCY_ORDER = [u.value for u in Urgency]
+# Observations a referrer usually gives on the phone (vital code, label, unit).
+REFERRAL_OBS = (("resp_rate", "Respiration rate", "/min"), ("spo2", "SpO2", "%"),
+                ("pulse", "Pulse", "/min"), ("systolic_bp", "Systolic BP", "mmHg"),
+                ("temperature", "Temperature", "°C"))
+OUTCOME_LABEL = {"usual_residence": "Remained at usual place of residence",
+                 "conveyed_ed": "Conveyed to ED", "admitted_hospital": "Admitted to hospital",
+                 "died": "Died", "transferred": "Transferred to another service"}
+URGENCY_LABEL = {"two_hour": "2-hour response", "same_day": "Same day",
+                 "next_day": "Next day", "routine": "Routine"}
+
+
+def _ctx(request: Request, user: User, now: dt.datetime, settings: Settings,
+         **extra: Any) -> dict[str, Any]:
+    return {"request": request, "user": user, "now": now, "active": "referrals",
+            "beds": settings.ward_beds, "nhs": nhs_number.display, "can_triage":
+            user.role in TRIAGE, "outcomes": OUTCOME_LABEL, "urgencies": URGENCY_LABEL,
+            "referral_obs": REFERRAL_OBS, **extra}
+
+
+def _attempt(conn: Conn, action: Callable[[], Any]) -> tuple[Any, str | None]:
+    """Run `action` in a savepoint; a refusal rolls it back and comes back as a message."""
+    try:
+        with conn.transaction():
+            return action(), None
+    except (DomainError, Problem) as exc:
+        return None, str(exc.detail if isinstance(exc, Problem) else exc)
+
+
+def _queue(conn: Conn) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT a.id, a.patient_id, p.given_name, p.family_name, p.nhs_number, "
+        "p.date_of_birth, a.source, a.pathway, a.urgency, a.referral_reason, "
+        "a.referral_observations, a.referrer, a.referred_by, a.referred_at "
+        "FROM admissions a JOIN patients p ON p.id = a.patient_id "
+        "WHERE a.status = 'referred' "
+        "ORDER BY array_position(%s::text[], a.urgency), a.referred_at, a.id",
+        (_URGENCY_ORDER,)).fetchall()
+    keys = ("id", "patient_id", "given_name", "family_name", "nhs_number", "date_of_birth",
+            "source", "pathway", "urgency", "reason", "observations", "referrer",
+            "referred_by", "referred_at")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _decided(conn: Conn) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT a.id, a.patient_id, p.given_name, p.family_name, a.status, a.decided_at, "
+        "a.decided_by, a.decision_reason, a.time_to_decision FROM admissions a "
+        "JOIN patients p ON p.id = a.patient_id WHERE a.decided_at IS NOT NULL "
+        "ORDER BY a.decided_at DESC LIMIT 20").fetchall()
+    keys = ("id", "patient_id", "given_name", "family_name", "status", "decided_at",
+            "decided_by", "reason", "time_to_decision")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _queue_page(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
+                user: User, error: str | None = None, status: int = 200) -> Response:
+    queue, decided = _queue(conn), _decided(conn)
+    admitted = admitting.admitted_count(conn)
+    audit.record(conn, user, "list", "referral", now=now,
+                 patient_ids=[q["patient_id"] for q in queue + decided])
+    return render(request, "referrals.html", _ctx(
+        request, user, now, settings, queue=queue, decided=decided, admitted=admitted,
+        full=admitted >= settings.ward_beds, error=error), status_code=status)
+
+
+@router.get("/referrals")
+def referrals_page(request: Request, conn: DB, now: Now, settings: SettingsDep,
+                   user: Reader) -> Response:
+    return _queue_page(request, conn, now, settings, user)
+
+
+@router.get("/referrals/new")
+def new_referral_page(request: Request, now: Now, settings: SettingsDep, user: Referrer
+                      ) -> Response:
+    return render(request, "referral_new.html", _ctx(
+        request, user, now, settings, form={}, error=None, sources=list(ReferralSource)))
+
+
+@router.post("/referrals/new")
+async def new_referral(request: Request, conn: DB, now: Now, settings: SettingsDep,
+                       user: Referrer) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    observations: dict[str, float] = {}
+
+    def _refer() -> int:
+        for code, label, _ in REFERRAL_OBS:
+            text = form.get(code, "").strip()
+            if text:
+                try:
+                    observations[code] = float(text)
+                except ValueError as exc:
+                    msg = f"{label} {text!r} is not a number"
+                    raise DomainError(msg) from exc
+        try:
+            born = dt.date.fromisoformat(form.get("date_of_birth", ""))
+            source = ReferralSource(form.get("source", ""))
+            urgency = Urgency(form.get("urgency", "same_day"))
+        except ValueError as exc:
+            msg = "give the date of birth, the referral source and the urgency"
+            raise DomainError(msg) from exc
+        patient = Patient(form.get("nhs_number", ""), form.get("given_name", "").strip(),
+                          form.get("family_name", "").strip(), born)
+        return admitting.refer_new_patient(
+            conn, user, now, patient, source=source, urgency=urgency,
+            reason=form.get("reason", "").strip()[:2000] or None, observations=observations,
+            referrer=form.get("referrer", "").strip()[:200] or None)
+
+    _, error = _attempt(conn, _refer)
+    if error is None:
+        return RedirectResponse("/referrals", status_code=303)
+    return render(request, "referral_new.html", _ctx(
+        request, user, now, settings, form=form, error=error, sources=list(ReferralSource)),
+        status_code=422)
+
+
+@router.post("/referrals/{admission_id}/decline")
+def decline_referral(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
+                     settings: SettingsDep, user: Triage,
+                     reason: Annotated[str, F] = "") -> Response:
+    _, error = _attempt(conn, lambda: admitting.decline(conn, user, now, admission_id,
+                                                        reason=reason.strip()))
+    if error is None:
+        return RedirectResponse("/referrals", status_code=303)
+    return _queue_page(request, conn, now, settings, user, error=error, status=409)
+
+
+def _patient_form(conn: Conn, patient_id: int) -> dict[str, str]:
+    row = conn.execute(
+        "SELECT nhs_number, given_name, family_name, date_of_birth, address, phone, "
+        "next_of_kin, gp_practice FROM patients WHERE id = %s", (patient_id,)).fetchone()
+    keys = ("nhs_number", "given_name", "family_name", "date_of_birth", "address", "phone",
+            "next_of_kin", "gp_practice")
+    return {k: "" if v is None else str(v) for k, v in zip(keys, row or (), strict=False)}
+
+
+def _admit_page(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
+                user: User, admission_id: int, form: dict[str, str], error: str | None,
+                status: int = 200) -> Response:
+    admission = load_admission(conn, admission_id)
+    admitted = admitting.admitted_count(conn)
+    kit = admitting.kit_status(conn, admitting.parse_device_ids(form.get("device_ids", "")),
+                               patient_id=admission.patient_id, now=now)
+    return render(request, "admit.html", _ctx(
+        request, user, now, settings, a=admission, form=form, error=error, kit=kit,
+        admitted=admitted, full=admitted >= settings.ward_beds, ceilings=list(Ceiling),
+        may_plan=user.role in PRESCRIBERS), status_code=status)
+
+
+@router.get("/referrals/{admission_id}/admit")
+def admit_page(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
+               settings: SettingsDep, user: Triage) -> Response:
+    admission = load_admission(conn, admission_id)
+    audit.record(conn, user, "read", "patient", now=now, entity_id=admission.patient_id,
+                 patient_id=admission.patient_id, detail={"page": "admit"})
+    form = {**_patient_form(conn, admission.patient_id), "spo2_scale": "1",
+            "ceiling_of_care": Ceiling.FULL_ESCALATION.value}
+    return _admit_page(request, conn, now, settings, user, admission_id, form, None)
+
+
+@router.post("/referrals/{admission_id}/admit")
+async def admit(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
+                settings: SettingsDep, user: Triage) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    admission = load_admission(conn, admission_id)
+
+    def _admit() -> None:
+        try:
+            born = dt.date.fromisoformat(form.get("date_of_birth", ""))
+        except ValueError as exc:
+            msg = "the date of birth is missing or not a date"
+            raise DomainError(msg) from exc
+        patient = Patient(form.get("nhs_number", ""), form.get("given_name", "").strip(),
+                          form.get("family_name", "").strip(), born)
+        contact = Contact(
+            form.get("address", "").strip()[:500], form.get("phone", "").strip()[:30],
+            form.get("next_of_kin", "").strip()[:200], form.get("gp_practice", "").strip()[:200])
+        plan = None
+        if user.role in PRESCRIBERS:
+            reason = form.get("care_plan_reason", "").strip()[:2000]
+            try:
+                plan = admitting.CarePlanAtAdmission(
+                    int(form.get("spo2_scale", "1")), Ceiling(form.get("ceiling_of_care", "")),
+                    reason or "care plan at admission")
+            except ValueError as exc:
+                msg = "choose the SpO2 scale and the ceiling of care"
+                raise DomainError(msg) from exc
+        admitting.admit(conn, user, now, admission_id, beds=settings.ward_beds,
+                        patient=patient, contact=contact, plan=plan,
+                        device_ids=admitting.parse_device_ids(form.get("device_ids", ""))[:12])
+
+    _, error = _attempt(conn, _admit)
+    if error is None:
+        return RedirectResponse(f"/patients/{admission.patient_id}", status_code=303)
+    return _admit_page(request, conn, now, settings, user, admission_id, form, error, 409)
+
+
+def _assigned_devices(conn: Conn, patient_id: int) -> list[str]:
+    return [str(r[0]) for r in conn.execute(
+        "SELECT d.id FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
+        "WHERE a.patient_id = %s AND upper_inf(a.during) ORDER BY d.id", (patient_id,))]
+
+
+@router.get("/admissions/{admission_id}/discharge")
+def discharge_page(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
+                   settings: SettingsDep, user: Triage) -> Response:
+    admission = load_admission(conn, admission_id)
+    return render(request, "discharge.html", _ctx(
+        request, user, now, settings, a=admission, error=None, form={},
+        devices=_assigned_devices(conn, admission.patient_id)))
+
+
+@router.post("/admissions/{admission_id}/discharge")
+def discharge(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
+              settings: SettingsDep, user: Triage, outcome: Annotated[str, F] = "",
+              note: Annotated[str, F] = "") -> Response:
+    admission = load_admission(conn, admission_id)
+
+    def _discharge() -> admitting.Discharged:
+        try:
+            chosen = DischargeOutcome(outcome)
+        except ValueError as exc:
+            msg = "choose how the stay ended"
+            raise DomainError(msg) from exc
+        return admitting.discharge(conn, user, now, admission_id, outcome=chosen,
+                                   note=note.strip() or None)
+
+    done, error = _attempt(conn, _discharge)
+    if error is not None:
+        return render(request, "discharge.html", _ctx(
+            request, user, now, settings, a=admission, error=error,
+            form={"outcome": outcome, "note": note},
+            devices=_assigned_devices(conn, admission.patient_id)), status_code=409)
+    return render(request, "discharged.html", _ctx(request, user, now, settings,
+                                                   a=admission, done=done))

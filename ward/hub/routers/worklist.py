@@ -1,0 +1,244 @@
+"""The worklist (what the hub must do next) and the shift handover, as API and pages.
+
+The SQL and the actions are `ward.hub.queries.worklist`'s; this router checks roles, audits
+every read and action, and NOTIFYs `task` events so every open worklist updates live over
+the existing SSE stream (`/api/events`; `static/worklist.js` refetches the rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ward.hub import audit, wardcache
+from ward.hub.auth import User
+from ward.hub.deps import DB, Now, SettingsDep
+from ward.hub.problems import Invalid
+from ward.hub.queries import worklist as wl
+from ward.hub.routers.common import (
+    BIGINT_MAX,
+    Clinical,
+    Conn,
+    Reader,
+    Text,
+    notify,
+    require_patient,
+)
+from ward.hub.templating import render
+from ward.hub.wardview import WardRow
+from ward.settings import Settings
+
+router = APIRouter(tags=["worklist"])
+Ref = Annotated[str, Path(max_length=40, pattern=r"^(task|obs)-[0-9]+$")]
+# Without an earlier handover, "notes since the last handover" means the last 12-hour shift.
+SHIFT = dt.timedelta(hours=12)
+# The urgent response figure covers the last 30 days unless asked otherwise (a month's audit).
+URGENT_DAYS = 30
+# A visit requested further ahead than a week is a care-plan matter, not a worklist task.
+MAX_VISIT_AHEAD = dt.timedelta(days=7)
+
+
+class Worklist(BaseModel):
+    items: list[wl.WorkItem]
+    total: int
+    urgent_response: wl.UrgentStats
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Annotated[Text, Field(min_length=1, max_length=200)]
+    note: Annotated[Text, Field(max_length=2000)] = ""
+
+
+class HandOverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: Annotated[Text | None, Field(max_length=64, description="username; null: the pool")]
+    note: Annotated[Text, Field(max_length=2000)] = ""
+
+
+class VisitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient_id: Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+    due_at: AwareDatetime
+    reason: Annotated[Text, Field(min_length=1, max_length=2000)]
+    priority: Annotated[int, Field(ge=1, le=3)] = 2
+
+
+class NoteOut(BaseModel):
+    at: dt.datetime
+    actor: str
+    action: str
+    task: str
+    note: str
+
+
+class HandoverPatient(BaseModel):
+    patient_id: int
+    name: str
+    nhs_number: str
+    band: str
+    news2: int | None
+    news2_complete: bool
+    episode: str | None = Field(description="the open alert episode's summary, if any")
+    episode_severity: str | None
+    tasks: list[wl.WorkItem]
+    notes: list[NoteOut]
+
+
+class Handover(BaseModel):
+    since: dt.datetime
+    last_by: str | None
+    patients: list[HandoverPatient]
+
+
+def _rows(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
+          patient_ids: list[int] | None = None) -> list[WardRow]:
+    cache: wardcache.WardCache = request.app.state.ward_cache
+    snap = cache.snapshot(conn, now=now, beds=settings.ward_beds, patient_ids=patient_ids)
+    return snap.rows_at(now)
+
+
+def _worklist(request: Request, conn: Conn, now: dt.datetime, settings: Settings, user: User,
+              status: Literal["open", "closed"], patient_id: int | None, mine: bool) -> Worklist:
+    ids = None if patient_id is None else [patient_id]
+    items = wl.list_items(conn, now, status=status, patient_ids=ids,
+                          owner=user.username if mine else None,
+                          kit=_rows(request, conn, now, settings, ids))
+    audit.record(conn, user, "list", "task", now=now,
+                 patient_ids=[i.patient_id for i in items], detail={"status": status})
+    return Worklist(items=items, total=len(items), urgent_response=wl.urgent_stats(
+        conn, now, now - dt.timedelta(days=URGENT_DAYS)))
+
+
+@router.get("/api/worklist", response_model=Worklist)
+def list_worklist(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
+                  status: Literal["open", "closed"] = "open",
+                  patient_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
+                  mine: bool = False) -> Worklist:
+    """Every kind of work, most urgent (priority 1) then soonest due first."""
+    if patient_id is not None:
+        require_patient(conn, patient_id)
+    return _worklist(request, conn, now, settings, user, status, patient_id, mine)
+
+
+def _after(conn: Conn, user: User, now: dt.datetime, item: wl.WorkItem, action: str,
+           detail: dict[str, Any]) -> wl.WorkItem:
+    audit.record(conn, user, action, "task", now=now, entity_id=item.ref,
+                 patient_id=item.patient_id, detail=detail)
+    notify(conn, "task", [item.patient_id], task=item.ref)
+    return item
+
+
+@router.post("/api/worklist/{ref}/claim", response_model=wl.WorkItem)
+def claim(ref: Ref, conn: DB, now: Now, user: Clinical) -> wl.WorkItem:
+    return _after(conn, user, now, wl.claim(conn, ref, now, user.username), "claim", {})
+
+
+@router.post("/api/worklist/{ref}/complete", response_model=wl.WorkItem)
+def complete(ref: Ref, body: CompleteIn, conn: DB, now: Now, user: Clinical) -> wl.WorkItem:
+    item = wl.complete(conn, ref, now, user.username, outcome=body.outcome, note=body.note)
+    return _after(conn, user, now, item, "complete",
+                  {"outcome": body.outcome, "note": body.note, "met": item.met})
+
+
+@router.post("/api/worklist/{ref}/hand-over", response_model=wl.WorkItem)
+def hand_over(ref: Ref, body: HandOverIn, conn: DB, now: Now, user: Clinical) -> wl.WorkItem:
+    item = wl.hand_over(conn, ref, now, user.username, to=body.to, note=body.note)
+    return _after(conn, user, now, item, "hand_over", {"to": body.to, "note": body.note})
+
+
+@router.post("/api/worklist/visits", response_model=wl.WorkItem, status_code=201)
+def request_visit(body: VisitIn, conn: DB, now: Now, user: Clinical) -> wl.WorkItem:
+    require_patient(conn, body.patient_id)
+    due = body.due_at.astimezone(dt.UTC)
+    if not now < due <= now + MAX_VISIT_AHEAD:
+        raise Invalid(f"a visit is due within the next {MAX_VISIT_AHEAD.days} days")
+    item = wl.request_visit(conn, body.patient_id, now, user.username, due_at=due,
+                            reason=body.reason, priority=body.priority)
+    return _after(conn, user, now, item, "create", {"kind": "visit", "reason": body.reason})
+
+
+@router.get("/api/worklist/urgent-response", response_model=wl.UrgentStats)
+def urgent_response(conn: DB, now: Now, user: Reader,
+                    days: Annotated[int, Query(ge=1, le=366)] = URGENT_DAYS) -> wl.UrgentStats:
+    """Met / missed of the 2-hour urgent response clock (standard: ≥ 70 % met)."""
+    return wl.urgent_stats(conn, now, now - dt.timedelta(days=days))
+
+
+def _handover(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
+              user: User) -> Handover:
+    last = conn.execute("SELECT at, by FROM handovers ORDER BY at DESC LIMIT 1").fetchone()
+    since, last_by = (last[0], last[1]) if last else (now - SHIFT, None)
+    rows = _rows(request, conn, now, settings)
+    ids = [r.patient_id for r in rows]
+    items = wl.list_items(conn, now, patient_ids=ids, kit=rows)
+    notes: dict[int, list[NoteOut]] = {}
+    for pid, at, actor, action, source, tid, note in conn.execute(
+            "SELECT patient_id, at, actor, action, source, task_id, note FROM task_events "
+            "WHERE at > %s AND patient_id = ANY(%s) AND note <> '' ORDER BY at",
+            (since, ids)):
+        notes.setdefault(pid, []).append(NoteOut(at=at, actor=actor, action=action,
+                                                 task=f"{source}-{tid}", note=note))
+    patients = []
+    for r in rows:
+        episode = r.alerts[0] if r.alerts else None
+        patients.append(HandoverPatient(
+            patient_id=r.patient_id, name=f"{r.given_name} {r.family_name}",
+            nhs_number=r.nhs_number, band=r.band,
+            news2=None if r.score is None else r.score.total,
+            news2_complete=r.score is not None and r.score.complete,
+            episode=None if episode is None else episode.summary,
+            episode_severity=None if episode is None else episode.severity,
+            tasks=[i for i in items if i.patient_id == r.patient_id],
+            notes=notes.get(r.patient_id, [])))
+    audit.record(conn, user, "read", "handover", now=now, patient_ids=ids)
+    return Handover(since=since, last_by=last_by, patients=patients)
+
+
+@router.get("/api/handover", response_model=Handover)
+def read_handover(request: Request, conn: DB, now: Now, settings: SettingsDep,
+                  user: Reader) -> Handover:
+    """Per admitted patient (ward order): risk, NEWS2, open episode, tasks, notes since."""
+    return _handover(request, conn, now, settings, user)
+
+
+@router.post("/api/handover", status_code=204)
+def give_handover(conn: DB, now: Now, user: Clinical) -> Response:
+    """Record that the shift handed over now: later notes belong to the next handover."""
+    conn.execute("INSERT INTO handovers (at, by) VALUES (%s, %s)", (now, user.username))
+    audit.record(conn, user, "create", "handover", now=now)
+    return Response(status_code=204)
+
+
+def _page(request: Request, user: User, now: dt.datetime, settings: Settings,
+          active: str) -> dict[str, object]:
+    return {"user": user, "now": now, "active": active, "beds": settings.ward_beds,
+            "request": request}
+
+
+@router.get("/worklist", include_in_schema=False)
+def worklist_page(request: Request, conn: DB, now: Now, settings: SettingsDep,
+                  user: Reader) -> Response:
+    work = _worklist(request, conn, now, settings, user, "open", None, mine=False)
+    return render(request, "worklist.html", {**_page(request, user, now, settings, "worklist"),
+                                             "work": work})
+
+
+@router.get("/worklist/rows", include_in_schema=False)
+def worklist_rows(request: Request, conn: DB, now: Now, settings: SettingsDep,
+                  user: Reader) -> Response:
+    work = _worklist(request, conn, now, settings, user, "open", None, mine=False)
+    return render(request, "_worklist_rows.html",
+                  {**_page(request, user, now, settings, "worklist"), "work": work})
+
+
+@router.get("/handover", include_in_schema=False)
+def handover_page(request: Request, conn: DB, now: Now, settings: SettingsDep,
+                  user: Reader) -> Response:
+    return render(request, "handover.html", {**_page(request, user, now, settings, "handover"),
+                                             "handover": _handover(request, conn, now,
+                                                                   settings, user)})

@@ -1,0 +1,72 @@
+/* virtualward hub — the worklist and the handover page.
+ *
+ * Worklist: claim / complete / hand over buttons POST to /api/worklist/{ref}/…; any SSE
+ * event on /api/events (a task changed, a patient's readings, a resync) refetches the rows
+ * fragment (/worklist/rows), coalesced, so every open worklist updates without a reload.
+ * Handover: print and "mark handover given". No inline script (the CSP forbids it).
+ */
+(function () {
+  "use strict";
+  // Events within this window are merged into one fetch (a gateway batch names many patients).
+  var COALESCE_MS = 150;
+  var timer = null;
+  var tbody = document.getElementById("worklist-rows");
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify(body || {})
+    }).then(function (r) {
+      if (!r.ok) return r.json().then(function (p) { throw new Error(p.detail || r.status); });
+      return r.status === 204 ? null : r.json();
+    });
+  }
+
+  function refresh() {
+    timer = null;
+    fetch("/worklist/rows", { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) { tbody.innerHTML = html; tick(); })
+      .catch(function (e) { console.warn("worklist refresh failed", e); });
+  }
+  function schedule() { if (!timer) timer = setTimeout(refresh, COALESCE_MS); }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".clock[data-deadline]").forEach(function (el) {
+      var left = Math.round((Date.parse(el.dataset.deadline) - now) / 60000);
+      el.textContent = left <= 0 ? "2 h passed" : left + " min left";
+    });
+  }
+
+  if (tbody) {
+    new EventSource("/api/events").addEventListener("ward", schedule);
+    setInterval(tick, 15000);
+    tick();
+    tbody.addEventListener("click", function (ev) {
+      var btn = ev.target.closest("button");
+      if (!btn) return;
+      var row = btn.closest("tr"), done;
+      if (btn.dataset.claim) done = post("/api/worklist/" + btn.dataset.claim + "/claim");
+      else if (btn.dataset.complete) {
+        var outcome = row.querySelector(".outcome").value.trim();
+        if (!outcome) { row.querySelector(".outcome").focus(); return; }
+        done = post("/api/worklist/" + btn.dataset.complete + "/complete", { outcome: outcome });
+      } else if (btn.dataset.handover) {
+        var to = row.querySelector(".handover-to").value.trim();
+        done = post("/api/worklist/" + btn.dataset.handover + "/hand-over", { to: to || null });
+      } else return;
+      btn.disabled = true;
+      done.then(refresh).catch(function (e) { btn.disabled = false; alert(e.message); });
+    });
+  }
+
+  var printBtn = document.getElementById("print-handover");
+  if (printBtn) printBtn.addEventListener("click", function () { window.print(); });
+  var giveBtn = document.getElementById("give-handover");
+  if (giveBtn) giveBtn.addEventListener("click", function () {
+    post("/api/handover").then(function () { window.location.reload(); })
+      .catch(function (e) { alert(e.message); });
+  });
+})();
