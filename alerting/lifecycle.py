@@ -147,7 +147,7 @@ def resolve(alert: Alert, *, by: str, reason: str, now: dt.datetime) -> Transiti
 
 
 def snooze(alert: Alert, *, by: str, until: dt.datetime, now: dt.datetime,
-           max_snooze: dt.timedelta = MAX_SNOOZE) -> Transition:
+           max_snooze: dt.timedelta = MAX_SNOOZE, reason: str | None = None) -> Transition:
     """Silence repeats until ``until`` (bounded; never past a high alert's escalation)."""
     by = _need(by, "'by' (who snoozes)", alert)
     if until.tzinfo is None:
@@ -169,8 +169,10 @@ def snooze(alert: Alert, *, by: str, until: dt.datetime, now: dt.datetime,
         else:
             changes["next_escalation_at"] = max(alert.next_escalation_at, until)
     after = replace(alert, **changes)
-    return Transition(alert, after, (Event("snoozed", now, by, {"until": until.isoformat()},
-                                           alert.evidence),))
+    detail: dict[str, Any] = {"until": until.isoformat()}
+    if reason and reason.strip():
+        detail["reason"] = reason.strip()
+    return Transition(alert, after, (Event("snoozed", now, by, detail, alert.evidence),))
 
 
 def expire_snooze(alert: Alert, now: dt.datetime) -> Transition:
@@ -189,6 +191,33 @@ def escalate(alert: Alert, *, tier: int, target: str, next_at: dt.datetime | Non
                     next_escalation_at=next_at, updated_at=now)
     return Transition(alert, after, (Event("escalated", now, SYSTEM, {
         "tier": tier, "target": target, **detail}, alert.evidence),))
+
+
+def escalate_now(alert: Alert, *, by: str, tier: int, target: str,
+                 next_at: dt.datetime | None, now: dt.datetime,
+                 detail: Mapping[str, Any]) -> Transition:
+    """A person escalates now (to the next tier or a named contact), without waiting for the timer.
+
+    Works on a raised or acknowledged episode (a nurse who took it may still want a clinician);
+    an acknowledged one keeps no timer, a raised one restarts it at ``next_at``.
+    """
+    by = _need(by, "'by' (who escalates)", alert)
+    target = _need(target, "a target", alert)
+    if alert.state is State.RESOLVED:
+        raise AlertTransitionError(f"alert {alert.id} is resolved and cannot be escalated")
+    timer_at = next_at if alert.state is State.RAISED else None
+    after = replace(alert, escalation_tier=tier, escalation_target=target,
+                    next_escalation_at=timer_at, updated_at=now)
+    return Transition(alert, after, (Event("escalated", now, by, {
+        "tier": tier, "target": target, "manual": True, **detail}, alert.evidence),))
+
+
+def note(alert: Alert, *, by: str, text: str, now: dt.datetime) -> Transition:
+    """A person adds a note to the episode's timeline; nothing else changes."""
+    by = _need(by, "'by' (who writes)", alert)
+    text = _need(text, "the note", alert)
+    after = replace(alert, updated_at=now)
+    return Transition(alert, after, (Event("note", now, by, {"text": text}),))
 
 
 def fields_of(alert: Alert) -> dict[str, Any]:

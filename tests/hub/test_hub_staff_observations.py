@@ -278,3 +278,28 @@ def test_patient_page_shows_the_form_to_clinical_staff_only(app_client, staff, a
                                                              **html})
     assert admin_page.status_code == 200
     assert 'id="obs-form"' not in admin_page.text
+
+
+def test_patient_page_shows_who_entered_values_how_and_their_note(app_client, staff, admit, db,
+                                                                  clock):
+    nurse = staff(Role.HUB_NURSE)
+    pid = admit(at=clock.now - dt.timedelta(days=2))
+    response = app_client.post(url(pid), headers=nurse.headers, json={
+        "observations": [{"code": "resp_rate", "value": 18}, {"code": "consciousness",
+                                                             "value": "C"}],
+        "method": "visit", "note": "daughter says more muddled since lunch"})
+    assert response.status_code == 201, response.text
+    assert app_client.post(url(pid), headers=nurse.headers, json={
+        "observations": [{"code": "pulse", "value": 80}], "method": "letter"}).status_code == 422
+    page = app_client.get(f"/patients/{pid}", headers={**nurse.headers, "Accept": "text/html"})
+    assert page.status_code == 200
+    start = page.text.index('id="staff-entries"')
+    entries = page.text[start:page.text.index("</ul>", start)]
+    assert nurse.username in entries
+    assert "visit" in entries
+    assert "daughter says more muddled since lunch" in entries
+    assert "Respiration rate 18" in entries
+    row = db.execute("SELECT entered_by, method, note FROM staff_entries WHERE patient_id = %s",
+                     (pid,)).fetchone()
+    db.commit()
+    assert row == (nurse.username, "visit", "daughter says more muddled since lunch")

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.responses import Response
 
 from ward.domain.vitals import (
@@ -39,10 +40,7 @@ def _vital_unit(code: str) -> str:
         return ""
 
 
-def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
-    if when is None:
-        return "never"
-    seconds = int((now - when).total_seconds())
+def _ago_text(seconds: int) -> str:
     if seconds < 0:
         return "just now"
     if seconds < 90:
@@ -52,6 +50,16 @@ def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
     if seconds < 48 * 3600:
         return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min ago"
     return f"{seconds // 86400} days ago"
+
+
+def _ago(when: dt.datetime | None, now: dt.datetime) -> Markup | str:
+    """The age as "16 min ago", in a ``<time>`` whose ``data-age`` (seconds at render) lets static/hub.js
+    keep counting between updates (the same wording, computed in the browser)."""
+    if when is None:
+        return "never"
+    seconds = int((now - when).total_seconds())
+    return Markup('<time class="ago" datetime="{}" data-age="{}">{}</time>').format(
+        when.isoformat(), seconds, _ago_text(seconds))
 
 
 def _age(when: dt.datetime, now: dt.datetime) -> str:

@@ -1,6 +1,8 @@
 """Alerts: the queue (most severe, then newest, first), one alert with its evidence, and the
-nurse's actions — acknowledge, resolve with a reason, snooze — which are the alerting core's
-lifecycle transitions (`alerting.actions`), run in this request's transaction with its audit.
+nurse's actions — acknowledge, resolve with a reason, snooze with a reason, escalate now (next
+tier or a named contact), add a note — which are the alerting core's lifecycle transitions
+(`alerting.actions`), run in this request's transaction with its audit. The SQL and the output
+models live in `ward.hub.queries.alerts`.
 
 An alert is a patient's *episode* (`alerting.episodes`): one open per patient; its kind,
 severity and summary are its headline finding's, and ``findings`` (detail view) lists every
@@ -10,7 +12,7 @@ finding that contributed, with its evidence and whether it was inhibited on the 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -18,7 +20,20 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from alerting import actions
 from ward.hub import audit
 from ward.hub.deps import DB, Now
-from ward.hub.problems import Invalid, NotFound
+from ward.hub.problems import Invalid
+from ward.hub.queries.alerts import (
+    AlertCountsOut,
+    AlertDetailOut,
+    AlertEventOut,
+    AlertOut,
+    FindingOut,
+    Severity,
+    StateFilter,
+    counts,
+    load_alert,
+    query_alerts,
+    sections,
+)
 from ward.hub.routers.common import (
     BIGINT_MAX,
     AlertId,
@@ -32,9 +47,14 @@ from ward.hub.routers.common import (
     notify,
 )
 
+__all__ = ["AlertDetailOut", "AlertEventOut", "AlertOut", "FindingOut", "load_alert",
+           "query_alerts", "router"]
+
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
-Severity = Literal["info", "low", "low_medium", "medium", "high"]
-StateFilter = Literal["open", "raised", "acknowledged", "resolved", "all"]
+#: The reasons a nurse picks from when resolving (free text may be added to any of them).
+RESOLVE_REASONS = ("Clinically reviewed: no action needed", "Treated at home",
+                   "Escalated: patient seen", "Artefact / device problem",
+                   "Repeat observations normal", "Conveyed to hospital", "Other")
 # A snooze longer than a nursing shift would hide a patient past handover.
 MAX_SNOOZE = dt.timedelta(hours=12)
 
@@ -46,6 +66,7 @@ class ResolveIn(BaseModel):
 
 class SnoozeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    reason: Annotated[Text | None, Field(max_length=2000)] = None
     until: AwareDatetime | None = None
     minutes: Annotated[int | None, Field(ge=1, le=int(MAX_SNOOZE.total_seconds() // 60))] = None
 
@@ -57,125 +78,18 @@ class SnoozeIn(BaseModel):
         return self
 
 
-class AlertEventOut(BaseModel):
-    at: dt.datetime
-    event: str
-    actor: str
-    detail: dict[str, Any]
-    evidence: list[dict[str, Any]]
+class EscalateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: Annotated[str | None, Field(
+        max_length=100,
+        description="a named contact of the policy (GET /api/alerts/escalation-targets); "
+                    "default: the next tier of the current route")] = None
+    reason: Annotated[Text | None, Field(max_length=2000)] = None
 
 
-class AlertOut(BaseModel):
-    id: int
-    patient_id: int
-    patient_name: str
-    kind: str
-    severity: Severity
-    state: Literal["raised", "acknowledged", "resolved"]
-    summary: str
-    details: dict[str, Any]
-    raised_at: dt.datetime
-    updated_at: dt.datetime
-    acknowledged_at: dt.datetime | None
-    acknowledged_by: str | None
-    resolved_at: dt.datetime | None
-    resolved_by: str | None
-    resolution_reason: str | None
-    snoozed_until: dt.datetime | None
-    escalation_tier: int
-    next_escalation_at: dt.datetime | None
-    #: Raised on a partial NEWS2 (a lower bound): shown as incomplete, never as the score.
-    partial: bool = False
-    seconds_to_escalation: int | None = Field(
-        description="countdown to the next escalation step; negative when overdue")
-
-
-class FindingOut(BaseModel):
-    kind: str
-    severity: Severity
-    summary: str
-    details: dict[str, Any]
-    evidence: list[dict[str, Any]]
-    partial: bool
-    first_at: dt.datetime
-    last_at: dt.datetime
-    clear_since: dt.datetime | None
-    cleared_at: dt.datetime | None
-    inhibited: bool = Field(description="silenced on the pager by a more severe clinical finding")
-
-
-class AlertDetailOut(AlertOut):
-    events: list[AlertEventOut]
-    findings: list[FindingOut] = []
-
-
-_SEVERITY_ORDER = ("CASE a.severity WHEN 'high' THEN 5 WHEN 'medium' THEN 4 "
-                   "WHEN 'low_medium' THEN 3 WHEN 'low' THEN 2 ELSE 1 END")
-_SELECT = (
-    "SELECT a.id, a.patient_id, p.given_name || ' ' || p.family_name, a.kind, a.severity, "
-    "a.state, a.summary, a.details, a.raised_at, a.updated_at, a.acknowledged_at, "
-    "a.acknowledged_by, a.resolved_at, a.resolved_by, a.resolution_reason, a.snoozed_until, "
-    "a.escalation_tier, a.next_escalation_at, a.partial "
-    "FROM alerts a JOIN patients p ON p.id = a.patient_id "
-)
-_FIELDS = [f for f in AlertOut.model_fields if f != "seconds_to_escalation"]
-
-
-def _out(row: tuple[Any, ...], now: dt.datetime) -> AlertOut:
-    values = dict(zip(_FIELDS, row, strict=True))
-    nxt = values["next_escalation_at"]
-    countdown = (int((nxt - now).total_seconds())
-                 if nxt is not None and values["state"] == "raised" else None)
-    return AlertOut(**values, seconds_to_escalation=countdown)
-
-
-def query_alerts(conn: Conn, now: dt.datetime, *, state: StateFilter = "open",
-                 severity: str | None = None, patient_id: int | None = None,
-                 limit: int = 50, offset: int = 0) -> tuple[list[AlertOut], int]:
-    clauses: list[str] = ["true"]
-    params: list[object] = []
-    if state == "open":
-        clauses.append("a.state <> 'resolved'")
-    elif state != "all":
-        clauses.append("a.state = %s")
-        params.append(state)
-    if severity is not None:
-        clauses.append("a.severity = %s")
-        params.append(severity)
-    if patient_id is not None:
-        clauses.append("a.patient_id = %s")
-        params.append(patient_id)
-    where = "WHERE " + " AND ".join(clauses)
-    total = conn.execute("SELECT count(*) FROM alerts a " + where, params).fetchone()
-    rows = conn.execute(
-        _SELECT + where + f" ORDER BY {_SEVERITY_ORDER} DESC, a.raised_at DESC, a.id DESC "
-        "LIMIT %s OFFSET %s", [*params, limit, offset]).fetchall()
-    return [_out(r, now) for r in rows], int(total[0]) if total else 0
-
-
-def load_alert(conn: Conn, alert_id: int, now: dt.datetime) -> AlertDetailOut:
-    row = conn.execute(_SELECT + "WHERE a.id = %s", (alert_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"no alert with id {alert_id}")
-    events = [
-        AlertEventOut(at=at, event=event, actor=actor, detail=detail or {},
-                      evidence=list(evidence or []))
-        for at, event, actor, detail, evidence in conn.execute(
-            "SELECT at, event, actor, detail, evidence FROM alert_events "
-            "WHERE alert_id = %s ORDER BY at, id", (alert_id,))
-    ]
-    findings = [
-        FindingOut(kind=kind, severity=severity, summary=summary, details=details or {},
-                   evidence=list(evidence or []), partial=partial, first_at=first_at,
-                   last_at=last_at, clear_since=clear_since, cleared_at=cleared_at,
-                   inhibited=inhibited)
-        for kind, severity, summary, details, evidence, partial, first_at, last_at, clear_since,
-        cleared_at, inhibited in conn.execute(
-            "SELECT kind, severity, summary, details, evidence, partial, first_at, last_at, "
-            "clear_since, cleared_at, inhibited FROM alert_findings WHERE alert_id = %s "
-            "ORDER BY cleared_at IS NOT NULL, first_at, kind", (alert_id,))
-    ]
-    return AlertDetailOut(**_out(row, now).model_dump(), events=events, findings=findings)
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Annotated[Text, Field(min_length=1, max_length=2000)]
 
 
 @router.get("", response_model=Page[AlertOut])
@@ -193,12 +107,35 @@ def list_alerts(
     return Page[AlertOut](items=items, total=total, limit=limit, offset=offset)
 
 
+@router.get("/counts", response_model=AlertCountsOut)
+def alert_counts(conn: DB, now: Now, user: Reader) -> AlertCountsOut:
+    """What the nav badge shows: episodes that need action (raised, not snoozed)."""
+    return counts(conn, now)
+
+
+@router.get("/escalation-targets", response_model=list[str])
+def escalation_targets(user: Reader) -> list[str]:
+    """The named contacts an episode may be escalated to."""
+    return list(actions.escalation_targets())
+
+
 @router.get("/{alert_id}", response_model=AlertDetailOut)
 def read_alert(alert_id: AlertId, conn: DB, now: Now, user: Reader) -> AlertDetailOut:
     out = load_alert(conn, alert_id, now)
     audit.record(conn, user, "read", "alert", now=now, entity_id=alert_id,
                  patient_id=out.patient_id)
     return out
+
+
+def card_context(conn: Conn, now: dt.datetime, *, patient_id: int | None = None,
+                 limit: int = 200) -> dict[str, Any]:
+    """What ``_alert_cards.html`` needs: the sections, the counts, the action choices."""
+    counted = counts(conn, now)
+    return {"sections": sections(conn, now, patient_id=patient_id, limit=limit),
+            "counts": counted, "open_total": counted.needs_action,
+            "patient_view": patient_id is not None,
+            "resolve_reasons": RESOLVE_REASONS,
+            "escalation_targets": actions.escalation_targets()}
 
 
 def _after(conn: Conn, user: Any, now: dt.datetime, alert_id: int, action: str,
@@ -230,5 +167,22 @@ def snooze(alert_id: AlertId, body: SnoozeIn, conn: DB, now: Now, user: Clinical
              else body.until.astimezone(dt.UTC) if body.until is not None else now)
     if not now < until <= now + MAX_SNOOZE:
         raise Invalid(f"snooze until must be within the next {MAX_SNOOZE}")
-    actions.snooze(conn, alert_id, by=user.username, until=until, now=now)
-    return _after(conn, user, now, alert_id, "snooze", {"until": until.isoformat()})
+    actions.snooze(conn, alert_id, by=user.username, until=until, now=now, reason=body.reason)
+    return _after(conn, user, now, alert_id, "snooze", {"until": until.isoformat(),
+                                                         "reason": body.reason})
+
+
+@router.post("/{alert_id}/escalate", response_model=AlertDetailOut)
+def escalate(alert_id: AlertId, body: EscalateIn, conn: DB, now: Now, user: Clinical
+             ) -> AlertDetailOut:
+    """Escalate now: to the next tier, or ``to`` a named contact; notifies them at once."""
+    actions.escalate_now(conn, alert_id, by=user.username, now=now, to=body.to,
+                         reason=body.reason)
+    return _after(conn, user, now, alert_id, "escalate", {"to": body.to, "reason": body.reason})
+
+
+@router.post("/{alert_id}/notes", response_model=AlertDetailOut, status_code=201)
+def add_note(alert_id: AlertId, body: NoteIn, conn: DB, now: Now, user: Clinical
+             ) -> AlertDetailOut:
+    actions.note(conn, alert_id, by=user.username, text=body.text, now=now)
+    return _after(conn, user, now, alert_id, "note", {"text": body.text})

@@ -29,6 +29,7 @@ from ward.hub import audit, staff_entry
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.problems import Conflict, Invalid
+from ward.hub.queries import staff_entries
 from ward.hub.routers.common import Clinical, Conn, PatientId, Text, notify, require_patient
 from ward.hub.routers.readings import ScoreOut
 from ward.settings import Settings
@@ -59,6 +60,8 @@ class ObservationsIn(BaseModel):
     observations: Annotated[list[ObservationIn], Field(min_length=1,
                                                        max_length=MAX_OBSERVATIONS)]
     note: Annotated[Text | None, Field(max_length=2000)] = None
+    method: staff_entries.Method | None = Field(
+        None, description="how the values were taken: a phone call or a visit")
 
 
 class StoredObservationOut(BaseModel):
@@ -211,7 +214,12 @@ def record_observations(patient_id: PatientId, body: ObservationsIn, conn: DB, n
                      "device_id": device_id, "measured_at": first.measured_at.isoformat(),
                      "observations": [{"code": r.code, "value": r.value, "unit": r.unit}
                                       for r in readings],
-                     "note": body.note})
+                     "note": body.note, "method": body.method})
+    staff_entries.record(conn, msg_id=first.msg_id or "", patient_id=patient_id,
+                         entered_by=user.username, method=body.method, note=body.note,
+                         measured_at=first.measured_at, entered_at=now,
+                         observations=[{"code": r.code, "value": r.value, "unit": r.unit}
+                                       for r in readings])
     notify(conn, "readings", [patient_id])
     conn.commit()
     changes = _evaluate(conn, patient_id, now)

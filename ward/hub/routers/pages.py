@@ -2,8 +2,8 @@
 
 Pages: ward view (`/`), alert queue (`/alerts`), patient page (`/patients/{id}`); the
 reports page is `report_pages`'. Fragments: `/ward/rows?patient_id=…` (just the changed
-rows), `/alerts/rows` and `/patients/{id}/panel`, fetched by `static/hub.js` when an SSE
-event names a patient.
+rows), `/alerts/rows`, `/alerts/cards[?patient_id=…]` (episode cards) and
+`/patients/{id}/panel`, fetched by `static/hub.js` when an SSE event names a patient.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from ward.domain.vitals import CATALOGUE, VitalCode, display_unit
 from ward.hub import audit, charts, observation_tasks, risk, wardcache, wardview
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
-from ward.hub.routers.alerts import query_alerts
+from ward.hub.queries import alerts as alert_queries
+from ward.hub.queries import staff_entries
+from ward.hub.routers.alerts import card_context, query_alerts
 from ward.hub.routers.common import BIGINT_MAX, PatientId, Reader
 from ward.hub.routers.readings import MAX_WINDOW_HOURS, load_record
 from ward.hub.routers.risk import risk_context
@@ -61,7 +63,8 @@ def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user:
               tier: Annotated[list[Tier] | None, Query(max_length=3)] = None) -> Response:
     view, tiers = _tiers(conn, _ward(request, conn, now, settings), now,
                          by_tier=sort == "tier", only=tier)
-    alerts, open_total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
+    alerts, _ = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
+    open_total = alert_queries.counts(conn, now).needs_action  # the badge: what needs action
     # The page shows the ward rows and the alert queue beside them: every patient in either.
     audit.record(conn, user, "read", "ward", now=now,
                  patient_ids=[*(r.patient_id for r in view.rows),
@@ -94,27 +97,47 @@ def ward_rows(
     return response
 
 
+def _alert_cards(request: Request, conn: DB, now: dt.datetime, settings: Settings, user: User,
+                 name: str, patient_id: int | None = None) -> Response:
+    cards = card_context(conn, now, patient_id=patient_id, limit=QUEUE_LIMIT)
+    shown = [a for part in (cards["sections"].new, cards["sections"].acknowledged,
+                            cards["sections"].snoozed) for a in part]
+    audit.record(conn, user, "list", "alert", now=now, patient_ids=[a.patient_id for a in shown],
+                 detail={"alert_ids": [a.id for a in shown]})
+    response = render(request, name, {**_base(request, user, now, settings, "alerts"), **cards})
+    counted = cards["counts"]
+    response.headers["X-Open-Alerts"] = str(counted.needs_action)
+    response.headers["X-High-Alerts"] = ",".join(str(i) for i in counted.high_ids)
+    return response
+
+
 @router.get("/alerts")
 def alerts_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
                 ) -> Response:
-    alerts, total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
-    audit.record(conn, user, "list", "alert", now=now,
-                 patient_ids=[a.patient_id for a in alerts],
-                 detail={"alert_ids": [a.id for a in alerts]})
-    return render(request, "alerts.html", {**_base(request, user, now, settings, "alerts"),
-                                           "alerts": alerts, "open_total": total})
+    return _alert_cards(request, conn, now, settings, user, "alerts.html")
+
+
+@router.get("/alerts/cards")
+def alert_cards(
+    request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
+    patient_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
+) -> Response:
+    """The episode cards (all open, or one patient's): the fragment the live script swaps in."""
+    return _alert_cards(request, conn, now, settings, user, "_alert_cards.html", patient_id)
 
 
 @router.get("/alerts/rows")
 def alert_rows(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
                ) -> Response:
-    alerts, total = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
+    alerts, _ = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
     audit.record(conn, user, "list", "alert", now=now,
                  patient_ids=[a.patient_id for a in alerts],
                  detail={"alert_ids": [a.id for a in alerts]})
     response = render(request, "_alert_rows.html", {
         **_base(request, user, now, settings, "alerts"), "alerts": alerts})
-    response.headers["X-Open-Alerts"] = str(total)
+    counted = alert_queries.counts(conn, now)  # the badge counts what needs action
+    response.headers["X-Open-Alerts"] = str(counted.needs_action)
+    response.headers["X-High-Alerts"] = ",".join(str(i) for i in counted.high_ids)
     return response
 
 
@@ -142,6 +165,8 @@ def _patient_context(request: Request, conn: DB, now: dt.datetime, settings: Set
             "Volume infused", record.series["infusion_volume_infused"], record.window_start,
             record.window_end, settings.tz, unit=" mL")
     return {**_base(request, user, now, settings, "ward"), "r": record, "hours": hours,
+            **card_context(conn, now, patient_id=patient_id),
+            "staff_entries": staff_entries.recent(conn, patient_id),
             "vital_charts": vital_charts, "news2_chart": news2_chart,
             "infusion_chart": infusion_chart, "specs": specs,
             "hub_tasks": observation_tasks.open_tasks(conn, patient_id=patient_id)[0]}

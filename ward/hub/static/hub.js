@@ -100,18 +100,30 @@
         var el = document.getElementById("admitted");
         if (el && admitted !== null) el.textContent = admitted;
         var upd = document.getElementById("updated");
-        if (upd) upd.textContent = new Date().toLocaleTimeString("en-GB");
+        // The hub's zone (Europe/London), not the browser's: times on screen agree.
+        if (upd) upd.textContent = new Date().toLocaleTimeString("en-GB",
+          { timeZone: document.body.dataset.tz || "Europe/London" });
       });
     });
   }
 
+  // The alerts page's container names its own fragment (data-src: cards); static/alerts.js
+  // swaps cards one by one (window.vwSwapAlerts) and runs the attention signal (vw:alerts).
   function updateAlerts() {
     var tbody = document.getElementById("alert-rows");
-    return fetchHtml("/alerts/rows").then(function (r) {
+    var src = (tbody && tbody.dataset.src) || "/alerts/rows";
+    return fetchHtml(src).then(function (r) {
       var open = r.headers.get("X-Open-Alerts");
+      var high = r.headers.get("X-High-Alerts");
       var count = document.getElementById("alert-count");
       if (count && open !== null) { count.textContent = open; count.hidden = open === "0"; }
-      return r.text().then(function (html) { if (tbody) tbody.innerHTML = html; tick(); });
+      return r.text().then(function (html) {
+        if (tbody && !(window.vwSwapAlerts && window.vwSwapAlerts(tbody, html))) {
+          tbody.innerHTML = html;
+        }
+        tick();
+        document.dispatchEvent(new CustomEvent("vw:alerts", { detail: { open: open, high: high } }));
+      });
     });
   }
 
@@ -165,9 +177,28 @@
     source.addEventListener("ward", onWard);
   }
 
+  // "16 min ago" keeps counting: data-age is the age when rendered, counted on from when
+  // this tab first saw the element (the server's clock, not the browser's, set the start).
+  function agoText(seconds) {
+    if (seconds < 0) return "just now";
+    if (seconds < 90) return seconds + " s ago";
+    if (seconds < 5400) return Math.floor(seconds / 60) + " min ago";
+    if (seconds < 172800) {
+      var m = Math.floor(seconds % 3600 / 60);
+      return Math.floor(seconds / 3600) + " h " + (m < 10 ? "0" : "") + m + " min ago";
+    }
+    return Math.floor(seconds / 86400) + " days ago";
+  }
+
   // Escalation countdowns: a local clock, no requests.
   function tick() {
     var now = Date.now();
+    document.querySelectorAll("time.ago[data-age]").forEach(function (el) {
+      if (!el.dataset.seen) el.dataset.seen = String(now);
+      var age = Number(el.dataset.age) + Math.floor((now - Number(el.dataset.seen)) / 1000);
+      var text = agoText(age);
+      if (el.textContent !== text) el.textContent = text;
+    });
     document.querySelectorAll(".countdown[data-deadline]").forEach(function (el) {
       var left = Math.round((Date.parse(el.dataset.deadline) - now) / 1000);
       if (left <= 0) { el.textContent = "escalation due"; el.classList.add("due"); return; }
@@ -265,6 +296,7 @@
     }
     var note = els.note.value.trim();
     if (note) body.note = note;
+    if (els.method && els.method.value) body.method = els.method.value;
     return body;
   }
 
