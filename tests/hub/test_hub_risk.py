@@ -67,6 +67,8 @@ def test_scores_computed_at_referral_and_at_discharge(app_client, staff, db, nhs
         "risk_factors": FACTS})
     assert ref.status_code == 201, ref.text
     aid = ref.json()["id"]
+    # Anyone may refer; accepting and discharging are the clinicians' decisions.
+    h = staff(Role.CLINICIAN).headers
     assert app_client.post(f"/api/admissions/{aid}/accept", headers=h,
                            json={}).status_code == 200
     assert app_client.post(f"/api/admissions/{aid}/discharge", headers=h,

@@ -62,7 +62,9 @@ def test_every_kind_appears_most_urgent_then_soonest_first(
     assert visit.status_code == 201, visit.text
     adm = db.execute("SELECT id FROM admissions WHERE patient_id = %s", (d,)).fetchone()
     assert adm is not None
-    assert app_client.post(f"/api/admissions/{adm[0]}/discharge", headers=nurse.headers,
+    # Discharge is the ward's clinicians' (and manager's) decision, not a hub nurse's.
+    doctor = staff(Role.CLINICIAN)
+    assert app_client.post(f"/api/admissions/{adm[0]}/discharge", headers=doctor.headers,
                            json={"outcome": "usual_residence"}).status_code == 200
     fresh = db.execute("INSERT INTO patients (nhs_number, given_name, family_name, "
                        "date_of_birth) VALUES (%s, 'Urgent', 'Case', '1940-01-01') "
@@ -145,7 +147,8 @@ def test_discharge_makes_a_follow_up_call_one_to_two_days_later(
     adm = db.execute("SELECT id FROM admissions WHERE patient_id = %s", (pid,)).fetchone()
     assert adm is not None
     at = T0 - dt.timedelta(hours=1)
-    assert app_client.post(f"/api/admissions/{adm[0]}/discharge", headers=nurse.headers, json={
+    doctor = staff(Role.CLINICIAN)  # discharge is a clinician's decision
+    assert app_client.post(f"/api/admissions/{adm[0]}/discharge", headers=doctor.headers, json={
         "outcome": "usual_residence", "at": at.isoformat()}).status_code == 200
     [item] = _items(app_client, nurse.headers, patient_id=pid)
     assert item["kind"] == "follow_up_call"
