@@ -249,9 +249,11 @@ def test_measures_from_known_rows(app_client, staff, admit, db, clock):
     assert ack["low.p50_minutes"] == 6.0
     assert m["escalations"]["figures"] == {"escalations": 2, "alerts_escalated": 1,
                                            "escalations.medium": 2}
-    for key in ("urgent_response_2h", "follow_up_2d"):
-        assert m[key]["recorded"] is False
-        assert set(m[key]["figures"].values()) == {None}
+    # No clock started and nobody discharged in the period: counts of 0, no percentage.
+    assert m["urgent_response_2h"]["figures"] == {"met": 0, "missed": 0, "pending": 0,
+                                                  "compliance_pct": None}
+    assert m["follow_up_2d"]["figures"] == {"discharges": 0, "done_within_2_days": 0,
+                                            "done_within_2_days_pct": None}
     assert m["referrals"]["figures"]["referrals"] == 0
     # Every definition is the function's docstring.
     assert m["escalations"]["definition"] == reports.definition(reports.escalations)
@@ -259,12 +261,12 @@ def test_measures_from_known_rows(app_client, staff, admit, db, clock):
                                                                "end": "2025-03-10"},
                           headers=nurse.headers).text
     rows = list(csv.DictReader(io.StringIO(text)))
-    urgent = [r for r in rows if r["measure"] == "urgent_response_2h"]
-    assert urgent[0]["value"] == ""
-    assert urgent[0]["recorded"] == "no"
+    urgent = {r["figure"]: r for r in rows if r["measure"] == "urgent_response_2h"}
+    assert urgent["met"]["value"] == "0"
+    assert urgent["compliance_pct"]["value"] == ""
     page = app_client.get("/reports", params={"start": "2025-03-01", "end": "2025-03-10"},
                           headers={**nurse.headers, "Accept": "text/html"}).text
-    assert page.count("Not recorded yet.") == 2
+    assert page.count("Not recorded yet.") == 0
     assert str(escape(reports.definition(reports.time_to_acknowledge))) in page
 
 
@@ -310,3 +312,43 @@ def test_history_describes_each_kind_of_change(action, detail, expected):
     from ward.hub.care_plan_view import describe
 
     assert describe(action, detail) == expected
+
+
+def test_urgent_response_and_follow_up_measures(app_client, staff, db, nhs_number):
+    """The 2-hour clocks of the worklist and the follow-up calls after discharge, counted."""
+    pids = [int(db.execute(
+        "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth) "
+        "VALUES (%s, 'P', 'Q', '1950-01-01') RETURNING id", (nhs_number(),)).fetchone()[0])
+        for _ in range(4)]
+    ref = dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC)
+    due = ref + dt.timedelta(hours=2)
+    for pid, closed, met in ((pids[0], ref + dt.timedelta(minutes=90), True),
+                             (pids[1], ref + dt.timedelta(hours=3), False),
+                             (pids[2], None, None)):  # still open, long past its 2 hours
+        db.execute(
+            "INSERT INTO tasks (kind, patient_id, reason, detail, due_at, priority, created_by, "
+            "created_at, status, closed_at, met) VALUES ('urgent_response', %s, 'r', 'd', %s, 1,"
+            " 'ward', %s, %s, %s, %s)",
+            (pid, due, ref, "open" if closed is None else "done", closed, met))
+    # Two discharges: one called back within 2 days (worklist task), one not.
+    out = dt.datetime(2025, 3, 4, 12, tzinfo=dt.UTC)
+    for pid, called in ((pids[0], out + dt.timedelta(days=1)), (pids[3], None)):
+        db.execute("INSERT INTO admissions (patient_id, pathway, source, status, referred_at, "
+                   "decided_at, admitted_at, discharged_at, outcome) VALUES (%s, 'step_up', "
+                   "'gp', 'discharged', %s, %s, %s, %s, 'usual_residence')",
+                   (pid, ref, ref, ref, out))
+        if called is not None:
+            db.execute("INSERT INTO tasks (kind, patient_id, reason, detail, due_at, priority, "
+                       "created_by, created_at, status, closed_at, outcome) VALUES "
+                       "('follow_up_call', %s, 'discharge', 'd', %s, 3, 'ward', %s, 'done', %s,"
+                       " 'reached')", (pid, out + dt.timedelta(days=2), out, called))
+    db.commit()
+    got = app_client.get("/api/reports/measures", params={"start": "2025-03-01",
+                                                          "end": "2025-03-10"},
+                         headers=staff(Role.ADMIN).headers)
+    assert got.status_code == 200, got.text
+    m = {x["key"]: x["figures"] for x in got.json()}
+    assert m["urgent_response_2h"] == {"met": 1, "missed": 2, "pending": 0,
+                                       "compliance_pct": 33.3}
+    assert m["follow_up_2d"] == {"discharges": 2, "done_within_2_days": 1,
+                                 "done_within_2_days_pct": 50.0}
