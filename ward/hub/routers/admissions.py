@@ -10,7 +10,6 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from psycopg import sql
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ward.db import registry
@@ -23,7 +22,8 @@ from ward.domain.patients import (
 )
 from ward.hub import audit
 from ward.hub.deps import DB, Now
-from ward.hub.problems import NotFound
+from ward.hub.queries import admissions as queries
+from ward.hub.queries.admissions import AdmissionOut, load_admission
 from ward.hub.routers.common import (
     BIGINT_MAX,
     AdmissionId,
@@ -68,40 +68,8 @@ class DischargeIn(BaseModel):
     note: Annotated[Text | None, Field(max_length=2000)] = None
 
 
-class AdmissionOut(BaseModel):
-    id: int
-    patient_id: int
-    pathway: Pathway
-    source: ReferralSource
-    status: AdmissionStatus
-    referred_at: dt.datetime
-    referral_reason: str | None
-    decided_at: dt.datetime | None
-    decision_reason: str | None
-    admitted_at: dt.datetime | None
-    discharged_at: dt.datetime | None
-    outcome: DischargeOutcome | None
-
-
-# The output model's fields are the table's column names, in order.
-_COLS = sql.SQL(", ").join(sql.Identifier(name) for name in AdmissionOut.model_fields)
-
-
-def _out(row: tuple[Any, ...]) -> AdmissionOut:
-    return AdmissionOut(**dict(zip(AdmissionOut.model_fields, row, strict=True)))
-
-
 def _utc(when: dt.datetime | None, now: dt.datetime) -> dt.datetime:
     return now if when is None else when.astimezone(dt.UTC)
-
-
-def load_admission(conn: Conn, admission_id: int, *, lock: bool = False) -> AdmissionOut:
-    query = sql.SQL("SELECT {} FROM admissions WHERE id = %s{}").format(
-        _COLS, sql.SQL(" FOR UPDATE" if lock else ""))
-    row = conn.execute(query, (admission_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"no admission with id {admission_id}")
-    return _out(row)
 
 
 def _domain(out: AdmissionOut) -> Admission:
@@ -125,8 +93,7 @@ def refer(body: ReferralIn, conn: DB, now: Now, user: Clinical) -> AdmissionOut:
         referred_at=_utc(body.referred_at, now)))
     assert admission.id is not None  # noqa: S101
     if body.reason:
-        conn.execute("UPDATE admissions SET referral_reason = %s WHERE id = %s",
-                     (body.reason, admission.id))
+        queries.set_referral_reason(conn, admission.id, body.reason)
     audit.record(conn, user, "refer", "admission", now=now, entity_id=admission.id,
                  patient_id=body.patient_id,
                  detail={"pathway": body.pathway.value, "source": body.source.value})
@@ -139,25 +106,12 @@ def list_admissions(
     status: AdmissionStatus | None = None, pathway: Pathway | None = None,
     patient_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> Page[AdmissionOut]:
-    clauses: list[sql.Composable] = [sql.SQL("true")]
-    params: list[object] = []
-    for column, value in (("status", status), ("pathway", pathway), ("patient_id", patient_id)):
-        if value is not None:
-            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-            params.append(value.value if hasattr(value, "value") else value)
-    where = sql.SQL(" AND ").join(clauses)
-    total = conn.execute(sql.SQL("SELECT count(*) FROM admissions WHERE {}").format(where),
-                         params).fetchone()
-    rows = conn.execute(sql.SQL("SELECT {} FROM admissions WHERE {} "
-                                "ORDER BY referred_at DESC, id DESC LIMIT %s OFFSET %s"
-                                ).format(_COLS, where),
-                        [*params, limit, offset]).fetchall()
-    items = [_out(r) for r in rows]
+    items, total = queries.list_admissions(conn, limit=limit, offset=offset, status=status,
+                                           pathway=pathway, patient_id=patient_id)
     audit.record(conn, user, "list", "admission", now=now,
                  patient_ids=[a.patient_id for a in items],
                  detail={"admission_ids": [a.id for a in items]})
-    return Page[AdmissionOut](items=items, total=int(total[0]) if total else 0, limit=limit,
-                              offset=offset)
+    return Page[AdmissionOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/admissions/{admission_id}", response_model=AdmissionOut)
