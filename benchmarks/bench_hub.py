@@ -1,7 +1,7 @@
 """Hub benchmark: ward view and patient page API latency, publish → browser update latency.
 
-Loads 200, then 1,000 admitted patients (each size in its own schema) with 30 days of readings every 5 minutes (~8.6 million rows,
-one vital per slot in rotation, so each vital is sampled every 25 minutes), hourly stored
+Loads 200, then 1,000 admitted patients (each size in its own schema) with 30 days of
+readings every 5 minutes (~8.6 million rows at 1,000, one vital per slot in rotation, so each vital is sampled every 25 minutes), hourly stored
 NEWS2 scores and some open alerts into a throwaway schema with `generate_series` (no Python
 row loop), then measures over real HTTP against the hub served by uvicorn:
 
