@@ -1,7 +1,7 @@
 """Hub benchmark: ward view and patient page API latency, publish → browser update latency.
 
-Loads 1,000 admitted patients with 30 days of readings every 5 minutes (~8.6 million rows,
-one vital per slot in rotation, so each vital is sampled every 25 minutes), hourly stored
+Loads 200, then 1,000 admitted patients (each size in its own schema) with 30 days of
+readings every 5 minutes (~8.6 million rows at 1,000, one vital per slot in rotation, so each vital is sampled every 25 minutes), hourly stored
 NEWS2 scores and some open alerts into a throwaway schema with `generate_series` (no Python
 row loop), then measures over real HTTP against the hub served by uvicorn:
 
@@ -13,7 +13,7 @@ row loop), then measures over real HTTP against the hub served by uvicorn:
   `vward gateway` (with its alerting hook), NOTIFY → hub → SSE event received by a client,
   which then fetches that patient's row as the browser does — target p95 < 1 s.
 
-Usage: python benchmarks/bench_hub.py [--patients 1000] [--days 30] [--requests 200]
+Usage: python benchmarks/bench_hub.py [--patients 200 1000] [--days 30] [--requests 200]
 Uses VW_DATABASE_URL (default: the local server); the schema is dropped afterwards.
 """
 
@@ -244,11 +244,19 @@ def publish_to_update(base: str, token: str, broker_url: str, patients: int, n: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, default=1000)
+    parser.add_argument("--patients", type=int, nargs="+", default=[200, 1000],
+                        help="ward sizes, each measured in its own schema")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--updates", type=int, default=50)
     args = parser.parse_args()
+    for patients in args.patients:
+        print(f"--- {patients} patients")
+        run(argparse.Namespace(**{**vars(args), "patients": patients}))
+    return 0
+
+
+def run(args: argparse.Namespace) -> None:
     base_url = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     schema = f"bench_hub_{uuid.uuid4().hex[:8]}"
     create_schema(base_url, schema)
@@ -303,7 +311,6 @@ def main() -> int:
             gateway.wait(15)
         broker.stop()
         drop_schema(base_url, schema)
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ with that patient (lists name every patient shown)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -21,10 +21,10 @@ from ward.domain.devices import (
 )
 from ward.hub import audit
 from ward.hub.deps import DB, Now
-from ward.hub.problems import NotFound
+from ward.hub.queries import devices as queries
+from ward.hub.queries.devices import DeviceOut, StatusOut, load_device, patients_of
 from ward.hub.routers.common import (
     BIGINT_MAX,
-    Conn,
     DeviceManager,
     Limit,
     Offset,
@@ -63,84 +63,15 @@ class UnassignIn(BaseModel):
     at: AwareDatetime | None = Field(None, description="assignment ends; default: now")
 
 
-class StatusOut(BaseModel):
-    online: bool | None
-    battery_pct: float | None
-    signal_dbm: float | None
-    firmware: str | None
-    reported_at: dt.datetime | None
-
-
-class AssignmentOut(BaseModel):
-    patient_id: int
-    start: dt.datetime
-    end: dt.datetime | None
-
-
-class DeviceOut(BaseModel):
-    id: str
-    kind: DeviceKind
-    model: str
-    active: bool
-    registered_at: dt.datetime
-    status: StatusOut
-    current_assignment: AssignmentOut | None
-
-
-_SELECT = (
-    "SELECT d.id, d.kind, d.model, d.active, d.registered_at, s.online, s.battery_pct, "
-    "s.signal_dbm, s.firmware, s.reported_at, a.patient_id, lower(a.during), upper(a.during) "
-    "FROM devices d LEFT JOIN device_status s ON s.device_id = d.id "
-    "LEFT JOIN device_assignments a ON a.device_pk = d.pk AND a.during @> %s::timestamptz "
-)
-
-
-def _out(row: tuple[Any, ...]) -> DeviceOut:
-    assignment = (AssignmentOut(patient_id=row[10], start=row[11], end=row[12])
-                  if row[10] is not None else None)
-    return DeviceOut(id=row[0], kind=row[1], model=row[2], active=row[3],
-                     registered_at=row[4],
-                     status=StatusOut(online=row[5], battery_pct=row[6], signal_dbm=row[7],
-                                      firmware=row[8], reported_at=row[9]),
-                     current_assignment=assignment)
-
-
-def _patients(*devices: DeviceOut) -> list[int]:
-    return [d.current_assignment.patient_id for d in devices if d.current_assignment]
-
-
-def load_device(conn: Conn, device_id: str, now: dt.datetime) -> DeviceOut:
-    row = conn.execute(_SELECT + "WHERE d.id = %s", (now, device_id)).fetchone()
-    if row is None:
-        raise NotFound(f"no device {device_id!r}")
-    return _out(row)
-
-
 @router.get("", response_model=Page[DeviceOut])
 def list_devices(conn: DB, now: Now, user: Reader, limit: Limit = 50, offset: Offset = 0,
                  kind: DeviceKind | None = None, active: bool | None = None,
                  assigned: bool | None = None) -> Page[DeviceOut]:
-    clauses: list[str] = ["true"]
-    params: list[object] = []
-    if kind is not None:
-        clauses.append("d.kind = %s")
-        params.append(kind.value)
-    if active is not None:
-        clauses.append("d.active = %s")
-        params.append(active)
-    if assigned is not None:
-        clauses.append("a.patient_id IS NOT NULL" if assigned else "a.patient_id IS NULL")
-    where = "WHERE " + " AND ".join(clauses)
-    total = conn.execute(
-        "SELECT count(*) FROM devices d LEFT JOIN device_assignments a ON a.device_pk = d.pk "
-        "AND a.during @> %s::timestamptz " + where, [now, *params]).fetchone()
-    rows = conn.execute(_SELECT + where + " ORDER BY d.id LIMIT %s OFFSET %s",
-                        [now, *params, limit, offset]).fetchall()
-    items = [_out(r) for r in rows]
-    audit.record(conn, user, "list", "device", now=now, patient_ids=_patients(*items),
+    items, total = queries.list_devices(conn, now, limit=limit, offset=offset, kind=kind,
+                                        active=active, assigned=assigned)
+    audit.record(conn, user, "list", "device", now=now, patient_ids=patients_of(*items),
                  detail={"device_ids": [d.id for d in items]})
-    return Page[DeviceOut](items=items, total=int(total[0]) if total else 0,
-                           limit=limit, offset=offset)
+    return Page[DeviceOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.post("", response_model=DeviceOut, status_code=201)
@@ -148,7 +79,7 @@ def register_device(body: DeviceIn, conn: DB, now: Now, user: DeviceManager) -> 
     registry.add_device(conn, body.to_domain())
     out = load_device(conn, body.id, now)
     audit.record(conn, user, "create", "device", now=now, entity_id=body.id,
-                 patient_ids=_patients(out), detail={"kind": body.kind.value})
+                 patient_ids=patients_of(out), detail={"kind": body.kind.value})
     return out
 
 
@@ -201,6 +132,6 @@ def deactivate(device_id: DeviceId, conn: DB, now: Now, user: DeviceManager) -> 
     registry.set_device_active(conn, device_id, active=False, at=now)
     out = load_device(conn, device_id, now)
     audit.record(conn, user, "deactivate", "device", now=now, entity_id=device_id,
-                 patient_ids=_patients(out))
+                 patient_ids=patients_of(out))
     return out
 

@@ -30,8 +30,8 @@ from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.problems import Conflict, Invalid
 from ward.hub.queries import staff_entries
+from ward.hub.queries.readings import ScoreOut
 from ward.hub.routers.common import Clinical, Conn, PatientId, Text, notify, require_patient
-from ward.hub.routers.readings import ScoreOut
 from ward.settings import Settings
 
 log = logging.getLogger(__name__)

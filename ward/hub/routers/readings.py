@@ -3,100 +3,38 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
 
-from alerting.due import DueReport
-from alerting.observations import Latest
-from ward.db.store import ReadingStore
 from ward.domain.vitals import VitalCode
-from ward.hub import acuity, audit, record
-from ward.hub.acuity import ScoreView
+from ward.hub import audit, record
 from ward.hub.deps import DB, Now
 from ward.hub.problems import Invalid
+from ward.hub.queries import readings as queries
+from ward.hub.queries.devices import DeviceOut, devices_of_patient
+from ward.hub.queries.patients import PatientOut, load_patient
+from ward.hub.queries.readings import (
+    CurrentScoreOut,
+    DueOut,
+    InfusionOut,
+    LatestOut,
+    ReadingOut,
+    ScoreOut,
+    TrendPointOut,
+    current_score_out,
+    due_out,
+    latest_out,
+)
 from ward.hub.routers.admissions import AdmissionOut, admissions_of
 from ward.hub.routers.alerts import AlertOut, query_alerts
 from ward.hub.routers.care_plans import CarePlanOut, care_plan_out
 from ward.hub.routers.common import Conn, Limit, Offset, Page, PatientId, Reader
-from ward.hub.routers.devices import _SELECT as DEVICE_SELECT
-from ward.hub.routers.devices import DeviceOut
-from ward.hub.routers.devices import _out as device_out
-from ward.hub.routers.patients import PatientOut, load_patient
 
 router = APIRouter(prefix="/api/patients/{patient_id}", tags=["readings and scores"])
 # 31 days: the readings a nurse reviews; longer histories are for the FHIR export.
 MAX_WINDOW_HOURS = 31 * 24
-
-
-class ReadingOut(BaseModel):
-    device_id: str
-    code: str
-    measured_at: dt.datetime
-    value: float
-    unit: str
-    received_at: dt.datetime
-    late: bool
-
-
-class ScoreOut(BaseModel):
-    computed_at: dt.datetime
-    total: int
-    risk: str
-    complete: bool
-    missing: list[str]
-    sub_scores: dict[str, int]
-    source: str = "stored"
-
-
-class CurrentScoreOut(ScoreOut):
-    any_single_3: bool
-    monitoring_frequency: str
-    #: "complete" or "incomplete": an incomplete total is a lower bound, never the score.
-    status: str = "complete"
-    present: int = 7  # parameters scored, of 7
-    band: str = ""  # the band shown: "incomplete" for a partial low score, never "low"
-    label: str = ""  # e.g. "Incomplete 2/7 — full set due"
-    oxygen_unknown: bool = False  # Scale 2 and air/oxygen unknown: not scored as air
-
-
-class DueOut(BaseModel):
-    """One NEWS2 parameter's due time (alerting.due): how it is got, and whether overdue."""
-
-    parameter: str
-    method: str  # "kit", "phone call" or "visit" (a hub task: the kit cannot measure it)
-    last_at: dt.datetime | None
-    due_at: dt.datetime
-    overdue_at: dt.datetime
-    overdue: bool
-
-
-class LatestOut(BaseModel):
-    """A latest value with its age; ``stale`` past the parameter's staleness window."""
-
-    value: float
-    measured_at: dt.datetime
-    age_minutes: int
-    stale: bool
-
-
-class TrendPointOut(BaseModel):
-    bucket: dt.datetime
-    avg: float
-    min: float
-    max: float
-    n: int
-
-
-class InfusionOut(BaseModel):
-    state: str
-    volume_infused_ml: float | None
-    volume_remaining_ml: float | None
-    rate_ml_h: float | None
-    percent_done: float | None
-    at: dt.datetime
 
 
 class RecordOut(BaseModel):
@@ -122,32 +60,6 @@ class RecordOut(BaseModel):
     devices: list[DeviceOut]
 
 
-def current_score_out(view: ScoreView | None) -> CurrentScoreOut | None:
-    if view is None:
-        return None
-    return CurrentScoreOut(
-        computed_at=view.computed_at, total=view.total, risk=view.risk, complete=view.complete,
-        missing=list(view.missing), sub_scores=dict(view.sub_scores), source=view.source,
-        any_single_3=view.any_single_3, monitoring_frequency=view.monitoring_frequency,
-        status="complete" if view.complete else "incomplete", present=view.present,
-        band=view.band, label=view.label, oxygen_unknown=view.oxygen_unknown)
-
-
-def due_out(report: DueReport | None, now: dt.datetime) -> list[DueOut]:
-    if report is None:
-        return []
-    return [DueOut(parameter=p.parameter.value, method=p.method, last_at=p.last_at,
-                   due_at=p.due_at, overdue_at=p.overdue_at, overdue=p.overdue(now))
-            for p in report.parameters]
-
-
-def latest_out(latest: Mapping[str, Latest], now: dt.datetime) -> dict[str, LatestOut]:
-    return {code: LatestOut(value=v.value, measured_at=v.measured_at,
-                            age_minutes=int((now - v.measured_at).total_seconds() // 60),
-                            stale=acuity.is_stale(code, v.measured_at, now))
-            for code, v in sorted(latest.items())}
-
-
 def _window(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime
             ) -> tuple[dt.datetime, dt.datetime]:
     end_at = (end or now).astimezone(dt.UTC)
@@ -166,22 +78,11 @@ def list_readings(
     """Readings, newest first, in [start, end) (default: the last 24 hours)."""
     load_patient(conn, patient_id)
     start_at, end_at = _window(start, end, now)
-    params: list[Any] = [patient_id, start_at, end_at]
-    code_sql = ""
-    if code is not None:
-        code_sql = " AND code = %s"
-        params.append(code.value)
-    where = "WHERE patient_id = %s AND measured_at >= %s AND measured_at < %s" + code_sql
-    total = conn.execute("SELECT count(*) FROM readings " + where, params).fetchone()
-    rows = conn.execute(
-        "SELECT device_id, code, measured_at, value, unit, received_at, late FROM readings "
-        + where + " ORDER BY measured_at DESC, code LIMIT %s OFFSET %s",
-        [*params, limit, offset]).fetchall()
+    items, total = queries.list_readings(conn, patient_id, start_at, end_at, code=code,
+                                         limit=limit, offset=offset)
     audit.record(conn, user, "read", "readings", now=now, patient_id=patient_id,
                  detail={"start": start_at.isoformat(), "end": end_at.isoformat()})
-    return Page[ReadingOut](
-        items=[ReadingOut(**dict(zip(ReadingOut.model_fields, r, strict=True))) for r in rows],
-        total=int(total[0]) if total else 0, limit=limit, offset=offset)
+    return Page[ReadingOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/scores", response_model=Page[ScoreOut])
@@ -192,17 +93,10 @@ def list_scores(
     """Stored NEWS2 scores, newest first, in [start, end) (default: the last 24 hours)."""
     load_patient(conn, patient_id)
     start_at, end_at = _window(start, end, now)
-    where = "WHERE patient_id = %s AND computed_at >= %s AND computed_at < %s"
-    params = [patient_id, start_at, end_at]
-    total = conn.execute("SELECT count(*) FROM scores " + where, params).fetchone()
-    rows = conn.execute(
-        "SELECT computed_at, total, risk, complete, missing, sub_scores FROM scores " + where
-        + " ORDER BY computed_at DESC LIMIT %s OFFSET %s", [*params, limit, offset]).fetchall()
+    items, total = queries.list_scores(conn, patient_id, start_at, end_at, limit=limit,
+                                       offset=offset)
     audit.record(conn, user, "read", "scores", now=now, patient_id=patient_id)
-    return Page[ScoreOut](
-        items=[ScoreOut(computed_at=r[0], total=r[1], risk=r[2], complete=r[3],
-                        missing=list(r[4] or []), sub_scores=dict(r[5] or {})) for r in rows],
-        total=int(total[0]) if total else 0, limit=limit, offset=offset)
+    return Page[ScoreOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/trend", response_model=list[TrendPointOut])
@@ -213,15 +107,11 @@ def trend(
 ) -> list[TrendPointOut]:
     """One vital downsampled into buckets (mean, min, max, count)."""
     load_patient(conn, patient_id)
-    storage = conn.execute("SELECT value FROM vw_meta WHERE key = 'readings_storage'"
-                           ).fetchone()
-    points = ReadingStore.trend(conn, patient_id, code.value, start=now - dt.timedelta(hours=hours),
-                                end=now, bucket=dt.timedelta(minutes=bucket_minutes),
-                                storage=str(storage[0]) if storage else "plain")
+    points = queries.trend(conn, patient_id, code, start=now - dt.timedelta(hours=hours),
+                           end=now, bucket=dt.timedelta(minutes=bucket_minutes))
     audit.record(conn, user, "read", "trend", now=now, patient_id=patient_id,
                  detail={"code": code.value, "hours": hours})
-    return [TrendPointOut(bucket=p.bucket, avg=p.avg, min=p.min, max=p.max, n=p.n)
-            for p in points]
+    return points
 
 
 def load_record(conn: Conn, patient_id: int, *, now: dt.datetime, hours: int) -> RecordOut:
@@ -229,11 +119,8 @@ def load_record(conn: Conn, patient_id: int, *, now: dt.datetime, hours: int) ->
     rec = record.load(conn, patient_id, now=now, window=dt.timedelta(hours=hours))
     admissions = admissions_of(conn, patient_id)
     open_alerts, _ = query_alerts(conn, now, state="all", patient_id=patient_id, limit=50)
-    devices = [device_out(r) for r in conn.execute(
-        DEVICE_SELECT + "WHERE a.patient_id IS NOT NULL AND a.patient_id = %s ORDER BY d.id",
-        (now, patient_id))]
-    units = dict(conn.execute(
-        "SELECT code, unit FROM latest_readings WHERE patient_id = %s", (patient_id,)).fetchall())
+    devices = devices_of_patient(conn, patient_id, now)
+    units = queries.latest_units(conn, patient_id)
     infusion = None
     if rec.infusion is not None:
         i = rec.infusion

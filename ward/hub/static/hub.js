@@ -69,6 +69,72 @@
     rows.forEach(function (row) { tbody.appendChild(row); });
   }
 
+  // One subtle highlight per changed row, and at most one per row every few seconds: a busy
+  // gateway re-sends the same patients several times a second, which flashed ~22 rows a
+  // second for 40 patients. A row replaced within the window keeps no highlight.
+  var FLASH_EVERY_MS = 5000;
+  var lastFlash = new Map();
+
+  function highlight(row, old) {
+    if (!old) return;  // a full reload or a new admission: nothing "changed" to point at
+    var now = Date.now();
+    var pid = row.dataset.pid;
+    if (now - (lastFlash.get(pid) || 0) < FLASH_EVERY_MS) return;
+    lastFlash.set(pid, now);
+    row.classList.add("flash");
+  }
+
+  // Ward filters: each control names its filter (data-filter); each filter says whether a
+  // row (its data-* attributes) passes at the control's value. Add a filter here and a
+  // control in ward.html; empty values pass everything.
+  var WARD_FILTERS = {
+    search: function (row, v) { return row.dataset.search.indexOf(v.toLowerCase().replace(/\s+/g, " ").trim()) >= 0 ||
+      row.dataset.search.indexOf(v.replace(/\s+/g, "")) >= 0; },
+    risk: function (row, v) { return row.dataset.risk === v; },
+    overdue: function (row) { return row.dataset.overdue === "1"; },
+    device: function (row) { return row.dataset.deviceProblem === "1"; },
+    mine: function (row) { return row.dataset.mine === "1"; }
+  };
+
+  function filterValues() {
+    var values = [];
+    document.querySelectorAll("#ward-filters [data-filter]").forEach(function (el) {
+      var v = el.type === "checkbox" ? (el.checked ? "1" : "") : el.value.trim();
+      if (v) values.push([WARD_FILTERS[el.dataset.filter], v]);
+    });
+    return values;
+  }
+
+  function applyFilters(row, values) {
+    values = values || filterValues();
+    if (!row.classList.contains("patient")) return;
+    row.hidden = !values.every(function (f) { return !f[0] || f[0](row, f[1]); });
+  }
+
+  function countShown(tbody) {
+    var out = document.getElementById("f-count");
+    if (!out) return;
+    var all = tbody.querySelectorAll("tr.patient").length;
+    var shown = tbody.querySelectorAll("tr.patient:not([hidden])").length;
+    out.textContent = shown === all ? all + " patients" : shown + " of " + all + " patients";
+  }
+
+  function filterWard() {
+    var tbody = document.getElementById("ward-rows");
+    if (!tbody) return;
+    var values = filterValues();
+    tbody.querySelectorAll("tr.patient").forEach(function (row) { applyFilters(row, values); });
+    countShown(tbody);
+  }
+
+  var filters = document.getElementById("ward-filters");
+  if (filters) {
+    filters.addEventListener("input", filterWard);
+    filters.addEventListener("change", filterWard);
+    filters.addEventListener("submit", function (ev) { ev.preventDefault(); });
+    filterWard();
+  }
+
   function updateWard(ids) {
     var tbody = document.getElementById("ward-rows");
     if (!tbody) return Promise.resolve();
@@ -88,10 +154,12 @@
             if (old) old.remove();
             return;
           }
-          row.classList.add("flash");
+          highlight(row, old);
+          applyFilters(row);
           if (old) old.replaceWith(row); else tbody.appendChild(row);
         });
         sortWard(tbody);
+        countShown(tbody);
         [["stat-high", "tr.patient.risk-high"], ["stat-medium", "tr.patient.risk-medium"],
          ["stat-overdue", "tr.patient.overdue"]].forEach(function (pair) {
           var stat = document.getElementById(pair[0]);
