@@ -200,7 +200,7 @@ def test_care_plan_people_audit_and_reports_in_a_browser(
         charts = page.locator("svg.chart")
         expect(charts.first).to_be_visible()
         assert charts.count() >= 4
-        expect(page.locator("#m-urgent_response_2h")).to_contain_text("Not recorded yet")
+        expect(page.locator("#m-urgent_response_2h")).to_contain_text("compliance pct")
         for width in (1280, 900):
             page.set_viewport_size({"width": width, "height": 900})
             texts_info = page.evaluate(TEXT_CHECK)

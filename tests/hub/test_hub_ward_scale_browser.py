@@ -111,7 +111,7 @@ def change(conn: psycopg.Connection[Any], ids: list[int], step: int) -> None:
     conn.execute("UPDATE latest_readings SET measured_at = %s, value = value + %s "
                  "WHERE patient_id = ANY(%s) AND code IN ('pulse', 'resp_rate')",
                  (now, 1 + step % 3, ids))
-    conn.execute("SELECT pg_notify('vw_events', %s)",
+    conn.execute("SELECT vw_notify(%s)",
                  (json.dumps({"type": "readings", "patient_ids": ids}),))
     conn.commit()
 
