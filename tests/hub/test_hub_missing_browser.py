@@ -9,46 +9,26 @@ import contextlib
 import datetime as dt
 import os
 import re
-import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
+from tests.hub.test_hub_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, hub_server
 from ward.db import registry
 from ward.db.store import ReadingStore
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.readings import Reading
 from ward.domain.vitals import spec_for
 from ward.embedded import free_port
-from ward.hub.app import create_app
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@contextlib.contextmanager
-def hub_server(settings: Settings, port: int, poll: Callable[..., None]) -> Iterator[str]:
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="hub", daemon=True)
-    thread.start()
-    poll(lambda: server.started, 20, "the hub to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 FULL = {"spo2": 97, "pulse": 70, "resp_rate": 16, "temperature": 36.8, "systolic_bp": 125,
         "on_oxygen": 0, "consciousness": 0}
 

@@ -14,45 +14,25 @@ import contextlib
 import datetime as dt
 import json
 import os
-import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
+from tests.hub.test_hub_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, hub_server
 from ward.embedded import free_port
-from ward.hub.app import create_app
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PATIENTS = 200
 CODES = ("spo2", "pulse", "resp_rate", "temperature", "systolic_bp", "on_oxygen",
          "consciousness")
 UNITS = ("%", "/min", "/min", "Cel", "mm[Hg]", "{air:0,oxygen:1}", "{ACVPU}")
 
 
-@contextlib.contextmanager
-def hub_server(settings: Settings, port: int, poll: Callable[..., None]) -> Iterator[str]:
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="hub", daemon=True)
-    thread.start()
-    poll(lambda: server.started, 20, "the hub to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def seed(conn: psycopg.Connection[Any], admit: Callable[..., int], now: dt.datetime
