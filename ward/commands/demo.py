@@ -59,7 +59,9 @@ DEMO_PROCESSES: tuple[DemoProcess, ...] = (
     DemoProcess("gateway", "gateway.cli", ("gateway",)),
     DemoProcess("alerting", "alerting.cli", ("alerting",)),
     DemoProcess("hub", "ward.hub.cli", ("hub",)),
-    DemoProcess("simulator", "ward.commands.simulate", ("simulate", "demo")),
+    # `--register` again (idempotent) so the simulator prescribes each pump's new reservoir as
+    # the simulated nurse connects it (ward.commands.sim_infusions): the pump rules stay live.
+    DemoProcess("simulator", "ward.commands.simulate", ("simulate", "demo", "--register")),
 )
 
 
