@@ -14,8 +14,10 @@ SCENARIO is a shipped name (`demo`, `quiet-ward`, `deteriorations`, `noisy-devic
 
 `--register` / `--register-only` create, idempotently, the scenario's patients (NHS test range
 999…), referrals and admissions, devices, assignments from before the run's first simulated
-instant, and care plans (Scale 2 for COPD patients on a 88–92 % target, the prescribed infusion
-rate for pump patients). It lives here, not in `simulators`, because it needs the database.
+instant, and care plans (Scale 2 for COPD patients on a 88–92 % target; for pump patients the
+IV prescription of the running reservoir — drug and dose, 240 mL, 24 h at 10 mL/h, its start —
+through the hub API's store function, and, in a registered live run, each new reservoir's as
+the simulated nurse connects it: `ward.commands.sim_infusions`). It lives here, not in `simulators`, because it needs the database.
 `--broker-admin admin.env` (and/or `--password-file FILE`, for a broker without dynamic
 security) registers the ward and issues every device's credentials the way `vward devices
 provision` does (`gateway.provision.provision_device`: a client and role per device on the
