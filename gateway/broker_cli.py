@@ -1,7 +1,8 @@
 """`vward broker`: make a host's production broker setup, rotate the service credentials.
 
     vward broker setup --host broker.ward.example --out /etc/mosquitto/vw \\
-        [--data-dir /var/lib/mosquitto] [--certfile … --keyfile … --cafile …]
+        [--data-dir /var/lib/mosquitto] [--certfile … --keyfile … --cafile …] \\
+        [--plain-bind 127.0.0.1] [--service-host NAME]
     vward broker rotate vw-gateway --broker-admin /etc/mosquitto/vw/admin.env \\
         [--env-file /etc/mosquitto/vw/gateway.env]
 
@@ -35,7 +36,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     setup.add_argument("--tls-bind", default="", help="TLS listener address (default: all)")
     setup.add_argument("--plain-port", type=int, default=1883)
     setup.add_argument("--plain-bind", default="127.0.0.1",
-                       help="plain listener address (default loopback only)")
+                       help="plain listener address (default loopback only; 0.0.0.0 only on "
+                            "a private network such as compose's, never published)")
+    setup.add_argument("--service-host", default="",
+                       help="name the gateway, alerting and admin reach the plain listener by, "
+                            "written into gateway.env and admin.env (default: this host's "
+                            "loopback; compose: the broker's service name)")
     setup.add_argument("--dynsec-file", type=Path,
                        help="where the broker finds (and rewrites) dynamic-security.json, "
                             "if not in CONFIG_DIR (e.g. a read-only config mount)")
@@ -60,7 +66,7 @@ def _setup(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, plugin=args.plugin, tls_port=args.tls_port,
         tls_bind=args.tls_bind, plain_port=args.plain_port, plain_bind=args.plain_bind,
         certfile=args.certfile, keyfile=args.keyfile, cafile=args.cafile,
-        dynsec_path=args.dynsec_file)
+        dynsec_path=args.dynsec_file, service_host=args.service_host)
     written = write_setup(plan, out)
     for path in written.values():
         print(f"wrote {path}")

@@ -71,10 +71,16 @@ class BrokerPlan:
     # Default CONFIG_DIR/dynamic-security.json; elsewhere when the config folder is read-only
     # to the broker (compose mounts it so): the plugin rewrites this file on every change.
     dynsec_path: Path | None = None
+    # The name the gateway, `vward alerting` and the admin reach the plain listener by, when
+    # not on the broker's own host (compose: the broker's service name on the private network).
+    service_host: str = ""
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() for c in self.host):
             msg = f"invalid host {self.host!r}"
+            raise SetupError(msg)
+        if any(c.isspace() or c in "/:@" for c in self.service_host):
+            msg = f"invalid service host {self.service_host!r}"
             raise SetupError(msg)
         if not self.plain_bind:
             msg = "the plain listener needs an address (127.0.0.1 unless on a private network)"
@@ -89,8 +95,10 @@ class BrokerPlan:
 
     @property
     def local_url(self) -> str:
-        """How the gateway and the admin reach the broker on its own host."""
-        host = "127.0.0.1" if self.plain_bind in ("127.0.0.1", "0.0.0.0") else self.plain_bind  # noqa: S104
+        """How the gateway and the admin reach the plain listener (gateway.env, admin.env):
+        `service_host`, else the broker's own host."""
+        host = self.service_host or (
+            "127.0.0.1" if self.plain_bind in ("127.0.0.1", "0.0.0.0") else self.plain_bind)  # noqa: S104
         return f"mqtt://{host}:{self.plain_port}"
 
     @property

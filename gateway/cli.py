@@ -1,4 +1,5 @@
-"""`vward gateway`: run the MQTT device gateway until SIGINT or SIGTERM (then exit 0).
+"""`vward gateway`: run the MQTT device gateway until SIGINT or SIGTERM (then exit 0); exit 1
+when the broker refuses its subscription (a wrong role or user: see the error line).
 
 Configuration comes from the `VW_…` settings; the flags only name this process (its MQTT
 client id, which must be stable across restarts so the broker resumes its session) and the
@@ -25,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway.ingest import Gateway
+    from gateway.ingest import Gateway, SubscriptionRefused
 
     stop = threading.Event()
 
@@ -35,5 +36,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    Gateway(settings, client_id=args.client_id, ca_file=args.ca_file).run(stop)
+    try:
+        Gateway(settings, client_id=args.client_id, ca_file=args.ca_file).run(stop)
+    except SubscriptionRefused as exc:
+        log.error("gateway exits with status 1: the broker refused its subscription (%s)", exc)
+        return 1
     return 0

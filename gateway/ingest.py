@@ -84,6 +84,10 @@ def _secrets_of(settings: Settings) -> list[str]:
     return secrets
 
 
+class SubscriptionRefused(RuntimeError):
+    """The broker refused the gateway's SUBSCRIBE (its ACL): the gateway cannot ingest."""
+
+
 class Gateway:
     def __init__(
         self,
@@ -306,7 +310,8 @@ class Gateway:
                   messages, len(inserted), len(plan.dead_letters), commit_s * 1000)
 
     def run(self, stop: threading.Event) -> None:
-        """Run until `stop` is set; reconnects to the broker and the database by itself."""
+        """Run until `stop` is set; reconnects to the broker and the database by itself.
+        Raises `SubscriptionRefused` when the broker refuses a subscription."""
         self.metrics.serve(self.settings.metrics_port)
         delay = DB_RETRY_MIN_S
         while not stop.is_set():
@@ -326,6 +331,8 @@ class Gateway:
                  self.settings.gateway_batch_wait_ms)
         try:
             while not stop.is_set():
+                if self.link.subscription_refused is not None:
+                    raise SubscriptionRefused(self.link.subscription_refused)
                 batch = self._collect()
                 if batch and not self._process(batch, stop):
                     break

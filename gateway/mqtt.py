@@ -104,6 +104,9 @@ def broker_address(url: str, username: str | None = None,
 
 
 class MqttLink:
+    # The SUBACK's refused filters, set by `_on_subscribe`; the ingest loop exits on it.
+    subscription_refused: str | None = None
+
     def __init__(
         self,
         address: BrokerAddress,
@@ -178,10 +181,17 @@ class MqttLink:
         # Until the SUBACK, a fresh session is in no subscription (shared subscriptions are
         # not even restored after a broker restart): messages published meanwhile go nowhere.
         # Operators and tests wait for this line before trusting that nothing is dropped.
-        refused = [str(r) for r in reasons if r.is_failure]
+        filters = [self.filter_for(ch) for ch in INGEST_CHANNELS]  # the order subscribed
+        refused = [f"{f} ({r})" for f, r in zip(filters, reasons, strict=False) if r.is_failure]
         if refused:
-            log.error("mqtt subscription refused broker=%s reasons=%s", self.address.safe,
-                      ",".join(refused))
+            # A refused filter is the broker's ACL (a wrong role or user), which waiting does
+            # not mend: the ingest loop stops the gateway on this (exit 1; systemd restarts
+            # it), rather than idling connected while that channel's messages go nowhere.
+            self.subscription_refused = "; ".join(refused)
+            log.error("mqtt subscription refused broker=%s user=%s refused=%s: the broker's "
+                      "ACL does not let this user subscribe (the shipped broker grants it to "
+                      "vw-gateway, gateway.env of `vward broker setup`); the gateway stops",
+                      self.address.safe, self.address.username, self.subscription_refused)
             return
         self.subscribed.set()
         log.info("mqtt subscribed broker=%s filters=%d", self.address.safe, len(reasons))

@@ -198,3 +198,116 @@ def test_live_demo_runs_until_sigint_and_exits_zero(broker: Broker) -> None:
             child.wait()
         subscriber.loop_stop()
         subscriber.disconnect()
+
+
+# --- IV prescriptions: the pump rules are live in the simulated ward -------------------------
+
+def _pump_patients(patients: list[Any]) -> dict[str, str]:
+    """NHS number → pump device id."""
+    return {p.nhs_number: d.device_id for p in patients for d in p.devices
+            if d.type.value == "infusion_pump"}
+
+
+def _pump_latest(messages: list[Any], device_id: str, until: dt.datetime) -> dict[str, Any]:
+    """The pump's latest readings at `until`, decoded as the gateway decodes them."""
+    from alerting.observations import Latest
+    from gateway.decode import DecodedMessage, Limits, decode
+
+    latest: dict[str, Any] = {}
+    for m in messages:
+        if m.topic.split("/")[3] != device_id or m.topic.endswith("/status"):
+            continue
+        decoded = decode(m.topic, m.payload, dt.datetime.fromtimestamp(m.at, dt.UTC), Limits())
+        assert isinstance(decoded, DecodedMessage)
+        for r in decoded.readings:
+            if r.measured_at <= until:
+                latest[r.code] = Latest(r.code, r.measured_at, r.value, device_id)
+    return latest
+
+
+def test_registration_prescribes_each_pump_patients_running_reservoir(db_url: str) -> None:
+    from alerting import care_plan_store
+    from alerting.candidates import Kind
+    from alerting.care_plan import CarePlan
+    from alerting.device_rules import infusion_rules
+    from alerting.snapshot import PatientSnapshot, RuleConfig
+    from ward.commands.sim_infusions import DRUG, PRESCRIBER
+
+    start = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)
+    patients = build_ward(TINY, TINY.seed, start)
+    pumps = _pump_patients(patients)
+    assert len(pumps) == 2
+    engine = Engine(TINY, start=start, duration=dt.timedelta(hours=3))
+    reservoirs = {d.spec.device_id: dt.datetime.fromtimestamp(d.infusion.started, dt.UTC)
+                  for d in engine.devices if d.infusion is not None}
+    messages = list(engine.messages())
+    with psycopg.connect(db_url) as conn:
+        report = register_ward(conn, TINY, patients, start)
+        conn.commit()
+        assert report.prescriptions_written == 2
+        for nhs, device_id in pumps.items():
+            pid = report.patient_ids[nhs]
+            plan = care_plan_store.load_care_plan(conn, pid)
+            # What a clinician's PUT …/care-plan/infusion writes: drug and dose, volume, rate
+            # (from the duration), start — the reservoir the engine is running at the start.
+            assert plan.infusion_drug == DRUG
+            assert (plan.infusion_volume_ml, plan.prescribed_infusion_rate_ml_h) == (240.0, 10.0)
+            assert plan.infusion_pump_type == "elastomeric"
+            assert plan.infusion_started_at == reservoirs[device_id]
+            assert plan.infusion_expected_end == reservoirs[device_id] + dt.timedelta(hours=24)
+            assert plan.infusion_set_by == PRESCRIBER
+            audit = conn.execute("SELECT actor FROM audit_log WHERE patient_id = %s AND action "
+                                 "= 'care_plan.set_prescribed_infusion_rate'", (pid,)).fetchall()
+            assert audit == [(PRESCRIBER,)]
+            # The timing rules decide with the prescription, and only with it.
+            at = start + dt.timedelta(hours=2)
+            latest = _pump_latest(messages, device_id, at)
+            assert "pump_state" in latest
+            kinds = {o.kind for o in infusion_rules(PatientSnapshot(pid, latest, plan), at,
+                                                    RuleConfig())}
+            assert Kind.INFUSION_LATE in kinds
+            assert {Kind.INFUSION_LATE, Kind.INFUSION_STALLED, Kind.INFUSION_FLOW} <= kinds
+            bare = {o.kind for o in infusion_rules(PatientSnapshot(pid, latest, CarePlan(pid)),
+                                                   at, RuleConfig())}
+            assert not {Kind.INFUSION_LATE, Kind.INFUSION_STALLED, Kind.INFUSION_FLOW} & bare
+        # Registering the same run again writes nothing.
+        again = register_ward(conn, TINY, patients, start)
+        conn.commit()
+        assert again.prescriptions_written == 0
+        # A clinician's prescription (or its end) is never overwritten by the simulator.
+        nhs, device_id = next(iter(pumps.items()))
+        pid = report.patient_ids[nhs]
+        care_plan_store.set_prescribed_infusion_rate(conn, pid, rate_ml_h=None, by="dr.ahmed",
+                                                     reason="switched to oral", now=start)
+        conn.commit()
+        later = register_ward(conn, TINY, patients, start + dt.timedelta(hours=5))
+        conn.commit()
+        assert later.prescriptions_written == 1  # the other pump's new run, not this one
+        assert care_plan_store.load_care_plan(conn, pid).prescribed_infusion_rate_ml_h is None
+
+
+def test_a_live_run_prescribes_each_new_reservoir_as_the_nurse_connects_it(db_url: str) -> None:
+    from alerting import care_plan_store
+    from ward.commands.sim_infusions import prescribing
+
+    start = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)
+    patients = build_ward(TINY, TINY.seed, start)
+    with psycopg.connect(db_url) as conn:
+        report = register_ward(conn, TINY, patients, start)
+        conn.commit()
+    # 30 h from 06:00 UTC: the nurse visits at 10:00 (London = UTC in January) twice.
+    engine = Engine(TINY, start=start, duration=dt.timedelta(hours=30))
+    warnings: list[str] = []
+    for _ in prescribing(engine.messages(), engine, db_url, report.patient_ids, warnings.append):
+        pass
+    assert warnings == []
+    visits = [dt.datetime(2026, 1, d, 10, 0, tzinfo=dt.UTC) for d in (5, 6)]
+    with psycopg.connect(db_url) as conn:
+        for nhs in _pump_patients(patients):
+            pid = report.patient_ids[nhs]
+            plan = care_plan_store.load_care_plan(conn, pid)
+            assert plan.infusion_started_at == visits[-1]
+            starts = [r[0] for r in conn.execute(
+                "SELECT detail->'new'->>'started_at' FROM audit_log WHERE patient_id = %s "
+                "AND action = 'care_plan.set_prescribed_infusion_rate' ORDER BY id", (pid,))]
+            assert starts[1:] == [v.isoformat() for v in visits]

@@ -59,7 +59,9 @@ DEMO_PROCESSES: tuple[DemoProcess, ...] = (
     DemoProcess("gateway", "gateway.cli", ("gateway",)),
     DemoProcess("alerting", "alerting.cli", ("alerting",)),
     DemoProcess("hub", "ward.hub.cli", ("hub",)),
-    DemoProcess("simulator", "ward.commands.simulate", ("simulate", "demo")),
+    # `--register` again (idempotent) so the simulator prescribes each pump's new reservoir as
+    # the simulated nurse connects it (ward.commands.sim_infusions): the pump rules stay live.
+    DemoProcess("simulator", "ward.commands.simulate", ("simulate", "demo", "--register")),
 )
 
 
@@ -82,7 +84,7 @@ def failure_hint(name: str, returncode: int, settings: Settings) -> str:
         "gateway": "check the broker (VW_MQTT_URL, VW_MQTT_PROTOCOL) and the database "
                    "(VW_DATABASE_URL) in the lines above",
         "alerting": "check VW_ESCALATION_POLICY and the database in the lines above",
-        "simulator": "check the broker (VW_MQTT_URL) in the lines above",
+        "simulator": "check the broker (VW_MQTT_URL) and the database in the lines above",
         "register": "check the database (VW_DATABASE_URL) in the lines above",
     }
     return f"{name} exited with {returncode}: {hints.get(name, 'see the lines above')}"

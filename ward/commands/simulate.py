@@ -14,8 +14,15 @@ SCENARIO is a shipped name (`demo`, `quiet-ward`, `deteriorations`, `noisy-devic
 
 `--register` / `--register-only` create, idempotently, the scenario's patients (NHS test range
 999…), referrals and admissions, devices, assignments from before the run's first simulated
-instant, and care plans (Scale 2 for COPD patients on a 88–92 % target, the prescribed infusion
-rate for pump patients). It lives here, not in `simulators`, because it needs the database.
+instant, and care plans (Scale 2 for COPD patients on a 88–92 % target; for pump patients the
+IV prescription of the running reservoir — drug and dose, 240 mL, 24 h at 10 mL/h, its start —
+through the hub API's store function, and, in a registered live run, each new reservoir's as
+the simulated nurse connects it: `ward.commands.sim_infusions`). It lives here, not in `simulators`, because it needs the database.
+`--broker-admin admin.env` (and/or `--password-file FILE`, for a broker without dynamic
+security) registers the ward and issues every device's credentials the way `vward devices
+provision` does (`gateway.provision.provision_device`: a client and role per device on the
+running broker, an Argon2 hash in the database), then publishes as each device over its own
+connection (client id = device id), as the broker's ACL requires.
 `--ground-truth FILE` writes what really happened as JSON lines, with the true NEWS2 crossings
 computed by `alerting.news2` (which `simulators` may not import).
 """
@@ -26,7 +33,6 @@ import argparse
 import base64
 import contextlib
 import datetime as dt
-import importlib.util
 import json
 import os
 import signal
@@ -38,7 +44,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from simulators.clock import LiveClock
 from simulators.devices import Outbound
@@ -55,6 +60,7 @@ from simulators.publisher import (
 )
 from simulators.scenario import DeviceType, Scenario, ScenarioError, load, parse_duration
 from simulators.ward import SimPatient, build_ward
+from ward.commands.sim_infusions import prescribing
 from ward.db import registry
 from ward.domain.devices import Assignment, Device
 from ward.domain.patients import Admission, Patient
@@ -82,9 +88,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           help="register patients and devices, then simulate")
     register.add_argument("--register-only", action="store_true",
                           help="register patients and devices, and stop")
-    parser.add_argument("--provision", metavar="PASSWORD_FILE", default=None,
-                        help="provision device credentials into this broker password file "
-                             "and publish as each device")
+    parser.add_argument("--broker-admin", metavar="ADMIN_ENV", type=Path, default=None,
+                        help="admin.env of `vward broker setup`: provision every device of the "
+                             "scenario on the running broker (dynamic security) and publish "
+                             "as each device")
+    parser.add_argument("--ca-file", default=None,
+                        help="CA certificate when the admin URL is mqtts://")
+    parser.add_argument("--password-file", "--provision", dest="password_file", type=Path,
+                        metavar="PASSWORD_FILE", default=None,
+                        help="provision device credentials into this Mosquitto password file "
+                             "(a broker without dynamic security; send it SIGHUP) and publish "
+                             "as each device")
     parser.add_argument("--ground-truth", metavar="FILE", default=None,
                         help="write ground truth as JSON lines")
     parser.add_argument("--dry-run", action="store_true",
@@ -105,6 +119,7 @@ class RegisterReport:
     assignments_created: int
     care_plans_created: int
     patient_ids: dict[str, int]
+    prescriptions_written: int = 0  # IV prescriptions of pumps' running reservoirs
 
 
 def _one(conn: psycopg.Connection[Any], query: str, params: tuple[object, ...]) -> Any:
@@ -114,9 +129,15 @@ def _one(conn: psycopg.Connection[Any], query: str, params: tuple[object, ...]) 
 
 def register_ward(conn: psycopg.Connection[Any], scenario: Scenario, patients: list[SimPatient],
                   first_instant: dt.datetime) -> RegisterReport:
-    """Create what is missing; running it again changes nothing. The caller commits."""
+    """Create what is missing; running it again changes nothing (but the IV prescription of
+    a pump whose reservoir differs, for a run from another first instant). The caller
+    commits."""
+    from ward.commands.sim_infusions import reservoir_starts
+
     since = first_instant - ASSIGN_MARGIN
-    created = dict.fromkeys(("patients", "admissions", "devices", "assignments", "plans"), 0)
+    reservoirs = reservoir_starts(scenario, patients, first_instant)
+    created = dict.fromkeys(("patients", "admissions", "devices", "assignments", "plans",
+                             "prescriptions"), 0)
     ids: dict[str, int] = {}
     for sim in patients:
         pid = _one(conn, "SELECT id FROM patients WHERE nhs_number = %s", (sim.nhs_number,))
@@ -145,9 +166,12 @@ def register_ward(conn: psycopg.Connection[Any], scenario: Scenario, patients: l
             if not covered:
                 _assign(conn, device.device_id, int(pid), since)
                 created["assignments"] += 1
-        created["plans"] += _care_plan(conn, sim, int(pid), since)
+        plans, prescribed = _care_plan(conn, sim, int(pid), since, reservoirs)
+        created["plans"] += plans
+        created["prescriptions"] += prescribed
     return RegisterReport(created["patients"], created["admissions"], created["devices"],
-                          created["assignments"], created["plans"], ids)
+                          created["assignments"], created["plans"], ids,
+                          created["prescriptions"])
 
 
 def _risk_facts(conn: psycopg.Connection[Any], scenario: Scenario, sim: SimPatient, *,
@@ -177,29 +201,26 @@ def _assign(conn: psycopg.Connection[Any], device_id: str, patient_id: int,
 
 
 def _care_plan(conn: psycopg.Connection[Any], sim: SimPatient, patient_id: int,
-               since: dt.datetime) -> int:
-    scale2 = sim.profile.spo2_scale == 2
-    pump = any(d.type is DeviceType.INFUSION_PUMP for d in sim.devices)
-    if not (scale2 or pump):
-        return 0
-    from simulators.pump import PRESCRIBED_RATE_ML_H
+               since: dt.datetime, reservoirs: dict[str, dt.datetime]) -> tuple[int, int]:
+    """Scale 2 for a COPD patient on a 88–92 % target (once: a plan that exists is left as a
+    clinician may have changed it) and the IV prescription of a pump's running reservoir,
+    both through the store functions the hub's care-plan API uses. (plans created,
+    prescriptions written)."""
+    from alerting import care_plan_store
+    from ward.commands import sim_infusions
 
-    inserted = conn.execute(
-        "INSERT INTO care_plans (patient_id, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, "
-        "spo2_scale_reason, spo2_target_low, spo2_target_high, prescribed_infusion_rate_ml_h) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (patient_id) DO NOTHING",
-        (patient_id, 2 if scale2 else 1, SCALE2_SET_BY if scale2 else None,
-         since if scale2 else None, SCALE2_REASON if scale2 else None,
-         88.0 if scale2 else None, 92.0 if scale2 else None,
-         PRESCRIBED_RATE_ML_H if pump else None)).rowcount
-    if inserted:
-        conn.execute(
-            "INSERT INTO audit_log (actor, action, entity, entity_id, patient_id, detail) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            (SCALE2_SET_BY, "care_plan.create", "care_plan", str(patient_id), patient_id,
-             Jsonb({"spo2_scale": 2 if scale2 else 1,
-                    "prescribed_infusion_rate_ml_h": PRESCRIBED_RATE_ML_H if pump else None})))
-    return int(inserted)
+    pumps = [d.device_id for d in sim.devices if d.type is DeviceType.INFUSION_PUMP]
+    scale2 = sim.profile.spo2_scale == 2
+    if not (scale2 or pumps):
+        return 0, 0
+    new = _one(conn, "SELECT 1 FROM care_plans WHERE patient_id = %s", (patient_id,)) is None
+    if new and scale2:
+        care_plan_store.set_spo2_scale(conn, patient_id, scale=2, target_low=88.0,
+                                       target_high=92.0, by=SCALE2_SET_BY, reason=SCALE2_REASON,
+                                       now=since)
+    prescribed = sum(sim_infusions.prescribe(conn, patient_id, reservoirs[d], since)
+                     for d in pumps[:1])  # one IV line per patient
+    return int(new), prescribed
 
 
 def news2_total(state: TrueState, spo2_scale: int) -> int:
@@ -243,19 +264,33 @@ def _truth_file(path: str | None, patient_ids: dict[str, int]) -> Iterator[Groun
         yield GroundTruth.to_file(stream, scorer=news2_total, patient_ids=patient_ids)
 
 
-def _provision(conn: psycopg.Connection[Any], patients: list[SimPatient],
-               password_file: str) -> dict[str, str]:
-    if importlib.util.find_spec("gateway.provision") is None:
-        msg = "device provisioning is not available in this build (no gateway.provision)"
-        raise PublishError(msg)
-    from gateway import provision  # type: ignore[attr-defined,unused-ignore]
+def _provision(conn: psycopg.Connection[Any], patients: list[SimPatient], args: argparse.Namespace
+               ) -> dict[str, str]:
+    """Every device's credentials, issued as `vward devices provision` issues one
+    (`gateway.provision.provision_device`): on the running broker (`--broker-admin`) and/or in
+    a password file (`--password-file`). {device id: secret}, for publishing as each device."""
+    from gateway.broker_admin import BrokerAdmin
+    from gateway.provision import provision_device
 
-    secrets: dict[str, str] = {}
-    for sim in patients:
-        for device in sim.devices:
-            secrets[device.device_id] = str(provision.provision_device(
-                conn, device.device_id, Path(password_file)))
-    return secrets
+    ids = [device.device_id for sim in patients for device in sim.devices]
+    if args.broker_admin is None:
+        return {i: provision_device(conn, i, args.password_file) for i in ids}
+    with BrokerAdmin.from_env_file(args.broker_admin, ca_file=args.ca_file) as admin:
+        return {i: provision_device(conn, i, args.password_file, broker=admin) for i in ids}
+
+
+def _broker_url(settings: Settings, args: argparse.Namespace) -> str:
+    """VW_MQTT_URL; else, provisioning on a broker, the URL of its admin.env (the broker
+    the devices were just provisioned on); else the local default."""
+    if settings.mqtt_url:
+        return settings.mqtt_url
+    if getattr(args, "broker_admin", None) is not None:
+        from gateway.broker_admin import read_env_file
+
+        url = read_env_file(args.broker_admin).get("VW_MQTT_URL")
+        if url:
+            return url
+    return "mqtt://127.0.0.1:1883"
 
 
 def _stop_on_signals() -> threading.Event:
@@ -267,6 +302,40 @@ def _stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
     return stop
+
+
+def _register(args: argparse.Namespace, settings: Settings, scenario: Scenario,
+              first: dt.datetime, *, provisioning: bool
+              ) -> tuple[dict[str, int], dict[str, str] | None] | None:
+    """Register the ward (and provision its devices); (patient ids, device credentials), or
+    None when provisioning failed (said on stderr; nothing is committed)."""
+    from gateway.broker_admin import BrokerAdminError
+    from gateway.provision import ProvisionError
+
+    credentials: dict[str, str] | None = None
+    patients = build_ward(scenario, scenario.seed, first)
+    with psycopg.connect(settings.database_conninfo()) as conn:
+        report = register_ward(conn, scenario, patients, first)
+        if provisioning:
+            try:
+                credentials = _provision(conn, patients, args)
+            except (ProvisionError, BrokerAdminError, OSError) as exc:
+                conn.rollback()  # the connection's `with` would commit the registration
+                print(f"vward simulate: provisioning failed, nothing registered: {exc}",
+                      file=sys.stderr)
+                return None
+        conn.commit()
+    print(f"registered scenario {scenario.name!r}: {report.patients_created} patient(s), "
+          f"{report.admissions_created} admission(s), {report.devices_created} device(s), "
+          f"{report.assignments_created} assignment(s), {report.care_plans_created} care "
+          f"plan(s) created, {report.prescriptions_written} IV prescription(s) written "
+          f"({len(patients)} patients in the scenario)", file=sys.stderr)
+    if credentials is not None:
+        print(f"provisioned {len(credentials)} device(s)"
+              + (" on the broker" if args.broker_admin is not None else "")
+              + (f" in {args.password_file}" if args.password_file is not None else ""),
+              file=sys.stderr)
+    return report.patient_ids, credentials
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -289,27 +358,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     first = start or scenario.start
     patient_ids: dict[str, int] = {}
     credentials: dict[str, str] | None = None
-    if args.register or args.register_only or args.provision:
-        patients = build_ward(scenario, scenario.seed, first)
-        with psycopg.connect(settings.database_conninfo()) as conn:
-            report = register_ward(conn, scenario, patients, first)
-            if args.provision:
-                try:
-                    credentials = _provision(conn, patients, args.provision)
-                except PublishError as exc:
-                    print(f"vward simulate: {exc}", file=sys.stderr)
-                    return 2
-            conn.commit()
-        patient_ids = report.patient_ids
-        print(f"registered scenario {scenario.name!r}: {report.patients_created} patient(s), "
-              f"{report.admissions_created} admission(s), {report.devices_created} device(s), "
-              f"{report.assignments_created} assignment(s), {report.care_plans_created} care "
-              f"plan(s) created ({len(patients)} patients in the scenario)", file=sys.stderr)
+    provisioning = args.broker_admin is not None or args.password_file is not None
+    if args.register or args.register_only or provisioning:
+        registered = _register(args, settings, scenario, first, provisioning=provisioning)
+        if registered is None:
+            return 2
+        patient_ids, credentials = registered
         if args.register_only:
             return 0
     if args.load is not None:
         return _run_load(scenario, args, settings)
-    url = settings.mqtt_url or "mqtt://127.0.0.1:1883"
+    url = _broker_url(settings, args)
     with _truth_file(args.ground_truth, patient_ids) as truth:
         engine = Engine(scenario, start=first, truth=truth)
         stop = _stop_on_signals()
@@ -331,7 +390,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                   f"catching up with the wall clock at {clock.caught_up_at.isoformat()}",
                   file=sys.stderr)
         try:
-            sent = publish_stream(engine.messages(), publisher.publish, clock=clock, stop=stop,
+            messages = engine.messages()
+            if patient_ids:  # registered: each new reservoir is prescribed as it is connected
+                messages = prescribing(messages, engine, settings.database_conninfo(),
+                                       patient_ids, lambda line: print(line, file=sys.stderr))
+            sent = publish_stream(messages, publisher.publish, clock=clock, stop=stop,
                        progress=Progress(sys.stderr) if show else None,
                        acked=lambda: publisher.acked, inbox=commands_to(engine, publisher))
         finally:
