@@ -68,3 +68,14 @@ def test_the_queue_stays_bounded(db_url: str, db: psycopg.Connection[Any]) -> No
     assert fed == demo_referrals.Fed(4, len(expected) - 4)
     assert db.execute("SELECT count(*) FROM admissions WHERE status = 'referred'"
                       ).fetchone() == (4,)
+
+
+def test_the_queue_never_runs_dry(db_url: str, db: psycopg.Connection[Any]) -> None:
+    """A quiet spell (here: a one-minute backfill, so hardly any referral is due yet) does not
+    leave the screen empty: referrals are brought forward to now up to the floor."""
+    fed = demo_referrals.feed(db_url, seed=11, per_hour=4.0, backfill=dt.timedelta(minutes=1),
+                              max_waiting=10, min_waiting=3, stop=threading.Event(),
+                              clock=lambda: NOW, backlog_only=True)
+    assert fed.entered == 3
+    assert db.execute("SELECT count(*), max(referred_at) FROM admissions "
+                      "WHERE status = 'referred'").fetchone() == (3, NOW)

@@ -11,7 +11,9 @@ and their clocks already running, then follows the wall clock.
 
 The queue is bounded: while `--max-waiting` referrals wait for a decision, a new one is
 passed over (the referrer takes the patient elsewhere, as happens when a ward does not
-answer), so an unattended demo does not pile up a day of referrals. The feed enters
+answer), so an unattended demo does not pile up a day of referrals. It never runs dry either:
+while fewer than `--min-waiting` wait (a quiet spell of the Poisson stream, or a quick
+triager), the next referral is brought forward to now. The feed enters
 referrals as the account `referral-feed` (inactive: it cannot log in), so the audit log
 says where they came from.
 """
@@ -24,7 +26,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -47,6 +49,10 @@ DEFAULT_PER_HOUR = 4.0
 DEFAULT_BACKFILL = "2h"
 # More than this many referrals waiting and the feed passes new ones over (see above).
 DEFAULT_MAX_WAITING = 10
+# Fewer than this many waiting and the next referral comes now: the screen is never empty.
+DEFAULT_MIN_WAITING = 2
+# How often a sleeping feed looks whether the queue fell below the floor (a decision taken).
+FLOOR_CHECK_S = 20.0
 DEFAULT_SEED = 2026
 # After losing the database, try again this often (the demo's database restarts with it).
 RETRY_S = 5.0
@@ -96,7 +102,7 @@ def enter(conn: Conn, user: User, referral: SimReferral, *, now: dt.datetime,
 
 
 def feed(conninfo: str, *, seed: int, per_hour: float, backfill: dt.timedelta,
-         max_waiting: int, stop: threading.Event,
+         max_waiting: int, stop: threading.Event, min_waiting: int = 0,
          clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
          backlog_only: bool = False) -> Fed:
     """Run the feed until `stop` (or, with `backlog_only`, until it has caught up)."""
@@ -110,10 +116,13 @@ def feed(conninfo: str, *, seed: int, per_hour: float, backfill: dt.timedelta,
                 conn.commit()
                 while not stop.is_set():
                     now = clock()
+                    if pending.at > now and waiting(conn) < min_waiting:
+                        pending = replace(pending, at=now)  # brought forward (see above)
+                    conn.commit()  # end the count's snapshot before sleeping
                     if pending.at > now:
                         if backlog_only:
                             return Fed(entered, passed)
-                        stop.wait((pending.at - now).total_seconds())
+                        stop.wait(min((pending.at - now).total_seconds(), FLOOR_CHECK_S))
                         continue
                     if enter(conn, user, pending, now=now, max_waiting=max_waiting) is None:
                         passed += 1
@@ -138,6 +147,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-waiting", type=int, default=DEFAULT_MAX_WAITING,
                         help="pass new referrals over while this many wait (default "
                              f"{DEFAULT_MAX_WAITING})")
+    parser.add_argument("--min-waiting", type=int, default=DEFAULT_MIN_WAITING,
+                        help="bring the next referral forward while fewer wait (default "
+                             f"{DEFAULT_MIN_WAITING})")
     parser.add_argument("--backlog-only", action="store_true",
                         help="enter the backfill's referrals and stop")
 
@@ -150,7 +162,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signum, lambda _s, _f: stop.set())
     fed = feed(settings.database_conninfo(), seed=args.seed, per_hour=args.per_hour,
                backfill=parse_duration(args.backfill), max_waiting=args.max_waiting,
-               stop=stop, backlog_only=args.backlog_only)
+               min_waiting=args.min_waiting, stop=stop, backlog_only=args.backlog_only)
     print(f"vward demo-referrals: {fed.entered} referral(s) entered, "  # noqa: T201
           f"{fed.passed_over} passed over", flush=True)
     return 0
