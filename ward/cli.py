@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("ward.commands.replay", "replay readings through the alert rules"),
     "simulate": ("ward.commands.simulate", "drive the broker with simulated patients"),
     "demo-history": ("ward.hub.demo_history", "backfill a month of demo ward history"),
+    "demo-referrals": ("ward.hub.demo_referrals",
+                       "feed the triage queue with simulated referrals (the demo's)"),
 }
 
 

@@ -315,33 +315,49 @@ def test_history_describes_each_kind_of_change(action, detail, expected):
 
 
 def test_urgent_response_and_follow_up_measures(app_client, staff, db, nhs_number):
-    """The 2-hour clocks of the worklist and the follow-up calls after discharge, counted."""
+    """The 2-hour clocks of 2-hour referrals and the follow-up calls after discharge, counted
+    from the worklist tasks that name their admission."""
     pids = [int(db.execute(
         "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth) "
         "VALUES (%s, 'P', 'Q', '1950-01-01') RETURNING id", (nhs_number(),)).fetchone()[0])
-        for _ in range(4)]
+        for _ in range(5)]
     ref = dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC)
     due = ref + dt.timedelta(hours=2)
-    for pid, closed, met in ((pids[0], ref + dt.timedelta(minutes=90), True),
-                             (pids[1], ref + dt.timedelta(hours=3), False),
-                             (pids[2], None, None)):  # still open, long past its 2 hours
-        db.execute(
-            "INSERT INTO tasks (kind, patient_id, reason, detail, due_at, priority, created_by, "
-            "created_at, status, closed_at, met) VALUES ('urgent_response', %s, 'r', 'd', %s, 1,"
-            " 'ward', %s, %s, %s, %s)",
-            (pid, due, ref, "open" if closed is None else "done", closed, met))
-    # Two discharges: one called back within 2 days (worklist task), one not.
     out = dt.datetime(2025, 3, 4, 12, tzinfo=dt.UTC)
-    for pid, called in ((pids[0], out + dt.timedelta(days=1)), (pids[3], None)):
-        db.execute("INSERT INTO admissions (patient_id, pathway, source, status, referred_at, "
-                   "decided_at, admitted_at, discharged_at, outcome) VALUES (%s, 'step_up', "
-                   "'gp', 'discharged', %s, %s, %s, %s, 'usual_residence')",
-                   (pid, ref, ref, ref, out))
-        if called is not None:
-            db.execute("INSERT INTO tasks (kind, patient_id, reason, detail, due_at, priority, "
-                       "created_by, created_at, status, closed_at, outcome) VALUES "
-                       "('follow_up_call', %s, 'discharge', 'd', %s, 3, 'ward', %s, 'done', %s,"
-                       " 'reached')", (pid, out + dt.timedelta(days=2), out, called))
+
+    def stay(pid, urgency, discharged):
+        return int(db.execute(
+            "INSERT INTO admissions (patient_id, pathway, source, status, referred_at, "
+            "decided_at, admitted_at, discharged_at, outcome, urgency) VALUES (%s, 'step_up', "
+            "'gp', 'discharged', %s, %s, %s, %s, 'usual_residence', %s) RETURNING id",
+            (pid, ref, ref, ref, discharged, urgency)).fetchone()[0])
+
+    stays = [stay(pids[0], "two_hour", out), stay(pids[1], "two_hour", out + dt.timedelta(days=1)),
+             stay(pids[2], "two_hour", out + dt.timedelta(days=1)),
+             stay(pids[3], "same_day", out), stay(pids[4], "same_day", out)]
+    for aid, pid, closed, met in ((stays[0], pids[0], ref + dt.timedelta(minutes=90), True),
+                                  (stays[1], pids[1], ref + dt.timedelta(hours=3), False),
+                                  (stays[2], pids[2], None, None),  # open, long past 2 h
+                                  # a clock on a same-day referral is not counted
+                                  (stays[3], pids[3], ref + dt.timedelta(hours=3), False)):
+        db.execute(
+            "INSERT INTO tasks (kind, patient_id, admission_id, reason, detail, due_at, "
+            "priority, created_by, created_at, status, closed_at, met) VALUES "
+            "('urgent_response', %s, %s, 'r', 'd', %s, 1, 'ward', %s, %s, %s, %s)",
+            (pid, aid, due, ref, "open" if closed is None else "done", closed, met))
+    # Two discharges on 4 March: one called back within 2 days, one reached only on day 3;
+    # a third reached within 2 days is a discharge of 5 March, and one was not reached.
+    for aid, pid, at, called, outcome in (
+            (stays[0], pids[0], out, out + dt.timedelta(days=1), "reached"),
+            (stays[3], pids[3], out, out + dt.timedelta(days=2, hours=1), "reached"),
+            (stays[1], pids[1], out + dt.timedelta(days=1), out + dt.timedelta(days=2),
+             "reached"),
+            (stays[2], pids[2], out + dt.timedelta(days=1), out + dt.timedelta(days=1, hours=2),
+             "not_reached")):
+        db.execute("INSERT INTO tasks (kind, patient_id, admission_id, reason, detail, due_at, "
+                   "priority, created_by, created_at, status, closed_at, outcome) VALUES "
+                   "('follow_up_call', %s, %s, 'discharge', 'd', %s, 3, 'ward', %s, 'done', %s,"
+                   " %s)", (pid, aid, at + dt.timedelta(days=2), at, called, outcome))
     db.commit()
     got = app_client.get("/api/reports/measures", params={"start": "2025-03-01",
                                                           "end": "2025-03-10"},
@@ -350,5 +366,5 @@ def test_urgent_response_and_follow_up_measures(app_client, staff, db, nhs_numbe
     m = {x["key"]: x["figures"] for x in got.json()}
     assert m["urgent_response_2h"] == {"met": 1, "missed": 2, "pending": 0,
                                        "compliance_pct": 33.3}
-    assert m["follow_up_2d"] == {"discharges": 2, "done_within_2_days": 1,
-                                 "done_within_2_days_pct": 50.0}
+    assert m["follow_up_2d"] == {"discharges": 5, "done_within_2_days": 2,
+                                 "done_within_2_days_pct": 40.0}

@@ -28,6 +28,20 @@ def test_demo_history_fills_the_reports_once(db, admit, hub_settings):
     assert measures["alerts_per_patient_day"]["alerts"] > 0
     assert measures["time_to_acknowledge"]["high.p50_minutes"] is not None
     assert measures["occupancy"]["mean_occupancy_pct"] > 0
+    # The worklist's clocks and calls: 2-hour referrals only, most met; most calls made.
+    urgent = measures["urgent_response_2h"]
+    assert urgent["met"] > 0
+    assert urgent["missed"] > 0
+    assert 50 < urgent["compliance_pct"] < 100
+    follow = measures["follow_up_2d"]
+    assert follow["discharges"] == measures["outcomes"]["discharged"]
+    assert 50 < follow["done_within_2_days_pct"] < 100
+    assert db.execute("SELECT count(*) FROM tasks t JOIN admissions a ON a.id = t.admission_id "
+                      "WHERE t.kind = 'urgent_response' AND a.urgency <> 'two_hour'"
+                      ).fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM admissions a WHERE a.status = 'discharged' AND "
+                      "NOT EXISTS (SELECT 1 FROM tasks t WHERE t.admission_id = a.id AND "
+                      "t.kind = 'follow_up_call')").fetchone() == (0,)
     changes = care_plan_view.history(db, live)
     assert [c.what for c in changes] == ["Threshold: pulse"]
     assert changes[0].by == "doctor"

@@ -3,8 +3,9 @@
 A hub nurse enters a referral taken on the phone; a clinician sees it in the triage queue with
 its clock running, accepts it and admits the patient with a kit scanned in (an unknown device
 is refused on screen); a reading published over the real broker reaches the patient page
-without a reload; the clinician discharges (devices listed for collection, follow-up call
-booked), the record reads as discharged, and the nurse records the follow-up call.
+without a reload; the clinician discharges (devices listed for collection, follow-up call on
+the worklist), the record reads as discharged, and the nurse claims and completes the
+follow-up call from the worklist.
 Debian's Chromium, headless, driven by Playwright; the gateway is a real subprocess.
 Screenshots: artifacts/flow-*.png.
 """
@@ -162,15 +163,23 @@ def test_referral_to_follow_up_in_the_browser(
         expect(doctor.locator("#discharge-summary")).to_contain_text(
             "usual residence · discharged by doctor · recovered at home")
 
-        # The nurse makes the follow-up call and records it.
-        nurse.goto(base + "/follow-ups")
-        call = nurse.locator("#follow-up-calls tr.call")
+        # The follow-up call is on the worklist: the nurse claims it, makes it, records it.
+        nurse.goto(base + "/worklist")
+        call = nurse.locator("#worklist-rows tr.task", has_text="Follow-up call")
         expect(call).to_have_count(1)
-        call.locator("input[name=note]").fill("well, no concerns")
-        call.locator("button[type=submit]").click()
-        expect(nurse.locator("#follow-up-calls tr.call")).to_have_class(
-            re.compile(r"\bstatus-done\b"))
-        expect(nurse.locator("#follow-up-calls")).to_contain_text("by nurse")
-    row_db = db.execute("SELECT a.status, a.outcome, a.decided_by, f.status FROM admissions a "
-                        "JOIN follow_up_calls f ON f.admission_id = a.id").fetchone()
-    assert row_db == ("discharged", "usual_residence", "doctor", "done")
+        expect(call).to_contain_text("Mary Seacole")
+        call.locator("button[data-claim]").click()
+        expect(call.locator("td.owner")).to_have_text("nurse")
+        call.locator("select.outcome").select_option("reached")
+        call.locator("button[data-complete]").click()
+        expect(nurse.locator("#worklist-rows tr.task", has_text="Follow-up call")
+               ).to_have_count(0)
+    row_db = db.execute("SELECT a.status, a.outcome, a.decided_by, t.status, t.outcome, "
+                        "t.closed_by FROM admissions a JOIN tasks t ON t.admission_id = a.id "
+                        "AND t.kind = 'follow_up_call'").fetchone()
+    assert row_db == ("discharged", "usual_residence", "doctor", "done", "reached", "nurse")
+    # The 111 referral was a 2-hour one, so its clock started; nobody recorded the patient as
+    # seen before the discharge (within the 2 hours), which closed it without a verdict.
+    assert db.execute("SELECT t.status FROM tasks t JOIN admissions a ON a.id = t.admission_id "
+                      "WHERE t.kind = 'urgent_response' AND a.urgency = 'two_hour'"
+                      ).fetchall() == [("done",)]

@@ -1,5 +1,6 @@
 """The ward manager's flows through the API and the pages: refer, triage (capacity, time to
-decision), admit with a kit in one transaction, discharge with a follow-up call; roles."""
+decision), admit with a kit in one transaction, discharge with a follow-up call (a worklist
+task); the 2-hour clock only for 2-hour referrals; roles."""
 
 from __future__ import annotations
 
@@ -178,19 +179,30 @@ def test_discharge_unassigns_the_kit_and_books_a_follow_up_call(app_client, staf
     body = out.json()
     assert body["devices_to_collect"] == sorted(kit)
     assert body["discharge_note"] == "recovered"
-    assert dt.datetime.fromisoformat(body["follow_up_due_at"]) == clock.now + dt.timedelta(days=1)
+    # The follow-up call is the worklist's task (one per discharge), from 1 day to 2 days on.
+    assert dt.datetime.fromisoformat(body["follow_up_not_before"]) == clock.now + dt.timedelta(days=1)
+    assert dt.datetime.fromisoformat(body["follow_up_due_at"]) == clock.now + dt.timedelta(days=2)
     assert db.execute("SELECT count(*) FROM device_assignments WHERE patient_id = %s "
                       "AND upper_inf(during)", (pid,)).fetchone() == (0,)
-    calls = app_client.get("/api/follow-up-calls", headers=nurse.headers,
-                           params={"status": "due"}).json()
-    assert [(c["patient_id"], c["admission_id"]) for c in calls] == [(pid, aid)]
-    assert app_client.post(f"/api/follow-up-calls/{calls[0]['id']}", headers=admin.headers,
-                           json={"reached": True}).status_code == 403
-    recorded = app_client.post(f"/api/follow-up-calls/{calls[0]['id']}",
-                               headers=nurse.headers, json={"reached": True, "note": "well"})
-    assert recorded.json()[0]["status"] == "done"
-    assert app_client.post(f"/api/follow-up-calls/{calls[0]['id']}", headers=nurse.headers,
-                           json={"reached": True}).status_code == 409
+    work = app_client.get("/api/worklist", headers=nurse.headers,
+                          params={"patient_id": pid}).json()["items"]
+    assert [(i["ref"], i["kind"]) for i in work] == [(body["follow_up_task"], "follow_up_call")]
+    ref = body["follow_up_task"]
+    assert db.execute("SELECT admission_id FROM tasks WHERE id = %s",
+                      (int(ref[5:]),)).fetchone() == (aid,)
+    # The ward manager (admin) does not make the call; a nurse does, with one of its outcomes.
+    assert app_client.post(f"/api/worklist/{ref}/claim", headers=admin.headers
+                           ).status_code == 403
+    assert app_client.post(f"/api/worklist/{ref}/claim", headers=nurse.headers
+                           ).status_code == 200
+    assert app_client.post(f"/api/worklist/{ref}/complete", headers=nurse.headers,
+                           json={"outcome": "spoke to him"}).status_code == 422
+    done = app_client.post(f"/api/worklist/{ref}/complete", headers=nurse.headers,
+                           json={"outcome": "reached", "note": "well"})
+    assert done.json()["status"] == "done", done.text
+    assert app_client.post(f"/api/worklist/{ref}/complete", headers=nurse.headers,
+                           json={"outcome": "reached"}).status_code == 409
+    assert app_client.get("/api/follow-up-calls", headers=nurse.headers).status_code == 404
     page = app_client.get(f"/patients/{pid}", headers=nurse.headers)
     assert 'id="record-status"' in page.text  # the panel's "Discharged" banner
     assert "Outcome: usual residence · discharged by admin1 · recovered" in page.text
@@ -217,7 +229,7 @@ def test_who_may_refer_triage_admit_and_discharge(app_client, staff, nhs_number,
         got = app_client.request(method, path, headers=user.headers, json=body)
         assert (got.status_code == 200) == decide, (path, got.status_code, got.text)
         assert decide or got.status_code == 403
-    for path in ("/referrals", "/referrals/new", "/follow-ups"):
+    for path in ("/referrals", "/referrals/new", "/worklist"):
         assert app_client.get(path, headers=user.headers).status_code == 200
 
 
@@ -283,3 +295,27 @@ def test_two_managers_cannot_both_take_the_last_bed(db_url, db, nhs_number, cloc
         thread.join(10)
         assert isinstance(outcome[0], admitting.WardFull)
         assert "1 of 1 beds" in str(outcome[0])
+
+
+def test_only_a_two_hour_referral_starts_the_urgent_clock(app_client, staff, nhs_number, db,
+                                                          clock):
+    nurse, doctor = staff(Role.HUB_NURSE), staff(Role.CLINICIAN)
+    urgent = _refer(app_client, nurse.headers, _patient(db, nhs_number(), "Urgent"),
+                    source="ambulance", urgency="two_hour")
+    for urgency in ("same_day", "next_day", "routine"):
+        _refer(app_client, nurse.headers, _patient(db, nhs_number(), urgency),
+               source="gp", urgency=urgency)
+    clocks = db.execute("SELECT admission_id, due_at FROM tasks WHERE kind = 'urgent_response'"
+                        ).fetchall()
+    assert clocks == [(urgent, T0 + dt.timedelta(hours=2))]
+    step_down = app_client.post("/api/referrals", headers=nurse.headers, json={
+        "patient_id": _patient(db, nhs_number(), "Ward"), "pathway": "step_down",
+        "source": "hospital_ward", "urgency": "two_hour"})
+    assert step_down.status_code == 422, step_down.text
+    assert "step-up referrals" in step_down.json()["detail"]
+    # Declined: the clock closes without a verdict, and the reports do not count it.
+    clock.advance(minutes=30)
+    assert app_client.post(f"/api/admissions/{urgent}/decline", headers=doctor.headers,
+                           json={"reason": "conveyed to ED"}).status_code == 200
+    assert db.execute("SELECT status, met, outcome FROM tasks WHERE admission_id = %s",
+                      (urgent,)).fetchone() == ("done", None, "referral declined")

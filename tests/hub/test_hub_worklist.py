@@ -72,7 +72,8 @@ def test_every_kind_appears_most_urgent_then_soonest_first(
     assert fresh is not None
     db.commit()
     assert app_client.post("/api/referrals", headers=nurse.headers, json={
-        "patient_id": fresh[0], "pathway": "step_up", "source": "gp"}).status_code == 201
+        "patient_id": fresh[0], "pathway": "step_up", "source": "gp",
+        "urgency": "two_hour"}).status_code == 201
     items = _items(app_client, nurse.headers)
     kinds = [(i["kind"], i["patient_id"]) for i in items]
     assert kinds == [("urgent_response", fresh[0]), ("observation", b), ("full_set", a),
@@ -163,7 +164,7 @@ def _refer(db: psycopg.Connection[Any], client: TestClient, headers: dict[str, s
     assert row is not None
     db.commit()
     response = client.post("/api/referrals", headers=headers, json={
-        "patient_id": row[0], "pathway": "step_up", "source": "111",
+        "patient_id": row[0], "pathway": "step_up", "source": "111", "urgency": "two_hour",
         "referred_at": at.isoformat()})
     assert response.status_code == 201, response.text
     [item] = _items(client, headers, patient_id=row[0])

@@ -1,5 +1,6 @@
-"""The pure rules behind the manager's flows: pathway by source, capacity, the follow-up due
-time, contact details, and why a device cannot join a kit."""
+"""The pure rules behind the manager's flows: pathway by source, capacity, the follow-up
+window, which referral starts the 2-hour clock, contact details, and why a device cannot join
+a kit."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import pytest
 
 from ward.domain.errors import DomainError
 from ward.domain.patients import (
+    Admission,
+    AdmissionStatus,
     Contact,
     Pathway,
     ReferralSource,
-    follow_up_due,
+    Urgency,
+    follow_up_window,
     has_room,
     kit_refusal,
     pathway_for,
@@ -32,9 +36,35 @@ def test_capacity(admitted, beds, room):
     assert has_room(admitted, beds) is room
 
 
-def test_follow_up_is_due_the_day_after_discharge():
+def test_follow_up_call_is_from_one_day_to_two_days_after_discharge():
     at = dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC)  # the night the clocks change
-    assert follow_up_due(at) == dt.datetime(2026, 3, 30, 0, 30, tzinfo=dt.UTC)
+    assert follow_up_window(at) == (dt.datetime(2026, 3, 30, 0, 30, tzinfo=dt.UTC),
+                                    dt.datetime(2026, 3, 31, 0, 30, tzinfo=dt.UTC))
+
+
+REFERRED = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(("urgency", "starts"), [
+    (Urgency.TWO_HOUR, True), (Urgency.SAME_DAY, False), (Urgency.NEXT_DAY, False),
+    (Urgency.ROUTINE, False)])
+@pytest.mark.parametrize("source", [s for s in ReferralSource
+                                    if s is not ReferralSource.HOSPITAL_WARD])
+def test_only_a_two_hour_referral_starts_the_urgent_clock(urgency, starts, source):
+    referral = Admission(1, Pathway.STEP_UP, source, REFERRED, urgency=urgency)
+    assert referral.starts_urgent_clock is starts
+    # Once decided, the referral starts nothing (the clock belongs to the new referral).
+    assert referral.admit(REFERRED).starts_urgent_clock is False
+    assert referral.decline(REFERRED, "no").status is AdmissionStatus.DECLINED
+
+
+def test_a_step_down_is_never_a_two_hour_referral():
+    with pytest.raises(DomainError, match="step-up referrals"):
+        Admission(1, Pathway.STEP_DOWN, ReferralSource.HOSPITAL_WARD, REFERRED,
+                  urgency=Urgency.TWO_HOUR)
+    step_down = Admission(1, Pathway.STEP_DOWN, ReferralSource.HOSPITAL_WARD, REFERRED,
+                          urgency=Urgency.SAME_DAY)
+    assert step_down.starts_urgent_clock is False
 
 
 @pytest.mark.parametrize(("known", "active", "assigned", "reason"), [

@@ -1,6 +1,7 @@
 """`vward demo` on a machine with nothing configured: embedded servers, clean stop; on a
 laptop without Mosquitto (hidden from PATH) the embedded amqtt ingests, the readings are
-scored and reach the hub's API; a part that cannot start makes it fail with advice."""
+scored and reach the hub's API, and the referral feed fills the triage queue; a part that
+cannot start makes it fail with advice."""
 
 from __future__ import annotations
 
@@ -116,6 +117,16 @@ def test_demo_without_mosquitto_ingests_scores_and_serves_readings(tmp_path: Pat
         patient = observed[0]["patient_id"]
         assert _get(f"{hub}/api/patients/{patient}/readings", bearer)["total"] > 0
         assert _get(f"{hub}/api/patients/{patient}/scores", bearer)["total"] > 0
+        # The referral feed (started once the hub answers) opens the triage queue with the
+        # last two hours' referrals waiting.
+        deadline = time.monotonic() + 60
+        waiting: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not waiting:
+            waiting = _get(f"{hub}/api/admissions?status=referred", bearer)["items"]
+            if not waiting:
+                time.sleep(1)
+        assert waiting, "the demo's triage queue is empty"
+        assert {w["referred_by"] for w in waiting} == {"referral-feed"}
         _stop_and_check(proc, mark, output)
     finally:
         if proc.poll() is None:

@@ -4,7 +4,8 @@ With no `VW_DATABASE_URL` / `VW_MQTT_URL` it starts an embedded PostgreSQL and a
 (see `ward.embedded`; both are the `demo` extra); with them it uses those. Every run on the
 embedded database starts from an empty ward. It migrates, then starts each part of the
 platform that this build contains as a child process (`DEMO_PROCESSES`), waits until the hub
-answers before it prints where to look, and on Ctrl-C (or SIGTERM) stops every child, the
+answers before it prints where to look and starts the parts that need the hub (the referral
+feed that keeps the triage queue moving), and on Ctrl-C (or SIGTERM) stops every child, the
 broker and the database, leaving nothing behind.
 
 It tells the truth: a part that cannot start, or stops by itself, ends the demo with a
@@ -50,6 +51,9 @@ class DemoProcess:
     argv: tuple[str, ...]  # arguments after `vward`
     # One-shot steps (registering the demo ward) run to completion before the services start.
     one_shot: bool = False
+    # Started once the hub answers (the referral feed enters referrals as the hub's users do,
+    # and the hub creates the demo's users when it starts on an empty users table).
+    after_hub: bool = False
 
 
 DEMO_PROCESSES: tuple[DemoProcess, ...] = (
@@ -62,6 +66,7 @@ DEMO_PROCESSES: tuple[DemoProcess, ...] = (
     # `--register` again (idempotent) so the simulator prescribes each pump's new reservoir as
     # the simulated nurse connects it (ward.commands.sim_infusions): the pump rules stay live.
     DemoProcess("simulator", "ward.commands.simulate", ("simulate", "demo", "--register")),
+    DemoProcess("referrals", "ward.hub.demo_referrals", ("demo-referrals",), after_hub=True),
 )
 
 
@@ -86,6 +91,7 @@ def failure_hint(name: str, returncode: int, settings: Settings) -> str:
         "alerting": "check VW_ESCALATION_POLICY and the database in the lines above",
         "simulator": "check the broker (VW_MQTT_URL) and the database in the lines above",
         "register": "check the database (VW_DATABASE_URL) in the lines above",
+        "referrals": "check the database (VW_DATABASE_URL) in the lines above",
     }
     return f"{name} exited with {returncode}: {hints.get(name, 'see the lines above')}"
 
@@ -190,11 +196,11 @@ def _wait_for_hub(settings: Settings, children: list[tuple[str, subprocess.Popen
 
 
 def _start_parts(env: dict[str, str], children: list[tuple[str, subprocess.Popen[bytes]]],
-                 settings: Settings, stop: threading.Event) -> None:
+                 settings: Settings, stop: threading.Event, *, after_hub: bool = False) -> None:
     for proc in DEMO_PROCESSES:
         if stop.is_set():
             return
-        if not _available(proc.module):
+        if proc.after_hub is not after_hub or not _available(proc.module):
             continue
         cmd = [sys.executable, "-m", "ward.cli", *proc.argv]
         if proc.one_shot:
@@ -248,6 +254,7 @@ def _run(args: argparse.Namespace, settings: Settings, stop: threading.Event) ->
             _start_parts(env, children, settings, stop)
             if _available("ward.hub.cli"):
                 _wait_for_hub(settings, children, stop)
+                _start_parts(env, children, settings, stop, after_hub=True)
                 print(f"\n  Hub dashboard: http://{settings.hub_host}:{settings.hub_port}/")
                 print("  Log in as nurse / nurse (hub nurse), doctor / doctor (clinician) "
                       "or admin / admin.")

@@ -18,7 +18,7 @@ from psycopg.types.range import Range
 from ward.db import worklist
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.errors import DomainError
-from ward.domain.patients import Admission, AdmissionStatus, Contact, Pathway, Patient
+from ward.domain.patients import Admission, AdmissionStatus, Contact, FollowUpOutcome, Patient
 
 Conn = psycopg.Connection[Any]
 
@@ -56,12 +56,13 @@ def add_admission(conn: Conn, admission: Admission) -> Admission:
         with conn.transaction():
             row = conn.execute(
                 "INSERT INTO admissions (patient_id, pathway, source, status, referred_at, "
-                "decided_at, decision_reason, admitted_at, discharged_at, outcome) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                "decided_at, decision_reason, admitted_at, discharged_at, outcome, urgency) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 (admission.patient_id, admission.pathway.value, admission.source.value,
                  admission.status.value, admission.referred_at, admission.decided_at,
                  admission.decision_reason, admission.admitted_at, admission.discharged_at,
-                 admission.outcome.value if admission.outcome else None),
+                 admission.outcome.value if admission.outcome else None,
+                 admission.urgency.value),
             ).fetchone()
     except psycopg.errors.UniqueViolation as exc:
         msg = f"patient {admission.patient_id} already has an open referral or admission"
@@ -69,9 +70,11 @@ def add_admission(conn: Conn, admission: Admission) -> Admission:
     except psycopg.errors.ForeignKeyViolation as exc:
         msg = f"no patient with id {admission.patient_id}"
         raise RegistryError(msg) from exc
-    if admission.pathway is Pathway.STEP_UP and admission.status is AdmissionStatus.REFERRED:
-        worklist.start_urgent_clock(conn, admission.patient_id, admission.referred_at)
-    return replace(admission, id=_first(row))
+    stored = replace(admission, id=_first(row))
+    if stored.starts_urgent_clock:
+        worklist.start_urgent_clock(conn, stored.patient_id, _first(row), stored.referred_at)
+    _worklist_after(conn, stored)
+    return stored
 
 
 def update_admission(conn: Conn, admission: Admission) -> None:
@@ -88,11 +91,26 @@ def update_admission(conn: Conn, admission: Admission) -> None:
     )
     if admission.status is AdmissionStatus.DISCHARGED and admission.discharged_at is not None:
         end_patient_assignments(conn, admission.patient_id, admission.discharged_at)
-        worklist.schedule_follow_up_call(conn, admission.patient_id, admission.discharged_at)
-    elif admission.status is AdmissionStatus.DECLINED:
-        worklist.stop_urgent_clock(conn, admission.patient_id,
+    _worklist_after(conn, admission)
+
+
+def _worklist_after(conn: Conn, admission: Admission) -> None:
+    """The worklist tasks a stored admission's state implies (ward.db.worklist): a declined
+    referral stops its 2-hour clock; an admission closes a follow-up call still open from an
+    earlier stay; a discharge closes the stay's 2-hour clock and books its follow-up call."""
+    assert admission.id is not None  # noqa: S101 - both callers pass a stored admission
+    if admission.status is AdmissionStatus.DECLINED:
+        worklist.stop_urgent_clock(conn, admission.id,
                                    admission.decided_at or admission.referred_at,
                                    "referral declined")
+    elif admission.status is AdmissionStatus.ADMITTED and admission.admitted_at is not None:
+        worklist.close_follow_up_calls(conn, admission.patient_id, admission.admitted_at,
+                                       FollowUpOutcome.READMITTED)
+    elif (admission.status is AdmissionStatus.DISCHARGED
+          and admission.discharged_at is not None):
+        worklist.close_urgent_clock_at_discharge(conn, admission.id, admission.discharged_at)
+        worklist.schedule_follow_up_call(conn, admission.patient_id, admission.id,
+                                         admission.discharged_at)
 
 
 def end_patient_assignments(conn: Conn, patient_id: int, at: dt.datetime) -> int:
@@ -128,21 +146,6 @@ def update_patient(conn: Conn, patient_id: int, patient: Patient, contact: Conta
     if cur.rowcount == 0:
         msg = f"no patient with id {patient_id}"
         raise RegistryError(msg)
-
-
-def add_follow_up_call(conn: Conn, *, patient_id: int, admission_id: int,
-                       due_at: dt.datetime, now: dt.datetime) -> int:
-    """The follow-up call after a discharge (one per admission)."""
-    try:
-        with conn.transaction():
-            row = conn.execute(
-                "INSERT INTO follow_up_calls (patient_id, admission_id, due_at, created_at) "
-                "VALUES (%s, %s, %s, %s) RETURNING id",
-                (patient_id, admission_id, due_at, now)).fetchone()
-    except psycopg.errors.UniqueViolation as exc:
-        msg = f"admission {admission_id} already has a follow-up call"
-        raise RegistryError(msg) from exc
-    return _first(row)
 
 
 def add_device(conn: Conn, device: Device) -> int:

@@ -1,72 +1,113 @@
 """Worklist tasks the ward's own transitions create, written at the data layer.
 
-Every discharge makes a follow-up call and every step-up referral starts the 2-hour urgent
-response clock, whichever caller (hub endpoint, CLI, demo) makes the transition: so the hook
-lives beside `registry.add_admission` / `registry.update_admission`, in the caller's
-transaction. Both are rows of the `tasks` table (migration 0170), read by the hub worklist
-(`ward.hub.queries.worklist`). Inserts skip a task of the same kind already open for the
-patient (the table's one-open-per-kind index).
+Every discharge makes exactly one follow-up call, and every referral whose urgency is the
+2-hour urgent response starts that clock, whichever caller (hub endpoint, CLI, demo) makes the
+transition: so the hook lives beside `registry.add_admission` / `registry.update_admission`,
+in the caller's transaction. Both are rows of the `tasks` table (migrations 0170, 0240) that
+name their admission, read by the hub worklist (`ward.hub.queries.worklist`) and counted by
+the reports (`ward.hub.reports`). The rules (windows, which referral starts a clock, the
+call's outcomes) are the domain's (`ward.domain.patients`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import psycopg
 
+from ward.domain.patients import URGENT_RESPONSE, FollowUpOutcome, follow_up_window
+
 Conn = psycopg.Connection[Any]
 
-# The national urgent community response standard: seen within 2 hours of referral (70 % of
-# referrals is the target; the worklist records met/missed per referral).
-URGENT_RESPONSE = dt.timedelta(hours=2)
-# The follow-up call after discharge: from one day after, due by the end of the second day.
-FOLLOW_UP_FROM = dt.timedelta(days=1)
-FOLLOW_UP_DUE = dt.timedelta(days=2)
 # Priorities (migration 0170): 1 urgent, 2 clinical, 3 routine.
 URGENT, CLINICAL, ROUTINE = 1, 2, 3
 SYSTEM = "ward"
 
 _INSERT = (
-    "INSERT INTO tasks (kind, patient_id, reason, detail, due_at, not_before, priority, "
-    "created_by, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (patient_id, kind) WHERE status = 'open' DO NOTHING RETURNING id"
+    "INSERT INTO tasks (kind, patient_id, admission_id, reason, detail, due_at, not_before, "
+    "priority, created_by, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT DO NOTHING RETURNING id"
 )
 
 
-def _insert(conn: Conn, kind: str, patient_id: int, *, reason: str, detail: str,
-            due_at: dt.datetime, not_before: dt.datetime | None, priority: int,
+def _notify(conn: Conn, patient_id: int, task_id: int) -> None:
+    conn.execute("SELECT vw_notify(%s)", (json.dumps(
+        {"type": "task", "patient_ids": [int(patient_id)], "task": f"task-{int(task_id)}"}),))
+
+
+def _insert(conn: Conn, kind: str, patient_id: int, admission_id: int, *, reason: str,
+            detail: str, due_at: dt.datetime, not_before: dt.datetime | None, priority: int,
             created_at: dt.datetime) -> int | None:
-    row = conn.execute(_INSERT, (kind, patient_id, reason, detail, due_at, not_before,
-                                 priority, SYSTEM, created_at)).fetchone()
-    if row is None:
+    row = conn.execute(_INSERT, (kind, patient_id, admission_id, reason, detail, due_at,
+                                 not_before, priority, SYSTEM, created_at)).fetchone()
+    if row is None:  # this admission's task of this kind exists already
         return None
-    conn.execute("SELECT vw_notify(%s)",
-                 (f'{{"type": "task", "patient_id": {int(patient_id)}, "task_id": {int(row[0])}}}',))
+    _notify(conn, patient_id, int(row[0]))
     return int(row[0])
 
 
-def start_urgent_clock(conn: Conn, patient_id: int, referred_at: dt.datetime) -> int | None:
-    """The 2-hour urgent response task of a step-up referral (due 2 h after referral)."""
-    return _insert(conn, "urgent_response", patient_id, reason="step_up_referral",
+def _close(conn: Conn, kind: str, *, admission_id: int | None = None,
+           patient_id: int | None = None, at: dt.datetime, outcome: str,
+           missed_if_late: bool = False) -> None:
+    """Close the open `kind` tasks of an admission (or of a patient)."""
+    rows = conn.execute(
+        "UPDATE tasks SET status = 'done', closed_at = greatest(%s, created_at), "
+        "outcome = %s, closed_by = %s, met = CASE WHEN %s AND %s > due_at THEN false END "
+        "WHERE status = 'open' AND kind = %s AND (%s::bigint IS NULL OR admission_id = %s) "
+        "AND (%s::bigint IS NULL OR patient_id = %s) RETURNING id, patient_id",
+        (at, outcome, SYSTEM, missed_if_late, at, kind, admission_id, admission_id,
+         patient_id, patient_id)).fetchall()
+    for task_id, pid in rows:
+        _notify(conn, int(pid), int(task_id))
+
+
+def start_urgent_clock(conn: Conn, patient_id: int, admission_id: int,
+                       referred_at: dt.datetime) -> int | None:
+    """The 2-hour urgent response task of a 2-hour referral (due 2 h after referral)."""
+    return _insert(conn, "urgent_response", patient_id, admission_id,
+                   reason="two_hour_referral",
                    detail="Urgent response: see within 2 hours of referral",
                    due_at=referred_at + URGENT_RESPONSE, not_before=None, priority=URGENT,
                    created_at=referred_at)
 
 
-def stop_urgent_clock(conn: Conn, patient_id: int, at: dt.datetime, outcome: str) -> None:
-    """A referral declined: its clock closes without a met/missed verdict."""
-    conn.execute(
-        "UPDATE tasks SET status = 'done', closed_at = greatest(%s, created_at), outcome = %s, "
-        "closed_by = %s WHERE patient_id = %s AND kind = 'urgent_response' AND status = 'open'",
-        (at, outcome, SYSTEM, patient_id))
+def stop_urgent_clock(conn: Conn, admission_id: int, at: dt.datetime, outcome: str) -> None:
+    """A referral declined: its clock closes without a met/missed verdict (`met` stays NULL,
+    so neither the worklist's figure nor the reports count it)."""
+    _close(conn, "urgent_response", admission_id=admission_id, at=at, outcome=outcome)
 
 
-def schedule_follow_up_call(conn: Conn, patient_id: int, discharged_at: dt.datetime
-                            ) -> int | None:
-    """The follow-up call 1–2 days after discharge."""
-    return _insert(conn, "follow_up_call", patient_id, reason="discharge",
-                   detail="Follow-up call 1–2 days after discharge",
-                   due_at=discharged_at + FOLLOW_UP_DUE,
-                   not_before=discharged_at + FOLLOW_UP_FROM, priority=ROUTINE,
-                   created_at=discharged_at)
+def close_urgent_clock_at_discharge(conn: Conn, admission_id: int, at: dt.datetime) -> None:
+    """Discharged with the 2-hour clock still open: nobody recorded the patient as seen, so a
+    clock past its 2 hours is recorded as missed; one within them closes without a verdict."""
+    _close(conn, "urgent_response", admission_id=admission_id, at=at,
+           outcome="discharged before the response was recorded", missed_if_late=True)
+
+
+def schedule_follow_up_call(conn: Conn, patient_id: int, admission_id: int,
+                            discharged_at: dt.datetime) -> int | None:
+    """The follow-up call 1–2 days after the discharge of `admission_id` (one per discharge:
+    the table's unique index on admission and kind)."""
+    not_before, due_at = follow_up_window(discharged_at)
+    # A patient has one open call at a time (tasks_one_open): an older discharge's call that
+    # is still open was overtaken by this stay, so it closes as `readmitted` first.
+    close_follow_up_calls(conn, patient_id, discharged_at, FollowUpOutcome.READMITTED)
+    return _insert(conn, "follow_up_call", patient_id, admission_id, reason="discharge",
+                   detail="Follow-up call 1–2 days after discharge", due_at=due_at,
+                   not_before=not_before, priority=ROUTINE, created_at=discharged_at)
+
+
+def close_follow_up_calls(conn: Conn, patient_id: int, at: dt.datetime,
+                          outcome: FollowUpOutcome) -> None:
+    """Close the patient's open follow-up call (readmitted before it was made)."""
+    _close(conn, "follow_up_call", patient_id=patient_id, at=at, outcome=outcome.value)
+
+
+def follow_up_call(conn: Conn, admission_id: int) -> tuple[int, dt.datetime, dt.datetime] | None:
+    """(task id, not before, due by) of the admission's follow-up call, if it has one."""
+    row = conn.execute(
+        "SELECT id, not_before, due_at FROM tasks WHERE admission_id = %s "
+        "AND kind = 'follow_up_call'", (admission_id,)).fetchone()
+    return None if row is None else (int(row[0]), row[1], row[2])

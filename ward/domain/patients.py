@@ -54,13 +54,30 @@ def pathway_for(source: ReferralSource) -> Pathway:
     return Pathway.STEP_DOWN if source is ReferralSource.HOSPITAL_WARD else Pathway.STEP_UP
 
 
-# The follow-up call is due the day after discharge; the standard is a call within 2 days.
+# The follow-up call after discharge: from one day after, due by the end of the second day
+# (the standard is a call within 2 days). Every discharge makes exactly one (a worklist task).
 FOLLOW_UP_AFTER = dt.timedelta(days=1)
 FOLLOW_UP_DEADLINE = dt.timedelta(days=2)
+# The national urgent community response standard: seen within 2 hours of referral (70 % of
+# referrals is the target).
+URGENT_RESPONSE = dt.timedelta(hours=2)
 
 
-def follow_up_due(discharged_at: dt.datetime) -> dt.datetime:
-    return discharged_at + FOLLOW_UP_AFTER
+def follow_up_window(discharged_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """(not before, due by) of the follow-up call after a discharge at `discharged_at`."""
+    return discharged_at + FOLLOW_UP_AFTER, discharged_at + FOLLOW_UP_DEADLINE
+
+
+class FollowUpOutcome(enum.StrEnum):
+    """How a follow-up call ended. Only REACHED counts as a follow-up call done."""
+
+    REACHED = "reached"  # spoke to the patient or their carer
+    NOT_REACHED = "not_reached"  # called, nobody answered (the attempt is recorded)
+    READMITTED = "readmitted"  # closed by the ward: the patient came back before the call
+
+
+# What a nurse may record when completing the call (READMITTED is the ward's own).
+FOLLOW_UP_OUTCOMES = (FollowUpOutcome.REACHED.value, FollowUpOutcome.NOT_REACHED.value)
 
 
 def has_room(admitted: int, beds: int) -> bool:
@@ -117,16 +134,27 @@ class Admission:
     discharged_at: dt.datetime | None = None
     outcome: DischargeOutcome | None = None
     id: int | None = None
+    urgency: Urgency = Urgency.SAME_DAY
 
     def __post_init__(self) -> None:
         for name in ("referred_at", "decided_at", "admitted_at", "discharged_at"):
             _require_utc(name, getattr(self, name))
+        if self.urgency is Urgency.TWO_HOUR and self.pathway is not Pathway.STEP_UP:
+            msg = ("the 2-hour urgent community response is for step-up referrals from the "
+                   "community; a step-down from a hospital ward is same day or later")
+            raise DomainError(msg)
         if self.pathway is Pathway.STEP_UP and self.source not in STEP_UP_SOURCES:
             msg = f"a step-up referral cannot come from {self.source.value!r}"
             raise DomainError(msg)
         if self.pathway is Pathway.STEP_DOWN and self.source is not ReferralSource.HOSPITAL_WARD:
             msg = f"a step-down referral comes from a hospital ward, not {self.source.value!r}"
             raise DomainError(msg)
+
+    @property
+    def starts_urgent_clock(self) -> bool:
+        """A new referral whose urgency is the 2-hour urgent response starts its clock (due
+        `URGENT_RESPONSE` after referral); no other referral does."""
+        return self.status is AdmissionStatus.REFERRED and self.urgency is Urgency.TWO_HOUR
 
     def admit(self, at: dt.datetime) -> Admission:
         if self.status is not AdmissionStatus.REFERRED:

@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from alerting import care_plan_store
 from alerting.care_plan import Ceiling
-from ward.db import registry
+from ward.db import registry, worklist
 from ward.domain.devices import Assignment
 from ward.domain.errors import DomainError, InvalidTransition
 from ward.domain.patients import (
@@ -34,7 +34,6 @@ from ward.domain.patients import (
     Patient,
     ReferralSource,
     Urgency,
-    follow_up_due,
     has_room,
     kit_refusal,
     pathway_for,
@@ -120,17 +119,19 @@ def _utc(when: dt.datetime | None) -> dt.datetime | None:
 
 def load(conn: Conn, admission_id: int, *, lock: bool = False) -> Admission:
     query = ("SELECT patient_id, pathway, source, referred_at, status, decided_at, "
-             "decision_reason, admitted_at, discharged_at, outcome FROM admissions "
+             "decision_reason, admitted_at, discharged_at, outcome, urgency FROM admissions "
              "WHERE id = %s" + (" FOR UPDATE" if lock else ""))
     row = conn.execute(query, (admission_id,)).fetchone()
     if row is None:
         raise NotFound(f"no admission with id {admission_id}")
-    pid, pathway, source, referred, status, decided, reason, admitted, discharged, outcome = row
+    (pid, pathway, source, referred, status, decided, reason, admitted, discharged, outcome,
+     urgency) = row
     return Admission(
         patient_id=int(pid), pathway=Pathway(pathway), source=ReferralSource(source),
-        referred_at=referred.astimezone(dt.UTC), status=AdmissionStatus(status), decided_at=_utc(decided),
-        decision_reason=reason, admitted_at=_utc(admitted), discharged_at=_utc(discharged),
-        outcome=DischargeOutcome(outcome) if outcome else None, id=admission_id)
+        referred_at=referred.astimezone(dt.UTC), status=AdmissionStatus(status),
+        decided_at=_utc(decided), decision_reason=reason, admitted_at=_utc(admitted),
+        discharged_at=_utc(discharged), outcome=DischargeOutcome(outcome) if outcome else None,
+        id=admission_id, urgency=Urgency(urgency))
 
 
 def refer(conn: Conn, user: User, now: dt.datetime, *, patient_id: int,
@@ -140,13 +141,13 @@ def refer(conn: Conn, user: User, now: dt.datetime, *, patient_id: int,
     """A new referral of an existing patient; returns the admission id."""
     admission = registry.add_admission(conn, Admission(
         patient_id=patient_id, pathway=pathway or pathway_for(source), source=source,
-        referred_at=referred_at or now))
+        referred_at=referred_at or now, urgency=urgency))
     assert admission.id is not None  # noqa: S101 - add_admission returns the stored id
     conn.execute(
-        "UPDATE admissions SET referral_reason = %s, urgency = %s, "
-        "referral_observations = %s, referrer = %s, referred_by = %s WHERE id = %s",
-        (reason or None, urgency.value, Jsonb(dict(observations)), referrer or None,
-         user.username, admission.id))
+        "UPDATE admissions SET referral_reason = %s, referral_observations = %s, "
+        "referrer = %s, referred_by = %s WHERE id = %s",
+        (reason or None, Jsonb(dict(observations)), referrer or None, user.username,
+         admission.id))
     audit.record(conn, user, "refer", "admission", now=now, entity_id=admission.id,
                  patient_id=patient_id,
                  detail={"pathway": admission.pathway.value, "source": source.value,
@@ -247,14 +248,16 @@ def admit(conn: Conn, user: User, now: dt.datetime, admission_id: int, *, beds: 
 class Discharged:
     admission: Admission
     devices_to_collect: tuple[str, ...]
-    follow_up_id: int
+    follow_up_task: str  # the worklist reference of the follow-up call, task-<id>
+    follow_up_not_before: dt.datetime
     follow_up_due: dt.datetime
 
 
 def discharge(conn: Conn, user: User, now: dt.datetime, admission_id: int, *,
               outcome: DischargeOutcome, note: str | None, at: dt.datetime | None = None
               ) -> Discharged:
-    """Discharge: the stay ends, the kit is unassigned for collection, a call is booked."""
+    """Discharge: the stay ends, the kit is unassigned for collection, and the follow-up
+    call is on the worklist (the data layer books it with the discharge: ward.db.worklist)."""
     when = at or now
     updated = load(conn, admission_id, lock=True).discharge(when, outcome)
     _store(conn, user, now, updated, action="discharge",
@@ -264,13 +267,16 @@ def discharge(conn: Conn, user: User, now: dt.datetime, admission_id: int, *,
     # update_admission ended the patient's assignments at the discharge instant (the data
     # layer's rule); the devices whose assignment ends exactly then are the ones to collect.
     devices = devices_to_collect(conn, updated.patient_id, when)
-    due = follow_up_due(when)
-    call = registry.add_follow_up_call(conn, patient_id=updated.patient_id,
-                                       admission_id=admission_id, due_at=due, now=now)
-    audit.record(conn, user, "create", "follow_up_call", now=now, entity_id=call,
-                 patient_id=updated.patient_id, detail={"due_at": due.isoformat(),
-                                                        "devices": list(devices)})
-    return Discharged(replace(updated), tuple(devices), call, due)
+    call = worklist.follow_up_call(conn, admission_id)
+    if call is None:  # pragma: no cover - update_admission books it in this transaction
+        msg = f"admission {admission_id} was discharged without its follow-up call"
+        raise InvalidTransition(msg)
+    task_id, not_before, due = call
+    audit.record(conn, user, "create", "task", now=now, entity_id=f"task-{task_id}",
+                 patient_id=updated.patient_id,
+                 detail={"kind": "follow_up_call", "due_at": due.isoformat(),
+                         "devices": list(devices)})
+    return Discharged(replace(updated), tuple(devices), f"task-{task_id}", not_before, due)
 
 
 def devices_to_collect(conn: Conn, patient_id: int, discharged_at: dt.datetime) -> list[str]:
@@ -279,20 +285,3 @@ def devices_to_collect(conn: Conn, patient_id: int, discharged_at: dt.datetime) 
         "SELECT d.id FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
         "WHERE a.patient_id = %s AND upper(a.during) = %s ORDER BY d.id",
         (patient_id, discharged_at))]
-
-
-def record_follow_up(conn: Conn, user: User, now: dt.datetime, call_id: int, *, reached: bool,
-                     note: str | None) -> int:
-    """The call was made (or the patient was not reached); returns the patient id."""
-    row = conn.execute(
-        "UPDATE follow_up_calls SET status = %s, done_at = %s, done_by = %s, note = %s "
-        "WHERE id = %s AND status = 'due' RETURNING patient_id",
-        ("done" if reached else "not_reached", now, user.username, note or None, call_id),
-    ).fetchone()
-    if row is None:
-        msg = f"follow-up call {call_id} does not exist or is already recorded"
-        raise InvalidTransition(msg)
-    audit.record(conn, user, "record", "follow_up_call", now=now, entity_id=call_id,
-                 patient_id=int(row[0]), detail={"reached": reached})
-    notify(conn, "follow_up", [int(row[0])])
-    return int(row[0])

@@ -31,7 +31,6 @@ from ward.hub.routers import (
     devices,
     fhir_api,
     fhir_risk,
-    follow_ups,
     health,
     manager_pages,
     observation_tasks,
@@ -184,7 +183,7 @@ def create_app(
     for module in (health, session, patients, admissions, devices, readings, observations,
                    alerts, care_plans, users, ward, risk, fhir_api, fhir_risk, reports_api, stream,
                    tasks, observation_tasks, worklist, pages, care_plan_pages, people_pages,
-                   report_pages, manager_pages, follow_ups):
+                   report_pages, manager_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Outermost last: security headers on every answer, then the body limit before anything

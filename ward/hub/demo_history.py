@@ -4,9 +4,10 @@ show something on first look.
 The live demo (simulated patients over MQTT) only ever has *today*: no discharges yet, no
 28-day readmissions, no acknowledged alerts from last week. This backfills, once per
 database, 30 days of synthetic referrals (accepted and declined), stays with discharge
-outcomes, a few readmissions, and alerts acknowledged after a while (some escalated), for
-patients of their own (NHS numbers from the 999 test range, never real), plus one care-plan
-change on a live demo patient so the care-plan history is not empty. A seeded random
+outcomes, a few readmissions, the worklist's 2-hour clocks (of 2-hour referrals, mostly met)
+and follow-up calls (mostly made within 2 days), and alerts acknowledged after a while (some
+escalated), for patients of their own (NHS numbers from the 999 test range, never real), plus
+one care-plan change on a live demo patient so the care-plan history is not empty. A seeded random
 generator and the `now` parameter make it reproducible; the `vw_meta` marker makes a second
 run a no-op.
 """
@@ -22,7 +23,9 @@ from typing import Any
 import psycopg
 
 from alerting import care_plan_store
+from ward.db import worklist
 from ward.domain.nhs_number import with_check_digit
+from ward.domain.patients import URGENT_RESPONSE
 from ward.settings import Settings
 
 Conn = psycopg.Connection[Any]
@@ -36,6 +39,7 @@ OUTCOMES = (("usual_residence", 0.78), ("conveyed_ed", 0.09), ("admitted_hospita
             ("transferred", 0.03), ("died", 0.02))
 SOURCES = ("gp", "ambulance", "111", "urgent_community_response", "ed", "hospital_ward")
 SEVERITIES = (("low_medium", 0.45), ("medium", 0.35), ("high", 0.2))
+URGENCIES = (("two_hour", 0.35), ("same_day", 0.45), ("next_day", 0.15), ("routine", 0.05))
 
 
 def _numbers(count: int) -> list[str]:
@@ -90,6 +94,51 @@ def _alerts(conn: Conn, rng: random.Random, pid: int, start: dt.datetime,
                          "VALUES (%s, %s, 'acknowledged', 'nurse')", (row[0], ack_at))
 
 
+def _one(conn: Conn, query: str, params: tuple[object, ...]) -> int:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None  # noqa: S101 - INSERT … RETURNING always returns its row
+    return int(row[0])
+
+
+def _urgency(rng: random.Random, pathway: str) -> str:
+    """About a third of step-up referrals ask for the 2-hour response; step-downs never."""
+    if pathway == "step_down":
+        return rng.choice(("same_day", "next_day", "routine"))
+    return _pick(rng, URGENCIES)
+
+
+def _complete(conn: Conn, task_id: int, at: dt.datetime, outcome: str, *,
+              met: bool | None = None) -> None:
+    conn.execute("UPDATE tasks SET status = 'done', closed_at = %s, closed_by = 'nurse', "
+                 "outcome = %s, met = %s WHERE id = %s", (at, outcome, met, task_id))
+
+
+def _urgent_response(conn: Conn, rng: random.Random, pid: int, aid: int,
+                     referred: dt.datetime) -> None:
+    """The 2-hour clock of a 2-hour referral, closed seen in time (about 3 in 4) or late."""
+    task = worklist.start_urgent_clock(conn, pid, aid, referred)
+    if task is None:  # pragma: no cover - one clock per admission, and this one is new
+        return
+    minutes = rng.uniform(25, 115) if rng.random() < 0.76 else rng.uniform(125, 240)
+    seen = referred + dt.timedelta(minutes=minutes)
+    _complete(conn, task, seen, "seen at home", met=seen <= referred + URGENT_RESPONSE)
+
+
+def _follow_up_call(conn: Conn, rng: random.Random, pid: int, aid: int, *,
+                    discharged: dt.datetime, now: dt.datetime) -> None:
+    """The discharge's follow-up call (the worklist task every discharge makes), made on
+    day 1 or 2 mostly; a few were not reached or made late; recent ones still due."""
+    task = worklist.schedule_follow_up_call(conn, pid, aid, discharged)
+    if task is None:  # pragma: no cover - one call per discharge, and this one is new
+        return
+    roll = rng.random()
+    hours = rng.uniform(24, 47) if roll < 0.85 else rng.uniform(49, 72)
+    at = discharged + dt.timedelta(hours=hours)
+    if at >= now:
+        return  # not made yet: it stays on the worklist
+    _complete(conn, task, at, "not_reached" if 0.85 <= roll < 0.9 else "reached")
+
+
 def seed(conn: Conn, *, now: dt.datetime, seed_value: int = 13) -> bool:
     """Backfill once; True when it wrote the history, False when it was already there."""
     conn.execute("LOCK TABLE vw_meta IN SHARE ROW EXCLUSIVE MODE")
@@ -102,11 +151,17 @@ def seed(conn: Conn, *, now: dt.datetime, seed_value: int = 13) -> bool:
         decided = referred + dt.timedelta(minutes=rng.lognormvariate(4.2, 0.8))
         source = rng.choice(SOURCES)
         pathway = "step_down" if source == "hospital_ward" else "step_up"
+        urgency = _urgency(rng, pathway)
         if rng.random() < 0.12:
-            conn.execute(
+            aid = _one(conn,
                 "INSERT INTO admissions (patient_id, pathway, source, status, referred_at, "
-                "decided_at, decision_reason) VALUES (%s, %s, %s, 'declined', %s, %s, %s)",
-                (pid, pathway, source, referred, decided, "demo: needs hospital care"))
+                "decided_at, decision_reason, urgency) VALUES (%s, %s, %s, 'declined', %s, "
+                "%s, %s, %s) RETURNING id",
+                (pid, pathway, source, referred, decided, "demo: needs hospital care",
+                 urgency))
+            if urgency == "two_hour":
+                worklist.start_urgent_clock(conn, pid, aid, referred)
+                worklist.stop_urgent_clock(conn, aid, decided, "referral declined")
             continue
         stays = 2 if rng.random() < 0.1 else 1
         admitted = decided
@@ -114,13 +169,17 @@ def seed(conn: Conn, *, now: dt.datetime, seed_value: int = 13) -> bool:
             discharged = admitted + dt.timedelta(days=rng.uniform(1.5, 9))
             if discharged >= now:
                 break
-            conn.execute(
+            aid = _one(conn,
                 "INSERT INTO admissions (patient_id, pathway, source, status, referred_at, "
-                "decided_at, admitted_at, discharged_at, outcome) "
-                "VALUES (%s, %s, %s, 'discharged', %s, %s, %s, %s, %s)",
+                "decided_at, admitted_at, discharged_at, outcome, urgency) "
+                "VALUES (%s, %s, %s, 'discharged', %s, %s, %s, %s, %s, %s) RETURNING id",
                 (pid, pathway, source, referred, decided, admitted, discharged,
-                 _pick(rng, OUTCOMES)))
+                 _pick(rng, OUTCOMES), urgency))
+            if urgency == "two_hour":
+                _urgent_response(conn, rng, pid, aid, referred)
+            _follow_up_call(conn, rng, pid, aid, discharged=discharged, now=now)
             _alerts(conn, rng, pid, admitted, discharged)
+            urgency = _urgency(rng, pathway)
             referred = discharged + dt.timedelta(days=rng.uniform(2, 20))
             decided = admitted = referred + dt.timedelta(hours=1)
             if referred >= now:

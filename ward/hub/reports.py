@@ -26,6 +26,8 @@ from typing import Any
 
 import psycopg
 
+from ward.domain.patients import FOLLOW_UP_DEADLINE, FollowUpOutcome
+
 Conn = psycopg.Connection[Any]
 # NHS England's readmission measure looks 28 days after discharge.
 READMISSION_WINDOW = dt.timedelta(days=28)
@@ -214,20 +216,22 @@ def referral_decisions(conn: Conn, start: dt.date, end: dt.date, *,
 
 
 def urgent_response_2h(conn: Conn, start: dt.date, end: dt.date, *,
-                       tz: zoneinfo.ZoneInfo) -> Measure:
-    """Share of urgent referrals seen within 2 hours of referral (the urgent community
-    response standard: 70 %). Every step-up referral starts a 2-hour clock in the worklist
-    (`urgent_response` task); it is met when a nurse completes it within 2 hours, missed when
-    completed later or still open past its 2 hours, pending while open within them; a declined
+                       tz: zoneinfo.ZoneInfo, now: dt.datetime) -> Measure:
+    """Share of 2-hour urgent referrals seen within 2 hours of referral (the urgent community
+    response standard: 70 %). Only a referral whose urgency is the 2-hour urgent response
+    starts the clock (an `urgent_response` worklist task, due 2 hours after referral); it is
+    met when a nurse completes it within 2 hours, missed when completed later, discharged
+    without it, or still open past its 2 hours, pending while open within them; a declined
     referral's clock closes without a verdict and is not counted. Compliance is met / (met +
-    missed), over the clocks started in the period."""
+    missed), over the 2-hour referrals made in the period."""
     lo, hi = _midnight(start, tz), _midnight(end, tz)
     row = conn.execute(
-        "SELECT count(*) FILTER (WHERE met IS TRUE), "
-        "count(*) FILTER (WHERE met IS FALSE OR (status = 'open' AND due_at < now())), "
-        "count(*) FILTER (WHERE status = 'open' AND due_at >= now()) "
-        "FROM tasks WHERE kind = 'urgent_response' AND created_at >= %s AND created_at < %s",
-        (lo, hi)).fetchone()
+        "SELECT count(*) FILTER (WHERE t.met IS TRUE), "
+        "count(*) FILTER (WHERE t.met IS FALSE OR (t.status = 'open' AND t.due_at < %s)), "
+        "count(*) FILTER (WHERE t.status = 'open' AND t.due_at >= %s) "
+        "FROM tasks t JOIN admissions a ON a.id = t.admission_id "
+        "WHERE t.kind = 'urgent_response' AND a.urgency = 'two_hour' "
+        "AND a.referred_at >= %s AND a.referred_at < %s", (now, now, lo, hi)).fetchone()
     assert row is not None  # noqa: S101 - an aggregate always returns one row
     met, missed, pending = int(row[0]), int(row[1]), int(row[2])
     return _measure(urgent_response_2h, "urgent_response_2h", "2-hour urgent response", [
@@ -338,19 +342,17 @@ def escalations(conn: Conn, start: dt.date, end: dt.date, *, tz: zoneinfo.ZoneIn
 
 def follow_up_within_2_days(conn: Conn, start: dt.date, end: dt.date, *,
                             tz: zoneinfo.ZoneInfo) -> Measure:
-    """Share of discharges in the period whose follow-up call was made (the patient reached)
-    within 2 days of discharge: recorded as done on the follow-up calls screen, or completed
-    from the worklist's follow-up-call task, by discharge + 48 h."""
+    """Share of discharges in the period whose follow-up call was made within 2 days of
+    discharge. Every discharge puts one follow-up-call task on the worklist; it counts as
+    made when a nurse completed it with the outcome `reached` (spoke to the patient or
+    carer) by discharge + 48 h. `not_reached`, later calls and calls never made do not."""
     lo, hi = _midnight(start, tz), _midnight(end, tz)
     row = conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE EXISTS ("
-        "  SELECT 1 FROM follow_up_calls f WHERE f.admission_id = a.id AND f.status = 'done' "
-        "  AND f.done_at <= a.discharged_at + interval '2 days') OR EXISTS ("
-        "  SELECT 1 FROM tasks t WHERE t.kind = 'follow_up_call' AND t.patient_id = a.patient_id"
-        "  AND t.created_at = a.discharged_at AND t.status = 'done' AND coalesce(t.outcome, '') <> 'not_reached'"
-        "  AND t.closed_at <= a.discharged_at + interval '2 days')) "
+        "  SELECT 1 FROM tasks t WHERE t.admission_id = a.id AND t.kind = 'follow_up_call'"
+        "  AND t.status = 'done' AND t.outcome = %s AND t.closed_at <= a.discharged_at + %s)) "
         "FROM admissions a WHERE a.discharged_at >= %s AND a.discharged_at < %s",
-        (lo, hi)).fetchone()
+        (FollowUpOutcome.REACHED.value, FOLLOW_UP_DEADLINE, lo, hi)).fetchone()
     assert row is not None  # noqa: S101 - an aggregate always returns one row
     discharges, done = int(row[0]), int(row[1])
     return _measure(follow_up_within_2_days, "follow_up_2d", "Follow-up calls within 2 days", [
@@ -374,7 +376,7 @@ def commissioner(conn: Conn, start: dt.date, end: dt.date, *, beds: int,
     return [
         occupancy_measure(occupancy(conn, start, end, beds=beds, tz=tz)),
         referral_decisions(conn, start, end, tz=tz),
-        urgent_response_2h(conn, start, end, tz=tz),
+        urgent_response_2h(conn, start, end, tz=tz, now=now),
         discharge_outcomes(result), readmission_28d(result), length_of_stay(result),
         alerts_per_patient_day(conn, start, end, tz=tz, now=now),
         time_to_acknowledge(conn, start, end, tz=tz),

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel, Field
 
+from ward.domain.patients import FOLLOW_UP_OUTCOMES
 from ward.hub.problems import Conflict, Invalid, NotFound
 from ward.hub.wardview import WardRow
 
@@ -215,6 +216,8 @@ def complete(conn: Conn, ref: str, now: dt.datetime, username: str, *, outcome: 
     item = load(conn, ref, now, lock=True)
     _open(item)
     tid = int(item.ref.split("-")[1])
+    if item.kind == "follow_up_call" and outcome not in FOLLOW_UP_OUTCOMES:
+        raise Invalid(f"a follow-up call's outcome is one of {', '.join(FOLLOW_UP_OUTCOMES)}")
     if item.source == "task":
         conn.execute(
             "UPDATE tasks SET status = 'done', closed_at = greatest(%s, created_at), "

@@ -1,5 +1,5 @@
 """Referrals and admissions: refer, accept or decline (capacity checked), admit with a kit,
-discharge with a follow-up call.
+discharge with a follow-up call (a worklist task).
 
 The transitions are the domain's (`ward.domain.patients.Admission`); the transactions are
 `ward.hub.admitting`'s, shared with the manager's pages. Roles: anyone on the hub may enter a
@@ -147,7 +147,8 @@ class AdmissionOut(BaseModel):
 
 class DischargeOut(AdmissionOut):
     devices_to_collect: list[str]
-    follow_up_call_id: int
+    follow_up_task: str = Field(description="the follow-up call on the worklist, task-<id>")
+    follow_up_not_before: dt.datetime
     follow_up_due_at: dt.datetime
 
 
@@ -303,12 +304,14 @@ def admit(admission_id: AdmissionId, body: AdmitIn, conn: DB, now: Now,
 @router.post("/admissions/{admission_id}/discharge", response_model=DischargeOut)
 def discharge(admission_id: AdmissionId, body: DischargeIn, conn: DB, now: Now,
               user: Triage) -> DischargeOut:
-    """Discharge: devices unassigned (listed for collection), a follow-up call booked."""
+    """Discharge: devices unassigned (listed for collection), the follow-up call put on the
+    worklist (from 1 day after discharge, due by 2 days after)."""
     done = admitting.discharge(conn, user, now, admission_id, outcome=body.outcome,
                                note=body.note,
                                at=_utc(body.at, now))
     out = load_admission(conn, admission_id)
     risk.record_scores(conn, out.patient_id, admission_id, "discharge", now=now)
     return DischargeOut(**out.model_dump(), devices_to_collect=list(done.devices_to_collect),
-                        follow_up_call_id=done.follow_up_id,
+                        follow_up_task=done.follow_up_task,
+                        follow_up_not_before=done.follow_up_not_before,
                         follow_up_due_at=done.follow_up_due)

@@ -1,7 +1,8 @@
 """The ward manager's pages: referral triage queue, phone referral, admission, discharge.
 
 Server-rendered forms (no script needed to submit them; `static/flows.js` adds the live clock
-since referral and the kit scanner). Every change goes through `ward.hub.admitting` inside a
+since referral, the 2-hour countdown, the kit scanner, and keeps the triage queue live: an
+admission or referral event on the hub's stream, `/api/events`, refetches `/referrals/live`). Every change goes through `ward.hub.admitting` inside a
 savepoint, so a refused form (ward full, unknown device, invalid NHS number) changes nothing
 and is shown again with what was typed and a message saying why.
 
@@ -21,7 +22,14 @@ from fastapi.responses import RedirectResponse, Response
 from alerting.care_plan import Ceiling
 from ward.domain import nhs_number
 from ward.domain.errors import DomainError
-from ward.domain.patients import Contact, DischargeOutcome, Patient, ReferralSource, Urgency
+from ward.domain.patients import (
+    URGENT_RESPONSE,
+    Contact,
+    DischargeOutcome,
+    Patient,
+    ReferralSource,
+    Urgency,
+)
 from ward.hub import admitting, audit
 from ward.hub.auth import PRESCRIBERS, User
 from ward.hub.deps import DB, Now, SettingsDep
@@ -90,20 +98,31 @@ def _decided(conn: Conn) -> list[dict[str, Any]]:
 
 
 def _queue_page(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
-                user: User, error: str | None = None, status: int = 200) -> Response:
+                user: User, error: str | None = None, status: int = 200,
+                template: str = "referrals.html") -> Response:
     queue, decided = _queue(conn), _decided(conn)
     admitted = admitting.admitted_count(conn)
     audit.record(conn, user, "list", "referral", now=now,
-                 patient_ids=[q["patient_id"] for q in queue + decided])
-    return render(request, "referrals.html", _ctx(
+                 patient_ids=[q["patient_id"] for q in queue + decided],
+                 detail={"live": True} if template != "referrals.html" else None)
+    return render(request, template, _ctx(
         request, user, now, settings, queue=queue, decided=decided, admitted=admitted,
-        full=admitted >= settings.ward_beds, error=error), status_code=status)
+        full=admitted >= settings.ward_beds, error=error, urgent_window=URGENT_RESPONSE),
+        status_code=status)
 
 
 @router.get("/referrals")
 def referrals_page(request: Request, conn: DB, now: Now, settings: SettingsDep,
                    user: Reader) -> Response:
     return _queue_page(request, conn, now, settings, user)
+
+
+@router.get("/referrals/live")
+def referrals_live(request: Request, conn: DB, now: Now, settings: SettingsDep,
+                   user: Reader) -> Response:
+    """The queue, the decisions and the bed state alone: what an open triage page swaps in
+    when the event stream says an admission or referral changed (static/flows.js)."""
+    return _queue_page(request, conn, now, settings, user, template="_referral_queue.html")
 
 
 @router.get("/referrals/new")

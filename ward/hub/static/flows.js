@@ -6,6 +6,10 @@
  * device's status is asked of /api/admissions/{id}/kit and shown; a device that may join the
  * kit is added to the form's list (#kit-ids), one that may not is refused with the reason.
  * The form works without this script: the ids can be typed into the list directly.
+ * Triage queue (#triage): live. An `admission` or `referral` event (or a resync) on the
+ * hub's own stream, /api/events, refetches the queue, decisions and bed state from
+ * #triage's data-src and swaps them in, coalesced; a decline reason being typed (and the
+ * focus) survives the swap. A 2-hour referral counts down to its deadline (.clock-2h).
  */
 (function () {
   "use strict";
@@ -24,6 +28,64 @@
     document.querySelectorAll("[data-since]").forEach(function (el) {
       var since = Date.parse(el.dataset.since);
       if (!isNaN(since)) el.textContent = elapsed(now - since);
+    });
+    document.querySelectorAll(".clock-2h[data-deadline]").forEach(function (el) {
+      var left = Date.parse(el.dataset.deadline) - now;
+      if (isNaN(left)) return;
+      el.textContent = left > 0 ? elapsed(left) + " left of 2 h" : "2 h passed";
+      el.classList.toggle("passed", left <= 0);
+    });
+  }
+
+  // Events within this window are merged into one fetch (a decision writes several rows).
+  var TRIAGE_COALESCE_MS = 150;
+  var TRIAGE_EVENTS = { admission: true, referral: true, resync: true };
+
+  function setupTriage(box) {
+    var timer = null;
+
+    function typed() {
+      var kept = {};
+      box.querySelectorAll("tr[data-admission] input[name=reason]").forEach(function (input) {
+        var id = input.closest("tr").dataset.admission;
+        if (input.value || document.activeElement === input) {
+          kept[id] = { value: input.value, focus: document.activeElement === input };
+        }
+      });
+      return kept;
+    }
+
+    function refresh() {
+      timer = null;
+      fetch(box.dataset.src, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (html) {
+          var kept = typed();
+          box.innerHTML = html;
+          Object.keys(kept).forEach(function (id) {
+            var input = box.querySelector('tr[data-admission="' + CSS.escape(id) +
+                                          '"] input[name=reason]');
+            if (!input) return;
+            input.value = kept[id].value;
+            if (kept[id].focus) input.focus();
+          });
+          tick();
+        })
+        .catch(function (e) { console.warn("triage refresh failed", e); });
+    }
+
+    function schedule() { if (!timer) timer = window.setTimeout(refresh, TRIAGE_COALESCE_MS); }
+
+    var source = new EventSource("/api/events");
+    var opened = false;
+    source.addEventListener("open", function () {
+      if (opened) schedule();  // reconnected: anything may have changed meanwhile
+      opened = true;
+    });
+    source.addEventListener("ward", function (ev) {
+      var data;
+      try { data = JSON.parse(ev.data); } catch (e) { return; }
+      if (TRIAGE_EVENTS[data.type]) schedule();
     });
   }
 
@@ -91,7 +153,12 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    if (document.querySelector("[data-since]")) { tick(); window.setInterval(tick, 1000); }
+    var triage = document.getElementById("triage");
+    if (triage) setupTriage(triage);
+    if (triage || document.querySelector("[data-since]")) {
+      tick();
+      window.setInterval(tick, 1000);
+    }
     var form = document.getElementById("admit-form");
     if (form) setupKit(form);
   });
