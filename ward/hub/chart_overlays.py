@@ -25,7 +25,7 @@ from markupsafe import Markup, escape
 from ward.hub.queries.evidence import BaselineOut, FindingTraceOut
 
 SEVERITY_RANK = {"info": 0, "low": 1, "low_medium": 2, "medium": 3, "high": 4}
-SEVERITY_NAME = {"info": "info", "low": "amber (low)", "low_medium": "low-medium",
+SEVERITY_NAME = {"info": "info", "low": "amber", "low_medium": "low-medium",
                  "medium": "medium", "high": "high"}
 #: Finding lanes above the plot: one per finding drawn, at most this many (the caption lists
 #: every finding; a chart with more than four active findings is read from the list).
@@ -83,9 +83,12 @@ def baseline_band(band: BaselineOut, f: Frame, unit: str) -> list[str]:
     if f.lo <= band.mean <= f.hi:
         parts.append(f'<line x1="{f.left}" x2="{f.right:.1f}" y1="{f.y(band.mean):.1f}" '
                      f'y2="{f.y(band.mean):.1f}" class="baseline-mean"/>')
-    parts.append(f'<text x="{f.right - 3:.1f}" y="{max(y1 + 10, f.top + 10):.1f}" '
-                 f'class="baseline-label" text-anchor="end">own baseline {_fmt(band.mean)} '
-                 f'({_fmt(band.low)}–{_fmt(band.high)})</text>')
+    # The label sits just above the band's upper edge (inside it when that is the plot's
+    # top), at the left: recent readings, the ones a nurse looks at, are on the right.
+    label_y = y1 - 3 if y1 - 3 >= f.top + 10 else y1 + 11
+    parts.append(f'<text x="{f.left + 3}" y="{label_y:.1f}" class="baseline-label">'
+                 f'own baseline {_fmt(band.mean)} (normal {_fmt(band.low)}–'
+                 f'{_fmt(band.high)})</text>')
     if band.learned_from is not None and band.learned_to is not None \
             and band.learned_to >= f.start and band.learned_from <= f.end:
         x1 = f.x(max(band.learned_from, f.start))
@@ -156,8 +159,12 @@ def caption(code: str, title: str, unit: str, band: BaselineOut | None, *,
         return Markup("")
     items: list[str] = []
     if band is not None:
-        learned = (f" learned {local(band.learned_from, tz)}–{_clock(band.learned_to, tz)}"
-                   if band.learned_from and band.learned_to else "")
+        learned = ""
+        if band.learned_from is not None and band.learned_to is not None:
+            same_day = band.learned_from.astimezone(tz).date() == \
+                band.learned_to.astimezone(tz).date()
+            to = _clock(band.learned_to, tz) if same_day else local(band.learned_to, tz)
+            learned = f" learned {local(band.learned_from, tz)}–{to} (bar under the plot)"
         now_part = (f"; level {_fmt(band.level)} {unit}, {band.z:+.1f} SD"
                     if band.level is not None and band.z is not None else "")
         items.append(f'<li class="ev-baseline">Own baseline {_fmt(band.mean)} {escape(unit)}'
