@@ -17,6 +17,8 @@ from decimal import Decimal
 from markupsafe import Markup, escape
 
 from alerting.news2 import BANDS, SPO2_BANDS, Band, Parameter
+from ward.hub import chart_overlays
+from ward.hub.queries.evidence import BaselineOut, FindingTraceOut
 
 # RCP chart tints for 1, 2 and 3 points (lightened so the line stays readable).
 BAND_FILL = {1: "#fff3b0", 2: "#ffd8a8", 3: "#ffc9c9"}
@@ -54,9 +56,14 @@ def vital_chart(
     code: str, title: str, unit: str, points: Sequence[tuple[dt.datetime, float]], *,
     start: dt.datetime, end: dt.datetime, tz: zoneinfo.ZoneInfo, spo2_scale: int = 1,
     width: int = 640, height: int = 170, axis: tuple[float, float] | None = None,
+    baseline: BaselineOut | None = None, findings: Sequence[FindingTraceOut] = (),
+    now: dt.datetime | None = None,
 ) -> Markup:
-    """A line chart of one vital with its NEWS2 bands shaded."""
-    left, right, top, bottom = 44, 8, 22, 22
+    """A line chart of one vital with its NEWS2 bands shaded; with ``baseline`` and
+    ``findings``, the evidence of the patient's findings over it (:mod:`chart_overlays`)."""
+    lanes = chart_overlays.lanes_needed(findings)
+    left, right, top, bottom = 44, 8, 22 + lanes * chart_overlays.LANE_H, 22
+    height += lanes * chart_overlays.LANE_H
     lo, hi = axis or AXIS.get(code, (min((v for _, v in points), default=0.0),
                                      max((v for _, v in points), default=1.0) or 1.0))
     if points:
@@ -72,8 +79,10 @@ def vital_chart(
     def y(v: float) -> float:
         return top + plot_h * (1 - (v - lo) / span_v)
 
+    frame = chart_overlays.Frame(left, width - right, top, height - bottom, lo, hi, start,
+                                 end, x, y)
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{escape(title)} chart">',
+             f'aria-label="{escape(title)} chart" data-code="{escape(code)}">',
              f'<title>{escape(title)} ({escape(unit)})</title>',
              f'<text x="{left}" y="14" class="chart-title">{escape(title)} '
              f'<tspan class="muted">{escape(unit)}</tspan></text>']
@@ -88,6 +97,8 @@ def vital_chart(
             parts.append(f'<rect x="{left}" y="{y1:.1f}" width="{plot_w}" height="{y2 - y1:.1f}" '
                          f'fill="{BAND_FILL[band.points]}"><title>scores {band.points}</title>'
                          "</rect>")
+    if baseline is not None:
+        parts += chart_overlays.baseline_band(baseline, frame, unit)
     for tick in _value_ticks(lo, hi):
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" '
                      f'y2="{y(tick):.1f}" class="grid"/>'
@@ -108,6 +119,9 @@ def vital_chart(
     else:
         parts.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" class="muted" '
                      'text-anchor="middle">no readings in this period</text>')
+    if findings:
+        parts += chart_overlays.finding_marks(code, findings, frame, unit=unit, tz=tz,
+                                               now=now or end)
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above
 
@@ -227,12 +241,15 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]], *, width: int = 360
 
 def line_chart(title: str, points: Sequence[tuple[dt.datetime, float]], start: dt.datetime,
                end: dt.datetime, tz: zoneinfo.ZoneInfo, *, unit: str = "",
-               target: float | None = None, width: int = 640, height: int = 180) -> Markup:
-    """A plain time series (occupancy), with an optional target line (e.g. 80 %)."""
+               target: float | None = None, width: int = 640, height: int = 180,
+               findings: Sequence[FindingTraceOut] = (), now: dt.datetime | None = None
+               ) -> Markup:
+    """A plain time series (occupancy), with an optional target line (e.g. 80 %) and
+    optionally the active stretches of ``findings`` (the NEWS2 chart's bands)."""
     lo = 0.0
     hi = max(target or 0.0, max((v for _, v in points), default=0.0), 1.0) * 1.1
     chart = vital_chart("", title, unit, points, start=start, end=end, tz=tz, width=width,
-                        height=height, axis=(lo, hi))
+                        height=height, axis=(lo, hi), findings=findings, now=now)
     if target is None or not points:
         return chart
     y = 22 + (height - 44) * (1 - (target - lo) / (hi - lo))

@@ -17,10 +17,11 @@ from fastapi.responses import Response
 from alerting.risk_tier import Tier
 from ward.domain import nhs_number
 from ward.domain.vitals import CATALOGUE, VitalCode, display_unit
-from ward.hub import audit, charts, observation_tasks, risk, wardcache, wardview
+from ward.hub import audit, chart_overlays, charts, observation_tasks, risk, wardcache, wardview
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.queries import alerts as alert_queries
+from ward.hub.queries import evidence as evidence_queries
 from ward.hub.queries import staff_entries
 from ward.hub.routers.alerts import card_context, query_alerts
 from ward.hub.routers.common import BIGINT_MAX, PatientId, Reader
@@ -32,6 +33,8 @@ from ward.settings import Settings
 router = APIRouter(include_in_schema=False)
 # The alert queue page shows the 200 most urgent open alerts; more is a major incident.
 QUEUE_LIMIT = 200
+# Findings decided on the NEWS2 total, whose active stretches the NEWS2 chart shows.
+NEWS2_CHART_KINDS = frozenset({"news2", "single_parameter_3"})
 
 
 def _base(request: Request, user: User, now: dt.datetime, settings: Settings, active: str
@@ -150,15 +153,20 @@ def _patient_context(request: Request, conn: DB, now: dt.datetime, settings: Set
     vital_charts = []
     for code in ("resp_rate", "spo2", "systolic_bp", "diastolic_bp", "pulse", "temperature"):
         spec = specs[code]
+        baseline, cited_by = evidence_queries.for_code(record.evidence, code)
         vital_charts.append(charts.vital_chart(
             code, spec.display, display_unit(spec.unit), record.series.get(code, []),
             start=record.window_start, end=record.window_end, tz=settings.tz,
-            spo2_scale=record.care_plan.spo2_scale))
+            spo2_scale=record.care_plan.spo2_scale, baseline=baseline, findings=cited_by,
+            now=now) + chart_overlays.caption(code, spec.display, display_unit(spec.unit),
+                                              baseline, findings=cited_by, tz=settings.tz))
     news2_points = [(s.computed_at, float(s.total)) for s in record.scores]
     if record.score is not None and record.score.source == "live":
         news2_points.append((record.score.computed_at, float(record.score.total)))
-    news2_chart = charts.line_chart("NEWS2 total", news2_points, record.window_start,
-                                    record.window_end, settings.tz, target=None)
+    news2_chart = charts.line_chart(
+        "NEWS2 total", news2_points, record.window_start, record.window_end, settings.tz,
+        target=None, now=now,
+        findings=[f for f in record.evidence.findings if f.kind in NEWS2_CHART_KINDS])
     infusion_chart = None
     if record.series.get("infusion_volume_infused"):
         infusion_chart = charts.line_chart(

@@ -12,6 +12,7 @@ from ward.domain.vitals import VitalCode
 from ward.hub import audit, record
 from ward.hub.deps import DB, Now
 from ward.hub.problems import Invalid
+from ward.hub.queries import evidence as evidence_queries
 from ward.hub.queries import readings as queries
 from ward.hub.queries.devices import DeviceOut, devices_of_patient
 from ward.hub.queries.patients import PatientOut, load_patient
@@ -58,6 +59,9 @@ class RecordOut(BaseModel):
     scores: list[ScoreOut]
     alerts: list[AlertOut]
     devices: list[DeviceOut]
+    #: The findings open in the window with the readings each cited, and the trend's
+    #: baselines: what the charts draw (ward.hub.queries.evidence).
+    evidence: evidence_queries.ChartEvidenceOut
 
 
 def _window(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime
@@ -143,6 +147,7 @@ def load_record(conn: Conn, patient_id: int, *, now: dt.datetime, hours: int) ->
                          complete=s.complete, missing=list(s.missing),
                          sub_scores=dict(s.sub_scores)) for s in rec.scores],
         alerts=open_alerts, devices=devices,
+        evidence=evidence_queries.chart_evidence(conn, patient_id, rec.start, rec.end),
     )
 
 
