@@ -110,10 +110,11 @@ def _ensure_history(conn: psycopg.Connection[Any]) -> None:
     )
 
 
-def migrate(conn: psycopg.Connection[Any]) -> list[str]:
+def migrate(conn: psycopg.Connection[Any], *, through: int | None = None) -> list[str]:
     """Apply every pending migration; return the names applied (empty when up to date).
 
-    `conn` must be in autocommit mode; each migration gets its own transaction.
+    `conn` must be in autocommit mode; each migration gets its own transaction. `through`
+    stops after that version (a benchmark comparing a schema as an older release left it).
     """
     if not conn.autocommit:
         msg = "migrate() needs an autocommit connection: each migration is its own transaction"
@@ -135,6 +136,8 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             ).fetchone()
         storage = str(storage_row[0]) if storage_row else detect_storage(conn)
         for migration in load_migrations():
+            if through is not None and migration.version > through:
+                break
             variant, text = migration.sql_for(storage)
             label = f"{migration.version:04d}_{migration.name}" + (f".{variant}" if variant else "")
             if migration.version in history:
