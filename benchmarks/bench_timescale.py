@@ -4,9 +4,10 @@ Usage: python benchmarks/bench_timescale.py [--patients 300] [--days 28] [--wear
        [--layouts before current]
 
 Needs a TimescaleDB: `VW_TIMESCALE_URL` (else `VW_DATABASE_URL`). For each layout it creates a
-throwaway schema, migrates it — `before`: through migration 0100, the hypertable as 0002 left
-it (1-day chunks, segment by device and code, no real-time aggregation); `current`: every
-migration — and loads the same ward: `--patients` patients over `--days` days ending now, 3 in
+throwaway schema, migrates it and, for `before`, puts the hypertable back as 0002 left it
+(`BEFORE`: 1-day chunks, segment by device and code, order by time, no real-time aggregation,
+a 3-day refresh window, no retention of its own for the aggregate) — the layout issue 14
+measured — then loads the same ward: `--patients` patients over `--days` days ending now, 3 in
 10 with a wearable (SpO2 and pulse every `--wearable-minutes`) and a daily thermometer, the
 others with spot checks four times a day (oximeter, BP cuff, thermometer, respiratory rate).
 The schema's background jobs are paused, so what is measured is what this script did:
@@ -50,8 +51,19 @@ from ward.hub import record
 from ward.hub.queries import observations
 
 Conn = psycopg.Connection[Any]
-# The last migration before 0101 tuned the hypertable: the layout issue 14 measured.
-LAYOUTS = {"before": 100, "current": None}
+# The hypertable and aggregate as 0002 left them, before 0101 and later tuning (issue 14).
+BEFORE = (
+    "SELECT set_chunk_time_interval('readings', interval '1 day')",
+    "ALTER TABLE readings SET (timescaledb.compress_segmentby = 'device_id, code', "
+    "timescaledb.compress_orderby = 'measured_at DESC')",
+    "ALTER MATERIALIZED VIEW readings_hourly SET (timescaledb.materialized_only = true)",
+    "SELECT remove_continuous_aggregate_policy('readings_hourly')",
+    "SELECT add_continuous_aggregate_policy('readings_hourly', start_offset => "
+    "interval '3 days', end_offset => interval '1 hour', schedule_interval => "
+    "interval '30 minutes')",
+    "SELECT remove_retention_policy('readings_hourly', if_exists => true)",
+)
+LAYOUTS = ("before", "current")
 # Spot checks at 02:00, 08:00, 14:00 and 20:00 (+ a per-patient offset): NEWS2 0–4 asks for
 # 4–6-hourly observations. Each device of the kit takes its turn a minute or two apart.
 SPOT_KIT = (("ox", "spo2", 0, "%"), ("ox", "pulse", 0, "/min"), ("bp", "systolic_bp", 2, "mm[Hg]"),
@@ -104,6 +116,16 @@ def pause_jobs(conn: Conn, schema: str) -> None:
                  "WHERE hypertable_schema = %s", (schema,))
 
 
+def job(conn: Conn, schema: str, table: str) -> int:
+    row = conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = "
+                       "'policy_refresh_continuous_aggregate' AND hypertable_schema = %s "
+                       "AND hypertable_name = %s", (schema, table)).fetchone()
+    if row is None:
+        msg = f"no refresh policy on {table}"
+        raise RuntimeError(msg)
+    return int(row[0])
+
+
 def compress(conn: Conn, now: dt.datetime) -> tuple[int, float]:
     """Compress every chunk the policy would (ending before now − 7 days)."""
     t0 = time.perf_counter()
@@ -120,15 +142,15 @@ def compression_figures(conn: Conn) -> dict[str, float]:
         "FROM chunk_compression_stats('readings') WHERE compression_status = 'Compressed'"
     ).fetchone()
     tables = conn.execute(
-        "SELECT format('%%I.%%I', cc.schema_name, cc.table_name) "
+        "SELECT cc.schema_name, cc.table_name "
         "FROM _timescaledb_catalog.chunk c JOIN _timescaledb_catalog.chunk cc "
         "ON cc.id = c.compressed_chunk_id JOIN _timescaledb_catalog.hypertable h "
         "ON h.id = c.hypertable_id WHERE h.table_name = 'readings' AND h.schema_name = "
-        "current_schema() AND NOT c.dropped").fetchall()
+        "current_schema()").fetchall()
     counts: list[int] = []
-    for (table,) in tables:
+    for schema, table in tables:
         counts += [int(n) for (n,) in conn.execute(
-            sql.SQL("SELECT _ts_meta_count FROM {}").format(sql.SQL(table)))]
+            sql.SQL("SELECT _ts_meta_count FROM {}").format(sql.Identifier(schema, table)))]
     before, after = (stats or (None, None))
     return {
         "chunks": len(tables), "batches": len(counts),
@@ -192,6 +214,12 @@ def median_ms(fn: Callable[[int], object], ids: list[int]) -> float:
     return statistics.median(samples)
 
 
+def summaries_state(conn: Conn, layout: str, when: str) -> None:
+    wrong, total = summary_mismatches(conn)
+    print(f"[{layout}] hourly summaries {when}: {wrong:,} of {total:,} (patient, code, hour) "
+          "rows differ from the raw readings")
+
+
 def run_layout(base: str, layout: str, args: argparse.Namespace, now: dt.datetime) -> None:
     schema = f"bench_ts_{uuid.uuid4().hex[:8]}"
     create_schema(base, schema)
@@ -199,19 +227,27 @@ def run_layout(base: str, layout: str, args: argparse.Namespace, now: dt.datetim
     rng = random.Random(args.seed)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn, through=LAYOUTS[layout])
+            migrate(conn)
+            if layout == "before":
+                for statement in BEFORE:
+                    conn.execute(sql.SQL(statement))
             pause_jobs(conn, schema)
             t0 = time.perf_counter()
             rows = load(conn, args.patients, args.days, args.wearable_minutes, now)
             print(f"[{layout}] loaded {rows:,} readings ({args.patients} patients, "
                   f"{args.days} days) in {time.perf_counter() - t0:.0f} s")
+            refresh_policy = job(conn, schema, "readings_hourly")
+            conn.execute("CALL run_job(%s)", (refresh_policy,))
+            summaries_state(conn, layout, "after the aggregate's policy ran")
+            if layout == "current":  # `vward migrate` refreshes once after migrating
+                summaries.refresh(conn, now)
+                summaries_state(conn, layout, "after the one-off refresh")
             n, took = compress(conn, now)
             f = compression_figures(conn)
             print(f"[{layout}] compressed {n} chunk(s) in {took:.1f} s: ratio {f['ratio']:.1f}× "
                   f"({f['before_mb']:.1f} MB → {f['after_mb']:.1f} MB), {f['batches']:,.0f} "
                   f"batches, median {f['median_rows']:.0f} rows per batch, "
                   f"{f['under_10']:,.0f} under 10 rows")
-
             fresh, resent = late_readings(conn, args.patients, now, args.late, rng)
             print(f"[{layout}] one late INSERT into a compressed chunk: "
                   f"{decompressed_by_one_insert(conn, resent[0])}")
@@ -229,15 +265,13 @@ def run_layout(base: str, layout: str, args: argparse.Namespace, now: dt.datetim
                   f"in {took:.2f} s ({len(batch) / took:,.0f}/s), {inserted} new, "
                   f"{len(batch) - inserted} duplicates (expected {len(fresh)} new)")
         with psycopg.connect(url, autocommit=True) as conn:
-            before = summary_mismatches(conn)
+            summaries_state(conn, layout, "after the late writes")
+            conn.execute("CALL run_job(%s)", (refresh_policy,))
+            summaries_state(conn, layout, "after the policy ran again")
             t0 = time.perf_counter()
-            window = summaries.refresh(conn, now)
-            took = time.perf_counter() - t0
-            after = summary_mismatches(conn)
-            print(f"[{layout}] hourly summaries wrong before the refresh: {before[0]:,} of "
-                  f"{before[1]:,}; refresh ({window.start:%m-%d} → {window.end:%m-%d %H:%M}) "
-                  f"{took:.1f} s; wrong after: {after[0]:,}" if window else
-                  f"[{layout}] nothing to refresh; {before[0]:,} of {before[1]:,} wrong")
+            summaries.refresh(conn, now)
+            summaries_state(conn, layout, f"after `vward maintain`'s refresh "
+                            f"({time.perf_counter() - t0:.1f} s)")
             conn.execute("ANALYZE")
             ids = rng.sample(range(1, args.patients + 1), args.repeat)
             codes = sorted({c for _, c, _, _ in SPOT_KIT})
@@ -252,8 +286,9 @@ def run_layout(base: str, layout: str, args: argparse.Namespace, now: dt.datetim
                 "FHIR search, unbounded (as before)": median_ms(lambda p: observations.search(
                     conn, p, codes=codes, include_readings=True, include_scores=True,
                     since=None, count=100, offset=0), ids),
-                "readings_between 24 h": median_ms(lambda p: ReadingStore.readings_between(
-                    conn, p, now - dt.timedelta(days=10), now - dt.timedelta(days=9)), ids),
+                "readings_between 24 h (compressed)": median_ms(
+                    lambda p: ReadingStore.readings_between(
+                        conn, p, now - dt.timedelta(days=10), now - dt.timedelta(days=9)), ids),
             }
             for name, ms in timings.items():
                 print(f"[{layout}] {name}: median {ms:.1f} ms over {len(ids)} patients")
@@ -269,7 +304,7 @@ def main() -> int:
     parser.add_argument("--late", type=int, default=500,
                         help="new late readings (and as many resent ones) via the store")
     parser.add_argument("--repeat", type=int, default=20, help="patients per query timing")
-    parser.add_argument("--layouts", nargs="+", choices=sorted(LAYOUTS),
+    parser.add_argument("--layouts", nargs="+", choices=LAYOUTS,
                         default=["before", "current"])
     parser.add_argument("--seed", type=int, default=14)
     args = parser.parse_args()

@@ -110,11 +110,10 @@ def _ensure_history(conn: psycopg.Connection[Any]) -> None:
     )
 
 
-def migrate(conn: psycopg.Connection[Any], *, through: int | None = None) -> list[str]:
+def migrate(conn: psycopg.Connection[Any]) -> list[str]:
     """Apply every pending migration; return the names applied (empty when up to date).
 
-    `conn` must be in autocommit mode; each migration gets its own transaction. `through`
-    stops after that version (a benchmark comparing a schema as an older release left it).
+    `conn` must be in autocommit mode; each migration gets its own transaction.
     """
     if not conn.autocommit:
         msg = "migrate() needs an autocommit connection: each migration is its own transaction"
@@ -136,8 +135,6 @@ def migrate(conn: psycopg.Connection[Any], *, through: int | None = None) -> lis
             ).fetchone()
         storage = str(storage_row[0]) if storage_row else detect_storage(conn)
         for migration in load_migrations():
-            if through is not None and migration.version > through:
-                break
             variant, text = migration.sql_for(storage)
             label = f"{migration.version:04d}_{migration.name}" + (f".{variant}" if variant else "")
             if migration.version in history:
