@@ -173,7 +173,7 @@ def test_summaries_refresh_is_a_no_op_on_plain_postgresql(db_url: str) -> None:
 
     with psycopg.connect(db_url, autocommit=True) as conn:
         if storage_kind(conn) != "plain":
-            pytest.skip("TimescaleDB: the refresh itself is exercised by `vward maintain`")
+            pytest.skip("TimescaleDB: tests/ward/test_timescale.py exercises the refresh")
         assert summaries.refresh(conn, T0) is None
 
 

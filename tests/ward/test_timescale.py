@@ -13,13 +13,14 @@ import datetime as dt
 import os
 import statistics
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from ward.cli import main
 from ward.db import summaries
 from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
 from ward.db.migrate import storage_kind
@@ -45,8 +46,8 @@ def ts_url() -> str:
 
 
 @pytest.fixture
-def tsdb(ts_url: str) -> Iterator[Conn]:
-    """An autocommit connection on a fresh, migrated schema with its jobs paused."""
+def ts_schema_url(ts_url: str) -> Iterator[str]:
+    """A conninfo on a fresh, migrated schema with its jobs paused."""
     schema = f"ts_{uuid.uuid4().hex[:12]}"
     create_schema(ts_url, schema)
     url = with_schema(ts_url, schema)
@@ -56,9 +57,15 @@ def tsdb(ts_url: str) -> Iterator[Conn]:
             conn.execute("SELECT alter_job(job_id, scheduled => false) "
                          "FROM timescaledb_information.jobs WHERE hypertable_schema = %s",
                          (schema,))
-            yield conn
+        yield url
     finally:
         drop_schema(ts_url, schema)
+
+
+@pytest.fixture
+def tsdb(ts_schema_url: str) -> Iterator[Conn]:
+    with psycopg.connect(ts_schema_url, autocommit=True) as conn:
+        yield conn
 
 
 def _reading(patient: int, device: str, code: str, at: dt.datetime, value: float) -> Reading:
@@ -163,6 +170,21 @@ def test_late_reading_in_a_compressed_chunk_is_summarised(tsdb: Conn) -> None:
     assert refreshed.start <= start
     assert _hourly(tsdb, 1, "spo2")[hour] == (2, (95.0 + 8 % 3 + 88.0) / 2)
     assert _hourly(tsdb, 1, "spo2") == _raw_hourly(tsdb, 1, "spo2")
+
+
+def test_vward_maintain_summarises_a_backfill_older_than_the_policy_window(
+        tsdb: Conn, ts_schema_url: str, to_url: Callable[[str], str],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    start = (NOW - dt.timedelta(days=60)).replace(hour=0)
+    _write(tsdb, _spot_checks(7, start, 3))  # a backfill 60 days old, past the 35-day policy
+    tsdb.execute("CALL run_job(%s)",
+                 (_job(tsdb, "policy_refresh_continuous_aggregate", "readings_hourly"),))
+    assert _materialised(tsdb) == 0
+    monkeypatch.setenv("VW_DATABASE_URL", to_url(ts_schema_url))
+    assert main(["maintain"]) == 0
+    assert "hourly summaries refreshed" in capsys.readouterr().out
+    assert _materialised(tsdb) > 0
+    assert _hourly(tsdb, 7, "pulse") == _raw_hourly(tsdb, 7, "pulse")
 
 
 def test_policy_refresh_reaches_past_the_compression_horizon(tsdb: Conn) -> None:
