@@ -136,11 +136,16 @@ def test_migrations_choose_timescaledb_and_its_policies(tsdb: Conn) -> None:
         "SELECT materialized_only FROM timescaledb_information.continuous_aggregates "
         "WHERE view_name = 'readings_hourly' AND view_schema = current_schema()").fetchone()
     assert view == (False,)  # real-time aggregation
-    jobs = dict(tsdb.execute(
-        "SELECT proc_name, config FROM timescaledb_information.jobs "
-        "WHERE hypertable_schema = current_schema()"))
-    compress_after = jobs["policy_compression"]["compress_after"]
-    refresh_start = jobs["policy_refresh_continuous_aggregate"]["start_offset"]
+    jobs = {(proc, table): config for proc, table, config in tsdb.execute(
+        "SELECT proc_name, hypertable_name, config FROM timescaledb_information.jobs "
+        "WHERE hypertable_schema = current_schema()")}
+    compress_after = jobs["policy_compression", "readings"]["compress_after"]
+    refresh_start = jobs["policy_refresh_continuous_aggregate", "readings_hourly"]["start_offset"]
+    # The summaries are compressed only past the refresh window (the policy never rewrites
+    # compressed summaries).
+    assert tsdb.execute("SELECT %s::interval > %s::interval", (
+        jobs["policy_compression", "readings_hourly"]["compress_after"], refresh_start,
+    )).fetchone() == (True,)
     drops = sorted(tsdb.execute(
         "SELECT hypertable_name, config->>'drop_after' FROM timescaledb_information.jobs "
         "WHERE hypertable_schema = current_schema() AND proc_name = 'policy_retention'"))
@@ -185,6 +190,25 @@ def test_vward_maintain_summarises_a_backfill_older_than_the_policy_window(
     assert "hourly summaries refreshed" in capsys.readouterr().out
     assert _materialised(tsdb) > 0
     assert _hourly(tsdb, 7, "pulse") == _raw_hourly(tsdb, 7, "pulse")
+
+
+def test_compressed_summaries_take_a_backfill(tsdb: Conn) -> None:
+    start = (NOW - dt.timedelta(days=90)).replace(hour=0)
+    _write(tsdb, _spot_checks(8, start, 10))
+    summaries.refresh(tsdb, NOW)
+    tsdb.execute("CALL run_job(%s)", (_job(tsdb, "policy_compression", "readings_hourly"),))
+    compressed = tsdb.execute(
+        "SELECT count(*) FILTER (WHERE c.is_compressed) FROM timescaledb_information.chunks c "
+        "JOIN timescaledb_information.continuous_aggregates a "
+        "ON a.materialization_hypertable_name = c.hypertable_name "
+        "WHERE a.view_name = 'readings_hourly' AND a.view_schema = current_schema()").fetchone()
+    assert compressed is not None
+    assert compressed[0] >= 1
+    late_at = start + dt.timedelta(days=4, hours=14, minutes=9)  # ~86 days old
+    _write(tsdb, [_reading(8, "ox-8", "spo2", late_at, 89.0)])
+    summaries.refresh(tsdb, NOW)
+    assert _hourly(tsdb, 8, "spo2") == _raw_hourly(tsdb, 8, "spo2")
+    assert _hourly(tsdb, 8, "spo2")[late_at.replace(minute=0)][0] == 2
 
 
 def test_policy_refresh_reaches_past_the_compression_horizon(tsdb: Conn) -> None:
