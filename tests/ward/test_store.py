@@ -173,19 +173,26 @@ def test_summaries_refresh_is_a_no_op_on_plain_postgresql(db_url: str) -> None:
 
     with psycopg.connect(db_url, autocommit=True) as conn:
         if storage_kind(conn) != "plain":
-            pytest.skip("TimescaleDB: the refresh itself is exercised by `vward maintain`")
+            pytest.skip("TimescaleDB: tests/ward/test_timescale.py exercises the refresh")
         assert summaries.refresh(conn, T0) is None
 
 
-@pytest.mark.parametrize(("oldest", "expected"), [
-    (None, None),  # no raw chunk at all: nothing to refresh
-    (T0 - dt.timedelta(minutes=30), None),  # all of it is left to real-time aggregation
-    (T0 - dt.timedelta(days=400), (T0 - dt.timedelta(days=400), T0 - dt.timedelta(hours=1))),
+@pytest.mark.parametrize(("oldest", "retention", "expected"), [
+    (None, None, None),  # no raw chunk at all: nothing to refresh
+    (T0 - dt.timedelta(minutes=30), None, None),  # all left to real-time aggregation
+    (T0 - dt.timedelta(days=400), None,
+     (T0 - dt.timedelta(days=400), T0 - dt.timedelta(hours=1))),
+    (T0 - dt.timedelta(days=30), dt.timedelta(days=400),
+     (T0 - dt.timedelta(days=30), T0 - dt.timedelta(hours=1))),
+    # A reading replayed from before the retention horizon made an older chunk: the refresh
+    # must not reach back over the ranges already dropped (it would delete their summaries).
+    (T0 - dt.timedelta(days=450), dt.timedelta(days=400),
+     (T0 - dt.timedelta(days=400), T0 - dt.timedelta(hours=1))),
 ])
 def test_summaries_refresh_starts_at_the_oldest_raw_chunk_kept(
-        oldest: dt.datetime | None,
+        oldest: dt.datetime | None, retention: dt.timedelta | None,
         expected: tuple[dt.datetime, dt.datetime] | None) -> None:
     from ward.db.summaries import refresh_window
 
-    window = refresh_window(oldest, T0)
+    window = refresh_window(oldest, T0, retention)
     assert (None if window is None else (window.start, window.end)) == expected

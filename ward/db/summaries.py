@@ -4,9 +4,12 @@ On TimescaleDB `readings_hourly` is a continuous aggregate (0002, tuned in 0101)
 re-aggregates the last 35 days, and real-time aggregation adds the newest hour. History older
 than the policy's window is built only by an explicit refresh: once after the migration that
 creates or changes the aggregate (`vward migrate`) and after a backfill (`vward maintain`).
-That refresh starts at the oldest raw chunk still kept, never earlier: refreshing a range
-whose raw chunks the retention policy dropped would *delete* its summaries, which are meant
-to outlive the raw readings (their own retention is ten years).
+That refresh never reaches a range whose raw chunks the retention policy dropped: dropping
+chunks records the range as changed, and a refresh over it *deletes* its summaries, which
+are meant to outlive the raw readings (their own retention is ten years). So it starts at the
+later of the oldest raw chunk still kept and now − the raw retention's `drop_after`: a
+reading replayed from before the horizon makes a chunk older than the dropped ones, and
+starting there would wipe the summaries between (checked on TimescaleDB 2.28.3).
 
 On plain PostgreSQL `readings_hourly` is an ordinary view: nothing to refresh.
 TimescaleDB's `refresh_continuous_aggregate` cannot run inside a transaction block, so the
@@ -36,11 +39,16 @@ class Refreshed:
 
 
 def refresh_window(oldest_chunk_start: dt.datetime | None, now: dt.datetime,
-                   ) -> Refreshed | None:
-    """The window to refresh: oldest raw chunk kept → now − END_OFFSET (None: nothing)."""
-    if oldest_chunk_start is None or oldest_chunk_start >= now - END_OFFSET:
+                   retention: dt.timedelta | None = None) -> Refreshed | None:
+    """The window to refresh: the oldest raw chunk kept, but never before now − `retention`
+    (the raw readings' `drop_after`), → now − END_OFFSET (None: nothing to refresh)."""
+    if oldest_chunk_start is None:
         return None
-    return Refreshed(oldest_chunk_start, now - END_OFFSET)
+    start = oldest_chunk_start if retention is None else max(oldest_chunk_start,
+                                                             now - retention)
+    if start >= now - END_OFFSET:
+        return None
+    return Refreshed(start, now - END_OFFSET)
 
 
 def refresh(conn: Conn, now: dt.datetime) -> Refreshed | None:
@@ -51,11 +59,16 @@ def refresh(conn: Conn, now: dt.datetime) -> Refreshed | None:
         msg = "refreshing a continuous aggregate needs an autocommit connection"
         raise ValueError(msg)
     row = conn.execute(
-        "SELECT min(range_start) FROM timescaledb_information.chunks "
-        "WHERE hypertable_name = 'readings' AND hypertable_schema = "
-        "(SELECT relnamespace::regnamespace::text FROM pg_class "
-        "WHERE oid = 'readings'::regclass)").fetchone()
-    window = refresh_window(row[0] if row else None, now)
+        "WITH h AS (SELECT relnamespace::regnamespace::text AS schema FROM pg_class "
+        "WHERE oid = 'readings'::regclass) "
+        "SELECT (SELECT min(range_start) FROM timescaledb_information.chunks c, h "
+        "        WHERE c.hypertable_name = 'readings' AND c.hypertable_schema = h.schema), "
+        "       (SELECT min((j.config->>'drop_after')::interval) "
+        "        FROM timescaledb_information.jobs j, h WHERE j.proc_name = 'policy_retention' "
+        "        AND j.hypertable_name = 'readings' AND j.hypertable_schema = h.schema)"
+    ).fetchone()
+    oldest, retention = row if row else (None, None)
+    window = refresh_window(oldest, now, retention)
     if window is not None:
         conn.execute("CALL refresh_continuous_aggregate('readings_hourly', %s, %s)",
                      (window.start, window.end))

@@ -115,7 +115,10 @@ def latest_out(latest: Mapping[str, Latest], now: dt.datetime) -> dict[str, Late
 def list_readings(conn: Conn, patient_id: int, start: dt.datetime, end: dt.datetime, *,
                   code: VitalCode | None, limit: int, offset: int
                   ) -> tuple[list[ReadingOut], int]:
-    """The patient's readings in [start, end), newest first, and how many in all."""
+    """The patient's readings in [start, end), newest first, and how many in all.
+
+    Ordered by the whole natural key, so pages never overlap or skip a row when two devices
+    report one code at one instant (compressed chunks do not keep insertion order)."""
     params: list[Any] = [patient_id, start, end]
     code_sql = ""
     if code is not None:
@@ -125,7 +128,7 @@ def list_readings(conn: Conn, patient_id: int, start: dt.datetime, end: dt.datet
     total = conn.execute("SELECT count(*) FROM readings " + where, params).fetchone()
     rows = conn.execute(
         "SELECT device_id, code, measured_at, value, unit, received_at, late FROM readings "
-        + where + " ORDER BY measured_at DESC, code LIMIT %s OFFSET %s",
+        + where + " ORDER BY measured_at DESC, code, device_id LIMIT %s OFFSET %s",
         [*params, limit, offset]).fetchall()
     return ([ReadingOut(**dict(zip(ReadingOut.model_fields, r, strict=True))) for r in rows],
             int(total[0]) if total else 0)

@@ -24,6 +24,7 @@ from ward.domain.vitals import CATALOGUE
 from ward.hub import audit, fhir
 from ward.hub.deps import DB, Now
 from ward.hub.problems import Invalid, NotFound
+from ward.hub.queries import observations
 from ward.hub.routers.common import BIGINT_MAX, PAGE_MAX, Conn, Reader
 
 router = APIRouter(prefix="/api/fhir", tags=["FHIR"])
@@ -104,41 +105,21 @@ def search_observations(
         codes = [_LOINC_TO_CODE[wanted_code]] if wanted_code in _LOINC_TO_CODE else []
     include_readings = include_readings and bool(codes)
     clauses, params = _date_clauses(date or [])
-    if not _has_lower_bound(date or []):
-        clauses.append(sql.SQL("at >= %s"))
-        params.append(now - dt.timedelta(days=DEFAULT_DAYS))
-    where = sql.SQL(" AND ").join([sql.SQL("true"), *clauses])
-    parts: list[sql.Composable] = []
-    args: list[Any] = []
-    if include_readings:
-        parts.append(sql.SQL("SELECT 'r' AS kind, measured_at AS at, device_id, code, value, "
-                             "NULL::int AS total, NULL::jsonb AS subs, NULL::int AS scale, "
-                             "NULL::text[] AS missing, NULL::jsonb AS evidence FROM readings "
-                             "WHERE patient_id = %s AND code = ANY(%s)"))
-        args += [patient_id, codes]
-    if include_scores:
-        parts.append(sql.SQL("SELECT 's', computed_at, NULL, NULL, NULL, total, sub_scores, "
-                             "spo2_scale, missing, evidence FROM scores WHERE patient_id = %s"))
-        args.append(patient_id)
+    since = None if _has_lower_bound(date or []) else now - dt.timedelta(days=DEFAULT_DAYS)
+    total, rows = observations.search(
+        conn, patient_id, codes=codes, include_readings=include_readings,
+        include_scores=include_scores, since=since, clauses=clauses, params=params,
+        count=count, offset=offset)
     resources: list[dict[str, Any]] = []
-    total = 0
-    if parts:
-        inner = sql.SQL("SELECT * FROM ({}) AS o WHERE {}").format(
-            sql.SQL(" UNION ALL ").join(parts), where)
-        row = conn.execute(sql.SQL("SELECT count(*) FROM ({}) AS c").format(inner),
-                           [*args, *params]).fetchone()
-        total = int(row[0]) if row else 0
-        for kind, at, device, vital, value, score, subs, scale, missing, evidence in (
-            conn.execute(inner + sql.SQL(" ORDER BY at DESC LIMIT %s OFFSET %s"),
-                         [*args, *params, count, offset])
-        ):
-            if kind == "r":
-                resources.append(fhir.reading_observation(patient_id, device, vital, at, value,
-                                                          nhs_number=nhs))
-            else:
-                resources.append(fhir.news2_observation(
-                    patient_id, at, total=score, sub_scores=subs or {}, spo2_scale=scale,
-                    missing=list(missing or []), evidence=evidence or [], nhs_number=nhs))
+    for o in rows:
+        if isinstance(o, observations.ReadingHit):
+            resources.append(fhir.reading_observation(
+                patient_id, o.device_id, o.code, o.at, o.value, nhs_number=nhs))
+        else:
+            resources.append(fhir.news2_observation(
+                patient_id, o.at, total=o.total, sub_scores=o.sub_scores,
+                spo2_scale=o.spo2_scale, missing=o.missing, evidence=o.evidence,
+                nhs_number=nhs))
     audit.record(conn, user, "read", "fhir_observation", now=now, patient_id=patient_id,
                  detail={"returned": len(resources)})
     base = str(request.base_url) + "api/fhir/"
