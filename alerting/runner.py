@@ -5,7 +5,9 @@ psycopg connection and **commits it itself** (inside an already open transaction
 uses a savepoint and the caller commits). Per batch: lock the patients (advisory, ordered),
 learn any baselines that became ripe, load their snapshots set-based, run the pure rules and
 each patient's episode (:mod:`alerting.episodes`), then store scores, episodes, findings,
-events and outbox rows with one statement per table, and ``NOTIFY vw_events``.
+events and outbox rows with one statement per table, and ``NOTIFY vw_events`` (one
+``{"type": "alert", …}`` per changed episode; the scored patients as
+``{"type": "score", "patient_ids": […]}`` chunks, not one notification each).
 
 A reading the artefact filter set aside as doubtful (``rules.Evaluation.doubtful``) is passed
 to the ``on_doubt`` hook, if given, in the same transaction, and always announced as
@@ -140,8 +142,7 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
     store.lock_patients(conn, ids)
     if score:
         store.learn_baselines(conn, ids, now)
-    snapshots = store.load_snapshots(conn, ids, now)
-    current = store.open_episodes(conn, ids)
+    snapshots, current = store.load_batch(conn, ids, now)
     score_rows: list[dict[str, Any]] = []
     transitions: list[Transition] = []
     subjects: list[tasks.Subject] = []
@@ -167,7 +168,7 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
     ceilings = {pid: s.care_plan.ceiling_of_care.value for pid, s in snapshots.items()}
     changes = persist(conn, transitions, policy, now, ceilings=ceilings)
     tasks.follow_up(conn, subjects, now)  # ask the home hub for a full set (alerting.requests)
-    store.notify(conn, [{"type": "score", "patient_id": row["patient_id"]} for row in score_rows])
+    store.notify_patients(conn, "score", [row["patient_id"] for row in score_rows])
     return changes
 
 
