@@ -28,7 +28,8 @@ Measured:
 (b) publish → SSE event: a probe's publish → the `readings` event naming its patient on the
     hub's `/api/events` stream (an HTTP SSE client, as the browser's EventSource);
 (c) publish → row fetched: (b) plus the fetch of that row (`/api/ward?patient_id=`) showing
-    the new value, as the browser's page does next;
+    the new value, as the browser's page does next (the client fetches every row the events
+    name, as the page does, so the hub carries a browser's real load);
 (d) publish → alert pushed: an alert probe's trigger → the hub's `alert` SSE event for it.
 Printed as p50/p95/p99/max with the achieved publish rate and the machine's load average.
 Not a test: figures depend on the machine; compare runs of one invocation.
@@ -198,7 +199,7 @@ class Listener(threading.Thread):
 
 
 class SseClient(threading.Thread):
-    """The hub's `/api/events` as a browser's EventSource; fetches probes' rows on events."""
+    """The hub's `/api/events` as a browser's EventSource, and the page's row fetches."""
 
     def __init__(self, base: str, token: str, probe_pids: set[int]) -> None:
         super().__init__(daemon=True)
@@ -206,6 +207,7 @@ class SseClient(threading.Thread):
         self.probe_pids = probe_pids
         self.events: list[tuple[float, str, tuple[int, ...]]] = []
         self.rows: list[tuple[float, int, dict[str, str]]] = []  # (fetched, pid, code→at)
+        self.fetches = 0
         self.open = threading.Event()
         self.done = threading.Event()
         self._fetch: queue.Queue[int | None] = queue.Queue()
@@ -226,15 +228,15 @@ class SseClient(threading.Thread):
                 data = json.loads(line[6:])
                 pids = tuple(data.get("patient_ids", ()))
                 self.events.append((t, data.get("type", ""), pids))
-                if data.get("type") == "readings":
-                    for pid in pids:
-                        if pid in self.probe_pids:
-                            self._fetch.put(pid)
+                for pid in pids:
+                    self._fetch.put(pid)
         self._fetch.put(None)
 
     def _fetch_rows(self) -> None:
-        """Like hub.js: the rows named by events, each fetch covering what queued meanwhile."""
-        with httpx.Client(base_url=self.base, headers=self.headers, timeout=30) as api:
+        """As hub.js does: fetch the rows every event named (all of them, not only the
+        probes': that is the hub's real load), one request per ≤ 500 ids, each request
+        covering whatever was named while the previous one ran."""
+        with httpx.Client(base_url=self.base, headers=self.headers, timeout=60) as api:
             while (pid := self._fetch.get()) is not None:
                 pids = {pid}
                 while not self._fetch.empty():
@@ -242,13 +244,18 @@ class SseClient(threading.Thread):
                     if more is None:
                         return
                     pids.add(more)
-                response = api.get("/api/ward", params={"patient_id": sorted(pids)})
-                t = time.time()
-                if response.status_code != 200:
-                    continue
-                for row in response.json()["rows"]:
-                    self.rows.append((t, row["patient_id"], {
-                        code: v["measured_at"] for code, v in row["latest"].items()}))
+                ordered = sorted(pids)
+                for start in range(0, len(ordered), 500):
+                    response = api.get("/api/ward",
+                                       params={"patient_id": ordered[start:start + 500]})
+                    t = time.time()
+                    self.fetches += 1
+                    if response.status_code != 200:
+                        continue
+                    for row in response.json()["rows"]:
+                        if row["patient_id"] in self.probe_pids:
+                            self.rows.append((t, row["patient_id"], {
+                                code: v["measured_at"] for code, v in row["latest"].items()}))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -466,7 +473,8 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
         split("(d) publish → SSE alert event         ", match_first_after(trig_sent, alert_ev),
               len(trig_sent), receipt, device_of)
         resyncs = sum(1 for _, kind, _ in sse.events if kind == "resync")
-        print(f"SSE events received {len(sse.events):,} (resync {resyncs})")
+        print(f"SSE events received {len(sse.events):,} (resync {resyncs}); row requests "
+              f"{sse.fetches:,}")
         with psycopg.connect(url) as conn:
             stored = conn.execute("SELECT count(*) FROM readings").fetchone()
             queued = conn.execute("SELECT count(*) FROM alerting_queue").fetchone()

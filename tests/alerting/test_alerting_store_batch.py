@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerting import store
-from alerting.runner import evaluate_after_commit
 from alerting.policy import Policy
+from alerting.runner import evaluate_after_commit
 from ward.db import channels
 
 T0 = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
