@@ -132,13 +132,25 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
              policy: Policy | None = None, kinds: Collection[Kind] | None = None,
              score: bool = True, on_doubt: DoubtHook | None = None) -> list[Change]:
     """The work of :func:`evaluate_after_commit`, in the caller's transaction."""
+    return evaluate_with_snapshots(conn, patient_ids, now, policy=policy, kinds=kinds,
+                                   score=score, on_doubt=on_doubt)[0]
+
+
+def evaluate_with_snapshots(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
+                            policy: Policy | None = None,
+                            kinds: Collection[Kind] | None = None, score: bool = True,
+                            on_doubt: DoubtHook | None = None,
+                            ) -> tuple[list[Change], dict[int, PatientSnapshot]]:
+    """:func:`evaluate`, also returning the snapshots it evaluated (loaded before its writes:
+    the timer sweep, which stores no scores, reuses them for the hub's tasks instead of
+    loading every patient twice)."""
     if now.tzinfo is None:
         raise ValueError(f"now must be timezone-aware, got {now!r}")
     policy = policy or default_policy()
     config = rule_config(policy)
     ids = sorted(set(patient_ids))
     if not ids:
-        return []
+        return [], {}
     store.lock_patients(conn, ids)
     if score:
         store.learn_baselines(conn, ids, now)
@@ -169,7 +181,7 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
     changes = persist(conn, transitions, policy, now, ceilings=ceilings)
     tasks.follow_up(conn, subjects, now)  # ask the home hub for a full set (alerting.requests)
     store.notify_patients(conn, "score", [row["patient_id"] for row in score_rows])
-    return changes
+    return changes, snapshots
 
 
 def evaluate_after_commit(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,

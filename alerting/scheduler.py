@@ -101,11 +101,12 @@ def sweep(conn: Conn, policy: Policy, now: dt.datetime) -> SweepResult:
     result.patients = len(ids)
     for start in range(0, len(ids), SWEEP_CHUNK):
         with conn.transaction():
-            changes = runner.evaluate(conn, ids[start:start + SWEEP_CHUNK], now, policy=policy,
-                                      kinds=TIMER_KINDS, score=False)
-            chunk = ids[start:start + SWEEP_CHUNK]
-            result.hub_tasks += due_tasks.sync(conn, store.load_snapshots(conn, chunk, now), now,
-                                               runner.rule_config(policy))
+            # score=False writes no scores, so the snapshots evaluated are still what the
+            # hub's tasks are derived from.
+            changes, snapshots = runner.evaluate_with_snapshots(
+                conn, ids[start:start + SWEEP_CHUNK], now, policy=policy, kinds=TIMER_KINDS,
+                score=False)
+            result.hub_tasks += due_tasks.sync(conn, snapshots, now, runner.rule_config(policy))
         result.timer_changes += len(changes)
     with conn.transaction():
         due_tasks.close_discharged(conn, now)

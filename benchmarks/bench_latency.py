@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -246,8 +248,11 @@ class SseClient(threading.Thread):
                     pids.add(more)
                 ordered = sorted(pids)
                 for start in range(0, len(ordered), 500):
-                    response = api.get("/api/ward",
-                                       params={"patient_id": ordered[start:start + 500]})
+                    try:
+                        response = api.get("/api/ward",
+                                           params={"patient_id": ordered[start:start + 500]})
+                    except httpx.HTTPError:
+                        return  # the hub stopped at the end of the run
                     t = time.time()
                     self.fetches += 1
                     if response.status_code != 200:
@@ -256,6 +261,55 @@ class SseClient(threading.Thread):
                         if row["patient_id"] in self.probe_pids:
                             self.rows.append((t, row["patient_id"], {
                                 code: v["measured_at"] for code, v in row["latest"].items()}))
+
+
+def cpu_by_pid() -> dict[int, tuple[int, float]]:
+    """pid → (process group, user + system CPU seconds) of every process now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[int, float]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # after the command: state ppid pgrp … utime(14) stime(15), 1-based over the full line
+        out[int(pid)] = (int(fields[2]), (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_report(procs: dict[str, subprocess.Popen[bytes]], logs: Path, patients: int) -> str:
+    """CPU seconds per role over the run (each role's process group); the evaluator child
+    separately when it runs in one (its pid is in the log)."""
+    now = cpu_by_pid()
+    parts = []
+    child = None
+    found = re.findall(r"evaluator process started pid=(\d+)", (logs / "alerting.log").read_text(
+        errors="replace"))
+    if found:
+        child = int(found[-1])
+    for role, proc in procs.items():
+        total = sum(c for pg, c in now.values() if pg == proc.pid)
+        if role == "alerting" and child is not None and child in now:
+            evaluator = now[child][1]
+            parts.append(f"alerting {total - evaluator:.1f} s + its evaluator {evaluator:.1f} s "
+                         f"({1000 * evaluator / max(patients, 1):.2f} ms per patient evaluated)")
+        elif role == "alerting":
+            parts.append(f"alerting (evaluator thread inside) {total:.1f} s "
+                         f"({1000 * total / max(patients, 1):.2f} ms per patient evaluated, "
+                         "sweeps included)")
+        else:
+            parts.append(f"{role} {total:.1f} s")
+    return "CPU: " + ", ".join(parts)
+
+
+def evaluated(logs: Path) -> tuple[int, list[float]]:
+    """Patients evaluated and pass durations (s, from consecutive pass lines) in the log."""
+    text = (logs / "alerting.log").read_text(errors="replace")
+    passes = re.findall(r"^(\S+ \S+) .*alerting pass patients=(\d+)", text, re.MULTILINE)
+    patients = sum(int(n) for _, n in passes)
+    times = [dt.datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=dt.UTC)
+             for t, _ in passes]
+    return patients, [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -372,7 +426,7 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
     url = as_url(with_schema(base_url, schema))
     broker = start_broker()
     logs = Path(tempfile.mkdtemp(prefix=f"{schema}-"))
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         migrate_url(url)
         now = dt.datetime.now(dt.UTC)
@@ -383,12 +437,12 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
                "VW_GATEWAY_ALERTING": "true", "VW_LOG_LEVEL": "INFO",
                "VW_WARD_BEDS": str(a.devices), "PYTHONPATH": str(code)}
         py = sys.executable
-        procs.append(_start([py, "-m", "ward.cli", "gateway"], env, logs / "gateway.log"))
-        procs.append(_start([py, "-m", "ward.cli", "alerting", "--policy",
+        procs["gateway"] = _start([py, "-m", "ward.cli", "gateway"], env, logs / "gateway.log")
+        procs["alerting"] = _start([py, "-m", "ward.cli", "alerting", "--policy",
                              str(code / "deploy/escalation/default.yaml")],
-                            {**env, "VW_LOG_LEVEL": "DEBUG"}, logs / "alerting.log"))
-        procs.append(_start([py, "-m", "ward.cli", "hub", "--host", "127.0.0.1", "--port",
-                             str(port)], env, logs / "hub.log"))
+                                   {**env, "VW_LOG_LEVEL": "DEBUG"}, logs / "alerting.log")
+        procs["hub"] = _start([py, "-m", "ward.cli", "hub", "--host", "127.0.0.1", "--port",
+                               str(port)], env, logs / "hub.log")
         _wait_log(logs / "gateway.log", "subscribed")
         _wait_log(logs / "alerting.log", "evaluator listening")
         wait_for_port(port, 60)
@@ -475,6 +529,12 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
         resyncs = sum(1 for _, kind, _ in sse.events if kind == "resync")
         print(f"SSE events received {len(sse.events):,} (resync {resyncs}); row requests "
               f"{sse.fetches:,}")
+        patients, gaps = evaluated(logs)
+        if gaps:
+            print(f"evaluator: {patients:,} patient evaluations in {len(gaps) + 1} passes, "
+                  f"{patients / (len(gaps) + 1):.0f} per pass; time between passes p50 "
+                  f"{pct(gaps, 50) * 1000:.0f} ms, max {max(gaps) * 1000:.0f} ms")
+        print(cpu_report(procs, logs, patients))
         with psycopg.connect(url) as conn:
             stored = conn.execute("SELECT count(*) FROM readings").fetchone()
             queued = conn.execute("SELECT count(*) FROM alerting_queue").fetchone()
@@ -485,10 +545,10 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
               f"{queued[0] if queued else '?'}, alert probes with an episode "
               f"{raised[0] if raised else '?'} of {len(trig_sent)}; logs {logs}")
     finally:
-        for proc in procs:
+        for proc in procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
+        for proc in procs.values():
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
