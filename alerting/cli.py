@@ -1,8 +1,10 @@
 """`vward alerting`: alert evaluation, the escalation scheduler (one leader) and the notifier.
 
-On its own thread, the evaluator (`alerting.evaluator`) scores the patients the gateways queue
-after each commit, as soon as NOTIFY says there are some (``--no-evaluate`` turns it off).
-Every ``--interval`` seconds: compete for leadership (PostgreSQL advisory lock); the leader
+In a process of its own (`alerting.worker`, ``--evaluator process``, the default), the
+evaluator (`alerting.evaluator`) scores the patients the gateways queue after each commit, as
+soon as NOTIFY says there are some; ``--evaluator thread`` runs it on a thread of this process
+instead (the timer sweep then competes with it for one GIL), ``--evaluator off`` (or
+``--no-evaluate``) not at all. Every ``--interval`` seconds: compete for leadership (PostgreSQL advisory lock); the leader
 sweeps timers (overdue, device, escalation, snooze, auto-resolution); every process delivers
 due outbox rows (webhook, MQTT, dashboard, and the SMS/pager plug-ins of the policy's
 ``notifiers:``). SIGINT/SIGTERM stop it cleanly with status 0.
@@ -33,7 +35,7 @@ from typing import Any
 
 import psycopg
 
-from alerting import outbox, plugins, runner, scheduler
+from alerting import outbox, plugins, runner, scheduler, worker
 from alerting.errors import PolicyError
 from alerting.evaluator import Evaluator
 from alerting.notify import DashboardNotifier, MqttNotifier, WebhookNotifier
@@ -150,14 +152,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, default=15.0, help="seconds between sweeps")
     parser.add_argument("--once", action="store_true", help="one sweep and delivery, then exit")
     parser.add_argument("--check-policy", action="store_true", help="validate the policy and exit")
-    parser.add_argument("--no-evaluate", action="store_true",
-                        help="do not evaluate queued patients here (another process does)")
+    parser.add_argument("--evaluator", choices=("process", "thread", "off"), default="process",
+                        help="where queued patients are evaluated: a child process (default; "
+                        "the timer sweep never delays it), a thread of this process, or not "
+                        "here (another process does)")
+    parser.add_argument("--no-evaluate", action="store_true", help="the same as --evaluator off")
 
 
 def _evaluator(args: argparse.Namespace, conninfo: str, policy: Policy, stop: threading.Event,
                ) -> tuple[Evaluator | None, threading.Thread | None]:
-    """The queue evaluator, on its own thread unless `--once` (then the loop drains it)."""
-    if args.no_evaluate:
+    """The in-process evaluator: a thread (`--evaluator thread`), or drained by the loop
+    (`--once`); None when it runs in a child process or not here."""
+    if args.no_evaluate or args.evaluator == "off" or (
+            args.evaluator == "process" and not args.once):
         return None, None
     evaluator = Evaluator(conninfo, functools.partial(runner.evaluate_after_commit,
                                                       policy=policy))
@@ -169,6 +176,15 @@ def _stop_evaluator(evaluator: Evaluator | None, thread: threading.Thread | None
         thread.join(timeout=10)
     elif evaluator is not None:
         evaluator.close()
+
+
+def _child(args: argparse.Namespace, conninfo: str, settings: Settings, path: str,
+           stop: threading.Event) -> worker.EvaluatorProcess | None:
+    if args.no_evaluate or args.evaluator != "process" or args.once:
+        return None
+    child = worker.EvaluatorProcess(conninfo, settings, path, stop)
+    child.start()
+    return child
 
 
 def _loop(args: argparse.Namespace, db: _Database, leader: scheduler.Leader, *, policy: Policy,
@@ -234,10 +250,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"vward alerting: policy {policy.name!r}, channels {channels}, holder {holder}",
           flush=True)
     evaluator, thread = _evaluator(args, conninfo, policy, stop)
+    child = _child(args, conninfo, settings, str(path), stop)
     try:
         _loop(args, _Database(conninfo), leader, policy=policy, notifiers=notifiers,
               evaluator=evaluator, stop=stop)
     finally:
+        if child is not None:
+            child.stop()
         _stop_evaluator(evaluator, thread)
         leader.release()
         _close(notifiers)

@@ -5,7 +5,9 @@ psycopg connection and **commits it itself** (inside an already open transaction
 uses a savepoint and the caller commits). Per batch: lock the patients (advisory, ordered),
 learn any baselines that became ripe, load their snapshots set-based, run the pure rules and
 each patient's episode (:mod:`alerting.episodes`), then store scores, episodes, findings,
-events and outbox rows with one statement per table, and ``NOTIFY vw_events``.
+events and outbox rows with one statement per table, and ``NOTIFY vw_events`` (one
+``{"type": "alert", …}`` per changed episode; the scored patients as
+``{"type": "score", "patient_ids": […]}`` chunks, not one notification each).
 
 A reading the artefact filter set aside as doubtful (``rules.Evaluation.doubtful``) is passed
 to the ``on_doubt`` hook, if given, in the same transaction, and always announced as
@@ -130,18 +132,29 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
              policy: Policy | None = None, kinds: Collection[Kind] | None = None,
              score: bool = True, on_doubt: DoubtHook | None = None) -> list[Change]:
     """The work of :func:`evaluate_after_commit`, in the caller's transaction."""
+    return evaluate_with_snapshots(conn, patient_ids, now, policy=policy, kinds=kinds,
+                                   score=score, on_doubt=on_doubt)[0]
+
+
+def evaluate_with_snapshots(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
+                            policy: Policy | None = None,
+                            kinds: Collection[Kind] | None = None, score: bool = True,
+                            on_doubt: DoubtHook | None = None,
+                            ) -> tuple[list[Change], dict[int, PatientSnapshot]]:
+    """:func:`evaluate`, also returning the snapshots it evaluated (loaded before its writes:
+    the timer sweep, which stores no scores, reuses them for the hub's tasks instead of
+    loading every patient twice)."""
     if now.tzinfo is None:
         raise ValueError(f"now must be timezone-aware, got {now!r}")
     policy = policy or default_policy()
     config = rule_config(policy)
     ids = sorted(set(patient_ids))
     if not ids:
-        return []
+        return [], {}
     store.lock_patients(conn, ids)
     if score:
         store.learn_baselines(conn, ids, now)
-    snapshots = store.load_snapshots(conn, ids, now)
-    current = store.open_episodes(conn, ids)
+    snapshots, current = store.load_batch(conn, ids, now)
     score_rows: list[dict[str, Any]] = []
     transitions: list[Transition] = []
     subjects: list[tasks.Subject] = []
@@ -167,8 +180,8 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
     ceilings = {pid: s.care_plan.ceiling_of_care.value for pid, s in snapshots.items()}
     changes = persist(conn, transitions, policy, now, ceilings=ceilings)
     tasks.follow_up(conn, subjects, now)  # ask the home hub for a full set (alerting.requests)
-    store.notify(conn, [{"type": "score", "patient_id": row["patient_id"]} for row in score_rows])
-    return changes
+    store.notify_patients(conn, "score", [row["patient_id"] for row in score_rows])
+    return changes, snapshots
 
 
 def evaluate_after_commit(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,

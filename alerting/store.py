@@ -33,6 +33,7 @@ from alerting.routing import Notification
 from alerting.snapshot import RECENT, BaselineStat, DeviceState, PatientSnapshot, ScorePoint
 
 Conn = psycopg.Connection[Any]
+Cursor = psycopg.Cursor[Any]
 
 #: Namespace of the per-patient evaluation locks ("vwat" as int4), distinct from other locks.
 PATIENT_LOCK_NS: Final = 0x76776174
@@ -155,45 +156,97 @@ def open_episodes(conn: Conn, patient_ids: Sequence[int]) -> dict[int, Alert]:
     return {a.patient_id: replace(a, findings=findings.get(a.id or 0, ())) for a in alerts}
 
 
-def load_snapshots(conn: Conn, patient_ids: Sequence[int], now: dt.datetime) -> dict[int, PatientSnapshot]:
-    """Everything the rules need for a batch of patients: six set-based queries."""
+def load_batch(conn: Conn, patient_ids: Sequence[int], now: dt.datetime
+               ) -> tuple[dict[int, PatientSnapshot], dict[int, Alert]]:
+    """:func:`load_snapshots` and :func:`open_episodes` of a batch in one round trip.
+
+    The statements are sent together in pipeline mode and run in order in the caller's
+    transaction, so the result is what the separate calls return; one round trip instead of
+    eleven matters on a loaded machine, where every wait for the server is also a wait to
+    be scheduled again (issue 14).
+    """
     ids = list(patient_ids)
+    with conn.pipeline():
+        alerts = conn.execute(sql.SQL(
+            "SELECT {cols} FROM alerts WHERE patient_id = ANY(%s) AND state <> 'resolved' "
+            "ORDER BY id FOR UPDATE").format(cols=_names(ALERT_COLUMNS)), (ids,))
+        findings = conn.execute(sql.SQL(
+            "SELECT {cols} FROM alert_findings f JOIN alerts a ON a.id = f.alert_id "
+            "WHERE a.patient_id = ANY(%s) AND a.state <> 'resolved' "
+            "ORDER BY f.alert_id, f.first_at, f.kind").format(
+                cols=_names(FINDING_COLUMNS, "f")), (ids,))
+        cursors = _snapshot_queries(conn, ids, now)
+    episodes = [alert_from_row(r) for r in alerts.fetchall()]
+    by_alert: dict[int, list[Finding]] = defaultdict(list)
+    for row in findings.fetchall():
+        aid, finding = finding_from_row(row)
+        by_alert[aid].append(finding)
+    current = {a.patient_id: replace(a, findings=tuple(by_alert.get(a.id or 0, ())))
+               for a in episodes}
+    return _snapshots(cursors, ids), current
+
+
+def load_snapshots(conn: Conn, patient_ids: Sequence[int], now: dt.datetime) -> dict[int, PatientSnapshot]:
+    """Everything the rules need for a batch of patients: eight set-based queries, sent in
+    one round trip (pipeline mode)."""
+    ids = list(patient_ids)
+    with conn.pipeline():
+        cursors = _snapshot_queries(conn, ids, now)
+    return _snapshots(cursors, ids)
+
+
+def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime) -> list[Cursor]:
+    """Send the snapshot statements (results are read by :func:`_snapshots`)."""
+    return [
+        conn.execute(
+            "SELECT patient_id, code, measured_at, value, device_id FROM latest_readings "
+            "WHERE patient_id = ANY(%s)", (ids,)),
+        conn.execute(sql.SQL("SELECT {} FROM care_plans WHERE patient_id = ANY(%s)").format(
+            _names(care_plans.SELECT_COLUMNS.split(", "))), (ids,)),
+        conn.execute(
+            "SELECT patient_id, computed_at, total, risk, complete, missing FROM scores "
+            "WHERE patient_id = ANY(%s) AND computed_at > %s "
+            "UNION SELECT * FROM (SELECT DISTINCT ON (patient_id) patient_id, computed_at, "
+            "total, risk, complete, missing FROM scores WHERE patient_id = ANY(%s) "
+            "ORDER BY patient_id, computed_at DESC) AS last ORDER BY 1, 2",
+            (ids, now - SCORE_HISTORY, ids)),
+        conn.execute(
+            "SELECT patient_id, measured_at, device_id, value FROM readings "
+            "WHERE patient_id = ANY(%s) AND code = 'spo2' AND measured_at > %s "
+            "AND measured_at <= %s ORDER BY patient_id, measured_at",
+            (ids, now - SPO2_HISTORY, now + dt.timedelta(minutes=5))),
+        conn.execute(
+            "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.updated_at "
+            "FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
+            "LEFT JOIN device_status s ON s.device_id = d.id "
+            "WHERE a.patient_id = ANY(%s) AND a.during @> %s::timestamptz AND d.active "
+            "ORDER BY d.id", (ids, now)),
+        conn.execute(
+            "SELECT patient_id, admitted_at FROM admissions WHERE patient_id = ANY(%s) "
+            "AND status = 'admitted'", (ids,)),
+        _recent_query(conn, ids, now),
+        _baselines_query(conn, ids),
+    ]
+
+
+def _snapshots(cursors: list[Cursor], ids: list[int]) -> dict[int, PatientSnapshot]:
+    c_latest, c_plans, c_history, c_spo2, c_devices, c_admitted, c_recent, c_base = cursors
     latest: dict[int, dict[str, Latest]] = defaultdict(dict)
-    for pid, code, at, value, device in conn.execute(
-        "SELECT patient_id, code, measured_at, value, device_id FROM latest_readings "
-        "WHERE patient_id = ANY(%s)", (ids,)):
+    for pid, code, at, value, device in c_latest:
         latest[pid][code] = Latest(code, at, value, device)
-    plans = {row[0]: care_plans.from_row(row) for row in conn.execute(
-        sql.SQL("SELECT {} FROM care_plans WHERE patient_id = ANY(%s)").format(
-            _names(care_plans.SELECT_COLUMNS.split(", "))), (ids,))}
+    plans = {row[0]: care_plans.from_row(row) for row in c_plans}
     history: dict[int, list[ScorePoint]] = defaultdict(list)
-    for pid, at, total, risk, complete, missing in conn.execute(
-        "SELECT patient_id, computed_at, total, risk, complete, missing FROM scores "
-        "WHERE patient_id = ANY(%s) AND computed_at > %s "
-        "UNION SELECT * FROM (SELECT DISTINCT ON (patient_id) patient_id, computed_at, total, "
-        "risk, complete, missing FROM scores WHERE patient_id = ANY(%s) "
-        "ORDER BY patient_id, computed_at DESC) AS last ORDER BY 1, 2",
-        (ids, now - SCORE_HISTORY, ids)):
+    for pid, at, total, risk, complete, missing in c_history:
         history[pid].append(ScorePoint(at, total, Risk(risk), complete, frozenset(missing)))
     spo2: dict[int, list[Evidence]] = defaultdict(list)
-    for pid, at, device, value in conn.execute(
-        "SELECT patient_id, measured_at, device_id, value FROM readings "
-        "WHERE patient_id = ANY(%s) AND code = 'spo2' AND measured_at > %s AND measured_at <= %s "
-        "ORDER BY patient_id, measured_at", (ids, now - SPO2_HISTORY, now + dt.timedelta(minutes=5))):
+    for pid, at, device, value in c_spo2:
         spo2[pid].append(Evidence(at, "spo2", device, value))
     devices: dict[int, list[DeviceState]] = defaultdict(list)
-    for pid, device, kind, online, battery, reported in conn.execute(
-        "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.updated_at "
-        "FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
-        "LEFT JOIN device_status s ON s.device_id = d.id "
-        "WHERE a.patient_id = ANY(%s) AND a.during @> %s::timestamptz AND d.active "
-        "ORDER BY d.id", (ids, now)):
+    for pid, device, kind, online, battery, reported in c_devices:
         devices[pid].append(DeviceState(device, kind, online, battery, reported))
-    admitted = dict(conn.execute(
-        "SELECT patient_id, admitted_at FROM admissions WHERE patient_id = ANY(%s) "
-        "AND status = 'admitted'", (ids,)).fetchall())
-    recent = load_recent(conn, ids, now)
-    baselines = load_baselines(conn, ids)
+    admitted = dict(c_admitted.fetchall())
+    recent = _recent_rows(c_recent)
+    baselines = _baselines_rows(c_base)
     return {
         pid: PatientSnapshot(
             patient_id=pid, latest=latest.get(pid, {}), care_plan=plans.get(pid, CarePlan(pid)),
@@ -210,8 +263,11 @@ _FILTER_CODES: Final = sorted(trend.CODES | {"perfusion_index"})
 def load_recent(conn: Conn, ids: Sequence[int], now: dt.datetime
                 ) -> dict[int, dict[str, tuple[Evidence, ...]]]:
     """The last :data:`RECENT` of the charted codes, plus each code's last few readings."""
-    found: dict[int, dict[str, set[Evidence]]] = defaultdict(lambda: defaultdict(set))
-    for pid, code, at, device, value in conn.execute(
+    return _recent_rows(_recent_query(conn, ids, now))
+
+
+def _recent_query(conn: Conn, ids: Sequence[int], now: dt.datetime) -> Cursor:
+    return conn.execute(
         "SELECT r.patient_id, r.code, r.measured_at, r.device_id, r.value "
         "FROM unnest(%s::bigint[]) AS pid, unnest(%s::text[]) AS c, LATERAL ("
         "  SELECT * FROM readings WHERE patient_id = pid AND code = c AND measured_at <= %s"
@@ -219,17 +275,30 @@ def load_recent(conn: Conn, ids: Sequence[int], now: dt.datetime
         "UNION SELECT patient_id, code, measured_at, device_id, value FROM readings "
         "WHERE patient_id = ANY(%s) AND code = ANY(%s) AND measured_at > %s AND measured_at <= %s",
         (list(ids), _FILTER_CODES, now + dt.timedelta(minutes=5), LAST_READINGS, list(ids),
-         _FILTER_CODES, now - RECENT, now + dt.timedelta(minutes=5))):
+         _FILTER_CODES, now - RECENT, now + dt.timedelta(minutes=5)))
+
+
+def _recent_rows(cursor: Cursor) -> dict[int, dict[str, tuple[Evidence, ...]]]:
+    found: dict[int, dict[str, set[Evidence]]] = defaultdict(lambda: defaultdict(set))
+    for pid, code, at, device, value in cursor:
         found[pid][code].add(Evidence(at, code, device, value))
     return {pid: {code: tuple(sorted(es)) for code, es in codes.items()}
             for pid, codes in found.items()}
 
 
 def load_baselines(conn: Conn, ids: Sequence[int]) -> dict[int, dict[str, BaselineStat]]:
-    out: dict[int, dict[str, BaselineStat]] = defaultdict(dict)
-    for pid, code, mean, sd, n, start, end in conn.execute(
+    return _baselines_rows(_baselines_query(conn, ids))
+
+
+def _baselines_query(conn: Conn, ids: Sequence[int]) -> Cursor:
+    return conn.execute(
         "SELECT patient_id, code, mean, sd, n, from_at, to_at FROM patient_baselines "
-        "WHERE patient_id = ANY(%s)", (list(ids),)):
+        "WHERE patient_id = ANY(%s)", (list(ids),))
+
+
+def _baselines_rows(cursor: Cursor) -> dict[int, dict[str, BaselineStat]]:
+    out: dict[int, dict[str, BaselineStat]] = defaultdict(dict)
+    for pid, code, mean, sd, n, start, end in cursor:
         out[pid][code] = BaselineStat(code, mean, sd, n, start, end)
     return out
 
@@ -364,6 +433,34 @@ def enqueue(conn: Conn, notifications: Sequence[Notification], now: dt.datetime)
         "idempotency_key text, alert_id bigint) ON CONFLICT (idempotency_key) DO NOTHING",
         (now, now, json.dumps(rows, default=str)),
     )
+
+
+def patient_chunks(ids: Sequence[int], max_bytes: int = 6000) -> list[list[int]]:
+    """`ids` split so that each `{"type": …, "patient_ids": […]}` stays under `max_bytes`."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for pid in ids:
+        width = len(str(pid)) + 1
+        if current and size + width > max_bytes:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(pid)
+        size += width
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def notify_patients(conn: Conn, kind: str, patient_ids: Sequence[int]) -> None:
+    """One ``NOTIFY vw_events`` ``{"type": kind, "patient_ids": […]}`` per chunk of patients.
+
+    Why not one per patient: the hub gives each open tab a bounded queue (ward.hub.events)
+    and tells a tab that overflows to reload the whole ward; a pass scoring 500 patients sent
+    500 notifications and turned every tab's next update into a full reload (issue 14).
+    """
+    notify(conn, [{"type": kind, "patient_ids": chunk}
+                  for chunk in patient_chunks(sorted(set(patient_ids)))])
 
 
 def notify(conn: Conn, payloads: Sequence[dict[str, Any]]) -> None:

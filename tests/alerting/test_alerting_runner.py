@@ -38,7 +38,7 @@ def test_high_news2_raises_one_alert_with_evidence_events_outbox_and_notify(
         received = []
         for n in listener.notifies(timeout=2):
             payload = json.loads(n.payload)
-            if payload.get("patient_id") == pid:
+            if payload.get("patient_id") == pid or pid in payload.get("patient_ids", ()):
                 received.append(payload)
             if {p["type"] for p in received} == {"score", "alert"}:
                 break
@@ -48,7 +48,8 @@ def test_high_news2_raises_one_alert_with_evidence_events_outbox_and_notify(
         "SELECT kind, inhibited FROM alert_findings WHERE alert_id = %s", (change.alert_id,)))
     # every contributing finding, the lower ones inhibited on the pager
     assert findings == {"news2": False, "single_parameter_3": True, "spo2_below_target": True}
-    assert {"type": "score", "patient_id": pid} in received
+    # Scored patients are announced in chunks (one notification per pass, not per patient).
+    assert {"type": "score", "patient_ids": [pid]} in received
     assert any(p["type"] == "alert" and p["patient_id"] == pid for p in received)
     (evidence,) = db.execute(
         "SELECT e.evidence FROM alert_events e JOIN alerts a ON a.id = e.alert_id "

@@ -1,0 +1,104 @@
+"""`vward alerting` evaluates in a child process: killed mid-pass it loses nothing, is
+replaced, and the reading raises its episode exactly once (issue 14)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import signal
+from typing import Any
+
+import psycopg
+
+from alerting import store
+from ward.db import alerting_queue
+
+SICK = {"spo2": 90, "pulse": 125, "resp_rate": 26, "temperature": 36.8, "systolic_bp": 125,
+        "on_oxygen": 0, "consciousness": 0}  # NEWS2 3 + 2 + 3 = 8: high
+
+
+def _child_pids(log: str) -> list[int]:
+    return [int(m) for m in re.findall(r"alerting evaluator process started pid=(\d+)", log)]
+
+
+def _waiting_on_lock(db_url: str) -> bool:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vw-alerting-eval' "
+            "AND wait_event_type = 'Lock' AND datname = current_database()").fetchone()
+    return bool(row and row[0])
+
+
+def test_an_evaluator_killed_mid_pass_is_replaced_and_raises_the_episode_once(
+    db: psycopg.Connection[Any], db_url: str, to_url: Any, start_service: Any, poll: Any,
+    add_patients: Any, readings: Any, write_readings: Any,
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    (pid,) = add_patients(db, 1, now - dt.timedelta(days=1))
+    write_readings(db, readings(pid, now - dt.timedelta(seconds=30), **SICK))
+    # This connection holds the patient's evaluation lock, so the evaluator's pass stops
+    # inside its transaction: the queue row is taken (deleted, uncommitted) when it is killed.
+    db.execute("SELECT pg_advisory_lock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
+    with db.cursor() as cur:
+        alerting_queue.enqueue(cur, [pid], now)  # as the gateway does after its commit
+    db.commit()
+    service = start_service(["alerting", "--interval", "600"],
+                            {"VW_DATABASE_URL": to_url(db_url), "VW_LOG_LEVEL": "INFO"},
+                            ready="alerting evaluator listening", name="alerting")
+    poll(lambda: _waiting_on_lock(db_url), 30, "the evaluator to wait on the patient's lock")
+    (first,) = _child_pids(service.log())
+    os.kill(first, signal.SIGKILL)
+    poll(lambda: len(_child_pids(service.log())) == 2, 30, "the evaluator to be replaced")
+    assert "exited (code -9); restarting" in service.log()
+    db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
+    db.commit()
+
+    def evaluated() -> bool:
+        row = db.execute("SELECT count(*) FROM scores WHERE patient_id = %s", (pid,)).fetchone()
+        db.commit()
+        return bool(row and row[0]) and alerting_queue.depth(db) == 0
+
+    poll(evaluated, 30, "the replacement to evaluate the queued patient")
+    episodes = db.execute("SELECT kind, severity FROM alerts WHERE patient_id = %s",
+                          (pid,)).fetchall()
+    raised = db.execute("SELECT count(*) FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+                        "WHERE a.patient_id = %s AND e.event = 'raised'", (pid,)).fetchone()
+    scores = db.execute("SELECT count(*) FROM scores WHERE patient_id = %s", (pid,)).fetchone()
+    db.commit()
+    assert episodes == [("news2", "high")]
+    assert raised == (1,)
+    assert scores == (1,)  # the killed pass stored nothing; its replacement stored it once
+    assert service.process.poll() is None
+    assert service.stop() == 0
+
+
+def test_stopping_vward_alerting_stops_its_evaluator(
+    db_url: str, to_url: Any, start_service: Any, poll: Any,
+) -> None:
+    service = start_service(["alerting", "--interval", "600"],
+                            {"VW_DATABASE_URL": to_url(db_url), "VW_LOG_LEVEL": "INFO"},
+                            ready="alerting evaluator listening", name="alerting")
+    (child,) = _child_pids(service.log())
+    assert service.stop() == 0
+    poll(lambda: not _alive(child), 15, "the evaluator process to end with its parent")
+    assert "restarting" not in service.log()
+
+
+def test_an_orphaned_evaluator_stops_by_itself(
+    db_url: str, to_url: Any, start_service: Any, poll: Any,
+) -> None:
+    service = start_service(["alerting", "--interval", "600"],
+                            {"VW_DATABASE_URL": to_url(db_url), "VW_LOG_LEVEL": "INFO"},
+                            ready="alerting evaluator listening", name="alerting")
+    (child,) = _child_pids(service.log())
+    service.kill()  # SIGKILL: the parent cannot stop its child
+    poll(lambda: not _alive(child), 15, "the orphaned evaluator to stop")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
