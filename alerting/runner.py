@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import psycopg
 
-from alerting import episodes, rules, store, tasks
+from alerting import episodes, risk_findings, risk_store, rules, store, tasks
 from alerting.artefacts import Doubt
 from alerting.candidates import Kind
 from alerting.escalation import Decision
@@ -171,9 +171,31 @@ def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
     return changes
 
 
+def assess_tiers(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
+                 policy: Policy | None = None) -> list[Change]:
+    """The risk tier of the patients whose tier is due (``alerting.risk_store``), a tier change
+    recorded in their episodes (``alerting.risk_findings``: low severity, never paged), the
+    tiers stored; in the caller's transaction. Run after :func:`evaluate` per evaluated batch
+    and per chunk of the timer sweep (the tier moves with time alone)."""
+    policy = policy or default_policy()
+    assessed = risk_store.assess_due(conn, list(patient_ids), now)
+    if not assessed:
+        return []
+    ids = [a.patient_id for a in assessed]
+    store.lock_patients(conn, ids)
+    current = store.open_episodes(conn, ids)
+    changes = persist(conn, [risk_findings.step(
+        current.get(a.patient_id), a.previous, a.assessment, now, patient_id=a.patient_id,
+        ack_within=policy.ack_within) for a in assessed], policy, now)
+    risk_store.save(conn, assessed, now)
+    return changes
+
+
 def evaluate_after_commit(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
                           policy: Policy | None = None,
                           on_doubt: DoubtHook | None = None) -> list[Change]:
     """Score and alert ``patient_ids`` at ``now``; commits its own transaction."""
+    ids = list(patient_ids)
     with conn.transaction():
-        return evaluate(conn, patient_ids, now, policy=policy, on_doubt=on_doubt)
+        changes = evaluate(conn, ids, now, policy=policy, on_doubt=on_doubt)
+        return changes + assess_tiers(conn, ids, now, policy=policy)
