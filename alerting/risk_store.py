@@ -38,6 +38,12 @@ Conn = psycopg.Connection[Any]
 #: hourly points and 24 h windows, and the missed-sets factor moves with time alone. Sooner
 #: when the NEWS2 total changed or the readmission facts were edited since.
 REASSESS: Final = dt.timedelta(minutes=5)
+#: Tiers assessed per call at most (the rest stay due for the next call): one wearable patient's
+#: 4 days of 5-minute scores cost ~13 ms on a loaded 2-core machine
+#: (`benchmarks/bench_risk_runner.py`), so a call adds at most ~1-2 s to an evaluator pass or a
+#: sweep chunk, which hold their patients' locks. With a sweep every 15 s a 1,000-patient ward
+#: is re-assessed within 2.5 min of going stale.
+MAX_PER_CALL: Final = 100
 # A spot-check kit cannot do "continuous": at NEWS2 >= 7 an hourly set is what we count on.
 _CONTINUOUS_AS: Final = dt.timedelta(hours=1)
 FACT_FIELDS: Final = ("admissions_6_months", "admissions_12_months", "index_stay_days",
@@ -116,16 +122,12 @@ def assess_many(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
     # one point per clock hour: the hour's last score, complete if any set in the hour was.
     # A wearable is scored every few minutes; hourly points keep a week of them cheap and
     # weigh every hour alike in the means.
-    for pid, at, total, complete, risk in conn.execute(
-        "SELECT s.patient_id, max(s.computed_at), "
-        "(array_agg(s.total ORDER BY s.computed_at DESC))[1], bool_or(s.complete), "
-        "(array_agg(s.risk ORDER BY s.computed_at DESC))[1] FROM scores s "
-        "JOIN admissions a ON a.patient_id = s.patient_id AND a.status = 'admitted' "
-        "WHERE s.patient_id = ANY(%s) AND s.computed_at >= a.admitted_at "
-        "AND s.computed_at <= %s AND (s.computed_at < a.admitted_at + %s "
-        "OR s.computed_at > %s) GROUP BY s.patient_id, date_trunc('hour', s.computed_at) "
-        "ORDER BY 2",
-        [list(admitted), now, risk_tier.BASELINE_SPAN, now - risk_tier.TRAJECTORY_SPAN],
+    # One index probe per patient-hour (the hour's last score; a second probe only when that
+    # one was partial) instead of aggregating every score: a wearable stores up to 12 an hour,
+    # and this was a third faster than a GROUP BY over them on a loaded machine.
+    for pid, at, total, complete, risk in conn.execute(_HOURLY, {
+        "ids": list(admitted), "now": now, "base": risk_tier.BASELINE_SPAN,
+        "since": now - risk_tier.TRAJECTORY_SPAN},
     ):
         series[pid].append(ScorePoint(at, int(total), bool(complete)))
         latest_risk[pid] = risk
@@ -142,19 +144,39 @@ def assess_many(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
     return out
 
 
-# Due: admitted, and never assessed this admission, or assessed REASSESS ago, or the latest
-# NEWS2 total differs from the one assessed, or the facts were edited since. Also due: a
-# patient off the ward whose open episode still holds an active tier finding (it clears).
+_IN_WINDOW = ("s.computed_at >= a.admitted_at AND s.computed_at <= %(now)s "
+              "AND (s.computed_at < a.admitted_at + %(base)s OR s.computed_at > %(since)s)")
+_HOURLY = (
+    "SELECT a.patient_id, l.computed_at, l.total, l.complete OR EXISTS (SELECT 1 FROM scores s "
+    "  WHERE s.patient_id = a.patient_id AND s.computed_at >= h "
+    "  AND s.computed_at < h + interval '1 hour' AND s.complete AND " + _IN_WINDOW + "), l.risk "
+    "FROM admissions a CROSS JOIN LATERAL generate_series(date_trunc('hour', a.admitted_at), "
+    "  date_trunc('hour', %(now)s::timestamptz), interval '1 hour') AS h "
+    "CROSS JOIN LATERAL (SELECT s.computed_at, s.total, s.complete, s.risk FROM scores s "
+    "  WHERE s.patient_id = a.patient_id AND s.computed_at >= h "
+    "  AND s.computed_at < h + interval '1 hour' AND " + _IN_WINDOW + " "
+    "  ORDER BY s.computed_at DESC LIMIT 1) AS l "
+    "WHERE a.status = 'admitted' AND a.patient_id = ANY(%(ids)s) "
+    "AND (h < a.admitted_at + %(base)s OR h + interval '1 hour' > %(since)s) ORDER BY 2"
+)
+
+# Due: admitted, and never assessed this admission, or the latest NEWS2 total differs from the
+# one assessed, or the facts were edited since (its inputs moved: first), or assessed REASSESS
+# ago (stalest first); at most MAX_PER_CALL of them. Also due: a patient off the ward whose
+# open episode still holds an active tier finding (it clears).
 _DUE = (
-    "SELECT a.patient_id, t.tier, t.since, t.points FROM admissions a "
-    "LEFT JOIN risk_tiers t ON t.patient_id = a.patient_id AND t.assessed_at >= a.admitted_at "
-    "WHERE a.status = 'admitted' AND a.patient_id = ANY(%(ids)s) AND (t.patient_id IS NULL "
-    "  OR t.assessed_at <= %(stale)s "
+    "(SELECT patient_id, tier, since, points FROM (SELECT a.patient_id, t.tier, t.since, "
+    "  t.points, t.assessed_at, (t.patient_id IS NULL "
     "  OR t.news2_total IS DISTINCT FROM (SELECT s.total FROM scores s "
     "     WHERE s.patient_id = a.patient_id AND s.computed_at <= %(now)s "
     "     ORDER BY s.computed_at DESC LIMIT 1) "
     "  OR EXISTS (SELECT 1 FROM risk_factors f WHERE f.patient_id = a.patient_id "
-    "     AND f.updated_at > t.assessed_at)) "
+    "     AND f.updated_at > t.assessed_at)) AS moved "
+    "  FROM admissions a LEFT JOIN risk_tiers t ON t.patient_id = a.patient_id "
+    "  AND t.assessed_at >= a.admitted_at "
+    "  WHERE a.status = 'admitted' AND a.patient_id = ANY(%(ids)s)) AS d "
+    " WHERE moved OR assessed_at <= %(stale)s "
+    " ORDER BY moved DESC, assessed_at NULLS FIRST, patient_id LIMIT %(cap)s) "
     "UNION SELECT al.patient_id, NULL, NULL, NULL FROM alerts al "
     "JOIN alert_findings f ON f.alert_id = al.id AND f.kind = %(kind)s AND f.cleared_at IS NULL "
     "WHERE al.state <> 'resolved' AND al.patient_id = ANY(%(ids)s) AND NOT EXISTS ("
@@ -164,11 +186,13 @@ _DUE = (
 
 
 def assess_due(conn: Conn, patient_ids: Sequence[int], now: dt.datetime) -> list[Assessed]:
-    """Assess the patients among `patient_ids` whose tier is due (see :data:`REASSESS`)."""
+    """Assess the patients among `patient_ids` whose tier is due (see :data:`REASSESS`), at
+    most :data:`MAX_PER_CALL` of them."""
     if not patient_ids:
         return []
     due = conn.execute(_DUE, {"ids": sorted(set(patient_ids)), "stale": now - REASSESS,
-                              "now": now, "kind": risk_findings.KIND.value}).fetchall()
+                              "now": now, "kind": risk_findings.KIND.value,
+                              "cap": MAX_PER_CALL}).fetchall()
     if not due:
         return []
     assessed = assess_many(conn, [row[0] for row in due], now)

@@ -8,10 +8,11 @@ import json
 from typing import Any
 
 import psycopg
+import pytest
 
 from alerting import risk_store, scheduler
 from alerting.policy import Policy
-from alerting.runner import evaluate_after_commit
+from alerting.runner import assess_tiers, evaluate_after_commit
 from ward.db import alerting_queue
 from ward.domain.risk_factors import Acuity, Comorbidity, RiskFactors
 from ward.hub.risk import save_factors
@@ -150,3 +151,36 @@ def test_a_tier_is_not_reassessed_until_due(
     scheduler.sweep(db, policy, T0 + risk_store.REASSESS + dt.timedelta(minutes=2))
     assert risk_store.stored(db, [pid])[pid].assessed_at == (
         T0 + risk_store.REASSESS + dt.timedelta(minutes=2))
+
+
+def test_at_most_a_capped_number_per_call_and_the_rest_stay_due(
+        db: psycopg.Connection[Any], policy: Policy, add_patients: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(risk_store, "MAX_PER_CALL", 2)
+    ids = add_patients(db, 3, T0 - dt.timedelta(hours=2))
+    for pid in ids:
+        add_score(db, pid, T0 - dt.timedelta(hours=1), 2)
+    db.commit()
+    with db.transaction():
+        assess_tiers(db, ids, T0, policy=policy)
+    assert sorted(risk_store.stored(db, ids)) == ids[:2]
+    with db.transaction():
+        assess_tiers(db, ids, T0 + dt.timedelta(seconds=15), policy=policy)
+    assert sorted(risk_store.stored(db, ids)) == ids
+
+
+def test_a_fall_with_no_episode_is_kept_in_the_history_only(
+        db: psycopg.Connection[Any], policy: Policy, add_patients: Any) -> None:
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(hours=2))
+    add_score(db, pid, T0 - dt.timedelta(hours=1), 7, "high")
+    db.commit()
+    with db.transaction():
+        assess_tiers(db, [pid], T0, policy=policy)  # high (first: opens nothing)
+    add_score(db, pid, T0 + dt.timedelta(minutes=1), 1)
+    db.commit()
+    with db.transaction():
+        assess_tiers(db, [pid], T0 + dt.timedelta(minutes=2), policy=policy)
+    assert db.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
+    assert db.execute("SELECT from_tier, to_tier, alert_id FROM risk_tier_changes "
+                      "WHERE patient_id = %s ORDER BY id", (pid,)).fetchall() == [
+        (None, "high", None), ("high", "low", None)]

@@ -135,7 +135,7 @@ def test_ward_sorts_by_tier_and_the_patient_page_says_why(
         page.goto(base + "/worklist")
         tasks = page.locator("#worklist-rows tr.task")
         expect(tasks.first).to_contain_text("Sam Steady")  # priority 1 first
-        expect(page.locator(f"#worklist-rows tr[data-ref^=task] td.tier").first).to_have_text(
+        expect(page.locator("#worklist-rows tr[data-ref^=task] td.tier").first).to_have_text(
             "low")
         page.select_option("#worklist-sort", "tier")
         page.click("#worklist-order button[type=submit]")
