@@ -7,6 +7,11 @@ learn any baselines that became ripe, load their snapshots set-based, run the pu
 each patient's episode (:mod:`alerting.episodes`), then store scores, episodes, findings,
 events and outbox rows with one statement per table, and ``NOTIFY vw_events``.
 
+After the rules, :func:`assess_tiers` re-assesses the risk tier of the batch's patients whose
+tier is due (``alerting.risk_store``) and records a change in their episodes
+(``alerting.risk_findings``: a quiet, low-severity finding); the scheduler's sweep calls it
+too, per chunk.
+
 A reading the artefact filter set aside as doubtful (``rules.Evaluation.doubtful``) is passed
 to the ``on_doubt`` hook, if given, in the same transaction, and always announced as
 ``NOTIFY vw_events`` ``{"type": "doubtful_reading", "patient_id", "code", "measured_at",
@@ -198,4 +203,14 @@ def evaluate_after_commit(conn: Conn, patient_ids: Iterable[int], now: dt.dateti
     ids = list(patient_ids)
     with conn.transaction():
         changes = evaluate(conn, ids, now, policy=policy, on_doubt=on_doubt)
-        return changes + assess_tiers(conn, ids, now, policy=policy)
+        return merged(changes + assess_tiers(conn, ids, now, policy=policy))
+
+
+def merged(changes: Sequence[Change]) -> list[Change]:
+    """One change per alert (the rules' and the tier's steps may both touch an episode): the
+    latest state, every event in order."""
+    out: dict[int, Change] = {}
+    for c in changes:
+        seen = out.get(c.alert_id)
+        out[c.alert_id] = c if seen is None else replace(c, events=seen.events + c.events)
+    return list(out.values())

@@ -14,6 +14,8 @@ from alerting import risk_store, scheduler
 from alerting.policy import Policy
 from alerting.runner import assess_tiers, evaluate_after_commit
 from ward.db import alerting_queue
+from ward.db import migrate as migrate_mod
+from ward.db.migrate import load_migrations, migrate
 from ward.domain.risk_factors import Acuity, Comorbidity, RiskFactors
 from ward.hub.risk import save_factors
 
@@ -59,7 +61,10 @@ def test_a_rise_with_the_readings_is_a_finding_of_the_news2_episode_that_pages_n
     changes = evaluate_after_commit(db, [pid], later, policy=policy)
     # NEWS2 5 now (3) + step-up (1) + one of the two hourly sets it asks for missed (2): high,
     # recorded in the NEWS2 episode it joins.
-    assert {c.kind for c in changes} == {"news2"}
+    (change,) = changes  # one change per episode: the rules' and the tier's steps merged
+    assert change.kind == "news2"
+    assert change.events[0] == "raised"
+    assert "risk_tier_changed" in change.events
     found = findings(db, pid)
     assert set(found) == {"news2", "risk_tier"}
     severity, inhibited, cleared_at, details = found["risk_tier"]
@@ -184,3 +189,35 @@ def test_a_fall_with_no_episode_is_kept_in_the_history_only(
     assert db.execute("SELECT from_tier, to_tier, alert_id FROM risk_tier_changes "
                       "WHERE patient_id = %s ORDER BY id", (pid,)).fetchall() == [
         (None, "high", None), ("high", "low", None)]
+
+
+def test_migration_starts_the_runner_from_the_last_tier_the_hub_recorded(
+        empty_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    every = load_migrations()
+    monkeypatch.setattr(migrate_mod, "load_migrations",
+                        lambda: [m for m in every if m.version < 250])
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        migrate(conn)
+        pids = [row[0] for row in conn.execute(
+            "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth) "
+            "VALUES ('9000000001', 'A', 'B', '1950-01-01'), ('9000000002', 'C', 'D', "
+            "'1950-01-01') RETURNING id")]
+        conn.execute(
+            "INSERT INTO admissions (patient_id, pathway, source, status, referred_at, "
+            "admitted_at) SELECT id, 'step_up', 'gp', 'admitted', %s, %s "
+            "FROM unnest(%s::bigint[]) AS id", (T0, T0, pids))
+        for pid, tier, hours in ((pids[0], "rising", 1), (pids[0], "high", 2),
+                                 (pids[1], "low", -1)):  # the second's is from before admission
+            conn.execute(
+                "INSERT INTO risk_tier_changes (patient_id, to_tier, points, evidence, "
+                "changed_at) VALUES (%s, %s, 3, '[]', %s)",
+                (pid, tier, T0 + dt.timedelta(hours=hours)))
+        monkeypatch.setattr(migrate_mod, "load_migrations", lambda: every)
+        migrate(conn)
+        assert conn.execute("SELECT patient_id, tier, news2_total, since FROM risk_tiers"
+                            ).fetchall() == [(pids[0], "high", None, T0 + dt.timedelta(hours=2))]
+        cols = {r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'risk_tier_changes' AND table_schema = current_schema()")}
+        assert "alert_id" in cols
+        assert not cols & {"severity", "paged"}
