@@ -61,6 +61,8 @@ class Kind(enum.StrEnum):
     INFUSION_LATE = "infusion_late"
     INFUSION_FLOW = "infusion_flow"
     INFUSION_STALLED = "infusion_stalled"
+    #: The patient's virtual-ward risk tier rose to rising/high (:mod:`alerting.risk_findings`).
+    RISK_TIER = "risk_tier"
 
 
 #: Kinds decided from vital-sign readings (evaluated after a gateway commit).
@@ -79,6 +81,10 @@ INFUSION_KINDS: Final = frozenset(
     {Kind.INFUSION_OCCLUDED, Kind.INFUSION_DISCONNECTED, Kind.INFUSION_FINISHED_EARLY,
      Kind.INFUSION_LATE, Kind.INFUSION_FLOW}
 )
+#: Findings shown in the episode (and the worklist) that never page, never start an escalation
+#: timer, never inhibit another finding and are never inhibited: the risk tier is a slow,
+#: heuristic signal for the hub's own review, not an alarm (issue 16: "low severity, no page").
+QUIET_KINDS: Final = frozenset({Kind.RISK_TIER})
 #: Kinds that change with the passing of time alone (evaluated by the scheduler's sweep too).
 TIMER_KINDS: Final = frozenset(
     {Kind.OBSERVATIONS_OVERDUE, Kind.DEVICE_OFFLINE, Kind.BATTERY_LOW, Kind.INFUSION_LATE,

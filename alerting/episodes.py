@@ -32,6 +32,13 @@ Decisions (documented here, enforced here):
   interval NEWS2 Chart 4 asks for at medium risk, and the alarm-delay literature finds most
   false alarms are shorter than a few minutes (Welch J. *Biomed Instrum Technol* 2011;45
   s1:46–52; Drew BJ et al. *PLoS One* 2014;9:e110274).
+* **Quiet findings** (:data:`~alerting.candidates.QUIET_KINDS`: the risk tier,
+  :mod:`alerting.risk_findings`) are shown in the episode like any other, at their own (low)
+  severity, but never page: an episode they alone open is raised with ``page: false`` and no
+  escalation timer; a severity rise they alone cause pages nobody and re-opens nothing; the
+  escalation timer follows the *paging* severity (the highest among the other active
+  findings). They take no part in inhibition (never silence a finding, never silenced) and,
+  on equal severity, never name the episode.
 * The episode **resolves** automatically when every finding has cleared; a person may resolve
   it earlier with a reason (then new trouble is a new episode). Ack ≠ resolve, snooze and
   escalation stay in :mod:`alerting.lifecycle`.
@@ -42,13 +49,14 @@ Must never do I/O, read a clock, or log.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final
 
 from alerting.candidates import (
     INFUSION_KINDS,
+    QUIET_KINDS,
     TECHNICAL_KINDS,
     VITAL_KINDS,
     Clear,
@@ -75,10 +83,14 @@ HOLD: Final[Mapping[Kind, dt.timedelta]] = MappingProxyType({
     Kind.INFUSION_FLOW: 15 * _MINUTE,
     Kind.INFUSION_FINISHED_EARLY: dt.timedelta(0),
     Kind.INFUSION_LATE: dt.timedelta(0),
+    # The risk tier is built on hourly points: a fall that does not outlast the next hour's
+    # point is noise, so the tier finding clears after an hour at "low".
+    Kind.RISK_TIER: 60 * _MINUTE,
 })
 DEFAULT_HOLD: Final = 30 * _MINUTE
-#: Kinds that a more severe clinical finding never silences.
-NEVER_INHIBITED: Final = TECHNICAL_KINDS | INFUSION_KINDS
+#: Kinds that a more severe clinical finding never silences (quiet ones page nobody anyway,
+#: and must never silence a finding that pages).
+NEVER_INHIBITED: Final = TECHNICAL_KINDS | INFUSION_KINDS | QUIET_KINDS
 
 
 def hold_of(kind: Kind) -> dt.timedelta:
@@ -135,8 +147,14 @@ def _fire(found: Finding, firing: Firing, now: dt.datetime) -> Finding:
     return replace(found, last_at=now, clear_since=None)
 
 
-def _rank(f: Finding) -> tuple[int, float]:
-    return (f.severity.rank, -f.first_at.timestamp())
+def _rank(f: Finding) -> tuple[int, bool, float]:
+    return (f.severity.rank, f.kind not in QUIET_KINDS, -f.first_at.timestamp())
+
+
+def paging_severity(findings: Iterable[Finding]) -> Severity | None:
+    """The highest severity among the active findings that may page (None: only quiet ones)."""
+    return max((f.severity for f in findings if f.active and f.kind not in QUIET_KINDS),
+               key=lambda s: s.rank, default=None)
 
 
 def _inhibit(findings: Mapping[Kind, Finding]) -> dict[Kind, Finding]:
@@ -169,6 +187,36 @@ def _finding_event(name: str, f: Finding, now: dt.datetime, **extra: Any) -> Eve
     return Event(name, now, SYSTEM, {"finding": f.kind.value, "severity": f.severity.value,
                                      "summary": f.summary, "technical": f.technical, **extra},
                  f.evidence)
+
+
+def _severity(episode: Alert, before: Mapping[Kind, Finding], findings: Mapping[Kind, Finding],
+              derived: Mapping[str, Any], now: dt.datetime, *, ack_within: AckWithin,
+              changes: dict[str, Any], events: list[Event]) -> bool:
+    """The episode's severity events (into `events`, its state into `changes`); True when the
+    *paging* severity rose (then it pages and re-opens)."""
+    severity: Severity = derived["severity"]
+    paging = paging_severity(findings.values())
+    # Without quiet findings the paging severity is the episode's severity (as before).
+    was = paging_severity(before.values()) if before else episode.severity  # no findings: old row
+    rose = paging is not None and (was is None or paging.rank > was.rank)
+    if severity.rank > episode.severity.rank and not rose:  # a quiet finding alone rose
+        events.append(Event("severity_raised", now, SYSTEM, {
+            "from": episode.severity.value, "to": severity.value, "reopened": False,
+            "page": False, "summary": derived["summary"]}, derived["evidence"]))
+    if rose:
+        assert paging is not None  # noqa: S101 - rose implies a paging finding
+        reopened = episode.state is State.ACKNOWLEDGED
+        changes.update(state=State.RAISED, acknowledged_at=None, acknowledged_by=None,
+                       snoozed_until=None, next_escalation_at=timer(ack_within, paging, now))
+        events.append(Event("severity_raised", now, SYSTEM, {
+            "from": (was or episode.severity).value, "to": paging.value, "reopened": reopened,
+            "page": True, "previously_acknowledged_by": episode.acknowledged_by if reopened
+            else None, "summary": derived["summary"]}, derived["evidence"]))
+    elif severity.rank < episode.severity.rank:
+        events.append(Event("severity_lowered", now, SYSTEM, {
+            "from": episode.severity.value, "to": severity.value,
+            "summary": derived["summary"]}, derived["evidence"]))
+    return rose
 
 
 def observe(episode: Alert | None, outcomes: Sequence[Outcome], now: dt.datetime, *,
@@ -213,31 +261,23 @@ def observe(episode: Alert | None, outcomes: Sequence[Outcome], now: dt.datetime
         return Transition(episode, after, tuple(events))
     derived = _derived(findings)
     severity: Severity = derived["severity"]
+    paging = paging_severity(findings.values())
     if episode is None:
         new = Alert(patient_id=patient_id, state=State.RAISED, raised_at=now, updated_at=now,
-                    next_escalation_at=timer(ack_within, severity, now), **derived)
+                    next_escalation_at=None if paging is None else timer(ack_within, paging, now),
+                    **derived)
         return Transition(None, new, (Event("raised", now, SYSTEM, {
-            "severity": severity.value, "summary": derived["summary"], "page": True,
+            "severity": severity.value, "summary": derived["summary"], "page": paging is not None,
             "partial": derived["partial"], "findings": [k.value for k in added]},
             derived["evidence"]),))
     changes = dict(derived)
-    rose = severity.rank > episode.severity.rank
-    if rose:
-        reopened = episode.state is State.ACKNOWLEDGED
-        changes.update(state=State.RAISED, acknowledged_at=None, acknowledged_by=None,
-                       snoozed_until=None, next_escalation_at=timer(ack_within, severity, now))
-        events.append(Event("severity_raised", now, SYSTEM, {
-            "from": episode.severity.value, "to": severity.value, "reopened": reopened,
-            "page": True, "previously_acknowledged_by": episode.acknowledged_by if reopened
-            else None, "summary": derived["summary"]}, derived["evidence"]))
-    elif severity.rank < episode.severity.rank:
-        events.append(Event("severity_lowered", now, SYSTEM, {
-            "from": episode.severity.value, "to": severity.value,
-            "summary": derived["summary"]}, derived["evidence"]))
+    rose = _severity(episode, before, findings, derived, now, ack_within=ack_within,
+                     changes=changes, events=events)
     for kind in added:
         f = findings[kind]
         events.append(_finding_event("finding_raised", f, now, inhibited=f.inhibited,
-                                     page=not f.inhibited and not rose))
+                                     page=not f.inhibited and not rose
+                                     and kind not in QUIET_KINDS))
     for kind, f in findings.items():
         old = before.get(kind)
         if kind not in added and old is not None and old.active and f.severity != old.severity:

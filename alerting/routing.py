@@ -4,7 +4,9 @@
   (a finding added that is not inhibited, :mod:`alerting.episodes`) → the current tier's
   contacts (tier 0 of the current in-hours or out-of-hours route when raised); out of hours
   a severity below the policy's ``out_of_hours.page_from`` loses its paging channels
-  (:func:`escalation.reachable`);
+  (:func:`escalation.reachable`); an event marked ``page: false`` never pages, nor does a
+  snooze ending on an episode named by a quiet finding (the risk tier,
+  :data:`~alerting.candidates.QUIET_KINDS`: it has nothing that pages);
 * escalated → the contacts the escalation decision named;
 * every event also goes to other systems on MQTT (``<prefix>/<patient_id>/<kind>``; ids only,
   no personal data in topics) and to the dashboard.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerting import escalation
+from alerting.candidates import QUIET_KINDS
 from alerting.escalation import Decision
 from alerting.lifecycle import Alert, Event
 from alerting.policy import Contact, Policy
@@ -55,7 +58,9 @@ def notifications(alert: Alert, event: Event, policy: Policy, now: dt.datetime, 
     target: str | None = None
     if decision is not None:
         contacts, target = decision.recipients, decision.target
-    elif event.event in _PAGE_EVENTS or event.detail.get("page") is True:
+    elif event.detail.get("page") is True or (
+            event.event in _PAGE_EVENTS and event.detail.get("page") is not False
+            and alert.kind not in QUIET_KINDS):
         chosen = escalation.initial(alert, policy, now, ceiling=ceiling)
         if alert.escalation_tier:
             tier = min(alert.escalation_tier, len(escalation.route(policy, now)) - 1)

@@ -9,6 +9,11 @@ events and outbox rows with one statement per table, and ``NOTIFY vw_events`` (o
 ``{"type": "alert", …}`` per changed episode; the scored patients as
 ``{"type": "score", "patient_ids": […]}`` chunks, not one notification each).
 
+After the rules, :func:`assess_tiers` re-assesses the risk tier of the batch's patients whose
+tier is due (``alerting.risk_store``) and records a change in their episodes
+(``alerting.risk_findings``: a quiet, low-severity finding); the scheduler's sweep calls it
+too, per chunk.
+
 A reading the artefact filter set aside as doubtful (``rules.Evaluation.doubtful``) is passed
 to the ``on_doubt`` hook, if given, in the same transaction, and always announced as
 ``NOTIFY vw_events`` ``{"type": "doubtful_reading", "patient_id", "code", "measured_at",
@@ -30,7 +35,7 @@ from typing import Any, Final
 
 import psycopg
 
-from alerting import episodes, rules, store, tasks
+from alerting import episodes, risk_findings, risk_store, rules, store, tasks
 from alerting.artefacts import Doubt
 from alerting.candidates import Kind
 from alerting.escalation import Decision
@@ -184,9 +189,41 @@ def evaluate_with_snapshots(conn: Conn, patient_ids: Iterable[int], now: dt.date
     return changes, snapshots
 
 
+def assess_tiers(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
+                 policy: Policy | None = None) -> list[Change]:
+    """The risk tier of the patients whose tier is due (``alerting.risk_store``), a tier change
+    recorded in their episodes (``alerting.risk_findings``: low severity, never paged), the
+    tiers stored; in the caller's transaction. Run after :func:`evaluate` per evaluated batch
+    and per chunk of the timer sweep (the tier moves with time alone)."""
+    policy = policy or default_policy()
+    assessed = risk_store.assess_due(conn, list(patient_ids), now)
+    if not assessed:
+        return []
+    ids = [a.patient_id for a in assessed]
+    store.lock_patients(conn, ids)
+    current = store.open_episodes(conn, ids)
+    changes = persist(conn, [risk_findings.step(
+        current.get(a.patient_id), a.previous, a.assessment, now, patient_id=a.patient_id,
+        ack_within=policy.ack_within) for a in assessed], policy, now)
+    risk_store.save(conn, assessed, now)
+    return changes
+
+
 def evaluate_after_commit(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
                           policy: Policy | None = None,
                           on_doubt: DoubtHook | None = None) -> list[Change]:
     """Score and alert ``patient_ids`` at ``now``; commits its own transaction."""
+    ids = list(patient_ids)
     with conn.transaction():
-        return evaluate(conn, patient_ids, now, policy=policy, on_doubt=on_doubt)
+        changes = evaluate(conn, ids, now, policy=policy, on_doubt=on_doubt)
+        return merged(changes + assess_tiers(conn, ids, now, policy=policy))
+
+
+def merged(changes: Sequence[Change]) -> list[Change]:
+    """One change per alert (the rules' and the tier's steps may both touch an episode): the
+    latest state, every event in order."""
+    out: dict[int, Change] = {}
+    for c in changes:
+        seen = out.get(c.alert_id)
+        out[c.alert_id] = c if seen is None else replace(c, events=seen.events + c.events)
+    return list(out.values())

@@ -4,7 +4,9 @@ A sweep (:func:`sweep`, one instant ``now``): re-evaluates the timer kinds (obse
 overdue, device offline, battery low, infusion late) for every admitted patient and every
 patient with an open episode — which also completes the episodes' hysteresis in time (a
 finding clear for its hold is cleared even when no reading arrives) —, keeps the hub's
-phone-call / visit tasks for what the kits cannot measure (``alerting.due_tasks``), expires snoozes,
+phone-call / visit tasks for what the kits cannot measure (``alerting.due_tasks``), re-assesses
+the risk tiers that are due (``alerting.runner.assess_tiers``: missed sets and the 24-72 h
+windows move with time alone), expires snoozes,
 and moves unacknowledged alerts up the escalation tiers. All state is in the database, so a
 restarted or replacement scheduler carries on where the last one stopped.
 
@@ -103,9 +105,10 @@ def sweep(conn: Conn, policy: Policy, now: dt.datetime) -> SweepResult:
         with conn.transaction():
             # score=False writes no scores, so the snapshots evaluated are still what the
             # hub's tasks are derived from.
+            chunk = ids[start:start + SWEEP_CHUNK]
             changes, snapshots = runner.evaluate_with_snapshots(
-                conn, ids[start:start + SWEEP_CHUNK], now, policy=policy, kinds=TIMER_KINDS,
-                score=False)
+                conn, chunk, now, policy=policy, kinds=TIMER_KINDS, score=False)
+            changes += runner.assess_tiers(conn, chunk, now, policy=policy)  # risk tier
             result.hub_tasks += due_tasks.sync(conn, snapshots, now, runner.rule_config(policy))
         result.timer_changes += len(changes)
     with conn.transaction():

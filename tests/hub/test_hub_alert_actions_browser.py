@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -114,8 +115,10 @@ def test_nurse_acts_on_episodes_from_the_screen_and_the_other_browser_follows(
         assert a.evaluate(POST_JS, [second, HIGH]) == 201
         other = _episode(db, second)
         expect(b.locator(f"#episodes-new #episode-{other}")).to_be_visible(timeout=5000)
-        a.wait_for_function(f"Number(document.body.dataset.soundPlays || 0) > {plays}",
-                            timeout=5000)
+        # Polled from Python: wait_for_function's string predicate needs eval in the page
+        # once it polls, which the hub's CSP forbids (the test failed whenever it had to wait).
+        poll(lambda: int(a.evaluate("Number(document.body.dataset.soundPlays || 0)")) > plays,
+             5, "the sound to play")
         expect(b.locator("#alert-count")).to_have_text("2")
 
         # Acknowledge: moves to "Acknowledged" in B; badge and heading drop to 1.
@@ -202,6 +205,10 @@ def _episode(db: psycopg.Connection[Any], patient_id: int) -> int:
 
 
 def _signals_high(page: Any) -> None:
-    """The attention state is on, and the (blinking) title shows the warning within 10 s (a loaded machine)."""
-    page.wait_for_function("document.body.dataset.attention === 'high'", timeout=10000)
-    page.wait_for_function("/^⚠ \\d+ HIGH alert/.test(document.title)", timeout=10000)
+    """The attention state is on, and the (blinking) title shows the warning within 10 s (a
+    loaded machine). `expect` polls without evaluating strings in the page: the hub's CSP
+    forbids eval, so `wait_for_function("...")` failed whenever its first check was early."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("body")).to_have_attribute("data-attention", "high", timeout=10000)
+    expect(page).to_have_title(re.compile(r"^⚠ \d+ HIGH alert"), timeout=10000)

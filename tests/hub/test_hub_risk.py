@@ -1,6 +1,7 @@
 """Risk groups on a real database: entered facts, LACE/HOSPITAL at referral and discharge,
-the tier with every contribution, tier changes recorded once (low severity, no page), the
-ward view sorted and filtered by tier, and the tier as a FHIR RiskAssessment."""
+the tier the alerting runner stored shown with every contribution (the hub never computes
+one), the ward view and the worklist sorted and filtered by tier, and the tier as a FHIR
+RiskAssessment."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alerting import runner
 from ward.domain.patients import Pathway, ReferralSource
 from ward.hub.auth import Role
 
@@ -30,6 +32,13 @@ def add_score(db: psycopg.Connection[Any], pid: int, at: dt.datetime, total: int
         "INSERT INTO scores (patient_id, computed_at, total, risk, any_single_3, complete, "
         "spo2_scale, sub_scores, missing, evidence) VALUES (%s, %s, %s, %s, false, true, 1, "
         "%s, '{}', '[]')", (pid, at, total, risk, json.dumps({})))
+    db.commit()
+
+
+def assess(db: psycopg.Connection[Any], ids: list[int], now: dt.datetime) -> None:
+    """What `vward alerting` does per evaluated batch and on its sweep: the tier is due for
+    these patients (new scores), assessed, stored and any change recorded in the episode."""
+    runner.assess_tiers(db, ids, now)
     db.commit()
 
 
@@ -79,12 +88,17 @@ def test_scores_computed_at_referral_and_at_discharge(app_client, staff, db, nhs
     assert stages == [("referral", 15, 8), ("discharge", 15, 8)]
 
 
-def test_tier_shows_every_contribution_and_records_changes_once(app_client, staff, admit, db,
-                                                                clock):
+def test_the_hub_shows_the_runners_tier_with_every_contribution_and_computes_none(
+        app_client, staff, admit, db, clock):
     h = staff(Role.HUB_NURSE).headers
     pid = admit(at=clock.now - dt.timedelta(hours=60))
     for hours_ago in range(58, 24, -4):
         add_score(db, pid, clock.now - dt.timedelta(hours=hours_ago), 1)
+    # Not assessed by the runner yet: the hub says so rather than computing a tier itself.
+    before = app_client.get(f"/api/patients/{pid}/risk", headers=h)
+    assert before.status_code == 422
+    assert "not assessed" in before.text
+    assess(db, [pid], clock.now)
     first = app_client.get(f"/api/patients/{pid}/risk", headers=h).json()
     assert [c["factor"] for c in first["contributions"]] == [
         "news2_now", "trajectory", "baseline", "completeness", "readmission", "pathway"]
@@ -96,14 +110,22 @@ def test_tier_shows_every_contribution_and_records_changes_once(app_client, staf
     assert first["tier"] == "rising"
     for hours_ago in (12, 6, 1):
         add_score(db, pid, clock.now - dt.timedelta(hours=hours_ago), 5, "medium")
+    # New scores alone change nothing on screen until the runner assesses them.
+    assert app_client.get(f"/api/patients/{pid}/risk", headers=h).json()["tier"] == "rising"
+    assess(db, [pid], clock.now)
     second = app_client.get(f"/api/patients/{pid}/risk", headers=h).json()
     assert second["tier"] == "high"
+    assert second["assessed_at"] == second["since"]
     app_client.get(f"/api/patients/{pid}/risk", headers=h)
+    (episode,) = db.execute("SELECT id FROM alerts WHERE patient_id = %s AND kind = 'risk_tier'",
+                            [pid]).fetchone() or ()
     changes = list(db.execute(
-        "SELECT from_tier, to_tier, severity, paged, jsonb_array_length(evidence) "
+        "SELECT from_tier, to_tier, alert_id, jsonb_array_length(evidence) "
         "FROM risk_tier_changes WHERE patient_id = %s ORDER BY id", [pid]))
-    assert changes == [(None, "rising", "low", False, 6), ("rising", "high", "low", False, 6)]
+    # The first assessment is where the patient starts; the rise went into an episode.
+    assert changes == [(None, "rising", None, 6), ("rising", "high", episode, 6)]
     assert second["changes"][0]["to_tier"] == "high"
+    assert second["changes"][0]["alert_id"] == episode
 
 
 def test_ward_view_sorts_and_filters_by_tier(app_client, staff, admit, db, clock):
@@ -113,6 +135,7 @@ def test_ward_view_sorts_and_filters_by_tier(app_client, staff, admit, db, clock
     for pid, total, risk in ((calm, 0, "low"), (busy, 6, "medium")):
         for hours_ago in range(23, 0, -1):
             add_score(db, pid, clock.now - dt.timedelta(hours=hours_ago), total, risk)
+    assess(db, [calm, busy], clock.now)
     rows = app_client.get("/api/ward", headers=h, params={"sort": "tier"}).json()["rows"]
     assert [r["patient_id"] for r in rows] == [busy, calm]
     assert [r["tier"]["tier"] for r in rows] == ["rising", "low"]
@@ -125,6 +148,7 @@ def test_tier_as_fhir_risk_assessment(app_client, staff, admit, db, clock):
     h = staff(Role.HUB_NURSE).headers
     pid = admit()
     add_score(db, pid, clock.now - dt.timedelta(minutes=5), 7, "high")
+    assess(db, [pid], clock.now)
     response = app_client.get("/api/fhir/RiskAssessment", headers=h,
                               params={"patient": f"Patient/{pid}"})
     assert response.status_code == 200, response.text
@@ -144,6 +168,7 @@ def test_a_wearables_many_scores_count_as_one_point_per_hour(app_client, staff, 
     pid = admit(at=clock.now - dt.timedelta(hours=3))
     for minute in range(1, 50, 2):  # 25 scores in the last hour, the newest a 4
         add_score(db, pid, clock.now - dt.timedelta(minutes=minute), 4 if minute == 1 else 2)
+    assess(db, [pid], clock.now)
     body = app_client.get(f"/api/patients/{pid}/risk", headers=h).json()
     c = {x["factor"]: x for x in body["contributions"]}
     assert c["news2_now"]["detail"] == "latest total 4"
@@ -168,3 +193,44 @@ def test_junk_risk_facts_never_yield_a_500(app_client, staff, admit, body):
     referral = app_client.post("/api/referrals", headers=h, json={
         "patient_id": pid, "pathway": "step_up", "source": "gp", "risk_factors": body})
     assert referral.status_code < 500, (body, referral.text)
+
+
+def _task(db: psycopg.Connection[Any], pid: int, now: dt.datetime, *, priority: int,
+          due_in: dt.timedelta) -> None:
+    db.execute(
+        "INSERT INTO tasks (kind, patient_id, reason, detail, due_at, priority, created_by, "
+        "created_at) VALUES ('visit', %s, 'requested', 'check in', %s, %s, 'test', %s)",
+        (pid, now + due_in, priority, now))
+    db.commit()
+
+
+def test_worklist_sorts_and_filters_by_tier_and_by_news2(app_client, staff, admit, db, clock):
+    h = staff(Role.HUB_NURSE).headers
+    calm = admit(pathway=Pathway.STEP_DOWN, source=ReferralSource.HOSPITAL_WARD)
+    sick = admit()
+    add_score(db, calm, clock.now - dt.timedelta(minutes=30), 0)
+    add_score(db, sick, clock.now - dt.timedelta(minutes=30), 7, "high")
+    assess(db, [calm, sick], clock.now)
+    # The calm patient's task is the more urgent one by priority and due time.
+    _task(db, calm, clock.now, priority=1, due_in=dt.timedelta(minutes=10))
+    _task(db, sick, clock.now, priority=3, due_in=dt.timedelta(hours=3))
+
+    def patients(**params: Any) -> list[int]:
+        body = app_client.get("/api/worklist", headers=h, params=params)
+        assert body.status_code == 200, body.text
+        ids = [i["patient_id"] for i in body.json()["items"]]
+        return list(dict.fromkeys(ids))  # each patient once, in order of first item
+
+    assert patients() == [calm, sick]
+    assert patients(sort="tier") == [sick, calm]
+    assert patients(sort="news2") == [sick, calm]
+    assert patients(tier="high") == [sick]
+    assert patients(tier=["low", "rising"]) == [calm]
+    assert patients(news2_from=5) == [sick]
+    assert patients(news2_from=0, sort="tier") == [sick, calm]
+    item = next(i for i in app_client.get("/api/worklist", headers=h).json()["items"]
+                if i["patient_id"] == sick)
+    assert (item["tier"], item["news2"], item["band"]) == ("high", 7, "high")
+    assert app_client.get("/api/worklist", headers=h, params={"sort": "x"}).status_code == 422
+    assert app_client.get("/api/worklist", headers=h,
+                          params={"news2_from": 21}).status_code == 422

@@ -1,6 +1,7 @@
 """FHIR R4: `GET /api/fhir/RiskAssessment?patient=…` - the patient's current virtual-ward
 risk tier as a searchset Bundle holding one RiskAssessment (`ward.hub.fhir.risk_assessment`).
-A patient not on the ward has no current tier: the Bundle is empty."""
+A patient not on the ward (or not assessed yet by the alerting runner) has no current tier:
+the Bundle is empty."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def search_risk_assessments(request: Request, conn: DB, now: Now, user: Reader,
                             patient: Annotated[str, Query(max_length=40)]) -> JSONResponse:
     patient_id = _patient_id(patient)
     require_patient(conn, patient_id)
-    out = tier_out(conn, patient_id, now)
+    out = tier_out(conn, patient_id)
     resources = [] if out is None else [fhir.risk_assessment(
         patient_id, tier=out.tier, points=out.points, assessed_at=out.assessed_at,
         contributions=[c.model_dump() for c in out.contributions])]

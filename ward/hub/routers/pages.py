@@ -50,11 +50,10 @@ def _ward(request: Request, conn: DB, now: dt.datetime, settings: Settings,
     return wardview.WardView(snap.rows_at(now), snap.admitted, snap.beds)
 
 
-def _tiers(conn: DB, view: wardview.WardView, now: dt.datetime, *, by_tier: bool = False,
+def _tiers(conn: DB, view: wardview.WardView, *, by_tier: bool = False,
            only: list[Tier] | None = None) -> tuple[wardview.WardView, dict[int, object]]:
-    """The view's rows with their risk tiers (changes recorded), sorted/filtered by tier."""
-    tiers = risk.assess_many(conn, [r.patient_id for r in view.rows], now)
-    risk.record_changes(conn, tiers)
+    """The view's rows with their stored risk tiers, sorted/filtered by tier."""
+    tiers = risk.stored_tiers(conn, [r.patient_id for r in view.rows])
     rows = risk.sort_and_filter(view.rows, tiers, by_tier=by_tier, only=only)
     return (wardview.WardView(rows, view.admitted, view.beds),
             {pid: risk.tier_brief(a) for pid, a in tiers.items()})
@@ -64,7 +63,7 @@ def _tiers(conn: DB, view: wardview.WardView, now: dt.datetime, *, by_tier: bool
 def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
               sort: Literal["news2", "tier"] = "news2",
               tier: Annotated[list[Tier] | None, Query(max_length=3)] = None) -> Response:
-    view, tiers = _tiers(conn, _ward(request, conn, now, settings), now,
+    view, tiers = _tiers(conn, _ward(request, conn, now, settings),
                          by_tier=sort == "tier", only=tier)
     alerts, _ = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
     open_total = alert_queries.counts(conn, now).needs_action  # the badge: what needs action
@@ -86,7 +85,7 @@ def ward_rows(
                           Query(max_length=500)] = None,
 ) -> Response:
     """Rows of the named patients (all when none named); rows no longer admitted are marked."""
-    view, tiers = _tiers(conn, _ward(request, conn, now, settings, patient_id), now)
+    view, tiers = _tiers(conn, _ward(request, conn, now, settings, patient_id))
     shown = {r.patient_id for r in view.rows}
     gone = sorted(set(patient_id or ()) - shown)
     audit.record(conn, user, "read", "ward", now=now,
@@ -186,7 +185,7 @@ def patient_page(
     user: Reader, hours: Annotated[int, Query(ge=1, le=MAX_WINDOW_HOURS)] = 24,
 ) -> Response:
     context = _patient_context(request, conn, now, settings, user, patient_id, hours)
-    return render(request, "patient.html", {**context, **risk_context(conn, patient_id, now)})
+    return render(request, "patient.html", {**context, **risk_context(conn, patient_id)})
 
 
 @router.get("/patients/{patient_id}/panel")

@@ -1,7 +1,8 @@
 """Risk groups: the facts a manager enters (LACE / HOSPITAL inputs), the readmission scores,
 and the virtual-ward risk tier with every factor's contribution (`ward.hub.risk`).
 
-Reading the tier records a tier change (low severity, never paged) when there is one.
+The tier is the one the alerting runner stored (`alerting.risk_store`); the hub never computes
+one. A patient on the ward whom the runner has not assessed yet has none ("not assessed yet").
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class TierOut(BaseModel):
     tier: str
     points: int
     assessed_at: dt.datetime
+    since: dt.datetime = Field(description="in this tier since")
     contributions: list[ContributionOut]
     weights: list[dict[str, Any]]
     thresholds: dict[str, int]
@@ -101,16 +103,15 @@ def factors_out(conn: Any, patient_id: int) -> RiskFactorsOut:
         history=risk.stored_scores(conn, patient_id))
 
 
-def tier_out(conn: Any, patient_id: int, now: dt.datetime) -> TierOut | None:
-    """The tier of an admitted patient (None if not admitted); records a change."""
-    assessment = risk.assess_many(conn, [patient_id], now).get(patient_id)
-    if assessment is None:
+def tier_out(conn: Any, patient_id: int) -> TierOut | None:
+    """The stored tier of an admitted patient (None: not admitted, or not assessed yet)."""
+    stored = risk.stored_tiers(conn, [patient_id]).get(patient_id)
+    if stored is None:
         return None
-    risk.record_changes(conn, {patient_id: assessment})
     return TierOut(
-        patient_id=patient_id, tier=assessment.tier.value, points=assessment.points,
-        assessed_at=now,
-        contributions=[ContributionOut(**c) for c in risk.evidence(assessment)],
+        patient_id=patient_id, tier=stored.tier.value, points=stored.points,
+        assessed_at=stored.assessed_at, since=stored.since,
+        contributions=[ContributionOut(**c) for c in stored.contributions],
         weights=risk.weights_table(),
         thresholds={"rising": risk_tier.RISING_FROM, "high": risk_tier.HIGH_FROM},
         changes=risk.tier_changes(conn, patient_id))
@@ -145,13 +146,14 @@ def read_tier(patient_id: PatientId, conn: DB, now: Now, user: Reader) -> TierOu
     require_patient(conn, patient_id)
     audit.record(conn, user, "read", "risk_tier", now=now, entity_id=patient_id,
                  patient_id=patient_id)
-    out = tier_out(conn, patient_id, now)
+    out = tier_out(conn, patient_id)
     if out is None:
-        raise Invalid("the patient is not admitted: a risk tier is for patients on the ward")
+        raise Invalid("no risk tier: the patient is not on the ward, or the alerting runner "
+                      "has not assessed them yet")
     return out
 
 
-def risk_context(conn: Any, patient_id: int, now: dt.datetime) -> dict[str, Any]:
+def risk_context(conn: Any, patient_id: int) -> dict[str, Any]:
     """What the patient page's risk section shows (`_risk_panel.html`)."""
-    return {"risk_tier": tier_out(conn, patient_id, now),
+    return {"risk_tier": tier_out(conn, patient_id),
             "risk_facts": factors_out(conn, patient_id)}

@@ -94,8 +94,7 @@ def ward_view(
     with their risk tier and its points; `sort=tier` and `tier=…` order and filter by it."""
     cache: wardcache.WardCache = request.app.state.ward_cache
     snap = cache.snapshot(conn, now=now, beds=settings.ward_beds, patient_ids=patient_id)
-    tiers = risk.assess_many(conn, [e.row.patient_id for e in snap.entries], now)
-    risk.record_changes(conn, tiers)
+    tiers = risk.stored_tiers(conn, [e.row.patient_id for e in snap.entries])
     rows = [{**_row_json(e, now), "tier": risk.tier_brief(tiers.get(e.row.patient_id))}
             for e in snap.entries]
     rows = risk.sort_and_filter(rows, tiers, by_tier=sort == "tier", only=tier)

@@ -3,18 +3,26 @@
 The SQL and the actions are `ward.hub.queries.worklist`'s; this router checks roles, audits
 every read and action, and NOTIFYs `task` events so every open worklist updates live over
 the existing SSE stream (`/api/events`; `static/worklist.js` refetches the rows).
+
+Each item carries its patient's risk tier (the one the alerting runner stored,
+`alerting.risk_store`) and latest NEWS2 (the ward row's), so the list can be ordered by tier or
+by NEWS2 instead of priority-then-due, and filtered to some tiers or to NEWS2 from a total.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from ward.hub import audit, wardcache
+from alerting.risk_store import StoredTier
+from alerting.risk_tier import Tier
+from ward.hub import audit, risk, wardcache
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.problems import Invalid
@@ -42,8 +50,22 @@ URGENT_DAYS = 30
 MAX_VISIT_AHEAD = dt.timedelta(days=7)
 
 
+WorkSort = Literal["due", "tier", "news2"]
+
+
+class RankedItem(wl.WorkItem):
+    """A work item with what its patient's urgency is ordered by (None: not on the ward, or
+    no tier assessed / no score yet)."""
+
+    tier: str | None = Field(description="the patient's risk tier: low, rising or high")
+    tier_points: int | None
+    news2: int | None = Field(description="the patient's latest NEWS2 total")
+    news2_complete: bool | None
+    band: str | None = Field(description="the ward row's band (risk colour)")
+
+
 class Worklist(BaseModel):
-    items: list[wl.WorkItem]
+    items: list[RankedItem]
     total: int
     urgent_response: wl.UrgentStats
 
@@ -102,27 +124,82 @@ def _rows(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
     return snap.rows_at(now)
 
 
+@dataclass(frozen=True, slots=True)
+class Order:
+    """How the list is ordered and filtered (query parameters of the API and the page)."""
+
+    sort: WorkSort = "due"
+    tiers: tuple[Tier, ...] = ()
+    news2_from: int | None = None
+
+
+def ranked(items: list[wl.WorkItem], rows: list[WardRow], tiers: Mapping[int, StoredTier],
+           order: Order) -> list[RankedItem]:
+    """Items with their patient's tier and NEWS2, filtered and ordered by `order`. Items come
+    most urgent then soonest due; the sorts are stable, so that order breaks their ties."""
+    by_pid = {r.patient_id: r for r in rows}
+    out = []
+    for item in items:
+        row, tier = by_pid.get(item.patient_id), tiers.get(item.patient_id)
+        score = row.score if row is not None else None
+        out.append(RankedItem(
+            **item.model_dump(), tier=tier.tier.value if tier else None,
+            tier_points=tier.points if tier else None,
+            news2=score.total if score else None, news2_complete=score.complete if score else None,
+            band=row.band if row is not None else None))
+    if order.tiers:
+        wanted = {t.value for t in order.tiers}
+        out = [i for i in out if i.tier in wanted]
+    if order.news2_from is not None:
+        floor = order.news2_from
+        out = [i for i in out if i.news2 is not None and i.news2 >= floor]
+    if order.sort == "tier":
+        out.sort(key=lambda i: -(Tier(i.tier).rank if i.tier else -1))
+    elif order.sort == "news2":
+        out.sort(key=lambda i: -(i.news2 if i.news2 is not None else -1))
+    return out
+
+
 def _worklist(request: Request, conn: Conn, now: dt.datetime, settings: Settings, user: User,
-              status: Literal["open", "closed"], patient_id: int | None, mine: bool) -> Worklist:
+              status: Literal["open", "closed"], patient_id: int | None, mine: bool,
+              order: Order = Order()) -> Worklist:
     ids = None if patient_id is None else [patient_id]
-    items = wl.list_items(conn, now, status=status, patient_ids=ids,
-                          owner=user.username if mine else None,
-                          kit=_rows(request, conn, now, settings, ids))
+    rows = _rows(request, conn, now, settings, ids)
+    found = wl.list_items(conn, now, status=status, patient_ids=ids,
+                          owner=user.username if mine else None, kit=rows)
+    items = ranked(found, rows, risk.stored_tiers(conn, sorted({i.patient_id for i in found})),
+                   order)
     audit.record(conn, user, "list", "task", now=now,
-                 patient_ids=[i.patient_id for i in items], detail={"status": status})
+                 patient_ids=[i.patient_id for i in items],
+                 detail={"status": status, "sort": order.sort,
+                         "tier": [t.value for t in order.tiers] or None,
+                         "news2_from": order.news2_from})
     return Worklist(items=items, total=len(items), urgent_response=wl.urgent_stats(
         conn, now, now - dt.timedelta(days=URGENT_DAYS)))
+
+
+SortQuery = Annotated[WorkSort, Query(
+    description="due: most urgent then soonest due; tier: highest risk tier first; news2: "
+                "highest NEWS2 first (ties keep the due order)")]
+TierQuery = Annotated[list[Tier] | None, Query(max_length=3, description="only these tiers")]
+# The page's "any" option submits an empty value: the same as leaving the filter out.
+News2Query = Annotated[Annotated[int, Field(ge=0, le=20)] | None,
+                       BeforeValidator(lambda v: None if v == "" else v),
+                       Query(description="only patients with NEWS2 at least this (0-20)")]
 
 
 @router.get("/api/worklist", response_model=Worklist)
 def list_worklist(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
                   status: Literal["open", "closed"] = "open",
                   patient_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
-                  mine: bool = False) -> Worklist:
-    """Every kind of work, most urgent (priority 1) then soonest due first."""
+                  mine: bool = False, sort: SortQuery = "due", tier: TierQuery = None,
+                  news2_from: News2Query = None) -> Worklist:
+    """Every kind of work, most urgent (priority 1) then soonest due first, or by the
+    patient's risk tier or NEWS2; filtered to some tiers or to NEWS2 from a total."""
     if patient_id is not None:
         require_patient(conn, patient_id)
-    return _worklist(request, conn, now, settings, user, status, patient_id, mine)
+    return _worklist(request, conn, now, settings, user, status, patient_id, mine,
+                     Order(sort, tuple(tier or ()), news2_from))
 
 
 def _after(conn: Conn, user: User, now: dt.datetime, item: wl.WorkItem, action: str,
@@ -220,20 +297,29 @@ def _page(request: Request, user: User, now: dt.datetime, settings: Settings,
             "request": request}
 
 
+def _order_context(order: Order) -> dict[str, object]:
+    return {"order": order, "order_tiers": [t.value for t in order.tiers]}
+
+
 @router.get("/worklist", include_in_schema=False)
 def worklist_page(request: Request, conn: DB, now: Now, settings: SettingsDep,
-                  user: Reader) -> Response:
-    work = _worklist(request, conn, now, settings, user, "open", None, mine=False)
+                  user: Reader, sort: SortQuery = "due", tier: TierQuery = None,
+                  news2_from: News2Query = None) -> Response:
+    order = Order(sort, tuple(tier or ()), news2_from)
+    work = _worklist(request, conn, now, settings, user, "open", None, False, order)
     return render(request, "worklist.html", {**_page(request, user, now, settings, "worklist"),
-                                             "work": work})
+                                             "work": work, **_order_context(order)})
 
 
 @router.get("/worklist/rows", include_in_schema=False)
 def worklist_rows(request: Request, conn: DB, now: Now, settings: SettingsDep,
-                  user: Reader) -> Response:
-    work = _worklist(request, conn, now, settings, user, "open", None, mine=False)
+                  user: Reader, sort: SortQuery = "due", tier: TierQuery = None,
+                  news2_from: News2Query = None) -> Response:
+    order = Order(sort, tuple(tier or ()), news2_from)
+    work = _worklist(request, conn, now, settings, user, "open", None, False, order)
     return render(request, "_worklist_rows.html",
-                  {**_page(request, user, now, settings, "worklist"), "work": work})
+                  {**_page(request, user, now, settings, "worklist"), "work": work,
+                   **_order_context(order)})
 
 
 @router.get("/handover", include_in_schema=False)

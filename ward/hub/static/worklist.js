@@ -25,7 +25,8 @@
 
   function refresh() {
     timer = null;
-    fetch("/worklist/rows", { credentials: "same-origin", headers: { Accept: "text/html" } })
+    // The page's own sort and filter (?sort=…&tier=…&news2_from=…) apply to the refetch too.
+    fetch("/worklist/rows" + window.location.search, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) { tbody.innerHTML = html; tick(); })
       .catch(function (e) { console.warn("worklist refresh failed", e); });
