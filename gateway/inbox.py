@@ -26,6 +26,7 @@ import collections
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -52,22 +53,31 @@ class Inbox(Generic[T]):
         return len(self._items) >= self._max_messages or (
             self._held > 0 and self._held + size > self._max_bytes)
 
-    def put(self, item: T, size: int, stopping: threading.Event, poll_s: float) -> bool:
-        """Wait for room (count and bytes), then enqueue; False if `stopping` was set."""
+    def put(self, item: T, size: int, stopping: threading.Event, poll_s: float,
+            while_waiting: Callable[[], object] | None = None) -> bool:
+        """Wait for room (count and bytes), then enqueue; False if `stopping` was set.
+
+        `while_waiting` is called (without the lock) every `poll_s` while there is no room:
+        the MQTT link sends what paho has queued meanwhile (acks, pings).
+        """
         if stopping.is_set():
             return False
-        with self._lock:
-            while self._full(size):
-                self._putter_waits = True
-                self._room.wait(poll_s)
-                self._putter_waits = False
-                if stopping.is_set():
-                    return False
-            self._items.append(item)
-            self._held += size
-            if self._taker_waits:
-                self._ready.notify()
-        return True
+        while True:
+            with self._lock:
+                if self._full(size):
+                    self._putter_waits = True
+                    self._room.wait(poll_s)
+                    self._putter_waits = False
+                if not self._full(size):
+                    self._items.append(item)
+                    self._held += size
+                    if self._taker_waits:
+                        self._ready.notify()
+                    return True
+            if stopping.is_set():
+                return False
+            if while_waiting is not None:
+                while_waiting()
 
     def _wait_for_items(self, timeout: float) -> None:
         """With the lock held: wait until something is queued (`queue.Empty` after `timeout`)."""

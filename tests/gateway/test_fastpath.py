@@ -41,21 +41,32 @@ def test_the_fast_path_checks_every_field_of_the_contract() -> None:
 
 @st.composite
 def instants(draw: st.DrawFn) -> object:
+    """Mostly what devices send (so the fast path answers often), sometimes anything."""
     # hypothesis bounds are naive by its API; the instant is written as text below.
-    when = draw(st.datetimes(min_value=dt.datetime(1, 1, 2),  # noqa: DTZ001
+    when = draw(st.datetimes(min_value=dt.datetime(1000, 1, 2),  # noqa: DTZ001
                              max_value=dt.datetime(9999, 12, 30)))  # noqa: DTZ001
     text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if not _rarely(draw):  # a device's instant: 0-6 fraction digits, Z or an offset
+        digits = draw(st.sampled_from(range(7)))
+        fraction = draw(st.text("0123456789", min_size=digits, max_size=digits))
+        return text + (f".{fraction}" if digits else "") + draw(st.sampled_from(
+            ["Z", "+00:00", "-00:00", "+01:00", "-05:30", "+23:59"]))
     digits = draw(st.integers(0, 9))
     if digits:
         text += "." + draw(st.text("0123456789", min_size=digits, max_size=digits))
     text += draw(st.one_of(
-        st.sampled_from(["Z", "z", "+00:00", "-00:00", "+01:00", "-05:30", "+23:59", ""]),
+        st.sampled_from(["Z", "z", "+00:00", ""]),
         st.builds(lambda sign, h, m: f"{sign}{h:02d}:{m:02d}", st.sampled_from("+-"),
                   st.integers(0, 99), st.integers(0, 99))))
-    if draw(st.booleans()) and len(text) > 10:  # lower-case t, or a space
+    if draw(st.booleans()):  # lower-case t, or a space
         text = text[:10] + draw(st.sampled_from(["t", " "])) + text[11:]
-    return draw(st.one_of(st.just(text), st.just(text), st.just(text), st.integers(),
-                          st.text(max_size=30), st.none()))
+    return draw(st.one_of(st.just(text), st.integers(), st.text(max_size=30), st.none()))
+
+
+def _rarely(draw: st.DrawFn) -> bool:
+    # sampled_from, not integers(0, 9) == 0: hypothesis favours boundary integers, which made
+    # nearly every generated message invalid (and the fast path never answered).
+    return draw(st.sampled_from([False] * 9 + [True]))
 
 
 def _values() -> st.SearchStrategy[object]:
@@ -66,35 +77,38 @@ def _values() -> st.SearchStrategy[object]:
 
 @st.composite
 def readings_items(draw: st.DrawFn) -> object:
-    item: dict[str, object] = {"code": draw(st.one_of(st.sampled_from(CODES), st.integers())),
-                               "value": draw(_values()),
-                               "unit": draw(st.one_of(st.sampled_from(UNITS), st.none())),
-                               "measured_at": draw(instants())}
-    for key in draw(st.sets(st.sampled_from(sorted(item)), max_size=1)):
-        del item[key]
-    if draw(st.integers(0, 9)) == 0:
+    item: dict[str, object] = {
+        "code": draw(st.sampled_from(CODES)) if not _rarely(draw) else draw(st.integers()),
+        "value": draw(st.one_of(st.integers(-10, 400), st.floats(-10, 400)))
+        if not _rarely(draw) else draw(_values()),
+        "unit": draw(st.sampled_from(UNITS)) if not _rarely(draw) else None,
+        "measured_at": draw(instants())}
+    if _rarely(draw):
+        del item[draw(st.sampled_from(sorted(item)))]
+    if _rarely(draw):
         item["extra"] = 1
-    return draw(st.one_of(st.just(item), st.just(item), st.just(item), st.integers()))
+    return item if not _rarely(draw) else draw(st.integers())
 
 
 @st.composite
 def payloads(draw: st.DrawFn) -> bytes:
     body: dict[str, object] = {
-        "msg_id": draw(st.one_of(st.text(max_size=130), st.text(min_size=128, max_size=129),
-                                 st.integers(), st.none())),
+        "msg_id": draw(st.text(min_size=1, max_size=20)) if not _rarely(draw) else draw(
+            st.one_of(st.text(min_size=128, max_size=129), st.just(""), st.integers(),
+                      st.none())),
         "sent_at": draw(instants()),
-        "readings": draw(st.one_of(st.lists(readings_items(), max_size=3), st.just([]),
-                                   st.integers())),
+        "readings": draw(st.lists(readings_items(), min_size=1, max_size=3))
+        if not _rarely(draw) else draw(st.one_of(st.just([]), st.integers())),
     }
-    if draw(st.booleans()):
+    if _rarely(draw):
         body["device_id"] = draw(st.one_of(st.just("dev-1"), st.just("dev-2"), st.none(),
                                            st.integers()))
-    for key in draw(st.sets(st.sampled_from(["msg_id", "sent_at", "readings"]), max_size=1)):
-        del body[key]
-    if draw(st.integers(0, 9)) == 0:
+    if _rarely(draw):
+        del body[draw(st.sampled_from(["msg_id", "sent_at", "readings"]))]
+    if _rarely(draw):
         body["extra"] = True
     raw = json.dumps(body).encode()
-    if draw(st.integers(0, 19)) == 0:
+    if _rarely(draw):
         raw = raw[:draw(st.integers(0, len(raw)))]  # truncated: not JSON
     return raw
 
