@@ -1,7 +1,8 @@
 """Benchmark the gateway beside the C ceiling and the best-practice Python consumer, one run.
 
 Usage:
-    python benchmarks/bench_ingest.py [--n 100000] [--runs 1] [--only a,b3,g1,g1a,g2,g2a,lat]
+    python benchmarks/bench_ingest.py [--n 100000] [--runs 1]
+        [--only a,b3,b5,g1,g1a,g2a] (also: c, g2, g1-311, g1a-311, g2a-311, lat)
         [--protocol 5|3.1.1] [--results all|problems] [--results-qos 0|1]
         [--lat-rate 2000] [--lat-seconds 30] [--bench-dir ../shared/bench]
 
@@ -11,12 +12,13 @@ its Mosquitto (own port), its load generator (QoS 1, one reading per message, 1,
 sampler, so every figure below comes from the same timer on the same load in one invocation.
 Only ratios inside one invocation mean anything on this shared machine.
 
-Scenarios (`--only`):
+Scenarios (`--only`; the default is the headline set a,b3,b5,g1,g1a,g2a):
   a    C ceiling: mosquitto_sub → mawk → psql \\copy
   b3   best-practice Python consumer, MQTT 3.1.1 (b5: the same on MQTT 5)
   c    the harness's naive bridge, one INSERT + commit per message (on N/5 messages)
   g1   `vward gateway`, alerting off          g1a  the same, alerting on (+ `vward alerting`)
   g2   two gateways on one shared subscription, alerting off      g2a  alerting on
+  g1-311, g1a-311, g2a-311: the same on MQTT 3.1.1 whatever --protocol says
   lat  one gateway + `vward alerting` at --lat-rate msgs/s: publish → receipt (read back from
        readings: measured_at is the publish instant) and receipt → alert evaluation committed
        (the evaluator's own per-row figure), p50/p99
@@ -25,6 +27,11 @@ registered and assigned, in a throwaway database (dropped at the end); alerting 
 gateway queues patients (`VW_GATEWAY_ALERTING=true`) and `vward alerting` evaluates them, and
 the run also reports how long the evaluator took to empty its queue after the last row.
 Memory: RSS of the gateway processes sampled every second, first vs last third of the run.
+
+The table's headline columns: × the C ceiling, and × the best-practice consumer *on the
+gateway's protocol* (b5 for MQTT 5, b3 for 3.1.1; the consumer on 3.1.1 is faster here).
+"gateway CPU µs/msg" is the CPU of every process the scenario started (gateways and, alerting
+on, `vward alerting`) per message: steadier than msgs/s on a loaded machine.
 """
 
 from __future__ import annotations
@@ -153,13 +160,13 @@ class RssWatch(threading.Thread):
 
 
 def _gateway_cmd(a: argparse.Namespace, url: str, broker_port: int, marker: str, *,
-                 gateways: int, alerting: bool) -> tuple[str, str]:
+                 gateways: int, alerting: bool, protocol: str) -> tuple[str, str]:
     """A shell command starting the processes, and the regex of their all-ready log."""
     env = {"VW_DATABASE_URL": _as_url(url), "VW_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}",
            "VW_MQTT_SHARE_GROUP": "bench" if gateways > 1 else "",
            "VW_GATEWAY_ALERTING": "true" if alerting else "false",
            "VW_GATEWAY_RESULTS": a.results, "VW_GATEWAY_RESULTS_QOS": str(a.results_qos),
-           "VW_MQTT_PROTOCOL": a.protocol, "VW_LOG_LEVEL": "INFO", "PYTHONPATH": str(REPO),
+           "VW_MQTT_PROTOCOL": protocol, "VW_LOG_LEVEL": "INFO", "PYTHONPATH": str(REPO),
            "VWBENCH_MARKER": marker}
     prefix = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     py = shlex.quote(sys.executable)
@@ -193,11 +200,37 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
+def _marked(marker: bytes) -> list[int]:
+    """Pids of the processes whose environment carries `marker` (this run's gateways)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker in Path(f"/proc/{pid}/environ").read_bytes():
+                pids.append(int(pid))
+        except OSError:
+            continue
+    return pids
+
+
+def _wait_gone(marker: str, timeout: float = 60) -> None:
+    """Wait until the last scenario's processes have exited (the harness only waits for their
+    shell): a gateway or evaluator still shutting down holds locks the next reset's TRUNCATE
+    needs (a deadlock), and steals CPU from the next scenario."""
+    deadline = time.monotonic() + timeout
+    while (left := _marked(marker.encode())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if left:
+        sys.exit(f"processes of an earlier scenario did not stop: {left}")
+
+
 def _run_gateway(harness: ModuleType, ctx: Any, a: argparse.Namespace, url: str, marker: str,
-                 *, gateways: int, alerting: bool, n: int, rate: float = 0) -> dict[str, Any]:
+                 *, gateways: int, alerting: bool, n: int, rate: float = 0,
+                 protocol: str | None = None) -> dict[str, Any]:
+    _wait_gone(marker)
     a_ns = ctx.a
     a_ns.gateway_cmd, a_ns.gateway_ready_regex = _gateway_cmd(
-        a, url, ctx.broker.port, marker, gateways=gateways, alerting=alerting)
+        a, url, ctx.broker.port, marker, gateways=gateways, alerting=alerting,
+        protocol=protocol or a.protocol)
     a_ns.gateway_db = url
     a_ns.gateway_reset_sql = "TRUNCATE readings, latest_readings, alerting_queue"
     a_ns.gateway_latency_sql = (
@@ -208,7 +241,9 @@ def _run_gateway(harness: ModuleType, ctx: Any, a: argparse.Namespace, url: str,
     result: dict[str, Any] = harness.scen_g(ctx, n, rate=rate) if rate else _timed_g(
         harness, ctx, n, url, alerting)
     watch.done.set()
+    _wait_gone(marker)
     result["rss"] = watch.summary()
+    result["protocol"] = protocol or a.protocol
     if rate and alerting:
         text = Path(result["gateway_log"]).read_text(errors="replace")
         lags = [float(x) for m in re.finditer(r"lags_ms=([0-9.,]+)", text)
@@ -246,7 +281,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="messages per throughput run")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--only", default="a,b3,g1,g1a,g2,g2a,lat")
+    parser.add_argument("--only", default="a,b3,b5,g1,g1a,g2a")
     parser.add_argument("--protocol", default="5", choices=("5", "3.1.1"),
                         help="the gateway's MQTT protocol (VW_MQTT_PROTOCOL)")
     parser.add_argument("--results", default="all", choices=("all", "problems"))
@@ -296,6 +331,15 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
                 harness, ctx, a, url, marker, gateways=2, alerting=False, n=a.n)),
             "g2a": ("vward gateway x2 ($share), alerting on", lambda: _run_gateway(
                 harness, ctx, a, url, marker, gateways=2, alerting=True, n=a.n)),
+            "g1-311": ("vward gateway x1, alerting off, MQTT 3.1.1", lambda: _run_gateway(
+                harness, ctx, a, url, marker, gateways=1, alerting=False, n=a.n,
+                protocol="3.1.1")),
+            "g1a-311": ("vward gateway x1, alerting on, MQTT 3.1.1", lambda: _run_gateway(
+                harness, ctx, a, url, marker, gateways=1, alerting=True, n=a.n,
+                protocol="3.1.1")),
+            "g2a-311": ("vward gateway x2 ($share), alerting on, MQTT 3.1.1",
+                        lambda: _run_gateway(harness, ctx, a, url, marker, gateways=2,
+                                             alerting=True, n=a.n, protocol="3.1.1")),
         }
         plan = [(k, scenarios[k]) for k in only if k in scenarios]
         print(f"ingest benchmark: {a.n:,} QoS 1 messages of one reading, {ns.devices} devices, "
@@ -322,16 +366,27 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
     def median(key: str) -> float:
         return statistics.median(r["msgs_per_s"] for r in rows[key])
 
+    def cpu_us(key: str) -> str:
+        role = "gateway" if key.startswith("g") else "consumer"
+        spent = [r["cpu"]["cpu_s"].get(role) for r in rows[key]]
+        values = [1e6 * s / n for s, n in zip(spent, (r.get("n", a.n) for r in rows[key]),
+                                               strict=True) if s]
+        return f"{statistics.median(values):.0f}" if values else ""
+
     ceiling = median("a") if "a" in rows else None
-    best = median("b3") if "b3" in rows else None
-    print("\n| path | msgs/s | x C ceiling | x best-practice (3.1.1) | peak RSS MiB | RSS over run |")
-    print("|---|---:|---:|---:|---:|---|")
+    best = {p: median(k) for p, k in (("3.1.1", "b3"), ("5", "b5")) if k in rows}
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores; ratios only)")
+    print("\n| path | msgs/s | x C ceiling | x best-practice, same protocol | "
+          "gateway CPU us/msg | peak RSS MiB | RSS over run |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for key, (label, _fn) in plan:
         rate = median(key)
         rss = rows[key][-1]["cpu"]["peak_rss_mb"]
-        print(f"| {label} | {rate:,.0f} | "
+        protocol = rows[key][-1].get("protocol") or {"b3": "3.1.1", "b5": "5"}.get(key)
+        versus = best.get(protocol) if protocol else None
+        print(f"| {label}{f' [MQTT {protocol}]' if key.startswith('g') else ''} | {rate:,.0f} | "
               f"{rate / ceiling if ceiling else float('nan'):.2f} | "
-              f"{rate / best if best else float('nan'):.2f} | "
+              f"{rate / versus if versus else float('nan'):.2f} | {cpu_us(key)} | "
               f"{', '.join(f'{k} {v:.0f}' for k, v in rss.items())} | "
               f"{rows[key][-1].get('rss', '')} |")
     if "lat" in rows:

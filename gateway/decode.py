@@ -15,13 +15,15 @@ Must never do I/O; the clock is the `now` parameter.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from gateway import senml
+from gateway import fastpath, senml
 from gateway.contract import (
     Channel,
     ReadingIn,
@@ -40,6 +42,7 @@ from ward.domain.errors import (
     UnknownVitalCode,
     WrongValueType,
 )
+from ward.domain.vitals import CATALOGUE, Converter, VitalSpec
 from ward.domain.vitals import measure as measure_value
 
 
@@ -54,6 +57,20 @@ _ENVELOPE = TypeAdapter(_Envelope)
 _READING = TypeAdapter(ReadingIn)
 _STATUS = TypeAdapter(StatusPayload)
 _SENML = TypeAdapter(list[SenMLRecord])
+
+# The common case of `ward.domain.vitals.measure`, looked up once: a number in an accepted
+# unit of a numeric (not categorical) code. Anything else — a label, a categorical code, an
+# unknown code or unit, a value out of range — goes through `measure_value` itself, which
+# raises the domain's error and so words the problem exactly as before.
+_NUMERIC: dict[tuple[str, str], tuple[VitalSpec, Converter, str]] = {
+    (spec.code.value, unit): (spec, converter, spec.code.value)
+    for spec in CATALOGUE.values() if not spec.categorical
+    for unit, converter in spec.conversions.items()
+}
+# Topics seen: a fleet sends on a few topics per device, again and again. Bounded (a stream
+# of made-up topics costs at most this many entries); only valid topics are remembered.
+_TOPIC_CACHE = 16_384
+_parse_topic = functools.lru_cache(maxsize=_TOPIC_CACHE)(parse_topic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +144,7 @@ Decoded = DecodedMessage | DecodedStatus | Rejection
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
-    return when.astimezone(dt.UTC)
+    return when if when.tzinfo is dt.UTC else when.astimezone(dt.UTC)
 
 
 def _best_effort_msg_id(payload: bytes) -> str | None:
@@ -171,6 +188,31 @@ def measure(
 ) -> DecodedReading | Problem:
     """Validate one measurement against the catalogue and the clock; convert its unit."""
     measured_at = _utc(measured_at)
+    kind = type(value)
+    numeric = _NUMERIC.get((code, unit)) if kind is float or kind is int else None
+    if numeric is not None and math.isfinite(number := float(value)):
+        spec, converter, code_value = numeric
+        converted = converter(number)
+        if spec.low <= converted <= spec.high:
+            source = (None, None) if unit == spec.unit else (number, unit)
+            return _timed(index, code_value, converted, spec.unit, measured_at, now,
+                          limits, *source)
+    return _measure_by_catalogue(index, code, value, unit, measured_at=measured_at, now=now,
+                                 limits=limits)
+
+
+def _measure_by_catalogue(
+    index: int,
+    code: str,
+    value: float | str,
+    unit: str,
+    *,
+    measured_at: dt.datetime,
+    now: dt.datetime,
+    limits: Limits,
+) -> DecodedReading | Problem:
+    """`measure` through `ward.domain.vitals.measure` itself (every case; words problems)."""
+    measured_at = _utc(measured_at)
     try:
         measured = measure_value(code, value, unit)
     except WrongValueType as exc:
@@ -183,6 +225,15 @@ def measure(
         return Problem(RejectReason.UNKNOWN_LABEL, str(exc), index)
     except ImplausibleValue as exc:
         return Problem(RejectReason.IMPLAUSIBLE_VALUE, str(exc), index)
+    return _timed(index, measured.spec.code.value, measured.value, measured.spec.unit,
+                  measured_at, now, limits, measured.source_value, measured.source_unit)
+
+
+def _timed(  # noqa: PLR0917 - the fields of a DecodedReading, in its order
+        index: int, code: str, value: float, unit: str, measured_at: dt.datetime,
+        now: dt.datetime, limits: Limits, source_value: float | None,
+        source_unit: str | None) -> DecodedReading | Problem:
+    """A measured value, checked against the clock (`measured_at` is UTC)."""
     if measured_at > now + limits.future_tolerance:
         return Problem(
             RejectReason.FUTURE_TIMESTAMP,
@@ -191,8 +242,8 @@ def measure(
             index,
         )
     late = now - measured_at > limits.late_after
-    return DecodedReading(index, measured.spec.code.value, measured.value, measured.spec.unit,
-                          measured_at, late, measured.source_value, measured.source_unit)
+    return DecodedReading(index, code, value, unit, measured_at, late, source_value,
+                          source_unit)
 
 
 def _collect(
@@ -202,6 +253,8 @@ def _collect(
     sent_at: dt.datetime | None,
     results: list[DecodedReading | Problem],
 ) -> DecodedMessage:
+    if len(results) == 1 and type(results[0]) is DecodedReading:  # the common message
+        return DecodedMessage(device_id, channel, msg_id, sent_at, (results[0],))
     readings: list[DecodedReading] = []
     problems: list[Problem] = []
     seen: set[tuple[str, dt.datetime]] = set()
@@ -220,9 +273,23 @@ def _collect(
     return DecodedMessage(device_id, channel, msg_id, sent_at, tuple(readings), tuple(problems))
 
 
+def _wrong_device(device_id: str, msg_id: str, claimed: str) -> Rejection:
+    return Rejection(device_id, Channel.READINGS, msg_id, (Problem(
+        RejectReason.WRONG_TOPIC,
+        f"payload names device {claimed!r} but was published on {device_id!r}'s topic"),))
+
+
 def _native(
     device_id: str, payload: bytes, now: dt.datetime, limits: Limits
 ) -> DecodedMessage | Rejection:
+    fast = fastpath.readings_envelope(payload)
+    if fast is not None:  # valid as pydantic would judge it (gateway.fastpath)
+        if fast.device_id is not None and fast.device_id != device_id:
+            return _wrong_device(device_id, fast.msg_id, fast.device_id)
+        return _collect(device_id, Channel.READINGS, fast.msg_id, fast.sent_at, [
+            measure(index, r.code, r.value, r.unit, measured_at=r.measured_at, now=now,
+                    limits=limits)
+            for index, r in enumerate(fast.readings)])
     bad_items: dict[int, Problem] = {}
     try:
         body = _READINGS.validate_json(payload)
@@ -251,9 +318,7 @@ def _native(
                                            _validation_detail(item_exc), index)
                 items.append(None)
     if claimed is not None and claimed != device_id:
-        return Rejection(device_id, Channel.READINGS, msg_id, (Problem(
-            RejectReason.WRONG_TOPIC,
-            f"payload names device {claimed!r} but was published on {device_id!r}'s topic"),))
+        return _wrong_device(device_id, msg_id, claimed)
     results: list[DecodedReading | Problem] = []
     for index, item in enumerate(items):
         if item is None:
@@ -317,7 +382,7 @@ def decode(topic: str, payload: bytes, now: dt.datetime, limits: Limits, *,
     these bytes, so a redelivered pack resolves to the same instants (`gateway.relative_times`).
     """
     try:
-        device_id, channel = parse_topic(topic)
+        device_id, channel = _parse_topic(topic)
     except TopicError as exc:
         return Rejection(exc.device_id, None, _best_effort_msg_id(payload[:limits.max_payload_bytes]),
                          (Problem(RejectReason.WRONG_TOPIC, str(exc)),))

@@ -7,12 +7,26 @@ also counts the bytes of every message from the moment it is received until it i
 *acknowledged* (`done`), and the network thread waits while more than `max_bytes` are held:
 the socket fills and the broker keeps the rest queued for the session (nothing is lost).
 A single message larger than `max_bytes` is still let in when nothing else is held.
+
+Cost per message matters here (issue 14): this is on both threads' path for every message.
+One plain lock guards a deque and two counters; a side waits on its condition only when it
+must (full, or empty), and the other side signals only when someone waits, so the common case
+is one uncontended lock round per put and none per message taken (`take_many` empties the
+deque under one lock). `done` is called once per batch with the batch's bytes.
+
+Stopping: once `stopping` is set, `put` refuses at once (the message is not acknowledged, so
+the broker redelivers it), so paho's thread drains what its socket still holds in moments
+and the gateway stops; it used to wait `poll_s` per buffered message (a stop under backlog
+took many minutes).
 """
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
+import time
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -20,39 +34,88 @@ T = TypeVar("T")
 
 class Inbox(Generic[T]):
     def __init__(self, max_messages: int, max_bytes: int) -> None:
-        self._queue: queue.SimpleQueue[T] = queue.SimpleQueue()
-        self._room = threading.Semaphore(max_messages)
+        self._items: collections.deque[T] = collections.deque()
+        self._max_messages = max_messages
         self._max_bytes = max_bytes
         self._held = 0
-        self._bytes_freed = threading.Condition()
+        lock = threading.Lock()
+        self._lock = lock
+        self._room = threading.Condition(lock)  # the network thread waits here when full
+        self._ready = threading.Condition(lock)  # the ingest thread waits here when empty
+        self._putter_waits = False
+        self._taker_waits = False
 
     @property
     def held_bytes(self) -> int:
         return self._held
 
-    def put(self, item: T, size: int, stopping: threading.Event, poll_s: float) -> bool:
-        """Wait for room (count and bytes), then enqueue; False if `stopping` was set."""
-        while not self._room.acquire(timeout=poll_s):
+    def _full(self, size: int) -> bool:
+        return len(self._items) >= self._max_messages or (
+            self._held > 0 and self._held + size > self._max_bytes)
+
+    def put(self, item: T, size: int, stopping: threading.Event, poll_s: float,
+            while_waiting: Callable[[], object] | None = None) -> bool:
+        """Wait for room (count and bytes), then enqueue; False if `stopping` was set.
+
+        `while_waiting` is called (without the lock) every `poll_s` while there is no room:
+        the MQTT link sends what paho has queued meanwhile (acks, pings).
+        """
+        if stopping.is_set():
+            return False
+        while True:
+            with self._lock:
+                if self._full(size):
+                    self._putter_waits = True
+                    self._room.wait(poll_s)
+                    self._putter_waits = False
+                if not self._full(size):
+                    self._items.append(item)
+                    self._held += size
+                    if self._taker_waits:
+                        self._ready.notify()
+                    return True
             if stopping.is_set():
                 return False
-        with self._bytes_freed:
-            while self._held and self._held + size > self._max_bytes:
-                self._bytes_freed.wait(poll_s)
-                if stopping.is_set():
-                    self._room.release()
-                    return False
-            self._held += size
-        self._queue.put(item)
-        return True
+            if while_waiting is not None:
+                while_waiting()
+
+    def _wait_for_items(self, timeout: float) -> None:
+        """With the lock held: wait until something is queued (`queue.Empty` after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while not self._items:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise queue.Empty
+            self._taker_waits = True
+            self._ready.wait(remaining)
+            self._taker_waits = False
 
     def take(self, timeout: float) -> T:
         """The next item (`queue.Empty` after `timeout`); frees its place in the count."""
-        item = self._queue.get(timeout=timeout)
-        self._room.release()
+        with self._lock:
+            self._wait_for_items(timeout)
+            item = self._items.popleft()
+            if self._putter_waits:
+                self._room.notify()
         return item
 
+    def take_many(self, limit: int, timeout: float) -> list[T]:
+        """Up to `limit` items: whatever is queued, waiting up to `timeout` for the first."""
+        with self._lock:
+            self._wait_for_items(timeout)
+            items = self._items
+            if len(items) <= limit:
+                taken = list(items)
+                items.clear()
+            else:
+                taken = [items.popleft() for _ in range(limit)]
+            if self._putter_waits:
+                self._room.notify()
+        return taken
+
     def done(self, size: int) -> None:
-        """A taken item of `size` bytes was acknowledged (or given up): free its bytes."""
-        with self._bytes_freed:
+        """Taken items of `size` bytes in all were acknowledged (or given up): free their bytes."""
+        with self._lock:
             self._held = max(0, self._held - size)
-            self._bytes_freed.notify_all()
+            if self._putter_waits:
+                self._room.notify()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import functools
 import logging
 import queue
 import threading
@@ -31,12 +32,12 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
-from gateway.contract import Channel, RejectReason, encode_result, results_topic
+from gateway.contract import Channel, RejectReason, results_topic
 from gateway.decode import Decoded, DecodedMessage, Limits, Problem, Rejection, decode
 from gateway.directory import DeviceDirectory
 from gateway.metrics import GatewayMetrics
 from gateway.mqtt import Inbound, MqttLink, broker_address
-from gateway.pipeline import BatchPlan, Key, plan_batch, result_for
+from gateway.pipeline import BatchPlan, Key, answer, plan_batch
 from gateway.relative_times import rebase
 from gateway.sink import Conn, write_batch
 from ward.db import channels
@@ -54,6 +55,8 @@ DB_CONNECT_TIMEOUT_S = 5
 # How long the loop waits for a first message before doing housekeeping (notifications).
 IDLE_POLL_S = 0.2
 _CHANNELS = {c.value for c in Channel}
+# Results topics of the devices seen (the device id is checked once, not per result).
+_results_topic = functools.lru_cache(maxsize=16_384)(results_topic)
 
 
 def _utcnow() -> dt.datetime:
@@ -122,6 +125,8 @@ class Gateway:
         self._conn: Conn | None = None
         self._listen: Conn | None = None
         self._unacked = 0
+        # Taken from the inbox but not yet in a batch (the last batch filled up with readings).
+        self._carry: list[Inbound] = []
         self._received: collections.Counter[str] = collections.Counter()
         self._secrets = _secrets_of(settings)
         # The broker redelivers to this session for at most its expiry: a pack seen longer ago
@@ -192,26 +197,39 @@ class Gateway:
             return Rejection(None, None, None, (
                 Problem(RejectReason.INTERNAL_ERROR, f"decoder failed: {type(exc).__name__}"),))
 
+    def _take(self, limit: int, timeout: float) -> list[Inbound]:
+        """Up to `limit` messages: first those left over from the last batch, then the inbox."""
+        if self._carry:
+            taken, self._carry = self._carry[:limit], self._carry[limit:]
+            return taken
+        return self.link.take_many(limit, timeout)
+
     def _collect(self) -> list[tuple[Inbound, Decoded]]:
+        limit = self.settings.gateway_batch_size
         try:
-            first = self.link.take(IDLE_POLL_S)
+            taken = self._take(limit, IDLE_POLL_S)
         except queue.Empty:
             return []
         self._received.clear()
-        batch = [(first, self._decode(first))]
-        count = _reading_count(batch[0][1])
+        batch: list[tuple[Inbound, Decoded]] = []
+        count = 0
         deadline = time.monotonic() + self.settings.gateway_batch_wait_ms / 1000
-        while count < self.settings.gateway_batch_size:
+        while True:
+            for i, message in enumerate(taken):
+                if count >= limit:  # a batch of many-reading messages is full: keep the rest
+                    self._carry = taken[i:] + self._carry
+                    break
+                decoded = self._decode(message)
+                batch.append((message, decoded))
+                count += _reading_count(decoded)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if count >= limit or remaining <= 0:
                 break
             try:
-                message = self.link.take(remaining)
+                # At most as many messages as readings still fit (a message carries >= 1).
+                taken = self._take(limit - count, remaining)
             except queue.Empty:
                 break
-            decoded = self._decode(message)
-            batch.append((message, decoded))
-            count += _reading_count(decoded)
         for channel, received in self._received.items():  # once per batch, not per message
             self.metrics.received.labels(channel).inc(received)
         return batch
@@ -274,8 +292,7 @@ class Gateway:
                     return False
                 delay = min(delay * 2, DB_RETRY_MAX_S)
         committed_at = self.clock()
-        for message, _ in batch:
-            self.link.ack(message)
+        self.link.ack_all([message for message, _ in batch])
         self._unacked = 0
         self.metrics.unacked.set(0)
         self._answer(plan, inserted)
@@ -285,10 +302,12 @@ class Gateway:
     def _answer(self, plan: BatchPlan, inserted: set[Key]) -> None:
         qos = self.settings.gateway_results_qos
         problems_only = self.settings.gateway_results == "problems"
+        publish = self.link.publish
         for outcome in plan.outcomes:
-            result = result_for(outcome, inserted, problems_only=problems_only)
-            if result is not None and outcome.device_id is not None:
-                self.link.publish(results_topic(outcome.device_id), encode_result(result), qos)
+            if outcome.answer and outcome.device_id is not None:
+                body = answer(outcome, inserted, problems_only=problems_only)
+                if body is not None:
+                    publish(_results_topic(outcome.device_id), body, qos)
 
     def _observe(self, plan: BatchPlan, inserted: set[Key], messages: int, commit_s: float,
                  committed_at: dt.datetime) -> None:

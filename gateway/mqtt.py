@@ -25,12 +25,14 @@ connection is skipped: its resent copy is stored as a duplicate and acknowledged
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import socket
 import threading
 import urllib.parse
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -47,8 +49,12 @@ RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 10
 # Keepalive: the broker notices a dead gateway within 1.5 × 30 s and redelivers its messages.
 KEEPALIVE_S = 30
-# Results in flight at QoS 1 before paho queues them locally (paho's default is only 20).
-RESULTS_INFLIGHT = 1000
+# Results in flight at QoS 1 before paho queues them locally. Not more than Mosquitto takes:
+# its CONNACK says Receive Maximum 20 (its max_inflight_messages default) and paho does not
+# apply the broker's figure (nor may it be changed once connected); at 1,000 the benchmark's
+# broker dropped the gateway ("disconnected due to out of memory"). 20 per round trip to a
+# local broker is still tens of thousands of results a second.
+RESULTS_INFLIGHT = 20
 # Results waiting in paho's own queue beyond that; past it a result is dropped (and counted):
 # results are advisory, the PUBACK after commit is the device's durable acknowledgement.
 RESULTS_QUEUED = 20_000
@@ -60,12 +66,23 @@ INBOX_FACTOR = 2
 INBOX_MAX_BYTES = 32 << 20
 # While waiting for room, the network thread wakes this often to notice a stop.
 ROOM_POLL_S = 0.5
+# How long a stop waits for paho to send its DISCONNECT before it shuts the socket.
+STOP_GRACE_S = 2.0
+# Bytes read from the socket at once. paho reads each packet with three or four recv calls
+# (the command byte, the length bytes one by one, the body): four system calls per message,
+# each also a trip through the GIL. Reading ahead serves them from memory: at ~250 bytes per
+# single-reading message, one recv per ~250 messages. Bounded: at most this much is buffered
+# beyond what paho asked for, and it still counts against nothing else (the socket would
+# have held it anyway).
+READ_AHEAD_BYTES = 64 << 10
 # `VW_MQTT_PROTOCOL` values and paho's names for them.
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Inbound:
+class Inbound(NamedTuple):
+    """One received message. A named tuple, not a frozen dataclass: one is made per message
+    on paho's thread, and a tuple is built at a fifth of the cost (issue 14)."""
+
     topic: str
     payload: bytes
     qos: int
@@ -125,6 +142,7 @@ class MqttLink:
         self._generation = 0
         self._receive_maximum = receive_maximum
         self._stopping = threading.Event()
+        self._gone = threading.Event()  # disconnected after stop()
         self.results_dropped = 0
         self._session_expiry_s = session_expiry_s
         self.protocol = protocol
@@ -160,6 +178,16 @@ class MqttLink:
     def stop(self) -> None:
         self._stopping.set()
         self._client.disconnect()
+        # paho writes the DISCONNECT only between reads; a broker streaming a backlog at a
+        # gateway that no longer takes anything (Mosquitto 2.0 keeps sending past the Receive
+        # Maximum, see above) kept paho reading, and the process running, for minutes (seen
+        # in the benchmark). After a grace period the socket is shut: un-acknowledged
+        # messages are redelivered to the next session, as after any disconnect.
+        if not self._gone.wait(STOP_GRACE_S):
+            shutdown = getattr(self._client.socket(), "shutdown", None)
+            if shutdown is not None:
+                with contextlib.suppress(OSError):
+                    shutdown(socket.SHUT_RDWR)
         self._client.loop_stop()
 
     # paho's network thread ------------------------------------------------------------------
@@ -212,6 +240,8 @@ class MqttLink:
     def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:
         self.connected.clear()
+        if self._stopping.is_set():
+            self._gone.set()
         if self._stopping.is_set():  # our own DISCONNECT at shutdown: nothing is wrong
             log.info("mqtt disconnected broker=%s (stopping)", self.address.safe)
             return
@@ -222,7 +252,21 @@ class MqttLink:
         payload = bytes(msg.payload)
         # Waits for room; on a stop the message is not acknowledged: the broker redelivers it.
         self.inbox.put(Inbound(msg.topic, payload, msg.qos, msg.mid, self._generation,
-                               dt.datetime.now(dt.UTC)), len(payload), self._stopping, ROOM_POLL_S)
+                               dt.datetime.now(dt.UTC)), len(payload), self._stopping, ROOM_POLL_S,
+                       self._send_queued)
+
+    def _send_queued(self) -> None:
+        """Send what paho has queued (acks of committed batches, pings) while we wait for room.
+
+        Waiting for room inside paho's read loop also stops its writes: paho reads up to one
+        packet per message in flight before it writes again (1,000 with results at QoS 1), so
+        a gateway behind a slow commit sent nothing for 45 s and the broker dropped it for
+        keepalive ("exceeded timeout", seen in the alerting-on benchmark). `loop_write` is
+        paho's own call for that; it runs no callback of ours (no on_publish is set, and must
+        not be: paho would call it under the lock this callback already holds).
+        """
+        if self._client.on_publish is None:
+            self._client.loop_write()
 
     # the ingest loop's thread ---------------------------------------------------------------
 
@@ -230,15 +274,31 @@ class MqttLink:
         """The next message (`queue.Empty` after `timeout`); frees its room in the inbox."""
         return self.inbox.take(timeout)
 
+    def take_many(self, limit: int, timeout: float) -> list[Inbound]:
+        """Up to `limit` messages, waiting up to `timeout` for the first (`queue.Empty`)."""
+        return self.inbox.take_many(limit, timeout)
+
     def ack(self, message: Inbound) -> bool:
         """Acknowledge `message`; False (and no ack) if it came on an earlier connection."""
-        self.inbox.done(len(message.payload))
-        if message.qos == 0:
-            return True
-        if message.generation != self._generation or not self.connected.is_set():
-            return False
-        self._client.ack(message.mid, message.qos)
-        return True
+        return self.ack_all([message]) == 1
+
+    def ack_all(self, messages: list[Inbound]) -> int:
+        """Acknowledge `messages` (a committed batch); returns how many could be.
+
+        A message of an earlier connection is not acknowledged (the broker resends it; its
+        copy is stored as a duplicate and acknowledged then). Frees their bytes at once.
+        """
+        self.inbox.done(sum(len(m.payload) for m in messages))
+        generation, connected = self._generation, self.connected.is_set()
+        ack = self._client.ack
+        done = 0
+        for m in messages:
+            if m.qos == 0:
+                done += 1
+            elif connected and m.generation == generation:
+                ack(m.mid, m.qos)
+                done += 1
+        return done
 
     def publish(self, topic: str, payload: bytes, qos: int) -> bool:
         info = self._client.publish(topic, payload, qos=qos)
@@ -248,13 +308,68 @@ class MqttLink:
         return True
 
 
+class ReadAhead:
+    """A socket for paho that reads ahead: paho's many small reads come from one buffer.
+
+    paho's own `_WebsocketWrapper` is the model (a socket-like object with `recv`, `send`,
+    `close`, `fileno`, `setblocking`, `pending`). `pending` counts the buffered bytes, which
+    paho's loop checks before it waits in `select` (it does so for TLS sockets' own buffers),
+    so buffered packets are read at once, never left waiting for the next byte on the wire.
+    A read that would block or fails raises exactly what the socket raised.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._data = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        pos, data = self._pos, self._data
+        if pos < len(data):
+            chunk = data[pos:pos + size]
+            self._pos = pos + len(chunk)
+            return chunk
+        data = self._sock.recv(max(size, READ_AHEAD_BYTES))
+        if len(data) <= size:  # also b"" (the broker closed the connection)
+            return bytes(data)
+        self._data, self._pos = data, size
+        return bytes(data[:size])
+
+    def pending(self) -> int:
+        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        return len(self._data) - self._pos + int(inner)
+
+    def send(self, buffer: bytes | bytearray) -> int:
+        return int(self._sock.send(buffer))
+
+    def close(self) -> None:
+        self._data, self._pos = b"", 0
+        self._sock.close()
+
+    def fileno(self) -> int:
+        return int(self._sock.fileno())
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+
+    def __getattr__(self, name: str) -> Any:  # anything else paho may ask of a socket
+        return getattr(self._sock, name)
+
+
+class _Client(paho.Client):
+    """paho's client on a read-ahead socket (`ReadAhead`); nothing else differs."""
+
+    def _create_socket(self) -> Any:
+        return ReadAhead(super()._create_socket())
+
+
 def _client(client_id: str, protocol: str) -> paho.Client:
     """A paho client with manual acks and a persistent session in either protocol."""
     if protocol not in PROTOCOLS:
         msg = f"MQTT protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}"
         raise ValueError(msg)
     if protocol == "5":  # the session is kept by clean_start=False + expiry at CONNECT
-        return paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                           protocol=PROTOCOLS[protocol], manual_ack=True)
-    return paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                       protocol=PROTOCOLS[protocol], clean_session=False, manual_ack=True)
+        return _Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                       protocol=PROTOCOLS[protocol], manual_ack=True)
+    return _Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                   protocol=PROTOCOLS[protocol], clean_session=False, manual_ack=True)

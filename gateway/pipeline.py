@@ -17,7 +17,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from gateway.contract import Channel, ErrorOut, RejectReason, ResultPayload, ResultStatus
+from gateway.contract import (
+    Channel,
+    ErrorOut,
+    RejectReason,
+    ResultPayload,
+    ResultStatus,
+    encode_accepted,
+    encode_result,
+)
 from gateway.decode import Decoded, DecodedMessage, DecodedStatus, Problem, Rejection
 from ward.domain.readings import Reading
 
@@ -175,6 +183,16 @@ def result_for(outcome: Outcome, inserted: set[Key], *,
     else:
         status = ResultStatus.REJECTED
     return ResultPayload(msg_id=outcome.msg_id, status=status, errors=errors)
+
+
+def answer(outcome: Outcome, inserted: set[Key], *, problems_only: bool = False
+           ) -> bytes | None:
+    """`result_for`, encoded (None: nothing to say); a clean accept skips the model."""
+    if (outcome.answer and outcome.msg_id is not None and not outcome.problems
+            and any(key in inserted for key in outcome.claimed)):
+        return None if problems_only else encode_accepted(outcome.msg_id)
+    result = result_for(outcome, inserted, problems_only=problems_only)
+    return None if result is None else encode_result(result)
 
 
 def patients_of(readings: Iterable[Reading], inserted: set[Key]) -> list[int]:
