@@ -14,27 +14,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
-from ward.embedded import free_port
-from ward.hub.app import create_app
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--autoplay-policy=no-user-gesture-required"]
 # NEWS2 high: SpO2 89 (3), pulse 135 (3), resp rate 26 (3), temperature 39.4 (2).
 HIGH = [{"code": "spo2", "value": 89}, {"code": "pulse", "value": 135},
         {"code": "resp_rate", "value": 26}, {"code": "temperature", "value": 39.4, "unit": "°C"},
@@ -44,20 +35,6 @@ POST_JS = """async ([pid, obs]) => (await fetch('/api/patients/' + pid + '/obser
   method: 'POST', credentials: 'same-origin',
   headers: {'Content-Type': 'application/json', Accept: 'application/json'},
   body: JSON.stringify({observations: obs, note: 'phoned the patient'})})).status"""
-
-
-@contextlib.contextmanager
-def hub_server(settings: Settings, port: int, poll: Callable[..., None]) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, name="hub", daemon=True)
-    thread.start()
-    poll(lambda: server.started, 20, "the hub to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _login(browser: Any, base: str, user: str) -> Any:
@@ -75,6 +52,7 @@ def _login(browser: Any, base: str, user: str) -> Any:
 def test_nurse_acts_on_episodes_from_the_screen_and_the_other_browser_follows(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None],
+    hub_server: Callable[..., str],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -86,7 +64,7 @@ def test_nurse_acts_on_episodes_from_the_screen_and_the_other_browser_follows(
     second = admit(given="Carol", family="Later", at=now - dt.timedelta(days=1))
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        base = hub_server(settings)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)
