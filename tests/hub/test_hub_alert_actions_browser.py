@@ -92,7 +92,7 @@ def test_nurse_acts_on_episodes_from_the_screen_and_the_other_browser_follows(
         assert a.evaluate(POST_JS, [second, HIGH]) == 201
         other = _episode(db, second)
         expect(b.locator(f"#episodes-new #episode-{other}")).to_be_visible(timeout=5000)
-        a.wait_for_function(f"Number(document.body.dataset.soundPlays || 0) > {plays}",
+        a.wait_for_function(f"() => Number(document.body.dataset.soundPlays || 0) > {plays}",
                             timeout=5000)
         expect(b.locator("#alert-count")).to_have_text("2")
 
@@ -181,5 +181,89 @@ def _episode(db: psycopg.Connection[Any], patient_id: int) -> int:
 
 def _signals_high(page: Any) -> None:
     """The attention state is on, and the (blinking) title shows the warning within 10 s (a loaded machine)."""
-    page.wait_for_function("document.body.dataset.attention === 'high'", timeout=10000)
-    page.wait_for_function("/^⚠ \\d+ HIGH alert/.test(document.title)", timeout=10000)
+    # Functions, not expressions: Playwright evaluates an expression string with eval(),
+    # which the hub's CSP (script-src 'self') refuses.
+    page.wait_for_function("() => document.body.dataset.attention === 'high'", timeout=10000)
+    page.wait_for_function("() => /^⚠ \\d+ HIGH alert/.test(document.title)", timeout=10000)
+
+
+def _open_action(card: Any, action: str) -> Any:
+    card.locator(f"details.act:has(form[data-action={action}]) > summary").click()
+    return card.locator(f"form[data-action={action}]")
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+def test_the_ward_pages_queue_offers_every_action_and_the_other_ward_follows(
+    db: psycopg.Connection[Any], admit: Callable[..., int], hub_server: Callable[..., str],
+) -> None:
+    """The queue beside the ward is the alerts page's cards with the same forms and script:
+    nurse A acknowledges, escalates now, adds a note, snoozes and resolves from the ward page;
+    nurse B's ward page (queue and the patient's row) follows each step without a reload."""
+    from playwright.sync_api import expect, sync_playwright
+
+    for user, name in (("nurse-a", "Nurse A"), ("nurse-b", "Nurse B")):
+        create_user(db, user, f"{user}-password", role=Role.HUB_NURSE, display_name=name)
+    db.commit()
+    now = dt.datetime.now(dt.UTC)
+    pid = admit(given="Dora", family="Ward", at=now - dt.timedelta(days=1))
+    with contextlib.ExitStack() as stack:
+        base = hub_server()
+        pw = stack.enter_context(sync_playwright())
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     headless=True)
+        stack.callback(browser.close)
+        a, b = (_login(browser, base, user) for user in ("nurse-a", "nurse-b"))
+        for page in (a, b):
+            page.goto(base + "/")
+            page.locator("#live[data-state=live]").wait_for(timeout=10000)
+        b.evaluate("window.vwNotReloaded = true")
+        assert a.evaluate(POST_JS, [pid, HIGH]) == 201
+        eid = _episode(db, pid)
+        row_b = b.locator(f"#p-{pid} td.alerts")
+        expect(b.locator(f"aside.queue #episodes-new #episode-{eid}")).to_be_visible(timeout=5000)
+        expect(row_b.locator(".mini")).to_have_count(1, timeout=5000)
+        expect(b.locator("#needs-action-total")).to_have_text("1")
+
+        card = a.locator(f"aside.queue #episode-{eid}")
+        card.locator("button[data-ack]").click()
+        expect(b.locator(f"aside.queue #episodes-acknowledged #episode-{eid}")).to_contain_text(
+            "acknowledged by nurse-a", timeout=5000)
+        expect(row_b.locator(".acked")).to_contain_text("nurse-a", timeout=5000)
+        expect(b.locator("#needs-action-total")).to_have_text("0")
+
+        escalate = _open_action(a.locator(f"aside.queue #episode-{eid}"), "escalate")
+        escalate.locator("select[name=to]").select_option("urgent_response")
+        escalate.locator("input[name=reason]").fill("breathless on the phone")
+        escalate.locator("button[type=submit]").click()
+        expect(b.locator(f"aside.queue #episode-{eid} .esc-who")).to_contain_text(
+            "urgent response", timeout=5000)
+
+        note = _open_action(a.locator(f"aside.queue #episode-{eid}"), "note")
+        note.locator("input[name=text]").fill("daughter on her way")
+        note.locator("button[type=submit]").click()
+        expect(b.locator(f"aside.queue #episode-{eid} ol.timeline")).to_contain_text(
+            "daughter on her way", timeout=5000)
+
+        snooze = _open_action(a.locator(f"aside.queue #episode-{eid}"), "snooze")
+        snooze.locator("select[name=minutes]").select_option("15")
+        snooze.locator("input[name=reason]").fill("repeat obs in 15 min")
+        snooze.locator("button[type=submit]").click()
+        snoozed = b.locator(f"aside.queue #episodes-snoozed #episode-{eid}")
+        expect(snoozed).to_be_visible(timeout=5000)
+        expect(snoozed.locator("ol.timeline")).to_contain_text("repeat obs in 15 min")
+        ARTIFACTS.mkdir(exist_ok=True)
+        b.screenshot(path=str(ARTIFACTS / "hub-ward-queue-actions.png"))
+
+        resolve = _open_action(a.locator(f"aside.queue #episode-{eid}"), "resolve")
+        resolve.locator("select[name=reason]").select_option("Treated at home")
+        resolve.locator("button[type=submit]").click()
+        expect(b.locator(f"#episode-{eid}")).to_have_count(0, timeout=5000)
+        expect(row_b.locator(".mini")).to_have_count(0, timeout=5000)
+        # B never reloaded: a reload would have dropped what its window held.
+        assert b.evaluate("window.vwNotReloaded === true")
+
+    row = db.execute("SELECT state, resolved_by FROM alerts WHERE id = %s", (eid,)).fetchone()
+    assert row == ("resolved", "nurse-a")
+    audited = {r[0] for r in db.execute(
+        "SELECT action FROM audit_log WHERE entity = 'alert' AND entity_id = %s", (str(eid),))}
+    assert {"acknowledge", "escalate", "note", "snooze", "resolve"} <= audited, audited

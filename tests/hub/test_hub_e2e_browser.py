@@ -121,10 +121,11 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
         print(f"publish → browser shows the patient on top: {seen * 1000:.0f} ms")
 
         # The alert raised by the alerting core appears in the queue; one click acknowledges.
-        ack = page.locator("#alert-rows tr.state-raised button[data-ack]").first
+        ack = page.locator("#alert-rows article.state-raised button[data-ack]").first
         expect(ack).to_be_visible(timeout=5000)
         ack.click()
-        expect(page.locator("#alert-rows .acked").first).to_contain_text("nurse", timeout=5000)
+        expect(page.locator("#alert-rows article.state-acknowledged .state").first
+               ).to_contain_text("nurse", timeout=5000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "hub-e2e.png"), full_page=True)
         # The queue reads at a laptop's width too: it keeps a usable width beside the ward
@@ -133,7 +134,7 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
             page.set_viewport_size({"width": width, "height": 900})
             queue = page.locator("aside.queue").bounding_box()
             ward = page.locator("section.ward").bounding_box()
-            name = page.locator("#alert-rows tr.alert a").first.bounding_box()
+            name = page.locator("#alert-rows article.episode a.who").first.bounding_box()
             assert queue is not None
             assert ward is not None
             assert name is not None
