@@ -41,19 +41,16 @@ def _base(request: Request, user: User, now: dt.datetime, settings: Settings, ac
 
 
 def _ward(request: Request, conn: DB, now: dt.datetime, settings: Settings,
-          patient_ids: list[int] | None = None) -> wardview.WardView:
+          patient_ids: list[int] | None = None, *, by_tier: bool = False,
+          only: list[Tier] | None = None) -> tuple[wardview.WardView, dict[int, object]]:
+    """The ward's rows (or `patient_ids`') with their risk tiers (kept with the cached rows,
+    changes recorded), sorted and filtered by tier when asked."""
     cache: wardcache.WardCache = request.app.state.ward_cache
     snap = cache.snapshot(conn, now=now, beds=settings.ward_beds, patient_ids=patient_ids)
-    return wardview.WardView(snap.rows_at(now), snap.admitted, snap.beds)
-
-
-def _tiers(conn: DB, view: wardview.WardView, now: dt.datetime, *, by_tier: bool = False,
-           only: list[Tier] | None = None) -> tuple[wardview.WardView, dict[int, object]]:
-    """The view's rows with their risk tiers (changes recorded), sorted/filtered by tier."""
-    tiers = risk.assess_many(conn, [r.patient_id for r in view.rows], now)
-    risk.record_changes(conn, tiers)
-    rows = risk.sort_and_filter(view.rows, tiers, by_tier=by_tier, only=only)
-    return (wardview.WardView(rows, view.admitted, view.beds),
+    tiers, fresh = wardcache.tiers(conn, snap.entries, now, risk.assess_many)
+    risk.record_changes(conn, fresh)
+    rows = risk.sort_and_filter(snap.rows_at(now), tiers, by_tier=by_tier, only=only)
+    return (wardview.WardView(rows, snap.admitted, snap.beds),
             {pid: risk.tier_brief(a) for pid, a in tiers.items()})
 
 
@@ -61,8 +58,7 @@ def _tiers(conn: DB, view: wardview.WardView, now: dt.datetime, *, by_tier: bool
 def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
               sort: Literal["news2", "tier"] = "news2",
               tier: Annotated[list[Tier] | None, Query(max_length=3)] = None) -> Response:
-    view, tiers = _tiers(conn, _ward(request, conn, now, settings), now,
-                         by_tier=sort == "tier", only=tier)
+    view, tiers = _ward(request, conn, now, settings, by_tier=sort == "tier", only=tier)
     # The queue beside the ward is the alerts page's episode cards, with the same actions
     # (static/alerts.js): acknowledge, resolve, snooze, escalate now, note.
     cards = card_context(conn, now, limit=QUEUE_LIMIT)
@@ -85,7 +81,7 @@ def ward_rows(
                           Query(max_length=500)] = None,
 ) -> Response:
     """Rows of the named patients (all when none named); rows no longer admitted are marked."""
-    view, tiers = _tiers(conn, _ward(request, conn, now, settings, patient_id), now)
+    view, tiers = _ward(request, conn, now, settings, patient_id)
     shown = {r.patient_id for r in view.rows}
     gone = sorted(set(patient_id or ()) - shown)
     audit.record(conn, user, "read", "ward", now=now,

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import TypeAdapter
 
 from alerting import observations
-from alerting.risk_tier import Tier
+from alerting.risk_tier import Assessment, Tier
 from ward.domain.vitals import VitalCode
 from ward.hub import acuity, audit, risk, wardcache
 from ward.hub.deps import DB, Now, SettingsDep
@@ -80,6 +80,17 @@ def _row_json(entry: wardcache.Entry, now: dt.datetime) -> dict[str, Any]:
     return out
 
 
+def _tier_json(entry: wardcache.Entry, tier: Assessment | None) -> dict[str, Any] | None:
+    """The tier as the row shows it, made once per tier kept with the row."""
+    kept = entry.memo.get("tier_json")
+    if kept is not None and kept[0] is tier:
+        brief: dict[str, Any] | None = kept[1]
+        return brief
+    brief = risk.tier_brief(tier)
+    entry.memo["tier_json"] = (tier, brief)
+    return brief
+
+
 @router.get("", response_model=WardOut)
 def ward_view(
     request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader,
@@ -94,9 +105,9 @@ def ward_view(
     with their risk tier and its points; `sort=tier` and `tier=…` order and filter by it."""
     cache: wardcache.WardCache = request.app.state.ward_cache
     snap = cache.snapshot(conn, now=now, beds=settings.ward_beds, patient_ids=patient_id)
-    tiers = risk.assess_many(conn, [e.row.patient_id for e in snap.entries], now)
-    risk.record_changes(conn, tiers)
-    rows = [{**_row_json(e, now), "tier": risk.tier_brief(tiers.get(e.row.patient_id))}
+    tiers, fresh = wardcache.tiers(conn, snap.entries, now, risk.assess_many)
+    risk.record_changes(conn, fresh)
+    rows = [{**_row_json(e, now), "tier": _tier_json(e, tiers.get(e.row.patient_id))}
             for e in snap.entries]
     rows = risk.sort_and_filter(rows, tiers, by_tier=sort == "tier", only=tier)
     audit.record(conn, user, "read", "ward", now=now,
