@@ -11,9 +11,16 @@ row loop), then measures over real HTTP against the hub served by uvicorn:
   target p95 < 100 ms, with a task for roughly every patient (`load_tasks`);
 * publish → update: a reading published over MQTT to a real Mosquitto, stored by a real
   `vward gateway` (with its alerting hook), NOTIFY → hub → SSE event received by a client,
-  which then fetches that patient's row as the browser does — target p95 < 1 s.
+  which then fetches that patient's row as the browser does — target p95 < 1 s;
+* reading → row in the browser: the same real reading, and headless Chromium (Playwright,
+  Debian's /usr/bin/chromium) showing the ward page: a MutationObserver in the page stamps
+  each ward row the live script puts in (`performance.timeOrigin + performance.now()`, the
+  machine's wall clock, like the publisher's `time.time()`; the offset between the two is
+  measured and printed) and the figure is that stamp minus the publish time, for the row
+  that shows the published SpO2. Skipped (with a note) when Chromium or Playwright is absent.
 
 Usage: python benchmarks/bench_hub.py [--patients 200 1000] [--days 30] [--requests 200]
+       [--updates 50] [--browser-updates 30]
 Uses VW_DATABASE_URL (default: the local server); the schema is dropped afterwards.
 """
 
@@ -33,6 +40,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -242,6 +250,100 @@ def publish_to_update(base: str, token: str, broker_url: str, patients: int, n: 
     return samples
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Stamps every ward row the live script inserts (a replaced row is a new element; rows only
+# moved by the re-sort are elements already seen, so they are not stamped), with the SpO2
+# it shows. Installed by evaluate() (the hub's CSP forbids inline scripts and eval).
+OBSERVE_JS = """() => {
+  const seen = new WeakSet(document.querySelectorAll('#ward-rows tr.patient'));
+  window.vwBench = [];
+  new MutationObserver((records) => {
+    const t = performance.timeOrigin + performance.now();
+    for (const rec of records) for (const node of rec.addedNodes) {
+      if (node.nodeType !== 1 || !node.matches('tr.patient') || seen.has(node)) continue;
+      seen.add(node);
+      const abbr = node.querySelector('[data-code=spo2] abbr');
+      const spo2 = abbr && abbr.nextSibling ? parseFloat(abbr.nextSibling.textContent) : null;
+      window.vwBench.push({pid: Number(node.dataset.pid), spo2: spo2, t: t});
+    }
+  }).observe(document.getElementById('ward-rows'), {childList: true});
+}"""
+# Longer than any row seen (~1.3 s p100 at load ~15) by a wide margin: a row not shown by
+# then is counted as not shown, separately from the latency figure.
+BROWSER_WAIT_MS = 15000
+SHOWN_JS = """([pid, spo2, after]) => (window.vwBench || []).find(
+  r => r.pid === pid && r.spo2 === spo2 && r.t >= after) || null"""
+
+
+def clock_offset_ms(page: Any) -> tuple[float, float]:
+    """Browser clock minus this process's `time.time()`, in ms, and the uncertainty (half the
+    evaluate round trip), best of 5."""
+    guesses = []
+    for _ in range(5):
+        t0 = time.time()
+        browser = float(page.evaluate("() => performance.timeOrigin + performance.now()"))
+        t1 = time.time()
+        guesses.append((browser - (t0 + t1) * 500.0, (t1 - t0) * 500.0))
+    return min(guesses, key=lambda g: g[1])
+
+
+def publish_to_browser(base: str, broker_url: str, patients: int, n: int
+                       ) -> tuple[list[float], int, tuple[float, float]] | None:
+    """Reading published over MQTT → the ward row replaced in Chromium, per reading (s)."""
+    try:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("reading → browser row: skipped (playwright is not installed)")
+        return None
+    if not os.path.exists(CHROMIUM):
+        print(f"reading → browser row: skipped ({CHROMIUM} is not installed)")
+        return None
+    host, port = broker_url.removeprefix("mqtt://").split(":")
+    mqtt = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}",
+                       protocol=MQTTProtocolVersion.MQTTv5)
+    mqtt.connect(host, int(port))
+    mqtt.loop_start()
+    samples: list[float] = []
+    missed = 0
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                         headless=True)
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.goto(base + "/login?next=/")
+            page.fill("#username", "bench")
+            page.fill("#password", "bench-password")
+            page.click("button[type=submit]")
+            page.wait_for_url(base + "/", timeout=60000)
+            page.locator("#live[data-state=live]").wait_for(timeout=30000)
+            page.evaluate(OBSERVE_JS)
+            offset = clock_offset_ms(page)
+            for i in range(n):
+                pid = 1 + (i * 53 + 7) % patients
+                value = 80 + i % 5  # the bench's load never shows SpO2 below 94
+                at = dt.datetime.now(dt.UTC)
+                payload = encode_readings(uuid.uuid4().hex, at, [Measurement("spo2", value, "%",
+                                                                             at)])
+                published_ms = time.time() * 1000.0 + offset[0]  # on the browser's clock
+                mqtt.publish(readings_topic(f"bench-{pid}"), payload, qos=1).wait_for_publish(5)
+                try:
+                    handle = page.wait_for_function(SHOWN_JS, arg=[pid, value, published_ms],
+                                                    timeout=BROWSER_WAIT_MS, polling=10)
+                except PlaywrightTimeout:
+                    missed += 1
+                    continue
+                shown = handle.json_value()
+                samples.append((float(shown["t"]) - published_ms) / 1000.0)
+                time.sleep(0.05)
+            browser.close()
+    finally:
+        mqtt.loop_stop()
+    return samples, missed, offset
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, nargs="+", default=[200, 1000],
@@ -249,6 +351,8 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--updates", type=int, default=50)
+    parser.add_argument("--browser-updates", type=int, default=30,
+                        help="readings timed to the ward row in Chromium (0: skip)")
     args = parser.parse_args()
     for patients in args.patients:
         print(f"--- {patients} patients")
@@ -305,6 +409,16 @@ def run(args: argparse.Namespace) -> None:
             if updates:
                 print(f"publish → SSE → row fetched (MQTT, gateway): {percentiles(updates)}")
             print(f"  ({args.updates - len(updates)} of {args.updates} updates not seen in 5 s)")
+            shown = (publish_to_browser(base, broker.url, args.patients, args.browser_updates)
+                     if args.browser_updates else None)
+            if shown is not None:
+                browser_samples, missed, (offset, error) = shown
+                if browser_samples:
+                    print("reading → row in Chromium (MQTT, gateway, SSE, DOM): "
+                          f"{percentiles(browser_samples)}")
+                print(f"  ({missed} of {args.browser_updates} rows not shown in "
+                      f"{BROWSER_WAIT_MS // 1000} s; browser "
+                      f"clock − bench clock {offset:+.1f} ± {error:.1f} ms, corrected)")
     finally:
         if gateway is not None:
             gateway.terminate()

@@ -1,19 +1,24 @@
-"""Hub test fixtures: the app on a fresh migrated schema, a settable clock, users by role."""
+"""Hub test fixtures: the app on a fresh migrated schema, a settable clock, users by role, and
+the hub served over real HTTP for the browser tests (`hub_server`)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from ward.db import registry
 from ward.domain.patients import Admission, Pathway, Patient, ReferralSource
+from ward.embedded import free_port
 from ward.hub.app import create_app
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
@@ -50,6 +55,43 @@ def app_client(hub_settings: Settings, clock: Clock) -> Iterator[TestClient]:
     app = create_app(hub_settings, clock=clock, listen=False)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _serve(settings: Settings, *, listen: bool, poll: Callable[..., None]) -> Iterator[str]:
+    app = create_app(settings, listen=listen)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),
+                                           log_level="warning", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, name="hub", daemon=True)
+    thread.start()
+    poll(lambda: server.started, 20, "the hub to start")
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        # End open SSE streams first, as `vward hub` does on SIGINT: else uvicorn waits for
+        # the browsers' streams until its graceful timeout, then cancels them.
+        loop = getattr(app.state, "loop", None)
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(app.state.broadcaster.close)
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def hub_server(db_url: str, to_url: Callable[[str], str], poll: Callable[..., None]
+               ) -> Iterator[Callable[..., str]]:
+    """`hub_server(settings=None, *, listen=True)`: the hub (uvicorn, in a thread, on a free
+    port) over this test's schema; returns its base URL and stops it after the test.
+
+    Default settings: this test's database, 10 beds. `listen=False` serves without LISTEN
+    (no live updates, no ward cache), for pages that need none."""
+    with contextlib.ExitStack() as stack:
+
+        def start(settings: Settings | None = None, *, listen: bool = True) -> str:
+            chosen = settings or Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
+            return stack.enter_context(_serve(chosen, listen=listen, poll=poll))
+
+        yield start
 
 
 @dataclass

@@ -13,27 +13,19 @@ import csv
 import datetime as dt
 import io
 import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
-from ward.embedded import free_port
-from ward.hub.app import create_app
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
 pytestmark = pytest.mark.browser
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # WCAG gives no minimum, but NHS service-manual text is never below this on screen.
 MIN_TEXT_PX = 11.0
 
@@ -49,21 +41,6 @@ TEXT_CHECK = """
           chart: svg.getAttribute('aria-label')};
 })
 """
-
-
-@contextlib.contextmanager
-def hub_server(settings: Settings, port: int, poll: Callable[..., None]) -> Iterator[str]:
-    config = uvicorn.Config(create_app(settings, listen=False), host="127.0.0.1", port=port,
-                            log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="hub", daemon=True)
-    thread.start()
-    poll(lambda: server.started, 20, "the hub to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _history(conn: psycopg.Connection[Any], pid: int, now: dt.datetime) -> None:
@@ -91,6 +68,7 @@ def _history(conn: psycopg.Connection[Any], pid: int, now: dt.datetime) -> None:
 def test_care_plan_people_audit_and_reports_in_a_browser(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None], tmp_path: Path,
+    hub_server: Callable[..., str],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -106,7 +84,7 @@ def test_care_plan_people_audit_and_reports_in_a_browser(
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     ARTIFACTS.mkdir(exist_ok=True)
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        base = hub_server(settings, listen=False)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)

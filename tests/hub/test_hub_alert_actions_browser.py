@@ -14,28 +14,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import re
-import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
-from ward.embedded import free_port
-from ward.hub.app import create_app
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--autoplay-policy=no-user-gesture-required"]
 # NEWS2 high: SpO2 89 (3), pulse 135 (3), resp rate 26 (3), temperature 39.4 (2).
 HIGH = [{"code": "spo2", "value": 89}, {"code": "pulse", "value": 135},
         {"code": "resp_rate", "value": 26}, {"code": "temperature", "value": 39.4, "unit": "°C"},
@@ -45,20 +35,6 @@ POST_JS = """async ([pid, obs]) => (await fetch('/api/patients/' + pid + '/obser
   method: 'POST', credentials: 'same-origin',
   headers: {'Content-Type': 'application/json', Accept: 'application/json'},
   body: JSON.stringify({observations: obs, note: 'phoned the patient'})})).status"""
-
-
-@contextlib.contextmanager
-def hub_server(settings: Settings, port: int, poll: Callable[..., None]) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, name="hub", daemon=True)
-    thread.start()
-    poll(lambda: server.started, 20, "the hub to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _login(browser: Any, base: str, user: str) -> Any:
@@ -76,6 +52,7 @@ def _login(browser: Any, base: str, user: str) -> Any:
 def test_nurse_acts_on_episodes_from_the_screen_and_the_other_browser_follows(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None],
+    hub_server: Callable[..., str],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -87,7 +64,7 @@ def test_nurse_acts_on_episodes_from_the_screen_and_the_other_browser_follows(
     second = admit(given="Carol", family="Later", at=now - dt.timedelta(days=1))
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        base = hub_server(settings)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)
@@ -115,10 +92,8 @@ def test_nurse_acts_on_episodes_from_the_screen_and_the_other_browser_follows(
         assert a.evaluate(POST_JS, [second, HIGH]) == 201
         other = _episode(db, second)
         expect(b.locator(f"#episodes-new #episode-{other}")).to_be_visible(timeout=5000)
-        # Polled from Python: wait_for_function's string predicate needs eval in the page
-        # once it polls, which the hub's CSP forbids (the test failed whenever it had to wait).
-        poll(lambda: int(a.evaluate("Number(document.body.dataset.soundPlays || 0)")) > plays,
-             5, "the sound to play")
+        a.wait_for_function(f"() => Number(document.body.dataset.soundPlays || 0) > {plays}",
+                            timeout=5000)
         expect(b.locator("#alert-count")).to_have_text("2")
 
         # Acknowledge: moves to "Acknowledged" in B; badge and heading drop to 1.
@@ -205,10 +180,90 @@ def _episode(db: psycopg.Connection[Any], patient_id: int) -> int:
 
 
 def _signals_high(page: Any) -> None:
-    """The attention state is on, and the (blinking) title shows the warning within 10 s (a
-    loaded machine). `expect` polls without evaluating strings in the page: the hub's CSP
-    forbids eval, so `wait_for_function("...")` failed whenever its first check was early."""
-    from playwright.sync_api import expect
+    """The attention state is on, and the (blinking) title shows the warning within 10 s (a loaded machine)."""
+    # Functions, not expressions: Playwright evaluates an expression string with eval(),
+    # which the hub's CSP (script-src 'self') refuses.
+    page.wait_for_function("() => document.body.dataset.attention === 'high'", timeout=10000)
+    page.wait_for_function("() => /^⚠ \\d+ HIGH alert/.test(document.title)", timeout=10000)
 
-    expect(page.locator("body")).to_have_attribute("data-attention", "high", timeout=10000)
-    expect(page).to_have_title(re.compile(r"^⚠ \d+ HIGH alert"), timeout=10000)
+
+def _open_action(card: Any, action: str) -> Any:
+    card.locator(f"details.act:has(form[data-action={action}]) > summary").click()
+    return card.locator(f"form[data-action={action}]")
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+def test_the_ward_pages_queue_offers_every_action_and_the_other_ward_follows(
+    db: psycopg.Connection[Any], admit: Callable[..., int], hub_server: Callable[..., str],
+) -> None:
+    """The queue beside the ward is the alerts page's cards with the same forms and script:
+    nurse A acknowledges, escalates now, adds a note, snoozes and resolves from the ward page;
+    nurse B's ward page (queue and the patient's row) follows each step without a reload."""
+    from playwright.sync_api import expect, sync_playwright
+
+    for user, name in (("nurse-a", "Nurse A"), ("nurse-b", "Nurse B")):
+        create_user(db, user, f"{user}-password", role=Role.HUB_NURSE, display_name=name)
+    db.commit()
+    now = dt.datetime.now(dt.UTC)
+    pid = admit(given="Dora", family="Ward", at=now - dt.timedelta(days=1))
+    with contextlib.ExitStack() as stack:
+        base = hub_server()
+        pw = stack.enter_context(sync_playwright())
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     headless=True)
+        stack.callback(browser.close)
+        a, b = (_login(browser, base, user) for user in ("nurse-a", "nurse-b"))
+        for page in (a, b):
+            page.goto(base + "/")
+            page.locator("#live[data-state=live]").wait_for(timeout=10000)
+        b.evaluate("window.vwNotReloaded = true")
+        assert a.evaluate(POST_JS, [pid, HIGH]) == 201
+        eid = _episode(db, pid)
+        row_b = b.locator(f"#p-{pid} td.alerts")
+        expect(b.locator(f"aside.queue #episodes-new #episode-{eid}")).to_be_visible(timeout=5000)
+        expect(row_b.locator(".mini")).to_have_count(1, timeout=5000)
+        expect(b.locator("#needs-action-total")).to_have_text("1")
+
+        card = a.locator(f"aside.queue #episode-{eid}")
+        card.locator("button[data-ack]").click()
+        expect(b.locator(f"aside.queue #episodes-acknowledged #episode-{eid}")).to_contain_text(
+            "acknowledged by nurse-a", timeout=5000)
+        expect(row_b.locator(".acked")).to_contain_text("nurse-a", timeout=5000)
+        expect(b.locator("#needs-action-total")).to_have_text("0")
+
+        escalate = _open_action(a.locator(f"aside.queue #episode-{eid}"), "escalate")
+        escalate.locator("select[name=to]").select_option("urgent_response")
+        escalate.locator("input[name=reason]").fill("breathless on the phone")
+        escalate.locator("button[type=submit]").click()
+        expect(b.locator(f"aside.queue #episode-{eid} .esc-who")).to_contain_text(
+            "urgent response", timeout=5000)
+
+        note = _open_action(a.locator(f"aside.queue #episode-{eid}"), "note")
+        note.locator("input[name=text]").fill("daughter on her way")
+        note.locator("button[type=submit]").click()
+        expect(b.locator(f"aside.queue #episode-{eid} ol.timeline")).to_contain_text(
+            "daughter on her way", timeout=5000)
+
+        snooze = _open_action(a.locator(f"aside.queue #episode-{eid}"), "snooze")
+        snooze.locator("select[name=minutes]").select_option("15")
+        snooze.locator("input[name=reason]").fill("repeat obs in 15 min")
+        snooze.locator("button[type=submit]").click()
+        snoozed = b.locator(f"aside.queue #episodes-snoozed #episode-{eid}")
+        expect(snoozed).to_be_visible(timeout=5000)
+        expect(snoozed.locator("ol.timeline")).to_contain_text("repeat obs in 15 min")
+        ARTIFACTS.mkdir(exist_ok=True)
+        b.screenshot(path=str(ARTIFACTS / "hub-ward-queue-actions.png"))
+
+        resolve = _open_action(a.locator(f"aside.queue #episode-{eid}"), "resolve")
+        resolve.locator("select[name=reason]").select_option("Treated at home")
+        resolve.locator("button[type=submit]").click()
+        expect(b.locator(f"#episode-{eid}")).to_have_count(0, timeout=5000)
+        expect(row_b.locator(".mini")).to_have_count(0, timeout=5000)
+        # B never reloaded: a reload would have dropped what its window held.
+        assert b.evaluate("window.vwNotReloaded === true")
+
+    row = db.execute("SELECT state, resolved_by FROM alerts WHERE id = %s", (eid,)).fetchone()
+    assert row == ("resolved", "nurse-a")
+    audited = {r[0] for r in db.execute(
+        "SELECT action FROM audit_log WHERE entity = 'alert' AND entity_id = %s", (str(eid),))}
+    assert {"acknowledge", "escalate", "note", "snooze", "resolve"} <= audited, audited

@@ -14,48 +14,24 @@ import contextlib
 import datetime as dt
 import os
 import re
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from paho.mqtt import client as paho
 from pydantic import SecretStr
 
 from gateway.contract import Measurement, encode_readings, readings_topic
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from ward.domain.devices import DeviceKind
-from ward.embedded import free_port
-from ward.hub.app import create_app
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
 pytestmark = pytest.mark.browser
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@contextlib.contextmanager
-def hub_server(settings: Settings, port: int, poll: Callable[..., None]) -> Iterator[str]:
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="hub", daemon=True)
-    thread.start()
-    poll(lambda: server.started, 20, "the hub to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def publish(client: paho.Client, device: str, values: dict[str, tuple[float, str]],
@@ -98,13 +74,13 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
     unique: str, ward: Any, to_url: Callable[[str], str], poll: Callable[..., None],
     start_gateway: Callable[..., Any], start_service: Callable[..., Any],
     connect_mqtt: Callable[..., paho.Client],
+    hub_server: Callable[..., str],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     beds = setup_ward(db, admit, ward, unique)
     url = to_url(db_url)
     settings = Settings(database_url=SecretStr(url), ward_beds=10)
-    port = free_port()
     # The gateway queues each commit's patients (its default); `vward alerting` evaluates
     # them as NOTIFY wakes it and sweeps its timers every second, as in a deployment.
     start_gateway(url, broker.url, client_id=f"gw-{unique}", group=f"g{unique}",
@@ -113,7 +89,7 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
                   {"VW_DATABASE_URL": url, "VW_MQTT_URL": broker.url, "VW_LOG_LEVEL": "INFO"},
                   ready="leadership acquired")
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(settings, port, poll))
+        base = hub_server(settings)
         mqtt = connect_mqtt(broker.url, f"e2e-{unique}")
         now = dt.datetime.now(dt.UTC)
         publish(mqtt, beds["Stable"][1], SLIGHTLY_OFF, now - dt.timedelta(minutes=2))
@@ -145,10 +121,11 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
         print(f"publish → browser shows the patient on top: {seen * 1000:.0f} ms")
 
         # The alert raised by the alerting core appears in the queue; one click acknowledges.
-        ack = page.locator("#alert-rows tr.state-raised button[data-ack]").first
+        ack = page.locator("#alert-rows article.state-raised button[data-ack]").first
         expect(ack).to_be_visible(timeout=5000)
         ack.click()
-        expect(page.locator("#alert-rows .acked").first).to_contain_text("nurse", timeout=5000)
+        expect(page.locator("#alert-rows article.state-acknowledged .state").first
+               ).to_contain_text("nurse", timeout=5000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "hub-e2e.png"), full_page=True)
         # The queue reads at a laptop's width too: it keeps a usable width beside the ward
@@ -157,7 +134,7 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
             page.set_viewport_size({"width": width, "height": 900})
             queue = page.locator("aside.queue").bounding_box()
             ward = page.locator("section.ward").bounding_box()
-            name = page.locator("#alert-rows tr.alert a").first.bounding_box()
+            name = page.locator("#alert-rows article.episode a.who").first.bounding_box()
             assert queue is not None
             assert ward is not None
             assert name is not None

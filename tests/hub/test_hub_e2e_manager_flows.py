@@ -16,45 +16,23 @@ import contextlib
 import datetime as dt
 import os
 import re
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from paho.mqtt import client as paho
 from pydantic import SecretStr
 
 from gateway.contract import Measurement, encode_readings, readings_topic
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from ward.db import registry
 from ward.domain.devices import Device, DeviceKind
-from ward.embedded import free_port
-from ward.hub.app import create_app
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@contextlib.contextmanager
-def hub_server(settings: Settings, port: int, poll: Callable[..., None]) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, name="hub", daemon=True)
-    thread.start()
-    poll(lambda: server.started, 20, "the hub to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _login(browser: Any, base: str, username: str, password: str) -> Any:
@@ -72,6 +50,7 @@ def test_referral_to_follow_up_in_the_browser(
     db: psycopg.Connection[Any], db_url: str, broker: Any, unique: str,
     to_url: Callable[[str], str], poll: Callable[..., None],
     start_gateway: Callable[..., Any], connect_mqtt: Callable[..., paho.Client],
+    hub_server: Callable[..., str],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -83,8 +62,7 @@ def test_referral_to_follow_up_in_the_browser(
     url = to_url(db_url)
     start_gateway(url, broker.url, client_id=f"gw-{unique}", group=f"g{unique}")
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(
-            Settings(database_url=SecretStr(url), ward_beds=10), free_port(), poll))
+        base = hub_server(Settings(database_url=SecretStr(url), ward_beds=10))
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)

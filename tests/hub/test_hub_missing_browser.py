@@ -16,13 +16,12 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.test_hub_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, hub_server
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from ward.db import registry
 from ward.db.store import ReadingStore
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.readings import Reading
 from ward.domain.vitals import spec_for
-from ward.embedded import free_port
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -43,7 +42,8 @@ def _store(conn: psycopg.Connection[Any], pid: int, device: str, at: dt.datetime
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
 def test_partial_stale_and_overdue_are_shown_as_such(
         db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
-        to_url: Callable[[str], str], poll: Callable[..., None]) -> None:
+        to_url: Callable[[str], str], poll: Callable[..., None],
+        hub_server: Callable[..., str]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     create_user(db, "nurse", "nurse-password", role=Role.HUB_NURSE, display_name="Nurse")
@@ -59,7 +59,7 @@ def test_partial_stale_and_overdue_are_shown_as_such(
     _store(db, pid, device, now - dt.timedelta(minutes=1), spo2=96, pulse=72)
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        base = hub_server(settings)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)

@@ -24,10 +24,9 @@ import pytest
 from pydantic import SecretStr
 
 from alerting import runner
-from tests.hub.test_hub_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, hub_server
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from ward.domain.patients import Pathway, ReferralSource
 from ward.domain.risk_factors import Acuity, Comorbidity, RiskFactors
-from ward.embedded import free_port
 from ward.hub import risk
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
@@ -56,6 +55,7 @@ def _visit(conn: psycopg.Connection[Any], pid: int, now: dt.datetime, priority: 
 def test_ward_sorts_by_tier_and_the_patient_page_says_why(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None],
+    hub_server: Callable[..., str],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -84,7 +84,7 @@ def test_ward_sorts_by_tier_and_the_patient_page_says_why(
     db.commit()
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        base = hub_server(settings)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)

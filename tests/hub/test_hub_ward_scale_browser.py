@@ -21,8 +21,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.test_hub_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, hub_server
-from ward.embedded import free_port
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -107,6 +106,7 @@ _ALERTS_RIGHT = "Math.max(...Array.from(document.querySelectorAll(" \
 def test_ward_of_200_patients_has_fixed_rows_visible_alerts_and_filters(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None],
+    hub_server: Callable[..., str],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -117,7 +117,7 @@ def test_ward_of_200_patients_has_fixed_rows_visible_alerts_and_filters(
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=250)
     ARTIFACTS.mkdir(exist_ok=True)
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        base = hub_server(settings)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)

@@ -234,3 +234,36 @@ def test_observation_sets_due_from_the_kit_come_from_the_due_rule(
     assert "pulse" in item["detail"]
     assert app_client.post(f"/api/worklist/due-{pid}/claim",
                            headers=nurse.headers).status_code == 422
+
+
+def _list_audits(conn: psycopg.Connection[Any]) -> list[tuple[list[int], dict[str, Any]]]:
+    conn.commit()
+    return [(ids, detail) for ids, detail in conn.execute(
+        "SELECT patient_ids, detail FROM audit_log WHERE entity = 'task' AND action = 'list' "
+        "ORDER BY id")]
+
+
+def test_a_list_is_one_audit_row_naming_every_patient_shown_and_pages_by_limit(
+        db: psycopg.Connection[Any], app_client: TestClient, staff: Callable[[Role], Any],
+        admit: Callable[..., int]) -> None:
+    nurse = staff(Role.HUB_NURSE)
+    pids = [admit() for _ in range(4)]
+    for k, pid in enumerate(pids):
+        _full_set(db, pid, T0 + dt.timedelta(minutes=10 * (k + 1)))
+    _obs_task(db, pids[0], T0 + dt.timedelta(minutes=5))
+    every = _items(app_client, nurse.headers)
+    assert [i["patient_id"] for i in every] == [pids[0], pids[0], *pids[1:]]
+    [(ids, detail)] = _list_audits(db)
+    assert ids == pids  # each patient once, in the order first shown
+    assert (detail["shown"], detail["total"]) == (5, 5)
+
+    page = app_client.get("/api/worklist", headers=nurse.headers,
+                          params={"limit": 2, "offset": 2})
+    assert page.status_code == 200, page.text
+    body = page.json()
+    assert [i["ref"] for i in body["items"]] == [i["ref"] for i in every[2:4]]
+    assert body["total"] == 5
+    # Only the patients of the page shown are audited as seen.
+    assert _list_audits(db)[-1][0] == [pids[1], pids[2]]
+    assert app_client.get("/api/worklist", headers=nurse.headers,
+                          params={"limit": 0}).status_code == 422

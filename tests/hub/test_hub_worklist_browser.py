@@ -15,8 +15,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.test_hub_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, hub_server
-from ward.embedded import free_port
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -37,6 +36,7 @@ def _login(browser: Any, base: str, username: str, password: str) -> Any:
 def test_claim_and_complete_update_a_second_browser_live(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None],
+    hub_server: Callable[..., str],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -53,7 +53,7 @@ def test_claim_and_complete_update_a_second_browser_live(
     ref = f"task-{row[0]}"
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        base = hub_server(settings)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)

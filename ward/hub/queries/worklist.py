@@ -63,47 +63,72 @@ class WorkItem(BaseModel):
     seconds_to_due: int = Field(description="countdown to the due time; negative when overdue")
 
 
-# One SELECT per table, same columns, so one ORDER BY sorts every kind together.
-_UNION = (
-    "SELECT 'task' AS source, t.id, t.kind, t.patient_id, "
-    "p.given_name || ' ' || p.family_name AS name, t.detail, t.priority, t.due_at, "
-    "t.not_before, t.status, t.owner, t.claimed_at, t.created_at, t.closed_at, t.closed_by, "
-    "t.outcome, t.met FROM tasks t JOIN patients p ON p.id = t.patient_id "
-    "UNION ALL "
-    "SELECT 'obs', o.id, 'observation', o.patient_id, p.given_name || ' ' || p.family_name, "
-    "o.parameter || ' by ' || o.method, " + str(OBS_PRIORITY) + ", o.due_at, NULL, "
-    "CASE WHEN o.done_at IS NULL THEN 'open' ELSE 'done' END, o.owner, o.claimed_at, "
-    "o.created_at, o.done_at, o.closed_by, o.outcome, NULL "
-    "FROM observation_tasks o JOIN patients p ON p.id = o.patient_id"
-)
+# Each branch selects `WorkItem`'s fields in its order, computed by the database (the ref,
+# the title, overdue and the countdown at the request's `now`), so a row only has to be
+# zipped with FIELDS: a 1,000-patient ward lists ~2,300 items and per-item Python work is
+# what its latency is made of.
+FIELDS = tuple(WorkItem.model_fields)
+_TITLE = sql.SQL("CASE {kind} {whens} ELSE {kind} END")
 
 
-_UNION_SQL = sql.SQL(_UNION)  # a constant: no input in it
+def _title(kind: sql.Composable) -> sql.Composable:
+    return _TITLE.format(kind=kind, whens=sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(sql.Literal(k), sql.Literal(v))
+        for k, v in TITLES.items()))
+
+
+def _timed(status: sql.Composable, due: sql.Composable) -> sql.Composable:
+    # seconds_to_due truncates towards zero, as int() of Python's total_seconds() does.
+    return sql.SQL("{status} = 'open' AND %(now)s > {due}, "
+                   "trunc(extract(epoch FROM {due} - %(now)s))::int").format(
+        status=status, due=due)
+
+
+_TASK_SELECT = sql.SQL(
+    "SELECT 'task-' || t.id, 'task', t.kind, {title}, t.patient_id, "
+    "p.given_name || ' ' || p.family_name, t.detail, t.priority, t.due_at, t.not_before, "
+    "t.status, t.owner, t.claimed_at, t.created_at, t.closed_at, t.closed_by, t.outcome, "
+    "t.met, {timed} FROM tasks t JOIN patients p ON p.id = t.patient_id WHERE "
+).format(title=_title(sql.SQL("t.kind")), timed=_timed(sql.SQL("t.status"), sql.SQL("t.due_at")))
+_OBS_STATUS = sql.SQL("CASE WHEN o.done_at IS NULL THEN 'open' ELSE 'done' END")
+_OBS_SELECT = sql.SQL(
+    "SELECT 'obs-' || o.id, 'obs', 'observation', {title}, o.patient_id, "
+    "p.given_name || ' ' || p.family_name, o.parameter || ' by ' || o.method, {priority}, "
+    "o.due_at, NULL, {status}, o.owner, o.claimed_at, o.created_at, o.done_at, o.closed_by, "
+    "o.outcome, NULL, {timed} FROM observation_tasks o JOIN patients p ON p.id = o.patient_id "
+    "WHERE "
+).format(title=sql.Literal(TITLES["observation"]), priority=sql.Literal(OBS_PRIORITY),
+         status=_OBS_STATUS, timed=_timed(_OBS_STATUS, sql.SQL("o.due_at")))
+_SELECT = {"task": _TASK_SELECT, "obs": _OBS_SELECT}
+# Each branch filtered on its own table's columns, so the planner uses the open tasks'
+# partial indexes (migrations 0080, 0091).
+_OPEN = {"task": sql.SQL("t.status = 'open'"), "obs": sql.SQL("o.done_at IS NULL")}
+_CLOSED = {"task": sql.SQL("t.status <> 'open'"), "obs": sql.SQL("o.done_at IS NOT NULL")}
+_ALIAS = {"task": "t", "obs": "o"}
+
+# A work item as the list carries it: `WorkItem`'s fields as a plain dict, JSON-ready for
+# orjson (aware datetimes). Building and then validating ~2,300 pydantic models took
+# ~0.2 s a request at 1,000 patients. `WorkItem` stays the schema (OpenAPI) and the type
+# of single-item answers.
+Item = dict[str, Any]
 
 
 def _table(source: str) -> sql.Identifier:
     return sql.Identifier("tasks" if source == "task" else "observation_tasks")
 
 
-def _item(row: Sequence[Any], now: dt.datetime) -> WorkItem:
-    (source, tid, kind, pid, name, detail, priority, due_at, not_before, status, owner,
-     claimed_at, created_at, closed_at, closed_by, outcome, met) = row
-    return WorkItem(
-        ref=f"{source}-{tid}", source=source, kind=kind, title=TITLES.get(kind, kind),
-        patient_id=pid, patient_name=name, detail=detail, priority=priority, due_at=due_at,
-        not_before=not_before, status=status, owner=owner, claimed_at=claimed_at,
-        created_at=created_at, closed_at=closed_at, closed_by=closed_by, outcome=outcome,
-        met=met, overdue=status == "open" and now > due_at,
-        seconds_to_due=int((due_at - now).total_seconds()))
+def _item(row: Sequence[Any]) -> WorkItem:
+    return WorkItem.model_validate(dict(zip(FIELDS, row, strict=True)))
 
 
-def kit_items(rows: Iterable[WardRow], now: dt.datetime) -> list[WorkItem]:
+def kit_items(rows: Iterable[WardRow], now: dt.datetime) -> list[Item]:
     """Observation sets due from the patients' kit (pure: from the ward rows' due reports)."""
-    out: list[WorkItem] = []
+    out: list[Item] = []
+    horizon = now + DUE_HORIZON
     for row in rows:
         if row.due is None:
             continue
-        kit = [p for p in row.due.parameters if p.method == "kit" and p.due_at <= now + DUE_HORIZON]
+        kit = [p for p in row.due.parameters if p.method == "kit" and p.due_at <= horizon]
         if not kit:
             continue
         due_at = min(p.due_at for p in kit)
@@ -111,41 +136,57 @@ def kit_items(rows: Iterable[WardRow], now: dt.datetime) -> list[WorkItem]:
         detail = ", ".join(p.code for p in kit) + f" ({row.due.frequency})"
         if overdue:
             detail += "; overdue: " + ", ".join(overdue)
-        out.append(WorkItem(
-            ref=f"due-{row.patient_id}", source="due", kind="kit_set", title=TITLES["kit_set"],
-            patient_id=row.patient_id, patient_name=f"{row.given_name} {row.family_name}",
-            detail=detail, priority=OBS_PRIORITY, due_at=due_at, not_before=None,
-            status="open", owner=None, claimed_at=None, created_at=due_at, closed_at=None,
-            closed_by=None, outcome=None, met=None, overdue=bool(overdue),
-            seconds_to_due=int((due_at - now).total_seconds())))
+        out.append({
+            "ref": f"due-{row.patient_id}", "source": "due", "kind": "kit_set",
+            "title": TITLES["kit_set"], "patient_id": row.patient_id,
+            "patient_name": f"{row.given_name} {row.family_name}", "detail": detail,
+            "priority": OBS_PRIORITY, "due_at": due_at, "not_before": None, "status": "open",
+            "owner": None, "claimed_at": None, "created_at": due_at, "closed_at": None,
+            "closed_by": None, "outcome": None, "met": None, "overdue": bool(overdue),
+            "seconds_to_due": int((due_at - now).total_seconds())})
     return out
 
 
-def sort_key(item: WorkItem) -> tuple[int, dt.datetime, str]:
+def urgency(item: Item) -> tuple[int, dt.datetime, str]:
     """Most urgent first, then soonest due (the order of the list and the API)."""
-    return (item.priority, item.due_at, item.ref)
+    return (item["priority"], item["due_at"], item["ref"])
+
+
+def recency(item: Item) -> tuple[dt.datetime, str]:
+    """Closed items: most recently closed first (`reverse=True`)."""
+    return (item["closed_at"] or item["due_at"], item["ref"])
+
+
+def _where(source: str, status: Literal["open", "closed"], patient_ids: Sequence[int] | None,
+           owner: str | None) -> sql.Composable:
+    clauses: list[sql.Composable] = [(_OPEN if status == "open" else _CLOSED)[source]]
+    if patient_ids is not None:
+        clauses.append(sql.SQL("{} = ANY(%(ids)s)").format(
+            sql.Identifier(_ALIAS[source], "patient_id")))
+    if owner is not None:
+        clauses.append(sql.SQL("{} = %(owner)s").format(sql.Identifier(_ALIAS[source], "owner")))
+    return sql.SQL(" AND ").join(clauses)
 
 
 def list_items(conn: Conn, now: dt.datetime, *, status: Literal["open", "closed"] = "open",
                patient_ids: Sequence[int] | None = None, owner: str | None = None,
-               kit: Iterable[WardRow] = ()) -> list[WorkItem]:
-    """Every work item of the ward (or of `patient_ids`, or owned by `owner`)."""
-    clauses, params = ["status = 'open'" if status == "open" else "status <> 'open'"], list[Any]()
-    if patient_ids is not None:
-        clauses.append("patient_id = ANY(%s)")
-        params.append(list(patient_ids))
-    if owner is not None:
-        clauses.append("owner = %s")
-        params.append(owner)
-    query = sql.SQL("SELECT * FROM ({}) w WHERE {}").format(
-        _UNION_SQL, sql.SQL(" AND ").join(sql.SQL(c) for c in clauses))
-    items = [_item(r, now) for r in conn.execute(query, params).fetchall()]
+               kit: Iterable[WardRow] = ()) -> list[Item]:
+    """Every work item of the ward (or of `patient_ids`, or owned by `owner`), as dicts.
+
+    One statement over both task tables, plus the kit's sets from the ward rows. Open items
+    come in `urgency` order; another order (e.g. by risk tier) is a stable sort of this list,
+    so its ties keep urgency. Closed items come most recently closed first."""
+    query = sql.SQL(" UNION ALL ").join(
+        _SELECT[s] + _where(s, status, patient_ids, owner) for s in ("task", "obs"))
+    params = {"now": now, "ids": None if patient_ids is None else list(patient_ids),
+              "owner": owner}
+    items = [dict(zip(FIELDS, r, strict=True)) for r in conn.execute(query, params)]
     if status == "open" and owner is None:
         wanted = None if patient_ids is None else set(patient_ids)
-        items += [i for i in kit_items(kit, now) if wanted is None or i.patient_id in wanted]
+        items += [i for i in kit_items(kit, now) if wanted is None or i["patient_id"] in wanted]
     if status == "open":
-        return sorted(items, key=sort_key)
-    return sorted(items, key=lambda i: (i.closed_at or i.due_at, i.ref), reverse=True)
+        return sorted(items, key=urgency)
+    return sorted(items, key=recency, reverse=True)
 
 
 def _parse(ref: str) -> tuple[str, int]:
@@ -160,11 +201,11 @@ def load(conn: Conn, ref: str, now: dt.datetime, *, lock: bool = False) -> WorkI
     if lock:
         conn.execute(sql.SQL("SELECT 1 FROM {} WHERE id = %s FOR UPDATE").format(_table(source)),
                      (tid,))
-    row = conn.execute(sql.SQL("SELECT * FROM ({}) w WHERE source = %s AND id = %s").format(
-        _UNION_SQL), (source, tid)).fetchone()
+    where = sql.SQL("{} = %(id)s").format(sql.Identifier(_ALIAS[source], "id"))
+    row = conn.execute(_SELECT[source] + where, {"now": now, "id": tid}).fetchone()
     if row is None:
         raise NotFound(f"no worklist task {ref}")
-    return _item(row, now)
+    return _item(row)
 
 
 def _event(conn: Conn, item: WorkItem, now: dt.datetime, actor: str, action: str, *,

@@ -9,7 +9,7 @@ rows), `/alerts/rows`, `/alerts/cards[?patient_id=…]` (episode cards) and
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -65,16 +65,18 @@ def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user:
               tier: Annotated[list[Tier] | None, Query(max_length=3)] = None) -> Response:
     view, tiers = _tiers(conn, _ward(request, conn, now, settings),
                          by_tier=sort == "tier", only=tier)
-    alerts, _ = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
-    open_total = alert_queries.counts(conn, now).needs_action  # the badge: what needs action
-    # The page shows the ward rows and the alert queue beside them: every patient in either.
+    # The queue beside the ward is the alerts page's episode cards, with the same actions
+    # (static/alerts.js): acknowledge, resolve, snooze, escalate now, note.
+    cards = card_context(conn, now, limit=QUEUE_LIMIT)
+    shown = _shown(cards)
+    # The page shows the ward rows and the alert cards beside them: every patient in either.
     audit.record(conn, user, "read", "ward", now=now,
                  patient_ids=[*(r.patient_id for r in view.rows),
-                              *(a.patient_id for a in alerts)],
-                 detail={"alert_ids": [a.id for a in alerts]})
+                              *(a.patient_id for a in shown)],
+                 detail={"alert_ids": [a.id for a in shown]})
     return render(request, "ward.html", {
-        **_base(request, user, now, settings, "ward"), "view": view, "alerts": alerts,
-        "open_total": open_total, "spark_start": now - wardview.SPARK_WINDOW, "tiers": tiers,
+        **_base(request, user, now, settings, "ward"), "view": view, **cards,
+        "spark_start": now - wardview.SPARK_WINDOW, "tiers": tiers,
         "tier_sort": sort, "tier_only": [t.value for t in tier or ()]})
 
 
@@ -99,11 +101,16 @@ def ward_rows(
     return response
 
 
+def _shown(cards: dict[str, Any]) -> list[Any]:
+    """Every episode the cards show (new, acknowledged, snoozed)."""
+    parts = cards["sections"]
+    return [a for part in (parts.new, parts.acknowledged, parts.snoozed) for a in part]
+
+
 def _alert_cards(request: Request, conn: DB, now: dt.datetime, settings: Settings, user: User,
                  name: str, patient_id: int | None = None) -> Response:
     cards = card_context(conn, now, patient_id=patient_id, limit=QUEUE_LIMIT)
-    shown = [a for part in (cards["sections"].new, cards["sections"].acknowledged,
-                            cards["sections"].snoozed) for a in part]
+    shown = _shown(cards)
     audit.record(conn, user, "list", "alert", now=now, patient_ids=[a.patient_id for a in shown],
                  detail={"alert_ids": [a.id for a in shown]})
     response = render(request, name, {**_base(request, user, now, settings, "alerts"), **cards})

@@ -1,9 +1,13 @@
 /* virtualward hub — acting on alert episodes, and the attention signal.
  *
- * Cards (alerts page, patient page): the Resolve / Snooze / Escalate now / Note forms post JSON
- * to /api/alerts/{id}/…; the hub's CSRF check accepts them because the browser sends Origin.
- * Live updates (hub.js, on the SSE stream) hand the new cards to vwSwapAlerts, which keeps
- * every card whose data-version did not change — an open form and what the nurse typed survive.
+ * Cards (ward page's queue, alerts page, patient page — the same fragment, _alert_cards.html):
+ * Acknowledge and the Resolve / Snooze / Escalate now / Note forms post JSON to
+ * /api/alerts/{id}/… through forms.js. This module is the one place that acts on episodes and
+ * refreshes the cards: window.vwAlerts.refresh() fetches the container's own fragment
+ * (data-src) and swaps in only the cards whose data-version changed — an open form and what
+ * the nurse typed survive other patients' news. hub.js calls it when the SSE stream says an
+ * alert changed; after an action here, "vw:changed" tells hub.js to refresh that patient's
+ * row (and the cards) at once, without waiting for the event's round trip.
  *
  * Attention: while a high-severity episode needs action (raised, not acknowledged or snoozed)
  * the tab title blinks; if the nurse switched sound on (remembered in localStorage), a short
@@ -25,8 +29,7 @@
   var audio = null;
 
   // ---- cards: swap only what changed -------------------------------------------------------
-  window.vwSwapAlerts = function (container, html) {
-    if (!container.dataset.src) return false;
+  function swapCards(container, html) {
     var t = document.createElement("template");
     t.innerHTML = html;
     t.content.querySelectorAll("article.episode").forEach(function (card) {
@@ -35,21 +38,36 @@
       else card.classList.add("flash");
     });
     container.replaceChildren(t.content);
-    return true;
-  };
+  }
 
+  function showCounts(c) {
+    if (!c) return;
+    setBadge(String(c.needs_action));
+    attention(c.high_ids.join(","));
+  }
+
+  // The cards of this page (its container names its fragment), the badge and the attention
+  // signal, from one request; a page without cards asks for the counts only. Resolves once
+  // the page shows them.
   function refresh() {
     var container = document.getElementById("alert-rows");
-    var src = (container && container.dataset.src) || "/alerts/rows";
+    var src = container && container.dataset.src;
+    if (!src) {
+      return fetch("/api/alerts/counts", { credentials: "same-origin",
+                                           headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; }).then(showCounts);
+    }
     return fetch(src, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (r) {
+        if (r.status === 401) { window.location.assign("/login"); throw new Error("logged out"); }
         if (!r.ok) throw new Error("HTTP " + r.status);
         var open = r.headers.get("X-Open-Alerts");
         var high = r.headers.get("X-High-Alerts");
         return r.text().then(function (html) {
-          if (container && !window.vwSwapAlerts(container, html)) container.innerHTML = html;
+          swapCards(container, html);
           if (open !== null) setBadge(open);
           if (high !== null) attention(high);
+          document.dispatchEvent(new CustomEvent("vw:alerts-shown"));
         });
       });
   }
@@ -59,6 +77,12 @@
     if (count) { count.textContent = open; count.hidden = open === "0"; }
     var total = document.getElementById("needs-action-total");
     if (total) total.textContent = open;
+  }
+
+  // After an action: this patient's ward row and the cards are refreshed by hub.js.
+  function changed(patientId) {
+    document.dispatchEvent(new CustomEvent("vw:changed",
+      { detail: { patient_id: patientId, alerts: true } }));
   }
 
   var PATHS = { resolve: "resolve", snooze: "snooze", escalate: "escalate", note: "notes" };
@@ -96,25 +120,33 @@
     var button = form.querySelector("button[type=submit]");
     button.disabled = true;
     status.textContent = "Saving…";
-    fetch("/api/alerts/" + form.dataset.alert + "/" + PATHS[form.dataset.action], {
-      method: "POST", credentials: "same-origin",
-      headers: { Accept: "application/json", "Content-Type": "application/json" },
-      body: JSON.stringify(body)
-    }).then(function (r) {
-      return r.json().then(function (data) { return { ok: r.ok, status: r.status, data: data }; });
-    }).then(function (res) {
-      if (res.status === 401) { window.location.assign("/login"); return; }
+    window.vwForms.send("/api/alerts/" + form.dataset.alert + "/" + PATHS[form.dataset.action],
+                        body).then(function (res) {
       if (!res.ok) {
-        var first = (res.data.errors || [])[0];
-        status.textContent = "Not saved: " + (first ? first.msg : res.data.detail || res.status);
+        status.textContent = "Not saved: " + window.vwForms.problem(res);
         button.disabled = false;
         return;
       }
       status.textContent = "Saved.";
-      return refresh();
+      changed(res.data.patient_id);
     }).catch(function (e) {
       status.textContent = "Not saved: " + e.message;
       button.disabled = false;
+    });
+  });
+
+  // Acknowledge: one click, on a card or on the patient page's alert list.
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest && ev.target.closest("button[data-ack]");
+    if (!btn) return;
+    btn.disabled = true;
+    btn.textContent = "Acknowledging…";
+    window.vwForms.sendOk("/api/alerts/" + btn.dataset.ack + "/acknowledge").then(function (alert) {
+      changed(alert.patient_id);
+    }).catch(function (e) {
+      btn.disabled = false;
+      btn.textContent = "Acknowledge";
+      window.alert("Could not acknowledge: " + e.message);
     });
   });
 
@@ -178,11 +210,7 @@
     if (!repeatTimer) repeatTimer = setInterval(ring, REPEAT_MS);
   }
 
-  document.addEventListener("vw:alerts", function (ev) {
-    var d = ev.detail || {};
-    if (d.open !== null && d.open !== undefined) setBadge(d.open);
-    if (d.high !== null && d.high !== undefined) attention(d.high);
-  });
+  window.vwAlerts = { refresh: refresh };
 
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest && ev.target.closest("#sound-toggle");
@@ -196,10 +224,6 @@
   if (document.getElementById("live")) {
     fetch("/api/alerts/counts", { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (c) {
-        if (!c) return;
-        setBadge(String(c.needs_action));
-        attention(c.high_ids.join(","));
-      }).catch(function () {});
+      .then(showCounts).catch(function () {});
   }
 })();

@@ -3,8 +3,9 @@
  * One EventSource per tab (/api/events). An event names the patients that changed; the page
  * fetches just those rows as HTML (/ward/rows?patient_id=…), swaps them in and re-sorts the
  * table by acuity (band, NEWS2 total, longest without observations). Alert events refresh
- * the alert queue. The only timer is a local one-second tick for escalation countdowns; it
- * never touches the network.
+ * the alert cards through alerts.js (window.vwAlerts, the one module that shows and acts on
+ * episodes); forms are sent through forms.js. The only timer is a local one-second tick for
+ * escalation countdowns; it never touches the network.
  */
 (function () {
   "use strict";
@@ -175,24 +176,9 @@
     });
   }
 
-  // The alerts page's container names its own fragment (data-src: cards); static/alerts.js
-  // swaps cards one by one (window.vwSwapAlerts) and runs the attention signal (vw:alerts).
+  // The cards (ward queue, alerts page, patient page) and the badge: alerts.js's.
   function updateAlerts() {
-    var tbody = document.getElementById("alert-rows");
-    var src = (tbody && tbody.dataset.src) || "/alerts/rows";
-    return fetchHtml(src).then(function (r) {
-      var open = r.headers.get("X-Open-Alerts");
-      var high = r.headers.get("X-High-Alerts");
-      var count = document.getElementById("alert-count");
-      if (count && open !== null) { count.textContent = open; count.hidden = open === "0"; }
-      return r.text().then(function (html) {
-        if (tbody && !(window.vwSwapAlerts && window.vwSwapAlerts(tbody, html))) {
-          tbody.innerHTML = html;
-        }
-        tick();
-        document.dispatchEvent(new CustomEvent("vw:alerts", { detail: { open: open, high: high } }));
-      });
-    });
+    return window.vwAlerts.refresh();
   }
 
   function updatePatient() {
@@ -276,26 +262,15 @@
     });
   }
 
-  document.addEventListener("click", function (ev) {
-    var btn = ev.target.closest("button[data-ack]");
-    if (!btn) return;
-    btn.disabled = true;
-    btn.textContent = "Acknowledging…";
-    fetch("/api/alerts/" + btn.dataset.ack + "/acknowledge", {
-      method: "POST", credentials: "same-origin", headers: { Accept: "application/json" }
-    }).then(function (r) {
-      if (!r.ok) return r.json().then(function (p) { throw new Error(p.detail || r.status); });
-      return r.json();
-    }).then(function (alert) {
-      pendingAlerts = true;
-      pendingIds.add(alert.patient_id);
-      schedule();
-    }).catch(function (e) {
-      btn.disabled = false;
-      btn.textContent = "Acknowledge";
-      window.alert("Could not acknowledge: " + e.message);
-    });
+  // An action taken on this page (alerts.js: acknowledge, resolve, …) changed a patient:
+  // show it now rather than after the SSE round trip.
+  document.addEventListener("vw:changed", function (ev) {
+    var d = ev.detail || {};
+    if (d.patient_id) pendingIds.add(Number(d.patient_id));
+    if (d.alerts) pendingAlerts = true;
+    schedule();
   });
+  document.addEventListener("vw:alerts-shown", tick);
 
   // Observations entered by staff (patient page): the form posts JSON to the API; errors are
   // shown next to their fields; the panel then refreshes (the live event would do it too).
@@ -400,18 +375,12 @@
     var button = form.querySelector("button[type=submit]");
     button.disabled = true;
     status.textContent = "Saving…";
-    fetch("/api/patients/" + form.dataset.patient + "/observations", {
-      method: "POST", credentials: "same-origin",
-      headers: { Accept: "application/json", "Content-Type": "application/json" },
-      body: JSON.stringify(body)
-    }).then(function (r) {
-      return r.json().then(function (data) { return { ok: r.ok, status: r.status, data: data }; });
-    }).then(function (res) {
-      if (res.status === 401) { window.location.assign("/login"); return; }
+    var url = "/api/patients/" + form.dataset.patient + "/observations";
+    window.vwForms.send(url, body).then(function (res) {
       if (!res.ok) {
-        var inline = showObsErrors(form, body, res.data);
+        var inline = showObsErrors(form, body, res.data || {});
         status.textContent = inline ? "Not saved: see the fields marked." :
-          "Not saved: " + (res.data.detail || "error " + res.status);
+          "Not saved: " + window.vwForms.problem(res);
         return;
       }
       OBS_FIELDS.concat(["note"]).forEach(function (name) { form.elements[name].value = ""; });
@@ -441,17 +410,10 @@
     if (els.rate_ml_h.value.trim() !== "") body.rate_ml_h = Number(els.rate_ml_h.value);
     if (els.duration_h.value.trim() !== "") body.duration_h = Number(els.duration_h.value);
     status.textContent = "Saving…";
-    fetch("/api/patients/" + form.dataset.patient + "/care-plan/infusion", {
-      method: "PUT", credentials: "same-origin",
-      headers: { Accept: "application/json", "Content-Type": "application/json" },
-      body: JSON.stringify(body)
-    }).then(function (r) {
-      return r.json().then(function (data) { return { ok: r.ok, status: r.status, data: data }; });
-    }).then(function (res) {
-      if (res.status === 401) { window.location.assign("/login"); return; }
+    window.vwForms.send("/api/patients/" + form.dataset.patient + "/care-plan/infusion", body,
+                        "PUT").then(function (res) {
       if (!res.ok) {
-        var first = (res.data.errors || [])[0];
-        status.textContent = "Not saved: " + (first ? first.msg : res.data.detail || res.status);
+        status.textContent = "Not saved: " + window.vwForms.problem(res);
         return;
       }
       status.textContent = "Saved: expected end " + res.data.infusion_expected_end + ".";

@@ -1,6 +1,6 @@
 /* virtualward hub — the worklist and the handover page.
  *
- * Worklist: claim / complete / hand over buttons POST to /api/worklist/{ref}/…; any SSE
+ * Worklist: claim / complete / hand over buttons POST (forms.js) to /api/worklist/{ref}/…; any SSE
  * event on /api/events (a task changed, a patient's readings, a resync) refetches the rows
  * fragment (/worklist/rows), coalesced, so every open worklist updates without a reload.
  * Handover: print and "mark handover given". No inline script (the CSP forbids it).
@@ -12,16 +12,7 @@
   var timer = null;
   var tbody = document.getElementById("worklist-rows");
 
-  function post(url, body) {
-    return fetch(url, {
-      method: "POST", credentials: "same-origin",
-      headers: { Accept: "application/json", "Content-Type": "application/json" },
-      body: JSON.stringify(body || {})
-    }).then(function (r) {
-      if (!r.ok) return r.json().then(function (p) { throw new Error(p.detail || r.status); });
-      return r.status === 204 ? null : r.json();
-    });
-  }
+  function post(url, body) { return window.vwForms.sendOk(url, body); }  // forms.js
 
   function refresh() {
     timer = null;

@@ -1,0 +1,21 @@
+"""What the hub's browser tests share: Debian's Chromium, its flags, where screenshots go.
+
+Playwright drives the system browser (`playwright install` cannot download one here); the
+flags are those checked on these machines (docs in /work/shared/ARCHITECTURE.md). The hub
+itself is served by the `hub_server` fixture of `tests/hub/conftest.py`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                    reason="Debian's chromium is not installed")
