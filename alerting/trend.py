@@ -35,10 +35,12 @@ Montgomery DC, *Introduction to Statistical Quality Control*, 7th ed., ch. 6) of
   lagged); for a spot device the latest accepted reading while fresh (:data:`LEVEL_FRESH`).
 * **Index**: each sign's standardised deviation in its harmful direction, z, floored at
   :data:`Z_CREDIT` (a sign better than usual may not cancel one that is worse), combined by
-  Stouffer's sum ``Z = Σz / √k`` over the k charted signs — deterioration moves several signs
-  a little before any one moves a lot (Tarassenko et al. 2006 combine the signs the same way,
-  as a novelty score of the whole vector). Under control each z is about standard normal, and
-  so is Z.
+  Stouffer's weighted sum ``Z = Σwz / √Σw²`` over the charted signs — deterioration moves
+  several signs a little before any one moves a lot (Tarassenko et al. 2006 combine the signs
+  the same way, as a novelty score of the whole vector). A continuous level weighs 1, a spot
+  reading less the older it is (:func:`weight`: 0 at :data:`LEVEL_FRESH`), so this
+  afternoon's normal set cannot dilute a wearable's drift tonight. Under control each z is
+  about standard normal, and so is Z, whatever the weights.
 * **Limit from the in-control run length, not from a seed** (:data:`Z_LIMIT`): the level moves
   slowly (its in-control variation is hours long, so consecutive levels are not independent
   and an hour is about one independent look). The limit is the one-sided normal quantile that
@@ -203,11 +205,23 @@ def z_score(code: str, value: float, base: BaselineStat, at: dt.datetime | None 
     return DIRECTION[code] * (value - offset - base.mean) / sd
 
 
-def combined(zs: Sequence[float]) -> float:
-    """Stouffer's combination of the signs' z (each floored at :data:`Z_CREDIT`)."""
-    if not zs:
+def combined(zs: Sequence[float], weights: Sequence[float] | None = None) -> float:
+    """Stouffer's (weighted) combination of the signs' z, each floored at :data:`Z_CREDIT`:
+    ``Σ wᵢzᵢ / √(Σ wᵢ²)`` — standard normal under control whatever the weights."""
+    w = [1.0] * len(zs) if weights is None else list(weights)
+    norm = math.sqrt(sum(x * x for x in w))
+    if not zs or norm == 0.0:
         return 0.0
-    return sum(max(z, Z_CREDIT) for z in zs) / math.sqrt(len(zs))
+    return sum(x * max(z, Z_CREDIT) for x, z in zip(w, zs, strict=True)) / norm
+
+
+def weight(age: dt.timedelta, *, continuous: bool) -> float:
+    """How much a sign's level says about *now*: 1 for a continuous level, falling linearly
+    to 0 at :data:`LEVEL_FRESH` for a spot reading (an old set cannot dilute a wearable's
+    drift, nor stand in for a new one)."""
+    if continuous:
+        return 1.0
+    return max(0.0, 1.0 - age / LEVEL_FRESH)
 
 
 def _index(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
@@ -234,14 +248,19 @@ def _index(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ..
         z = z_score(code, value, base, now)
         if not math.isfinite(z):
             continue
-        continuous = continuous or len(behind) == 2
+        # level() names two readings (first and last of a window) for a continuous median
+        steady = len(behind) == 2
+        continuous = continuous or steady
         charted.append({"code": code, "level": round(value, 2), "z": round(z, 2),
+                        "weight": round(weight(now - behind[-1].measured_at,
+                                               continuous=steady), 3),
                         "circadian_offset": round(circadian_offset(code, now), 2),
                         "baseline_mean": round(base.mean, 2), "baseline_sd": round(base.sd, 2),
                         "baseline_n": base.n, "learned_from": base.from_at.isoformat(),
                         "learned_to": base.to_at.isoformat()})
         evidence.extend(behind)
-    index = combined([float(c["z"]) for c in charted])  # type: ignore[arg-type]
+    index = combined([float(c["z"]) for c in charted],  # type: ignore[arg-type]
+                     [float(c["weight"]) for c in charted])  # type: ignore[arg-type]
     return index, charted, evidence, continuous
 
 

@@ -298,3 +298,40 @@ def test_a_drift_is_detected_well_before_it_scores_on_news2(seed: int) -> None:
     assert start is not None
     assert fired
     assert start < fired[0] < start + dt.timedelta(hours=3)  # pulse still under 86
+
+
+def test_an_old_spot_set_weighs_less_than_a_wearables_level() -> None:
+    assert trend.weight(dt.timedelta(hours=9), continuous=True) == 1.0
+    assert trend.weight(dt.timedelta(0), continuous=False) == 1.0
+    assert trend.weight(dt.timedelta(hours=3), continuous=False) == pytest.approx(0.25)
+    assert trend.weight(trend.LEVEL_FRESH, continuous=False) == 0.0
+    # a wearable's pulse at +4 SD with an SpO2 at +1, and a normal set from 3 h ago: the old
+    # set barely dilutes the drift (4 signs unweighted would give 2.5, below the limit)
+    fresh = trend.combined([4.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.25, 0.25])
+    assert fresh > trend.Z_LIMIT > trend.combined([4.0, 1.0, 0.0, 0.0])
+    # weights never make noise look worse: one sign alone is its own z, whatever its weight
+    assert trend.combined([2.0], [0.3]) == pytest.approx(2.0)
+
+
+def _copd_wearable(values: list[float]) -> PatientSnapshot:
+    recent = {"spo2": series("spo2", values)}
+    latest = {**{c: Latest(c, NOW, float(v), "hub") for c, v in NORMAL.items() if c != "spo2"},
+              **latest_of(recent)}
+    plan = CarePlan(1, spo2_scale=2, spo2_target_low=88.0, spo2_target_high=92.0)
+    return PatientSnapshot(1, latest, plan, recent=recent)
+
+
+@pytest.mark.parametrize(("values", "fires"), [
+    # a COPD patient whose normal is 89–90 on a 88–92 % target: five minutes at 86–87 (the
+    # 5-min median NEWS2 scores is 87) is a dip, not an amber
+    ([90.0, 89.0] * 5 + [87.0, 86.0, 87.0, 86.0, 87.0], False),
+    # most of a quarter hour below 88: below target
+    ([89.0, 89.0, 89.0] + [87.0, 86.0] * 6, True),
+])
+def test_a_wearable_is_below_target_on_its_quarter_hour_median(values: list[float],
+                                                               fires: bool) -> None:
+    outcome = rules.evaluate(_copd_wearable(values), NOW).by_kind()[Kind.SPO2_BELOW_TARGET]
+    assert isinstance(outcome, Firing) is fires
+    if fires:
+        assert isinstance(outcome, Firing)
+        assert outcome.evidence[0].device_id == "wear"  # the median reading, a real one
