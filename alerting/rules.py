@@ -40,7 +40,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import itertools
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final
@@ -64,6 +64,8 @@ SPO2_TREND_JITTER: Final = 1.0  # a pulse oximeter's usual reading-to-reading no
 SPO2_TREND_FALL: Final = 3.0  # % points: one NEWS2 Scale 1 band and more
 #: Default SpO2 targets when the care plan has none: BTS 2017 target ranges' lower ends.
 DEFAULT_SPO2_TARGET_LOW: Final[Mapping[int, float]] = MappingProxyType({1: 94.0, 2: 88.0})
+#: A continuous oximeter is below target when its median of this window is (the trend level).
+SPO2_TARGET_WINDOW: Final = trend.LEVEL_WINDOW
 #: Staleness for threshold parameters outside NEWS2 (diastolic BP comes with systolic).
 OTHER_STALENESS: Final = dt.timedelta(hours=1)
 _RISK_LABEL: Final[Mapping[Risk, str]] = MappingProxyType(
@@ -154,10 +156,24 @@ def spo2_falling_rule(spo2_history: tuple[Evidence, ...], now: dt.datetime) -> t
     return (Clear(Kind.SPO2_FALLING, tuple(window)),)
 
 
-def spo2_target_rule(obs_set: ObservationSet, plan: CarePlan) -> tuple[Outcome, ...]:
+def spo2_target_rule(obs_set: ObservationSet, plan: CarePlan,
+                     recent: Sequence[Evidence] = (), now: dt.datetime | None = None,
+                     ) -> tuple[Outcome, ...]:
+    """Below the care plan's target. A continuous oximeter is judged on its median reading of
+    the last :data:`SPO2_TARGET_WINDOW` (the trend's level), not on the 5-minute median NEWS2
+    scores: a wearable on a COPD patient whose normal sits at the bottom of a 88–92 % range
+    dips below it for minutes many times a day, and brief dips below a *titration* target are
+    not desaturation worth an amber (BTS 2017 oxygen guideline: targets guide titration; the
+    alarm-delay evidence: Welch J, *Biomed Instrum Technol* 2011;45 s1:46–52). A real
+    desaturation still scores on NEWS2 at once (the 5-minute median)."""
     reading = next((e for e in obs_set.used if e.code == "spo2"), None)
     if reading is None:
         return ()
+    if now is not None:
+        window = [e for e in recent if e.device_id == reading.device_id
+                  and dt.timedelta(0) <= now - e.measured_at <= SPO2_TARGET_WINDOW]
+        if len(window) >= trend.CONTINUOUS_LEVEL:
+            reading = artefacts.median_reading(window)
     target = plan.spo2_target_low
     source = "care plan"
     if target is None:
@@ -219,7 +235,7 @@ def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | N
         *single_parameter_rule(result, obs_set),
         *trend.trend_rule(filtered.latest, snapshot.recent, snapshot.baselines, now),
         *spo2_falling_rule(tuple(e for e in spo2 if e not in doubted) if doubted else spo2, now),
-        *spo2_target_rule(obs_set, plan),
+        *spo2_target_rule(obs_set, plan, snapshot.recent.get("spo2", ()), now),
         *threshold_rule(seen, now),
     ]
     outcomes += [

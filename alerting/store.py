@@ -312,7 +312,7 @@ def learn_baselines(conn: Conn, ids: Sequence[int], now: dt.datetime) -> int:
         "  ORDER BY measured_at LIMIT 1) f "
         "WHERE f.measured_at <= %s AND NOT EXISTS (SELECT 1 FROM patient_baselines b "
         "  WHERE b.patient_id = pid AND b.code = c)",
-        (list(ids), sorted(trend.CODES), now - trend.LEARN_SPAN)).fetchall()
+        (list(ids), sorted(trend.CODES), now - trend.EARLIEST_LEARN)).fetchall()
     if not ripe:
         return 0
     first: dict[tuple[int, str], list[Evidence]] = defaultdict(list)

@@ -4,28 +4,65 @@ Fixed population thresholds (NEWS2) fire late for a patient whose normal is far 
 pulse going from 62 to 88 scores nothing. Personalised models of each patient's own vital signs
 detect deterioration earlier and with fewer false alerts than fixed thresholds (Tarassenko L et
 al., *Br J Anaesth* 2006;97:64–68; Clifton L et al., *IEEE J Biomed Health Inform*
-2014;18:722–730, on patient-specific models). The method here is the classical control chart (Shewhart; Montgomery DC,
-*Introduction to Statistical Quality Control*, ch. 6), run per patient and parameter:
+2014;18:722–730, on patient-specific models). The method is a control chart (Shewhart;
+Montgomery DC, *Introduction to Statistical Quality Control*, 7th ed., ch. 6) of a
+*multivariate* index, run per patient:
 
-* **Learning** (:func:`learn`): the baseline of a code is the mean and standard deviation of
-  the patient's readings over the first :data:`LEARN_SPAN` from their first reading (at least
-  :data:`LEARN_MIN` readings; a spot-check patient short of that within the span uses their
-  first :data:`LEARN_MIN` readings if those fall within :data:`LEARN_LIMIT`). Learned once,
-  stored, never updated: a baseline that followed the patient would learn the deterioration.
-  The SD is floored (:data:`SD_FLOOR`) at the normal within-day variability of each sign, so a
-  patient whose first hours were unusually flat does not alarm on the afternoon's circadian
-  rise (pulse ±5/min, temperature ±0.3 °C peak to trough, respiration ±2/min).
-* **Level**: for a continuous device the median of the last :data:`LEVEL_WINDOW` (≥
-  :data:`CONTINUOUS_LEVEL` readings; the median of 10–15 one-a-minute readings is steady to
-  well under a beat a minute, and a shorter window lags a real rise less than an hour's
-  median, which trailed the true course by about half an hour); for a spot device the latest
-  accepted reading.
-* **Chart**: each sign's deviation in its harmful direction, in baseline SDs (z). The finding
-  fires when at least two signs are beyond :data:`Z_TWO` together (deterioration moves several
-  signs at once; two correlated 2.5-SD excursions by chance are rare), or one sign beyond
-  :data:`Z_ONE`. It is *amber* (:attr:`Severity.LOW`): a prompt to look and to ask for a full
-  set, not an emergency; NEWS2 still decides the band. The evidence shown is the baseline,
-  the level, z and the readings behind them.
+* **Day/night swing removed first** (:func:`circadian_offset`). Pulse and temperature follow a
+  24-h rhythm with its nadir near 04:00 and its peak in the late afternoon (a cosinor model,
+  Halberg F; Refinetti R, Menaker M, *Physiol Behav* 1992;51:613–637 for temperature, about
+  ±0.3 °C; Degaute JP et al., *Hypertension* 1991;18:199–210 for heart rate, about ±5/min).
+  Every reading is charted as its value minus the expected circadian offset at its own
+  London-local hour, so a baseline learned in the morning is not exceeded by the afternoon's
+  normal rise, and the night's fall cannot hide a drift. Whatever amplitude a patient really
+  has beyond the model is covered by the SD floor below.
+* **Learning** (:func:`learn`): the baseline of a code is learned once from the patient's first
+  readings and never updated (a baseline that followed the patient would learn the
+  deterioration). A *continuous* code (a wearable, ≥ :data:`CONTINUOUS_LEARN_MIN` readings in
+  the first :data:`CONTINUOUS_LEARN_SPAN`) is learned after that span: its mean and SD are
+  those of the circadian-adjusted :data:`LEVEL_WINDOW` medians — the very statistic that is
+  charted (a chart's limits come from the SD of what it plots, not of single readings). 3 h
+  of one-a-minute readings are 12 such levels; learning sooner than the 6 h a spot kit needs
+  keeps the baseline ahead of deteriorations that start in the first hours (a baseline learned
+  during the deterioration hides it). A spot code is learned from the readings of the first
+  :data:`LEARN_SPAN` (≥ :data:`LEARN_MIN`; short of that, the first :data:`LEARN_MIN` if
+  within :data:`LEARN_LIMIT`). SDs are floored (:data:`SD_FLOOR`) at what the devices and the
+  residual day-to-day variation can resolve, so a patient whose first hours were unusually
+  flat does not alarm on ordinary variation.
+* **Level** (:func:`level`): for a continuous device the median of the last
+  :data:`LEVEL_WINDOW` (≥ :data:`CONTINUOUS_LEVEL` readings; steady to well under a beat a
+  minute, and it follows a real rise within minutes, not the half hour an hourly median
+  lagged); for a spot device the latest accepted reading while fresh (:data:`LEVEL_FRESH`).
+* **Index**: each sign's standardised deviation in its harmful direction, z, floored at
+  :data:`Z_CREDIT` (a sign better than usual may not cancel one that is worse), combined by
+  Stouffer's weighted sum ``Z = Σwz / √Σw²`` over the charted signs — deterioration moves
+  several signs a little before any one moves a lot (Tarassenko et al. 2006 combine the signs
+  the same way, as a novelty score of the whole vector). A continuous level weighs 1, a spot
+  reading less the older it is (:func:`weight`: 0 at :data:`LEVEL_FRESH`), so this
+  afternoon's normal set cannot dilute a wearable's drift tonight. Under control each z is
+  about standard normal, and so is Z, whatever the weights.
+* **Limit from the in-control run length, not from a seed** (:data:`Z_LIMIT`): the level moves
+  slowly (its in-control variation is hours long, so consecutive levels are not independent
+  and an hour is about one independent look). The limit is the one-sided normal quantile that
+  gives an in-control run length ARL0 = :data:`ARL0_HOURS` independent hours — one false amber
+  per patient per :data:`ARL0_HOURS` h, i.e. per fortnight, the longest usual virtual-ward stay
+  (`/work/shared/clinical/VIRTUAL_WARD.md`): ``Z_LIMIT = Φ⁻¹(1 − 1/ARL0)`` ≈ 2.75.
+* **Persistence** (a run rule, Montgomery §5.3.6): the index must be beyond the limit at the
+  current level *and* at the level :data:`PERSIST` earlier (for continuous codes; spot codes
+  keep their latest reading), so a burst of motion artefacts shorter than that cannot fire it.
+* **Hysteresis**: it clears only once Z is back below :data:`Z_CLEAR`; in between it is
+  undecided (nothing is returned), so a drift wavering about the limit is one finding, not a
+  finding a half hour.
+
+The finding is *amber* (:attr:`Severity.LOW`): a prompt to look and to ask for a full set, not
+an emergency; NEWS2 still decides the band. The evidence shown is each sign's baseline, level,
+circadian offset and z, the index and its limit, and the readings behind them.
+
+Not a CUSUM or EWMA: both accumulate deviations under the assumption that successive
+observations are independent; a vital sign's slow in-control wander is autocorrelated over
+hours, so their textbook ARL0 would be far too optimistic (Montgomery ch. 10, "SPC with
+autocorrelated data"). The run rule on a level that already averages a quarter of an hour gets
+the noise reduction without that assumption.
 
 Must never do I/O, read a clock, or log.
 """
@@ -35,6 +72,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
@@ -47,25 +85,93 @@ from alerting.snapshot import BaselineStat
 DIRECTION: Final[Mapping[str, int]] = MappingProxyType(
     {"pulse": 1, "resp_rate": 1, "temperature": 1, "spo2": -1})
 CODES: Final = frozenset(DIRECTION)
+LONDON: Final = zoneinfo.ZoneInfo("Europe/London")
+#: Cosinor model of the normal day/night swing: amplitude (half peak-to-trough) per code and
+#: the local hour of the peak (nadir twelve hours earlier, ~04:00). Respiration rate and SpO2
+#: have no rhythm of a size that matters at the devices' resolution.
+CIRCADIAN_AMPLITUDE: Final[Mapping[str, float]] = MappingProxyType(
+    {"pulse": 5.0, "temperature": 0.3})
+CIRCADIAN_PEAK_HOUR: Final = 16.0
 LEARN_SPAN: Final = dt.timedelta(hours=6)
 LEARN_LIMIT: Final = dt.timedelta(hours=24)
 LEARN_MIN: Final = 3
+#: A continuous code is learned after this span when it holds this many readings (one every
+#: two minutes at least): 12 levels of 15 min, enough for their mean and SD.
+CONTINUOUS_LEARN_SPAN: Final = dt.timedelta(hours=3)
+CONTINUOUS_LEARN_MIN: Final = 90
+#: The earliest a baseline can be learned (the store asks only for codes this old).
+EARLIEST_LEARN: Final = min(LEARN_SPAN, CONTINUOUS_LEARN_SPAN)
+#: SD floors, after the circadian swing is removed: pulse ±3/min (a pulse oximeter's stated
+#: pulse-rate accuracy), respiration ±2/min (a carer's count over 30–60 s), temperature
+#: ±0.2 °C (a home thermometer's accuracy), SpO2 ±1 % point (the display's resolution and an
+#: oximeter's reading-to-reading jitter).
 SD_FLOOR: Final[Mapping[str, float]] = MappingProxyType(
-    {"pulse": 5.0, "resp_rate": 2.0, "temperature": 0.3, "spo2": 1.5})
+    {"pulse": 3.0, "resp_rate": 2.0, "temperature": 0.2, "spo2": 1.0})
 CONTINUOUS_LEVEL: Final = 10
 LEVEL_WINDOW: Final = dt.timedelta(minutes=15)
-Z_TWO: Final = 2.5
-Z_ONE: Final = 4.0
 #: A level older than this no longer describes the patient (one low-risk observation cycle).
 LEVEL_FRESH: Final = dt.timedelta(hours=4)
+#: A sign better than its baseline counts at most this much against the others.
+Z_CREDIT: Final = -1.0
+#: In-control run length the limit is set for, in independent hours (a fortnight's stay).
+ARL0_HOURS: Final = 14 * 24
+Z_LIMIT: Final = statistics.NormalDist().inv_cdf(1.0 - 1.0 / ARL0_HOURS)
+#: Back below this (one SD inside the limit) the trend is clear.
+Z_CLEAR: Final = Z_LIMIT - 1.0
+#: The index must hold beyond the limit this long (one level window earlier as well).
+PERSIST: Final = LEVEL_WINDOW
+
+
+def circadian_offset(code: str, at: dt.datetime) -> float:
+    """The expected day/night deviation of ``code`` at ``at`` from its 24-h mean."""
+    amplitude = CIRCADIAN_AMPLITUDE.get(code, 0.0)
+    if not amplitude:
+        return 0.0
+    local = at.astimezone(LONDON)
+    hour = local.hour + local.minute / 60.0 + local.second / 3600.0
+    return amplitude * math.cos(2.0 * math.pi * (hour - CIRCADIAN_PEAK_HOUR) / 24.0)
+
+
+def adjusted(e: Evidence) -> float:
+    """A reading's value with the day/night swing of its hour removed."""
+    return e.value - circadian_offset(e.code, e.measured_at)
+
+
+def _levels(window: Sequence[Evidence]) -> list[float]:
+    """Circadian-adjusted medians of consecutive :data:`LEVEL_WINDOW` blocks (≥ the readings
+    a continuous level needs), oldest first."""
+    out: list[float] = []
+    if not window:
+        return out
+    start = window[0].measured_at
+    block: list[float] = []
+    edge = start + LEVEL_WINDOW
+    for e in window:
+        while e.measured_at >= edge:
+            if len(block) >= CONTINUOUS_LEVEL:
+                out.append(statistics.median(block))
+            block, edge = [], edge + LEVEL_WINDOW
+        block.append(adjusted(e))
+    if len(block) >= CONTINUOUS_LEVEL:
+        out.append(statistics.median(block))
+    return out
 
 
 def learn(code: str, first: Sequence[Evidence], now: dt.datetime) -> BaselineStat | None:
     """The baseline of ``code`` from the patient's first readings (oldest first), or None
-    while still learning (or when it can never be learned from these)."""
+    while still learning (or when it can never be learned from these). Its mean and SD are
+    of circadian-adjusted values (:func:`adjusted`)."""
     if not first:
         return None
     start = first[0].measured_at
+    if now - start < EARLIEST_LEARN:
+        return None
+    early = [e for e in first if e.measured_at - start < CONTINUOUS_LEARN_SPAN]
+    if len(early) >= CONTINUOUS_LEARN_MIN:
+        levels = _levels(early)
+        if len(levels) >= LEARN_MIN:
+            return BaselineStat(code, statistics.fmean(levels), statistics.pstdev(levels),
+                                len(early), early[0].measured_at, early[-1].measured_at)
     if now - start < LEARN_SPAN:
         return None
     window = [e for e in first if e.measured_at - start <= LEARN_SPAN]
@@ -73,14 +179,15 @@ def learn(code: str, first: Sequence[Evidence], now: dt.datetime) -> BaselineSta
         window = [e for e in first[:LEARN_MIN] if e.measured_at - start <= LEARN_LIMIT]
         if len(window) < LEARN_MIN:
             return None
-    values = [e.value for e in window]
+    values = [adjusted(e) for e in window]
     return BaselineStat(code, statistics.fmean(values), statistics.pstdev(values), len(values),
                         window[0].measured_at, window[-1].measured_at)
 
 
 def level(code: str, latest: Latest | None, recent: Sequence[Evidence],
           now: dt.datetime) -> tuple[float, tuple[Evidence, ...]] | None:
-    """The current level of ``code`` and the readings behind it (None when unknown)."""
+    """The current level of ``code`` (raw units, circadian swing *not* removed) and the
+    readings behind it (None when unknown)."""
     window = [e for e in recent if dt.timedelta(0) <= now - e.measured_at <= LEVEL_WINDOW]
     if len(window) >= CONTINUOUS_LEVEL:
         values = sorted(e.value for e in window)
@@ -90,43 +197,104 @@ def level(code: str, latest: Latest | None, recent: Sequence[Evidence],
     return latest.value, (latest.evidence,)
 
 
-def z_score(code: str, value: float, base: BaselineStat) -> float:
+def z_score(code: str, value: float, base: BaselineStat, at: dt.datetime | None = None) -> float:
+    """Standardised deviation of ``value`` from ``base`` in the harmful direction; with
+    ``at``, the circadian offset expected at that instant is removed from ``value`` first."""
     sd = max(base.sd, SD_FLOOR[code])
-    return DIRECTION[code] * (value - base.mean) / sd
+    offset = 0.0 if at is None else circadian_offset(code, at)
+    return DIRECTION[code] * (value - offset - base.mean) / sd
 
 
-def trend_rule(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
-               baselines: Mapping[str, BaselineStat], now: dt.datetime) -> tuple[Outcome, ...]:
-    """Firing when the patient has drifted from their own baseline; Clear when every
-    charted sign with a baseline is known and within it; nothing while learning."""
+def combined(zs: Sequence[float], weights: Sequence[float] | None = None) -> float:
+    """Stouffer's (weighted) combination of the signs' z, each floored at :data:`Z_CREDIT`:
+    ``Σ wᵢzᵢ / √(Σ wᵢ²)`` — standard normal under control whatever the weights."""
+    w = [1.0] * len(zs) if weights is None else list(weights)
+    norm = math.sqrt(sum(x * x for x in w))
+    if not zs or norm == 0.0:
+        return 0.0
+    return sum(x * max(z, Z_CREDIT) for x, z in zip(w, zs, strict=True)) / norm
+
+
+def weight(age: dt.timedelta, *, continuous: bool) -> float:
+    """How much a sign's level says about *now*: 1 for a continuous level, falling linearly
+    to 0 at :data:`LEVEL_FRESH` for a spot reading (an old set cannot dilute a wearable's
+    drift, nor stand in for a new one)."""
+    if continuous:
+        return 1.0
+    return max(0.0, 1.0 - age / LEVEL_FRESH)
+
+
+def _index(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
+           baselines: Mapping[str, BaselineStat], now: dt.datetime,
+           ) -> tuple[float, list[dict[str, object]], list[Evidence], bool]:
+    """The index at ``now``, each charted sign, the readings behind them, and whether any
+    sign's level is a continuous median."""
     charted: list[dict[str, object]] = []
     evidence: list[Evidence] = []
-    flagged: list[tuple[str, float]] = []
+    continuous = False
     for code in sorted(CODES):
         base = baselines.get(code)
         if base is None:
             continue
-        found = level(code, latest.get(code), recent.get(code, ()), now)
+        history = tuple(e for e in recent.get(code, ()) if e.measured_at <= now)
+        current = latest.get(code)
+        if current is not None and current.measured_at > now:
+            current = next((Latest(e.code, e.measured_at, e.value, e.device_id)
+                            for e in reversed(history)), None)
+        found = level(code, current, history, now)
         if found is None:
             continue
         value, behind = found
-        z = z_score(code, value, base)
+        z = z_score(code, value, base, now)
         if not math.isfinite(z):
             continue
+        # level() names two readings (first and last of a window) for a continuous median
+        steady = len(behind) == 2
+        continuous = continuous or steady
         charted.append({"code": code, "level": round(value, 2), "z": round(z, 2),
+                        "weight": round(weight(now - behind[-1].measured_at,
+                                               continuous=steady), 3),
+                        "circadian_offset": round(circadian_offset(code, now), 2),
                         "baseline_mean": round(base.mean, 2), "baseline_sd": round(base.sd, 2),
                         "baseline_n": base.n, "learned_from": base.from_at.isoformat(),
                         "learned_to": base.to_at.isoformat()})
         evidence.extend(behind)
-        if z >= Z_TWO:
-            flagged.append((code, z))
+    index = combined([float(c["z"]) for c in charted],  # type: ignore[arg-type]
+                     [float(c["weight"]) for c in charted])  # type: ignore[arg-type]
+    return index, charted, evidence, continuous
+
+
+def trend_rule(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
+               baselines: Mapping[str, BaselineStat], now: dt.datetime) -> tuple[Outcome, ...]:
+    """Firing when the patient has drifted from their own baseline (index beyond
+    :data:`Z_LIMIT` now and :data:`PERSIST` earlier); Clear when the index is below
+    :data:`Z_CLEAR`; nothing while learning or in between."""
+    index, charted, evidence, continuous = _index(latest, recent, baselines, now)
     if not charted:
         return ()
-    firing = len(flagged) >= 2 or any(z >= Z_ONE for _, z in flagged)
-    if firing:
-        names = ", ".join(f"{c['code']} {c['level']:g} (own baseline {c['baseline_mean']:g}, "
-                          f"{c['z']:+.1f} SD)" for c in charted if c["code"] in dict(flagged))
-        return (Firing(Kind.TREND, Severity.LOW, f"Drifting from own baseline: {names}",
-                       {"charted": charted, "flagged": [c for c, _ in flagged],
-                        "z_two": Z_TWO, "z_one": Z_ONE}, tuple(sorted(set(evidence)))),)
-    return (Clear(Kind.TREND, tuple(sorted(set(evidence)))),)
+    behind = tuple(sorted(set(evidence)))
+    if index < Z_CLEAR:
+        return (Clear(Kind.TREND, behind),)
+    if index < Z_LIMIT:
+        return ()
+    earlier = index
+    if continuous:
+        earlier, then, _, _ = _index(latest, recent, baselines, now - PERSIST)
+        if not then or earlier < Z_LIMIT:
+            return ()
+    flagged = [c for c in charted if float(c["z"]) >= 1.0]  # type: ignore[arg-type]
+    names = ", ".join(f"{c['code']} {c['level']:g} (own baseline {c['baseline_mean']:g}"
+                      f"{_offset(c)}, {float(c['z']):+.1f} SD)"  # type: ignore[arg-type]
+                      for c in flagged) or "several signs a little"
+    return (Firing(Kind.TREND, Severity.LOW,
+                   f"Drifting from own baseline (index {index:.1f} ≥ {Z_LIMIT:.2f}): {names}",
+                   {"charted": charted, "flagged": [c["code"] for c in flagged],
+                    "index": round(index, 2), "index_earlier": round(earlier, 2),
+                    "z_limit": round(Z_LIMIT, 3), "z_clear": round(Z_CLEAR, 3),
+                    "arl0_hours": ARL0_HOURS, "persist_min": PERSIST.total_seconds() / 60},
+                   behind),)
+
+
+def _offset(c: Mapping[str, object]) -> str:
+    off = float(c["circadian_offset"])  # type: ignore[arg-type]
+    return f" {off:+.1f} at this hour" if off else ""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 import pytest
 
-from alerting import store
+from alerting import store, trend
 from alerting.artefacts import Doubt
 from alerting.policy import Policy
 from alerting.runner import evaluate_after_commit
@@ -86,7 +87,10 @@ def test_baseline_is_learned_once_and_a_drift_from_it_raises_an_amber_trend(
     rows = db.execute("SELECT code, n, round(mean::numeric, 1) FROM patient_baselines "
                       "WHERE patient_id = %s ORDER BY code", (pid,)).fetchall()
     assert {r[0] for r in rows} == {"pulse", "resp_rate", "spo2", "temperature"}
-    assert {c: float(m) for c, _, m in rows}["pulse"] == pytest.approx(63.0, abs=0.5)
+    # the baseline is the circadian-adjusted mean (each reading minus its hour's swing)
+    usual = statistics.fmean(62 + hour % 3 - trend.circadian_offset(
+        "pulse", T0 + dt.timedelta(hours=hour)) for hour in range(7))
+    assert {c: float(m) for c, _, m in rows}["pulse"] == pytest.approx(usual, abs=0.05)
     assert db.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
     # pulse 90 and temperature 37.9 score 0 on NEWS2, but are far from this patient's normal
     later = T0 + dt.timedelta(hours=8)

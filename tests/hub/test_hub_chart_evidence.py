@@ -109,8 +109,8 @@ def test_the_record_returns_each_findings_readings_spans_and_the_trend_baseline(
     sd_used = max(sd, trend.SD_FLOOR["pulse"])
     assert pulse["mean"] == pytest.approx(mean, abs=0.01)
     assert pulse["sd_used"] == pytest.approx(sd_used, abs=0.01)
-    assert pulse["low"] == pytest.approx(mean - trend.Z_TWO * sd_used, abs=0.05)
-    assert pulse["high"] == pytest.approx(mean + trend.Z_TWO * sd_used, abs=0.05)
+    assert pulse["low"] == pytest.approx(mean - trend.Z_LIMIT * sd_used, abs=0.05)
+    assert pulse["high"] == pytest.approx(mean + trend.Z_LIMIT * sd_used, abs=0.05)
     assert (pulse["n"], pulse["episode_id"]) == (n, episode)
     assert dt.datetime.fromisoformat(pulse["learned_from"]) == from_at == t["first"]
     assert dt.datetime.fromisoformat(pulse["learned_to"]) == to_at

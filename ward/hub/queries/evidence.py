@@ -173,7 +173,8 @@ def _baselines(episode_id: int, details: Mapping[str, Any], *, first_at: dt.date
     flagged = details.get("flagged")
     flagged_codes = {c for c in flagged if isinstance(c, str)} if isinstance(flagged, list) \
         else set()
-    z_limit = _number(details.get("z_two")) or trend.Z_TWO
+    z_limit = (_number(details.get("z_limit")) or _number(details.get("z_two"))
+               or trend.Z_LIMIT)
     out = []
     for entry in charted if isinstance(charted, list) else ():
         if not isinstance(entry, Mapping) or not isinstance(entry.get("code"), str):
