@@ -23,9 +23,8 @@ import pytest
 from pydantic import SecretStr
 
 from alerting.runner import evaluate_after_commit
+from tests.hub.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.hub.test_hub_chart_evidence import NORMAL, store
-from tests.hub.test_hub_e2e_browser import CHROMIUM, CHROMIUM_ARGS, hub_server
-from ward.embedded import free_port
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -35,7 +34,7 @@ pytestmark = pytest.mark.browser
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
 def test_the_pulse_chart_shows_the_own_baseline_band_and_the_readings_outside_it(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
-    to_url: Callable[[str], str], poll: Callable[..., None], tmp_path: Path,
+    to_url: Callable[[str], str], hub_server: Callable[..., str], tmp_path: Path,
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -61,7 +60,7 @@ def test_the_pulse_chart_shows_the_own_baseline_band_and_the_readings_outside_it
 
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        base = hub_server(settings)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)

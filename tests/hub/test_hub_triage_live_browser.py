@@ -18,10 +18,9 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.test_hub_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, hub_server
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from ward.db import registry
 from ward.domain.patients import Patient, ReferralSource, Urgency
-from ward.embedded import free_port
 from ward.hub import admitting
 from ward.hub.auth import Role, User, create_user
 from ward.settings import Settings
@@ -54,7 +53,7 @@ def _refer(conn: psycopg.Connection[Any], user: User, nhs: str, family: str,
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
 def test_referrals_and_decisions_reach_every_open_triage_screen(
     db: psycopg.Connection[Any], db_url: str, nhs_number: Callable[[], str],
-    to_url: Callable[[str], str], poll: Callable[..., None],
+    to_url: Callable[[str], str], hub_server: Callable[..., str],
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -67,7 +66,7 @@ def test_referrals_and_decisions_reach_every_open_triage_screen(
     db.commit()
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(hub_server(settings, free_port(), poll))
+        base = hub_server(settings)
         pw = stack.enter_context(sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)
