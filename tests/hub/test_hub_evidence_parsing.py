@@ -25,10 +25,12 @@ def bands(details: dict[str, Any]) -> dict[str, evidence.BaselineOut]:
     return {b.code: b for b in evidence._baselines(1, details, first_at=T, cleared_at=None)}
 
 
-def test_the_band_is_the_mean_plus_minus_z_two_floored_sds() -> None:
-    (band,) = bands({"charted": [PULSE], "flagged": ["pulse"], "z_two": 2.5}).values()
-    assert band.sd_used == trend.SD_FLOOR["pulse"]  # 0.8 floored to 5
-    assert (band.low, band.high) == pytest.approx((63 - 12.5, 63 + 12.5))
+def test_the_band_is_the_mean_plus_minus_the_stored_limit_of_floored_sds() -> None:
+    (band,) = bands({"charted": [PULSE], "flagged": ["pulse"], "z_limit": 2.5}).values()
+    floor = trend.SD_FLOOR["pulse"]
+    assert floor > 0.8  # the learned 0.8 is floored
+    assert band.sd_used == floor
+    assert (band.low, band.high) == pytest.approx((63 - 2.5 * floor, 63 + 2.5 * floor))
     assert band.flagged
     assert band.learned_from == T - 9 * H
 
@@ -40,8 +42,9 @@ def test_the_band_is_the_mean_plus_minus_z_two_floored_sds() -> None:
     ({"charted": [{**PULSE, "baseline_sd": "x"}]}, {}),
     ({"charted": [{k: v for k, v in PULSE.items() if k != "code"}]}, {}),
     ({"charted": [{**PULSE, "learned_from": "yesterday", "baseline_n": None}]},
-     {"pulse": (50.5, 75.5)}),  # what is there is drawn, the rest left out
-    ({"charted": [{**PULSE, "sd_used": 2.0}], "z_two": 3.0},
+     {"pulse": (63 - trend.Z_LIMIT * trend.SD_FLOOR["pulse"],
+                63 + trend.Z_LIMIT * trend.SD_FLOOR["pulse"])}),  # what is there is drawn
+    ({"charted": [{**PULSE, "sd_used": 2.0}], "z_limit": 3.0},
      {"pulse": (57.0, 69.0)}),  # a stored SD and limit win over the module's
     ({"charted": [{**PULSE, "code": "urine_output", "baseline_sd": 0.0}]}, {}),  # SD 0: none
 ])
