@@ -40,7 +40,7 @@ RESTART_MAX_S = 10.0
 PARENT_CHECK_S = 1.0
 # A child that ran this long before it exited is restarted after the shortest back-off again.
 HEALTHY_S = 60.0
-# A child asked to stop finishes its pass (commit or rollback) within this, else is killed.
+# A child asked to stop abandons its pass (rolled back) and exits within this, else is killed.
 STOP_TIMEOUT_S = 10.0
 
 
@@ -52,8 +52,14 @@ def child_main(conninfo: str, settings: Settings, policy_file: str, parent: int)
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
+        # Abandon the pass in flight rather than finish it: a pass over a busy ward (or one
+        # waiting on a patient's lock) may outlast STOP_TIMEOUT_S, and the supervisor would
+        # kill it anyway. KeyboardInterrupt is what psycopg answers by cancelling the query
+        # in the server; the transaction rolls back, so the queue rows taken stay queued for
+        # the next evaluator (exactly-once does not depend on how the child ends).
         del signum, frame
         stop.set()
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -66,7 +72,12 @@ def child_main(conninfo: str, settings: Settings, policy_file: str, parent: int)
                 stop.set()
 
     threading.Thread(target=_watch_parent, name="vw-parent-watch", daemon=True).start()
-    Evaluator(conninfo, functools.partial(runner.evaluate_after_commit, policy=policy)).run(stop)
+    evaluator = Evaluator(conninfo, functools.partial(runner.evaluate_after_commit, policy=policy))
+    try:
+        evaluator.run(stop)
+    except KeyboardInterrupt:
+        log.info("alerting evaluator pid=%d: stopped (a pass in flight rolled back)", os.getpid())
+        evaluator.close()
 
 
 class EvaluatorProcess:
@@ -122,7 +133,7 @@ class EvaluatorProcess:
         self._thread.start()
 
     def stop(self) -> None:
-        """SIGTERM the child (it finishes its pass), kill it if it does not exit in time."""
+        """SIGTERM the child (it rolls back its pass), kill it if it does not exit in time."""
         with self._lock:
             self._stop.set()
             child = self._child

@@ -73,6 +73,46 @@ def test_an_evaluator_killed_mid_pass_is_replaced_and_raises_the_episode_once(
     assert service.stop() == 0
 
 
+def test_an_evaluator_stopped_mid_pass_rolls_back_and_exits_at_once(
+    db: psycopg.Connection[Any], db_url: str, to_url: Any, start_service: Any, poll: Any,
+    add_patients: Any, readings: Any, write_readings: Any,
+) -> None:
+    """The supervisor's SIGTERM reaches a child whose pass waits (a long pass: here on a
+    patient's lock): it abandons the pass at once instead of being killed 10 s later (the
+    demo's stop logged "did not stop; killing it" on a loaded machine), and the patient it
+    had taken is evaluated once by its replacement."""
+    now = dt.datetime.now(dt.UTC)
+    (pid,) = add_patients(db, 1, now - dt.timedelta(days=1))
+    write_readings(db, readings(pid, now - dt.timedelta(seconds=30), **SICK))
+    db.execute("SELECT pg_advisory_lock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
+    with db.cursor() as cur:
+        alerting_queue.enqueue(cur, [pid], now)
+    db.commit()
+    service = start_service(["alerting", "--interval", "600"],
+                            {"VW_DATABASE_URL": to_url(db_url), "VW_LOG_LEVEL": "INFO"},
+                            ready="alerting evaluator listening", name="alerting")
+    poll(lambda: _waiting_on_lock(db_url), 30, "the evaluator to wait on the patient's lock")
+    (first,) = _child_pids(service.log())
+    os.kill(first, signal.SIGTERM)
+    poll(lambda: "a pass in flight rolled back" in service.log(), 30,
+         "the evaluator to abandon its pass")
+    poll(lambda: len(_child_pids(service.log())) == 2, 30, "the evaluator to be replaced")
+    db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
+    db.commit()
+
+    def evaluated() -> bool:
+        row = db.execute("SELECT count(*) FROM scores WHERE patient_id = %s", (pid,)).fetchone()
+        db.commit()
+        return bool(row and row[0]) and alerting_queue.depth(db) == 0
+
+    poll(evaluated, 30, "the replacement to evaluate the queued patient")
+    raised = db.execute("SELECT count(*) FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+                        "WHERE a.patient_id = %s AND e.event = 'raised'", (pid,)).fetchone()
+    db.commit()
+    assert raised == (1,)
+    assert service.stop() == 0
+
+
 def test_stopping_vward_alerting_stops_its_evaluator(
     db_url: str, to_url: Any, start_service: Any, poll: Any,
 ) -> None:
