@@ -31,6 +31,7 @@ from alerting.news2 import Risk
 from alerting.observations import Latest
 from alerting.routing import Notification
 from alerting.snapshot import RECENT, BaselineStat, DeviceState, PatientSnapshot, ScorePoint
+from ward.db import channels
 
 Conn = psycopg.Connection[Any]
 Cursor = psycopg.Cursor[Any]
@@ -435,23 +436,6 @@ def enqueue(conn: Conn, notifications: Sequence[Notification], now: dt.datetime)
     )
 
 
-def patient_chunks(ids: Sequence[int], max_bytes: int = 6000) -> list[list[int]]:
-    """`ids` split so that each `{"type": …, "patient_ids": […]}` stays under `max_bytes`."""
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    size = 0
-    for pid in ids:
-        width = len(str(pid)) + 1
-        if current and size + width > max_bytes:
-            chunks.append(current)
-            current, size = [], 0
-        current.append(pid)
-        size += width
-    if current:
-        chunks.append(current)
-    return chunks
-
-
 def notify_patients(conn: Conn, kind: str, patient_ids: Sequence[int]) -> None:
     """One ``NOTIFY vw_events`` ``{"type": kind, "patient_ids": […]}`` per chunk of patients.
 
@@ -460,7 +444,7 @@ def notify_patients(conn: Conn, kind: str, patient_ids: Sequence[int]) -> None:
     500 notifications and turned every tab's next update into a full reload (issue 14).
     """
     notify(conn, [{"type": kind, "patient_ids": chunk}
-                  for chunk in patient_chunks(sorted(set(patient_ids)))])
+                  for chunk in channels.patient_chunks(sorted(set(patient_ids)))])
 
 
 def notify(conn: Conn, payloads: Sequence[dict[str, Any]]) -> None:

@@ -200,21 +200,3 @@ def patients_of(readings: Iterable[Reading], inserted: set[Key]) -> list[int]:
     return sorted({r.patient_id for r in readings if r.key in inserted})
 
 
-def chunk_ids(ids: Sequence[int], max_bytes: int = 6_000) -> list[list[int]]:
-    """Split ids so each `{"type":"readings","patient_ids":[…]}` stays under `max_bytes`.
-
-    NOTIFY payloads must be under 8,000 bytes; the common brief keeps them under 7,000.
-    """
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    size = 0
-    for pid in ids:
-        width = len(str(pid)) + 1
-        if current and size + width > max_bytes:
-            chunks.append(current)
-            current, size = [], 0
-        current.append(pid)
-        size += width
-    if current:
-        chunks.append(current)
-    return chunks

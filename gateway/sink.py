@@ -15,8 +15,8 @@ import psycopg
 
 from gateway import dead_letter_sink
 from gateway.dead_letters import Rationing
-from gateway.pipeline import BatchPlan, Key, chunk_ids, patients_of
-from ward.db import alerting_queue
+from gateway.pipeline import BatchPlan, Key, patients_of
+from ward.db import alerting_queue, channels
 from ward.db.store import ReadingStore
 
 Conn = psycopg.Connection[Any]
@@ -63,7 +63,7 @@ def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
             if queue_alerting and patients:
                 alerting_queue.enqueue(cur, patients, min(
                     r.received_at for r in plan.readings if r.key in inserted))
-            for chunk in chunk_ids(patients):
+            for chunk in channels.patient_chunks(patients):
                 cur.execute("SELECT vw_notify(%s)",
                             (json.dumps({"type": "readings", "patient_ids": chunk}),))
     return inserted, patients

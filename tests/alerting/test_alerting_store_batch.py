@@ -26,7 +26,7 @@ SICK = {**NORMAL, "spo2": 90, "pulse": 125, "resp_rate": 26}
        st.integers(min_value=30, max_value=6000))
 def test_patient_chunks_keep_every_id_once_in_order_and_under_the_limit(
         ids: list[int], max_bytes: int) -> None:
-    chunks = store.patient_chunks(ids, max_bytes)
+    chunks = channels.patient_chunks(ids, max_bytes)
     assert [pid for chunk in chunks for pid in chunk] == ids
     assert all(chunks)
     for chunk in chunks:

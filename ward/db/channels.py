@@ -12,6 +12,7 @@ Thin SQL only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -46,3 +47,22 @@ async def listen_async(conn: psycopg.AsyncConnection[Any], base: str) -> str:
     channel = _name(await cur.fetchone(), base)
     await conn.execute(listen_sql(channel))
     return channel
+
+
+def patient_chunks(ids: Sequence[int], max_bytes: int = 6_000) -> list[list[int]]:
+    """`ids` split, in order, so that each `{"type": …, "patient_ids": […]}` payload stays
+    under `max_bytes`: NOTIFY payloads must be under 8,000 bytes. The gateway's readings
+    events and the alerting runner's score events both use it."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for pid in ids:
+        width = len(str(pid)) + 1
+        if current and size + width > max_bytes:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(pid)
+        size += width
+    if current:
+        chunks.append(current)
+    return chunks
