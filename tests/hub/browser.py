@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,3 +20,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                     reason="Debian's chromium is not installed")
+
+
+def login(page: Any, base_url: str, username: str, password: str | None = None, *,
+          path: str = "/") -> Any:
+    """Open `path` on the hub, sign in through the form it sends to, and return the page once
+    the hub has brought it back to `path`.
+
+    The password defaults to `<username>-password`, the one the browser tests create users with.
+    """
+    page.goto(base_url + path)
+    page.fill("#username", username)
+    page.fill("#password", password if password is not None else f"{username}-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + path)
+    return page

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -90,19 +90,15 @@ def test_care_plan_people_audit_and_reports_in_a_browser(
                                      headless=True)
         stack.callback(browser.close)
 
-        def login(username: str) -> Any:
+        def sign_in(username: str) -> Any:
             context = browser.new_context(viewport={"width": 1280, "height": 900},
                                           accept_downloads=True)
-            page = context.new_page()
-            page.goto(f"{base}/login")
-            page.fill("#username", username)
-            page.fill("#password", f"{username}-password")
-            page.click("button[type=submit]")
+            page = login(context.new_page(), base, username)
             expect(page.locator("header .account")).to_contain_text(f"Demo {username}")
             return page
 
         # 1. A clinician puts the patient on Scale 2 with a reason: saved, and in the history.
-        page = login("doctor")
+        page = sign_in("doctor")
         page.goto(f"{base}/patients/{pid}")
         page.click("#care-plan-link")
         expect(page).to_have_url(f"{base}/patients/{pid}/care-plan")
@@ -127,7 +123,7 @@ def test_care_plan_people_audit_and_reports_in_a_browser(
         page.context.close()
 
         # 2. An admin creates a user, then changes their role.
-        page = login("admin")
+        page = sign_in("admin")
         page.click("nav a[href='/people']")
         page.fill("#new-username", "sam.nurse")
         page.fill("#new-display-name", "Sam Nurse")
@@ -149,7 +145,7 @@ def test_care_plan_people_audit_and_reports_in_a_browser(
         assert role == ("clinician",)
 
         # 3. The safety officer filters the audit log by patient and exports it.
-        page = login("cso")
+        page = sign_in("cso")
         expect(page.locator("nav a[href='/people']")).to_have_count(0)
         page.click("nav a[href='/audit']")
         page.fill("#f-patient", str(pid))

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -38,12 +38,8 @@ POST_JS = """async ([pid, obs]) => (await fetch('/api/patients/' + pid + '/obser
 
 
 def _login(browser: Any, base: str, user: str) -> Any:
-    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    page.goto(base + "/alerts")
-    page.fill("#username", user)
-    page.fill("#password", f"{user}-password")
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/alerts")
+    page = login(browser.new_context(viewport={"width": 1400, "height": 900}).new_page(), base,
+                 user, path="/alerts")
     page.locator("#live[data-state=live]").wait_for(timeout=10000)
     return page
 

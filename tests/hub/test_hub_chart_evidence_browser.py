@@ -23,7 +23,7 @@ import pytest
 from pydantic import SecretStr
 
 from alerting.runner import evaluate_after_commit
-from tests.hub.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.hub.browser import CHROMIUM, CHROMIUM_ARGS, login
 from tests.hub.test_hub_chart_evidence import NORMAL, store
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
@@ -65,11 +65,7 @@ def test_the_pulse_chart_shows_the_own_baseline_band_and_the_readings_outside_it
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)
         stack.callback(browser.close)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(base + "/")
-        page.fill("#username", "nurse")
-        page.fill("#password", "nurse-password")
-        page.click("button[type=submit]")
+        page = login(browser.new_page(viewport={"width": 1400, "height": 1000}), base, "nurse")
         page.click(f"#p-{pid} a.name")
         pulse = page.locator('svg.chart[data-code="pulse"]')
         band = pulse.locator("rect.baseline-band")

@@ -26,7 +26,7 @@ from paho.mqtt import client as paho
 from pydantic import SecretStr
 
 from gateway.contract import Measurement, encode_readings, readings_topic
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
 from ward.domain.devices import DeviceKind
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
@@ -104,9 +104,7 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
         page = browser.new_page(viewport={"width": 1600, "height": 900})
         page.goto(base + "/")
         expect(page).to_have_url(f"{base}/login?next=/")
-        page.fill("#username", "nurse")
-        page.fill("#password", "nurse-password")
-        page.click("button[type=submit]")
+        login(page, base, "nurse")
         rows = page.locator("#ward-rows tr.patient")
         expect(rows).to_have_count(2)
         stable_pid, worsening_pid = beds["Stable"][0], beds["Worsening"][0]

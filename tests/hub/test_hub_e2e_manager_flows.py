@@ -26,7 +26,7 @@ from paho.mqtt import client as paho
 from pydantic import SecretStr
 
 from gateway.contract import Measurement, encode_readings, readings_topic
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
 from ward.db import registry
 from ward.domain.devices import Device, DeviceKind
 from ward.hub.auth import Role, create_user
@@ -37,12 +37,7 @@ pytestmark = pytest.mark.browser
 
 def _login(browser: Any, base: str, username: str, password: str) -> Any:
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    page.goto(base + "/")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/")
-    return page
+    return login(page, base, username, password, path="/")
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")

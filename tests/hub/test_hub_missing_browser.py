@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
 from ward.db import registry
 from ward.db.store import ReadingStore
 from ward.domain.devices import Assignment, Device, DeviceKind
@@ -64,11 +64,7 @@ def test_partial_stale_and_overdue_are_shown_as_such(
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)
         stack.callback(browser.close)
-        page = browser.new_page(viewport={"width": 1600, "height": 900})
-        page.goto(base + "/login?next=/")
-        page.fill("#username", "nurse")
-        page.fill("#password", "nurse-password")
-        page.click("button[type=submit]")
+        page = login(browser.new_page(viewport={"width": 1600, "height": 900}), base, "nurse")
         row = page.locator(f"#p-{pid}")
         expect(row).to_have_class(re.compile(r"\brisk-incomplete\b"))
         expect(row).not_to_have_class(re.compile(r"\brisk-low\b"))

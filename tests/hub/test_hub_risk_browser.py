@@ -24,7 +24,7 @@ import pytest
 from pydantic import SecretStr
 
 from alerting import runner
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
 from ward.domain.patients import Pathway, ReferralSource
 from ward.domain.risk_factors import Acuity, Comorbidity, RiskFactors
 from ward.hub import risk
@@ -89,11 +89,7 @@ def test_ward_sorts_by_tier_and_the_patient_page_says_why(
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)
         stack.callback(browser.close)
-        page = browser.new_page(viewport={"width": 1600, "height": 900})
-        page.goto(base + "/")
-        page.fill("#username", "nurse")
-        page.fill("#password", "nurse-password")
-        page.click("button[type=submit]")
+        page = login(browser.new_page(viewport={"width": 1600, "height": 900}), base, "nurse")
         rows = page.locator("#ward-rows tr.patient")
         expect(rows).to_have_count(2)
         # The tier column shows each patient's tier beside NEWS2.

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
 from ward.db import registry
 from ward.domain.patients import Patient, ReferralSource, Urgency
 from ward.hub import admitting
@@ -30,12 +30,7 @@ pytestmark = pytest.mark.browser
 
 def _login(browser: Any, base: str, username: str, password: str) -> Any:
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    page.goto(base + "/referrals")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/referrals")
-    return page
+    return login(page, base, username, password, path="/referrals")
 
 
 def _refer(conn: psycopg.Connection[Any], user: User, nhs: str, family: str,

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -122,11 +122,7 @@ def test_ward_of_200_patients_has_fixed_rows_visible_alerts_and_filters(
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)
         stack.callback(browser.close)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.goto(base + "/")
-        page.fill("#username", "nurse")
-        page.fill("#password", "nurse-password")
-        page.click("button[type=submit]")
+        page = login(browser.new_page(viewport={"width": 1280, "height": 800}), base, "nurse")
         rows = page.locator("#ward-rows tr.patient")
         expect(rows).to_have_count(PATIENTS)
         expect(page.locator("#live")).to_have_attribute("data-state", "live")

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -24,12 +24,7 @@ pytestmark = pytest.mark.browser
 
 def _login(browser: Any, base: str, username: str, password: str) -> Any:
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    page.goto(base + "/worklist")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/worklist")
-    return page
+    return login(page, base, username, password, path="/worklist")
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
