@@ -64,6 +64,24 @@ def pg_url() -> Iterator[str]:
         yield embedded
 
 
+@pytest.fixture(scope="session")
+def ts_url() -> str:
+    """A TimescaleDB server URL (`VW_TIMESCALE_URL`) with the extension created there.
+
+    Skips every test that asks for it when the variable is unset or the extension cannot be
+    created (it needs `shared_preload_libraries`), so CI on plain PostgreSQL stays green.
+    """
+    url = os.environ.get("VW_TIMESCALE_URL")
+    if not url:
+        pytest.skip("VW_TIMESCALE_URL is not set (no TimescaleDB to test against)")
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb SCHEMA public")
+        except psycopg.Error as exc:
+            pytest.skip(f"timescaledb cannot be created there: {exc}")
+    return url
+
+
 @pytest.fixture
 def db_url(pg_url: str) -> Iterator[str]:
     """A conninfo on a fresh, migrated schema of its own."""

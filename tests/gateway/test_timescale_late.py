@@ -1,14 +1,13 @@
 """A real gateway storing store-and-forward readings into a compressed TimescaleDB chunk.
 
 Runs only when `VW_TIMESCALE_URL` names a TimescaleDB (issue 14; skipped otherwise, so CI on
-plain PostgreSQL stays green): this module's `pg_url` overrides the session's, so `ward`,
-`db_url` and the gateway all use a fresh schema of that database.
+plain PostgreSQL stays green): this module's `pg_url` overrides the session's with `ts_url`,
+so `ward`, `db_url` and the gateway all use a fresh schema of that database.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 import psycopg
@@ -21,16 +20,9 @@ from ward.domain.readings import Reading
 
 
 @pytest.fixture(scope="module")
-def pg_url() -> str:
-    url = os.environ.get("VW_TIMESCALE_URL")
-    if not url:
-        pytest.skip("VW_TIMESCALE_URL is not set (no TimescaleDB to test against)")
-    with psycopg.connect(url, autocommit=True) as conn:
-        try:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb SCHEMA public")
-        except psycopg.Error as exc:
-            pytest.skip(f"timescaledb cannot be created there: {exc}")
-    return url
+def pg_url(ts_url: str) -> str:
+    """The session's TimescaleDB (`ts_url` of tests/conftest.py) in place of plain PostgreSQL."""
+    return ts_url
 
 
 def test_late_readings_land_in_a_compressed_chunk_once_and_are_summarised(

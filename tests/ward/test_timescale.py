@@ -10,7 +10,6 @@ refresh explicitly (or run a policy's job by id), so nothing depends on the sche
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,19 +29,6 @@ from ward.hub.queries import observations
 
 Conn = psycopg.Connection[Any]
 NOW = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
-
-
-@pytest.fixture(scope="module")
-def ts_url() -> str:
-    url = os.environ.get("VW_TIMESCALE_URL")
-    if not url:
-        pytest.skip("VW_TIMESCALE_URL is not set (no TimescaleDB to test against)")
-    with psycopg.connect(url, autocommit=True) as conn:
-        try:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb SCHEMA public")
-        except psycopg.Error as exc:
-            pytest.skip(f"timescaledb cannot be created there: {exc}")
-    return url
 
 
 @pytest.fixture
