@@ -7,9 +7,11 @@ import datetime as dt
 import os
 import re
 import signal
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import pytest
 
 from alerting import store
 from ward.db import alerting_queue
@@ -30,95 +32,108 @@ def _waiting_on_lock(db_url: str) -> bool:
     return bool(row and row[0])
 
 
-def test_an_evaluator_killed_mid_pass_is_replaced_and_raises_the_episode_once(
+@dataclass
+class HeldPass:
+    """A running `vward alerting` whose evaluator child (`child`) has taken `patient` from the
+    queue and waits, inside its pass's transaction, on that patient's evaluation lock, which
+    the test's connection `db` holds."""
+
+    db: psycopg.Connection[Any]
+    patient: int
+    service: Any
+    child: int
+    poll: Any
+
+    def release(self) -> None:
+        """Let go of the lock and wait until the queued patient is evaluated."""
+        self.db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.PATIENT_LOCK_NS, self.patient))
+        self.db.commit()
+
+        def evaluated() -> bool:
+            row = self.db.execute("SELECT count(*) FROM scores WHERE patient_id = %s",
+                                  (self.patient,)).fetchone()
+            self.db.commit()
+            return bool(row and row[0]) and alerting_queue.depth(self.db) == 0
+
+        self.poll(evaluated, 30, "the replacement to evaluate the queued patient")
+
+    def one(self, query: str) -> Any:
+        """The one row of `query` (with the patient as its parameter)."""
+        row = self.db.execute(query, (self.patient,)).fetchone()
+        self.db.commit()
+        return row
+
+
+RAISED = ("SELECT count(*) FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+          "WHERE a.patient_id = %s AND e.event = 'raised'")
+
+
+def _start_alerting(start_service: Any, to_url: Any, db_url: str) -> Any:
+    return start_service(["alerting", "--interval", "600"],
+                         {"VW_DATABASE_URL": to_url(db_url), "VW_LOG_LEVEL": "INFO"},
+                         ready="alerting evaluator listening", name="alerting")
+
+
+@pytest.fixture
+def held_pass(
     db: psycopg.Connection[Any], db_url: str, to_url: Any, start_service: Any, poll: Any,
     add_patients: Any, readings: Any, write_readings: Any,
-) -> None:
+) -> HeldPass:
     now = dt.datetime.now(dt.UTC)
     (pid,) = add_patients(db, 1, now - dt.timedelta(days=1))
     write_readings(db, readings(pid, now - dt.timedelta(seconds=30), **SICK))
     # This connection holds the patient's evaluation lock, so the evaluator's pass stops
-    # inside its transaction: the queue row is taken (deleted, uncommitted) when it is killed.
+    # inside its transaction: the queue row is taken (deleted, uncommitted) while it waits.
     db.execute("SELECT pg_advisory_lock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
     with db.cursor() as cur:
         alerting_queue.enqueue(cur, [pid], now)  # as the gateway does after its commit
     db.commit()
-    service = start_service(["alerting", "--interval", "600"],
-                            {"VW_DATABASE_URL": to_url(db_url), "VW_LOG_LEVEL": "INFO"},
-                            ready="alerting evaluator listening", name="alerting")
+    service = _start_alerting(start_service, to_url, db_url)
     poll(lambda: _waiting_on_lock(db_url), 30, "the evaluator to wait on the patient's lock")
-    (first,) = _child_pids(service.log())
-    os.kill(first, signal.SIGKILL)
+    (child,) = _child_pids(service.log())
+    return HeldPass(db, pid, service, child, poll)
+
+
+def test_an_evaluator_killed_mid_pass_is_replaced_and_raises_the_episode_once(
+    held_pass: HeldPass, poll: Any,
+) -> None:
+    service = held_pass.service
+    os.kill(held_pass.child, signal.SIGKILL)
     poll(lambda: len(_child_pids(service.log())) == 2, 30, "the evaluator to be replaced")
     assert "exited (code -9); restarting" in service.log()
-    db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
-    db.commit()
-
-    def evaluated() -> bool:
-        row = db.execute("SELECT count(*) FROM scores WHERE patient_id = %s", (pid,)).fetchone()
-        db.commit()
-        return bool(row and row[0]) and alerting_queue.depth(db) == 0
-
-    poll(evaluated, 30, "the replacement to evaluate the queued patient")
-    episodes = db.execute("SELECT kind, severity FROM alerts WHERE patient_id = %s",
-                          (pid,)).fetchall()
-    raised = db.execute("SELECT count(*) FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
-                        "WHERE a.patient_id = %s AND e.event = 'raised'", (pid,)).fetchone()
-    scores = db.execute("SELECT count(*) FROM scores WHERE patient_id = %s", (pid,)).fetchone()
-    db.commit()
+    held_pass.release()
+    episodes = held_pass.db.execute("SELECT kind, severity FROM alerts WHERE patient_id = %s",
+                                    (held_pass.patient,)).fetchall()
+    held_pass.db.commit()
     assert episodes == [("news2", "high")]
-    assert raised == (1,)
-    assert scores == (1,)  # the killed pass stored nothing; its replacement stored it once
+    assert held_pass.one(RAISED) == (1,)
+    # The killed pass stored nothing; its replacement stored it once.
+    assert held_pass.one("SELECT count(*) FROM scores WHERE patient_id = %s") == (1,)
     assert service.process.poll() is None
     assert service.stop() == 0
 
 
 def test_an_evaluator_stopped_mid_pass_rolls_back_and_exits_at_once(
-    db: psycopg.Connection[Any], db_url: str, to_url: Any, start_service: Any, poll: Any,
-    add_patients: Any, readings: Any, write_readings: Any,
+    held_pass: HeldPass, poll: Any,
 ) -> None:
     """The supervisor's SIGTERM reaches a child whose pass waits (a long pass: here on a
     patient's lock): it abandons the pass at once instead of being killed 10 s later (the
     demo's stop logged "did not stop; killing it" on a loaded machine), and the patient it
     had taken is evaluated once by its replacement."""
-    now = dt.datetime.now(dt.UTC)
-    (pid,) = add_patients(db, 1, now - dt.timedelta(days=1))
-    write_readings(db, readings(pid, now - dt.timedelta(seconds=30), **SICK))
-    db.execute("SELECT pg_advisory_lock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
-    with db.cursor() as cur:
-        alerting_queue.enqueue(cur, [pid], now)
-    db.commit()
-    service = start_service(["alerting", "--interval", "600"],
-                            {"VW_DATABASE_URL": to_url(db_url), "VW_LOG_LEVEL": "INFO"},
-                            ready="alerting evaluator listening", name="alerting")
-    poll(lambda: _waiting_on_lock(db_url), 30, "the evaluator to wait on the patient's lock")
-    (first,) = _child_pids(service.log())
-    os.kill(first, signal.SIGTERM)
+    service = held_pass.service
+    os.kill(held_pass.child, signal.SIGTERM)
     poll(lambda: "a pass in flight rolled back" in service.log(), 30,
          "the evaluator to abandon its pass")
     poll(lambda: len(_child_pids(service.log())) == 2, 30, "the evaluator to be replaced")
-    db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
-    db.commit()
-
-    def evaluated() -> bool:
-        row = db.execute("SELECT count(*) FROM scores WHERE patient_id = %s", (pid,)).fetchone()
-        db.commit()
-        return bool(row and row[0]) and alerting_queue.depth(db) == 0
-
-    poll(evaluated, 30, "the replacement to evaluate the queued patient")
-    raised = db.execute("SELECT count(*) FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
-                        "WHERE a.patient_id = %s AND e.event = 'raised'", (pid,)).fetchone()
-    db.commit()
-    assert raised == (1,)
+    held_pass.release()
+    assert held_pass.one(RAISED) == (1,)
     assert service.stop() == 0
 
 
 def test_stopping_vward_alerting_stops_its_evaluator(
     db_url: str, to_url: Any, start_service: Any, poll: Any,
 ) -> None:
-    service = start_service(["alerting", "--interval", "600"],
-                            {"VW_DATABASE_URL": to_url(db_url), "VW_LOG_LEVEL": "INFO"},
-                            ready="alerting evaluator listening", name="alerting")
+    service = _start_alerting(start_service, to_url, db_url)
     (child,) = _child_pids(service.log())
     assert service.stop() == 0
     poll(lambda: not _alive(child), 15, "the evaluator process to end with its parent")
@@ -128,9 +143,7 @@ def test_stopping_vward_alerting_stops_its_evaluator(
 def test_an_orphaned_evaluator_stops_by_itself(
     db_url: str, to_url: Any, start_service: Any, poll: Any,
 ) -> None:
-    service = start_service(["alerting", "--interval", "600"],
-                            {"VW_DATABASE_URL": to_url(db_url), "VW_LOG_LEVEL": "INFO"},
-                            ready="alerting evaluator listening", name="alerting")
+    service = _start_alerting(start_service, to_url, db_url)
     (child,) = _child_pids(service.log())
     service.kill()  # SIGKILL: the parent cannot stop its child
     poll(lambda: not _alive(child), 15, "the orphaned evaluator to stop")
