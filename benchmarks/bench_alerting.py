@@ -11,18 +11,18 @@ on the machine.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_news2 import as_observations, random_arrays
+from ward_setup import NOW, POLICY, add_patients, throwaway_schema
 
 from alerting import rules
 from alerting.care_plan import CarePlan
@@ -32,13 +32,9 @@ from alerting.observations import Latest
 from alerting.policy import load_policy
 from alerting.runner import evaluate_after_commit
 from alerting.snapshot import PatientSnapshot
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
 from ward.db.store import ReadingStore
 from ward.domain.readings import Reading
 from ward.domain.vitals import spec_for
-
-NOW = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
-POLICY = Path(__file__).resolve().parent.parent / "deploy" / "escalation" / "default.yaml"
 
 
 def rate(label: str, n: int, seconds: float, unit: str) -> None:
@@ -73,20 +69,10 @@ def main() -> None:
         rules.evaluate(s, NOW)
     rate("all rules per patient (pure)", len(snapshots), time.perf_counter() - start, "patients")
 
-    url = os.environ.get("VW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    create_schema(url, schema)
-    try:
-        conninfo = with_schema(url, schema)
-        migrate_url(conninfo)
-        import psycopg
-
-        policy = load_policy(POLICY)
+    policy = load_policy(POLICY)
+    with throwaway_schema() as conninfo:
         with psycopg.connect(conninfo) as conn:
-            ids = [r[0] for r in conn.execute(
-                "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth) "
-                "SELECT lpad((9000000000 + g)::text, 10, '0'), 'B', 'P' || g, '1950-01-01' "
-                "FROM generate_series(1, %s) g RETURNING id", (patients,))]
+            ids = add_patients(conn, patients)
             batch = [Reading(f"dev-{pid}", code, NOW, value, spec_for(code).unit, pid, NOW)
                      for pid in ids for code, value in vitals(rng).items()]
             ReadingStore().write(conn, batch)
@@ -108,8 +94,6 @@ def main() -> None:
               f"alerts, {outbox[0] if outbox else 0:,} outbox rows)")
         print(f"next batch, same patients (alerts updated): {second * 1000:.0f} ms "
               f"({len(updates):,} alert changes)")
-    finally:
-        drop_schema(url, schema)
 
 
 if __name__ == "__main__":

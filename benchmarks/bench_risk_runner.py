@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
+import psycopg
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ward_setup import NOW, POLICY, add_patients, throwaway_schema
 
 from alerting import risk_store
 from alerting.policy import load_policy
 from alerting.runner import assess_tiers
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
 
-NOW = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
-POLICY = Path(__file__).resolve().parent.parent / "deploy" / "escalation" / "default.yaml"
 STAY = dt.timedelta(days=4)
 
 
@@ -40,75 +40,54 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--every", type=int, default=5, help="minutes between stored scores")
     args = parser.parse_args()
-    url = os.environ.get("VW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    create_schema(url, schema)
-    try:
-        conninfo = with_schema(url, schema)
-        migrate_url(conninfo)
-        import psycopg
+    policy = load_policy(POLICY)
+    with throwaway_schema() as conninfo, psycopg.connect(conninfo) as conn:
+        ids = add_patients(conn, args.patients, NOW - STAY)
+        # Totals drift 0..6 with the patient and the hour, so tiers differ across the ward.
+        conn.execute(
+            "INSERT INTO scores (patient_id, computed_at, total, risk, any_single_3, "
+            "complete, spo2_scale, sub_scores, missing, evidence) "
+            "SELECT id, t, ((id + extract(hour FROM t)::int / 6) %% 7), "
+            "CASE WHEN (id + extract(hour FROM t)::int / 6) %% 7 >= 5 THEN 'medium' "
+            "ELSE 'low' END, false, true, 1, '{}', '{}', '[]' "
+            "FROM unnest(%s::bigint[]) AS id, generate_series(%s::timestamptz, %s, %s) AS t",
+            (ids, NOW - STAY, NOW - dt.timedelta(minutes=1), dt.timedelta(minutes=args.every)))
+        conn.execute("ANALYZE")
+        conn.commit()
+        rows = conn.execute("SELECT count(*) FROM scores").fetchone()
+        print(f"{args.patients:,} admitted patients, {rows[0] if rows else 0:,} stored scores "
+              f"(one every {args.every} min for {STAY.days} days)")
 
-        policy = load_policy(POLICY)
-        with psycopg.connect(conninfo) as conn:
-            # Patient locks are advisory and database-wide: start the ids far from other
-            # schemas' (tests running beside the benchmark) so the two never wait on each other.
-            conn.execute("SELECT setval(pg_get_serial_sequence('patients', 'id'), %s)",
-                         (10_000_000 + uuid.uuid4().int % 1_000_000_000,))
-            ids = [r[0] for r in conn.execute(
-                "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth) "
-                "SELECT lpad((9000000000 + g)::text, 10, '0'), 'B', 'P' || g, '1950-01-01' "
-                "FROM generate_series(1, %s) g RETURNING id", (args.patients,))]
-            conn.execute(
-                "INSERT INTO admissions (patient_id, pathway, source, status, referred_at, "
-                "admitted_at) SELECT id, 'step_up', 'gp', 'admitted', %s, %s "
-                "FROM unnest(%s::bigint[]) AS id", (NOW - STAY, NOW - STAY, ids))
-            # Totals drift 0..6 with the patient and the hour, so tiers differ across the ward.
-            conn.execute(
-                "INSERT INTO scores (patient_id, computed_at, total, risk, any_single_3, "
-                "complete, spo2_scale, sub_scores, missing, evidence) "
-                "SELECT id, t, ((id + extract(hour FROM t)::int / 6) %% 7), "
-                "CASE WHEN (id + extract(hour FROM t)::int / 6) %% 7 >= 5 THEN 'medium' "
-                "ELSE 'low' END, false, true, 1, '{}', '{}', '[]' "
-                "FROM unnest(%s::bigint[]) AS id, generate_series(%s::timestamptz, %s, %s) AS t",
-                (ids, NOW - STAY, NOW - dt.timedelta(minutes=1), dt.timedelta(minutes=args.every)))
-            conn.execute("ANALYZE")
-            conn.commit()
-            rows = conn.execute("SELECT count(*) FROM scores").fetchone()
-            print(f"{args.patients:,} admitted patients, {rows[0] if rows else 0:,} stored scores "
-                  f"(one every {args.every} min for {STAY.days} days)")
+        def drain(label: str, at: dt.datetime) -> None:
+            """Calls (one per sweep chunk, every 15 s) until nothing is due at `at`."""
+            times, assessed, episodes = [], 0, 0
+            while True:
+                start = time.perf_counter()
+                with conn.transaction():
+                    changes = assess_tiers(conn, ids, at, policy=policy)
+                times.append(time.perf_counter() - start)
+                done = conn.execute("SELECT count(*) FROM risk_tiers WHERE assessed_at = %s",
+                                    (at,)).fetchone()
+                episodes += len(changes)
+                if done is None or done[0] == assessed:
+                    break
+                assessed = done[0]
+            print(f"{label:38} {len(times):3} calls, per call mean "
+                  f"{1000 * sum(times) / len(times):6.0f} ms, max {1000 * max(times):6.0f} ms"
+                  f" ({assessed:,} assessed, {episodes:,} episode changes; the last call "
+                  f"found nothing due: {1000 * times[-1]:.0f} ms)")
 
-            def drain(label: str, at: dt.datetime) -> None:
-                """Calls (one per sweep chunk, every 15 s) until nothing is due at `at`."""
-                times, assessed, episodes = [], 0, 0
-                while True:
-                    start = time.perf_counter()
-                    with conn.transaction():
-                        changes = assess_tiers(conn, ids, at, policy=policy)
-                    times.append(time.perf_counter() - start)
-                    done = conn.execute("SELECT count(*) FROM risk_tiers WHERE assessed_at = %s",
-                                        (at,)).fetchone()
-                    episodes += len(changes)
-                    if done is None or done[0] == assessed:
-                        break
-                    assessed = done[0]
-                print(f"{label:38} {len(times):3} calls, per call mean "
-                      f"{1000 * sum(times) / len(times):6.0f} ms, max {1000 * max(times):6.0f} ms"
-                      f" ({assessed:,} assessed, {episodes:,} episode changes; the last call "
-                      f"found nothing due: {1000 * times[-1]:.0f} ms)")
-
-            drain("first assessment of every patient", NOW)
-            tenth = ids[::10]
-            conn.execute(
-                "INSERT INTO scores (patient_id, computed_at, total, risk, any_single_3, "
-                "complete, spo2_scale, sub_scores, missing, evidence) SELECT id, %s, 6, "
-                "'medium', false, true, 1, '{}', '{}', '[]' FROM unnest(%s::bigint[]) AS id "
-                "ON CONFLICT DO NOTHING", (NOW + dt.timedelta(minutes=2), tenth))
-            conn.commit()
-            drain("one in ten with a new NEWS2 total", NOW + dt.timedelta(minutes=3))
-            drain("every tier stale (REASSESS later)",
-                  NOW + risk_store.REASSESS + dt.timedelta(minutes=3))
-    finally:
-        drop_schema(url, schema)
+        drain("first assessment of every patient", NOW)
+        tenth = ids[::10]
+        conn.execute(
+            "INSERT INTO scores (patient_id, computed_at, total, risk, any_single_3, "
+            "complete, spo2_scale, sub_scores, missing, evidence) SELECT id, %s, 6, "
+            "'medium', false, true, 1, '{}', '{}', '[]' FROM unnest(%s::bigint[]) AS id "
+            "ON CONFLICT DO NOTHING", (NOW + dt.timedelta(minutes=2), tenth))
+        conn.commit()
+        drain("one in ten with a new NEWS2 total", NOW + dt.timedelta(minutes=3))
+        drain("every tier stale (REASSESS later)",
+              NOW + risk_store.REASSESS + dt.timedelta(minutes=3))
 
 
 if __name__ == "__main__":
