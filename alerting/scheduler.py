@@ -33,6 +33,7 @@ from alerting.candidates import TIMER_KINDS
 from alerting.escalation import Action, Decision
 from alerting.lifecycle import Transition
 from alerting.policy import Policy
+from ward.db import worklist
 
 Conn = psycopg.Connection[Any]
 log = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ def sweep(conn: Conn, policy: Policy, now: dt.datetime) -> SweepResult:
         result.timer_changes += len(changes)
     with conn.transaction():
         due_tasks.close_discharged(conn, now)
+    with conn.transaction():
+        worklist.record_missed_urgent_clocks(conn, now)  # 2-hour clocks past their deadline
     with conn.transaction():
         result.snoozes_expired = expire_snoozes(conn, policy, now)
     with conn.transaction():

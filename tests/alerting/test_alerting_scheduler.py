@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from typing import Any
 
 import psycopg
@@ -10,6 +11,9 @@ import psycopg
 from alerting import scheduler
 from alerting.policy import Policy
 from alerting.runner import evaluate_after_commit
+from ward.db import worklist
+from ward.hub import reports
+from ward.hub.queries import worklist as hub_worklist
 
 T0 = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
 NORMAL = {"spo2": 97, "pulse": 70, "resp_rate": 16, "temperature": 36.8, "systolic_bp": 125,
@@ -79,3 +83,36 @@ def test_exactly_one_leader_and_takeover_when_its_connection_drops(db_url: str) 
     finally:
         first.release()
         second.release()
+
+
+def test_sweep_writes_the_missed_verdict_of_a_two_hour_clock_once_its_deadline_passes(
+        db: psycopg.Connection[Any], policy: Policy, add_patients: Any) -> None:
+    """The verdict is stored when the deadline passes (the task stays open: the patient must
+    still be seen), not only at completion or discharge; the report and the worklist count
+    that clock once, and seeing the patient later does not turn it into met. Fails on the old
+    code: nothing wrote `met` before completion or discharge."""
+    (pid,) = add_patients(db, 1, T0)  # referred and admitted at T0
+    aid = db.execute("UPDATE admissions SET urgency = 'two_hour' WHERE patient_id = %s "
+                     "RETURNING id", (pid,)).fetchone()[0]
+    tid = worklist.start_urgent_clock(db, pid, aid, T0)
+    db.commit()
+
+    def clock() -> tuple[Any, ...] | None:
+        row = db.execute("SELECT status, met FROM tasks WHERE id = %s", (tid,)).fetchone()
+        db.commit()
+        return row
+
+    scheduler.sweep(db, policy, T0 + dt.timedelta(hours=2))  # on the deadline: still running
+    assert clock() == ("open", None)
+    scheduler.sweep(db, policy, T0 + dt.timedelta(hours=2, minutes=1))
+    assert clock() == ("open", False)
+    at = T0 + dt.timedelta(hours=3)
+    tz = zoneinfo.ZoneInfo("Europe/London")
+    figures = dict(reports.urgent_response_2h(db, T0.date(), T0.date() + dt.timedelta(days=1),
+                                              tz=tz, now=at).rows)
+    assert (figures["met"], figures["missed"], figures["pending"]) == (0, 1, 0)
+    stats = hub_worklist.urgent_stats(db, at, T0 - dt.timedelta(days=1))
+    assert (stats.referrals, stats.met, stats.missed, stats.pending) == (1, 0, 1, 0)
+    worklist.close_urgent_clock_at_discharge(db, aid, at)
+    db.commit()
+    assert clock() == ("done", False)

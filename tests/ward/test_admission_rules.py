@@ -20,6 +20,7 @@ from ward.domain.patients import (
     has_room,
     kit_refusal,
     pathway_for,
+    urgent_response_met,
 )
 
 
@@ -89,3 +90,19 @@ def test_contact_details(address, phone, ok):
     else:
         with pytest.raises(DomainError):
             Contact(address, phone, "", "")
+
+
+DUE = REFERRED + dt.timedelta(hours=2)
+
+
+@pytest.mark.parametrize(("at", "seen", "verdict"), [
+    (DUE - dt.timedelta(minutes=1), True, True),
+    (DUE, True, True),  # seen on the deadline: met
+    (DUE + dt.timedelta(seconds=1), True, False),
+    (DUE - dt.timedelta(minutes=1), False, None),  # still running
+    (DUE, False, None),
+    (DUE + dt.timedelta(seconds=1), False, False),  # the deadline passed unseen: missed
+    (DUE + dt.timedelta(days=3), False, False)])
+def test_the_urgent_clock_is_met_by_its_deadline_and_missed_once_it_passes_unseen(
+        at, seen, verdict):
+    assert urgent_response_met(DUE, at, seen=seen) is verdict

@@ -17,7 +17,12 @@ from typing import Any
 
 import psycopg
 
-from ward.domain.patients import URGENT_RESPONSE, FollowUpOutcome, follow_up_window
+from ward.domain.patients import (
+    URGENT_RESPONSE,
+    FollowUpOutcome,
+    follow_up_window,
+    urgent_response_met,
+)
 
 Conn = psycopg.Connection[Any]
 
@@ -50,16 +55,24 @@ def _insert(conn: Conn, kind: str, patient_id: int, admission_id: int, *, reason
 
 def _close(conn: Conn, kind: str, *, admission_id: int | None = None,
            patient_id: int | None = None, at: dt.datetime, outcome: str,
-           missed_if_late: bool = False) -> None:
-    """Close the open `kind` tasks of an admission (or of a patient)."""
+           unseen_verdict: bool = False) -> None:
+    """Close the open `kind` tasks of an admission (or of a patient); with `unseen_verdict`,
+    an urgent clock closes with the verdict the domain gives an unseen clock at `at` (a
+    verdict the deadline's sweep already wrote stays)."""
     rows = conn.execute(
-        "UPDATE tasks SET status = 'done', closed_at = greatest(%s, created_at), "
-        "outcome = %s, closed_by = %s, met = CASE WHEN %s AND %s > due_at THEN false END "
-        "WHERE status = 'open' AND kind = %s AND (%s::bigint IS NULL OR admission_id = %s) "
-        "AND (%s::bigint IS NULL OR patient_id = %s) RETURNING id, patient_id",
-        (at, outcome, SYSTEM, missed_if_late, at, kind, admission_id, admission_id,
-         patient_id, patient_id)).fetchall()
-    for task_id, pid in rows:
+        "SELECT id, patient_id, due_at, met FROM tasks WHERE status = 'open' AND kind = %s "
+        "AND (%s::bigint IS NULL OR admission_id = %s) "
+        "AND (%s::bigint IS NULL OR patient_id = %s) FOR UPDATE",
+        (kind, admission_id, admission_id, patient_id, patient_id)).fetchall()
+    for task_id, pid, due_at, stored in rows:
+        verdict = None
+        if unseen_verdict:
+            verdict = stored if stored is not None else urgent_response_met(due_at, at,
+                                                                             seen=False)
+        conn.execute(
+            "UPDATE tasks SET status = 'done', closed_at = greatest(%s, created_at), "
+            "outcome = %s, closed_by = %s, met = %s WHERE id = %s",
+            (at, outcome, SYSTEM, verdict, task_id))
         _notify(conn, int(pid), int(task_id))
 
 
@@ -83,7 +96,29 @@ def close_urgent_clock_at_discharge(conn: Conn, admission_id: int, at: dt.dateti
     """Discharged with the 2-hour clock still open: nobody recorded the patient as seen, so a
     clock past its 2 hours is recorded as missed; one within them closes without a verdict."""
     _close(conn, "urgent_response", admission_id=admission_id, at=at,
-           outcome="discharged before the response was recorded", missed_if_late=True)
+           outcome="discharged before the response was recorded", unseen_verdict=True)
+
+
+def record_missed_urgent_clocks(conn: Conn, now: dt.datetime) -> int:
+    """Write the verdict of every open 2-hour clock whose deadline has passed unseen by `now`
+    (missed, `ward.domain.patients.urgent_response_met`); the task stays open, for the
+    patient must still be seen. Run by the alerting scheduler's sweep and before the hub
+    counts its figures, so the worklist and the reports count stored verdicts only (each clock
+    once). Returns how many it wrote."""
+    rows = conn.execute(
+        "SELECT id, patient_id, due_at FROM tasks WHERE kind = 'urgent_response' "
+        "AND status = 'open' AND met IS NULL").fetchall()  # few: the open 2-hour referrals
+    missed = [int(tid) for tid, _, due_at in rows
+              if urgent_response_met(due_at, now, seen=False) is False]
+    if not missed:
+        return 0
+    # Guarded: a nurse completing the task meanwhile wrote its verdict (or closed it) first.
+    written = conn.execute(
+        "UPDATE tasks SET met = false WHERE id = ANY(%s) AND status = 'open' AND met IS NULL "
+        "RETURNING id, patient_id", (missed,)).fetchall()
+    for tid, pid in written:
+        _notify(conn, int(pid), int(tid))
+    return len(written)
 
 
 def schedule_follow_up_call(conn: Conn, patient_id: int, admission_id: int,

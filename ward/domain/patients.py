@@ -63,6 +63,19 @@ FOLLOW_UP_DEADLINE = dt.timedelta(days=2)
 URGENT_RESPONSE = dt.timedelta(hours=2)
 
 
+def urgent_response_met(due_at: dt.datetime, at: dt.datetime, *, seen: bool) -> bool | None:
+    """The verdict of a 2-hour urgent response clock due at `due_at`, as known at `at`.
+
+    Seen at `at` (the nurse completes the task): met when by the deadline, missed after it.
+    Not seen (still open, or discharged unseen): missed once the deadline has passed, and that
+    verdict cannot change; none yet while the clock still runs. The one rule for the worklist,
+    the discharge hook, the deadline's sweep and the reports.
+    """
+    if seen:
+        return at <= due_at
+    return False if at > due_at else None
+
+
 def follow_up_window(discharged_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """(not before, due by) of the follow-up call after a discharge at `discharged_at`."""
     return discharged_at + FOLLOW_UP_AFTER, discharged_at + FOLLOW_UP_DEADLINE

@@ -25,7 +25,7 @@ import psycopg
 from alerting import care_plan_store
 from ward.db import worklist
 from ward.domain.nhs_number import with_check_digit
-from ward.domain.patients import URGENT_RESPONSE
+from ward.domain.patients import URGENT_RESPONSE, urgent_response_met
 from ward.settings import Settings
 
 Conn = psycopg.Connection[Any]
@@ -121,7 +121,8 @@ def _urgent_response(conn: Conn, rng: random.Random, pid: int, aid: int,
         return
     minutes = rng.uniform(25, 115) if rng.random() < 0.76 else rng.uniform(125, 240)
     seen = referred + dt.timedelta(minutes=minutes)
-    _complete(conn, task, seen, "seen at home", met=seen <= referred + URGENT_RESPONSE)
+    _complete(conn, task, seen, "seen at home",
+              met=urgent_response_met(referred + URGENT_RESPONSE, seen, seen=True))
 
 
 def _follow_up_call(conn: Conn, rng: random.Random, pid: int, aid: int, *,

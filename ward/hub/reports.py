@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+from ward.db import worklist
 from ward.domain.patients import FOLLOW_UP_DEADLINE, FollowUpOutcome
 
 Conn = psycopg.Connection[Any]
@@ -223,15 +224,17 @@ def urgent_response_2h(conn: Conn, start: dt.date, end: dt.date, *,
     met when a nurse completes it within 2 hours, missed when completed later, discharged
     without it, or still open past its 2 hours, pending while open within them; a declined
     referral's clock closes without a verdict and is not counted. Compliance is met / (met +
-    missed), over the 2-hour referrals made in the period."""
+    missed), over the 2-hour referrals made in the period. Counts stored verdicts only (the
+    domain's `urgent_response_met`), written first for clocks whose deadline passed by `now`
+    (`ward.db.worklist.record_missed_urgent_clocks`), so each clock counts once."""
     lo, hi = _midnight(start, tz), _midnight(end, tz)
+    worklist.record_missed_urgent_clocks(conn, now)
     row = conn.execute(
-        "SELECT count(*) FILTER (WHERE t.met IS TRUE), "
-        "count(*) FILTER (WHERE t.met IS FALSE OR (t.status = 'open' AND t.due_at < %s)), "
-        "count(*) FILTER (WHERE t.status = 'open' AND t.due_at >= %s) "
+        "SELECT count(*) FILTER (WHERE t.met IS TRUE), count(*) FILTER (WHERE t.met IS FALSE), "
+        "count(*) FILTER (WHERE t.status = 'open' AND t.met IS NULL) "
         "FROM tasks t JOIN admissions a ON a.id = t.admission_id "
         "WHERE t.kind = 'urgent_response' AND a.urgency = 'two_hour' "
-        "AND a.referred_at >= %s AND a.referred_at < %s", (now, now, lo, hi)).fetchone()
+        "AND a.referred_at >= %s AND a.referred_at < %s", (lo, hi)).fetchone()
     assert row is not None  # noqa: S101 - an aggregate always returns one row
     met, missed, pending = int(row[0]), int(row[1]), int(row[2])
     return _measure(urgent_response_2h, "urgent_response_2h", "2-hour urgent response", [

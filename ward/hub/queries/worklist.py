@@ -22,7 +22,8 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel, Field
 
-from ward.domain.patients import FOLLOW_UP_OUTCOMES
+from ward.db import worklist as db_worklist
+from ward.domain.patients import FOLLOW_UP_OUTCOMES, urgent_response_met
 from ward.hub.problems import Conflict, Invalid, NotFound
 from ward.hub.wardview import WardRow
 
@@ -260,10 +261,12 @@ def complete(conn: Conn, ref: str, now: dt.datetime, username: str, *, outcome: 
     if item.kind == "follow_up_call" and outcome not in FOLLOW_UP_OUTCOMES:
         raise Invalid(f"a follow-up call's outcome is one of {', '.join(FOLLOW_UP_OUTCOMES)}")
     if item.source == "task":
+        met = urgent_response_met(item.due_at, now, seen=True) \
+            if item.kind == "urgent_response" else None
         conn.execute(
             "UPDATE tasks SET status = 'done', closed_at = greatest(%s, created_at), "
-            "outcome = %s, closed_by = %s, met = CASE WHEN kind = 'urgent_response' "
-            "THEN %s <= due_at END WHERE id = %s", (now, outcome, username, now, tid))
+            "outcome = %s, closed_by = %s, met = %s WHERE id = %s",
+            (now, outcome, username, met, tid))
     else:
         if outcome not in OBS_OUTCOMES:
             raise Invalid(f"an observation task's outcome is one of {', '.join(OBS_OUTCOMES)}")
@@ -296,13 +299,14 @@ class UrgentStats(BaseModel):
 
 
 def urgent_stats(conn: Conn, now: dt.datetime, since: dt.datetime) -> UrgentStats:
-    """The 2-hour urgent response clock over referrals since `since` (declined ones excluded)."""
+    """The 2-hour urgent response clock over referrals since `since` (declined ones excluded):
+    stored verdicts only, written first for clocks whose deadline passed by `now`."""
+    db_worklist.record_missed_urgent_clocks(conn, now)
     row = conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE met), "
-        "count(*) FILTER (WHERE met = false OR (status = 'open' AND due_at < %s)), "
-        "count(*) FILTER (WHERE status = 'open' AND due_at >= %s) FROM tasks "
+        "SELECT count(*), count(*) FILTER (WHERE met), count(*) FILTER (WHERE NOT met), "
+        "count(*) FILTER (WHERE status = 'open' AND met IS NULL) FROM tasks "
         "WHERE kind = 'urgent_response' AND created_at >= %s "
-        "AND NOT (status = 'done' AND met IS NULL)", (now, now, since)).fetchone()
+        "AND NOT (status = 'done' AND met IS NULL)", (since,)).fetchone()
     total, met, missed, pending = (int(v) for v in row) if row else (0, 0, 0, 0)
     decided = met + missed
     return UrgentStats(referrals=total, met=met, missed=missed, pending=pending,
