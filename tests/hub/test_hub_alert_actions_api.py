@@ -1,5 +1,5 @@
 """The alert actions' API and fragments on a real database: escalate now and notes (audited),
-the needs-action count the badge and heading share, who-and-when on the queue row, the
+the needs-action count the badge and heading share, who-and-when on the episode card, the
 favicon, and "ago" times the browser can keep counting."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _episode(app_client: Any, headers: dict[str, str], pid: int) -> int:
     return int(alerts["items"][0]["id"])
 
 
-def test_badge_counts_what_needs_action_and_rows_say_who_escalated_when(
+def test_badge_counts_what_needs_action_and_cards_say_who_escalated_when(
         app_client, staff, admit, db, clock) -> None:
     nurse = staff(Role.HUB_NURSE)
     first = _episode(app_client, nurse.headers, admit(at=clock.now - dt.timedelta(days=1)))
@@ -42,8 +42,8 @@ def test_badge_counts_what_needs_action_and_rows_say_who_escalated_when(
     assert r.json()["events"][-1]["detail"]["reason"] == "calling back in 10 min"
     counts = app_client.get("/api/alerts/counts", headers=nurse.headers).json()
     assert (counts["needs_action"], counts["acknowledged"], counts["snoozed"]) == (0, 1, 1)
-    rows = app_client.get("/alerts/rows", headers={**nurse.headers, **HTML})
-    assert rows.headers["X-Open-Alerts"] == "0"  # two open, none needing action
+    cards = app_client.get("/alerts/cards", headers={**nurse.headers, **HTML})
+    assert cards.headers["X-Open-Alerts"] == "0"  # two open, none needing action
     page = app_client.get("/alerts", headers={**nurse.headers, **HTML}).text
     assert '<span class="needs-action-total" id="needs-action-total">0</span>' in page
     assert 'id="alert-count" hidden' in page
@@ -53,9 +53,10 @@ def test_badge_counts_what_needs_action_and_rows_say_who_escalated_when(
                         json={"reason": "looks unwell on video"})
     assert r.status_code == 200, r.text
     assert (r.json()["escalation_tier"], r.json()["escalation_target"]) == (1, "on_call_clinician")
-    rows = app_client.get("/alerts/rows", headers={**nurse.headers, **HTML}).text
-    assert ("on call clinician (tier 1) — Day consultant (weekdays) · sms +447700900101 at "
-            f"09:03 by {nurse.username}") in rows
+    card = app_client.get("/alerts/cards", headers={**nurse.headers, **HTML},
+                          params={"patient_id": r.json()["patient_id"]}).text
+    assert ("Escalated to <strong>on call clinician</strong> (tier 1) — Day consultant "
+            f"(weekdays) · sms +447700900101 at 09:03 by {nurse.username}") in card
     bad = app_client.post(f"/api/alerts/{first}/escalate", headers=nurse.headers,
                           json={"to": "the_pope"})
     assert bad.status_code == 409, bad.text

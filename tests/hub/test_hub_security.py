@@ -234,7 +234,7 @@ def test_lists_audit_every_patient_they_show(app_client, staff, admit, db, clock
     assert assigned.status_code == 201, assigned.text
     db.commit()
     for path in ("/api/ward", "/", f"/ward/rows?patient_id={second}", "/api/alerts",
-                 "/alerts", "/alerts/rows", "/api/devices", "/api/devices/ox-audit-1",
+                 "/alerts", "/alerts/cards", "/api/devices", "/api/devices/ox-audit-1",
                  "/api/admissions"):
         assert app_client.get(path, headers=nurse.headers).status_code == 200, path
     ward = _shown_to(db, "ward")

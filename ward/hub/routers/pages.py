@@ -2,7 +2,7 @@
 
 Pages: ward view (`/`), alert queue (`/alerts`), patient page (`/patients/{id}`); the
 reports page is `report_pages`'. Fragments: `/ward/rows?patient_id=…` (just the changed
-rows), `/alerts/rows`, `/alerts/cards[?patient_id=…]` (episode cards) and
+rows), `/alerts/cards[?patient_id=…]` (episode cards) and
 `/patients/{id}/panel`, fetched by `static/hub.js` when an SSE event names a patient.
 """
 
@@ -20,10 +20,9 @@ from ward.domain.vitals import CATALOGUE, VitalCode, display_unit
 from ward.hub import audit, chart_overlays, charts, observation_tasks, risk, wardcache, wardview
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
-from ward.hub.queries import alerts as alert_queries
 from ward.hub.queries import evidence as evidence_queries
 from ward.hub.queries import staff_entries
-from ward.hub.routers.alerts import card_context, query_alerts
+from ward.hub.routers.alerts import card_context
 from ward.hub.routers.common import BIGINT_MAX, PatientId, Reader
 from ward.hub.routers.readings import MAX_WINDOW_HOURS, load_record
 from ward.hub.routers.risk import risk_context
@@ -133,21 +132,6 @@ def alert_cards(
 ) -> Response:
     """The episode cards (all open, or one patient's): the fragment the live script swaps in."""
     return _alert_cards(request, conn, now, settings, user, "_alert_cards.html", patient_id)
-
-
-@router.get("/alerts/rows")
-def alert_rows(request: Request, conn: DB, now: Now, settings: SettingsDep, user: Reader
-               ) -> Response:
-    alerts, _ = query_alerts(conn, now, state="open", limit=QUEUE_LIMIT)
-    audit.record(conn, user, "list", "alert", now=now,
-                 patient_ids=[a.patient_id for a in alerts],
-                 detail={"alert_ids": [a.id for a in alerts]})
-    response = render(request, "_alert_rows.html", {
-        **_base(request, user, now, settings, "alerts"), "alerts": alerts})
-    counted = alert_queries.counts(conn, now)  # the badge counts what needs action
-    response.headers["X-Open-Alerts"] = str(counted.needs_action)
-    response.headers["X-High-Alerts"] = ",".join(str(i) for i in counted.high_ids)
-    return response
 
 
 def _patient_context(request: Request, conn: DB, now: dt.datetime, settings: Settings,
