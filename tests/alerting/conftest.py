@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from alerting.policy import Policy, load_policy
+from alerting.runner import evaluate_after_commit
 from ward.db.store import ReadingStore
 from ward.domain.readings import Reading
 from ward.domain.vitals import spec_for
@@ -71,3 +72,27 @@ def add_patients() -> AddPatients:
 def readings() -> MakeReadings:
     """``readings(patient_id, at, device="dev", **values)`` -> one Reading per code."""
     return _readings
+
+
+#: A full set scoring NEWS2 3 + 2 + 3 = 8: high.
+SICK = {"spo2": 90, "pulse": 125, "resp_rate": 26, "temperature": 36.8, "systolic_bp": 125,
+        "on_oxygen": 0, "consciousness": 0}
+
+
+@pytest.fixture
+def raise_news2(db: psycopg.Connection[Any], policy: Policy, add_patients: AddPatients,
+                write_readings: WriteReadings) -> Callable[[dt.datetime], int]:
+    """``raise_news2(at)`` -> the id of a high NEWS2 episode raised at ``at`` for a new
+    patient (admitted a day before) by a full set measured then (committed)."""
+
+    def raise_at(at: dt.datetime) -> int:
+        (pid,) = add_patients(db, 1, at - dt.timedelta(days=1))
+        write_readings(db, _readings(pid, at, **SICK))
+        evaluate_after_commit(db, [pid], at, policy=policy)
+        row = db.execute("SELECT id FROM alerts WHERE kind = 'news2' AND patient_id = %s",
+                         (pid,)).fetchone()
+        db.commit()
+        assert row is not None
+        return int(row[0])
+
+    return raise_at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -11,23 +12,14 @@ import pytest
 from alerting import actions
 from alerting.errors import AlertTransitionError
 from alerting.policy import Policy
-from alerting.runner import evaluate_after_commit
 
 # A Monday 10:00 UTC (11:00 BST is not in play: January) — inside hub hours.
 T0 = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
-SICK = {"spo2": 90, "pulse": 125, "resp_rate": 26, "temperature": 36.8, "systolic_bp": 125,
-        "on_oxygen": 0, "consciousness": 0}
 
 
 @pytest.fixture
-def alert_id(db: psycopg.Connection[Any], policy: Policy, add_patients: Any, readings: Any,
-             write_readings: Any) -> int:
-    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
-    write_readings(db, readings(pid, T0, **SICK))
-    evaluate_after_commit(db, [pid], T0, policy=policy)
-    row = db.execute("SELECT id FROM alerts WHERE kind = 'news2'").fetchone()
-    assert row is not None
-    return int(row[0])
+def alert_id(raise_news2: Callable[[dt.datetime], int]) -> int:
+    return raise_news2(T0)
 
 
 def _events(db: psycopg.Connection[Any], alert_id: int) -> list[tuple[str, str, dict[str, Any]]]:
