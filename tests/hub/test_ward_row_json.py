@@ -79,3 +79,25 @@ def test_row_json_is_the_models_json(name: str) -> None:
     for now in (NOW, NOW + dt.timedelta(hours=5)):
         written = orjson.loads(orjson.dumps(row_json(row, now), option=ROW_JSON_OPTIONS))
         assert written == row_out(row, now).model_dump(mode="json")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_kit_sets_kept_per_row_are_those_made_afresh(name: str) -> None:
+    """The worklist keeps each row's kit set in its cache entry until it changes; at every
+    instant it must be the set `kit_items` makes from the row then."""
+    from ward.hub.queries import worklist as wl
+    from ward.hub.routers.worklist import _kit_sets
+    from ward.hub.wardcache import Entry
+
+    row = CASES[name]
+    entry = Entry(row, 0)
+    seen = set()
+    for step in range(0, 13 * 60, 3):  # every 3 minutes for 13 hours
+        now = NOW + dt.timedelta(minutes=step, seconds=step % 7)
+        kept = _kit_sets([entry], now)
+        assert kept == wl.kit_items([row], now), now
+        seen.add(tuple(sorted((k, str(v)) for i in kept for k, v in i.items()
+                              if k != "seconds_to_due")))
+    if row.due is not None and any(p.method == "kit" and not p.overdue(NOW)
+                                   for p in row.due.parameters):
+        assert len(seen) > 1, "the set never changed over 13 hours: a weak case"
