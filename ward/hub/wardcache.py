@@ -124,16 +124,33 @@ class WardCache:
                 and (row.computed_at is None or row.computed_at <= now)
                 and (row.expires_at is None or now < row.expires_at))
 
-    def _stale_ids(self, now: dt.datetime) -> set[int]:
+    def _stale_ids(self, now: dt.datetime, among: Sequence[int] | None = None) -> set[int]:
+        """Patients whose row must be recomputed before it is served (of `among`, if given:
+        a request for a few rows recomputes only those, not every row changed since)."""
         with self._state:
-            stale = {pid for pid, e in self._entries.items() if not self._valid(pid, e, now)}
-            for pid, gen in self._changed.items():
+            if among is None:
+                stale = {pid for pid, e in self._entries.items()
+                         if not self._valid(pid, e, now)}
+                changed: Iterable[tuple[int, int]] = self._changed.items()
+            else:
+                wanted = set(among)
+                stale = {pid for pid in wanted
+                         if (e := self._entries.get(pid)) is not None
+                         and not self._valid(pid, e, now)}
+                changed = [(p, self._changed[p]) for p in wanted if p in self._changed]
+            for pid, gen in changed:
                 if pid in self._entries:
                     continue
                 if self._absent.get(pid, -1) > gen:
                     continue  # known not admitted since its last change
                 stale.add(pid)
         return stale
+
+    def _admitted_unsure(self) -> bool:
+        """Whether a change not yet recomputed may have admitted or discharged someone (the
+        cached rows' count is then not the ward's)."""
+        with self._state:
+            return any(self._absent.get(p, -1) < g for p, g in self._changed.items())
 
     def _need_full(self, now: dt.datetime) -> bool:
         if self._full_gen < 0 or self._all_changed > self._full_gen:
@@ -194,9 +211,10 @@ class WardCache:
             if self._need_full(now):
                 self._reload(conn, now=now, beds=beds)
             else:
-                stale = self._stale_ids(now)
+                stale = self._stale_ids(now, patient_ids)
                 if stale:
                     self._update(conn, sorted(stale), now=now, beds=beds)
+            unsure = patient_ids is not None and self._admitted_unsure()
             with self._state:
                 entries = self._entries
                 admitted = len(entries)
@@ -204,6 +222,8 @@ class WardCache:
                     chosen = list(entries.values())
                 else:
                     chosen = [entries[p] for p in dict.fromkeys(patient_ids) if p in entries]
+        if unsure:
+            admitted = wardview.admitted_count(conn)
         chosen.sort(key=lambda e: (e.row.sort_key, e.row.patient_id))
         return Snapshot(chosen, admitted, beds, cached=True)
 

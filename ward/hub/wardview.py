@@ -203,6 +203,11 @@ def _score_facts(conn: Conn, ids: Sequence[int], now: dt.datetime) -> _Facts:
     return latest, last_complete, stored, alerts, trends
 
 
+def admitted_count(conn: Conn) -> int:
+    row = conn.execute("SELECT count(*) FROM admissions WHERE status = 'admitted'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def load(
     conn: Conn, *, now: dt.datetime, beds: int, patient_ids: Sequence[int] | None = None
 ) -> WardView:
@@ -217,10 +222,7 @@ def load(
         "WHERE a.status = 'admitted'" + where,
         params,
     ).fetchall()
-    count_row = conn.execute(
-        "SELECT count(*) FROM admissions WHERE status = 'admitted'"
-    ).fetchone()
-    admitted = int(count_row[0]) if count_row else 0
+    admitted = admitted_count(conn)
     ids = [int(r[0]) for r in admissions]
     if not ids:
         return WardView([], admitted, beds)
@@ -258,17 +260,16 @@ def load(
         trend = trends.get(pid, [])
         # The oldest sparkline point leaves the window SPARK_WINDOW after it was computed.
         trend_until = trend[0][0] + SPARK_WINDOW if trend else None
-        live_until = None
+        # The due report scores the fresh readings at `now`: the row is recomputed when the
+        # first of them goes stale (a live score changes then too).
+        fresh_end = acuity.fresh_until(mine, now)
         if current is not None and current.source == "live":
             trend = [*trend, (current.computed_at, current.total)]
-            live_until = acuity.fresh_until(mine, now)
         report = acuity.due_report(mine, last=last_complete.get(pid), kit=kits.get(pid, ()),
                                    admitted_at=admitted_at, spo2_scale=int(scale), now=now)
         if current is not None and report is not None and report.oxygen_unknown:
             current = replace(current, oxygen_unknown=True)
-        # The due report scores the fresh readings at `now` and remembers the last complete
-        # score for BAND_MEMORY: the row is recomputed when either changes.
-        fresh_end = acuity.fresh_until(mine, now)
+        # The due report remembers the last complete score for BAND_MEMORY.
         band_end = (last_complete[pid].computed_at + due_rule.BAND_MEMORY if pid in last_complete
                     else None)
         open_alerts = tuple(sorted(alerts.get(pid, ()), key=lambda a: (
@@ -285,7 +286,7 @@ def load(
             alerts=open_alerts,
             trend=tuple(trend), sort_key=acuity.sort_key(current, last_obs, band),
             overdue_at=overdue_at, computed_at=now,
-            expires_at=_earliest(trend_until, live_until, device_change.get(pid), fresh_end,
+            expires_at=_earliest(trend_until, device_change.get(pid), fresh_end,
                                  band_end),
             due=report, alert_band=band,
         ))

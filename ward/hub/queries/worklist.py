@@ -33,6 +33,8 @@ REF = re.compile(r"^(task|obs)-([1-9][0-9]{0,17})$")
 # Kit observation sets are listed from this long before they fall due: enough to plan a
 # round, short enough that a 4-hourly patient does not sit on the list all shift.
 DUE_HORIZON = dt.timedelta(minutes=30)
+# "Overdue" holds strictly after its instant: it flips one microsecond later.
+_TICK = dt.timedelta(microseconds=1)
 # Priority of an observation set: clinical (2), like a full set requested (migration 0170).
 OBS_PRIORITY = 2
 OBS_OUTCOMES = ("measured", "not_needed")
@@ -122,30 +124,38 @@ def _item(row: Sequence[Any]) -> WorkItem:
     return WorkItem.model_validate(dict(zip(FIELDS, row, strict=True)))
 
 
+def kit_item(row: WardRow, now: dt.datetime) -> tuple[Item | None, dt.datetime | None]:
+    """The row's observation set due from its kit at `now` (None: nothing due within the
+    horizon), and until when that answer holds but for `seconds_to_due` (None: until the row
+    changes): when a parameter enters the horizon or one listed falls overdue."""
+    if row.due is None:
+        return None, None
+    horizon = now + DUE_HORIZON
+    ours = [p for p in row.due.parameters if p.method == "kit"]
+    kit = [p for p in ours if p.due_at <= horizon]
+    changes = [p.due_at - DUE_HORIZON for p in ours if p.due_at > horizon]
+    changes += [p.overdue_at + _TICK for p in kit if not p.overdue(now)]
+    until = min(changes, default=None)
+    if not kit:
+        return None, until
+    due_at = min(p.due_at for p in kit)
+    overdue = [p.code for p in kit if p.overdue(now)]
+    detail = ", ".join(p.code for p in kit) + f" ({row.due.frequency})"
+    if overdue:
+        detail += "; overdue: " + ", ".join(overdue)
+    return {
+        "ref": f"due-{row.patient_id}", "source": "due", "kind": "kit_set",
+        "title": TITLES["kit_set"], "patient_id": row.patient_id,
+        "patient_name": f"{row.given_name} {row.family_name}", "detail": detail,
+        "priority": OBS_PRIORITY, "due_at": due_at, "not_before": None, "status": "open",
+        "owner": None, "claimed_at": None, "created_at": due_at, "closed_at": None,
+        "closed_by": None, "outcome": None, "met": None, "overdue": bool(overdue),
+        "seconds_to_due": int((due_at - now).total_seconds())}, until
+
+
 def kit_items(rows: Iterable[WardRow], now: dt.datetime) -> list[Item]:
     """Observation sets due from the patients' kit (pure: from the ward rows' due reports)."""
-    out: list[Item] = []
-    horizon = now + DUE_HORIZON
-    for row in rows:
-        if row.due is None:
-            continue
-        kit = [p for p in row.due.parameters if p.method == "kit" and p.due_at <= horizon]
-        if not kit:
-            continue
-        due_at = min(p.due_at for p in kit)
-        overdue = [p.code for p in kit if p.overdue(now)]
-        detail = ", ".join(p.code for p in kit) + f" ({row.due.frequency})"
-        if overdue:
-            detail += "; overdue: " + ", ".join(overdue)
-        out.append({
-            "ref": f"due-{row.patient_id}", "source": "due", "kind": "kit_set",
-            "title": TITLES["kit_set"], "patient_id": row.patient_id,
-            "patient_name": f"{row.given_name} {row.family_name}", "detail": detail,
-            "priority": OBS_PRIORITY, "due_at": due_at, "not_before": None, "status": "open",
-            "owner": None, "claimed_at": None, "created_at": due_at, "closed_at": None,
-            "closed_by": None, "outcome": None, "met": None, "overdue": bool(overdue),
-            "seconds_to_due": int((due_at - now).total_seconds())})
-    return out
+    return [item for row in rows if (item := kit_item(row, now)[0]) is not None]
 
 
 def urgency(item: Item) -> tuple[int, dt.datetime, str]:
@@ -171,10 +181,12 @@ def _where(source: str, status: Literal["open", "closed"], patient_ids: Sequence
 
 def list_items(conn: Conn, now: dt.datetime, *, status: Literal["open", "closed"] = "open",
                patient_ids: Sequence[int] | None = None, owner: str | None = None,
-               kit: Iterable[WardRow] = ()) -> list[Item]:
+               kit: Iterable[WardRow] = (), kit_sets: Iterable[Item] | None = None
+               ) -> list[Item]:
     """Every work item of the ward (or of `patient_ids`, or owned by `owner`), as dicts.
 
-    One statement over both task tables, plus the kit's sets from the ward rows. Open items
+    One statement over both task tables, plus the kit's sets from the ward rows (or
+    `kit_sets`, the same items already made, e.g. memoised per cached row). Open items
     come in `urgency` order; another order (e.g. by risk tier) is a stable sort of this list,
     so its ties keep urgency. Closed items come most recently closed first."""
     query = sql.SQL(" UNION ALL ").join(
@@ -184,7 +196,8 @@ def list_items(conn: Conn, now: dt.datetime, *, status: Literal["open", "closed"
     items = [dict(zip(FIELDS, r, strict=True)) for r in conn.execute(query, params)]
     if status == "open" and owner is None:
         wanted = None if patient_ids is None else set(patient_ids)
-        items += [i for i in kit_items(kit, now) if wanted is None or i["patient_id"] in wanted]
+        sets = kit_items(kit, now) if kit_sets is None else kit_sets
+        items += [i for i in sets if wanted is None or i["patient_id"] in wanted]
     if status == "open":
         return sorted(items, key=urgency)
     return sorted(items, key=recency, reverse=True)

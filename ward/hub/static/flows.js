@@ -7,7 +7,7 @@
  * kit is added to the form's list (#kit-ids), one that may not is refused with the reason.
  * The form works without this script: the ids can be typed into the list directly.
  * Triage queue (#triage): live. An `admission` or `referral` event (or a resync) on the
- * hub's own stream, /api/events, refetches the queue, decisions and bed state from
+ * hub's own stream, /api/events (the page's one EventSource, hub.js's window.vwEvents), refetches the queue, decisions and bed state from
  * #triage's data-src and swaps them in, coalesced; a decline reason being typed (and the
  * focus) survives the swap. A 2-hour referral counts down to its deadline (.clock-2h).
  */
@@ -76,17 +76,10 @@
 
     function schedule() { if (!timer) timer = window.setTimeout(refresh, TRIAGE_COALESCE_MS); }
 
-    var source = new EventSource("/api/events");
-    var opened = false;
-    source.addEventListener("open", function () {
-      if (opened) schedule();  // reconnected: anything may have changed meanwhile
-      opened = true;
-    });
-    source.addEventListener("ward", function (ev) {
-      var data;
-      try { data = JSON.parse(ev.data); } catch (e) { return; }
+    // The page's one stream (hub.js); a reconnect may have missed anything: refetch.
+    window.vwEvents.subscribe(function (data) {
       if (TRIAGE_EVENTS[data.type]) schedule();
-    });
+    }, schedule);
   }
 
   function describe(d) {

@@ -1,6 +1,9 @@
 /* virtualward hub — live updates without polling.
  *
- * One EventSource per tab (/api/events). An event names the patients that changed; the page
+ * One EventSource per tab (/api/events), shared: window.vwEvents.subscribe(onEvent, onReopen)
+ * gives every script of the page (the worklist's, the triage queue's) the same stream's parsed
+ * `ward` events, and tells them when it reconnected (anything may have changed meanwhile).
+ * An event names the patients that changed; the page
  * fetches just those rows as HTML (/ward/rows?patient_id=…), swaps them in and re-sorts the
  * table by acuity (band, NEWS2 total, longest without observations). Alert events refresh
  * the alert cards through alerts.js (window.vwAlerts, the one module that shows and acts on
@@ -210,25 +213,51 @@
 
   function schedule() { if (!timer) timer = setTimeout(flush, COALESCE_MS); }
 
-  function onWard(ev) {
-    var data;
-    try { data = JSON.parse(ev.data); } catch (e) { return; }
+  function onWard(data) {
     if (data.type === "resync") { pendingAll = true; }
     (data.patient_ids || []).forEach(function (id) { pendingIds.add(id); });
     if (data.type === "alert" || data.type === "resync" || data.type === "score") pendingAlerts = true;
     schedule();
   }
 
-  function connect() {
-    var source = new EventSource("/api/events");
+  // The page's one stream: opened by the first subscriber, shared by all of them.
+  var streamSource = null;
+  var eventSubscribers = [];
+  var reopenSubscribers = [];
+
+  function openStream() {
+    if (streamSource) return;
+    streamSource = new EventSource("/api/events");
     var everOpen = false;
-    source.addEventListener("open", function () {
+    streamSource.addEventListener("open", function () {
       setLive("live", "live");
-      if (everOpen) { pendingAll = true; pendingAlerts = true; schedule(); }
+      if (everOpen) reopenSubscribers.forEach(function (fn) { fn(); });
       everOpen = true;
     });
-    source.addEventListener("error", function () { setLive("lost", "reconnecting…"); });
-    source.addEventListener("ward", onWard);
+    streamSource.addEventListener("error", function () { setLive("lost", "reconnecting…"); });
+    streamSource.addEventListener("ward", function (ev) {
+      var data;
+      try { data = JSON.parse(ev.data); } catch (e) { return; }
+      eventSubscribers.forEach(function (fn) {
+        try { fn(data); } catch (e) { console.warn("event handler failed", e); }
+      });
+    });
+  }
+
+  window.vwEvents = {
+    // onEvent(data) for every `ward` event ({type, patient_ids, alert_id?}); onReopen() after
+    // the stream reconnected.
+    subscribe: function (onEvent, onReopen) {
+      if (onEvent) eventSubscribers.push(onEvent);
+      if (onReopen) reopenSubscribers.push(onReopen);
+      openStream();
+    }
+  };
+
+  function connect() {
+    window.vwEvents.subscribe(onWard, function () {
+      pendingAll = true; pendingAlerts = true; schedule();
+    });
   }
 
   // "16 min ago" keeps counting: data-age is the age when rendered, counted on from when

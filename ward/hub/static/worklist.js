@@ -1,8 +1,9 @@
 /* virtualward hub — the worklist and the handover page.
  *
  * Worklist: claim / complete / hand over buttons POST (forms.js) to /api/worklist/{ref}/…; any SSE
- * event on /api/events (a task changed, a patient's readings, a resync) refetches the rows
- * fragment (/worklist/rows), coalesced, so every open worklist updates without a reload.
+ * event on /api/events (a task changed, a patient's readings, a resync; the page's one
+ * EventSource, hub.js's window.vwEvents) refetches the rows fragment (/worklist/rows),
+ * coalesced, so every open worklist updates without a reload.
  * Handover: print and "mark handover given". No inline script (the CSP forbids it).
  */
 (function () {
@@ -33,7 +34,8 @@
   }
 
   if (tbody) {
-    new EventSource("/api/events").addEventListener("ward", schedule);
+    // The page's one stream (hub.js's window.vwEvents); a reconnect refetches too.
+    window.vwEvents.subscribe(schedule, schedule);
     setInterval(tick, 15000);
     tick();
     tbody.addEventListener("click", function (ev) {
