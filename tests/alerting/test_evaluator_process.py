@@ -39,7 +39,7 @@ def test_an_evaluator_killed_mid_pass_is_replaced_and_raises_the_episode_once(
     write_readings(db, readings(pid, now - dt.timedelta(seconds=30), **SICK))
     # This connection holds the patient's evaluation lock, so the evaluator's pass stops
     # inside its transaction: the queue row is taken (deleted, uncommitted) when it is killed.
-    db.execute("SELECT pg_advisory_lock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
+    db.execute("SELECT pg_advisory_lock(%s, %s)", (store.patient_lock_key(db), pid))
     with db.cursor() as cur:
         alerting_queue.enqueue(cur, [pid], now)  # as the gateway does after its commit
     db.commit()
@@ -51,7 +51,7 @@ def test_an_evaluator_killed_mid_pass_is_replaced_and_raises_the_episode_once(
     os.kill(first, signal.SIGKILL)
     poll(lambda: len(_child_pids(service.log())) == 2, 30, "the evaluator to be replaced")
     assert "exited (code -9); restarting" in service.log()
-    db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
+    db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.patient_lock_key(db), pid))
     db.commit()
 
     def evaluated() -> bool:
@@ -84,7 +84,7 @@ def test_an_evaluator_stopped_mid_pass_rolls_back_and_exits_at_once(
     now = dt.datetime.now(dt.UTC)
     (pid,) = add_patients(db, 1, now - dt.timedelta(days=1))
     write_readings(db, readings(pid, now - dt.timedelta(seconds=30), **SICK))
-    db.execute("SELECT pg_advisory_lock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
+    db.execute("SELECT pg_advisory_lock(%s, %s)", (store.patient_lock_key(db), pid))
     with db.cursor() as cur:
         alerting_queue.enqueue(cur, [pid], now)
     db.commit()
@@ -97,7 +97,7 @@ def test_an_evaluator_stopped_mid_pass_rolls_back_and_exits_at_once(
     poll(lambda: "a pass in flight rolled back" in service.log(), 30,
          "the evaluator to abandon its pass")
     poll(lambda: len(_child_pids(service.log())) == 2, 30, "the evaluator to be replaced")
-    db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
+    db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.patient_lock_key(db), pid))
     db.commit()
 
     def evaluated() -> bool:
