@@ -9,10 +9,12 @@ events and outbox rows with one statement per table, and ``NOTIFY vw_events`` (o
 ``{"type": "alert", …}`` per changed episode; the scored patients as
 ``{"type": "score", "patient_ids": […]}`` chunks, not one notification each).
 
-After the rules, :func:`assess_tiers` re-assesses the risk tier of the batch's patients whose
-tier is due (``alerting.risk_store``) and records a change in their episodes
-(``alerting.risk_findings``: a quiet, low-severity finding); the scheduler's sweep calls it
-too, per chunk.
+The risk tier (:func:`assess_tiers`: the tier of the patients whose tier is due,
+``alerting.risk_store``, a change recorded in their episodes as a quiet, low-severity finding,
+``alerting.risk_findings``) is *not* assessed here but by the scheduler's sweep, per chunk,
+every 15 s. Why: asking which tiers are due cost ~0.1 s per evaluated pass even with none due
+(issue 14), and the tier is at most :data:`alerting.risk_store.REASSESS` stale by design, so
+a sweep's 15 s adds nothing that matters; a fresh reading's alert never waited for it anyway.
 
 A reading the artefact filter set aside as doubtful (``rules.Evaluation.doubtful``) is passed
 to the ``on_doubt`` hook, if given, in the same transaction, and always announced as
@@ -49,6 +51,17 @@ Conn = psycopg.Connection[Any]
 #: Called with (connection, [(patient_id, doubt)], now) in the evaluation's transaction.
 DoubtHook = Callable[[Conn, Sequence[tuple[int, Doubt]], dt.datetime], None]
 SCORE_EVERY: Final = dt.timedelta(minutes=5)
+#: An open episode whose evaluation changed only what a continuing finding refreshes (its last
+#: firing ``last_at``/``severity_at``, its newest evidence and details) and produced no event
+#: is written at most this often. Why: a wearable patient's firing finding is refreshed by
+#: every reading (1–2 a second at the benchmark's rate), and rewriting the episode and its
+#: findings as JSON each time was the largest write of a pass (issue 14). Everything that
+#: is an event or that a later evaluation decides on (a new, raised, lowered, cleared or
+#: inhibited finding, a clear starting its hold, state, severity, summary, timers) is written
+#: at once. The bound: the stored ``last_at``/evidence of a continuing finding lag by at most
+#: this; and a finding's *lowering* hold (30 min) counts from the last stored firing at the
+#: higher level, so it can end at most this much early (a lower severity never pages).
+REFRESH_EVERY: Final = dt.timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,27 @@ def _should_store(snapshot: PatientSnapshot, result: News2Score, now: dt.datetim
     same = (last.total, last.risk, last.complete, last.missing) == (
         result.total, result.risk, result.complete, frozenset(p.value for p in result.missing))
     return not same or now - last.computed_at >= SCORE_EVERY
+
+
+def _substance(alert: Alert) -> tuple[Any, ...]:
+    """What of an episode is more than a continuing finding's refresh (see REFRESH_EVERY)."""
+    return (alert.state, alert.kind, alert.severity, alert.summary, alert.partial,
+            alert.acknowledged_at, alert.acknowledged_by, alert.resolved_at,
+            alert.snoozed_until, alert.escalation_tier, alert.next_escalation_at,
+            alert.escalation_target,
+            tuple((f.kind, f.severity, f.summary, f.first_at, f.partial, f.clear_since,
+                   f.cleared_at, f.inhibited) for f in alert.findings))
+
+
+def refresh_only(t: Transition, now: dt.datetime) -> bool:
+    """True when `t` only refreshes a stored open episode written less than
+    :data:`REFRESH_EVERY` ago, with no event: then it need not be written now."""
+    before, after = t.before, t.after
+    if t.events or before is None or after is None or before.id is None or not before.open:
+        return False
+    if now - before.updated_at >= REFRESH_EVERY:
+        return False
+    return _substance(before) == _substance(after)
 
 
 def persist(conn: Conn, transitions: Sequence[Transition], policy: Policy, now: dt.datetime, *,
@@ -183,7 +217,8 @@ def evaluate_with_snapshots(conn: Conn, patient_ids: Iterable[int], now: dt.date
                          "measured_at": d.reading.measured_at, "device_id": d.reading.device_id,
                          "value": d.reading.value, "reason": d.reason} for pid, d in doubts])
     ceilings = {pid: s.care_plan.ceiling_of_care.value for pid, s in snapshots.items()}
-    changes = persist(conn, transitions, policy, now, ceilings=ceilings)
+    changes = persist(conn, [t for t in transitions if not refresh_only(t, now)], policy, now,
+                      ceilings=ceilings)
     tasks.follow_up(conn, subjects, now)  # ask the home hub for a full set (alerting.requests)
     store.notify_patients(conn, "score", [row["patient_id"] for row in score_rows])
     return changes, snapshots
@@ -193,8 +228,8 @@ def assess_tiers(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
                  policy: Policy | None = None) -> list[Change]:
     """The risk tier of the patients whose tier is due (``alerting.risk_store``), a tier change
     recorded in their episodes (``alerting.risk_findings``: low severity, never paged), the
-    tiers stored; in the caller's transaction. Run after :func:`evaluate` per evaluated batch
-    and per chunk of the timer sweep (the tier moves with time alone)."""
+    tiers stored; in the caller's transaction. Run per chunk of the timer sweep (the tier moves
+    with time alone; see the module's note for why not per evaluated batch)."""
     policy = policy or default_policy()
     assessed = risk_store.assess_due(conn, list(patient_ids), now)
     if not assessed:
@@ -213,10 +248,8 @@ def evaluate_after_commit(conn: Conn, patient_ids: Iterable[int], now: dt.dateti
                           policy: Policy | None = None,
                           on_doubt: DoubtHook | None = None) -> list[Change]:
     """Score and alert ``patient_ids`` at ``now``; commits its own transaction."""
-    ids = list(patient_ids)
     with conn.transaction():
-        changes = evaluate(conn, ids, now, policy=policy, on_doubt=on_doubt)
-        return merged(changes + assess_tiers(conn, ids, now, policy=policy))
+        return evaluate(conn, list(patient_ids), now, policy=policy, on_doubt=on_doubt)
 
 
 def merged(changes: Sequence[Change]) -> list[Change]:

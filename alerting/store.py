@@ -36,8 +36,12 @@ from ward.db import channels
 Conn = psycopg.Connection[Any]
 Cursor = psycopg.Cursor[Any]
 
-#: Namespace of the per-patient evaluation locks ("vwat" as int4), distinct from other locks.
-PATIENT_LOCK_NS: Final = 0x76776174
+#: The per-patient evaluation locks' first key is ``hashtext(PATIENT_LOCK_SCOPE ||
+#: current_schema())``, the second the patient id: a key space per schema. Advisory locks are
+#: database-wide, so a fixed namespace made patient 17 of one schema (a test's, a benchmark's,
+#: another deployment's) wait for patient 17 of another — and deadlock two processes that
+#: each held one schema's lock and wanted the other's (seen in a benchmark, issue 14).
+PATIENT_LOCK_SCOPE: Final = "vw.patient:"
 SCORE_HISTORY: Final = dt.timedelta(hours=24)
 SPO2_HISTORY: Final = dt.timedelta(hours=6)
 #: Besides the last :data:`RECENT`, the last few readings of each code (a spot-check patient's
@@ -111,11 +115,19 @@ def _alert_json(alert: Alert) -> dict[str, Any]:
     return out
 
 
+def patient_lock_key(conn: Conn) -> int:
+    """The first key of this schema's patient locks (the second is the patient id)."""
+    row = conn.execute("SELECT hashtext(%s || current_schema())", (PATIENT_LOCK_SCOPE,)).fetchone()
+    assert row is not None  # noqa: S101 - a SELECT of one value returns one row
+    return int(row[0])
+
+
 def lock_patients(conn: Conn, patient_ids: Sequence[int]) -> None:
     """Serialise evaluations per patient until the transaction ends (ordered: no deadlock)."""
     conn.execute(
-        "SELECT pg_advisory_xact_lock(%s, id::int) FROM unnest(%s::bigint[]) AS id ORDER BY id",
-        (PATIENT_LOCK_NS, sorted(patient_ids)),
+        "SELECT pg_advisory_xact_lock(hashtext(%s || current_schema()), id::int) "
+        "FROM unnest(%s::bigint[]) AS id ORDER BY id",
+        (PATIENT_LOCK_SCOPE, sorted(patient_ids)),
     )
 
 

@@ -46,7 +46,7 @@ class HeldPass:
 
     def release(self) -> None:
         """Let go of the lock and wait until the queued patient is evaluated."""
-        self.db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.PATIENT_LOCK_NS, self.patient))
+        self.db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.patient_lock_key(self.db), self.patient))
         self.db.commit()
 
         def evaluated() -> bool:
@@ -84,7 +84,7 @@ def held_pass(
     write_readings(db, readings(pid, now - dt.timedelta(seconds=30), **SICK))
     # This connection holds the patient's evaluation lock, so the evaluator's pass stops
     # inside its transaction: the queue row is taken (deleted, uncommitted) while it waits.
-    db.execute("SELECT pg_advisory_lock(%s, %s)", (store.PATIENT_LOCK_NS, pid))
+    db.execute("SELECT pg_advisory_lock(%s, %s)", (store.patient_lock_key(db), pid))
     with db.cursor() as cur:
         alerting_queue.enqueue(cur, [pid], now)  # as the gateway does after its commit
     db.commit()

@@ -1,5 +1,6 @@
-"""The alerting runner computes the risk tier and records a change in the patient's episode
-(low severity, never paged), per evaluated batch and on the timer sweep (real PostgreSQL)."""
+"""The alerting scheduler's sweep computes the risk tier and records a change in the patient's
+episode (low severity, never paged); the evaluation of fresh readings does not (it cost every
+evaluated pass ~0.1 s, issue 14): the tier follows on the next sweep (real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ def test_a_rise_with_the_readings_is_a_finding_of_the_news2_episode_that_pages_n
     (pid,) = add_patients(db, 1, T0 - dt.timedelta(hours=2))  # step-up: 1 point
     write_readings(db, readings(pid, T0, **NORMAL))
     assert evaluate_after_commit(db, [pid], T0, policy=policy) == []
+    assert risk_store.stored(db, [pid]) == {}  # evaluating readings assesses no tier
+    scheduler.sweep(db, policy, T0)
     # The first assessment is stored (low), in the history without an episode.
     assert risk_store.stored(db, [pid])[pid].tier.value == "low"
     assert db.execute("SELECT from_tier, to_tier, alert_id FROM risk_tier_changes "
@@ -58,13 +61,15 @@ def test_a_rise_with_the_readings_is_a_finding_of_the_news2_episode_that_pages_n
 
     later = T0 + dt.timedelta(minutes=10)
     write_readings(db, readings(pid, later, **MEDIUM))
-    changes = evaluate_after_commit(db, [pid], later, policy=policy)
-    # NEWS2 5 now (3) + step-up (1) + one of the two hourly sets it asks for missed (2): high,
-    # recorded in the NEWS2 episode it joins.
-    (change,) = changes  # one change per episode: the rules' and the tier's steps merged
+    (change,) = evaluate_after_commit(db, [pid], later, policy=policy)
     assert change.kind == "news2"
     assert change.events[0] == "raised"
-    assert "risk_tier_changed" in change.events
+    assert "risk_tier_changed" not in change.events  # the sweep's, not the evaluation's
+    assert set(findings(db, pid)) == {"news2"}
+    # NEWS2 5 now (3) + step-up (1) + one of the two hourly sets it asks for missed (2): high,
+    # recorded by the next sweep in the NEWS2 episode it joins.
+    swept = later + dt.timedelta(seconds=15)
+    scheduler.sweep(db, policy, swept)
     found = findings(db, pid)
     assert set(found) == {"news2", "risk_tier"}
     severity, inhibited, cleared_at, details = found["risk_tier"]
@@ -88,7 +93,7 @@ def test_a_rise_with_the_readings_is_a_finding_of_the_news2_episode_that_pages_n
                       "WHERE patient_id = %s ORDER BY id DESC LIMIT 1", (pid,)).fetchone() == (
         "low", "high", alert_id)
     stored = risk_store.stored(db, [pid])[pid]
-    assert (stored.tier.value, stored.assessed_at, stored.since) == ("high", later, later)
+    assert (stored.tier.value, stored.assessed_at, stored.since) == ("high", swept, swept)
 
 
 def test_the_sweep_records_a_rise_from_missed_sets_without_a_reading(
@@ -118,12 +123,16 @@ def test_a_rise_alone_opens_a_quiet_episode_that_never_escalates(
         readings: Any) -> None:
     (pid,) = add_patients(db, 1, T0 - dt.timedelta(hours=2))
     write_readings(db, readings(pid, T0, **NORMAL))
-    evaluate_after_commit(db, [pid], T0, policy=policy)  # low: step-up (1)
-    # A manager enters the readmission facts: LACE 15 (+2), queued for the runner.
+    evaluate_after_commit(db, [pid], T0, policy=policy)
+    scheduler.sweep(db, policy, T0)  # low: step-up (1)
+    # A manager enters the readmission facts: LACE 15 (+2); the next sweep assesses them.
     save_factors(db, pid, FACTS, now=T0 + dt.timedelta(minutes=5), by="manager")
     db.commit()
     assert alerting_queue.depth(db) == 1
     evaluate_after_commit(db, [pid], T0 + dt.timedelta(minutes=6), policy=policy)
+    assert db.execute("SELECT count(*) FROM alerts WHERE patient_id = %s",
+                      (pid,)).fetchone() == (0,)
+    scheduler.sweep(db, policy, T0 + dt.timedelta(minutes=6))
     row = db.execute("SELECT id, kind, severity, state, next_escalation_at FROM alerts "
                      "WHERE patient_id = %s", (pid,)).fetchone()
     assert row is not None
