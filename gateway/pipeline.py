@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from gateway.contract import (
     Channel,
@@ -27,7 +27,7 @@ from gateway.contract import (
     encode_result,
 )
 from gateway.decode import Decoded, DecodedMessage, DecodedStatus, Problem, Rejection
-from ward.domain.readings import Reading
+from ward.domain.readings import ReadingRow
 
 Key = tuple[str, str, dt.datetime]
 
@@ -59,9 +59,10 @@ class DeadLetter:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one MQTT message; `answer` says whether to publish a result."""
+class Outcome(NamedTuple):
+    """What became of one MQTT message; `answer` says whether to publish a result.
+
+    A named tuple (one per message; a frozen dataclass cost three times as much, issue 14)."""
 
     device_id: str | None
     msg_id: str | None
@@ -73,7 +74,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class BatchPlan:
-    readings: tuple[Reading, ...]
+    readings: tuple[ReadingRow, ...]
     outcomes: tuple[Outcome, ...]  # aligned with the batch's messages
     dead_letters: tuple[DeadLetter, ...]
     statuses: tuple[DecodedStatus, ...]
@@ -105,7 +106,7 @@ def plan_batch(
     lookup: Lookup,
 ) -> BatchPlan:
     """Decide a batch of decoded messages: (topic, payload, received_at, decoded) each."""
-    readings: list[Reading] = []
+    readings: list[ReadingRow] = []
     outcomes: list[Outcome] = []
     dead: list[DeadLetter] = []
     statuses: list[DecodedStatus] = []
@@ -139,22 +140,26 @@ def plan_batch(
         problems_list = list(msg.problems)
         claimed: list[Key] = []
         valid = 0
+        device_id, msg_id = msg.device_id, msg.msg_id
         for r in msg.readings:
-            patient_id = record.patient_at(r.measured_at)
+            measured_at = r.measured_at
+            patient_id = record.patient_at(measured_at)
             if patient_id is None:
                 problems_list.append(Problem(
                     RejectReason.NO_PATIENT_ASSIGNMENT,
-                    f"device {msg.device_id!r} was assigned to no patient at "
-                    f"{r.measured_at.isoformat()}", r.index))
+                    f"device {device_id!r} was assigned to no patient at "
+                    f"{measured_at.isoformat()}", r.index))
                 continue
             valid += 1
-            reading = Reading(msg.device_id, r.code, r.measured_at, r.value, r.unit, patient_id,
-                              received_at, msg.msg_id, r.late, r.source_value, r.source_unit)
-            if reading.key not in claimed_in_batch:
-                claimed_in_batch.add(reading.key)
-                claimed.append(reading.key)
-                readings.append(reading)
-        problems_list.sort(key=lambda p: -1 if p.index is None else p.index)
+            key = (device_id, r.code, measured_at)
+            if key not in claimed_in_batch:
+                claimed_in_batch.add(key)
+                claimed.append(key)
+                readings.append(ReadingRow(device_id, r.code, measured_at, r.value, r.unit,
+                                           patient_id, received_at, msg_id, r.late,
+                                           r.source_value, r.source_unit))
+        if len(problems_list) > 1:
+            problems_list.sort(key=lambda p: -1 if p.index is None else p.index)
         problems = tuple(problems_list)
         if problems:
             dead.append(_dead_letter(topic, payload, msg.device_id, msg.msg_id, problems))
@@ -195,7 +200,7 @@ def answer(outcome: Outcome, inserted: set[Key], *, problems_only: bool = False
     return None if result is None else encode_result(result)
 
 
-def patients_of(readings: Iterable[Reading], inserted: set[Key]) -> list[int]:
+def patients_of(readings: Iterable[ReadingRow], inserted: set[Key]) -> list[int]:
     """Patients with at least one newly stored reading, sorted (for NOTIFY and alerting)."""
     return sorted({r.patient_id for r in readings if r.key in inserted})
 

@@ -8,10 +8,12 @@ for the redelivery to trip over. Thin SQL only; the decisions were made in `gate
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from gateway import dead_letter_sink
 from gateway.dead_letters import Rationing
@@ -43,27 +45,48 @@ def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
     Dead letters are rationed per device (`gateway.dead_letters`; default limits when
     `rationing` is None). `queue_alerting`: also queue those patients for alert evaluation,
     in this transaction.
+
+    The COMMIT goes in the same pipeline as the batch's last statements (one round trip
+    fewer per batch than a `conn.transaction()` block, issue 14: it also shortens how long
+    the batch holds its `latest_readings` row locks, which a second gateway waits for). On
+    a connection already in a transaction the batch is a savepoint of it, committed by the
+    caller, as before.
     """
-    with conn.transaction():
-        inserted = store.write(conn, plan.readings) if plan.readings else set()
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        with conn.transaction():
+            return _write(conn, store, plan, rationing, queue_alerting, commit=False)
+    try:
+        return _write(conn, store, plan, rationing, queue_alerting, commit=True)
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):  # a lost connection cannot roll back
+            conn.rollback()
+        raise
+
+
+def _write(conn: Conn, store: ReadingStore, plan: BatchPlan, rationing: Rationing | None,
+           queue_alerting: bool, *, commit: bool) -> tuple[set[Key], list[int]]:
+    inserted = store.write(conn, plan.readings) if plan.readings else set()
+    if plan.dead_letters:
         with conn.cursor() as cur:
             # Rationing reads the devices' accounts before it writes: not in the pipeline.
             dead_letter_sink.write(cur, plan.dead_letters, rationing or Rationing())
-        # Everything else in one round trip (pipeline mode).
-        with conn.pipeline(), conn.cursor() as cur:
-            if plan.statuses:
-                cur.executemany(_STATUS_SQL, [
-                    (s.device_id, s.online, s.battery_pct, s.signal_dbm, s.firmware,
-                     s.sent_at, json.dumps({
-                         "online": s.online, "battery_pct": s.battery_pct,
-                         "signal_dbm": s.signal_dbm, "firmware": s.firmware,
-                         "sent_at": s.sent_at.isoformat() if s.sent_at else None}))
-                    for s in plan.statuses])
-            patients = patients_of(plan.readings, inserted)
-            if queue_alerting and patients:
-                alerting_queue.enqueue(cur, patients, min(
-                    r.received_at for r in plan.readings if r.key in inserted))
-            for chunk in channels.patient_chunks(patients):
-                cur.execute("SELECT vw_notify(%s)",
-                            (json.dumps({"type": "readings", "patient_ids": chunk}),))
+    patients = patients_of(plan.readings, inserted)
+    # Everything else, and the COMMIT, in one round trip (pipeline mode).
+    with conn.pipeline(), conn.cursor() as cur:
+        if plan.statuses:
+            cur.executemany(_STATUS_SQL, [
+                (s.device_id, s.online, s.battery_pct, s.signal_dbm, s.firmware,
+                 s.sent_at, json.dumps({
+                     "online": s.online, "battery_pct": s.battery_pct,
+                     "signal_dbm": s.signal_dbm, "firmware": s.firmware,
+                     "sent_at": s.sent_at.isoformat() if s.sent_at else None}))
+                for s in plan.statuses])
+        if queue_alerting and patients:
+            alerting_queue.enqueue(cur, patients, min(
+                r.received_at for r in plan.readings if r.key in inserted))
+        for chunk in channels.patient_chunks(patients):
+            cur.execute("SELECT vw_notify(%s)",
+                        (json.dumps({"type": "readings", "patient_ids": chunk}),))
+        if commit:
+            conn.commit()
     return inserted, patients

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ward.domain.readings import Reading
+from ward.domain.readings import Reading, ReadingRow
 
 Conn = psycopg.Connection[Any]
 
@@ -60,7 +60,7 @@ class ReadingStore:
     """
 
     @staticmethod
-    def _prepare(conn: Conn, readings: Sequence[Reading]) -> None:
+    def _prepare(conn: Conn, readings: Sequence[Reading | ReadingRow]) -> None:
         months = sorted({(r.measured_at.year, r.measured_at.month) for r in readings})
         # One round trip for all of it (pipeline mode): on a busy gateway every round trip
         # also waits for the GIL, which paho's network thread holds between packets.
@@ -73,7 +73,8 @@ class ReadingStore:
                 "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
 
-    def write(self, conn: Conn, readings: Sequence[Reading]) -> set[tuple[str, str, dt.datetime]]:
+    def write(self, conn: Conn, readings: Sequence[Reading | ReadingRow]
+              ) -> set[tuple[str, str, dt.datetime]]:
         """Store `readings` in the caller's transaction; return the keys actually inserted.
 
         Keys not returned were already stored (duplicates). The caller commits.
@@ -88,11 +89,12 @@ class ReadingStore:
             )
             with cur.copy(copy_sql) as copy:
                 copy.set_types(_TYPES)
+                write_row = copy.write_row
                 for r in readings:
-                    copy.write_row(
-                        (r.device_id, r.code, r.measured_at, r.value, r.unit, r.patient_id,
-                         r.received_at, r.msg_id, r.late, r.source_value, r.source_unit)
-                    )
+                    # A ReadingRow is already the row, in column order (the gateway's case).
+                    write_row(r if type(r) is ReadingRow else (
+                        r.device_id, r.code, r.measured_at, r.value, r.unit, r.patient_id,
+                        r.received_at, r.msg_id, r.late, r.source_value, r.source_unit))
             # The INSERT and the staging table's clean-up in one round trip (pipeline mode);
             # DELETE rather than TRUNCATE: a temp table's TRUNCATE makes a new file each time.
             with conn.pipeline():

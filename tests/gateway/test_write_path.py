@@ -1,0 +1,129 @@
+"""The readings write path after issue 14's cuts: same rows, same commit, HOT-friendly latest."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+import pytest
+
+from gateway.contract import readings_topic
+from gateway.decode import Limits, decode
+from gateway.pipeline import plan_batch
+from gateway.sink import write_batch
+from ward.db import store as store_module
+from ward.db.registry import add_device, add_patient, assign_device, device_directory
+from ward.db.store import ReadingStore
+from ward.domain.devices import Assignment, Device, DeviceKind
+from ward.domain.patients import Patient
+from ward.domain.readings import Reading, ReadingRow
+
+NOW = dt.datetime(2026, 11, 24, 9, 15, tzinfo=dt.UTC)
+
+
+def _payload(msg_id: str, at: str, value: int) -> bytes:
+    return (f'{{"msg_id":"{msg_id}","sent_at":"{at}","readings":[{{"code":"spo2",'
+            f'"value":{value},"unit":"%","measured_at":"{at}"}}]}}').encode()
+
+
+def _patient(conn: psycopg.Connection[Any]) -> int:
+    patient = add_patient(conn, Patient("9434765919", "Ada", "Lovelace", dt.date(1950, 1, 1)))
+    assert patient.id is not None
+    add_device(conn, Device("w-1", DeviceKind.PULSE_OXIMETER))
+    assign_device(conn, Assignment("w-1", patient.id, NOW - dt.timedelta(days=1)))
+    conn.commit()
+    return patient.id
+
+
+def _plan(conn: psycopg.Connection[Any], *payloads: bytes) -> Any:
+    topic = readings_topic("w-1")
+    directory = device_directory(conn)
+    conn.commit()  # as in the gateway: the batch starts on an idle connection
+    return plan_batch([(topic, p, NOW, decode(topic, p, NOW, Limits())) for p in payloads],
+                      directory.get)
+
+
+def test_a_reading_row_is_the_store_s_copy_row() -> None:
+    assert ReadingRow._fields == store_module._COLUMNS
+    reading = Reading("d", "spo2", NOW, 97.0, "%", 1, NOW, "m", False, None, None)
+    row = ReadingRow("d", "spo2", NOW, 97.0, "%", 1, NOW, "m", False, None, None)
+    assert row.key == reading.key
+    assert tuple(getattr(reading, f) for f in ReadingRow._fields) == row
+
+
+def test_rows_and_readings_are_stored_alike(db: psycopg.Connection[Any]) -> None:
+    pid = _patient(db)
+    later = NOW + dt.timedelta(seconds=1)
+    with db.transaction():
+        inserted = ReadingStore().write(db, [
+            ReadingRow("w-1", "spo2", NOW, 95.0, "%", pid, NOW, "a"),
+            Reading("w-1", "spo2", later, 96.0, "%", pid, NOW, "b"),
+        ])
+    assert inserted == {("w-1", "spo2", NOW), ("w-1", "spo2", later)}
+    rows = ReadingStore.readings_between(db, pid, NOW, later + dt.timedelta(seconds=1))
+    assert [(r.value, r.msg_id) for r in rows] == [(95.0, "a"), (96.0, "b")]
+    assert ReadingStore.latest_values(db, [pid])[pid]["spo2"].value == 96.0
+
+
+def test_write_batch_commits_itself_on_an_idle_connection(db_url: str,
+                                                          db: psycopg.Connection[Any]) -> None:
+    _patient(db)
+    plan = _plan(db, _payload("c1", "2026-11-24T09:14:00Z", 95))
+    inserted, _ = write_batch(db, ReadingStore(), plan)
+    assert len(inserted) == 1
+    # Committed (the COMMIT rode in the batch's last pipeline), and nothing left open.
+    assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with psycopg.connect(db_url) as other:
+        row = other.execute("SELECT count(*) FROM readings").fetchone()
+    assert row is not None
+    assert row[0] == 1
+
+
+def test_write_batch_in_a_caller_s_transaction_leaves_the_commit_to_it(
+        db: psycopg.Connection[Any]) -> None:
+    _patient(db)
+    plan = _plan(db, _payload("c2", "2026-11-24T09:14:00Z", 95))
+    db.execute("SELECT 1")  # the caller's transaction is open
+    inserted, _ = write_batch(db, ReadingStore(), plan)
+    assert len(inserted) == 1
+    assert db.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    db.rollback()  # the caller's choice: nothing was committed behind its back
+    row = db.execute("SELECT count(*) FROM readings").fetchone()
+    assert row is not None
+    assert row[0] == 0
+    db.rollback()
+
+
+def test_a_failed_batch_rolls_back_and_leaves_the_connection_usable(
+        db: psycopg.Connection[Any]) -> None:
+    _patient(db)
+    plan = _plan(db, _payload("c3", "2026-11-24T09:14:00Z", 95))
+    db.execute("ALTER TABLE latest_readings ADD CONSTRAINT no_spo2 CHECK (code <> 'spo2')")
+    db.commit()
+    with pytest.raises(psycopg.errors.CheckViolation):
+        write_batch(db, ReadingStore(), plan)
+    assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    row = db.execute("SELECT count(*) FROM readings").fetchone()
+    assert row is not None
+    assert row[0] == 0
+    db.rollback()
+
+
+def test_duplicates_in_and_across_batches_are_reported(db: psycopg.Connection[Any]) -> None:
+    _patient(db)
+    first = _payload("d1", "2026-11-24T09:14:00Z", 95)
+    plan = _plan(db, first, first)  # a resend within the batch: claimed once
+    inserted, _ = write_batch(db, ReadingStore(), plan)
+    assert len(plan.readings) == 1
+    assert len(inserted) == 1
+    again, _ = write_batch(db, ReadingStore(), _plan(db, first))
+    assert again == set()
+
+
+def test_latest_readings_leaves_room_for_hot_updates(db: psycopg.Connection[Any]) -> None:
+    """Migration 0310: an UPDATE of a latest row fits on its page (fails before 0310)."""
+    row = db.execute("SELECT reloptions FROM pg_class WHERE oid = 'latest_readings'::regclass"
+                     ).fetchone()
+    assert row is not None
+    assert "fillfactor=50" in (row[0] or [])
