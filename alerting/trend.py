@@ -47,9 +47,33 @@ Montgomery DC, *Introduction to Statistical Quality Control*, 7th ed., ch. 6) of
   gives an in-control run length ARL0 = :data:`ARL0_HOURS` independent hours — one false amber
   per patient per :data:`ARL0_HOURS` h, i.e. per fortnight, the longest usual virtual-ward stay
   (`/work/shared/clinical/VIRTUAL_WARD.md`): ``Z_LIMIT = Φ⁻¹(1 − 1/ARL0)`` ≈ 2.75.
-* **Persistence** (a run rule, Montgomery §5.3.6): the index must be beyond the limit at the
-  current level *and* at the level :data:`PERSIST` earlier (for continuous codes; spot codes
-  keep their latest reading), so a burst of motion artefacts shorter than that cannot fire it.
+* **Persistence, for a wearable: a tabular CUSUM over the hour's looks** (Page ES,
+  *Biometrika* 1954;41:100–115; the tabular form of Montgomery ch. 9.1): every
+  :data:`LOOK` the index is one look, ``Z_j``; over the last :data:`LOOKS` looks (the hour the
+  snapshot carries, :data:`alerting.snapshot.RECENT`), oldest first and from 0,
+  ``C_j = max(0, C_{j−1} + Z_j − k)``, and the chart signals when ``C ≥ h`` (:data:`CUSUM_K`,
+  :data:`CUSUM_H`). ``k`` is half the shift it is built to catch (a sustained 2-SD drift,
+  ``k = 1``). The textbook ``h`` for independent looks (Siegmund's approximation,
+  ``ARL0 ≈ (e^{2kb} − 2kb − 1)/(2k²)``, ``b = h + 1.166``: ``h ≈ 5.4`` for 14 days of 15-min
+  looks) would be far too low: the index's in-control looks are autocorrelated (measured on
+  shipped-scenario wearables before onset: 0.49 at 15 min, 0.36 at 30 min — Montgomery ch. 10,
+  "SPC with autocorrelated data"). So ``h`` is set by simulation of the in-control model
+  — standard-normal looks, AR(1) with :data:`IN_CONTROL_RHO` = 0.6 between consecutive looks,
+  conservative against those measurements — as the smallest value whose false-signal rate
+  (one signal per excursion, cleared below :data:`Z_CLEAR`) is no higher than the run rule's
+  it replaced (index beyond :data:`Z_LIMIT` now and one look earlier) under the same model:
+  about one per 14 days (``benchmarks/bench_trend_arl.py`` prints both; the test
+  ``test_the_cusum_limit_keeps_the_in_control_rate`` re-checks it). The same false-alert rate,
+  then, by construction — not by fitting a seed. A burst of motion shorter than a look moves
+  neither the 15-min median nor the sum. A spot-check patient has no looks between sets: its
+  latest set is charted alone against :data:`Z_LIMIT`.
+
+  What it buys is honest but small: with an hour of autocorrelated looks, a sum of looks is
+  not much quieter than one look, so the chart can lower the bar only a little for a drift
+  that has been there a while (a sum ≥ 6 over four looks above ``k``: a mean index of 2.5
+  held an hour, or 2.9/3.1/... over fewer). Replayed, it catches slow drifts up to a look
+  earlier; on the shipped 3–8 h ramps it is within minutes of the run rule. The deeper limit
+  is physical: a smoothstep course barely moves the signs in its first tenth.
 * **Hysteresis**: it clears only once Z is back below :data:`Z_CLEAR`; in between it is
   undecided (nothing is returned), so a drift wavering about the limit is one finding, not a
   finding a half hour.
@@ -57,12 +81,6 @@ Montgomery DC, *Introduction to Statistical Quality Control*, 7th ed., ch. 6) of
 The finding is *amber* (:attr:`Severity.LOW`): a prompt to look and to ask for a full set, not
 an emergency; NEWS2 still decides the band. The evidence shown is each sign's baseline, level,
 circadian offset and z, the index and its limit, and the readings behind them.
-
-Not a CUSUM or EWMA: both accumulate deviations under the assumption that successive
-observations are independent; a vital sign's slow in-control wander is autocorrelated over
-hours, so their textbook ARL0 would be far too optimistic (Montgomery ch. 10, "SPC with
-autocorrelated data"). The run rule on a level that already averages a quarter of an hour gets
-the noise reduction without that assumption.
 
 Must never do I/O, read a clock, or log.
 """
@@ -118,8 +136,21 @@ ARL0_HOURS: Final = 14 * 24
 Z_LIMIT: Final = statistics.NormalDist().inv_cdf(1.0 - 1.0 / ARL0_HOURS)
 #: Back below this (one SD inside the limit) the trend is clear.
 Z_CLEAR: Final = Z_LIMIT - 1.0
-#: The index must hold beyond the limit this long (one level window earlier as well).
-PERSIST: Final = LEVEL_WINDOW
+#: A wearable's index is looked at every quarter hour (the level window: consecutive looks
+#: share no reading) over the snapshot's hour (alerting.snapshot.RECENT): four looks.
+LOOK: Final = LEVEL_WINDOW
+LOOKS: Final = 4
+#: The tabular CUSUM's reference value: half the sustained shift (2 SD of the index) to catch.
+CUSUM_K: Final = 1.0
+#: Its decision interval, from the in-control model (standard-normal looks, AR(1) with
+#: :data:`IN_CONTROL_RHO`): the smallest h (0.1 steps) whose false-signal rate is no higher
+#: than that of the run rule it replaced (beyond :data:`Z_LIMIT` at two consecutive looks),
+#: about 0.5 per 14 days; see ``benchmarks/bench_trend_arl.py``.
+CUSUM_H: Final = 6.0
+#: Lag-one autocorrelation of in-control looks assumed for :data:`CUSUM_H` (measured 0.49).
+IN_CONTROL_RHO: Final = 0.6
+#: Kept for callers: the span a wearable's drift must have been charted before it can fire.
+PERSIST: Final = LOOK
 
 
 def circadian_offset(code: str, at: dt.datetime) -> float:
@@ -215,6 +246,15 @@ def combined(zs: Sequence[float], weights: Sequence[float] | None = None) -> flo
     return sum(x * max(z, Z_CREDIT) for x, z in zip(w, zs, strict=True)) / norm
 
 
+def cusum(looks: Sequence[float], k: float = CUSUM_K) -> float:
+    """Page's upper tabular CUSUM over ``looks`` (oldest first), started at 0:
+    ``C_j = max(0, C_{j−1} + Z_j − k)``; its last value."""
+    c = 0.0
+    for z in looks:
+        c = max(0.0, c + z - k)
+    return c
+
+
 def weight(age: dt.timedelta, *, continuous: bool) -> float:
     """How much a sign's level says about *now*: 1 for a continuous level, falling linearly
     to 0 at :data:`LEVEL_FRESH` for a spot reading (an old set cannot dilute a wearable's
@@ -266,33 +306,51 @@ def _index(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ..
 
 def trend_rule(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
                baselines: Mapping[str, BaselineStat], now: dt.datetime) -> tuple[Outcome, ...]:
-    """Firing when the patient has drifted from their own baseline (index beyond
-    :data:`Z_LIMIT` now and :data:`PERSIST` earlier); Clear when the index is below
-    :data:`Z_CLEAR`; nothing while learning or in between."""
+    """Firing when the patient has drifted from their own baseline (a wearable: the CUSUM of
+    the hour's looks at or beyond :data:`CUSUM_H`; a spot set: the index beyond
+    :data:`Z_LIMIT`); Clear when the index is below :data:`Z_CLEAR`; nothing while learning
+    or in between."""
     index, charted, evidence, continuous = _index(latest, recent, baselines, now)
     if not charted:
         return ()
     behind = tuple(sorted(set(evidence)))
     if index < Z_CLEAR:
         return (Clear(Kind.TREND, behind),)
-    if index < Z_LIMIT:
-        return ()
-    earlier = index
+    looks = [index]
+    statistic = index
     if continuous:
-        earlier, then, _, _ = _index(latest, recent, baselines, now - PERSIST)
-        if not then or earlier < Z_LIMIT:
+        for j in range(1, LOOKS):
+            earlier, then, _, _ = _index(latest, recent, baselines, now - j * LOOK)
+            if not then:
+                break
+            looks.append(earlier)
+        looks.reverse()
+        statistic = cusum(looks)
+        if len(looks) < 2 or statistic < CUSUM_H:
             return ()
+    elif index < Z_LIMIT:
+        return ()
     flagged = [c for c in charted if float(c["z"]) >= 1.0]  # type: ignore[arg-type]
     names = ", ".join(f"{c['code']} {c['level']:g} (own baseline {c['baseline_mean']:g}"
                       f"{_offset(c)}, {float(c['z']):+.1f} SD)"  # type: ignore[arg-type]
                       for c in flagged) or "several signs a little"
     return (Firing(Kind.TREND, Severity.LOW,
-                   f"Drifting from own baseline (index {index:.1f} ≥ {Z_LIMIT:.2f}): {names}",
+                   f"Drifting from own baseline ({_why(index, statistic, continuous)}): {names}",
                    {"charted": charted, "flagged": [c["code"] for c in flagged],
-                    "index": round(index, 2), "index_earlier": round(earlier, 2),
+                    "index": round(index, 2),
+                    "index_earlier": round(looks[-2] if len(looks) > 1 else index, 2),
+                    "looks": [round(z, 2) for z in looks],
+                    "cusum": round(statistic, 2) if continuous else None,
+                    "cusum_k": CUSUM_K, "cusum_h": CUSUM_H,
                     "z_limit": round(Z_LIMIT, 3), "z_clear": round(Z_CLEAR, 3),
-                    "arl0_hours": ARL0_HOURS, "persist_min": PERSIST.total_seconds() / 60},
+                    "arl0_hours": ARL0_HOURS, "look_min": LOOK.total_seconds() / 60},
                    behind),)
+
+
+def _why(index: float, statistic: float, continuous: bool) -> str:
+    if continuous:
+        return (f"index {index:.1f}, CUSUM of the last hour {statistic:.1f} ≥ {CUSUM_H:g}")
+    return f"index {index:.1f} ≥ {Z_LIMIT:.2f}"
 
 
 def _offset(c: Mapping[str, object]) -> str:
