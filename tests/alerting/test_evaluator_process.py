@@ -46,7 +46,8 @@ class HeldPass:
 
     def release(self) -> None:
         """Let go of the lock and wait until the queued patient is evaluated."""
-        self.db.execute("SELECT pg_advisory_unlock(%s, %s)", (store.patient_lock_key(self.db), self.patient))
+        self.db.execute("SELECT pg_advisory_unlock(%s, %s)",
+                        (store.patient_lock_key(self.db), self.patient))
         self.db.commit()
 
         def evaluated() -> bool:
