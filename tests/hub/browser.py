@@ -1,4 +1,5 @@
-"""What the hub's browser tests share: Debian's Chromium, its flags, where screenshots go.
+"""What the hub's browser tests share: Debian's Chromium and its flags (`launch`), signing in
+through the login form (`login`), where screenshots go.
 
 Playwright drives the system browser (`playwright install` cannot download one here); the
 flags are those checked on these machines (docs in /work/shared/ARCHITECTURE.md). The hub
@@ -7,6 +8,7 @@ itself is served by the `hub_server` fixture of `tests/hub/conftest.py`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -35,3 +37,13 @@ def login(page: Any, base_url: str, username: str, password: str | None = None, 
     page.click("button[type=submit]")
     page.wait_for_url(base_url + path)
     return page
+
+
+def launch(stack: contextlib.ExitStack) -> Any:
+    """Debian's Chromium, headless with the checked flags; it and Playwright close with `stack`."""
+    from playwright.sync_api import sync_playwright
+
+    pw = stack.enter_context(sync_playwright())
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    stack.callback(browser.close)
+    return browser

@@ -12,7 +12,6 @@ import contextlib
 import csv
 import datetime as dt
 import io
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
+from tests.hub.browser import ARTIFACTS, launch, login, needs_chromium
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -64,13 +63,13 @@ def _history(conn: psycopg.Connection[Any], pid: int, now: dt.datetime) -> None:
     conn.commit()
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_care_plan_people_audit_and_reports_in_a_browser(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None], tmp_path: Path,
     hub_server: Callable[..., str],
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     for username, role in (("doctor", Role.CLINICIAN), ("admin", Role.ADMIN),
                            ("cso", Role.SAFETY_OFFICER)):
@@ -85,10 +84,7 @@ def test_care_plan_people_audit_and_reports_in_a_browser(
     ARTIFACTS.mkdir(exist_ok=True)
     with contextlib.ExitStack() as stack:
         base = hub_server(settings, listen=False)
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
 
         def sign_in(username: str) -> Any:
             context = browser.new_context(viewport={"width": 1280, "height": 900},

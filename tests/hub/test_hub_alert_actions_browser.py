@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
+from tests.hub.browser import ARTIFACTS, launch, login, needs_chromium
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -44,13 +43,13 @@ def _login(browser: Any, base: str, user: str) -> Any:
     return page
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_nurse_acts_on_episodes_from_the_screen_and_the_other_browser_follows(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None],
     hub_server: Callable[..., str],
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     for user, name in (("nurse-a", "Nurse A"), ("nurse-b", "Nurse B")):
         create_user(db, user, f"{user}-password", role=Role.HUB_NURSE, display_name=name)
@@ -61,10 +60,7 @@ def test_nurse_acts_on_episodes_from_the_screen_and_the_other_browser_follows(
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
         base = hub_server(settings)
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
         a, b = _login(browser, base, "nurse-a"), _login(browser, base, "nurse-b")
         expect(a.locator("#alert-count")).to_be_hidden()
         assert not a.title().startswith("⚠")
@@ -188,14 +184,14 @@ def _open_action(card: Any, action: str) -> Any:
     return card.locator(f"form[data-action={action}]")
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_the_ward_pages_queue_offers_every_action_and_the_other_ward_follows(
     db: psycopg.Connection[Any], admit: Callable[..., int], hub_server: Callable[..., str],
 ) -> None:
     """The queue beside the ward is the alerts page's cards with the same forms and script:
     nurse A acknowledges, escalates now, adds a note, snoozes and resolves from the ward page;
     nurse B's ward page (queue and the patient's row) follows each step without a reload."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     for user, name in (("nurse-a", "Nurse A"), ("nurse-b", "Nurse B")):
         create_user(db, user, f"{user}-password", role=Role.HUB_NURSE, display_name=name)
@@ -204,10 +200,7 @@ def test_the_ward_pages_queue_offers_every_action_and_the_other_ward_follows(
     pid = admit(given="Dora", family="Ward", at=now - dt.timedelta(days=1))
     with contextlib.ExitStack() as stack:
         base = hub_server()
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
         a, b = (_login(browser, base, user) for user in ("nurse-a", "nurse-b"))
         for page in (a, b):
             page.goto(base + "/")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pytest
 from pydantic import SecretStr
 
 from alerting.runner import evaluate_after_commit
-from tests.hub.browser import CHROMIUM, CHROMIUM_ARGS, login
+from tests.hub.browser import launch, login, needs_chromium
 from tests.hub.test_hub_chart_evidence import NORMAL, store
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
@@ -31,12 +30,12 @@ from ward.settings import Settings
 pytestmark = pytest.mark.browser
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_the_pulse_chart_shows_the_own_baseline_band_and_the_readings_outside_it(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], hub_server: Callable[..., str], tmp_path: Path,
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     create_user(db, "nurse", "nurse-password", role=Role.HUB_NURSE, display_name="Nurse Jones")
     db.commit()
@@ -61,10 +60,7 @@ def test_the_pulse_chart_shows_the_own_baseline_band_and_the_readings_outside_it
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
         base = hub_server(settings)
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
         page = login(browser.new_page(viewport={"width": 1400, "height": 1000}), base, "nurse")
         page.click(f"#p-{pid} a.name")
         pulse = page.locator('svg.chart[data-code="pulse"]')

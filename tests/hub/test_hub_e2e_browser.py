@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
 import time
 import uuid
@@ -26,7 +25,7 @@ from paho.mqtt import client as paho
 from pydantic import SecretStr
 
 from gateway.contract import Measurement, encode_readings, readings_topic
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
+from tests.hub.browser import ARTIFACTS, launch, login, needs_chromium
 from ward.domain.devices import DeviceKind
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
@@ -68,7 +67,7 @@ DETERIORATING = {**NORMAL, "spo2": (89, "%"), "pulse": (135, "/min"),
                  "resp_rate": (26, "/min"), "temperature": (39.4, "Cel")}
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int], broker: Any,
     unique: str, ward: Any, to_url: Callable[[str], str], poll: Callable[..., None],
@@ -76,7 +75,7 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
     connect_mqtt: Callable[..., paho.Client],
     hub_server: Callable[..., str],
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     beds = setup_ward(db, admit, ward, unique)
     url = to_url(db_url)
@@ -97,10 +96,7 @@ def test_deteriorating_patient_rises_to_the_top_and_is_acknowledged(
         poll(lambda: _scored(db, [p for p, _ in beds.values()]), 15,
              "baseline readings to be stored and scored")
 
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
         page = browser.new_page(viewport={"width": 1600, "height": 900})
         page.goto(base + "/")
         expect(page).to_have_url(f"{base}/login?next=/")

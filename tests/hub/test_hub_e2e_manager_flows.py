@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
 import uuid
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from paho.mqtt import client as paho
 from pydantic import SecretStr
 
 from gateway.contract import Measurement, encode_readings, readings_topic
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
+from tests.hub.browser import ARTIFACTS, launch, login, needs_chromium
 from ward.db import registry
 from ward.domain.devices import Device, DeviceKind
 from ward.hub.auth import Role, create_user
@@ -40,14 +39,14 @@ def _login(browser: Any, base: str, username: str, password: str) -> Any:
     return login(page, base, username, password, path="/")
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_referral_to_follow_up_in_the_browser(
     db: psycopg.Connection[Any], db_url: str, broker: Any, unique: str,
     to_url: Callable[[str], str], poll: Callable[..., None],
     start_gateway: Callable[..., Any], connect_mqtt: Callable[..., paho.Client],
     hub_server: Callable[..., str],
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     create_user(db, "nurse", "nurse-password", role=Role.HUB_NURSE, display_name="Nurse Jones")
     create_user(db, "doctor", "doctor-password", role=Role.CLINICIAN, display_name="Dr Okafor")
@@ -58,10 +57,7 @@ def test_referral_to_follow_up_in_the_browser(
     start_gateway(url, broker.url, client_id=f"gw-{unique}", group=f"g{unique}")
     with contextlib.ExitStack() as stack:
         base = hub_server(Settings(database_url=SecretStr(url), ward_beds=10))
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
         ARTIFACTS.mkdir(exist_ok=True)
 
         # A hub nurse takes the call and enters the referral.

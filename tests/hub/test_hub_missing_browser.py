@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +15,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
+from tests.hub.browser import ARTIFACTS, launch, login, needs_chromium
 from ward.db import registry
 from ward.db.store import ReadingStore
 from ward.domain.devices import Assignment, Device, DeviceKind
@@ -39,12 +38,12 @@ def _store(conn: psycopg.Connection[Any], pid: int, device: str, at: dt.datetime
     conn.commit()
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_partial_stale_and_overdue_are_shown_as_such(
         db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
         to_url: Callable[[str], str], poll: Callable[..., None],
         hub_server: Callable[..., str]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     create_user(db, "nurse", "nurse-password", role=Role.HUB_NURSE, display_name="Nurse")
     now = dt.datetime.now(dt.UTC)
@@ -60,10 +59,7 @@ def test_partial_stale_and_overdue_are_shown_as_such(
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
         base = hub_server(settings)
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
         page = login(browser.new_page(viewport={"width": 1600, "height": 900}), base, "nurse")
         row = page.locator(f"#p-{pid}")
         expect(row).to_have_class(re.compile(r"\brisk-incomplete\b"))

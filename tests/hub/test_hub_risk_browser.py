@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ import pytest
 from pydantic import SecretStr
 
 from alerting import runner
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
+from tests.hub.browser import ARTIFACTS, launch, login, needs_chromium
 from ward.domain.patients import Pathway, ReferralSource
 from ward.domain.risk_factors import Acuity, Comorbidity, RiskFactors
 from ward.hub import risk
@@ -51,13 +50,13 @@ def _visit(conn: psycopg.Connection[Any], pid: int, now: dt.datetime, priority: 
         (pid, now + dt.timedelta(hours=priority), priority, now))
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_ward_sorts_by_tier_and_the_patient_page_says_why(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None],
     hub_server: Callable[..., str],
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     create_user(db, "nurse", "nurse-password", role=Role.HUB_NURSE, display_name="Nurse Jones")
     now = dt.datetime.now(dt.UTC)
@@ -85,10 +84,7 @@ def test_ward_sorts_by_tier_and_the_patient_page_says_why(
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
         base = hub_server(settings)
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
         page = login(browser.new_page(viewport={"width": 1600, "height": 900}), base, "nurse")
         rows = page.locator("#ward-rows tr.patient")
         expect(rows).to_have_count(2)

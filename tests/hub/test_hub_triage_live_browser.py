@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
+from tests.hub.browser import ARTIFACTS, launch, login, needs_chromium
 from ward.db import registry
 from ward.domain.patients import Patient, ReferralSource, Urgency
 from ward.hub import admitting
@@ -45,12 +44,12 @@ def _refer(conn: psycopg.Connection[Any], user: User, nhs: str, family: str,
     return aid
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_referrals_and_decisions_reach_every_open_triage_screen(
     db: psycopg.Connection[Any], db_url: str, nhs_number: Callable[[], str],
     to_url: Callable[[str], str], hub_server: Callable[..., str],
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     for name in ("doctor", "doctor2"):
         create_user(db, name, f"{name}-password", role=Role.CLINICIAN, display_name=name.title())
@@ -62,10 +61,7 @@ def test_referrals_and_decisions_reach_every_open_triage_screen(
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
         base = hub_server(settings)
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
         one = _login(browser, base, "doctor", "doctor-password")
         two = _login(browser, base, "doctor2", "doctor2-password")
         for page in (one, two):

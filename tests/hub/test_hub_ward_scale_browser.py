@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
+from tests.hub.browser import ARTIFACTS, launch, login, needs_chromium
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -102,13 +101,13 @@ _ALERTS_RIGHT = "Math.max(...Array.from(document.querySelectorAll(" \
     ".map(c => c.getBoundingClientRect().right))"
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_ward_of_200_patients_has_fixed_rows_visible_alerts_and_filters(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None],
     hub_server: Callable[..., str],
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     create_user(db, "nurse", "nurse-password", role=Role.HUB_NURSE, display_name="Nurse Jones")
     db.commit()
@@ -118,10 +117,7 @@ def test_ward_of_200_patients_has_fixed_rows_visible_alerts_and_filters(
     ARTIFACTS.mkdir(exist_ok=True)
     with contextlib.ExitStack() as stack:
         base = hub_server(settings)
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
         page = login(browser.new_page(viewport={"width": 1280, "height": 800}), base, "nurse")
         rows = page.locator("#ward-rows tr.patient")
         expect(rows).to_have_count(PATIENTS)

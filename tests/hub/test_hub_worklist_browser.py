@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.hub.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
+from tests.hub.browser import ARTIFACTS, launch, login, needs_chromium
 from ward.hub.auth import Role, create_user
 from ward.settings import Settings
 
@@ -27,13 +26,13 @@ def _login(browser: Any, base: str, username: str, password: str) -> Any:
     return login(page, base, username, password, path="/worklist")
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_claim_and_complete_update_a_second_browser_live(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
     to_url: Callable[[str], str], poll: Callable[..., None],
     hub_server: Callable[..., str],
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     for name, role in (("nurse", Role.HUB_NURSE), ("nurse2", Role.HUB_NURSE)):
         create_user(db, name, f"{name}-password", role=role, display_name=name.title())
@@ -49,10 +48,7 @@ def test_claim_and_complete_update_a_second_browser_live(
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
         base = hub_server(settings)
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                     headless=True)
-        stack.callback(browser.close)
+        browser = launch(stack)
         mine, theirs = _login(browser, base, "nurse", "nurse-password"), _login(
             browser, base, "nurse2", "nurse2-password")
         for page in (mine, theirs):
