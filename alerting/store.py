@@ -368,22 +368,29 @@ def load_recent(conn: Conn, ids: Sequence[int], now: dt.datetime
 
 def _recent_query(conn: Conn, ids: Sequence[int], now: dt.datetime) -> Cursor:
     return conn.execute(
-        "SELECT r.patient_id, r.code, r.measured_at, r.device_id, r.value "
+        "SELECT * FROM (SELECT r.patient_id, r.code, r.measured_at, r.device_id, r.value "
         "FROM unnest(%s::bigint[]) AS pid, unnest(%s::text[]) AS c, LATERAL ("
         "  SELECT * FROM readings WHERE patient_id = pid AND code = c AND measured_at <= %s"
         "  ORDER BY measured_at DESC LIMIT %s) r "
         "UNION SELECT patient_id, code, measured_at, device_id, value FROM readings "
-        "WHERE patient_id = ANY(%s) AND code = ANY(%s) AND measured_at > %s AND measured_at <= %s",
+        "WHERE patient_id = ANY(%s) AND code = ANY(%s) AND measured_at > %s AND measured_at <= %s"
+        # Evidence's own order (measured_at, code, device_id, value), device ids compared as
+        # Python compares str (code points: the "C" collation), so no sort is needed here.
+        ') AS u ORDER BY patient_id, code, measured_at, device_id COLLATE "C", value',
         (list(ids), _FILTER_CODES, now + dt.timedelta(minutes=5), LAST_READINGS, list(ids),
          _FILTER_CODES, now - RECENT, now + dt.timedelta(minutes=5)))
 
 
 def _recent_rows(cursor: Cursor) -> dict[int, dict[str, tuple[Evidence, ...]]]:
-    found: dict[int, dict[str, set[Evidence]]] = defaultdict(lambda: defaultdict(set))
+    """Rows ordered by patient, code, then Evidence's order, distinct (UNION): grouped as
+    they come, oldest first."""
+    found: dict[int, dict[str, list[Evidence]]] = defaultdict(dict)
     for pid, code, at, device, value in cursor:
-        found[pid][code].add(Evidence(at, code, device, value))
-    return {pid: {code: tuple(sorted(es)) for code, es in codes.items()}
-            for pid, codes in found.items()}
+        codes = found[pid]
+        if code not in codes:
+            codes[code] = []
+        codes[code].append(Evidence(at, code, device, value))
+    return {pid: {code: tuple(es) for code, es in codes.items()} for pid, codes in found.items()}
 
 
 def load_baselines(conn: Conn, ids: Sequence[int]) -> dict[int, dict[str, BaselineStat]]:

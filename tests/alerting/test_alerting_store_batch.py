@@ -125,3 +125,20 @@ def test_the_episode_cache_returns_what_a_full_load_does_and_follows_every_write
     assert set(cached) == set(full) == {sick}
     assert cached == full
     assert len(cache) == 1
+
+
+def test_recent_readings_come_oldest_first_in_evidence_order_each_once(
+        db: psycopg.Connection[Any], add_patients: Any, readings: Any,
+        write_readings: Any) -> None:
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
+    # Two devices at the same instants, ids that a linguistic collation orders differently
+    # from Python (case, punctuation); old readings (the last few of a code) and recent ones.
+    for device in ("b-dev", "B_dev", "a-dev"):
+        for minutes in (300, 200, 100, 30, 20, 10, 0):
+            write_readings(db, readings(pid, T0 - dt.timedelta(minutes=minutes), device=device,
+                                        spo2=95 + minutes % 3, pulse=70))
+    recent = store.load_recent(db, [pid], T0)[pid]
+    db.commit()
+    for code, got in recent.items():
+        assert list(got) == sorted(set(got)), code
+    assert {e.device_id for e in recent["spo2"]} == {"b-dev-1", "B_dev-1", "a-dev-1"}
