@@ -332,17 +332,17 @@ def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime) -> list[Curs
 def _snapshots(cursors: list[Cursor], ids: list[int]) -> dict[int, PatientSnapshot]:
     c_latest, c_plans, c_history, c_spo2, c_devices, c_admitted, c_recent, c_base = cursors
     latest: dict[int, dict[str, Latest]] = defaultdict(dict)
-    for pid, code, at, value, device in c_latest:
+    for pid, code, at, value, device in c_latest.fetchall():
         latest[pid][code] = Latest(code, at, value, device)
-    plans = {row[0]: care_plans.from_row(row) for row in c_plans}
+    plans = {row[0]: care_plans.from_row(row) for row in c_plans.fetchall()}
     history: dict[int, list[ScorePoint]] = defaultdict(list)
-    for pid, at, total, risk, complete, missing in c_history:
+    for pid, at, total, risk, complete, missing in c_history.fetchall():
         history[pid].append(ScorePoint(at, total, Risk(risk), complete, frozenset(missing)))
     spo2: dict[int, list[Evidence]] = defaultdict(list)
-    for pid, at, device, value in c_spo2:
+    for pid, at, device, value in c_spo2.fetchall():
         spo2[pid].append(Evidence(at, "spo2", device, value))
     devices: dict[int, list[DeviceState]] = defaultdict(list)
-    for pid, device, kind, online, battery, reported in c_devices:
+    for pid, device, kind, online, battery, reported in c_devices.fetchall():
         devices[pid].append(DeviceState(device, kind, online, battery, reported))
     admitted = dict(c_admitted.fetchall())
     recent = _recent_rows(c_recent)
@@ -385,7 +385,7 @@ def _recent_rows(cursor: Cursor) -> dict[int, dict[str, tuple[Evidence, ...]]]:
     """Rows ordered by patient, code, then Evidence's order, distinct (UNION): grouped as
     they come, oldest first."""
     found: dict[int, dict[str, list[Evidence]]] = defaultdict(dict)
-    for pid, code, at, device, value in cursor:
+    for pid, code, at, device, value in cursor.fetchall():  # fetchall: no per-row overhead
         codes = found[pid]
         if code not in codes:
             codes[code] = []
@@ -405,7 +405,7 @@ def _baselines_query(conn: Conn, ids: Sequence[int]) -> Cursor:
 
 def _baselines_rows(cursor: Cursor) -> dict[int, dict[str, BaselineStat]]:
     out: dict[int, dict[str, BaselineStat]] = defaultdict(dict)
-    for pid, code, mean, sd, n, start, end in cursor:
+    for pid, code, mean, sd, n, start, end in cursor.fetchall():
         out[pid][code] = BaselineStat(code, mean, sd, n, start, end)
     return out
 
