@@ -169,20 +169,23 @@ def persist(conn: Conn, transitions: Sequence[Transition], policy: Policy, now: 
 
 def evaluate(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
              policy: Policy | None = None, kinds: Collection[Kind] | None = None,
-             score: bool = True, on_doubt: DoubtHook | None = None) -> list[Change]:
+             score: bool = True, on_doubt: DoubtHook | None = None,
+             cache: store.EpisodeCache | None = None) -> list[Change]:
     """The work of :func:`evaluate_after_commit`, in the caller's transaction."""
     return evaluate_with_snapshots(conn, patient_ids, now, policy=policy, kinds=kinds,
-                                   score=score, on_doubt=on_doubt)[0]
+                                   score=score, on_doubt=on_doubt, cache=cache)[0]
 
 
 def evaluate_with_snapshots(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
                             policy: Policy | None = None,
                             kinds: Collection[Kind] | None = None, score: bool = True,
                             on_doubt: DoubtHook | None = None,
+                            cache: store.EpisodeCache | None = None,
                             ) -> tuple[list[Change], dict[int, PatientSnapshot]]:
     """:func:`evaluate`, also returning the snapshots it evaluated (loaded before its writes:
     the timer sweep, which stores no scores, reuses them for the hub's tasks instead of
-    loading every patient twice)."""
+    loading every patient twice). ``cache``: an evaluator's :class:`alerting.store.EpisodeCache`
+    (open episodes not decoded again while their row is unchanged)."""
     if now.tzinfo is None:
         raise ValueError(f"now must be timezone-aware, got {now!r}")
     policy = policy or default_policy()
@@ -193,7 +196,7 @@ def evaluate_with_snapshots(conn: Conn, patient_ids: Iterable[int], now: dt.date
     store.lock_patients(conn, ids)
     if score:
         store.learn_baselines(conn, ids, now)
-    snapshots, current = store.load_batch(conn, ids, now)
+    snapshots, current = store.load_batch(conn, ids, now, cache)
     score_rows: list[dict[str, Any]] = []
     transitions: list[Transition] = []
     subjects: list[tasks.Subject] = []
@@ -246,10 +249,12 @@ def assess_tiers(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
 
 def evaluate_after_commit(conn: Conn, patient_ids: Iterable[int], now: dt.datetime, *,
                           policy: Policy | None = None,
-                          on_doubt: DoubtHook | None = None) -> list[Change]:
+                          on_doubt: DoubtHook | None = None,
+                          cache: store.EpisodeCache | None = None) -> list[Change]:
     """Score and alert ``patient_ids`` at ``now``; commits its own transaction."""
     with conn.transaction():
-        return evaluate(conn, list(patient_ids), now, policy=policy, on_doubt=on_doubt)
+        return evaluate(conn, list(patient_ids), now, policy=policy, on_doubt=on_doubt,
+                        cache=cache)
 
 
 def merged(changes: Sequence[Change]) -> list[Change]:

@@ -169,34 +169,121 @@ def open_episodes(conn: Conn, patient_ids: Sequence[int]) -> dict[int, Alert]:
     return {a.patient_id: replace(a, findings=findings.get(a.id or 0, ())) for a in alerts}
 
 
-def load_batch(conn: Conn, patient_ids: Sequence[int], now: dt.datetime
+class EpisodeCache:
+    """Open episodes (with their findings) as last loaded, kept by an evaluator between passes.
+
+    Why: decoding every open episode's JSON (details, evidence, each finding's) on every pass
+    was a tenth of a pass's CPU, and most episodes did not change between two passes (issue
+    14). An entry is valid while the row's ``xmin`` is the one it was loaded with: every
+    write of an episode (this evaluator's, another's, the sweep's, a person's
+    acknowledgement) updates its ``alerts`` row, and every write of its findings goes with one
+    (``alerting.runner.persist``), so a new ``xmin`` means "load it again". Nothing needs to
+    be invalidated by hand: a pass that writes an episode changes its ``xmin``; a pass rolled
+    back leaves the row, and the entry loaded from it, as they were. Only one process's
+    memory; never shared.
+    """
+
+    def __init__(self) -> None:
+        self._by_patient: dict[int, tuple[int, str, Alert]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def known(self, patient_ids: Sequence[int]) -> tuple[list[int], list[str]]:
+        """(alert ids, xmins) of the cached episodes of these patients."""
+        entries = [self._by_patient[p] for p in patient_ids if p in self._by_patient]
+        return [e[0] for e in entries], [e[1] for e in entries]
+
+    def get(self, patient_id: int, alert_id: int, xmin: str) -> Alert | None:
+        entry = self._by_patient.get(patient_id)
+        if entry is not None and entry[0] == alert_id and entry[1] == xmin:
+            return entry[2]
+        return None
+
+    def put(self, alert: Alert, xmin: str) -> None:
+        assert alert.id is not None  # noqa: S101 - loaded rows have ids
+        self._by_patient[alert.patient_id] = (alert.id, xmin, alert)
+
+    def forget(self, patient_ids: Iterable[int]) -> None:
+        for pid in patient_ids:
+            self._by_patient.pop(pid, None)
+
+    def __len__(self) -> int:
+        return len(self._by_patient)
+
+
+def load_batch(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
+               cache: EpisodeCache | None = None,
                ) -> tuple[dict[int, PatientSnapshot], dict[int, Alert]]:
     """:func:`load_snapshots` and :func:`open_episodes` of a batch in one round trip.
 
     The statements are sent together in pipeline mode and run in order in the caller's
     transaction, so the result is what the separate calls return; one round trip instead of
     eleven matters on a loaded machine, where every wait for the server is also a wait to
-    be scheduled again (issue 14).
+    be scheduled again (issue 14). With a ``cache``, the open episodes are locked and listed
+    with their ``xmin`` first, and only those the cache does not hold at that ``xmin`` are
+    loaded and decoded (:class:`EpisodeCache`); the result is the same.
     """
     ids = list(patient_ids)
+    if cache is None:
+        with conn.pipeline():
+            alerts = conn.execute(sql.SQL(
+                "SELECT {cols} FROM alerts WHERE patient_id = ANY(%s) AND state <> 'resolved' "
+                "ORDER BY id FOR UPDATE").format(cols=_names(ALERT_COLUMNS)), (ids,))
+            findings = conn.execute(sql.SQL(
+                "SELECT {cols} FROM alert_findings f JOIN alerts a ON a.id = f.alert_id "
+                "WHERE a.patient_id = ANY(%s) AND a.state <> 'resolved' "
+                "ORDER BY f.alert_id, f.first_at, f.kind").format(
+                    cols=_names(FINDING_COLUMNS, "f")), (ids,))
+            cursors = _snapshot_queries(conn, ids, now)
+        return _snapshots(cursors, ids), _episodes(alerts.fetchall(), findings.fetchall())
+    known_ids, known_xmins = cache.known(ids)
     with conn.pipeline():
+        # Locks every open episode of the batch first (as without a cache); the statements
+        # after it see those rows as locked, so exactly the versions listed here.
+        listed = conn.execute(
+            "SELECT id, patient_id, xmin::text FROM alerts WHERE patient_id = ANY(%s) "
+            "AND state <> 'resolved' ORDER BY id FOR UPDATE", (ids,))
         alerts = conn.execute(sql.SQL(
-            "SELECT {cols} FROM alerts WHERE patient_id = ANY(%s) AND state <> 'resolved' "
-            "ORDER BY id FOR UPDATE").format(cols=_names(ALERT_COLUMNS)), (ids,))
+            "SELECT {cols}, xmin::text FROM alerts WHERE patient_id = ANY(%s) "
+            "AND state <> 'resolved' AND (id, xmin::text) NOT IN ("
+            "SELECT * FROM unnest(%s::bigint[], %s::text[])) ORDER BY id").format(
+                cols=_names(ALERT_COLUMNS)), (ids, known_ids, known_xmins))
         findings = conn.execute(sql.SQL(
             "SELECT {cols} FROM alert_findings f JOIN alerts a ON a.id = f.alert_id "
             "WHERE a.patient_id = ANY(%s) AND a.state <> 'resolved' "
+            "AND (a.id, a.xmin::text) NOT IN (SELECT * FROM unnest(%s::bigint[], %s::text[])) "
             "ORDER BY f.alert_id, f.first_at, f.kind").format(
-                cols=_names(FINDING_COLUMNS, "f")), (ids,))
+                cols=_names(FINDING_COLUMNS, "f")), (ids, known_ids, known_xmins))
         cursors = _snapshot_queries(conn, ids, now)
-    episodes = [alert_from_row(r) for r in alerts.fetchall()]
+    rows = alerts.fetchall()
+    loaded = _episodes([r[:-1] for r in rows], findings.fetchall())
+    xmins = {r[0]: r[-1] for r in rows}
+    current: dict[int, Alert] = {}
+    for aid, pid, xmin in listed.fetchall():
+        alert = cache.get(pid, aid, xmin)
+        if alert is None:
+            if pid not in loaded:  # cannot happen while the rows are locked; be safe anyway
+                cache.forget(ids)
+                return load_batch(conn, ids, now)
+            alert = loaded[pid]
+            cache.put(alert, xmins[aid])
+            cache.misses += 1
+        else:
+            cache.hits += 1
+        current[pid] = alert
+    cache.forget(pid for pid in ids if pid not in current)  # resolved (or gone): no entry
+    return _snapshots(cursors, ids), current
+
+
+def _episodes(alert_rows: Sequence[Sequence[Any]], finding_rows: Sequence[Sequence[Any]],
+              ) -> dict[int, Alert]:
+    episodes = [alert_from_row(r) for r in alert_rows]
     by_alert: dict[int, list[Finding]] = defaultdict(list)
-    for row in findings.fetchall():
+    for row in finding_rows:
         aid, finding = finding_from_row(row)
         by_alert[aid].append(finding)
-    current = {a.patient_id: replace(a, findings=tuple(by_alert.get(a.id or 0, ())))
-               for a in episodes}
-    return _snapshots(cursors, ids), current
+    return {a.patient_id: replace(a, findings=tuple(by_alert.get(a.id or 0, ())))
+            for a in episodes}
 
 
 def load_snapshots(conn: Conn, patient_ids: Sequence[int], now: dt.datetime) -> dict[int, PatientSnapshot]:
@@ -245,17 +332,17 @@ def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime) -> list[Curs
 def _snapshots(cursors: list[Cursor], ids: list[int]) -> dict[int, PatientSnapshot]:
     c_latest, c_plans, c_history, c_spo2, c_devices, c_admitted, c_recent, c_base = cursors
     latest: dict[int, dict[str, Latest]] = defaultdict(dict)
-    for pid, code, at, value, device in c_latest:
+    for pid, code, at, value, device in c_latest.fetchall():
         latest[pid][code] = Latest(code, at, value, device)
-    plans = {row[0]: care_plans.from_row(row) for row in c_plans}
+    plans = {row[0]: care_plans.from_row(row) for row in c_plans.fetchall()}
     history: dict[int, list[ScorePoint]] = defaultdict(list)
-    for pid, at, total, risk, complete, missing in c_history:
+    for pid, at, total, risk, complete, missing in c_history.fetchall():
         history[pid].append(ScorePoint(at, total, Risk(risk), complete, frozenset(missing)))
     spo2: dict[int, list[Evidence]] = defaultdict(list)
-    for pid, at, device, value in c_spo2:
+    for pid, at, device, value in c_spo2.fetchall():
         spo2[pid].append(Evidence(at, "spo2", device, value))
     devices: dict[int, list[DeviceState]] = defaultdict(list)
-    for pid, device, kind, online, battery, reported in c_devices:
+    for pid, device, kind, online, battery, reported in c_devices.fetchall():
         devices[pid].append(DeviceState(device, kind, online, battery, reported))
     admitted = dict(c_admitted.fetchall())
     recent = _recent_rows(c_recent)
@@ -281,22 +368,29 @@ def load_recent(conn: Conn, ids: Sequence[int], now: dt.datetime
 
 def _recent_query(conn: Conn, ids: Sequence[int], now: dt.datetime) -> Cursor:
     return conn.execute(
-        "SELECT r.patient_id, r.code, r.measured_at, r.device_id, r.value "
+        "SELECT * FROM (SELECT r.patient_id, r.code, r.measured_at, r.device_id, r.value "
         "FROM unnest(%s::bigint[]) AS pid, unnest(%s::text[]) AS c, LATERAL ("
         "  SELECT * FROM readings WHERE patient_id = pid AND code = c AND measured_at <= %s"
         "  ORDER BY measured_at DESC LIMIT %s) r "
         "UNION SELECT patient_id, code, measured_at, device_id, value FROM readings "
-        "WHERE patient_id = ANY(%s) AND code = ANY(%s) AND measured_at > %s AND measured_at <= %s",
+        "WHERE patient_id = ANY(%s) AND code = ANY(%s) AND measured_at > %s AND measured_at <= %s"
+        # Evidence's own order (measured_at, code, device_id, value), device ids compared as
+        # Python compares str (code points: the "C" collation), so no sort is needed here.
+        ') AS u ORDER BY patient_id, code, measured_at, device_id COLLATE "C", value',
         (list(ids), _FILTER_CODES, now + dt.timedelta(minutes=5), LAST_READINGS, list(ids),
          _FILTER_CODES, now - RECENT, now + dt.timedelta(minutes=5)))
 
 
 def _recent_rows(cursor: Cursor) -> dict[int, dict[str, tuple[Evidence, ...]]]:
-    found: dict[int, dict[str, set[Evidence]]] = defaultdict(lambda: defaultdict(set))
-    for pid, code, at, device, value in cursor:
-        found[pid][code].add(Evidence(at, code, device, value))
-    return {pid: {code: tuple(sorted(es)) for code, es in codes.items()}
-            for pid, codes in found.items()}
+    """Rows ordered by patient, code, then Evidence's order, distinct (UNION): grouped as
+    they come, oldest first."""
+    found: dict[int, dict[str, list[Evidence]]] = defaultdict(dict)
+    for pid, code, at, device, value in cursor.fetchall():  # fetchall: no per-row overhead
+        codes = found[pid]
+        if code not in codes:
+            codes[code] = []
+        codes[code].append(Evidence(at, code, device, value))
+    return {pid: {code: tuple(es) for code, es in codes.items()} for pid, codes in found.items()}
 
 
 def load_baselines(conn: Conn, ids: Sequence[int]) -> dict[int, dict[str, BaselineStat]]:
@@ -311,7 +405,7 @@ def _baselines_query(conn: Conn, ids: Sequence[int]) -> Cursor:
 
 def _baselines_rows(cursor: Cursor) -> dict[int, dict[str, BaselineStat]]:
     out: dict[int, dict[str, BaselineStat]] = defaultdict(dict)
-    for pid, code, mean, sd, n, start, end in cursor:
+    for pid, code, mean, sd, n, start, end in cursor.fetchall():
         out[pid][code] = BaselineStat(code, mean, sd, n, start, end)
     return out
 

@@ -26,7 +26,7 @@ import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from alerting import runner
+from alerting import runner, store
 from alerting.evaluator import Evaluator
 from alerting.policy import configured_policy
 from ward.logformat import formatter
@@ -72,7 +72,9 @@ def child_main(conninfo: str, settings: Settings, policy_file: str, parent: int)
                 stop.set()
 
     threading.Thread(target=_watch_parent, name="vw-parent-watch", daemon=True).start()
-    evaluator = Evaluator(conninfo, functools.partial(runner.evaluate_after_commit, policy=policy))
+    # Open episodes decoded once and kept while their rows are unchanged (store.EpisodeCache).
+    evaluator = Evaluator(conninfo, functools.partial(runner.evaluate_after_commit, policy=policy,
+                                                      cache=store.EpisodeCache()))
     try:
         evaluator.run(stop)
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerting import store
+from alerting.actions import acknowledge, resolve
 from alerting.policy import Policy
 from alerting.runner import evaluate_after_commit
 from ward.db import channels
@@ -70,3 +71,74 @@ def test_a_pass_announces_its_scored_patients_in_one_notification(
                 scores.append(payload)
                 break
     assert scores == [{"type": "score", "patient_ids": sorted(ids)}]
+
+
+def test_the_episode_cache_returns_what_a_full_load_does_and_follows_every_write(
+        db: psycopg.Connection[Any], db_url: str, policy: Policy, add_patients: Any,
+        readings: Any, write_readings: Any) -> None:
+    """The evaluator's EpisodeCache (issue 14): an episode is decoded again only when its row
+    changed — by this evaluator, another process, or a person acknowledging it."""
+    sick, other, well = add_patients(db, 3, T0 - dt.timedelta(days=1))
+    cache = store.EpisodeCache()
+    write_readings(db, [r for pid in (sick, other) for r in readings(pid, T0, **SICK)]
+                   + readings(well, T0, **NORMAL))
+    ids = [sick, other, well]
+    evaluate_after_commit(db, ids, T0, policy=policy, cache=cache)
+
+    def both(at: dt.datetime) -> tuple[dict[int, Any], dict[int, Any]]:
+        with db.transaction():
+            _, cached = store.load_batch(db, ids, at, cache)
+        with db.transaction():
+            _, full = store.load_batch(db, ids, at)
+        return cached, full
+
+    cached, full = both(T0)
+    assert cached == full
+    assert set(full) == {sick, other}
+    assert (cache.hits, cache.misses) == (0, 2)  # written by the pass: loaded again
+    cached, full = both(T0)
+    assert cached == full
+    assert (cache.hits, cache.misses) == (2, 2)  # unchanged rows: not decoded again
+    # A nurse acknowledges one episode on another connection: the cache follows at once.
+    with psycopg.connect(db_url) as hub:
+        acknowledge(hub, full[sick].id, by="nurse", now=T0 + dt.timedelta(minutes=1))
+        hub.commit()
+    cached, full = both(T0 + dt.timedelta(minutes=1))
+    assert cached[sick].state.value == "acknowledged"
+    assert cached == full
+    assert (cache.hits, cache.misses) == (3, 3)
+    # A pass that rolls back leaves the rows and the entries loaded from them as they were.
+    try:
+        with db.transaction():
+            evaluate_after_commit(db, ids, T0 + dt.timedelta(minutes=40), policy=policy,
+                                  cache=cache)
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    cached, full = both(T0 + dt.timedelta(minutes=2))
+    assert cached == full
+    # A resolved episode leaves the cache; new trouble is a new episode, loaded afresh.
+    with psycopg.connect(db_url) as hub:
+        resolve(hub, full[other].id, by="nurse", reason="seen", now=T0 + dt.timedelta(minutes=3))
+        hub.commit()
+    cached, full = both(T0 + dt.timedelta(minutes=3))
+    assert set(cached) == set(full) == {sick}
+    assert cached == full
+    assert len(cache) == 1
+
+
+def test_recent_readings_come_oldest_first_in_evidence_order_each_once(
+        db: psycopg.Connection[Any], add_patients: Any, readings: Any,
+        write_readings: Any) -> None:
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
+    # Two devices at the same instants, ids that a linguistic collation orders differently
+    # from Python (case, punctuation); old readings (the last few of a code) and recent ones.
+    for device in ("b-dev", "B_dev", "a-dev"):
+        for minutes in (300, 200, 100, 30, 20, 10, 0):
+            write_readings(db, readings(pid, T0 - dt.timedelta(minutes=minutes), device=device,
+                                        spo2=95 + minutes % 3, pulse=70))
+    recent = store.load_recent(db, [pid], T0)[pid]
+    db.commit()
+    for code, got in recent.items():
+        assert list(got) == sorted(set(got)), code
+    assert {e.device_id for e in recent["spo2"]} == {"b-dev-1", "B_dev-1", "a-dev-1"}
