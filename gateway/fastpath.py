@@ -88,7 +88,7 @@ def _text(value: object, bounds: tuple[int, int]) -> bool:
     return type(value) is str and bounds[0] <= len(value) <= bounds[1]
 
 
-def _reading(item: object) -> FastReading | None:
+def _reading(item: object, sent: object, sent_at: dt.datetime) -> FastReading | None:
     if type(item) is not dict or len(item) != len(_READING_KEYS) or item.keys() != _READING_KEYS:
         return None
     code, value, unit = item["code"], item["value"], item["unit"]
@@ -100,7 +100,9 @@ def _reading(item: object) -> FastReading | None:
             return None
     elif kind is not int and kind is not str:  # a bool is neither (JSON true is not 1)
         return None
-    measured_at = _instant(item["measured_at"])
+    when = item["measured_at"]
+    # Devices mostly stamp a single reading with the instant they send it: parse it once.
+    measured_at = sent_at if when == sent and type(when) is str else _instant(when)
     if measured_at is None:
         return None
     return FastReading(code, value, unit, measured_at)
@@ -122,12 +124,13 @@ def readings_envelope(payload: bytes) -> FastEnvelope | None:
         return None
     if type(items) is not list or not _READINGS[0] <= len(items) <= _READINGS[1]:
         return None
-    sent_at = _instant(body["sent_at"])
+    sent = body["sent_at"]
+    sent_at = _instant(sent)
     if sent_at is None:
         return None
     readings = []
     for item in items:
-        reading = _reading(item)
+        reading = _reading(item, sent, sent_at)
         if reading is None:
             return None
         readings.append(reading)

@@ -44,6 +44,7 @@ class Inbox(Generic[T]):
         self._ready = threading.Condition(lock)  # the ingest thread waits here when empty
         self._putter_waits = False
         self._taker_waits = False
+        self._wanted = 1  # how many queued items wake the waiting taker
 
     @property
     def held_bytes(self) -> int:
@@ -71,7 +72,7 @@ class Inbox(Generic[T]):
                 if not self._full(size):
                     self._items.append(item)
                     self._held += size
-                    if self._taker_waits:
+                    if self._taker_waits and len(self._items) >= self._wanted:
                         self._ready.notify()
                     return True
             if stopping.is_set():
@@ -79,16 +80,19 @@ class Inbox(Generic[T]):
             if while_waiting is not None:
                 while_waiting()
 
-    def _wait_for_items(self, timeout: float) -> None:
-        """With the lock held: wait until something is queued (`queue.Empty` after `timeout`)."""
+    def _wait_for_items(self, timeout: float, wanted: int = 1) -> None:
+        """With the lock held: wait until `wanted` items are queued, or until `timeout` if
+        at least one is (`queue.Empty` after `timeout` if none is)."""
         deadline = time.monotonic() + timeout
-        while not self._items:
+        while len(self._items) < wanted:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                if self._items:
+                    return
                 raise queue.Empty
-            self._taker_waits = True
+            self._taker_waits, self._wanted = True, wanted
             self._ready.wait(remaining)
-            self._taker_waits = False
+            self._taker_waits, self._wanted = False, 1
 
     def take(self, timeout: float) -> T:
         """The next item (`queue.Empty` after `timeout`); frees its place in the count."""
@@ -99,10 +103,15 @@ class Inbox(Generic[T]):
                 self._room.notify()
         return item
 
-    def take_many(self, limit: int, timeout: float) -> list[T]:
-        """Up to `limit` items: whatever is queued, waiting up to `timeout` for the first."""
+    def take_many(self, limit: int, timeout: float, *, fill: bool = False) -> list[T]:
+        """Up to `limit` items: whatever is queued, waiting up to `timeout` for the first.
+
+        `fill`: wait up to `timeout` for `limit` items (the rest of a batch), and take what
+        is there then. The putter wakes the taker once, when there are enough, instead of
+        once per item: at 2,000 msgs/s that was a thread switch per message (issue 14).
+        """
         with self._lock:
-            self._wait_for_items(timeout)
+            self._wait_for_items(timeout, limit if fill else 1)
             items = self._items
             if len(items) <= limit:
                 taken = list(items)

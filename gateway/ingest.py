@@ -197,12 +197,13 @@ class Gateway:
             return Rejection(None, None, None, (
                 Problem(RejectReason.INTERNAL_ERROR, f"decoder failed: {type(exc).__name__}"),))
 
-    def _take(self, limit: int, timeout: float) -> list[Inbound]:
-        """Up to `limit` messages: first those left over from the last batch, then the inbox."""
+    def _take(self, limit: int, timeout: float, *, fill: bool = False) -> list[Inbound]:
+        """Up to `limit` messages: first those left over from the last batch, then the inbox
+        (`fill`: waiting up to `timeout` for `limit` of them, not just the first)."""
         if self._carry:
             taken, self._carry = self._carry[:limit], self._carry[limit:]
             return taken
-        return self.link.take_many(limit, timeout)
+        return self.link.take_many(limit, timeout, fill=fill)
 
     def _collect(self) -> list[tuple[Inbound, Decoded]]:
         limit = self.settings.gateway_batch_size
@@ -226,8 +227,9 @@ class Gateway:
             if count >= limit or remaining <= 0:
                 break
             try:
-                # At most as many messages as readings still fit (a message carries >= 1).
-                taken = self._take(limit - count, remaining)
+                # At most as many messages as readings still fit (a message carries >= 1);
+                # woken once when they are there or at the deadline, not once per message.
+                taken = self._take(limit - count, remaining, fill=True)
             except queue.Empty:
                 break
         for channel, received in self._received.items():  # once per batch, not per message
@@ -303,11 +305,12 @@ class Gateway:
         qos = self.settings.gateway_results_qos
         problems_only = self.settings.gateway_results == "problems"
         publish = self.link.publish
-        for outcome in plan.outcomes:
-            if outcome.answer and outcome.device_id is not None:
-                body = answer(outcome, inserted, problems_only=problems_only)
-                if body is not None:
-                    publish(_results_topic(outcome.device_id), body, qos)
+        with self.link.burst():
+            for outcome in plan.outcomes:
+                if outcome.answer and outcome.device_id is not None:
+                    body = answer(outcome, inserted, problems_only=problems_only)
+                    if body is not None:
+                        publish(_results_topic(outcome.device_id), body, qos)
 
     def _observe(self, plan: BatchPlan, inserted: set[Key], messages: int, commit_s: float,
                  committed_at: dt.datetime) -> None:

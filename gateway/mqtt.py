@@ -32,6 +32,7 @@ import logging
 import socket
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
@@ -274,9 +275,10 @@ class MqttLink:
         """The next message (`queue.Empty` after `timeout`); frees its room in the inbox."""
         return self.inbox.take(timeout)
 
-    def take_many(self, limit: int, timeout: float) -> list[Inbound]:
-        """Up to `limit` messages, waiting up to `timeout` for the first (`queue.Empty`)."""
-        return self.inbox.take_many(limit, timeout)
+    def take_many(self, limit: int, timeout: float, *, fill: bool = False) -> list[Inbound]:
+        """Up to `limit` messages, waiting up to `timeout` for the first (`queue.Empty`);
+        `fill`: for `limit` of them, then whatever came (`gateway.inbox`)."""
+        return self.inbox.take_many(limit, timeout, fill=fill)
 
     def ack(self, message: Inbound) -> bool:
         """Acknowledge `message`; False (and no ack) if it came on an earlier connection."""
@@ -292,13 +294,19 @@ class MqttLink:
         generation, connected = self._generation, self.connected.is_set()
         ack = self._client.ack
         done = 0
-        for m in messages:
-            if m.qos == 0:
-                done += 1
-            elif connected and m.generation == generation:
-                ack(m.mid, m.qos)
-                done += 1
+        with self.burst():
+            for m in messages:
+                if m.qos == 0:
+                    done += 1
+                elif connected and m.generation == generation:
+                    ack(m.mid, m.qos)
+                    done += 1
         return done
+
+    def burst(self) -> contextlib.AbstractContextManager[None]:
+        """Acks and publishes from this thread reach the network thread with one wake-up."""
+        client = self._client
+        return client.burst() if isinstance(client, _Client) else contextlib.nullcontext()
 
     def publish(self, topic: str, payload: bytes, qos: int) -> bool:
         info = self._client.publish(topic, payload, qos=qos)
@@ -357,7 +365,43 @@ class ReadAhead:
 
 
 class _Client(paho.Client):
-    """paho's client on a read-ahead socket (`ReadAhead`); nothing else differs."""
+    """paho's client on a read-ahead socket (`ReadAhead`), and bursts without wake-ups.
+
+    Every packet another thread queues (an ack, a result) makes paho write a byte to its
+    socket pair to wake its network thread out of `select`: a system call per packet, each a
+    release of the GIL the network thread then competes for — two per message (its PUBACK
+    and its result). Inside `burst()` the queuing thread's wake-ups are held back and one is
+    sent at the end: the network thread then writes the whole burst at once. paho reads the
+    pair through the attribute `_sockpairW` alone (`_packet_queue` sends on it when it is not
+    None); the property below answers None to the bursting thread only, so paho's own thread
+    and its reconnects see and replace the real socket as before.
+    """
+
+    _wake_socket: Any = None
+    _burst_thread: int | None = None
+
+    @property
+    def _sockpairW(self) -> Any:  # noqa: N802 - paho's name
+        if self._burst_thread is not None and self._burst_thread == threading.get_ident():
+            return None
+        return self._wake_socket
+
+    @_sockpairW.setter
+    def _sockpairW(self, value: Any) -> None:  # noqa: N802 - paho's name
+        self._wake_socket = value
+
+    @contextlib.contextmanager
+    def burst(self) -> Iterator[None]:
+        """Queue packets from this thread with one wake-up of the network thread, at the end."""
+        self._burst_thread = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._burst_thread = None
+            wake = self._wake_socket
+            if wake is not None:
+                with contextlib.suppress(OSError):  # full (it is awake anyway) or closed
+                    wake.send(b"0")
 
     def _create_socket(self) -> Any:
         return ReadAhead(super()._create_socket())

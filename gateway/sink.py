@@ -65,14 +65,18 @@ def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
 
 def _write(conn: Conn, store: ReadingStore, plan: BatchPlan, rationing: Rationing | None,
            queue_alerting: bool, *, commit: bool) -> tuple[set[Key], list[int]]:
-    inserted = store.write(conn, plan.readings) if plan.readings else set()
+    inserted = (store.write(conn, plan.readings, defer_latest=True) if plan.readings
+                else set())
     if plan.dead_letters:
         with conn.cursor() as cur:
             # Rationing reads the devices' accounts before it writes: not in the pipeline.
             dead_letter_sink.write(cur, plan.dead_letters, rationing or Rationing())
     patients = patients_of(plan.readings, inserted)
-    # Everything else, and the COMMIT, in one round trip (pipeline mode).
+    # Everything else, and the COMMIT, in one round trip (pipeline mode); latest_readings
+    # first, so its row locks are held for this round trip only (ReadingStore.write).
     with conn.pipeline(), conn.cursor() as cur:
+        if inserted:
+            cur.execute(store.latest_sql())
         if plan.statuses:
             cur.executemany(_STATUS_SQL, [
                 (s.device_id, s.online, s.battery_pct, s.signal_dbm, s.firmware,

@@ -76,8 +76,33 @@ def test_write_batch_commits_itself_on_an_idle_connection(db_url: str,
     assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with psycopg.connect(db_url) as other:
         row = other.execute("SELECT count(*) FROM readings").fetchone()
+        latest = ReadingStore.latest_values(other)
     assert row is not None
     assert row[0] == 1
+    # latest_readings was upserted in the commit's pipeline (deferred), and committed too.
+    assert [(v.code, v.value) for v in next(iter(latest.values())).values()] == [("spo2", 95.0)]
+
+
+def test_a_deferred_latest_upsert_waits_for_latest_sql_and_only_moves_forward(
+        db: psycopg.Connection[Any]) -> None:
+    pid = _patient(db)
+    store = ReadingStore()
+    later = NOW + dt.timedelta(seconds=5)
+    with db.transaction():
+        store.write(db, [ReadingRow("w-1", "spo2", later, 96.0, "%", pid, NOW, "a")])
+    with db.transaction():
+        inserted = store.write(db, [ReadingRow("w-1", "spo2", NOW, 94.0, "%", pid, NOW, "b"),
+                                    ReadingRow("w-1", "pulse", NOW, 70.0, "/min", pid, NOW, "b")],
+                               defer_latest=True)
+        assert len(inserted) == 2
+        assert set(ReadingStore.latest_values(db, [pid])[pid]) == {"spo2"}  # not yet
+        db.execute(store.latest_sql())
+        staged = db.execute("SELECT count(*) FROM vw_latest_stage").fetchone()
+        assert staged is not None
+        assert staged[0] == 0
+    latest = ReadingStore.latest_values(db, [pid])[pid]
+    assert latest["spo2"].value == 96.0  # the older spo2 did not replace the newer one
+    assert latest["pulse"].value == 70.0
 
 
 def test_write_batch_in_a_caller_s_transaction_leaves_the_commit_to_it(

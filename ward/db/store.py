@@ -32,6 +32,15 @@ _TYPES = (
 )
 
 
+# Only ever forward: a late reading never replaces a newer latest value.
+_UPSERT_LATEST = sql.SQL(
+    "ON CONFLICT (patient_id, code) DO UPDATE "
+    "SET measured_at = EXCLUDED.measured_at, value = EXCLUDED.value, "
+    "unit = EXCLUDED.unit, device_id = EXCLUDED.device_id "
+    "WHERE l.measured_at < EXCLUDED.measured_at"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class LatestValue:
     patient_id: int
@@ -72,12 +81,24 @@ class ReadingStore:
                 "CREATE TEMP TABLE IF NOT EXISTS vw_readings_stage "
                 "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS vw_latest_stage "
+                "(LIKE latest_readings) ON COMMIT DELETE ROWS"
+            )
 
-    def write(self, conn: Conn, readings: Sequence[Reading | ReadingRow]
-              ) -> set[tuple[str, str, dt.datetime]]:
+    def write(self, conn: Conn, readings: Sequence[Reading | ReadingRow], *,
+              defer_latest: bool = False) -> set[tuple[str, str, dt.datetime]]:
         """Store `readings` in the caller's transaction; return the keys actually inserted.
 
         Keys not returned were already stored (duplicates). The caller commits.
+
+        `latest_readings` is brought up to date in the same statement, unless `defer_latest`:
+        then the newest new reading per (patient, code) waits in a temporary table, and the
+        caller must run `latest_sql()` before it commits (the gateway sends it in the pipeline
+        that ends with its COMMIT). Why: the upsert locks one `latest_readings` row per
+        patient and code of the batch until the commit, and a second gateway whose batch
+        touches the same patients waits for those locks; deferred, they are held for the
+        batch's last round trip only (issue 14).
         """
         if not readings:
             return set()
@@ -98,13 +119,24 @@ class ReadingStore:
             # The INSERT and the staging table's clean-up in one round trip (pipeline mode);
             # DELETE rather than TRUNCATE: a temp table's TRUNCATE makes a new file each time.
             with conn.pipeline():
-                cur.execute(self._insert_sql())
+                cur.execute(self._insert_sql(defer_latest=defer_latest))
                 clear.execute("DELETE FROM vw_readings_stage")
             inserted = {(str(d), str(c), m) for d, c, m in cur.fetchall()}
         return inserted
 
     @staticmethod
-    def _insert_sql() -> sql.Composed:
+    def _insert_sql(*, defer_latest: bool = False) -> sql.Composed:
+        # The newest new reading per (patient, code): into latest_readings now, or into the
+        # staging table `latest_sql()` reads (deferred).
+        latest = sql.SQL(
+            "INSERT INTO vw_latest_stage (patient_id, code, measured_at, value, unit, device_id) "
+            "SELECT patient_id, code, measured_at, value, unit, device_id FROM newest"
+        ) if defer_latest else sql.SQL(
+            "INSERT INTO latest_readings AS l "
+            "(patient_id, code, measured_at, value, unit, device_id) "
+            "SELECT patient_id, code, measured_at, value, unit, device_id FROM newest "
+            "{upsert}"
+        ).format(upsert=_UPSERT_LATEST)
         return sql.SQL(
             """
             WITH inserted AS (
@@ -120,17 +152,24 @@ class ReadingStore:
                 FROM inserted
                 ORDER BY patient_id, code, measured_at DESC
             ), latest AS (
-                INSERT INTO latest_readings AS l
-                       (patient_id, code, measured_at, value, unit, device_id)
-                SELECT patient_id, code, measured_at, value, unit, device_id FROM newest
-                ON CONFLICT (patient_id, code) DO UPDATE
-                   SET measured_at = EXCLUDED.measured_at, value = EXCLUDED.value,
-                       unit = EXCLUDED.unit, device_id = EXCLUDED.device_id
-                   WHERE l.measured_at < EXCLUDED.measured_at
+                {latest}
             )
             SELECT device_id, code, measured_at FROM inserted
             """
-        ).format(cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)))
+        ).format(cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)), latest=latest)
+
+    @staticmethod
+    def latest_sql() -> sql.Composed:
+        """The deferred `latest_readings` upsert of `write(…, defer_latest=True)`, and the
+        clean-up of its staging table: run both (in this order) before the commit. Rows are
+        locked in (patient, code) order, the same in every gateway: waits, never deadlocks."""
+        return sql.SQL(
+            "WITH upserted AS (INSERT INTO latest_readings AS l "
+            "(patient_id, code, measured_at, value, unit, device_id) "
+            "SELECT patient_id, code, measured_at, value, unit, device_id FROM vw_latest_stage "
+            "ORDER BY patient_id, code {upsert} RETURNING 1) "
+            "DELETE FROM vw_latest_stage"
+        ).format(upsert=_UPSERT_LATEST)
 
     @staticmethod
     def latest_values(
