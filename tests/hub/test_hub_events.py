@@ -55,3 +55,33 @@ def test_a_slow_subscriber_gets_a_resync_instead_of_a_backlog() -> None:
     drained = asyncio.run(scenario())
     assert drained[0] == events.WardEvent("resync", ())
     assert len(drained) < events.QUEUE_LIMIT
+
+
+def test_a_quiet_stream_keeps_alive_then_ends_when_the_client_goes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle stream sends a keep-alive comment each KEEPALIVE_S, still delivers events,
+    and ends at the first keep-alive after the client went away."""
+    ev = events
+    monkeypatch.setattr(ev, "KEEPALIVE_S", 0.05)
+
+    async def scenario() -> list[str]:
+        broadcaster = ev.Broadcaster()
+        gone = False
+
+        async def disconnected() -> bool:
+            return gone
+
+        out: list[str] = []
+        async for text in ev.stream(broadcaster, disconnected):
+            out.append(text)
+            if text.startswith(": keep-alive") and len(out) == 2:
+                broadcaster.publish(ev.WardEvent("readings", (7,)))
+            elif text.startswith("event: ward"):
+                gone = True
+        return out
+
+    out = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert out[0].startswith("retry: 2000")
+    assert out[1] == ": keep-alive\n\n"
+    assert out[2] == 'event: ward\ndata: {"type": "readings", "patient_ids": [7]}\n\n'
+    assert len(out) == 3

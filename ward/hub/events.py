@@ -155,7 +155,11 @@ async def stream(broadcaster: Broadcaster, disconnected: Any) -> AsyncIterator[s
         yield "retry: 2000\n: connected\n\n"
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
+                # Not wait_for: that wraps each get in a new Task (per event, per tab).
+                event = queue.get_nowait() if not queue.empty() else None
+                if event is None:
+                    async with asyncio.timeout(KEEPALIVE_S):
+                        event = await queue.get()
             except TimeoutError:
                 if await disconnected():
                     return
