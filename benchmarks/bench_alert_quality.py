@@ -3,7 +3,9 @@
 Run as ``python benchmarks/bench_alert_quality.py [--seeds 1 2 3] [--write DIR] [--json FILE]
 [SCENARIO|FILE…]``
 from the repository root (default: quiet-ward, noisy-devices, deteriorations and
-benchmarks/scenarios/*.yaml; seeds 1 2 3).
+benchmarks/scenarios/*.yaml; seeds 1 2 3). The ``holdout-*.yaml`` files there are held out:
+written for the earlier-warning work and never used to choose a rule or a threshold (report
+their figures; do not tune on them).
 
 **In-process and pure**: each scenario's simulator stream (`simulators.engine.Engine`, the
 exact bytes a run publishes) is decoded by the gateway's own pure decoder
