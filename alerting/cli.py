@@ -35,7 +35,7 @@ from typing import Any
 
 import psycopg
 
-from alerting import outbox, plugins, runner, scheduler, worker
+from alerting import outbox, plugins, runner, scheduler, store, worker
 from alerting.errors import PolicyError
 from alerting.evaluator import Evaluator
 from alerting.notify import DashboardNotifier, MqttNotifier, WebhookNotifier
@@ -167,7 +167,8 @@ def _evaluator(args: argparse.Namespace, conninfo: str, policy: Policy, stop: th
             args.evaluator == "process" and not args.once):
         return None, None
     evaluator = Evaluator(conninfo, functools.partial(runner.evaluate_after_commit,
-                                                      policy=policy))
+                                                      policy=policy,
+                                                      cache=store.EpisodeCache()))
     return evaluator, None if args.once else evaluator.start(stop)
 
 
