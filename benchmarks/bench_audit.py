@@ -18,11 +18,10 @@ import datetime as dt
 import os
 import statistics
 import time
-import uuid
 
 import psycopg
 
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
+from ward.db.connect import throwaway_schema
 from ward.hub import audit
 from ward.hub.auth import Role, create_user
 
@@ -41,11 +40,7 @@ def main() -> None:
                         help="drop the GIN index first, to see its share of the cost")
     args = parser.parse_args()
     base = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_audit_{uuid.uuid4().hex[:8]}"
-    create_schema(base, schema)
-    url = with_schema(base, schema)
-    try:
-        migrate_url(url)
+    with throwaway_schema(base, "bench_audit_") as (_, url):
         with psycopg.connect(url) as conn:
             user = create_user(conn, "bench", "bench password", role=Role.HUB_NURSE)
             if args.no_gin:
@@ -72,8 +67,6 @@ def main() -> None:
         print(f"audit row with a count only:        {_pct(counts)}")
         print(f"audit row with {args.patients:,} patient ids: {_pct(arrays)}")
         print(f"audit_log with indexes after {args.calls:,} rows: {size[0] if size else '?'}")
-    finally:
-        drop_schema(base, schema)
 
 
 if __name__ == "__main__":

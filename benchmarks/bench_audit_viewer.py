@@ -20,12 +20,11 @@ import random
 import re
 import statistics
 import time
-import uuid
 
 import psycopg
 from psycopg import sql
 
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
+from ward.db.connect import throwaway_schema
 from ward.hub import audit_view
 
 PATIENTS = 2_000
@@ -39,50 +38,43 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
     base = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_auditv_{uuid.uuid4().hex[:8]}"
-    create_schema(base, schema)
-    url = with_schema(base, schema)
     rng = random.Random(9)
     t0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    try:
-        migrate_url(url)
-        with psycopg.connect(url) as conn:
-            with conn.cursor().copy(
-                    "COPY audit_log (at, actor, action, entity, entity_id, patient_id, "
-                    "patient_ids) FROM STDIN") as copy:
-                for i in range(args.rows):
-                    at = t0 + dt.timedelta(seconds=10 * i)
-                    if i % LIST_EVERY == 0:
-                        start = rng.randrange(PATIENTS - LIST_SIZE)
-                        ids = list(range(start + 1, start + LIST_SIZE + 1))
-                        copy.write_row((at, "nurse", "read", "ward", None, None, ids))
-                    else:
-                        pid = rng.randrange(1, PATIENTS + 1)
-                        copy.write_row((at, "nurse", "read", "patient_record", str(pid), pid,
-                                        None))
-            conn.execute("ANALYZE audit_log")
-            conn.commit()
-            plan = "\n".join(r[0] for r in conn.execute(
-                sql.SQL("EXPLAIN ") + sql.SQL("SELECT count(*) FROM audit_log WHERE "
-                                              "(patient_id = %s OR patient_ids @> "
-                                              "ARRAY[%s]::bigint[])"), (17, 17)))
-            samples = []
-            for _ in range(args.queries):
-                pid = rng.randrange(1, PATIENTS + 1)
-                start = time.perf_counter()
-                _, total = audit_view.search(conn, audit_view.AuditFilter(patient_id=pid))
-                samples.append((time.perf_counter() - start) * 1000)
-            ordered = sorted(samples)
-            print(f"audit_log rows: {args.rows:,} ({args.rows // LIST_EVERY:,} ward-view rows "
-                  f"of {LIST_SIZE} ids); last patient matched {total:,} rows")
-            print(f"/audit?patient_id=X (count + 50-row page): p50 "
-                  f"{statistics.median(ordered):.1f} ms, p95 "
-                  f"{ordered[int(0.95 * (len(ordered) - 1))]:.1f} ms (n={len(ordered)})")
-            print("uses audit_log_patient:", re.search(r"audit_log_patient\b", plan) is not None)
-            print("uses audit_log_patient_ids (GIN):", "audit_log_patient_ids" in plan)
-            print("sequential scan:", "Seq Scan" in plan)
-    finally:
-        drop_schema(base, schema)
+    with throwaway_schema(base, "bench_auditv_") as (_, url), psycopg.connect(url) as conn:
+        with conn.cursor().copy(
+                "COPY audit_log (at, actor, action, entity, entity_id, patient_id, "
+                "patient_ids) FROM STDIN") as copy:
+            for i in range(args.rows):
+                at = t0 + dt.timedelta(seconds=10 * i)
+                if i % LIST_EVERY == 0:
+                    start = rng.randrange(PATIENTS - LIST_SIZE)
+                    ids = list(range(start + 1, start + LIST_SIZE + 1))
+                    copy.write_row((at, "nurse", "read", "ward", None, None, ids))
+                else:
+                    pid = rng.randrange(1, PATIENTS + 1)
+                    copy.write_row((at, "nurse", "read", "patient_record", str(pid), pid,
+                                    None))
+        conn.execute("ANALYZE audit_log")
+        conn.commit()
+        plan = "\n".join(r[0] for r in conn.execute(
+            sql.SQL("EXPLAIN ") + sql.SQL("SELECT count(*) FROM audit_log WHERE "
+                                          "(patient_id = %s OR patient_ids @> "
+                                          "ARRAY[%s]::bigint[])"), (17, 17)))
+        samples = []
+        for _ in range(args.queries):
+            pid = rng.randrange(1, PATIENTS + 1)
+            start = time.perf_counter()
+            _, total = audit_view.search(conn, audit_view.AuditFilter(patient_id=pid))
+            samples.append((time.perf_counter() - start) * 1000)
+        ordered = sorted(samples)
+        print(f"audit_log rows: {args.rows:,} ({args.rows // LIST_EVERY:,} ward-view rows "
+              f"of {LIST_SIZE} ids); last patient matched {total:,} rows")
+        print(f"/audit?patient_id=X (count + 50-row page): p50 "
+              f"{statistics.median(ordered):.1f} ms, p95 "
+              f"{ordered[int(0.95 * (len(ordered) - 1))]:.1f} ms (n={len(ordered)})")
+        print("uses audit_log_patient:", re.search(r"audit_log_patient\b", plan) is not None)
+        print("uses audit_log_patient_ids (GIN):", "audit_log_patient_ids" in plan)
+        print("sequential scan:", "Seq Scan" in plan)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import psycopg
 
 from ward import ackcheck, rabbitcluster
 from ward.db import registry
-from ward.db.connect import create_schema, drop_schema, migrate_url
+from ward.db.connect import throwaway_schema
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.nhs_number import with_check_digit
 from ward.domain.patients import Patient
@@ -177,15 +177,9 @@ def throughput(db_url: str, name: str, urls: list[str], gateway_url: str, n: int
 
 
 def with_schema_db(run: Callable[[str], None]) -> None:
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    create_schema(PG, schema)
-    # A URL (the gateway's VW_DATABASE_URL must be one) whose sessions use the schema.
-    url = f"{PG}?options=" + urllib.parse.quote(f"-c search_path={schema},public")
-    try:
-        migrate_url(url)
-        run(url)
-    finally:
-        drop_schema(PG, schema)
+    with throwaway_schema(PG, "bench_") as (schema, _):
+        # A URL (the gateway's VW_DATABASE_URL must be one) whose sessions use the schema.
+        run(f"{PG}?options=" + urllib.parse.quote(f"-c search_path={schema},public"))
 
 
 def main() -> None:

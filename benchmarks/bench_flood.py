@@ -35,7 +35,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gateway.contract import Measurement, encode_readings, readings_topic
-from ward.db.connect import create_schema, drop_schema, with_schema
+from ward.db.connect import throwaway_schema
 from ward.embedded import free_port, start_broker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,44 +200,42 @@ def main() -> None:
     args = parser.parse_args()
     repo = args.repo.resolve()
     base = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"flood_{uuid.uuid4().hex[:8]}"
-    create_schema(base, schema)
-    db_url = with_schema(base, schema)
-    broker = start_broker()
-    device_id = "flood-0001"
-    metrics_port = free_port()
-    gateway: subprocess.Popen[bytes] | None = None
-    try:
-        migrate(repo, db_url)
-        register(db_url, device_id)
-        gateway = start_gateway(repo, db_url, broker.url, metrics_port)
-        before = rss_kb(gateway.pid)
-        sampler = RssPeak(gateway.pid)
-        sampler.start()
-        print(f"flood benchmark: {args.messages} random messages of {args.size:,} bytes from "
-              f"one device, QoS 1, one gateway ({'this checkout' if repo == REPO else repo})")
-        seconds = flood(broker.url, readings_topic(device_id), args.messages, args.size)
-        deadline = time.monotonic() + 300
-        while received(metrics_port) < args.messages and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1)
-        sampler.done.set()
-        sampler.join()
-        print(f"published in {seconds:.1f} s; gateway received {received(metrics_port):.0f}")
-        print(f"gateway RSS: before {before / 1024:.1f} MiB, peak sampled "
-              f"{sampler.peak / 1024:.1f} MiB (VmHWM {rss_kb(gateway.pid, 'VmHWM') / 1024:.1f} "
-              f"MiB), after {rss_kb(gateway.pid) / 1024:.1f} MiB")
-        for line in figures(db_url, device_id, (repo / "gateway" / "dead_letters.py").exists()):
-            print(line)
-        stored = valid_reading_stored(broker.url, db_url, device_id)
-        print(f"a valid reading from the same device after the flood: "
-              f"{'stored' if stored else 'NOT stored'}")
-    finally:
-        if gateway is not None and gateway.poll() is None:
-            gateway.terminate()
-            gateway.wait(15)
-        broker.stop()
-        drop_schema(base, schema)
+    # Migrated by `repo`'s own `vward migrate` (a before/after run needs the older schema).
+    with throwaway_schema(base, "flood_", migrated=False) as (_, db_url):
+        broker = start_broker()
+        device_id = "flood-0001"
+        metrics_port = free_port()
+        gateway: subprocess.Popen[bytes] | None = None
+        try:
+            migrate(repo, db_url)
+            register(db_url, device_id)
+            gateway = start_gateway(repo, db_url, broker.url, metrics_port)
+            before = rss_kb(gateway.pid)
+            sampler = RssPeak(gateway.pid)
+            sampler.start()
+            print(f"flood benchmark: {args.messages} random messages of {args.size:,} bytes from "
+                  f"one device, QoS 1, one gateway ({'this checkout' if repo == REPO else repo})")
+            seconds = flood(broker.url, readings_topic(device_id), args.messages, args.size)
+            deadline = time.monotonic() + 300
+            while received(metrics_port) < args.messages and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)
+            sampler.done.set()
+            sampler.join()
+            print(f"published in {seconds:.1f} s; gateway received {received(metrics_port):.0f}")
+            print(f"gateway RSS: before {before / 1024:.1f} MiB, peak sampled "
+                  f"{sampler.peak / 1024:.1f} MiB (VmHWM {rss_kb(gateway.pid, 'VmHWM') / 1024:.1f} "
+                  f"MiB), after {rss_kb(gateway.pid) / 1024:.1f} MiB")
+            for line in figures(db_url, device_id, (repo / "gateway" / "dead_letters.py").exists()):
+                print(line)
+            stored = valid_reading_stored(broker.url, db_url, device_id)
+            print(f"a valid reading from the same device after the flood: "
+                  f"{'stored' if stored else 'NOT stored'}")
+        finally:
+            if gateway is not None and gateway.poll() is None:
+                gateway.terminate()
+                gateway.wait(15)
+            broker.stop()
 
 
 if __name__ == "__main__":

@@ -25,13 +25,12 @@ import sys
 import threading
 import time
 import urllib.parse
-import uuid
 from pathlib import Path
 
 import httpx
 import psycopg
 
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
+from ward.db.connect import throwaway_schema
 from ward.embedded import free_port
 
 MIB = 1024 * 1024
@@ -108,37 +107,34 @@ def main() -> None:
     parser.add_argument("--form", action="store_true", help="POST the /login form instead")
     args = parser.parse_args()
     base_url = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_limits_{uuid.uuid4().hex[:8]}"
-    create_schema(base_url, schema)
-    url = _url(with_schema(base_url, schema))
-    port = free_port()
-    hub = None
-    try:
-        migrate_url(url)
-        env = {**os.environ, "VW_DATABASE_URL": url, "VW_LOG_LEVEL": "WARNING"}
-        hub = subprocess.Popen([sys.executable, "-m", "ward.cli", "hub", "--port", str(port)],
-                               env=env, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/login", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
-        rss, hwm = _mem(hub.pid)
-        print(f"{'hub started (after one GET)':<34} RSS {rss:7.1f} MiB  peak {hwm:7.1f} MiB",
-              flush=True)
-        size = args.mb * MIB
-        _round(port, hub.pid, f"1 x {args.mb} MB, Content-Length", 1, size, chunked=False,
-               form=args.form)
-        _round(port, hub.pid, f"{args.parallel} x {args.mb} MB, Content-Length",
-               args.parallel, size, chunked=False, form=args.form)
-        _round(port, hub.pid, f"{args.parallel} x {args.mb} MB, chunked", args.parallel, size,
-               chunked=True, form=args.form)
-    finally:
-        if hub is not None:
-            hub.terminate()
-            hub.wait(30)
-        drop_schema(base_url, schema)
+    with throwaway_schema(base_url, "bench_limits_") as (_, conninfo):
+        url = _url(conninfo)
+        port = free_port()
+        hub = None
+        try:
+            env = {**os.environ, "VW_DATABASE_URL": url, "VW_LOG_LEVEL": "WARNING"}
+            hub = subprocess.Popen([sys.executable, "-m", "ward.cli", "hub", "--port", str(port)],
+                                   env=env, stdout=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"http://127.0.0.1:{port}/login", timeout=1).status_code == 200:
+                        break
+                time.sleep(0.2)
+            rss, hwm = _mem(hub.pid)
+            print(f"{'hub started (after one GET)':<34} RSS {rss:7.1f} MiB  peak {hwm:7.1f} MiB",
+                  flush=True)
+            size = args.mb * MIB
+            _round(port, hub.pid, f"1 x {args.mb} MB, Content-Length", 1, size, chunked=False,
+                   form=args.form)
+            _round(port, hub.pid, f"{args.parallel} x {args.mb} MB, Content-Length",
+                   args.parallel, size, chunked=False, form=args.form)
+            _round(port, hub.pid, f"{args.parallel} x {args.mb} MB, chunked", args.parallel, size,
+                   chunked=True, form=args.form)
+        finally:
+            if hub is not None:
+                hub.terminate()
+                hub.wait(30)
 
 
 if __name__ == "__main__":

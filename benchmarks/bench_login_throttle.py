@@ -22,12 +22,11 @@ import sys
 import threading
 import time
 import urllib.parse
-import uuid
 
 import httpx
 import psycopg
 
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
+from ward.db.connect import throwaway_schema
 from ward.embedded import free_port
 from ward.hub.auth import Role, create_user
 
@@ -71,48 +70,45 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=20)
     args = parser.parse_args()
     base_url = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_throttle_{uuid.uuid4().hex[:8]}"
-    create_schema(base_url, schema)
-    url = _url(with_schema(base_url, schema))
-    hubs: list[subprocess.Popen[bytes]] = []
-    try:
-        migrate_url(url)
-        with psycopg.connect(url) as conn:
-            create_user(conn, "sister", PASSWORD, role=Role.HUB_NURSE)
-            create_user(conn, "matron", PASSWORD, role=Role.HUB_NURSE)
-            conn.commit()
-        bases = []
-        for _ in range(2):
-            hub, base = _start_hub(url)
-            hubs.append(hub)
-            bases.append(base)
-        results = [_try(bases[i % 2], "sister", f"guess {i}") for i in range(args.guesses)]
-        by_status = collections.Counter(status for status, _, _ in results)
-        first_429 = next((i for i, r in enumerate(results) if r[0] == 429), None)
-        print(f"{args.guesses} wrong passwords in sequence over 2 hubs: {dict(by_status)}; "
-              f"first 429 at attempt {None if first_429 is None else first_429 + 1}")
-        for status in sorted(by_status):
-            times = [ms for s, _, ms in results if s == status]
-            print(f"  {status}: median {statistics.median(times):.1f} ms per attempt")
-        status, retry, _ = _try(bases[0], "sister", PASSWORD)
-        print(f"then the right password: {status}, Retry-After {retry} s")
-        parallel: list[tuple[int, str | None, float]] = []
+    with throwaway_schema(base_url, "bench_throttle_") as (_, conninfo):
+        url = _url(conninfo)
+        hubs: list[subprocess.Popen[bytes]] = []
+        try:
+            with psycopg.connect(url) as conn:
+                create_user(conn, "sister", PASSWORD, role=Role.HUB_NURSE)
+                create_user(conn, "matron", PASSWORD, role=Role.HUB_NURSE)
+                conn.commit()
+            bases = []
+            for _ in range(2):
+                hub, base = _start_hub(url)
+                hubs.append(hub)
+                bases.append(base)
+            results = [_try(bases[i % 2], "sister", f"guess {i}") for i in range(args.guesses)]
+            by_status = collections.Counter(status for status, _, _ in results)
+            first_429 = next((i for i, r in enumerate(results) if r[0] == 429), None)
+            print(f"{args.guesses} wrong passwords in sequence over 2 hubs: {dict(by_status)}; "
+                  f"first 429 at attempt {None if first_429 is None else first_429 + 1}")
+            for status in sorted(by_status):
+                times = [ms for s, _, ms in results if s == status]
+                print(f"  {status}: median {statistics.median(times):.1f} ms per attempt")
+            status, retry, _ = _try(bases[0], "sister", PASSWORD)
+            print(f"then the right password: {status}, Retry-After {retry} s")
+            parallel: list[tuple[int, str | None, float]] = []
 
-        def guess(i: int) -> None:
-            parallel.append(_try(bases[i % 2], "matron", f"guess {i}"))
+            def guess(i: int) -> None:
+                parallel.append(_try(bases[i % 2], "matron", f"guess {i}"))
 
-        threads = [threading.Thread(target=guess, args=(i,)) for i in range(args.parallel)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        counts = dict(collections.Counter(s for s, _, _ in parallel))
-        print(f"{args.parallel} wrong passwords in parallel over 2 hubs: {counts}")
-    finally:
-        for hub in hubs:
-            hub.terminate()
-            hub.wait(30)
-        drop_schema(base_url, schema)
+            threads = [threading.Thread(target=guess, args=(i,)) for i in range(args.parallel)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            counts = dict(collections.Counter(s for s, _, _ in parallel))
+            print(f"{args.parallel} wrong passwords in parallel over 2 hubs: {counts}")
+        finally:
+            for hub in hubs:
+                hub.terminate()
+                hub.wait(30)
 
 
 if __name__ == "__main__":

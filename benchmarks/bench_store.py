@@ -14,11 +14,10 @@ import datetime as dt
 import os
 import statistics
 import time
-import uuid
 
 import psycopg
 
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
+from ward.db.connect import throwaway_schema
 from ward.db.store import ReadingStore
 from ward.domain.readings import Reading
 
@@ -53,11 +52,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    create_schema(base, schema)
-    url = with_schema(base, schema)
-    try:
-        migrate_url(url)
+    with throwaway_schema(base, "bench_") as (_, url):
         start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
         readings = make_readings(args.readings, args.patients, start)
         store = ReadingStore()
@@ -103,8 +98,6 @@ def main() -> None:
             print(f"latest values for {args.patients:,} patients ({len(CODES)} codes each): "
                   f"p50 {statistics.median(timings):.1f} ms, "
                   f"p95 {timings[int(len(timings) * 0.95) - 1]:.1f} ms")
-    finally:
-        drop_schema(base, schema)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import random
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -43,8 +42,7 @@ import psycopg
 from psycopg import sql
 
 from ward.db import summaries
-from ward.db.connect import create_schema, drop_schema, with_schema
-from ward.db.migrate import migrate
+from ward.db.connect import throwaway_schema
 from ward.db.store import ReadingStore
 from ward.domain.readings import Reading
 from ward.hub import record
@@ -221,13 +219,9 @@ def summaries_state(conn: Conn, layout: str, when: str) -> None:
 
 
 def run_layout(base: str, layout: str, args: argparse.Namespace, now: dt.datetime) -> None:
-    schema = f"bench_ts_{uuid.uuid4().hex[:8]}"
-    create_schema(base, schema)
-    url = with_schema(base, schema)
     rng = random.Random(args.seed)
-    try:
+    with throwaway_schema(base, "bench_ts_") as (schema, url):
         with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn)
             if layout == "before":
                 for statement in BEFORE:
                     conn.execute(sql.SQL(statement))
@@ -292,8 +286,6 @@ def run_layout(base: str, layout: str, args: argparse.Namespace, now: dt.datetim
             }
             for name, ms in timings.items():
                 print(f"[{layout}] {name}: median {ms:.1f} ms over {len(ids)} patients")
-    finally:
-        drop_schema(base, schema)
 
 
 def main() -> int:

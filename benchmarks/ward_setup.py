@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
+from ward.db import connect
 
 NOW = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
 POLICY = Path(__file__).resolve().parent.parent / "deploy" / "escalation" / "default.yaml"
@@ -26,14 +26,8 @@ def throwaway_schema() -> Iterator[str]:
     """A conninfo on a fresh, migrated schema of the test PostgreSQL (`VW_TEST_DATABASE_URL`
     or the machine's at 127.0.0.1:5432), dropped on the way out."""
     url = os.environ.get("VW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    create_schema(url, schema)
-    try:
-        conninfo = with_schema(url, schema)
-        migrate_url(conninfo)
-        yield conninfo
-    finally:
-        drop_schema(url, schema)
+    with connect.throwaway_schema(url, "bench_") as schema:
+        yield schema.conninfo
 
 
 def add_patients(conn: Any, n: int, admitted_at: dt.datetime | None = None) -> list[int]:

@@ -38,7 +38,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from ward.db import registry
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
+from ward.db.connect import throwaway_schema
 from ward.domain.devices import Assignment, Device, DeviceKind
 from ward.domain.nhs_number import with_check_digit
 from ward.domain.patients import Patient
@@ -85,25 +85,15 @@ def ts_url() -> str:
 @pytest.fixture
 def db_url(pg_url: str) -> Iterator[str]:
     """A conninfo on a fresh, migrated schema of its own."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    create_schema(pg_url, schema)
-    url = with_schema(pg_url, schema)
-    try:
-        migrate_url(url)
-        yield url
-    finally:
-        drop_schema(pg_url, schema)
+    with throwaway_schema(pg_url, "t_") as schema:
+        yield schema.conninfo
 
 
 @pytest.fixture
 def empty_db_url(pg_url: str) -> Iterator[str]:
     """A conninfo on a fresh, *unmigrated* schema."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    create_schema(pg_url, schema)
-    try:
-        yield with_schema(pg_url, schema)
-    finally:
-        drop_schema(pg_url, schema)
+    with throwaway_schema(pg_url, "t_", migrated=False) as schema:
+        yield schema.conninfo
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ leaked notification would arrive before it.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from ward.db import alerting_queue, channels
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
+from ward.db.connect import throwaway_schema
 
 Conn = psycopg.Connection[Any]
 
@@ -26,14 +25,8 @@ Conn = psycopg.Connection[Any]
 @pytest.fixture
 def other_db_url(pg_url: str) -> Iterator[str]:
     """A second migrated schema, beside `db_url`'s."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    create_schema(pg_url, schema)
-    url = with_schema(pg_url, schema)
-    try:
-        migrate_url(url)
-        yield url
-    finally:
-        drop_schema(pg_url, schema)
+    with throwaway_schema(pg_url, "t_") as schema:
+        yield schema.conninfo
 
 
 def _until_end(listener: Conn) -> list[tuple[str, str]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from psycopg import sql
 
 from ward.cli import main
 from ward.db import summaries
-from ward.db.connect import create_schema, drop_schema, migrate_url, with_schema
+from ward.db.connect import throwaway_schema
 from ward.db.migrate import storage_kind
 from ward.db.store import ReadingStore
 from ward.domain.readings import Reading
@@ -34,18 +33,12 @@ NOW = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
 @pytest.fixture
 def ts_schema_url(ts_url: str) -> Iterator[str]:
     """A conninfo on a fresh, migrated schema with its jobs paused."""
-    schema = f"ts_{uuid.uuid4().hex[:12]}"
-    create_schema(ts_url, schema)
-    url = with_schema(ts_url, schema)
-    try:
-        migrate_url(url)
+    with throwaway_schema(ts_url, "ts_") as (schema, url):
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT alter_job(job_id, scheduled => false) "
                          "FROM timescaledb_information.jobs WHERE hypertable_schema = %s",
                          (schema,))
         yield url
-    finally:
-        drop_schema(ts_url, schema)
 
 
 @pytest.fixture
