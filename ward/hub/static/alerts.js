@@ -49,7 +49,8 @@
   // The cards of this page (its container names its fragment), the badge and the attention
   // signal, from one request; a page without cards asks for the counts only. Resolves once
   // the page shows them.
-  function refresh() {
+  // One refetch at a time (refresh.js): an older answer never replaces a newer one.
+  var refresh = window.vwRefresh.oneAtATime(function () {
     var container = document.getElementById("alert-rows");
     var src = container && container.dataset.src;
     if (!src) {
@@ -70,7 +71,7 @@
           document.dispatchEvent(new CustomEvent("vw:alerts-shown"));
         });
       });
-  }
+  });
 
   function setBadge(open) {
     var count = document.getElementById("alert-count");

@@ -55,9 +55,9 @@
       return kept;
     }
 
-    function refresh() {
-      timer = null;
-      fetch(box.dataset.src, { credentials: "same-origin", headers: { Accept: "text/html" } })
+    // One refetch at a time (refresh.js): an older answer never replaces a newer one.
+    var fetchQueue = window.vwRefresh.oneAtATime(function () {
+      return fetch(box.dataset.src, { credentials: "same-origin", headers: { Accept: "text/html" } })
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
         .then(function (html) {
           var kept = typed();
@@ -72,6 +72,10 @@
           tick();
         })
         .catch(function (e) { console.warn("triage refresh failed", e); });
+    });
+    function refresh() {
+      timer = null;
+      return fetchQueue();
     }
 
     function schedule() { if (!timer) timer = window.setTimeout(refresh, TRIAGE_COALESCE_MS); }

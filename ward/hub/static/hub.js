@@ -193,8 +193,14 @@
     });
   }
 
+  // One flush at a time: two fetches of a row in flight can answer out of order on a busy hub,
+  // and the older answer would replace the newer row. Events meanwhile wait in pending*; the
+  // flush in flight schedules the next when it ends.
+  var flushing = false;
+
   function flush() {
     timer = null;
+    if (flushing) return;
     var ids = Array.from(pendingIds);
     var all = pendingAll;
     var alerts = pendingAlerts;
@@ -208,7 +214,11 @@
     }
     if (patientId && (all || ids.indexOf(Number(patientId)) >= 0)) work.push(updatePatient());
     if (alerts || all) work.push(updateAlerts());
-    Promise.all(work).catch(function (e) { console.warn("update failed", e); });
+    flushing = true;
+    Promise.all(work).catch(function (e) { console.warn("update failed", e); }).then(function () {
+      flushing = false;
+      if (pendingAll || pendingAlerts || pendingIds.size) schedule();
+    });
   }
 
   function schedule() { if (!timer) timer = setTimeout(flush, COALESCE_MS); }

@@ -15,13 +15,17 @@
 
   function post(url, body) { return window.vwForms.sendOk(url, body); }  // forms.js
 
-  function refresh() {
-    timer = null;
+  // One refetch at a time (refresh.js): an older answer never replaces a newer one.
+  var fetchRows = window.vwRefresh.oneAtATime(function () {
     // The page's own sort and filter (?sort=…&tier=…&news2_from=…) apply to the refetch too.
-    fetch("/worklist/rows" + window.location.search, { credentials: "same-origin", headers: { Accept: "text/html" } })
+    return fetch("/worklist/rows" + window.location.search, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) { tbody.innerHTML = html; tick(); })
       .catch(function (e) { console.warn("worklist refresh failed", e); });
+  });
+  function refresh() {
+    timer = null;
+    return fetchRows();
   }
   function schedule() { if (!timer) timer = setTimeout(refresh, COALESCE_MS); }
 
