@@ -26,6 +26,35 @@ def _login(browser: Any, base: str, username: str, password: str) -> Any:
     return login(page, base, username, password, path="/worklist")
 
 
+def _two_nurses_and_a_task(db: psycopg.Connection[Any], admit: Callable[..., int],
+                           given: str, family: str) -> str:
+    """Two hub nurses and one open full-set task for a new patient; the task's ref."""
+    for name in ("nurse", "nurse2"):
+        create_user(db, name, f"{name}-password", role=Role.HUB_NURSE, display_name=name.title())
+    now = dt.datetime.now(dt.UTC)
+    pid = admit(given=given, family=family, at=now - dt.timedelta(days=1))
+    row = db.execute(
+        "INSERT INTO tasks (kind, patient_id, reason, detail, due_at, created_by, created_at) "
+        "VALUES ('full_set', %s, 'partial_trouble', 'missing resp_rate', %s, 'alerting', %s) "
+        "RETURNING id", (pid, now + dt.timedelta(minutes=30), now)).fetchone()
+    assert row is not None
+    db.commit()
+    ref = f"task-{row[0]}"
+    return ref
+
+
+def _two_live_screens(browser: Any, base: str, ref: str, who: str) -> tuple[Any, Any]:
+    """Each nurse's worklist, showing the task and live on the event stream."""
+    from playwright.sync_api import expect
+
+    mine, theirs = _login(browser, base, "nurse", "nurse-password"), _login(
+        browser, base, "nurse2", "nurse2-password")
+    for page in (mine, theirs):
+        expect(page.locator(f"tr[data-ref='{ref}']")).to_contain_text(who)
+        expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    return mine, theirs
+
+
 @needs_chromium
 def test_claim_and_complete_update_a_second_browser_live(
     db: psycopg.Connection[Any], db_url: str, admit: Callable[..., int],
@@ -34,26 +63,12 @@ def test_claim_and_complete_update_a_second_browser_live(
 ) -> None:
     from playwright.sync_api import expect
 
-    for name, role in (("nurse", Role.HUB_NURSE), ("nurse2", Role.HUB_NURSE)):
-        create_user(db, name, f"{name}-password", role=role, display_name=name.title())
-    now = dt.datetime.now(dt.UTC)
-    pid = admit(given="Edith", family="Cavell", at=now - dt.timedelta(days=1))
-    row = db.execute(
-        "INSERT INTO tasks (kind, patient_id, reason, detail, due_at, created_by, created_at) "
-        "VALUES ('full_set', %s, 'partial_trouble', 'missing resp_rate', %s, 'alerting', %s) "
-        "RETURNING id", (pid, now + dt.timedelta(minutes=30), now)).fetchone()
-    assert row is not None
-    db.commit()
-    ref = f"task-{row[0]}"
+    ref = _two_nurses_and_a_task(db, admit, "Edith", "Cavell")
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
         base = hub_server(settings)
         browser = launch(stack)
-        mine, theirs = _login(browser, base, "nurse", "nurse-password"), _login(
-            browser, base, "nurse2", "nurse2-password")
-        for page in (mine, theirs):
-            expect(page.locator(f"tr[data-ref='{ref}']")).to_contain_text("Edith Cavell")
-            expect(page.locator("#live")).to_have_attribute("data-state", "live")
+        mine, theirs = _two_live_screens(browser, base, ref, "Edith Cavell")
         mine.click(f"tr[data-ref='{ref}'] button[data-claim]")
         # The other screen shows the owner (and no Claim button) without a reload.
         expect(theirs.locator(f"tr[data-ref='{ref}'] td.owner")).to_have_text("nurse",
@@ -91,26 +106,12 @@ def test_an_older_answer_never_replaces_a_newer_one(
     event and let whichever answer came last win."""
     from playwright.sync_api import expect
 
-    for name in ("nurse", "nurse2"):
-        create_user(db, name, f"{name}-password", role=Role.HUB_NURSE, display_name=name.title())
-    now = dt.datetime.now(dt.UTC)
-    pid = admit(given="Mary", family="Seacole", at=now - dt.timedelta(days=1))
-    row = db.execute(
-        "INSERT INTO tasks (kind, patient_id, reason, detail, due_at, created_by, created_at) "
-        "VALUES ('full_set', %s, 'partial_trouble', 'missing resp_rate', %s, 'alerting', %s) "
-        "RETURNING id", (pid, now + dt.timedelta(minutes=30), now)).fetchone()
-    assert row is not None
-    db.commit()
-    ref = f"task-{row[0]}"
+    ref = _two_nurses_and_a_task(db, admit, "Mary", "Seacole")
     settings = Settings(database_url=SecretStr(to_url(db_url)), ward_beds=10)
     with contextlib.ExitStack() as stack:
         base = hub_server(settings)
         browser = launch(stack)
-        mine, theirs = _login(browser, base, "nurse", "nurse-password"), _login(
-            browser, base, "nurse2", "nurse2-password")
-        for page in (mine, theirs):
-            expect(page.locator(f"tr[data-ref='{ref}']")).to_contain_text("Mary Seacole")
-            expect(page.locator("#live")).to_have_attribute("data-state", "live")
+        mine, theirs = _two_live_screens(browser, base, ref, "Mary Seacole")
         stale = mine.request.get(base + "/worklist/rows").text()  # the row, before any change
         held: list[Any] = []
 
