@@ -1,0 +1,166 @@
+"""What one evaluated patient costs the alert evaluator in steady state (issue 14).
+
+Usage:
+    python benchmarks/bench_evaluator.py [--patients 300] [--passes 20] [--history 60]
+        [--code CHECKOUT ...]
+
+What `vward alerting`'s evaluator does under load, in this process: a ward of admitted
+patients, each wearing one device, with `--history` minutes of one-a-minute readings of five
+codes behind it (a wearable's hour: what the snapshot's recent window and the SpO2 history
+hold); then `--passes` passes, each committing one new reading per patient (the codes in
+rotation, as `bench_latency.py`'s load devices; a few patients' systolic drops to 85 now and
+then, raising and escalating episodes) and evaluating every patient with
+`alerting.runner.evaluate_after_commit` and one `alerting.store.EpisodeCache` kept across
+passes, as `alerting.worker` runs it. The clock is simulated (one second a pass), so every
+checkout sees the same data.
+
+Printed per checkout: the evaluator's CPU (this process's user + system time around the
+evaluation calls only, the first pass — a cold cache — excluded) per patient evaluated, the
+wall time per pass, and this process's RSS before the first and after the last pass. With
+`--code` repeated, each checkout runs in its own child process (`PYTHONPATH` = that
+checkout), one after the other, so the figures of one invocation compare. Not a test:
+figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+START = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
+CODES = (("spo2", "%", 97.0), ("pulse", "/min", 72.0), ("resp_rate", "/min", 16.0),
+         ("temperature", "Cel", 36.8), ("systolic_bp", "mm[Hg]", 124.0))
+# Systolic 85 scores 3: raises (or escalates) the patient's episode; normal again a pass later.
+TRIGGER_EVERY = 7  # passes; a different tenth of the patients each time
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def setup(conn: Any, n: int, history_min: int) -> list[int]:
+    since = START - dt.timedelta(days=1)
+    conn.execute("SELECT setval(pg_get_serial_sequence('patients', 'id'), %s)",
+                 (10_000_000 + uuid.uuid4().int % 1_000_000_000,))
+    ids = [r[0] for r in conn.execute(
+        "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth) "
+        "SELECT lpad((9000000000 + g)::text, 10, '0'), 'B', 'ev-' || g, '1950-01-01' "
+        "FROM generate_series(1, %s) g RETURNING id", (n,))]
+    conn.execute(
+        "INSERT INTO admissions (patient_id, pathway, source, status, referred_at, decided_at, "
+        "admitted_at) SELECT id, 'step_up', 'gp', 'admitted', %s, %s, %s "
+        "FROM unnest(%s::bigint[]) AS id", (since, since, since, ids))
+    conn.execute("INSERT INTO devices (id, kind) SELECT family_name, 'home_hub' FROM patients")
+    conn.execute("INSERT INTO device_assignments (device_pk, patient_id, during) "
+                 "SELECT d.pk, p.id, tstzrange(%s, NULL) FROM patients p "
+                 "JOIN devices d ON d.id = p.family_name", (since,))
+    for month in {(START - dt.timedelta(minutes=history_min)).replace(day=1), START.replace(day=1)}:
+        conn.execute("SELECT vw_ensure_reading_partition(%s)", (month,))
+    # One reading a minute of each code for the last `history_min` minutes.
+    conn.execute(
+        "INSERT INTO readings (device_id, code, measured_at, value, unit, patient_id, "
+        "received_at) SELECT 'ev-' || (p.id - %s + 1), c.code, %s - m * interval '1 minute', "
+        "c.base + (m %% 3) - 1, c.unit, p.id, %s - m * interval '1 minute' "
+        "FROM unnest(%s::bigint[]) AS p(id), generate_series(1, %s) AS m, "
+        "unnest(%s::text[], %s::text[], %s::float8[]) AS c(code, unit, base)",
+        (ids[0], START, START, ids, history_min, [c for c, _, _ in CODES],
+         [u for _, u, _ in CODES], [b for _, _, b in CODES]))
+    conn.execute(
+        "INSERT INTO latest_readings (patient_id, code, measured_at, value, unit, device_id) "
+        "SELECT DISTINCT ON (patient_id, code) patient_id, code, measured_at, value, unit, "
+        "device_id FROM readings WHERE patient_id = ANY(%s) "
+        "ORDER BY patient_id, code, measured_at DESC", (ids,))
+    conn.execute("ANALYZE")
+    return ids
+
+
+def child(a: argparse.Namespace) -> None:
+    import psycopg
+
+    from alerting import runner, store
+    from alerting.policy import load_policy
+    from ward.db import connect
+    from ward.db.store import ReadingStore
+    from ward.domain.readings import Reading
+
+    url = os.environ.get("VW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    policy = load_policy(Path(os.environ["PYTHONPATH"]) / "deploy/escalation/default.yaml")
+    with connect.throwaway_schema(url, "bench_ev_") as schema, \
+            psycopg.connect(schema.conninfo) as conn:
+        ids = setup(conn, a.patients, a.history)
+        conn.commit()
+        cache = store.EpisodeCache()
+        readings = ReadingStore()
+        cpu = 0.0
+        wall: list[float] = []
+        changes = 0
+        rss_start = rss_mib()
+        for k in range(a.passes):
+            now = START + dt.timedelta(seconds=k + 1)
+            batch = []
+            for i, pid in enumerate(ids):
+                code, unit, base = CODES[(k + i) % len(CODES)]
+                value = base + (k % 3) - 1
+                if code == "systolic_bp" and k % TRIGGER_EVERY == 0 and i % 10 == k % 10:
+                    value = 85.0
+                batch.append(Reading(f"ev-{i + 1}", code, now, value, unit, pid, now))
+            readings.write(conn, batch)
+            conn.commit()
+            t0, c0 = time.perf_counter(), time.process_time()
+            changes += len(runner.evaluate_after_commit(conn, ids, now, policy=policy,
+                                                        cache=cache))
+            c1, t1 = time.process_time(), time.perf_counter()
+            if k:  # the first pass fills the cache: not steady state
+                cpu += c1 - c0
+                wall.append(t1 - t0)
+        rss_end = rss_mib()
+        series = getattr(cache, "series", None)  # a checkout without the readings cache
+        held = "" if series is None else (
+            f"; readings windows: {series.incremental:,} brought up to date, "
+            f"{series.loaded:,} loaded whole, {series.reloaded:,} reloaded after a check")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    n = a.patients * (a.passes - 1)
+    print(f"  {n:,} patient evaluations in {a.passes - 1} passes of {a.patients}: "
+          f"CPU {1000 * cpu / n:.3f} ms per patient; wall {1000 * sum(wall) / len(wall):.0f} ms "
+          f"per pass (min {1000 * min(wall):.0f}); {changes:,} alert changes; "
+          f"RSS {rss_start:.0f} → {rss_end:.0f} MiB (peak {peak:.0f}){held}", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=300)
+    parser.add_argument("--passes", type=int, default=20)
+    parser.add_argument("--history", type=int, default=60,
+                        help="minutes of one-a-minute readings of each code before the run")
+    parser.add_argument("--code", action="append", type=Path,
+                        help="a checkout to measure (repeat to compare checkouts in one "
+                        "invocation; default: this one)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = parser.parse_args()
+    if a.child:
+        child(a)
+        return 0
+    print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs", flush=True)
+    for code in a.code or [REPO]:
+        print(f"--- code under test: {code.resolve()}", flush=True)
+        args = [sys.executable, __file__, "--child", "--patients", str(a.patients),
+                "--passes", str(a.passes), "--history", str(a.history)]
+        subprocess.run(args, env={**os.environ, "PYTHONPATH": str(code.resolve())}, check=True)
+    print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
