@@ -170,8 +170,10 @@ def spo2_target_rule(obs_set: ObservationSet, plan: CarePlan,
     if reading is None:
         return ()
     if now is not None:
-        window = [e for e in recent if e.device_id == reading.device_id
-                  and dt.timedelta(0) <= now - e.measured_at <= SPO2_TARGET_WINDOW]
+        # `recent` is oldest first: only its last SPO2_TARGET_WINDOW up to `now` is read.
+        lo = bisect.bisect_left(recent, now - SPO2_TARGET_WINDOW, key=lambda e: e.measured_at)
+        hi = bisect.bisect_right(recent, now, lo=lo, key=lambda e: e.measured_at)
+        window = [e for e in recent[lo:hi] if e.device_id == reading.device_id]
         if len(window) >= trend.CONTINUOUS_LEVEL:
             reading = artefacts.median_reading(window)
     target = plan.spo2_target_low
