@@ -11,11 +11,12 @@ The caller owns the transaction.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Final, LiteralString
 
 import psycopg
@@ -169,6 +170,230 @@ def open_episodes(conn: Conn, patient_ids: Sequence[int]) -> dict[int, Alert]:
     return {a.patient_id: replace(a, findings=findings.get(a.id or 0, ())) for a in alerts}
 
 
+#: An evaluator's cache entries of a patient no pass evaluated for this long are dropped, at most
+#: every :data:`CACHE_SWEEP_EVERY` (a discharged patient's readings stop, so do its passes).
+#: 10 min: longer than any device's usual gap while worn (a spot kit's patient, reloaded after
+#: it, costs a few rows), short enough that the memory is that of the patients being monitored.
+CACHE_IDLE: Final = dt.timedelta(minutes=10)
+CACHE_SWEEP_EVERY: Final = dt.timedelta(minutes=1)
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND: Final = dt.timedelta(microseconds=1)
+#: How far ahead of `now` a reading still counts (a device clock a little fast).
+AHEAD: Final = dt.timedelta(minutes=5)
+
+
+def _micros(at: dt.datetime) -> int:
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def _array(items: Iterable[int | str]) -> str:
+    """A PostgreSQL array literal of integers or of plain identifiers (codes)."""
+    return "{" + ",".join(map(str, items)) + "}"
+
+
+class _Series:
+    """One patient's readings of one code as last loaded: every reading measured after
+    `since` (as of that load), and, when those were fewer than :data:`LAST_READINGS`, the
+    last few before; oldest first in Evidence's order. ``acc[i]`` is the sum of the first
+    `i` rows' measured-at in microseconds (the check of :class:`SeriesCache`)."""
+
+    __slots__ = ("acc", "ats", "rows", "since")
+
+    def __init__(self, since: dt.datetime, rows: list[Evidence]) -> None:
+        self.since = since
+        self.rows = rows
+        self.ats = [e.measured_at for e in rows]  # for bisect without a key function
+        acc = [0]
+        for at in self.ats:
+            acc.append(acc[-1] + _micros(at))
+        self.acc = acc
+
+    def after(self, lo: dt.datetime) -> int:
+        """The index of the first row measured after `lo`."""
+        return bisect.bisect_right(self.ats, lo)
+
+    def extend(self, lo: dt.datetime, new: Sequence[Evidence]) -> None:
+        """Drop the rows measured at or before `lo`, append `new` (measured after the last)."""
+        cut = self.after(lo)
+        if cut:
+            del self.rows[:cut]
+            del self.ats[:cut]
+            del self.acc[:cut]
+        self.since = lo
+        acc = self.acc
+        for e in new:
+            self.rows.append(e)
+            self.ats.append(e.measured_at)
+            acc.append(acc[-1] + _micros(e.measured_at))
+
+
+def _span(code: str) -> dt.timedelta:
+    """How far back a snapshot reads `code`: the SpO2 history's span, or the recent window."""
+    return SPO2_HISTORY if code == "spo2" else RECENT
+
+
+class SeriesCache:
+    """Each patient's recent readings of the filtered codes (``recent``, the SpO2 history) as
+    last loaded, kept by an evaluator between passes: a pass loads only what was measured
+    after the newest reading it holds, instead of decoding the whole window again — the
+    window's rows were the largest part of a pass's CPU (issue 14: 60 readings an hour a
+    code, six hours of SpO2, for every patient of every pass).
+
+    Why it is never stale: readings are only ever inserted (``ward.db.store`` writes with
+    ``ON CONFLICT DO NOTHING``; nothing updates one), so what could change the part already
+    held is an insert behind its newest reading — a late reading, a backfill, a second device
+    at the same instant — or a delete. With each pass's new rows the server counts the rows of
+    the held part's range and sums their measured-at (microseconds); an entry whose count or
+    sum is not what it holds is loaded again whole, in the same pass. A delete and an insert
+    that keep both the count and the sum (same number of rows, same total of instants) in one
+    gap between two passes would go unseen: nothing deletes readings inside these windows
+    (retention drops months-old partitions). Kept only while it holds at least
+    :data:`LAST_READINGS` rows in the window (then the last few are in it); a sparser code is
+    loaded whole, which is a few rows. Only one process's memory; never shared.
+    """
+
+    def __init__(self) -> None:
+        self._by_patient: dict[int, dict[str, _Series]] = {}
+        self.incremental = 0  # entries brought up to date by their new rows only
+        self.loaded = 0  # entries loaded whole (first seen, sparse, clock moved back)
+        self.reloaded = 0  # entries whose check failed: loaded again whole
+
+    def forget(self, patient_ids: Iterable[int]) -> None:
+        for pid in patient_ids:
+            self._by_patient.pop(pid, None)
+
+    def __len__(self) -> int:
+        return len(self._by_patient)
+
+    def __contains__(self, patient_id: object) -> bool:
+        return patient_id in self._by_patient
+
+    def send(self, conn: Conn, ids: Sequence[int], now: dt.datetime) -> _SeriesLoad:
+        """Send this pass's statements (inside the caller's pipeline); read by :meth:`take`."""
+        hi = now + AHEAD
+        inc: list[tuple[int, str, dt.datetime, dt.datetime, int, int]] = []
+        full: list[tuple[int, str, dt.datetime]] = []
+        for pid in ids:
+            held = self._by_patient.get(pid, {})
+            for code in _FILTER_CODES:
+                lo = now - _span(code)
+                entry = held.get(code)
+                if entry is not None and entry.since <= lo and entry.rows \
+                        and entry.rows[-1].measured_at <= hi:
+                    i = entry.after(lo)
+                    if len(entry.rows) - i >= LAST_READINGS:
+                        inc.append((pid, code, lo, entry.rows[-1].measured_at,
+                                    len(entry.rows) - i, entry.acc[-1] - entry.acc[i]))
+                        continue
+                full.append((pid, code, lo))
+        new = checks = None
+        if inc:
+            # Arrays as one text literal each, instants as microseconds: dumping thousands of
+            # elements one by one was a tenth of a pass's CPU.
+            pids, codes = _array(k[0] for k in inc), _array(k[1] for k in inc)
+            wms = _array(_micros(k[3]) for k in inc)
+            new = conn.execute(
+                "SELECT k.pid, k.c, r.measured_at, r.device_id, r.value "
+                "FROM unnest(%s::bigint[], %s::text[], %s::bigint[]) AS k(pid, c, wm), "
+                "LATERAL (SELECT measured_at, device_id, value FROM readings "
+                "  WHERE patient_id = k.pid AND code = k.c "
+                "  AND measured_at > timestamptz 'epoch' + k.wm * interval '1 microsecond' "
+                "  AND measured_at <= %s) r "
+                'ORDER BY k.pid, k.c, r.measured_at, r.device_id COLLATE "C", r.value',
+                (pids, codes, wms, hi))
+            checks = conn.execute(
+                "SELECT k.i FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], "
+                "%s::bigint[], %s::numeric[]) WITH ORDINALITY AS k(pid, c, lo, wm, n, s, i), "
+                "LATERAL (SELECT count(*) AS n, "
+                "  coalesce(sum((extract(epoch FROM measured_at) * 1000000)::bigint), 0) AS s "
+                "  FROM readings WHERE patient_id = k.pid AND code = k.c "
+                "  AND measured_at > timestamptz 'epoch' + k.lo * interval '1 microsecond' "
+                "  AND measured_at <= timestamptz 'epoch' + k.wm * interval '1 microsecond') a "
+                "WHERE a.n <> k.n OR a.s <> k.s",
+                (pids, codes, _array(_micros(k[2]) for k in inc), wms,
+                 _array(k[4] for k in inc), _array(k[5] for k in inc)))
+        whole = _series_query(conn, full, hi) if full else None
+        return _SeriesLoad(now, inc, full, new, checks, whole)
+
+    def take(self, conn: Conn, load: _SeriesLoad,
+             ) -> tuple[dict[int, dict[str, tuple[Evidence, ...]]], dict[int, tuple[Evidence, ...]]]:
+        """This pass's ``recent`` and SpO2 history per patient (what :func:`load_recent` and
+        the cold SpO2 query return), the entries brought up to date."""
+        now = load.now
+        failed = {load.inc[i - 1][:2] for (i,) in load.checks.fetchall()} if load.checks else set()
+        again = [(pid, code, lo) for pid, code, lo, *_ in load.inc if (pid, code) in failed]
+        new = _grouped(load.new.fetchall()) if load.new is not None else {}
+        whole = _grouped(load.whole.fetchall()) if load.whole is not None else {}
+        if again:  # rare: a late reading or a backfill behind what is held
+            whole.update(_grouped(_series_query(conn, again, now + AHEAD).fetchall()))
+            self.reloaded += len(again)
+        for pid, code, lo, *_ in load.inc:
+            if (pid, code) not in failed:
+                self._by_patient[pid][code].extend(lo, new.get((pid, code), ()))
+                self.incremental += 1
+        for pid, code, lo in [*load.full, *again]:
+            self._by_patient.setdefault(pid, {})[code] = _Series(lo, whole.get((pid, code), []))
+        self.loaded += len(load.full)
+        recent: dict[int, dict[str, tuple[Evidence, ...]]] = {}
+        spo2: dict[int, tuple[Evidence, ...]] = {}
+        window = now - RECENT
+        history = now - SPO2_HISTORY
+        for pid in {k[0] for k in load.inc} | {k[0] for k in load.full}:
+            codes: dict[str, tuple[Evidence, ...]] = {}
+            for code, entry in self._by_patient[pid].items():
+                rows = entry.rows
+                if not rows:
+                    continue
+                codes[code] = tuple(rows[min(entry.after(window), max(len(rows) - LAST_READINGS, 0)):])
+                if code == "spo2":
+                    got = tuple(rows[entry.after(history):])
+                    if got:
+                        spo2[pid] = got
+            if codes:
+                recent[pid] = {code: codes[code] for code in sorted(codes)}
+        return recent, spo2
+
+
+@dataclass(frozen=True, slots=True)
+class _SeriesLoad:
+    now: dt.datetime
+    inc: list[tuple[int, str, dt.datetime, dt.datetime, int, int]]
+    full: list[tuple[int, str, dt.datetime]]
+    new: Cursor | None
+    checks: Cursor | None
+    whole: Cursor | None
+
+
+def _grouped(rows: Iterable[tuple[int, str, dt.datetime, str, float]],
+             ) -> dict[tuple[int, str], list[Evidence]]:
+    out: dict[tuple[int, str], list[Evidence]] = {}
+    for pid, code, at, device, value in rows:
+        key = (pid, code)
+        got = out.get(key)
+        if got is None:
+            got = out[key] = []
+        got.append(Evidence(at, code, device, value))
+    return out
+
+
+def _series_query(conn: Conn, keys: Sequence[tuple[int, str, dt.datetime]], hi: dt.datetime,
+                  ) -> Cursor:
+    """Whole entries: each key's readings measured in (lo, hi], and its last few up to hi."""
+    pids, codes, los = [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
+    return conn.execute(
+        "SELECT * FROM (SELECT k.pid, k.c, r.measured_at, r.device_id, r.value "
+        "FROM unnest(%s::bigint[], %s::text[]) AS k(pid, c), LATERAL ("
+        "  SELECT measured_at, device_id, value FROM readings WHERE patient_id = k.pid "
+        '  AND code = k.c AND measured_at <= %s ORDER BY measured_at DESC, device_id COLLATE "C" '
+        "  DESC, value DESC LIMIT %s) r "
+        "UNION SELECT k.pid, k.c, r.measured_at, r.device_id, r.value "
+        "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS k(pid, c, lo), LATERAL ("
+        "  SELECT measured_at, device_id, value FROM readings WHERE patient_id = k.pid "
+        "  AND code = k.c AND measured_at > k.lo AND measured_at <= %s) r"
+        ') AS u ORDER BY pid, c, measured_at, device_id COLLATE "C", value',
+        (pids, codes, hi, LAST_READINGS, pids, codes, los, hi))
+
+
 class EpisodeCache:
     """Open episodes (with their findings) as last loaded, kept by an evaluator between passes.
 
@@ -187,6 +412,10 @@ class EpisodeCache:
         self._by_patient: dict[int, tuple[int, str, Alert]] = {}
         self.hits = 0
         self.misses = 0
+        #: The same evaluator's readings windows (:class:`SeriesCache`), kept beside.
+        self.series = SeriesCache()
+        self._used: dict[int, dt.datetime] = {}
+        self._swept: dt.datetime | None = None
 
     def known(self, patient_ids: Sequence[int]) -> tuple[list[int], list[str]]:
         """(alert ids, xmins) of the cached episodes of these patients."""
@@ -206,6 +435,26 @@ class EpisodeCache:
     def forget(self, patient_ids: Iterable[int]) -> None:
         for pid in patient_ids:
             self._by_patient.pop(pid, None)
+
+    def forget_patients(self, patient_ids: Iterable[int]) -> None:
+        """Drop everything held about these patients (episodes and readings windows)."""
+        pids = list(patient_ids)
+        self.forget(pids)
+        self.series.forget(pids)
+        for pid in pids:
+            self._used.pop(pid, None)
+
+    def used(self, patient_ids: Iterable[int], now: dt.datetime) -> None:
+        """Note that a pass at `now` evaluated these patients; every :data:`CACHE_SWEEP_EVERY`
+        forget the patients no pass evaluated for :data:`CACHE_IDLE` (discharged, or quiet:
+        the memory held is bounded by the patients evaluated lately, not by all ever seen)."""
+        for pid in patient_ids:
+            self._used[pid] = now
+        if self._swept is not None and dt.timedelta(0) <= now - self._swept < CACHE_SWEEP_EVERY:
+            return
+        self._swept = now
+        self.forget_patients([pid for pid, at in self._used.items()
+                              if not dt.timedelta(0) <= now - at <= CACHE_IDLE])
 
     def __len__(self) -> int:
         return len(self._by_patient)
@@ -254,7 +503,9 @@ def load_batch(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
             "AND (a.id, a.xmin::text) NOT IN (SELECT * FROM unnest(%s::bigint[], %s::text[])) "
             "ORDER BY f.alert_id, f.first_at, f.kind").format(
                 cols=_names(FINDING_COLUMNS, "f")), (ids, known_ids, known_xmins))
-        cursors = _snapshot_queries(conn, ids, now)
+        cursors = _snapshot_queries(conn, ids, now, cold=False)
+        series = cache.series.send(conn, ids, now)
+    recent, spo2 = cache.series.take(conn, series)
     rows = alerts.fetchall()
     loaded = _episodes([r[:-1] for r in rows], findings.fetchall())
     xmins = {r[0]: r[-1] for r in rows}
@@ -263,7 +514,7 @@ def load_batch(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
         alert = cache.get(pid, aid, xmin)
         if alert is None:
             if pid not in loaded:  # cannot happen while the rows are locked; be safe anyway
-                cache.forget(ids)
+                cache.forget_patients(ids)
                 return load_batch(conn, ids, now)
             alert = loaded[pid]
             cache.put(alert, xmins[aid])
@@ -272,7 +523,11 @@ def load_batch(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
             cache.hits += 1
         current[pid] = alert
     cache.forget(pid for pid in ids if pid not in current)  # resolved (or gone): no entry
-    return _snapshots(cursors, ids), current
+    snapshots = _snapshots(cursors, ids, recent, spo2)
+    cache.used(ids, now)
+    # Not (or no longer) admitted: nothing of theirs is worth keeping between passes.
+    cache.series.forget(pid for pid, snap in snapshots.items() if snap.admitted_at is None)
+    return snapshots, current
 
 
 def _episodes(alert_rows: Sequence[Sequence[Any]], finding_rows: Sequence[Sequence[Any]],
@@ -295,9 +550,11 @@ def load_snapshots(conn: Conn, patient_ids: Sequence[int], now: dt.datetime) -> 
     return _snapshots(cursors, ids)
 
 
-def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime) -> list[Cursor]:
-    """Send the snapshot statements (results are read by :func:`_snapshots`)."""
-    return [
+def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime, *, cold: bool = True,
+                      ) -> list[Cursor]:
+    """Send the snapshot statements (results are read by :func:`_snapshots`); without `cold`,
+    not the recent readings and the SpO2 history (a :class:`SeriesCache` loads them)."""
+    base = [
         conn.execute(
             "SELECT patient_id, code, measured_at, value, device_id FROM latest_readings "
             "WHERE patient_id = ANY(%s)", (ids,)),
@@ -311,11 +568,6 @@ def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime) -> list[Curs
             "ORDER BY patient_id, computed_at DESC) AS last ORDER BY 1, 2",
             (ids, now - SCORE_HISTORY, ids)),
         conn.execute(
-            "SELECT patient_id, measured_at, device_id, value FROM readings "
-            "WHERE patient_id = ANY(%s) AND code = 'spo2' AND measured_at > %s "
-            "AND measured_at <= %s ORDER BY patient_id, measured_at",
-            (ids, now - SPO2_HISTORY, now + dt.timedelta(minutes=5))),
-        conn.execute(
             "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.updated_at "
             "FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
             "LEFT JOIN device_status s ON s.device_id = d.id "
@@ -324,13 +576,26 @@ def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime) -> list[Curs
         conn.execute(
             "SELECT patient_id, admitted_at FROM admissions WHERE patient_id = ANY(%s) "
             "AND status = 'admitted'", (ids,)),
-        _recent_query(conn, ids, now),
         _baselines_query(conn, ids),
     ]
+    if not cold:
+        return base
+    return [*base, _recent_query(conn, ids, now), conn.execute(
+        # Evidence's order (as the recent readings): two devices' SpO2 at one instant come in
+        # one order whichever path loads them.
+        "SELECT patient_id, measured_at, device_id, value FROM readings "
+        "WHERE patient_id = ANY(%s) AND code = 'spo2' AND measured_at > %s "
+        'AND measured_at <= %s ORDER BY patient_id, measured_at, device_id COLLATE "C", value',
+        (ids, now - SPO2_HISTORY, now + AHEAD))]
 
 
-def _snapshots(cursors: list[Cursor], ids: list[int]) -> dict[int, PatientSnapshot]:
-    c_latest, c_plans, c_history, c_spo2, c_devices, c_admitted, c_recent, c_base = cursors
+def _snapshots(cursors: list[Cursor], ids: list[int],
+               recent: Mapping[int, Mapping[str, tuple[Evidence, ...]]] | None = None,
+               spo2_history: Mapping[int, tuple[Evidence, ...]] | None = None,
+               ) -> dict[int, PatientSnapshot]:
+    """The snapshots from :func:`_snapshot_queries`' cursors (`recent` and `spo2_history`
+    given when they were not among them)."""
+    c_latest, c_plans, c_history, c_devices, c_admitted, c_base = cursors[:6]
     latest: dict[int, dict[str, Latest]] = defaultdict(dict)
     for pid, code, at, value, device in c_latest.fetchall():
         latest[pid][code] = Latest(code, at, value, device)
@@ -338,19 +603,22 @@ def _snapshots(cursors: list[Cursor], ids: list[int]) -> dict[int, PatientSnapsh
     history: dict[int, list[ScorePoint]] = defaultdict(list)
     for pid, at, total, risk, complete, missing in c_history.fetchall():
         history[pid].append(ScorePoint(at, total, Risk(risk), complete, frozenset(missing)))
-    spo2: dict[int, list[Evidence]] = defaultdict(list)
-    for pid, at, device, value in c_spo2.fetchall():
-        spo2[pid].append(Evidence(at, "spo2", device, value))
+    if recent is None or spo2_history is None:
+        c_recent, c_spo2 = cursors[6:]
+        recent = _recent_rows(c_recent)
+        spo2: dict[int, list[Evidence]] = defaultdict(list)
+        for pid, at, device, value in c_spo2.fetchall():
+            spo2[pid].append(Evidence(at, "spo2", device, value))
+        spo2_history = {pid: tuple(es) for pid, es in spo2.items()}
     devices: dict[int, list[DeviceState]] = defaultdict(list)
     for pid, device, kind, online, battery, reported in c_devices.fetchall():
         devices[pid].append(DeviceState(device, kind, online, battery, reported))
     admitted = dict(c_admitted.fetchall())
-    recent = _recent_rows(c_recent)
     baselines = _baselines_rows(c_base)
     return {
         pid: PatientSnapshot(
             patient_id=pid, latest=latest.get(pid, {}), care_plan=plans.get(pid, CarePlan(pid)),
-            score_history=tuple(history.get(pid, ())), spo2_history=tuple(spo2.get(pid, ())),
+            score_history=tuple(history.get(pid, ())), spo2_history=spo2_history.get(pid, ()),
             devices=tuple(devices.get(pid, ())), admitted_at=admitted.get(pid),
             recent=recent.get(pid, {}), baselines=baselines.get(pid, {}))
         for pid in ids
@@ -371,14 +639,16 @@ def _recent_query(conn: Conn, ids: Sequence[int], now: dt.datetime) -> Cursor:
         "SELECT * FROM (SELECT r.patient_id, r.code, r.measured_at, r.device_id, r.value "
         "FROM unnest(%s::bigint[]) AS pid, unnest(%s::text[]) AS c, LATERAL ("
         "  SELECT * FROM readings WHERE patient_id = pid AND code = c AND measured_at <= %s"
-        "  ORDER BY measured_at DESC LIMIT %s) r "
+        # A total order: which of two readings at one instant is among the last few never
+        # depends on the plan (nor on which path loads them: SeriesCache).
+        '  ORDER BY measured_at DESC, device_id COLLATE "C" DESC, value DESC LIMIT %s) r '
         "UNION SELECT patient_id, code, measured_at, device_id, value FROM readings "
         "WHERE patient_id = ANY(%s) AND code = ANY(%s) AND measured_at > %s AND measured_at <= %s"
         # Evidence's own order (measured_at, code, device_id, value), device ids compared as
         # Python compares str (code points: the "C" collation), so no sort is needed here.
         ') AS u ORDER BY patient_id, code, measured_at, device_id COLLATE "C", value',
-        (list(ids), _FILTER_CODES, now + dt.timedelta(minutes=5), LAST_READINGS, list(ids),
-         _FILTER_CODES, now - RECENT, now + dt.timedelta(minutes=5)))
+        (list(ids), _FILTER_CODES, now + AHEAD, LAST_READINGS, list(ids),
+         _FILTER_CODES, now - RECENT, now + AHEAD))
 
 
 def _recent_rows(cursor: Cursor) -> dict[int, dict[str, tuple[Evidence, ...]]]:
