@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/bench_ingest.py [--n 100000] [--runs 1]
         [--only a,b3,b5,g1,g1a,g2a] (also: c, g2, g1-311, g1a-311, g2a-311, lat)
-        [--protocol 5|3.1.1] [--results all|problems] [--results-qos 0|1]
+        [--protocol 5|3.1.1] [--results problems|all] [--results-qos 0|1]
         [--lat-rate 2000] [--lat-seconds 30] [--bench-dir ../shared/bench]
 
 The yardstick is the reference harness in `../shared/bench` (read-only, imported, not copied):
@@ -284,7 +284,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
     parser.add_argument("--only", default="a,b3,b5,g1,g1a,g2a")
     parser.add_argument("--protocol", default="5", choices=("5", "3.1.1"),
                         help="the gateway's MQTT protocol (VW_MQTT_PROTOCOL)")
-    parser.add_argument("--results", default="all", choices=("all", "problems"))
+    parser.add_argument("--results", default="problems", choices=("problems", "all"),
+                        help="VW_GATEWAY_RESULTS (default: the gateway's default, problems)")
     parser.add_argument("--results-qos", type=int, default=1, choices=(0, 1))
     parser.add_argument("--lat-rate", type=float, default=2000.0, help="msgs/s")
     parser.add_argument("--lat-seconds", type=float, default=30.0)

@@ -10,7 +10,8 @@ Topics (`{device_id}` matches `ward.domain.devices.DEVICE_ID_PATTERN`, never per
     vw/v1/devices/{device_id}/readings   device → gateway, QoS 1, native JSON
     vw/v1/devices/{device_id}/senml      device → gateway, QoS 1, SenML JSON
     vw/v1/devices/{device_id}/status     device → gateway, QoS 1, retained; also the LWT
-    vw/v1/devices/{device_id}/results    gateway → device, QoS 1: accepted|duplicate|rejected
+    vw/v1/devices/{device_id}/results    gateway → device, QoS 1: rejected|duplicate (and, only
+                                         under VW_GATEWAY_RESULTS=all, accepted)
     vw/v1/devices/{device_id}/commands   platform → home hub, QoS 1: e.g. "take a full set"
 
 Must never do I/O: no broker, no database, no clock (time is the `now` parameter).
@@ -226,7 +227,11 @@ class ErrorOut(_Model):
 
 
 class ResultPayload(_Model):
-    """`vw/v1/devices/{id}/results`, published by the gateway after commit."""
+    """`vw/v1/devices/{id}/results`, published by the gateway after commit.
+
+    By default (`VW_GATEWAY_RESULTS=problems`) only for rejected, partial (accepted with
+    errors) and duplicate messages: a clean accept is confirmed by the PUBACK the gateway
+    sends after the commit. `all` also answers every clean accept."""
 
     msg_id: StrictStr | None  # None when the message was too broken to carry one
     status: ResultStatus

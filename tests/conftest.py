@@ -283,8 +283,8 @@ def start_service(tmp_path: Path) -> Iterator[ServiceFactory]:
 @pytest.fixture
 def start_gateway(start_service: ServiceFactory) -> GatewayFactory:
     """Start `python -m ward.cli gateway` with a unique client id and share group (unless
-    given), queueing nothing for alerting (unless `VW_GATEWAY_ALERTING` is given); stopped
-    at teardown."""
+    given), queueing nothing for alerting (unless `VW_GATEWAY_ALERTING` is given) and
+    answering every message (`VW_GATEWAY_RESULTS=all` unless given); stopped at teardown."""
 
     def _start(db_url: str, mqtt_url: str, *, client_id: str | None = None,
                group: str | None = None, args: tuple[str, ...] = (),
@@ -296,6 +296,9 @@ def start_gateway(start_service: ServiceFactory) -> GatewayFactory:
             "VW_MQTT_CLIENT_ID": client_id,
             "VW_MQTT_SHARE_GROUP": group or f"g{uuid.uuid4().hex[:8]}",
             "VW_GATEWAY_ALERTING": "false",
+            # These tests read every message's result (the `all` setting); the default,
+            # `problems`, is tested in tests/gateway/test_results_mode.py.
+            "VW_GATEWAY_RESULTS": "all",
             "VW_LOG_LEVEL": "INFO",
             **env,
         }, ready="gateway running", timeout=20, name=client_id)

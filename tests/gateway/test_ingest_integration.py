@@ -172,3 +172,28 @@ def test_gateway_on_mqtt_3_1_1_stores_and_answers(
     assert results.for_msg("v3-1")[0]["status"] == "accepted"
     assert ward.count("SELECT count(*) FROM readings WHERE device_id = %s", dev) == 1
     assert gw.stop() == 0
+
+
+def test_by_default_only_problems_are_answered(
+    broker: Any, ward: Any, start_gateway: Any, results: Any, connect_mqtt: Any, poll: Any,
+    unique: str,
+) -> None:
+    """The default `VW_GATEWAY_RESULTS=problems`: a clean accept is said by the PUBACK after
+    the commit alone; a rejection (dead-lettered) and a duplicate are still answered."""
+    dev = f"pox-{unique}"
+    ward.add(dev)
+    start_gateway(ward.url, broker.url, VW_GATEWAY_RESULTS="problems")
+    client = connect_mqtt(broker.url)
+    now = _now()
+    good = encode_readings("ok-1", now, [Measurement("spo2", 94, "%", now)])
+    _publish(client, readings_topic(dev), good)
+    poll(lambda: ward.count("SELECT count(*) FROM readings WHERE msg_id = 'ok-1'") == 1, 20,
+         "the reading stored")
+    _publish(client, readings_topic(dev), encode_readings(
+        "bad-1", now, [Measurement("pulse", 999, "/min", now)]))
+    _publish(client, readings_topic(dev), good)  # a resend: nothing new
+    poll(lambda: results.for_msg("bad-1") and results.for_msg("ok-1"), 20, "two results")
+    assert results.for_msg("bad-1")[0]["status"] == "rejected"
+    assert results.for_msg("bad-1")[0]["errors"][0]["code"] == "implausible_value"
+    assert [r["status"] for r in results.for_msg("ok-1")] == ["duplicate"]  # no "accepted"
+    assert ward.count("SELECT count(*) FROM rejected_messages WHERE msg_id = 'bad-1'") == 1

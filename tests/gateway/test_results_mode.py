@@ -46,3 +46,25 @@ def test_problems_only_answers_all_but_clean_accepts(
         assert result.status is status
     # The v1 default answers every message, the clean accept too.
     assert result_for(plan.outcomes[0], inserted) is not None
+
+
+def test_the_default_answers_problems_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ward.settings import Settings
+
+    monkeypatch.delenv("VW_GATEWAY_RESULTS", raising=False)
+    assert Settings().gateway_results == "problems"
+    monkeypatch.setenv("VW_GATEWAY_RESULTS", "all")
+    assert Settings().gateway_results == "all"
+
+
+def test_queued_results_stay_bounded() -> None:
+    """Results the broker has not taken yet wait in paho's queue: at most RESULTS_QUEUED of
+    them (~2 KiB each), the rest dropped and counted (here: no connection at all)."""
+    from gateway.mqtt import RESULTS_QUEUED, MqttLink, broker_address
+
+    link = MqttLink(broker_address("mqtt://127.0.0.1:9"), client_id="bounded", share_group="",
+                    receive_maximum=10, session_expiry_s=0)
+    sent = 5_000
+    kept = sum(link.publish("vw/v1/devices/d1/results", b"{}", 1) for _ in range(sent))
+    assert len(link._client._out_messages) == kept == RESULTS_QUEUED <= 2_000
+    assert link.results_dropped == sent - kept
