@@ -59,7 +59,14 @@ def app_client(hub_settings: Settings, clock: Clock) -> Iterator[TestClient]:
 
 @contextlib.contextmanager
 def _serve(settings: Settings, *, listen: bool, poll: Callable[..., None]) -> Iterator[str]:
-    app = create_app(settings, listen=listen)
+    with serve_app(create_app(settings, listen=listen), poll) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_app(app: Any, poll: Callable[..., None]) -> Iterator[str]:
+    """Serve `app` (uvicorn, in a thread, on a free port) until the block ends; its URL.
+    For a test that looks inside the app it serves (`hub_server` gives only the URL)."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),
                                            log_level="warning", timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, name="hub", daemon=True)

@@ -14,6 +14,13 @@ here and a row is recomputed when, and only when:
   the last observation and device offline are derived at request time from cached instants;
 * the LISTEN connection (re)connects (`resync`): everything is reloaded.
 
+A row that only `readings` events named since its facts were read (`WardRow.facts`: the
+scores, alerts, admission, care plan and devices it was built from) is rebuilt from a fresh
+read of `latest_readings` and those facts (`wardview.refresh_latest`), not from `load`'s
+four statements: at 2,000 readings/s nearly every row is stale on every request and the
+full rebuild was most of the hub's CPU (py-spy, issue 14). Any other event, `note_change`,
+an expired row or a resync still rebuilds from everything.
+
 Correctness rules: a row is trusted only while the LISTEN connection is up (`enabled()`);
 otherwise every request reads the database as before. Each computation takes a generation
 number before its queries; an invalidation stamped later than that leaves the row stale, so
@@ -46,15 +53,25 @@ FULL_REFRESH_S = 60.0
 FULL_REFRESH_MAX_AGE_S = 3 * FULL_REFRESH_S
 # Events that change no ward row (outbox delivery reports).
 IGNORED_EVENTS = frozenset({"notification", "notification_failed"})
+# The event of new readings (gateway.sink, the hub's staff entry): latest_readings changed
+# and nothing else (a staff device assignment announces itself with a `device` event).
+READINGS = "readings"
 
 
 @dataclass(slots=True)
 class Entry:
-    """One patient's cached row; `memo` holds derived forms (the API's JSON-ready dict)."""
+    """One patient's cached row; `memo` holds derived forms (the API's JSON-ready dict).
+    `facts_gen`: the generation the row's facts (everything but its latest readings) were
+    read at; a rebuild from latest readings alone keeps it."""
 
     row: WardRow
     gen: int
     memo: dict[str, Any] = field(default_factory=dict)
+    facts_gen: int = -1
+
+    def __post_init__(self) -> None:
+        if self.facts_gen < 0:
+            self.facts_gen = self.gen
 
     def row_at(self, now: dt.datetime) -> WardRow:
         return wardview.as_of(self.row, now)
@@ -80,6 +97,8 @@ class WardCache:
         self._state = threading.Lock()  # held briefly; also taken on the event loop
         self._gen = 0
         self._changed: dict[int, int] = {}  # patient -> generation of its last invalidation
+        # patient -> generation of its last invalidation by anything but new readings
+        self._changed_facts: dict[int, int] = {}
         self._all_changed = 0  # generation of the last invalidate_all
         self._entries: dict[int, Entry] = {}  # admitted patients
         self._absent: dict[int, int] = {}  # patient -> generation it was found not admitted
@@ -88,6 +107,9 @@ class WardCache:
         self._latest_now = dt.datetime.min.replace(tzinfo=dt.UTC)
         self.recomputed = 0  # rows recomputed since start (for tests and figures)
         self.full_reloads = 0
+        self.refreshed = 0  # rows rebuilt from latest readings alone (`refresh_latest`)
+        # Switch for the readings-only rebuild (tests compare with it off; always on in use).
+        self.readings_only = True
 
     # -- invalidation (any thread, including the event loop) --------------------------------
 
@@ -97,6 +119,15 @@ class WardCache:
             return self._gen
 
     def invalidate(self, patient_ids: Iterable[int]) -> None:
+        """Anything about these patients may have changed: rebuild their rows in full."""
+        with self._state:
+            self._gen += 1
+            for pid in patient_ids:
+                self._changed[pid] = self._gen
+                self._changed_facts[pid] = self._gen
+
+    def invalidate_readings(self, patient_ids: Iterable[int]) -> None:
+        """Only these patients' latest readings changed (a `readings` event)."""
         with self._state:
             self._gen += 1
             for pid in patient_ids:
@@ -113,6 +144,8 @@ class WardCache:
             return
         if event.type == "resync":
             self.invalidate_all()
+        elif event.type == READINGS:
+            self.invalidate_readings(event.patient_ids)
         elif event.patient_ids:
             self.invalidate(event.patient_ids)
 
@@ -174,6 +207,7 @@ class WardCache:
             self._entries = entries
             self._absent = {}
             self._changed = {p: g for p, g in self._changed.items() if g > gen}
+            self._changed_facts = {p: g for p, g in self._changed_facts.items() if g > gen}
             self._full_gen = gen
             self._full_mono = time.monotonic()
             self._latest_now = now
@@ -196,7 +230,42 @@ class WardCache:
                     self._absent.pop(pid, None)
                 if self._changed.get(pid, gen) < gen:
                     del self._changed[pid]
+                if self._changed_facts.get(pid, gen) < gen:
+                    del self._changed_facts[pid]
         self.recomputed += len(found)
+
+    def _readings_only(self, stale: set[int], now: dt.datetime) -> list[Entry]:
+        """The entries of `stale` whose facts still hold: only new readings named them since
+        the facts were read, the row has not expired and was not computed after `now`."""
+        if not self.readings_only:
+            return []
+        with self._state:
+            out = []
+            for pid in stale:
+                entry = self._entries.get(pid)
+                if entry is None or entry.row.facts is None:
+                    continue
+                row = entry.row
+                if (self._changed_facts.get(pid, 0) < entry.facts_gen
+                        and (row.computed_at is None or row.computed_at <= now)
+                        and (row.expires_at is None or now < row.expires_at)):
+                    out.append(entry)
+            return out
+
+    def _refresh(self, conn: Conn, entries: list[Entry], *, now: dt.datetime) -> None:
+        """Rebuild `entries` from latest readings and their facts (see `_readings_only`)."""
+        gen = self._next_gen()
+        rows = wardview.refresh_latest(conn, [e.row for e in entries], now=now)
+        with self._state:
+            self._latest_now = max(self._latest_now, now)
+            for old, row in zip(entries, rows, strict=True):
+                pid = row.patient_id
+                if self._entries.get(pid) is not old:
+                    continue  # replaced meanwhile (cannot happen under _compute; cheap check)
+                self._entries[pid] = Entry(row, gen, facts_gen=old.facts_gen)
+                if self._changed.get(pid, gen) < gen:
+                    del self._changed[pid]
+        self.refreshed += len(rows)
 
     def snapshot(self, conn: Conn, *, now: dt.datetime, beds: int,
                  patient_ids: Sequence[int] | None = None) -> Snapshot:
@@ -212,6 +281,10 @@ class WardCache:
                 self._reload(conn, now=now, beds=beds)
             else:
                 stale = self._stale_ids(now, patient_ids)
+                cheap = self._readings_only(stale, now)
+                if cheap:
+                    self._refresh(conn, cheap, now=now)
+                    stale -= {e.row.patient_id for e in cheap}
                 if stale:
                     self._update(conn, sorted(stale), now=now, beds=beds)
             unsure = patient_ids is not None and self._admitted_unsure()

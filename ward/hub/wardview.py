@@ -77,6 +77,9 @@ class WardRow:
     # band of the open NEWS2 alert, which the row's band never sits below (issue 11.8).
     due: DueReport | None = None
     alert_band: str | None = None
+    # What the row was built from besides its latest readings (`refresh_latest` rebuilds
+    # the row from these and newly read latest readings); None for rows made elsewhere.
+    facts: RowFacts | None = field(default=None, repr=False)
 
     @property
     def band(self) -> str:
@@ -212,6 +215,109 @@ def admitted_count(conn: Conn) -> int:
     return int(row[0]) if row else 0
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The patient and admission columns of a row (with the care plan's two settings)."""
+
+    patient_id: int
+    nhs_number: str
+    given_name: str
+    family_name: str
+    date_of_birth: dt.date
+    admission_id: int
+    pathway: str
+    source: str
+    admitted_at: dt.datetime
+    spo2_scale: int
+    ceiling_of_care: str
+
+
+@dataclass(frozen=True, slots=True)
+class RowFacts:
+    """Everything a row is built from except the latest readings, as `load` read it.
+
+    Only a `readings` event (the gateway's, a staff entry's) may leave these standing:
+    scores, alerts, admissions, care plans, patients, device assignments and device status
+    each announce themselves with their own event kind (migration 0031, alerting's NOTIFYs).
+    Their time-bounded parts (the band memory's last complete score, the sparkline window,
+    the device assignments current at the read) end the row through `expires_at`, so facts
+    kept past the instant they were read never outlive what they say.
+    """
+
+    admission: Admission
+    last_complete: LastComplete | None
+    stored: StoredScore | None
+    alerts: tuple[OpenAlert, ...]  # most severe first, then newest
+    trend: tuple[tuple[dt.datetime, int], ...]  # stored scores in the sparkline window
+    devices: tuple[DeviceHealth, ...]  # assigned now
+    kit: tuple[tuple[str, str], ...]  # (device id, kind) of the active ones
+    device_change: dt.datetime | None  # the next start or end of an assignment
+
+
+def build_row(facts: RowFacts, latest: Mapping[str, Latest], now: dt.datetime) -> WardRow:
+    """The row at `now` from its facts and latest readings (pure: no I/O, no clock)."""
+    adm = facts.admission
+    scale = adm.spo2_scale
+    current = acuity.current_score(latest, facts.stored, spo2_scale=scale, now=now)
+    last_obs = acuity.last_observation_at(latest)
+    trend = list(facts.trend)
+    # The oldest sparkline point leaves the window SPARK_WINDOW after it was computed.
+    trend_until = trend[0][0] + SPARK_WINDOW if trend else None
+    # The due report scores the fresh readings at `now`: the row is recomputed when the
+    # first of them goes stale (a live score changes then too).
+    fresh_end = acuity.fresh_until(latest, now)
+    if current is not None and current.source == "live":
+        trend = [*trend, (current.computed_at, current.total)]
+    last = facts.last_complete
+    report = acuity.due_report(latest, last=last, kit=facts.kit, admitted_at=adm.admitted_at,
+                               spo2_scale=scale, now=now)
+    if current is not None and report is not None and report.oxygen_unknown:
+        current = replace(current, oxygen_unknown=True)
+    # The due report remembers the last complete score for BAND_MEMORY.
+    band_end = last.computed_at + due_rule.BAND_MEMORY if last is not None else None
+    band = acuity.alert_band([(a.kind, a.severity) for a in facts.alerts])
+    overdue_at = None if report is None else report.next_overdue_at
+    return WardRow(
+        patient_id=adm.patient_id, nhs_number=adm.nhs_number, given_name=adm.given_name,
+        family_name=adm.family_name, date_of_birth=adm.date_of_birth,
+        admission_id=adm.admission_id, pathway=adm.pathway, source=adm.source,
+        admitted_at=adm.admitted_at, spo2_scale=scale, ceiling_of_care=adm.ceiling_of_care,
+        score=current, last_observation_at=last_obs,
+        overdue=acuity.is_overdue_at(overdue_at, now), latest=latest,
+        devices=facts.devices, infusion=acuity.infusion_from(latest),
+        alerts=facts.alerts,
+        trend=tuple(trend), sort_key=acuity.sort_key(current, last_obs, band),
+        overdue_at=overdue_at, computed_at=now,
+        expires_at=_earliest(trend_until, facts.device_change, fresh_end, band_end),
+        due=report, alert_band=band, facts=facts,
+    )
+
+
+def latest_of(conn: Conn, ids: Sequence[int]) -> dict[int, dict[str, Latest]]:
+    """The latest reading per vital sign of each of `ids` (patients with none are absent)."""
+    latest: dict[int, dict[str, Latest]] = {}
+    for pid, code, measured, value, device in conn.execute(
+            "SELECT patient_id, code, measured_at, value, device_id FROM latest_readings "
+            "WHERE patient_id = ANY(%s)", (list(ids),)):
+        latest.setdefault(int(pid), {})[str(code)] = Latest(
+            str(code), measured, float(value), str(device))
+    return latest
+
+
+def refresh_latest(conn: Conn, rows: Sequence[WardRow], *, now: dt.datetime) -> list[WardRow]:
+    """`rows` rebuilt at `now` with newly read latest readings and their own facts: what
+    `load` gives when only readings changed since the rows were built (one indexed read of
+    `latest_readings` instead of `load`'s four statements; tests/hub/test_ward_refresh.py
+    holds the two equal). Every row must have `facts`."""
+    latest = latest_of(conn, [r.patient_id for r in rows])
+    out = []
+    for row in rows:
+        if row.facts is None:
+            raise ValueError(f"row of patient {row.patient_id} has no facts to rebuild from")
+        out.append(build_row(row.facts, latest.get(row.patient_id, {}), now))
+    return out
+
+
 def load(
     conn: Conn, *, now: dt.datetime, beds: int, patient_ids: Sequence[int] | None = None
 ) -> WardView:
@@ -255,44 +361,15 @@ def load(
             if active:
                 kits.setdefault(int(pid), []).append((str(dev_id), str(kind)))
 
-    rows: list[WardRow] = []
-    for (pid, nhs, given, family, dob, adm_id, pathway, source, admitted_at, scale,
-         ceiling) in admissions:
-        mine = latest.get(pid, {})
-        current = acuity.current_score(mine, stored.get(pid), spo2_scale=int(scale), now=now)
-        last_obs = acuity.last_observation_at(mine)
-        trend = trends.get(pid, [])
-        # The oldest sparkline point leaves the window SPARK_WINDOW after it was computed.
-        trend_until = trend[0][0] + SPARK_WINDOW if trend else None
-        # The due report scores the fresh readings at `now`: the row is recomputed when the
-        # first of them goes stale (a live score changes then too).
-        fresh_end = acuity.fresh_until(mine, now)
-        if current is not None and current.source == "live":
-            trend = [*trend, (current.computed_at, current.total)]
-        report = acuity.due_report(mine, last=last_complete.get(pid), kit=kits.get(pid, ()),
-                                   admitted_at=admitted_at, spo2_scale=int(scale), now=now)
-        if current is not None and report is not None and report.oxygen_unknown:
-            current = replace(current, oxygen_unknown=True)
-        # The due report remembers the last complete score for BAND_MEMORY.
-        band_end = (last_complete[pid].computed_at + due_rule.BAND_MEMORY if pid in last_complete
-                    else None)
-        open_alerts = tuple(sorted(alerts.get(pid, ()), key=lambda a: (
-            -SEVERITY_RANK.get(a.severity, 0), -a.raised_at.timestamp())))
-        band = acuity.alert_band([(a.kind, a.severity) for a in open_alerts])
-        overdue_at = None if report is None else report.next_overdue_at
-        rows.append(WardRow(
-            patient_id=pid, nhs_number=str(nhs), given_name=given, family_name=family,
-            date_of_birth=dob, admission_id=int(adm_id), pathway=pathway, source=source,
-            admitted_at=admitted_at, spo2_scale=int(scale), ceiling_of_care=ceiling,
-            score=current, last_observation_at=last_obs,
-            overdue=acuity.is_overdue_at(overdue_at, now), latest=mine,
-            devices=tuple(devices.get(pid, ())), infusion=acuity.infusion_from(mine),
-            alerts=open_alerts,
-            trend=tuple(trend), sort_key=acuity.sort_key(current, last_obs, band),
-            overdue_at=overdue_at, computed_at=now,
-            expires_at=_earliest(trend_until, device_change.get(pid), fresh_end,
-                                 band_end),
-            due=report, alert_band=band,
-        ))
+    rows = [build_row(RowFacts(
+        admission=Admission(int(pid), str(nhs), given, family, dob, int(adm_id), pathway,
+                            source, admitted_at, int(scale), ceiling),
+        last_complete=last_complete.get(pid), stored=stored.get(pid),
+        alerts=tuple(sorted(alerts.get(pid, ()), key=lambda a: (
+            -SEVERITY_RANK.get(a.severity, 0), -a.raised_at.timestamp()))),
+        trend=tuple(trends.get(pid, ())), devices=tuple(devices.get(pid, ())),
+        kit=tuple(kits.get(pid, ())), device_change=device_change.get(pid),
+    ), latest.get(pid, {}), now) for (pid, nhs, given, family, dob, adm_id, pathway, source,
+                                       admitted_at, scale, ceiling) in admissions]
     rows.sort(key=lambda r: (r.sort_key, r.patient_id))
     return WardView(rows, admitted, beds)
