@@ -170,6 +170,9 @@ class Evaluator:
                     self._wait(POLL_S)
                     continue
             except psycopg.OperationalError as exc:
+                if stop.is_set():  # a pass abandoned on stop (alerting.worker): rolled back
+                    log.debug("alerting evaluator: pass abandoned on stop (%s)", exc)
+                    break
                 log.warning("alerting evaluator lost the database (%s: %s); retrying in %.1f s",
                             type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "",
                             delay)

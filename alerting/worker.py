@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
@@ -86,10 +87,13 @@ class EvaluatorProcess:
     """Keeps one evaluator child running until `stop()`; `start()` returns at once."""
 
     def __init__(self, conninfo: str, settings: Settings, policy_file: str,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, *,
+                 target: Callable[[str, Settings, str, int], None] | None = None) -> None:
         """`stop`: the caller's own stop event (set by its signal handler), so a child that
-        exits on the same signal is never replaced while the caller is still finishing."""
+        exits on the same signal is never replaced while the caller is still finishing.
+        `target`: the child's entry point (`child_main`; tests give a lighter one)."""
         self._args = (conninfo, settings, policy_file, os.getpid())
+        self._target = target or child_main
         self._context = multiprocessing.get_context("spawn")
         self._stop = stop or threading.Event()
         self._lock = threading.Lock()
@@ -103,7 +107,7 @@ class EvaluatorProcess:
             return None if self._child is None else self._child.pid
 
     def _spawn(self) -> BaseProcess:
-        child = self._context.Process(target=child_main, args=self._args,
+        child = self._context.Process(target=self._target, args=self._args,
                                       name="vw-alerting-eval", daemon=True)
         child.start()
         return child
@@ -135,16 +139,25 @@ class EvaluatorProcess:
         self._thread.start()
 
     def stop(self) -> None:
-        """SIGTERM the child (it rolls back its pass), kill it if it does not exit in time."""
+        """SIGTERM the child (it rolls back its pass), kill it if it does not exit in time.
+
+        Only the supervising thread waits for the child. A second thread joining the same
+        process raced it for the exit status: one `waitpid` reaps the child, the other gets
+        ECHILD, which multiprocessing reports as "still running" until the first thread has
+        recorded the status; stop() then logged "did not stop; killing it" for a child that
+        had stopped a moment before (the demo's stop, tests/ward/test_demo.py, on a loaded
+        machine). Here stop() waits for the supervising thread to see the exit instead.
+        """
         with self._lock:
             self._stop.set()
             child = self._child
-        if child is not None and child.is_alive():
-            child.terminate()
-            child.join(STOP_TIMEOUT_S)
-            if child.is_alive():
-                log.error("alerting evaluator pid=%s did not stop; killing it", child.pid)
-                child.kill()
-                child.join(STOP_TIMEOUT_S)
-        if self._thread is not None:
-            self._thread.join(STOP_TIMEOUT_S)
+        if child is not None:
+            child.terminate()  # a no-op once the supervising thread has reaped it
+        thread = self._thread
+        if thread is None:
+            return
+        thread.join(STOP_TIMEOUT_S)
+        if thread.is_alive() and child is not None:
+            log.error("alerting evaluator pid=%s did not stop; killing it", child.pid)
+            child.kill()
+            thread.join(STOP_TIMEOUT_S)
