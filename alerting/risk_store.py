@@ -34,16 +34,21 @@ from ward.domain.risk_factors import Acuity, Comorbidity, RiskFactors
 
 Conn = psycopg.Connection[Any]
 
-#: A tier is re-assessed at least this often (the sweep runs every 15 s): its inputs are
-#: hourly points and 24 h windows, and the missed-sets factor moves with time alone. Sooner
-#: when the NEWS2 total changed or the readmission facts were edited since.
+#: A tier is at most this stale (the guarantee; the hub shows it as current): its inputs are
+#: hourly points and 24 h windows, and the missed-sets factor moves with time alone.
 REASSESS: Final = dt.timedelta(minutes=5)
-#: Tiers assessed per call at most (the rest stay due for the next call): one wearable patient's
-#: 4 days of 5-minute scores cost ~13 ms on a loaded 2-core machine
-#: (`benchmarks/bench_risk_runner.py`), so a call adds at most ~1-2 s to an evaluator pass or a
-#: sweep chunk, which hold their patients' locks. With a sweep every 15 s a 1,000-patient ward
-#: is re-assessed within 2.5 min of going stale.
+#: Tiers assessed per call at most, and the sweep makes one call (alerting.scheduler): one
+#: wearable patient's 4 days of 5-minute scores cost ~13 ms on a loaded 2-core machine
+#: (`benchmarks/bench_risk_runner.py`), so a sweep spends ~1-2 s on tiers, and holds the
+#: patients' evaluation locks only while it stores them. The first sweep after 1,000
+#: admissions assessed all of them in 100-patient chunks holding their locks for ~22 s while
+#: evaluator passes waited (the p99 tail of bench_latency, issue 14).
 MAX_PER_CALL: Final = 100
+#: A tier is due again this long after it was assessed (or sooner when its NEWS2 total or the
+#: readmission facts moved), stalest first: with MAX_PER_CALL per 15 s sweep, a ward of up to
+#: MAX_PER_CALL x (REASSESS - DUE_AFTER) / 15 s = 1,000 patients is re-assessed within
+#: DUE_AFTER + 2.5 min = REASSESS of its last assessment (tests/alerting/test_risk_tier_runner).
+DUE_AFTER: Final = REASSESS / 2
 # A spot-check kit cannot do "continuous": at NEWS2 >= 7 an hourly set is what we count on.
 _CONTINUOUS_AS: Final = dt.timedelta(hours=1)
 FACT_FIELDS: Final = ("admissions_6_months", "admissions_12_months", "index_stay_days",
@@ -161,8 +166,10 @@ _HOURLY = (
 )
 
 # Due: admitted, and never assessed this admission, or the latest NEWS2 total differs from the
-# one assessed, or the facts were edited since (its inputs moved: first), or assessed REASSESS
-# ago (stalest first); at most MAX_PER_CALL of them. Also due: a patient off the ward whose
+# one assessed, or the facts were edited since, or assessed DUE_AFTER ago; never assessed
+# first, then the stalest (a moved input does not jump the queue: with a ward of wearables
+# whose totals move every few minutes it would starve the stale ones past REASSESS); at most
+# MAX_PER_CALL of them. Also due: a patient off the ward whose
 # open episode still holds an active tier finding (it clears).
 _DUE = (
     "(SELECT patient_id, tier, since, points FROM (SELECT a.patient_id, t.tier, t.since, "
@@ -176,7 +183,7 @@ _DUE = (
     "  AND t.assessed_at >= a.admitted_at "
     "  WHERE a.status = 'admitted' AND a.patient_id = ANY(%(ids)s)) AS d "
     " WHERE moved OR assessed_at <= %(stale)s "
-    " ORDER BY moved DESC, assessed_at NULLS FIRST, patient_id LIMIT %(cap)s) "
+    " ORDER BY assessed_at NULLS FIRST, patient_id LIMIT %(cap)s) "
     "UNION SELECT al.patient_id, NULL, NULL, NULL FROM alerts al "
     "JOIN alert_findings f ON f.alert_id = al.id AND f.kind = %(kind)s AND f.cleared_at IS NULL "
     "WHERE al.state <> 'resolved' AND al.patient_id = ANY(%(ids)s) AND NOT EXISTS ("
@@ -187,10 +194,10 @@ _DUE = (
 
 def assess_due(conn: Conn, patient_ids: Sequence[int], now: dt.datetime) -> list[Assessed]:
     """Assess the patients among `patient_ids` whose tier is due (see :data:`REASSESS`), at
-    most :data:`MAX_PER_CALL` of them."""
+    most :data:`MAX_PER_CALL` of them, the stalest first."""
     if not patient_ids:
         return []
-    due = conn.execute(_DUE, {"ids": sorted(set(patient_ids)), "stale": now - REASSESS,
+    due = conn.execute(_DUE, {"ids": sorted(set(patient_ids)), "stale": now - DUE_AFTER,
                               "now": now, "kind": risk_findings.KIND.value,
                               "cap": MAX_PER_CALL}).fetchall()
     if not due:

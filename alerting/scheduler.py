@@ -5,8 +5,9 @@ overdue, device offline, battery low, infusion late) for every admitted patient 
 patient with an open episode — which also completes the episodes' hysteresis in time (a
 finding clear for its hold is cleared even when no reading arrives) —, keeps the hub's
 phone-call / visit tasks for what the kits cannot measure (``alerting.due_tasks``), re-assesses
-the risk tiers that are due (``alerting.runner.assess_tiers``: missed sets and the 24-72 h
-windows move with time alone), expires snoozes,
+the risk tiers that are due, at most ``alerting.risk_store.MAX_PER_CALL`` per sweep, stalest
+first (``alerting.runner.assess_tiers``: missed sets and the 24-72 h windows move with time
+alone; a tier is at most ``risk_store.REASSESS`` stale), expires snoozes,
 and moves unacknowledged alerts up the escalation tiers. All state is in the database, so a
 restarted or replacement scheduler carries on where the last one stopped.
 
@@ -109,9 +110,14 @@ def sweep(conn: Conn, policy: Policy, now: dt.datetime) -> SweepResult:
             chunk = ids[start:start + SWEEP_CHUNK]
             changes, snapshots = runner.evaluate_with_snapshots(
                 conn, chunk, now, policy=policy, kinds=TIMER_KINDS, score=False)
-            changes += runner.assess_tiers(conn, chunk, now, policy=policy)  # risk tier
             result.hub_tasks += due_tasks.sync(conn, snapshots, now, runner.rule_config(policy))
         result.timer_changes += len(changes)
+    # The risk tiers: one call for the whole ward, at most risk_store.MAX_PER_CALL of them (the
+    # stalest first), in a transaction of its own: the assessment is read and computed before
+    # the patients' locks are taken, so they are held only while the tiers are stored (in the
+    # chunks above, 1,000 newly admitted patients held every chunk's locks for ~22 s).
+    with conn.transaction():
+        result.timer_changes += len(runner.assess_tiers(conn, ids, now, policy=policy))
     with conn.transaction():
         due_tasks.close_discharged(conn, now)
     with conn.transaction():

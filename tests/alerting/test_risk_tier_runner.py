@@ -230,3 +230,43 @@ def test_migration_starts_the_runner_from_the_last_tier_the_hub_recorded(
             "WHERE table_name = 'risk_tier_changes' AND table_schema = current_schema()")}
         assert "alert_id" in cols
         assert not cols & {"severity", "paged"}
+
+
+def test_a_sweep_assesses_at_most_the_cap_whatever_its_chunks(
+        db: psycopg.Connection[Any], policy: Policy, add_patients: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap is per sweep, not per chunk (1,000 new admissions were assessed in one sweep,
+    100 per chunk, each chunk holding its patients' locks; fails on the old sweep)."""
+    monkeypatch.setattr(risk_store, "MAX_PER_CALL", 2)
+    monkeypatch.setattr(scheduler, "SWEEP_CHUNK", 2)
+    ids = add_patients(db, 6, T0 - dt.timedelta(hours=2))
+    for pid in ids:
+        add_score(db, pid, T0 - dt.timedelta(hours=1), 2)
+    db.commit()
+    scheduler.sweep(db, policy, T0)
+    assert sorted(risk_store.stored(db, ids)) == ids[:2]
+
+
+def test_every_tier_is_at_most_reassess_stale_with_the_ward_at_the_cap_s_bound(
+        db: psycopg.Connection[Any], policy: Policy, add_patients: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tier's guarantee (risk_store.REASSESS, 5 min) with a capped sweep every 15 s: the
+    largest ward the cap serves, MAX_PER_CALL x (REASSESS - DUE_AFTER) / 15 s patients (here
+    the cap is 2, so 20), whose NEWS2 totals move on every sweep (a moved input must not
+    starve the stalest)."""
+    monkeypatch.setattr(risk_store, "MAX_PER_CALL", 2)
+    every = dt.timedelta(seconds=15)
+    n = int(2 * ((risk_store.REASSESS - risk_store.DUE_AFTER) / every))
+    ids = add_patients(db, n, T0 - dt.timedelta(hours=2))
+    db.commit()
+    worst = dt.timedelta(0)
+    for i in range(int(dt.timedelta(minutes=12) / every)):
+        now = T0 + i * every
+        for pid in ids[:4]:  # these keep moving
+            add_score(db, pid, now - dt.timedelta(seconds=1), i % 3)
+        db.commit()
+        tiers = risk_store.stored(db, ids)  # what the hub shows until this sweep
+        if len(tiers) == n:
+            worst = max(worst, max(now - t.assessed_at for t in tiers.values()))
+        scheduler.sweep(db, policy, now)
+    assert dt.timedelta(0) < worst <= risk_store.REASSESS
