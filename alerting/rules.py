@@ -23,8 +23,13 @@ Decisions that are ours, not the chart's:
   on noise — 0→2 is one artefact — and late on real drifts inside the normal bands): a
   control chart of pulse, respiration rate, temperature and SpO2 against the patient's own
   learned baseline; see :mod:`alerting.trend`.
-* **spo2_falling**: ≥ 4 SpO2 readings within 6 h, none more than 1 point above its predecessor
-  (oximeters jitter by about ±1 %), and a total fall of ≥ 3 points — "falling steadily".
+* **spo2_falling**: ≥ 4 SpO2 readings within 6 h spanning at least
+  :data:`SPO2_TREND_MIN_SPAN`, none more than 1 point above its predecessor (oximeters jitter
+  by about ±1 %), and a total fall of ≥ 3 points — "falling steadily". The span is what makes
+  it a course: a wearable's first four one-a-minute readings are one measurement's noise four
+  times (on `noisy-devices` they raised a third of the rule's findings on patients who never
+  deteriorated), and once a wearable has an hour of readings its jitter keeps them from
+  looking "steady" — its slow fall is the trend rule's (15-min levels on its own baseline).
 * **spo2_below_target**: below the care plan's ``spo2_target_low``; by default 94 % on Scale 1
   and 88 % on Scale 2 — the lower ends of the BTS 2017 oxygen-target ranges (94–98 % for most
   acutely ill patients, 88–92 % for those at risk of hypercapnic failure). An earlier default
@@ -62,6 +67,11 @@ SPO2_TREND_WINDOW: Final = dt.timedelta(hours=6)  # spans 6 hourly sets at mediu
 SPO2_TREND_MIN_READINGS: Final = 4
 SPO2_TREND_JITTER: Final = 1.0  # a pulse oximeter's usual reading-to-reading noise, % points
 SPO2_TREND_FALL: Final = 3.0  # % points: one NEWS2 Scale 1 band and more
+#: A steady fall must take at least the hourly interval NEWS2 sets for a medium score (Chart 4):
+#: readings closer together measure the same saturation again. A spot kit's four readings in
+#: 6 h always span more; a wearable's first minutes never do (a warm-up; red values still
+#: score on NEWS2 at once).
+SPO2_TREND_MIN_SPAN: Final = dt.timedelta(hours=1)
 #: Default SpO2 targets when the care plan has none: BTS 2017 target ranges' lower ends.
 DEFAULT_SPO2_TARGET_LOW: Final[Mapping[int, float]] = MappingProxyType({1: 94.0, 2: 88.0})
 #: A continuous oximeter is below target when its median of this window is (the trend level).
@@ -140,7 +150,8 @@ def spo2_falling_rule(spo2_history: tuple[Evidence, ...], now: dt.datetime) -> t
     lo = bisect.bisect_left(spo2_history, now - SPO2_TREND_WINDOW, key=lambda e: e.measured_at)
     hi = bisect.bisect_right(spo2_history, now, key=lambda e: e.measured_at)
     window = list(spo2_history[lo:hi])
-    if len(window) < SPO2_TREND_MIN_READINGS:
+    if len(window) < SPO2_TREND_MIN_READINGS or \
+            window[-1].measured_at - window[0].measured_at < SPO2_TREND_MIN_SPAN:
         return ()
     if not observations.is_fresh("spo2", window[-1].measured_at, now):
         return ()
