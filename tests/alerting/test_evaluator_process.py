@@ -180,7 +180,8 @@ def test_an_evaluator_whose_queue_always_has_work_stops_quietly(
         with psycopg.connect(db_url) as conn:
             while not feeding.is_set():
                 with conn.cursor() as cur:
-                    alerting_queue.enqueue(cur, random.sample(ids, 50), dt.datetime.now(dt.UTC))
+                    alerting_queue.enqueue(cur, random.sample(ids, 50), dt.datetime.now(dt.UTC),
+                                           urgent=random.random() < 0.2)
                 conn.commit()
                 feeding.wait(0.005)
 
