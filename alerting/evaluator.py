@@ -74,7 +74,6 @@ class Evaluator:
         self._take_rows = take_rows
         self._conn: Conn | None = None
         self._listen: Conn | None = None
-        self.in_pass = False  # a pass's transaction is open (read by another thread)
 
     # database -----------------------------------------------------------------------------
 
@@ -86,14 +85,6 @@ class Evaluator:
                                            application_name="vw-alerting-listen")
             channels.listen(self._listen, alerting_queue.CHANNEL)
         return self._conn
-
-    def cancel(self) -> None:
-        """Cancel the query in flight on the evaluation connection, if any (from any thread):
-        the pass fails with QueryCanceled and rolls back."""
-        conn = self._conn
-        if conn is not None and not conn.closed:
-            with contextlib.suppress(psycopg.Error):
-                conn.cancel_safe(timeout=1.0)
 
     def close(self) -> None:
         for conn in (self._conn, self._listen):
@@ -132,13 +123,6 @@ class Evaluator:
         """One pass (one transaction); None when the queue was empty."""
         conn = self._ensure()
         now = self._clock()
-        self.in_pass = True
-        try:
-            return self._pass(conn, now)
-        finally:
-            self.in_pass = False
-
-    def _pass(self, conn: Conn, now: dt.datetime) -> Pass | None:
         with conn.transaction():
             taken = alerting_queue.take(conn, self._take_rows)
             if not taken.patient_ids:

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
+from types import FrameType
 
 from alerting import runner, store
 from alerting.evaluator import Evaluator
@@ -44,56 +45,42 @@ HEALTHY_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
 
-# The signals that stop a child; taken by its main thread with sigtimedwait, never by a handler.
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
-# A child asked to stop cancels its pass's query this often until the pass has rolled back, and
-# exits after this at the latest (the server rolls back what its closed session held).
-CANCEL_EVERY_S = 0.2
-STOP_GRACE_S = STOP_TIMEOUT_S / 2
-
-
 def child_main(conninfo: str, settings: Settings, policy_file: str, parent: int) -> None:
-    """Entry point of the evaluator process (spawned: a fresh interpreter).
-
-    The evaluator runs on a thread; the main thread waits for a stop signal (or its parent's
-    end) and then abandons the pass in flight by cancelling its query in the server, so the
-    pass fails and rolls back: the queue rows it took stay queued for the next evaluator.
-    Why not a signal handler raising KeyboardInterrupt (as before): raised at any bytecode, it
-    interrupted psycopg inside pipeline mode ("PQsendQuery not allowed in pipeline mode",
-    "cannot exit pipeline mode while busy": WARNINGs, and a pass that could not roll back
-    cleanly) — reproduced by stopping an evaluator whose queue always has work.
-    """
-    # Blocked before any thread starts, so every thread inherits the mask and none is
-    # interrupted; the main thread collects them with sigtimedwait.
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    """Entry point of the evaluator process (spawned: a fresh interpreter)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(settings.log_format))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        # Abandon the pass in flight rather than finish it: a pass over a busy ward (or one
+        # waiting on a patient's lock) may outlast STOP_TIMEOUT_S, and the supervisor would
+        # kill it anyway. KeyboardInterrupt is what psycopg answers by cancelling the query
+        # in the server; the transaction rolls back, so the queue rows taken stay queued for
+        # the next evaluator (exactly-once does not depend on how the child ends).
+        del signum, frame
+        stop.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     policy = configured_policy(settings, policy_file)
+
+    def _watch_parent() -> None:
+        while not stop.wait(PARENT_CHECK_S):
+            if os.getppid() != parent:
+                log.warning("alerting evaluator: parent %d is gone; stopping", parent)
+                stop.set()
+
+    threading.Thread(target=_watch_parent, name="vw-parent-watch", daemon=True).start()
     # Open episodes decoded once and kept while their rows are unchanged (store.EpisodeCache).
     evaluator = Evaluator(conninfo, functools.partial(runner.evaluate_after_commit, policy=policy,
                                                       cache=store.EpisodeCache()))
-    thread = evaluator.start(stop)
-    while thread.is_alive():
-        if signal.sigtimedwait(STOP_SIGNALS, PARENT_CHECK_S) is not None:
-            break
-        if os.getppid() != parent:
-            log.warning("alerting evaluator: parent %d is gone; stopping", parent)
-            break
-    stop.set()
-    in_flight = evaluator.in_pass
-    deadline = time.monotonic() + STOP_GRACE_S
-    while thread.is_alive() and time.monotonic() < deadline:
-        evaluator.cancel()  # a no-op between queries: asked again until the pass has ended
-        thread.join(CANCEL_EVERY_S)
-    if thread.is_alive():
-        log.warning("alerting evaluator pid=%d: its pass did not end in %.0f s; exiting (the "
-                    "server rolls it back)", os.getpid(), STOP_GRACE_S)
-        logging.shutdown()
-        os._exit(0)
-    log.info("alerting evaluator pid=%d: stopped%s", os.getpid(),
-             " (a pass in flight rolled back)" if in_flight else "")
+    try:
+        evaluator.run(stop)
+    except KeyboardInterrupt:
+        log.info("alerting evaluator pid=%d: stopped (a pass in flight rolled back)", os.getpid())
+        evaluator.close()
 
 
 class EvaluatorProcess:
