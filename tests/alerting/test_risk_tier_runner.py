@@ -267,6 +267,6 @@ def test_every_tier_is_at_most_reassess_stale_with_the_ward_at_the_cap_s_bound(
         db.commit()
         tiers = risk_store.stored(db, ids)  # what the hub shows until this sweep
         if len(tiers) == n:
-            worst = max(worst, max(now - t.assessed_at for t in tiers.values()))
+            worst = max(worst, *(now - t.assessed_at for t in tiers.values()))
         scheduler.sweep(db, policy, now)
     assert dt.timedelta(0) < worst <= risk_store.REASSESS
