@@ -71,7 +71,7 @@ def record_many(
     ids = list(dict.fromkeys(patient_ids))
     conn.execute(
         "INSERT INTO audit_log (at, user_id, actor, action, entity, patient_ids, detail) "
-        "SELECT %s, r.user_id, r.actor, %s, %s, %b, r.detail "
+        "SELECT %s, r.user_id, r.actor, %s, %s, %b::bigint[], r.detail "
         "FROM unnest(%s::bigint[], %s::text[], %s::jsonb[]) AS r(user_id, actor, detail)",
         (now, action, entity, ids, [u for u, _, _ in readers], [a for _, a, _ in readers],
          [Jsonb(dict(d)) for _, _, d in readers]),
