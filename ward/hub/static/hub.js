@@ -193,6 +193,12 @@
   var pushedRows = 0;  // rows applied from pushes (read by the browser tests)
   var pendingPushes = [];
 
+  // How many pushes wait for a fetch in flight (read by the browser tests).
+  function markWaiting() {
+    var tbody = document.getElementById("ward-rows");
+    if (tbody) tbody.dataset.pushesWaiting = String(pendingPushes.length);
+  }
+
   // `fresh`: applied as it arrived, so it was read after every event before it and a fetch
   // not yet started for its patients would only bring the same rows again.
   function applyPush(data, fresh) {
@@ -247,6 +253,7 @@
       var pushes = pendingPushes;
       pendingPushes = [];
       pushes.forEach(function (data) { applyPush(data, false); });
+      markWaiting();
       if (pendingAll || pendingAlerts || pendingIds.size) schedule();
     });
   }
@@ -255,7 +262,12 @@
 
   function onWard(data) {
     if (typeof data.rows_html === "string" && rowsStream) {
-      if (flushing) pendingPushes.push(data); else applyPush(data, true);
+      if (flushing) {
+        pendingPushes.push(data);
+        markWaiting();
+      } else {
+        applyPush(data, true);
+      }
       return;
     }
     if (data.type === "resync") { pendingAll = true; }
