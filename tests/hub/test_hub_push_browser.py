@@ -61,7 +61,11 @@ def test_a_push_waits_for_the_fetch_in_flight_and_stays_on_screen(
         old = page.request.get(f"{base}/ward/rows?patient_id={pid}").text()
 
         held: list[Any] = []
-        page.route("**/ward/rows*", lambda route: held.append(route))
+
+        def hold(route: Any) -> None:  # Playwright wants a Python function, not a builtin
+            held.append(route)
+
+        page.route("**/ward/rows*", hold)
         with page.expect_request("**/ward/rows*"):
             notify(db, "device", [pid])  # the page fetches this row (held)
         set_latest(db, pid, "pulse", 131, dt.datetime.now(dt.UTC))
