@@ -200,3 +200,24 @@ def test_each_stream_a_push_reaches_is_audited_before_it_is_sent(
     rows = db.execute("SELECT patient_ids FROM audit_log WHERE detail ->> 'pushed' = 'true' "
                       "AND patient_ids = %s::bigint[]", ([other],)).fetchall()
     assert len(rows) == 2
+
+
+def test_a_batch_over_the_render_budget_is_sent_plain_and_fetched(
+    db: Conn, admit: Callable[..., int], hub: tuple[str, Any], poll: Callable[..., None],
+) -> None:
+    """Rows expected to render past `push.BUDGET_MS` go out as the plain event (the page
+    fetches them, as before the push): neither rows nor a pushed audit row."""
+    from ward.hub import push
+
+    base, app = hub
+    pid = admit()
+    token = token_of(base, db, "nurse", Role.HUB_NURSE)
+    stream = open_stream(base, token, poll, app, rows=True)
+    app.state.pusher.row_ms = push.BUDGET_MS + 1  # one row is already over the budget
+    set_latest(db, pid, "pulse", 99, NOW - dt.timedelta(seconds=5))
+    readings_event(db, [pid])
+    assert "rows_html" not in stream.next_readings([pid])
+    assert app.state.pusher.fallbacks >= 1
+    assert db.execute("SELECT count(*) FROM audit_log WHERE detail ->> 'pushed' = 'true'"
+                      ).fetchone() == (0,)
+    db.commit()

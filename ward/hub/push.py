@@ -12,7 +12,9 @@ fetches what it names), in the order the listener heard it.
 
 One batch at a time (`Pusher.run`): every event that arrived meanwhile joins the next
 batch, so under load batches grow instead of queueing, and the work per event (one
-snapshot, one rendering, one audit statement) stays bounded by the build time.
+snapshot, one rendering, one audit statement) stays bounded by the build time. Rendering
+rows as HTML is the cost (~1-3 ms a row): a batch expected to take longer than `BUDGET_MS`
+is sent as the plain event and fetched, as before the push (see there).
 
 Audit: a pushed row is a read of the patient's record, as its fetch was. Each batch writes,
 in one statement and before anything is sent, one `audit_log` row per receiving stream
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from typing import Any
 
 from ward.hub import audit, auth, events
@@ -45,6 +48,15 @@ INTAKE_LIMIT = 4096
 # Patients in one pushed batch at most (the fetch's limit, `/ward/rows`' max_length); a
 # larger batch is sent as the plain event and fetched.
 MAX_ROWS = 500
+# Rendering is the cost: a row of HTML took 1-3 ms of Jinja here (100 rows 250-400 ms at load
+# 12, /tmp timing of `pages.rows_context` + render, 2026-12-02), and `bench_latency` at 2,000
+# msgs/s over 1,000 patients with every batch pushed gave p99 20 s (10 batches in 20 s). A
+# batch whose rows are expected (`row_ms`, learnt from the builds so far) to take longer than
+# this is sent as the plain event instead, so the page fetches it as it did before the push:
+# never slower than that, and while the plain events flow every row stream sees them at once.
+BUDGET_MS = 150.0
+# The first estimate of one row's build (before any build was timed), ms.
+FIRST_ROW_MS = 1.0
 
 
 class Pusher:
@@ -55,6 +67,9 @@ class Pusher:
         self._intake: asyncio.Queue[WardEvent] = asyncio.Queue()
         self.batches = 0  # batches pushed (for tests and figures)
         self.fallbacks = 0  # batches sent as plain events instead
+        # One row's rows_context + rendering, ms (moving average over the builds; the
+        # batch's fixed cost, its few queries, is left out so small batches do not inflate it).
+        self.row_ms = FIRST_ROW_MS
 
     def feed(self, event: WardEvent) -> None:
         """Broadcaster sink: every event, in order, for the streams that take rows."""
@@ -83,7 +98,8 @@ class Pusher:
         audited: set[Subscriber] = set()
         subs = broadcaster.row_subscribers()
         resync = any(e.type == "resync" for e in others)
-        if ids and subs and not resync and len(ids) <= MAX_ROWS:
+        if (ids and subs and not resync and len(ids) <= MAX_ROWS
+                and len(ids) * self.row_ms <= BUDGET_MS):
             try:
                 pushed, audited = await asyncio.to_thread(self._build, list(ids), subs)
             except Exception:
@@ -112,9 +128,12 @@ class Pusher:
             allowed = [s for s in subs if s.token_digest is not None and s.token_digest in live]
             if not allowed:
                 return None, set()
+            started = time.perf_counter()
             view, context = pages.rows_context(app.state.ward_cache, conn, now,
                                                app.state.settings, ids)
             html = app.state.templates.get_template(pages.ROWS_TEMPLATE).render(context)
+            took = (time.perf_counter() - started) * 1000 / max(len(ids), 1)
+            self.row_ms = 0.7 * self.row_ms + 0.3 * took
             audit.record_many(
                 conn, [(s.user_id, s.actor, {"subset": True, "pushed": True, "stream": s.number})
                        for s in allowed],
