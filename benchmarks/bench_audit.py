@@ -7,12 +7,7 @@ transaction as in a request, for: the old row (a count in `detail`), and the new
 N patient ids (default 1,000, a full ward view). Prints per-call p50/p95 in ms for each, in
 alternating rounds so load on the machine hits both alike.
 
-`--streams K` times instead the audit of one pushed batch of rows (`ward.hub.push`) reaching K
-open streams: one `audit.record_many` statement writing K rows vs K `audit.record` calls, each
-batch one committed transaction, N patient ids per row (try --patients 100).
-
 Usage: python benchmarks/bench_audit.py [--patients 1000] [--calls 2000] [--no-gin]
-       [--streams K]
 Uses VW_DATABASE_URL (default: the local server); the schema is dropped afterwards.
 """
 
@@ -23,7 +18,6 @@ import datetime as dt
 import os
 import statistics
 import time
-from typing import Any
 
 import psycopg
 
@@ -44,8 +38,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--no-gin", action="store_true",
                         help="drop the GIN index first, to see its share of the cost")
-    parser.add_argument("--streams", type=int, default=0,
-                        help="time a pushed batch's audit for this many streams instead")
     args = parser.parse_args()
     base = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     with throwaway_schema(base, "bench_audit_") as (_, url):
@@ -56,9 +48,6 @@ def main() -> None:
             conn.commit()
             ids = list(range(1, args.patients + 1))
             now = dt.datetime.now(dt.UTC)
-            if args.streams:
-                _streams(conn, user, ids, now, args)
-                return
             counts: list[float] = []
             arrays: list[float] = []
             for i in range(args.calls):
@@ -78,29 +67,6 @@ def main() -> None:
         print(f"audit row with a count only:        {_pct(counts)}")
         print(f"audit row with {args.patients:,} patient ids: {_pct(arrays)}")
         print(f"audit_log with indexes after {args.calls:,} rows: {size[0] if size else '?'}")
-
-
-def _streams(conn: psycopg.Connection[Any], user: Any, ids: list[int], now: dt.datetime,
-             args: argparse.Namespace) -> None:
-    readers = [(user.id, user.username, {"subset": True, "pushed": True, "stream": k})
-               for k in range(args.streams)]
-    one: list[float] = []
-    each: list[float] = []
-    for i in range(args.calls):
-        started = time.perf_counter()
-        if i % 2:
-            audit.record_many(conn, readers, "read", "ward", now=now, patient_ids=ids)
-            conn.commit()
-            one.append((time.perf_counter() - started) * 1000)
-        else:
-            for _, _, detail in readers:
-                audit.record(conn, user, "read", "ward", now=now, patient_ids=ids,
-                             detail=detail)
-            conn.commit()
-            each.append((time.perf_counter() - started) * 1000)
-    print(f"pushed batch of {len(ids):,} patients to {args.streams} streams, per batch:")
-    print(f"  one record_many statement: {_pct(one)}")
-    print(f"  {args.streams} record calls:          {_pct(each)}")
 
 
 if __name__ == "__main__":

@@ -28,13 +28,8 @@ Measured:
 (b) publish → SSE event: a probe's publish → the `readings` event naming its patient on the
     hub's `/api/events` stream (an HTTP SSE client, as the browser's EventSource);
 (c) publish → row fetched: (b) plus the fetch of that row (`/api/ward?patient_id=`) showing
-    the new value, as the browser's page did (the client fetches every row the plain events
+    the new value, as the browser's page does next (the client fetches every row the events
     name, as the page does, so the hub carries a browser's real load);
-(c') publish → row pushed: the stream is opened as the ward page opens it (`?rows=1`,
-    ward.hub.push); the first `readings` event whose pushed rows (`rows_html`) show the
-    probe's reading (its row's `data-last-at` reaches the publish stamp) — the row in the
-    browser's hands with no fetch. Code without the push ignores `rows=1` and sends plain
-    events, which are fetched as in (c): run `--code <main> --code .` for before/after;
 (d) publish → alert pushed: an alert probe's trigger → the hub's `alert` SSE event for it.
 Printed as p50/p95/p99/max with the achieved publish rate and the machine's load average.
 Not a test: figures depend on the machine; compare runs of one invocation.
@@ -205,13 +200,8 @@ class Listener(threading.Thread):
                             self.readings[pid].append(t)
 
 
-# A pushed row's id and the instant of its newest NEWS2 reading (ward/hub/templates/_ward_row.html).
-PUSHED_ROW = re.compile(r'<tr id="p-(\d+)"[^>]*?data-last-at="([^"]*)"')
-
-
 class SseClient(threading.Thread):
-    """The hub's `/api/events` as the ward page's EventSource (`?rows=1`: rows pushed), and
-    the page's row fetches for the events that carry no rows."""
+    """The hub's `/api/events` as a browser's EventSource, and the page's row fetches."""
 
     def __init__(self, base: str, token: str, probe_pids: set[int]) -> None:
         super().__init__(daemon=True)
@@ -219,8 +209,6 @@ class SseClient(threading.Thread):
         self.probe_pids = probe_pids
         self.events: list[tuple[float, str, tuple[int, ...]]] = []
         self.rows: list[tuple[float, int, dict[str, str]]] = []  # (fetched, pid, code→at)
-        self.pushed: list[tuple[float, int, str]] = []  # (received, pid, last observation)
-        self.pushes = 0
         self.fetches = 0
         self.open = threading.Event()
         self.done = threading.Event()
@@ -231,7 +219,7 @@ class SseClient(threading.Thread):
         self._fetcher.start()
         with httpx.Client(base_url=self.base, headers=self.headers,
                           timeout=httpx.Timeout(10, read=None)) as client, \
-                client.stream("GET", "/api/events", params={"rows": "1"}) as stream:
+                client.stream("GET", "/api/events") as stream:
             self.open.set()
             for line in stream.iter_lines():
                 if self.done.is_set():
@@ -242,13 +230,6 @@ class SseClient(threading.Thread):
                 data = json.loads(line[6:])
                 pids = tuple(data.get("patient_ids", ()))
                 self.events.append((t, data.get("type", ""), pids))
-                html = data.get("rows_html")
-                if isinstance(html, str):  # pushed: nothing to fetch
-                    self.pushes += 1
-                    for m in PUSHED_ROW.finditer(html):
-                        if int(m.group(1)) in self.probe_pids and m.group(2):
-                            self.pushed.append((t, int(m.group(1)), m.group(2)))
-                    continue
                 for pid in pids:
                     self._fetch.put(pid)
         self._fetch.put(None)
@@ -507,16 +488,6 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
         shown: dict[int, list[tuple[float, dict[str, str]]]] = defaultdict(list)
         for t, pid, latest in sse.rows:
             shown[pid].append((t, latest))
-        pushed: dict[int, list[tuple[float, dt.datetime]]] = defaultdict(list)
-        for t, pid, last in sse.pushed:
-            pushed[pid].append((t, dt.datetime.fromisoformat(last)))
-        push_ms = []
-        for t_pub, pid in probe_sent:
-            stamp = dt.datetime.fromtimestamp(t_pub, dt.UTC) - dt.timedelta(microseconds=1)
-            for t, last in pushed.get(pid, []):
-                if t >= t_pub and last >= stamp:
-                    push_ms.append((t - t_pub) * 1000)
-                    break
         row_ms = []
         for t_pub, pid in probe_sent:
             stamp = dt.datetime.fromtimestamp(t_pub, dt.UTC)
@@ -553,12 +524,11 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
             (e - at_commit[(pid, p)]) * 1000 for p, pid, e in match_first_after(
                 probe_sent, readings_ev) if (pid, p) in at_commit], len(committed)))
         print(summary("(c) publish → row fetched with value  ", row_ms, len(probe_sent)))
-        print(summary("(c') publish → row pushed with value  ", push_ms, len(probe_sent)))
         split("(d) publish → SSE alert event         ", match_first_after(trig_sent, alert_ev),
               len(trig_sent), receipt, device_of)
         resyncs = sum(1 for _, kind, _ in sse.events if kind == "resync")
-        print(f"SSE events received {len(sse.events):,} (resync {resyncs}, with pushed rows "
-              f"{sse.pushes:,}); row requests {sse.fetches:,}")
+        print(f"SSE events received {len(sse.events):,} (resync {resyncs}); row requests "
+              f"{sse.fetches:,}")
         patients, gaps = evaluated(logs)
         if gaps:
             print(f"evaluator: {patients:,} patient evaluations in {len(gaps) + 1} passes, "

@@ -61,6 +61,4 @@ def test_every_page_opens_one_event_stream(
             page.goto(base + path)
             expect(page.locator("#live")).to_have_attribute("data-state", "live")
             page.wait_for_load_state("load")
-            # The ward takes pushed rows on its one stream (ward.hub.push); the rest fetch.
-            want = "/api/events?rows=1" if path == "/" else "/api/events"
-            assert page.evaluate("window.__streams") == [want], path
+            assert page.evaluate("window.__streams") == ["/api/events"], path

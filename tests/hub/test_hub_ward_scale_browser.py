@@ -141,14 +141,8 @@ def test_ward_of_200_patients_has_fixed_rows_visible_alerts_and_filters(
         # each changed row is highlighted at most once.
         page.set_viewport_size({"width": 1280, "height": 800})
         before = page.evaluate("document.documentElement.scrollHeight")
-        # Rows put in with the highlight (hub.js adds class `flash`), counted as they are
-        # inserted: headless Chromium on a loaded machine may not dispatch `animationstart`
-        # before a pushed row (ward.hub.push) is replaced by the next push.
-        page.evaluate("window.flashes = 0; new MutationObserver(ms => ms.forEach(m => "
-                      "m.addedNodes.forEach(n => { if (n.classList && n.classList.contains("
-                      "'flash') && !n.dataset.counted) { n.dataset.counted = '1'; "
-                      "window.flashes++; } }))).observe(document.getElementById('ward-rows'), "
-                      "{childList: true})")
+        page.evaluate("window.flashes = 0; document.getElementById('ward-rows')"
+                      ".addEventListener('animationstart', () => window.flashes++)")
         changed = ids[:40]
         first = page.locator(f"#p-{changed[0]} td.vitals").inner_text()
         for step in range(5):

@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ward.hub import auth, csrf, events, limits, problems, push, templating, wardcache
+from ward.hub import auth, csrf, events, limits, problems, templating, wardcache
 from ward.hub.routers import (
     admissions,
     alerts,
@@ -166,15 +166,11 @@ def create_app(
             asyncio.create_task(events.listen(conninfo, app.state.broadcaster),
                                 name="vw-events-listener"),
             asyncio.create_task(_refresh_ward(app), name="vw-ward-refresh"),
-            asyncio.create_task(app.state.pusher.run(), name="vw-ward-push"),
         ]
-        if listen:
-            app.state.broadcaster.rows_sink = app.state.pusher.feed
         app.state.listener = tasks[0] if tasks else None
         try:
             yield
         finally:
-            app.state.broadcaster.rows_sink = None
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -195,7 +191,6 @@ def create_app(
     app.state.ward_cache = wardcache.WardCache(
         enabled=lambda: listen and app.state.broadcaster.listening.is_set())
     app.state.broadcaster.add_hook(app.state.ward_cache.on_event)
-    app.state.pusher = push.Pusher(app)
     app.state.templates = templating.build(settings)
     problems.install(app)
     for module in (health, session, patients, admissions, devices, readings, observations,

@@ -12,7 +12,6 @@ import datetime as dt
 import enum
 import hashlib
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,23 +129,6 @@ def user_for_token(conn: Conn, token: str, *, now: dt.datetime) -> User | None:
     if row is None:
         return None
     return User(int(row[0]), str(row[1]), str(row[2]), Role(row[3]))
-
-
-def token_digest(token: str) -> bytes:
-    """What `hub_sessions` keeps of a token (its digest, never the token)."""
-    return _digest(token)
-
-
-def live_digests(conn: Conn, digests: Iterable[bytes], *, now: dt.datetime) -> set[bytes]:
-    """Of these token digests, those of live (unexpired, unrevoked, active user) sessions:
-    one query for every stream a batch of rows is pushed to (`ward.hub.push`)."""
-    wanted = list(dict.fromkeys(digests))
-    if not wanted:
-        return set()
-    return {bytes(row[0]) for row in conn.execute(
-        "SELECT s.token_hash FROM hub_sessions s JOIN users u ON u.id = s.user_id "
-        "WHERE s.token_hash = ANY(%s) AND s.expires_at > %s AND s.revoked_at IS NULL "
-        "AND u.active", (wanted, now))}
 
 
 def revoke_token(conn: Conn, token: str, *, now: dt.datetime) -> None:

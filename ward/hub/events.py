@@ -3,10 +3,8 @@
 The gateway and the alerting runner `NOTIFY vw_events` inside their writing transactions, so
 an event arrives only once its data is committed. One async psycopg connection per process
 listens; each open browser tab holds a small queue here. Nothing polls: a tab is told which
-patients changed and fetches just those rows — or, for a stream opened with `rows=1` (the
-ward dashboard), is sent the changed rows themselves by `ward.hub.push` (no round trip; see
-there for how a pushed row is audited). A tab too slow to drain its queue gets a `resync`
-event (reload the whole list) instead of an ever-growing backlog.
+patients changed and fetches just those rows. A tab too slow to drain its queue gets a
+`resync` event (reload the whole list) instead of an ever-growing backlog.
 """
 
 from __future__ import annotations
@@ -45,12 +43,6 @@ class WardEvent:
     type: str
     patient_ids: tuple[int, ...]
     alert_id: int | None = None
-    # Pushed rows (`ward.hub.push`): the `/ward/rows?patient_id=…` fragment of these
-    # patients and the ward's admitted count, exactly what the page would have fetched.
-    rows_html: str | None = None
-    admitted: int | None = None
-    # The SSE text, written once per pushed batch for every stream that sends it.
-    message: str | None = None
 
 
 def parse(payload: str) -> WardEvent | None:
@@ -75,40 +67,13 @@ def parse(payload: str) -> WardEvent | None:
     )
 
 
-@dataclass(eq=False, slots=True)
-class Subscriber:
-    """One open SSE stream. `rows`: it takes pushed rows (the ward dashboard); then every
-    event reaches it through `rows_sink` (the pusher), in order, never directly. `user_id`,
-    `actor` and `token_digest` say whom a push is audited for and whose session must still
-    be live when it is sent."""
-
-    queue: asyncio.Queue[WardEvent]
-    rows: bool = False
-    user_id: int | None = None
-    actor: str = "anonymous"
-    token_digest: bytes | None = None
-    number: int = 0
-
-    def put(self, event: WardEvent) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(WardEvent("resync", ()))
-
-
 class Broadcaster:
     """Fan-out of ward events to subscribers (one per open SSE stream)."""
 
     def __init__(self) -> None:
-        self._subs: set[Subscriber] = set()
+        self._queues: set[asyncio.Queue[WardEvent]] = set()
         self._hooks: list[Callable[[WardEvent], None]] = []
         self.listening = asyncio.Event()
-        # The pusher's intake (`ward.hub.push.Pusher.feed`): every event, in order, for the
-        # streams that take rows. None: no pusher, those streams get plain events.
-        self.rows_sink: Callable[[WardEvent], None] | None = None
-        self._numbers = 0
 
     def add_hook(self, hook: Callable[[WardEvent], None]) -> None:
         """Call `hook` with every event before any stream sees it (the ward cache's
@@ -117,51 +82,34 @@ class Broadcaster:
 
     @property
     def subscribers(self) -> int:
-        return len(self._subs)
-
-    def row_subscribers(self) -> list[Subscriber]:
-        """The open streams that take pushed rows."""
-        return [s for s in self._subs if s.rows]
+        return len(self._queues)
 
     def publish(self, event: WardEvent) -> None:
         for hook in self._hooks:
             hook(event)
-        sink = self.rows_sink
-        pushed = False
-        for sub in list(self._subs):
-            if sub.rows and sink is not None:
-                pushed = True
-            else:
-                sub.put(event)
-        if pushed and sink is not None:
-            sink(event)
+        for queue in list(self._queues):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(WardEvent("resync", ()))
 
     def close(self) -> None:
         """The server is stopping: end every open stream now (browsers will reconnect)."""
-        for sub in list(self._subs):
-            while not sub.queue.empty():
-                sub.queue.get_nowait()
-            sub.queue.put_nowait(WardEvent(CLOSING, ()))
+        for queue in list(self._queues):
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(WardEvent(CLOSING, ()))
 
     @contextlib.contextmanager
-    def subscribe(self, *, rows: bool = False, user_id: int | None = None,
-                  actor: str = "anonymous", token_digest: bytes | None = None) -> Any:
-        """A stream's queue (a `Subscriber` when entered as `subscription`)."""
-        with self.subscription(rows=rows, user_id=user_id, actor=actor,
-                               token_digest=token_digest) as sub:
-            yield sub.queue
-
-    @contextlib.contextmanager
-    def subscription(self, *, rows: bool = False, user_id: int | None = None,
-                     actor: str = "anonymous", token_digest: bytes | None = None) -> Any:
-        self._numbers += 1
-        sub = Subscriber(asyncio.Queue(QUEUE_LIMIT), rows, user_id, actor, token_digest,
-                         self._numbers)
-        self._subs.add(sub)
+    def subscribe(self) -> Any:
+        queue: asyncio.Queue[WardEvent] = asyncio.Queue(QUEUE_LIMIT)
+        self._queues.add(queue)
         try:
-            yield sub
+            yield queue
         finally:
-            self._subs.discard(sub)
+            self._queues.discard(queue)
 
 
 async def listen(conninfo: str, broadcaster: Broadcaster) -> None:
@@ -195,24 +143,15 @@ async def listen(conninfo: str, broadcaster: Broadcaster) -> None:
 
 
 def sse_message(event: WardEvent) -> str:
-    if event.message is not None:
-        return event.message
     data: dict[str, object] = {"type": event.type, "patient_ids": list(event.patient_ids)}
     if event.alert_id is not None:
         data["alert_id"] = event.alert_id
-    if event.rows_html is not None:
-        data["rows_html"] = event.rows_html
-        data["admitted"] = event.admitted
-    # One line: json.dumps escapes the fragment's newlines, and SSE data ends at a newline.
     return f"event: ward\ndata: {json.dumps(data)}\n\n"
 
 
-async def stream(broadcaster: Broadcaster, disconnected: Any, *, rows: bool = False,
-                 user_id: int | None = None, actor: str = "anonymous",
-                 token_digest: bytes | None = None) -> AsyncIterator[str]:
+async def stream(broadcaster: Broadcaster, disconnected: Any) -> AsyncIterator[str]:
     """SSE text for one subscriber until the client goes away."""
-    with broadcaster.subscribe(rows=rows, user_id=user_id, actor=actor,
-                               token_digest=token_digest) as queue:
+    with broadcaster.subscribe() as queue:
         yield "retry: 2000\n: connected\n\n"
         while True:
             try:

@@ -19,7 +19,7 @@ from ward.domain import nhs_number
 from ward.domain.vitals import CATALOGUE, VitalCode, display_unit
 from ward.hub import audit, chart_overlays, charts, observation_tasks, risk, wardcache, wardview
 from ward.hub.auth import User
-from ward.hub.deps import DB, Conn, Now, SettingsDep
+from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.queries import evidence as evidence_queries
 from ward.hub.queries import staff_entries
 from ward.hub.routers.alerts import card_context
@@ -44,11 +44,7 @@ def _base(request: Request, user: User, now: dt.datetime, settings: Settings, ac
 
 def _ward(request: Request, conn: DB, now: dt.datetime, settings: Settings,
           patient_ids: list[int] | None = None) -> wardview.WardView:
-    return _cached_ward(request.app.state.ward_cache, conn, now, settings, patient_ids)
-
-
-def _cached_ward(cache: wardcache.WardCache, conn: Conn, now: dt.datetime, settings: Settings,
-                 patient_ids: list[int] | None = None) -> wardview.WardView:
+    cache: wardcache.WardCache = request.app.state.ward_cache
     snap = cache.snapshot(conn, now=now, beds=settings.ward_beds, patient_ids=patient_ids)
     return wardview.WardView(snap.rows_at(now), snap.admitted, snap.beds)
 
@@ -90,32 +86,18 @@ def ward_rows(
                           Query(max_length=500)] = None,
 ) -> Response:
     """Rows of the named patients (all when none named); rows no longer admitted are marked."""
-    view, context = rows_context(request.app.state.ward_cache, conn, now, settings, patient_id)
+    view, tiers = _tiers(conn, _ward(request, conn, now, settings, patient_id))
+    shown = {r.patient_id for r in view.rows}
+    gone = sorted(set(patient_id or ()) - shown)
     audit.record(conn, user, "read", "ward", now=now,
                  patient_ids=[r.patient_id for r in view.rows],
                  detail={"subset": patient_id is not None})
-    response = render(request, ROWS_TEMPLATE, {**context, "request": request})
+    response = render(request, "_ward_rows.html", {
+        **_base(request, user, now, settings, "ward"), "rows": view.rows, "gone": gone,
+        "tiers": tiers,
+        "spark_start": now - wardview.SPARK_WINDOW, "full": patient_id is None})
     response.headers["X-Ward-Admitted"] = str(view.admitted)
     return response
-
-
-# The ward rows fragment: fetched by the page (`/ward/rows`) and pushed (`ward.hub.push`).
-ROWS_TEMPLATE = "_ward_rows.html"
-
-
-def rows_context(cache: wardcache.WardCache, conn: Conn, now: dt.datetime, settings: Settings,
-                 patient_ids: list[int] | None) -> tuple[wardview.WardView, dict[str, Any]]:
-    """The rows fragment's view and template context. Nothing in it depends on who asks (a
-    row names who acknowledged its alerts; the page marks "mine" itself, static/hub.js), so
-    one rendering serves every stream a batch is pushed to, and equals what `/ward/rows`
-    returns for the same patients at the same instant."""
-    view, tiers = _tiers(conn, _cached_ward(cache, conn, now, settings, patient_ids))
-    shown = {r.patient_id for r in view.rows}
-    gone = sorted(set(patient_ids or ()) - shown)
-    return view, {
-        "now": now, "active": "ward", "beds": settings.ward_beds, "nhs": nhs_number.display,
-        "rows": view.rows, "gone": gone, "tiers": tiers,
-        "spark_start": now - wardview.SPARK_WINDOW, "full": patient_ids is None}
 
 
 def _shown(cards: dict[str, Any]) -> list[Any]:

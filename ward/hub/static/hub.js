@@ -5,11 +5,7 @@
  * `ward` events, and tells them when it reconnected (anything may have changed meanwhile).
  * An event names the patients that changed; the page
  * fetches just those rows as HTML (/ward/rows?patient_id=…), swaps them in and re-sorts the
- * table by acuity (band, NEWS2 total, longest without observations). The ward page opens
- * its stream with ?rows=1: a `readings` event then carries that fragment itself (rows_html,
- * admitted; ward/hub/push.py) and the rows are swapped in with no request. A push never
- * overtakes a fetch in flight (it waits for it); one without rows_html is fetched as before,
- * and a gap (reconnect) or a resync still reloads the whole list. Alert events refresh
+ * table by acuity (band, NEWS2 total, longest without observations). Alert events refresh
  * the alert cards through alerts.js (window.vwAlerts, the one module that shows and acts on
  * episodes); forms are sent through forms.js. The only timer is a local one-second tick for
  * escalation countdowns; it never touches the network.
@@ -101,11 +97,7 @@
     risk: function (row, v) { return row.dataset.risk === v; },
     overdue: function (row) { return row.dataset.overdue === "1"; },
     device: function (row) { return row.dataset.deviceProblem === "1"; },
-    // Rows name who acknowledged their alerts (the same fragment goes to every user).
-    mine: function (row) {
-      var me = document.body.dataset.user;
-      return !!me && (row.dataset.ackedBy || "").split(" ").indexOf(me) >= 0;
-    }
+    mine: function (row) { return row.dataset.mine === "1"; }
   };
 
   function filterValues() {
@@ -154,61 +146,37 @@
     if (ids) url += "?" + ids.map(function (id) { return "patient_id=" + id; }).join("&");
     return fetchHtml(url).then(function (r) {
       var admitted = r.headers.get("X-Ward-Admitted");
-      return r.text().then(function (html) { applyRows(tbody, html, admitted, !ids); });
+      return r.text().then(function (html) {
+        var rows = parseRows(html);
+        if (!ids) tbody.innerHTML = "";
+        rows.forEach(function (row) {
+          var old = document.getElementById(row.id);
+          if (row.dataset.gone) { if (old) old.remove(); return; }
+          var only = (tbody.dataset.tiers || "").split(" ").filter(Boolean);
+          var badge = row.querySelector("td.tier .badge");
+          if (only.length && !(badge && only.indexOf(badge.textContent) >= 0)) {
+            if (old) old.remove();
+            return;
+          }
+          highlight(row, old);
+          applyFilters(row);
+          if (old) old.replaceWith(row); else tbody.appendChild(row);
+        });
+        sortWard(tbody);
+        countShown(tbody);
+        [["stat-high", "tr.patient.risk-high"], ["stat-medium", "tr.patient.risk-medium"],
+         ["stat-overdue", "tr.patient.overdue"]].forEach(function (pair) {
+          var stat = document.getElementById(pair[0]);
+          if (stat) stat.textContent = tbody.querySelectorAll(pair[1]).length;
+        });
+        var el = document.getElementById("admitted");
+        if (el && admitted !== null) el.textContent = admitted;
+        var upd = document.getElementById("updated");
+        // The hub's zone (Europe/London), not the browser's: times on screen agree.
+        if (upd) upd.textContent = new Date().toLocaleTimeString("en-GB",
+          { timeZone: document.body.dataset.tz || "Europe/London" });
+      });
     });
-  }
-
-  // Rows of the fragment (fetched or pushed) into the table, re-sorted and re-counted.
-  function applyRows(tbody, html, admitted, full) {
-    var rows = parseRows(html);
-    if (full) tbody.innerHTML = "";
-    rows.forEach(function (row) {
-      var old = document.getElementById(row.id);
-      if (row.dataset.gone) { if (old) old.remove(); return; }
-      var only = (tbody.dataset.tiers || "").split(" ").filter(Boolean);
-      var badge = row.querySelector("td.tier .badge");
-      if (only.length && !(badge && only.indexOf(badge.textContent) >= 0)) {
-        if (old) old.remove();
-        return;
-      }
-      highlight(row, old);
-      applyFilters(row);
-      if (old) old.replaceWith(row); else tbody.appendChild(row);
-    });
-    sortWard(tbody);
-    countShown(tbody);
-    [["stat-high", "tr.patient.risk-high"], ["stat-medium", "tr.patient.risk-medium"],
-     ["stat-overdue", "tr.patient.overdue"]].forEach(function (pair) {
-      var stat = document.getElementById(pair[0]);
-      if (stat) stat.textContent = tbody.querySelectorAll(pair[1]).length;
-    });
-    var el = document.getElementById("admitted");
-    if (el && admitted !== null) el.textContent = admitted;
-    var upd = document.getElementById("updated");
-    // The hub's zone (Europe/London), not the browser's: times on screen agree.
-    if (upd) upd.textContent = new Date().toLocaleTimeString("en-GB",
-      { timeZone: document.body.dataset.tz || "Europe/London" });
-  }
-
-  var pushedRows = 0;  // rows applied from pushes (read by the browser tests)
-  var pendingPushes = [];
-
-  // How many pushes wait for a fetch in flight (read by the browser tests).
-  function markWaiting() {
-    var tbody = document.getElementById("ward-rows");
-    if (tbody) tbody.dataset.pushesWaiting = String(pendingPushes.length);
-  }
-
-  // `fresh`: applied as it arrived, so it was read after every event before it and a fetch
-  // not yet started for its patients would only bring the same rows again.
-  function applyPush(data, fresh) {
-    var tbody = document.getElementById("ward-rows");
-    if (!tbody) return;
-    if (fresh) (data.patient_ids || []).forEach(function (id) { pendingIds.delete(id); });
-    applyRows(tbody, data.rows_html, data.admitted === null || data.admitted === undefined
-      ? null : String(data.admitted), false);
-    pushedRows += (data.patient_ids || []).length;
-    tbody.dataset.pushed = String(pushedRows);
   }
 
   // The cards (ward queue, alerts page, patient page) and the badge: alerts.js's.
@@ -249,11 +217,6 @@
     flushing = true;
     Promise.all(work).catch(function (e) { console.warn("update failed", e); }).then(function () {
       flushing = false;
-      // Pushes that came while fetching, in order: never before the fetch they may follow.
-      var pushes = pendingPushes;
-      pendingPushes = [];
-      pushes.forEach(function (data) { applyPush(data, false); });
-      markWaiting();
       if (pendingAll || pendingAlerts || pendingIds.size) schedule();
     });
   }
@@ -261,15 +224,6 @@
   function schedule() { if (!timer) timer = setTimeout(flush, COALESCE_MS); }
 
   function onWard(data) {
-    if (typeof data.rows_html === "string" && rowsStream) {
-      if (flushing) {
-        pendingPushes.push(data);
-        markWaiting();
-      } else {
-        applyPush(data, true);
-      }
-      return;
-    }
     if (data.type === "resync") { pendingAll = true; }
     (data.patient_ids || []).forEach(function (id) { pendingIds.add(id); });
     if (data.type === "alert" || data.type === "resync" || data.type === "score") pendingAlerts = true;
@@ -278,14 +232,12 @@
 
   // The page's one stream: opened by the first subscriber, shared by all of them.
   var streamSource = null;
-  // The ward page takes pushed rows (the other pages fetch what an event names).
-  var rowsStream = page === "ward" && !patientId && !!document.getElementById("ward-rows");
   var eventSubscribers = [];
   var reopenSubscribers = [];
 
   function openStream() {
     if (streamSource) return;
-    streamSource = new EventSource(rowsStream ? "/api/events?rows=1" : "/api/events");
+    streamSource = new EventSource("/api/events");
     var everOpen = false;
     streamSource.addEventListener("open", function () {
       setLive("live", "live");
