@@ -15,10 +15,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from alerting import store
+from alerting import store, worker
 from alerting.evaluator import Evaluator
+from alerting.policy import policy_path
 from alerting.runner import evaluate_after_commit
 from ward.db import alerting_queue
+from ward.settings import Settings
 
 SICK = {"spo2": 90, "pulse": 125, "resp_rate": 26, "temperature": 36.8, "systolic_bp": 125,
         "on_oxygen": 0, "consciousness": 0}  # NEWS2 3 + 2 + 3 = 8: high
@@ -180,10 +182,9 @@ CREATE TRIGGER stop_audit AFTER INSERT OR DELETE ON alerting_queue
     FOR EACH ROW EXECUTE FUNCTION stop_audit();
 """
 STOPS = 20
-# Lines that must never appear in the log of a stopped `vward alerting`: psycopg's own
-# "error ignored in rollback" / "error ignored terminating" WARNINGs and a traceback anywhere,
-# and from the stop on (the policy's startup WARNINGs about unset notifiers come before it)
-# nothing above INFO.
+# Lines that must never appear in the log of a stopped evaluator child: psycopg's own
+# "error ignored in rollback" / "error ignored terminating" WARNINGs, a traceback, anything
+# above INFO.
 NOISE = re.compile(r"logger=psycopg|error ignored|Traceback")
 LOUD = re.compile(r"level=(WARNING|ERROR|CRITICAL)")
 
@@ -195,16 +196,16 @@ def _taken(db_url: str) -> int:
 
 
 def test_an_evaluator_whose_queue_always_has_work_stops_quietly_every_time(
-    db: psycopg.Connection[Any], db_url: str, to_url: Any, start_service: Any, poll: Any,
+    db: psycopg.Connection[Any], db_url: str, poll: Any, capfd: pytest.CaptureFixture[str],
     add_patients: Any, readings: Any, write_readings: Any,
 ) -> None:
     """Stopped again and again while passes follow one another (the queue is never empty),
-    the evaluator either finishes its pass or abandons it with the pass's transaction rolled
-    back, exits, and logs nothing above INFO; every queue row is either still queued or was
-    taken by a pass that committed. The old stop raised KeyboardInterrupt wherever SIGTERM
-    landed: inside psycopg's transaction or pipeline code it logged "error ignored in rollback"
-    / "savepoint … does not exist" WARNINGs (a race, hence many stops, each at a random point
-    of a pass)."""
+    the evaluator child (`vward alerting`'s, run here by its supervisor `EvaluatorProcess`)
+    either finishes its pass or abandons it with the pass's transaction rolled back, exits,
+    and logs nothing above INFO; every queue row is either still queued or was taken by a pass
+    that committed. The old stop raised KeyboardInterrupt wherever SIGTERM landed: inside
+    psycopg's transaction or pipeline code it logged "error ignored in rollback" / "error
+    ignored terminating" WARNINGs (a race, hence many stops, each at a random point)."""
     db.execute(AUDIT)
     db.commit()
     now = dt.datetime.now(dt.UTC)
@@ -225,18 +226,19 @@ def test_an_evaluator_whose_queue_always_has_work_stops_quietly_every_time(
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     noisy: list[list[str]] = []  # per stop
+    settings = Settings(log_level="INFO")
     try:
         for _ in range(STOPS):
             before = _taken(db_url)
-            service = _start_alerting(start_service, to_url, db_url)
+            child = worker.EvaluatorProcess(db_url, settings, str(policy_path()))
+            child.start()
             poll(lambda b=before: _taken(db_url) > b, 60, "the evaluator to commit a pass")
             threading.Event().wait(rng.uniform(0, 0.3))  # a random point of a later pass
-            assert service.stop() == 0
-            log = service.log()
+            child.stop()
+            log = capfd.readouterr().err
             assert re.search(r"alerting evaluator pid=\d+: stopped", log), log
-            stopping = log.index("stopping")
-            noisy.append([line for i, line in enumerate(log.splitlines()) if NOISE.search(line)
-                          or (i >= log.count("\n", 0, stopping) and LOUD.search(line))])
+            noisy.append([line for line in log.splitlines()
+                          if NOISE.search(line) or LOUD.search(line)])
     finally:
         feeding.set()
         feeder.join(10)
