@@ -195,6 +195,7 @@ def _taken(db_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+@pytest.mark.timeout(600)  # 20 child starts: about a minute here, four at a load of 10
 def test_an_evaluator_whose_queue_always_has_work_stops_quietly_every_time(
     db: psycopg.Connection[Any], db_url: str, poll: Any, capfd: pytest.CaptureFixture[str],
     add_patients: Any, readings: Any, write_readings: Any,
@@ -233,7 +234,7 @@ def test_an_evaluator_whose_queue_always_has_work_stops_quietly_every_time(
             child = worker.EvaluatorProcess(db_url, settings, str(policy_path()))
             child.start()
             poll(lambda b=before: _taken(db_url) > b, 60, "the evaluator to commit a pass")
-            threading.Event().wait(rng.uniform(0, 0.3))  # a random point of a later pass
+            threading.Event().wait(rng.uniform(0, 0.1))  # a random point of a later pass
             child.stop()
             log = capfd.readouterr().err
             assert re.search(r"alerting evaluator pid=\d+: stopped", log), log
