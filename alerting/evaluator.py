@@ -74,6 +74,9 @@ class Evaluator:
         self._take_rows = take_rows
         self._conn: Conn | None = None
         self._listen: Conn | None = None
+        # The server process of the evaluation connection, None while there is none: read by
+        # another thread (alerting.worker cancels a stopping pass's statement by it).
+        self.backend_pid: int | None = None
 
     # database -----------------------------------------------------------------------------
 
@@ -84,9 +87,11 @@ class Evaluator:
             self._listen = psycopg.connect(self._conninfo, autocommit=True,
                                            application_name="vw-alerting-listen")
             channels.listen(self._listen, alerting_queue.CHANNEL)
+            self.backend_pid = self._conn.info.backend_pid
         return self._conn
 
     def close(self) -> None:
+        self.backend_pid = None
         for conn in (self._conn, self._listen):
             if conn is not None:
                 with contextlib.suppress(psycopg.Error):  # closing a broken socket

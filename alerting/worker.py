@@ -25,11 +25,14 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
-from types import FrameType
+from typing import LiteralString
+
+import psycopg
 
 from alerting import runner, store
 from alerting.evaluator import Evaluator
 from alerting.policy import configured_policy
+from ward.db import alerting_queue
 from ward.logformat import formatter
 from ward.settings import Settings
 
@@ -45,42 +48,111 @@ HEALTHY_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
 
+# The signals that stop a child. Blocked in every thread and taken by one thread with
+# sigtimedwait, never by a handler: a handler raising KeyboardInterrupt (as before) landed
+# inside psycopg's transaction and pipeline code, which then logged "error ignored in
+# rollback" / "error ignored terminating" WARNINGs (tests/alerting/test_evaluator_process.py).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+# A child asked to stop lets its pass finish (a pass is bounded: `evaluator.TAKE_ROWS`), but
+# cancels a statement of it that has waited this long on a lock (a patient's evaluation lock
+# held by a slow sweep chunk or another process: such a wait has no bound of its own).
+LOCK_WAIT_S = 0.5
+# How often the stopping thread looks at the pass.
+STOP_POLL_S = 0.05
+# A pass still running after this (2 s before the supervisor's kill) is abandoned by exiting:
+# the server rolls back what the closed session held.
+STOP_GRACE_S = STOP_TIMEOUT_S - 2.0
+
+# The evaluation connection's statement, cancelled only when it waits on a lock, has done so
+# for `LOCK_WAIT_S` and is not psycopg's own transaction control, and at most once per
+# statement (`query_start`). Why so narrow: a cancel is a signal to the server process, so it
+# lands on whatever statement runs when it arrives. On SAVEPOINT it leaves psycopg to roll back
+# to a savepoint that was never made ("savepoint _pg3_3 does not exist", the WARNING that got
+# the previous query-cancel stop reverted); on a statement whose error psycopg reads inside a
+# pipeline block, the block's exit reports the aborted rest as a WARNING. A statement waiting
+# on a lock is none of those: its error is read where the pass waits (a plain statement, or the
+# pipeline's exit, not its block), each enclosing savepoint exists and rolls back, and the
+# pass's outermost transaction rolls back (`Evaluator.run` ends on it quietly when stopping).
+_CANCEL_LOCK_WAIT: LiteralString = (
+    "SELECT query_start, pg_cancel_backend(pid) FROM pg_stat_activity "
+    "WHERE pid = %s AND state = 'active' AND wait_event_type = 'Lock' "
+    "AND query_start < clock_timestamp() - %s * interval '1 second' "
+    "AND query_start IS DISTINCT FROM %s "
+    "AND query !~* '^[[:space:]]*(savepoint|release|rollback|commit|begin|end)([^a-z_]|$)'")
+
+
 def child_main(conninfo: str, settings: Settings, policy_file: str, parent: int) -> None:
-    """Entry point of the evaluator process (spawned: a fresh interpreter)."""
+    """Entry point of the evaluator process (spawned: a fresh interpreter).
+
+    The evaluator runs on this (main) thread and is never interrupted; a second thread waits
+    for a stop signal or the parent's end, then asks the loop to stop: the pass in flight
+    commits, or, waiting on a lock, has its statement cancelled and rolls back whole, so the
+    queue rows it took stay queued for the next evaluator.
+    """
+    # Blocked before any thread starts, so every thread inherits the mask and none is
+    # interrupted; the stopping thread collects them with sigtimedwait.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(settings.log_format))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        # Abandon the pass in flight rather than finish it: a pass over a busy ward (or one
-        # waiting on a patient's lock) may outlast STOP_TIMEOUT_S, and the supervisor would
-        # kill it anyway. KeyboardInterrupt is what psycopg answers by cancelling the query
-        # in the server; the transaction rolls back, so the queue rows taken stay queued for
-        # the next evaluator (exactly-once does not depend on how the child ends).
-        del signum, frame
-        stop.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    done = threading.Event()
     policy = configured_policy(settings, policy_file)
-
-    def _watch_parent() -> None:
-        while not stop.wait(PARENT_CHECK_S):
-            if os.getppid() != parent:
-                log.warning("alerting evaluator: parent %d is gone; stopping", parent)
-                stop.set()
-
-    threading.Thread(target=_watch_parent, name="vw-parent-watch", daemon=True).start()
     # Open episodes decoded once and kept while their rows are unchanged (store.EpisodeCache).
     evaluator = Evaluator(conninfo, functools.partial(runner.evaluate_after_commit, policy=policy,
                                                       cache=store.EpisodeCache()))
+    cancelled: list[bool] = []
+    stopper = threading.Thread(target=_stop_when_asked, args=(evaluator, conninfo, parent),
+                               kwargs={"stop": stop, "done": done, "cancelled": cancelled},
+                               name="vw-eval-stop", daemon=True)
+    stopper.start()
     try:
         evaluator.run(stop)
-    except KeyboardInterrupt:
-        log.info("alerting evaluator pid=%d: stopped (a pass in flight rolled back)", os.getpid())
-        evaluator.close()
+    finally:
+        done.set()
+    stopper.join(STOP_TIMEOUT_S)
+    log.info("alerting evaluator pid=%d: stopped%s", os.getpid(),
+             " (a pass in flight rolled back)" if cancelled else "")
+
+
+def _stop_when_asked(evaluator: Evaluator, conninfo: str, parent: int, *, stop: threading.Event,
+                     done: threading.Event, cancelled: list[bool]) -> None:
+    """Wait for a stop signal (or the parent's end), stop the loop, and see its pass out."""
+    while not done.is_set():
+        if signal.sigtimedwait(STOP_SIGNALS, PARENT_CHECK_S) is not None:
+            break
+        if os.getppid() != parent:
+            log.warning("alerting evaluator: parent %d is gone; stopping", parent)
+            break
+    else:
+        return
+    stop.set()
+    deadline = time.monotonic() + STOP_GRACE_S
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=2,
+                             application_name="vw-alerting-stop") as conn:
+            # Wakes a loop waiting for work (its LISTEN) at once; other evaluators of the
+            # schema look at the queue once more, which costs them one empty take.
+            conn.execute("SELECT pg_notify(vw_channel(%s), '')", (alerting_queue.CHANNEL,))
+            seen: object = None
+            while not done.wait(STOP_POLL_S) and time.monotonic() < deadline:
+                pid = evaluator.backend_pid
+                if pid is None:
+                    continue
+                row = conn.execute(_CANCEL_LOCK_WAIT, (pid, LOCK_WAIT_S, seen)).fetchone()
+                if row is not None:
+                    seen = row[0]
+                    cancelled.append(True)
+                    log.info("alerting evaluator pid=%d: stopping; cancelled the pass's "
+                             "statement waiting on a lock", os.getpid())
+    except psycopg.Error as exc:  # no database: the pass cannot go on either, and ends by itself
+        log.info("alerting evaluator pid=%d: stopping without a database (%s)", os.getpid(),
+                 type(exc).__name__)
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        log.warning("alerting evaluator pid=%d: its pass did not end in %.0f s; exiting (the "
+                    "server rolls it back)", os.getpid(), STOP_GRACE_S)
+        logging.shutdown()
+        os._exit(0)
 
 
 class EvaluatorProcess:

@@ -16,7 +16,10 @@ checkout sees the same data.
 
 Printed per checkout: the evaluator's CPU (this process's user + system time around the
 evaluation calls only, the first pass — a cold cache — excluded) per patient evaluated, the
-wall time per pass, and this process's RSS before the first and after the last pass. With
+wall time per pass, this process's RSS before the first and after the last pass and the median
+RSS of the first → last third of passes, and the readings the series cache holds after the
+first and the last pass (it keeps every reading of a filtered code until it leaves its
+window: this is what `vward alerting`'s child grows by during an ingest run). With
 `--code` repeated, each checkout runs in its own child process (`PYTHONPATH` = that
 checkout), one after the other, so the figures of one invocation compare. Not a test:
 figures depend on the machine.
@@ -28,6 +31,7 @@ import argparse
 import datetime as dt
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -107,6 +111,7 @@ def child(a: argparse.Namespace) -> None:
         wall: list[float] = []
         changes = 0
         rss_start = rss_mib()
+        rss: list[float] = []  # after each pass
         for k in range(a.passes):
             now = START + dt.timedelta(seconds=k + 1)
             batch = []
@@ -125,17 +130,32 @@ def child(a: argparse.Namespace) -> None:
             if k:  # the first pass fills the cache: not steady state
                 cpu += c1 - c0
                 wall.append(t1 - t0)
+            rss.append(rss_mib())
+            if k == 0:
+                held_first = held_readings(cache)
         rss_end = rss_mib()
+        third = max(1, len(rss) // 3)
         series = getattr(cache, "series", None)  # a checkout without the readings cache
         held = "" if series is None else (
             f"; readings windows: {series.incremental:,} brought up to date, "
-            f"{series.loaded:,} loaded whole, {series.reloaded:,} reloaded after a check")
+            f"{series.loaded:,} loaded whole, {series.reloaded:,} reloaded after a check; "
+            f"readings held {held_first:,} → {held_readings(cache):,}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = a.patients * (a.passes - 1)
     print(f"  {n:,} patient evaluations in {a.passes - 1} passes of {a.patients}: "
           f"CPU {1000 * cpu / n:.3f} ms per patient; wall {1000 * sum(wall) / len(wall):.0f} ms "
           f"per pass (min {1000 * min(wall):.0f}); {changes:,} alert changes; "
-          f"RSS {rss_start:.0f} → {rss_end:.0f} MiB (peak {peak:.0f}){held}", flush=True)
+          f"RSS {rss_start:.0f} → {rss_end:.0f} MiB (peak {peak:.0f}; median of the first "
+          f"third of passes {statistics.median(rss[:third]):.0f} → last third "
+          f"{statistics.median(rss[-third:]):.0f}){held}", flush=True)
+
+
+def held_readings(cache: Any) -> int:
+    """Readings the evaluator's series cache holds between passes (0 without one): each new
+    reading of a filtered code stays until it leaves its window (1 h; SpO2 6 h), so this and
+    the RSS grow with the windows before they level off."""
+    by_patient = getattr(getattr(cache, "series", None), "_by_patient", {})
+    return sum(len(entry.rows) for codes in by_patient.values() for entry in codes.values())
 
 
 def main() -> int:

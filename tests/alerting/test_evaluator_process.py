@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import re
 import signal
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pytest
 
-from alerting import store
+from alerting import store, worker
+from alerting.evaluator import Evaluator
+from alerting.policy import policy_path
+from alerting.runner import evaluate_after_commit
 from ward.db import alerting_queue
+from ward.settings import Settings
 
 SICK = {"spo2": 90, "pulse": 125, "resp_rate": 26, "temperature": 36.8, "systolic_bp": 125,
         "on_oxygen": 0, "consciousness": 0}  # NEWS2 3 + 2 + 3 = 8: high
@@ -156,3 +162,99 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+# A test-only record of every queue row inserted and deleted, committed with the transaction
+# that did it: a row taken by a pass that rolled back is not in `stop_taken`.
+AUDIT = """
+CREATE TABLE stop_queued (id bigint NOT NULL);
+CREATE TABLE stop_taken (id bigint NOT NULL);
+CREATE FUNCTION stop_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO stop_queued VALUES (NEW.id);
+        RETURN NEW;
+    END IF;
+    INSERT INTO stop_taken VALUES (OLD.id);
+    RETURN OLD;
+END $$;
+CREATE TRIGGER stop_audit AFTER INSERT OR DELETE ON alerting_queue
+    FOR EACH ROW EXECUTE FUNCTION stop_audit();
+"""
+STOPS = 20
+# Lines that must never appear in the log of a stopped evaluator child: psycopg's own
+# "error ignored in rollback" / "error ignored terminating" WARNINGs, a traceback, anything
+# above INFO.
+NOISE = re.compile(r"logger=psycopg|error ignored|Traceback")
+LOUD = re.compile(r"level=(WARNING|ERROR|CRITICAL)")
+
+
+def _taken(db_url: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT count(*) FROM stop_taken").fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.timeout(600)  # 20 child starts: about a minute here, four at a load of 10
+def test_an_evaluator_whose_queue_always_has_work_stops_quietly_every_time(
+    db: psycopg.Connection[Any], db_url: str, poll: Any, capfd: pytest.CaptureFixture[str],
+    add_patients: Any, readings: Any, write_readings: Any,
+) -> None:
+    """Stopped again and again while passes follow one another (the queue is never empty),
+    the evaluator child (`vward alerting`'s, run here by its supervisor `EvaluatorProcess`)
+    either finishes its pass or abandons it with the pass's transaction rolled back, exits,
+    and logs nothing above INFO; every queue row is either still queued or was taken by a pass
+    that committed. The old stop raised KeyboardInterrupt wherever SIGTERM landed: inside
+    psycopg's transaction or pipeline code it logged "error ignored in rollback" / "error
+    ignored terminating" WARNINGs (a race, hence many stops, each at a random point)."""
+    db.execute(AUDIT)
+    db.commit()
+    now = dt.datetime.now(dt.UTC)
+    ids = add_patients(db, 200, now - dt.timedelta(days=1))
+    write_readings(db, [r for pid in ids for r in readings(pid, now - dt.timedelta(seconds=30),
+                                                           **SICK)])
+    feeding = threading.Event()
+    rng = random.Random(14)
+
+    def feed() -> None:
+        with psycopg.connect(db_url) as conn:
+            while not feeding.is_set():
+                with conn.cursor() as cur:  # ordinary rows, as the gateway writes them
+                    alerting_queue.enqueue(cur, sorted(rng.sample(ids, 50)),
+                                           dt.datetime.now(dt.UTC))
+                conn.commit()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    noisy: list[list[str]] = []  # per stop
+    settings = Settings(log_level="INFO")
+    try:
+        for _ in range(STOPS):
+            before = _taken(db_url)
+            child = worker.EvaluatorProcess(db_url, settings, str(policy_path()))
+            child.start()
+            poll(lambda b=before: _taken(db_url) > b, 60, "the evaluator to commit a pass")
+            threading.Event().wait(rng.uniform(0, 0.1))  # a random point of a later pass
+            child.stop()
+            log = capfd.readouterr().err
+            assert re.search(r"alerting evaluator pid=\d+: stopped", log), log
+            noisy.append([line for line in log.splitlines()
+                          if NOISE.search(line) or LOUD.search(line)])
+    finally:
+        feeding.set()
+        feeder.join(10)
+    loud = [lines for lines in noisy if lines]
+    assert not loud, f"{len(loud)} of {STOPS} stops logged:\n" + "\n".join(line for lines in loud for line in lines)
+    # Nothing lost: what the passes left is evaluated by one more, and every row queued was
+    # taken exactly once by a pass that committed.
+    last = Evaluator(db_url, evaluate_after_commit)
+    try:
+        last.drain()
+    finally:
+        last.close()
+    queued = [r[0] for r in db.execute("SELECT id FROM stop_queued").fetchall()]
+    taken = [r[0] for r in db.execute("SELECT id FROM stop_taken").fetchall()]
+    db.commit()
+    assert alerting_queue.depth(db) == 0
+    assert len(taken) == len(set(taken))
+    assert sorted(taken) == sorted(queued)
