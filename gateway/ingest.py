@@ -304,13 +304,16 @@ class Gateway:
     def _answer(self, plan: BatchPlan, inserted: set[Key]) -> None:
         qos = self.settings.gateway_results_qos
         problems_only = self.settings.gateway_results == "problems"
+        results = [(outcome.device_id, body) for outcome in plan.outcomes
+                   if outcome.answer and outcome.device_id is not None
+                   and (body := answer(outcome, inserted, problems_only=problems_only))
+                   is not None]
+        if not results:  # a clean batch under `problems`: no burst, so no wake-up to send
+            return
         publish = self.link.publish
         with self.link.burst():
-            for outcome in plan.outcomes:
-                if outcome.answer and outcome.device_id is not None:
-                    body = answer(outcome, inserted, problems_only=problems_only)
-                    if body is not None:
-                        publish(_results_topic(outcome.device_id), body, qos)
+            for device_id, body in results:
+                publish(_results_topic(device_id), body, qos)
 
     def _observe(self, plan: BatchPlan, inserted: set[Key], messages: int, commit_s: float,
                  committed_at: dt.datetime) -> None:
