@@ -288,6 +288,14 @@ def _native(
     if fast is not None:  # valid as pydantic would judge it (gateway.fastpath)
         if fast.device_id is not None and fast.device_id != device_id:
             return _wrong_device(device_id, fast.msg_id, fast.device_id)
+        if len(fast.readings) == 1:  # the common message, without the list and `_collect`
+            r = fast.readings[0]
+            one = measure(0, r.code, r.value, r.unit, measured_at=r.measured_at, now=now,
+                          limits=limits)
+            if type(one) is DecodedReading:
+                return DecodedMessage(device_id, Channel.READINGS, fast.msg_id, fast.sent_at,
+                                      (one,))
+            return _collect(device_id, Channel.READINGS, fast.msg_id, fast.sent_at, [one])
         return _collect(device_id, Channel.READINGS, fast.msg_id, fast.sent_at, [
             measure(index, r.code, r.value, r.unit, measured_at=r.measured_at, now=now,
                     limits=limits)

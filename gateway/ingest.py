@@ -35,7 +35,7 @@ import psycopg
 from gateway.contract import Channel, RejectReason, results_topic
 from gateway.decode import Decoded, DecodedMessage, Limits, Problem, Rejection, decode
 from gateway.directory import DeviceDirectory
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, observe_many
 from gateway.mqtt import Inbound, MqttLink, broker_address
 from gateway.pipeline import BatchPlan, Key, answer, plan_batch
 from gateway.relative_times import rebase
@@ -304,13 +304,16 @@ class Gateway:
     def _answer(self, plan: BatchPlan, inserted: set[Key]) -> None:
         qos = self.settings.gateway_results_qos
         problems_only = self.settings.gateway_results == "problems"
+        results = [(outcome.device_id, body) for outcome in plan.outcomes
+                   if outcome.answer and outcome.device_id is not None
+                   and (body := answer(outcome, inserted, problems_only=problems_only))
+                   is not None]
+        if not results:  # a clean batch under `problems`: no burst, so no wake-up to send
+            return
         publish = self.link.publish
         with self.link.burst():
-            for outcome in plan.outcomes:
-                if outcome.answer and outcome.device_id is not None:
-                    body = answer(outcome, inserted, problems_only=problems_only)
-                    if body is not None:
-                        publish(_results_topic(outcome.device_id), body, qos)
+            for device_id, body in results:
+                publish(_results_topic(device_id), body, qos)
 
     def _observe(self, plan: BatchPlan, inserted: set[Key], messages: int, commit_s: float,
                  committed_at: dt.datetime) -> None:
@@ -322,12 +325,10 @@ class Gateway:
         for outcome in plan.outcomes:
             for problem in outcome.problems:
                 m.rejected.labels(problem.reason.value).inc()
-        late = 0
-        for r in plan.readings:
-            if r.key in inserted:
-                m.lag_seconds.observe((committed_at - r.measured_at).total_seconds())
-                late += r.late
-        m.late.inc(late)
+        stored = [r for r in plan.readings if (r.device_id, r.code, r.measured_at) in inserted]
+        observe_many(m.lag_seconds, [(committed_at - r.measured_at).total_seconds()
+                                     for r in stored])
+        m.late.inc(sum(r.late for r in stored))
         log.debug("batch committed messages=%d readings_new=%d dead_letters=%d commit_ms=%.1f",
                   messages, len(inserted), len(plan.dead_letters), commit_s * 1000)
 

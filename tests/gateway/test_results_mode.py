@@ -68,3 +68,32 @@ def test_queued_results_stay_bounded() -> None:
     kept = sum(link.publish("vw/v1/devices/d1/results", b"{}", 1) for _ in range(sent))
     assert len(link._client._out_messages) == kept == RESULTS_QUEUED <= 2_000
     assert link.results_dropped == sent - kept
+
+
+def test_a_clean_batch_under_problems_wakes_no_network_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing to publish, so no burst and no wake-up byte (a system call per batch)."""
+    from gateway.ingest import Gateway
+    from ward.settings import Settings
+
+    monkeypatch.setenv("VW_GATEWAY_RESULTS", "problems")
+    gateway = Gateway(Settings(), client_id="wake-test")
+    sent: list[bytes] = []
+
+    class Wake:
+        def send(self, data: bytes) -> int:
+            sent.append(data)
+            return len(data)
+
+        def close(self) -> None:  # paho closes its socket pair when the client goes
+            pass
+
+    client: object = gateway.link._client
+    client._wake_socket = Wake()  # type: ignore[attr-defined]
+    payload = _payload(GOOD)
+    decoded = decode(readings_topic("d1"), payload, NOW, Limits())
+    plan = plan_batch([(readings_topic("d1"), payload, NOW, decoded)], lambda _id: RECORD)
+    gateway._answer(plan, {r.key for r in plan.readings})
+    assert sent == []
+    gateway._answer(plan, set())  # a duplicate is answered: one burst, one wake-up
+    assert len(sent) == 1
