@@ -43,6 +43,7 @@ Cursor = psycopg.Cursor[Any]
 #: another deployment's) wait for patient 17 of another — and deadlock two processes that
 #: each held one schema's lock and wanted the other's (seen in a benchmark, issue 14).
 PATIENT_LOCK_SCOPE: Final = "vw.patient:"
+#: How far back a snapshot's score history reaches (the band's memory, alerting.due).
 SCORE_HISTORY: Final = dt.timedelta(hours=24)
 SPO2_HISTORY: Final = dt.timedelta(hours=6)
 #: Besides the last :data:`RECENT`, the last few readings of each code (a spot-check patient's
@@ -571,12 +572,16 @@ def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime, *, cold: boo
         conn.execute(sql.SQL("SELECT {} FROM care_plans WHERE patient_id = ANY(%s::bigint[])").format(
             _names(care_plans.SELECT_COLUMNS.split(", "))), (idl,)),
         conn.execute(
-            "SELECT patient_id, computed_at, total, risk, complete, missing FROM scores "
-            "WHERE patient_id = ANY(%s::bigint[]) AND computed_at > %s "
+            # The score history the rules read (PatientSnapshot.score_history): the newest
+            # complete score of the window up to `now` (the band) and the newest of all.
+            "SELECT * FROM (SELECT DISTINCT ON (patient_id) patient_id, computed_at, total, "
+            "risk, complete, missing FROM scores WHERE patient_id = ANY(%s::bigint[]) "
+            "AND complete AND computed_at > %s AND computed_at <= %s "
+            "ORDER BY patient_id, computed_at DESC) AS band "
             "UNION SELECT * FROM (SELECT DISTINCT ON (patient_id) patient_id, computed_at, "
             "total, risk, complete, missing FROM scores WHERE patient_id = ANY(%s::bigint[]) "
             "ORDER BY patient_id, computed_at DESC) AS last ORDER BY 1, 2",
-            (idl, now - SCORE_HISTORY, idl)),
+            (idl, now - SCORE_HISTORY, now, idl)),
         conn.execute(
             "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.updated_at "
             "FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
