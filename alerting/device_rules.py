@@ -30,7 +30,7 @@ from alerting import due as due_rule
 from alerting.candidates import Clear, Evidence, Firing, Kind, Outcome, Severity
 from alerting.due import DueReport, ParameterDue
 from alerting.news2 import News2Score, Parameter, Risk
-from alerting.observations import NEWS2_CODES, Latest
+from alerting.observations import NEWS2_CODES, Latest, evidence_order
 from alerting.snapshot import DeviceState, PatientSnapshot, RuleConfig
 from ward.domain.vitals import PUMP_STATES
 
@@ -71,8 +71,8 @@ def overdue_rule(snapshot: PatientSnapshot, current: News2Score | None, now: dt.
     if report is None:
         return ()
     overdue = report.overdue(now)
-    evidence = tuple(sorted(r.evidence for code, r in snapshot.latest.items()
-                            if code in NEWS2_CODES))
+    evidence = tuple(sorted([r.evidence for code, r in snapshot.latest.items()
+                             if code in NEWS2_CODES], key=evidence_order))
     if not overdue:
         return (Clear(Kind.OBSERVATIONS_OVERDUE, evidence, observed_at=now),)
     by_kit = tuple(p for p in overdue if not p.hub_task)

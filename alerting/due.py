@@ -70,6 +70,8 @@ BY_PHONE: Final = frozenset({"resp_rate", "consciousness", "on_oxygen"})
 #: it is the hub's own hand, not the patient's kit.
 STAFF_DEVICE_PREFIX: Final = "staff-"
 _RISK_RANK: Final = {Risk.LOW: 0, Risk.LOW_MEDIUM: 1, Risk.MEDIUM: 2, Risk.HIGH: 3}
+#: (parameter, code) in Chart 1's order (iterating the enum class each call costs, issue 14).
+_PARAMETER_CODES: Final = tuple(PARAMETER_CODE.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +218,7 @@ def due(latest: Mapping[str, Latest], *, last: LastComplete | None, kit: frozens
     known = [r.measured_at for code, r in latest.items() if code in observations.NEWS2_CODES]
     origin = admitted_at if admitted_at is not None else min(known, default=None)
     items: list[ParameterDue] = []
-    for parameter in Parameter:
-        code = PARAMETER_CODE[parameter]
+    for parameter, code in _PARAMETER_CODES:
         reading = latest.get(code)
         if reading is not None and admitted_at is not None and reading.measured_at < admitted_at:
             reading = None  # from an earlier stay: not this admission's observation

@@ -160,9 +160,13 @@ def paging_severity(findings: Iterable[Finding]) -> Severity | None:
 def _inhibit(findings: Mapping[Kind, Finding]) -> dict[Kind, Finding]:
     clinical = [f for f in findings.values() if f.active and is_clinical(f.kind)]
     top = max(clinical, key=_rank, default=None)
-    return {k: replace(f, inhibited=f.active and is_clinical(k) and top is not None
-                       and f.kind is not top.kind)
-            for k, f in findings.items()}
+    out: dict[Kind, Finding] = {}
+    for k, f in findings.items():
+        inhibited = f.active and is_clinical(k) and top is not None and f.kind is not top.kind
+        # Rebuilt only when the flag changes (an equal copy per finding per evaluation was
+        # a few % of a pass, issue 14).
+        out[k] = f if f.inhibited == inhibited else replace(f, inhibited=inhibited)
+    return out
 
 
 def headline(findings: Sequence[Finding]) -> Finding | None:
@@ -283,10 +287,12 @@ def observe(episode: Alert | None, outcomes: Sequence[Outcome], now: dt.datetime
         if kind not in added and old is not None and old.active and f.severity != old.severity:
             events.append(_finding_event("finding_updated", f, now, previous=old.severity.value))
     events += [_finding_event("finding_cleared", findings[k], now) for k in cleared]
-    after = replace(episode, **changes)
-    if after == episode:
+    # As `replace(episode, **changes) == episode`, without building the copy first (building
+    # two copies of every evaluated episode was a tenth of `observe`, issue 14).
+    if all((was := getattr(episode, k)) is v or was == v for k, v in changes.items()):
         return Transition(episode, episode)
-    return Transition(episode, replace(after, updated_at=now), tuple(events))
+    return Transition(episode, replace(episode, **{**changes, "updated_at": now}),
+                      tuple(events))
 
 
 def pages(event: Event) -> bool:

@@ -230,6 +230,8 @@ MONITORING: Final[Mapping[Risk, Monitoring]] = MappingProxyType(
 )
 
 Number = Decimal | float | int
+#: Every parameter in Chart 1's order (iterating the enum class itself is slower).
+_PARAMETERS: Final = tuple(Parameter)
 _NUMERIC_FIELDS: Final = (
     Parameter.RESP_RATE,
     Parameter.SPO2,
@@ -237,6 +239,7 @@ _NUMERIC_FIELDS: Final = (
     Parameter.PULSE,
     Parameter.TEMPERATURE,
 )
+_NUMERIC_NAMES: Final = tuple((p, p.value) for p in _NUMERIC_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -253,8 +256,8 @@ class Observations:
     spo2_scale: int = 1
 
     def __post_init__(self) -> None:
-        for parameter in _NUMERIC_FIELDS:
-            _check_number(parameter, getattr(self, parameter.value))
+        for parameter, name in _NUMERIC_NAMES:
+            _check_number(parameter, getattr(self, name))
         if self.on_oxygen is not None and not isinstance(self.on_oxygen, bool):
             raise ObservationError(f"on_oxygen must be a bool or None, got {self.on_oxygen!r}")
         if self.consciousness is not None and not isinstance(self.consciousness, Consciousness):
@@ -267,6 +270,10 @@ class Observations:
 
 def _check_number(parameter: Parameter, value: object) -> None:
     if value is None:
+        return
+    if type(value) is float:  # the usual case, checked first (as below)
+        if not math.isfinite(value):
+            raise ObservationError(f"{parameter} must be finite, got {value!r}")
         return
     if isinstance(value, bool) or not isinstance(value, Decimal | float | int):
         raise ObservationError(f"{parameter} must be a number or None, got {value!r}")
@@ -283,6 +290,29 @@ def quantise(parameter: Parameter, value: Number) -> Decimal:
     ``repr`` prints), not its exact binary value, so ``38.05`` -> ``38.1`` and ``20.5`` ->
     ``21`` although ``round()`` would give 38.0 and 20. Halves round away from zero.
     """
+    # A float's result is kept (its decimal is a function of the float alone): vitals repeat
+    # the same few values, and building the Decimal and its context was ~5 % of an alert
+    # evaluation (issue 14). Not ±0.0 (equal keys, results of two signs), not ints or
+    # Decimals (equal to floats as keys); bounded by clearing.
+    if type(value) is float and value and parameter in RESOLUTION:
+        key = (parameter, value)
+        got = _QUANTISED.get(key)
+        if got is None:
+            got = _quantise(parameter, value)
+            if len(_QUANTISED) >= QUANTISED_KEPT:
+                _QUANTISED.clear()
+            _QUANTISED[key] = got
+        return got
+    return _quantise(parameter, value)
+
+
+#: How many (parameter, float) results :func:`quantise` keeps: a ward's vitals take a few
+#: hundred distinct values per parameter at chart resolution (far fewer at the device's).
+QUANTISED_KEPT: Final = 4096
+_QUANTISED: dict[tuple[Parameter, float], Decimal] = {}
+
+
+def _quantise(parameter: Parameter, value: Number) -> Decimal:
     step = RESOLUTION.get(parameter)
     if step is None:
         raise News2Error(f"{parameter} is not a numeric parameter")
@@ -336,7 +366,7 @@ def monitoring_for(total: int, risk: Risk) -> Monitoring:
 
 
 def _numeric_values(obs: Observations) -> dict[Parameter, Number]:
-    values: dict[Parameter, Number | None] = {p: getattr(obs, p.value) for p in _NUMERIC_FIELDS}
+    values: dict[Parameter, Number | None] = {p: getattr(obs, name) for p, name in _NUMERIC_NAMES}
     return {p: v for p, v in values.items() if v is not None}
 
 
@@ -353,12 +383,12 @@ def score(obs: Observations) -> News2Score:
         sub_scores[Parameter.AIR_OR_OXYGEN] = AIR_OR_OXYGEN_POINTS[obs.on_oxygen]
     if obs.consciousness is not None:
         sub_scores[Parameter.CONSCIOUSNESS] = CONSCIOUSNESS_POINTS[obs.consciousness]
-    ordered = {p: sub_scores[p] for p in Parameter if p in sub_scores}
+    ordered = {p: sub_scores[p] for p in _PARAMETERS if p in sub_scores}
     total = sum(ordered.values())
     any_single_3 = SINGLE_PARAMETER_TRIGGER in ordered.values()
     risk = risk_of(total, any_single_3=any_single_3)
     monitoring = monitoring_for(total, risk)
-    missing = frozenset(p for p in Parameter if p not in ordered)
+    missing = frozenset(p for p in _PARAMETERS if p not in ordered)
     return News2Score(
         total=total,
         sub_scores=MappingProxyType(ordered),
@@ -370,5 +400,5 @@ def score(obs: Observations) -> News2Score:
         monitoring_interval=monitoring.interval,
         monitoring_frequency=monitoring.frequency,
         spo2_scale=obs.spo2_scale,
-        quantised=MappingProxyType({p: quantised[p] for p in Parameter if p in quantised}),
+        quantised=MappingProxyType({p: quantised[p] for p in _PARAMETERS if p in quantised}),
     )

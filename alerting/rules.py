@@ -237,7 +237,9 @@ def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | N
     config = config or RuleConfig()
     plan = snapshot.care_plan
     filtered = artefacts.apply(snapshot.latest, snapshot.recent)
-    seen = replace(snapshot, latest=filtered.latest)
+    # Only the threshold rule reads the filtered snapshot, and only with thresholds set
+    # (rebuilding the snapshot per patient was a few % of a pass, issue 14).
+    seen = replace(snapshot, latest=filtered.latest) if plan.thresholds else snapshot
     doubted = {d.reading for d in filtered.doubtful}
     obs_set = observations.build(filtered.latest, now, spo2_scale=plan.spo2_scale)
     result = score(obs_set.observations) if obs_set.used else None

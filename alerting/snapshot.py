@@ -47,7 +47,11 @@ class PatientSnapshot:
     patient_id: int
     latest: Mapping[str, Latest]
     care_plan: CarePlan
-    #: Stored scores of the last 24 h, oldest first (for the rising-trend rule and the band).
+    #: Stored scores, oldest first, at least those the rules read: the newest stored one (is
+    #: a new score worth storing, ``alerting.runner``) and the newest *complete* one of the
+    #: last 24 h up to now (the Chart 4 band, ``alerting.due.last_complete``). The store
+    #: loads just those two (decoding every score of 24 h on every pass cost a wearable
+    #: patient up to hundreds of rows, issue 14); a replay may hold the whole day.
     score_history: tuple[ScorePoint, ...] = ()
     #: SpO2 readings of the last few hours, oldest first (for the falling-SpO2 rule).
     spo2_history: tuple[Evidence, ...] = ()

@@ -43,6 +43,7 @@ Cursor = psycopg.Cursor[Any]
 #: another deployment's) wait for patient 17 of another — and deadlock two processes that
 #: each held one schema's lock and wanted the other's (seen in a benchmark, issue 14).
 PATIENT_LOCK_SCOPE: Final = "vw.patient:"
+#: How far back a snapshot's score history reaches (the band's memory, alerting.due).
 SCORE_HISTORY: Final = dt.timedelta(hours=24)
 SPO2_HISTORY: Final = dt.timedelta(hours=6)
 #: Besides the last :data:`RECENT`, the last few readings of each code (a spot-check patient's
@@ -128,7 +129,7 @@ def lock_patients(conn: Conn, patient_ids: Sequence[int]) -> None:
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtext(%s || current_schema()), id::int) "
         "FROM unnest(%s::bigint[]) AS id ORDER BY id",
-        (PATIENT_LOCK_SCOPE, sorted(patient_ids)),
+        (PATIENT_LOCK_SCOPE, _array(sorted(patient_ids))),
     )
 
 
@@ -194,27 +195,30 @@ def _array(items: Iterable[int | str]) -> str:
 class _Series:
     """One patient's readings of one code as last loaded: every reading measured after
     `since` (as of that load), and, when those were fewer than :data:`LAST_READINGS`, the
-    last few before; oldest first in Evidence's order. ``acc[i]`` is the sum of the first
-    `i` rows' measured-at in microseconds (the check of :class:`SeriesCache`)."""
+    last few before; oldest first in Evidence's order. ``ats[i]`` is row `i`'s measured-at
+    in microseconds since the epoch (bisected as integers: comparing aware datetimes of two
+    tzinfo objects — the server's rows', the caller's `now` — cost a tenth of a pass, issue
+    14), ``acc[i]`` the sum of the first `i` of them (the check of :class:`SeriesCache`)."""
 
     __slots__ = ("acc", "ats", "rows", "since")
 
     def __init__(self, since: dt.datetime, rows: list[Evidence]) -> None:
         self.since = since
         self.rows = rows
-        self.ats = [e.measured_at for e in rows]  # for bisect without a key function
+        self.ats = [_micros(e.measured_at) for e in rows]
         acc = [0]
         for at in self.ats:
-            acc.append(acc[-1] + _micros(at))
+            acc.append(acc[-1] + at)
         self.acc = acc
 
-    def after(self, lo: dt.datetime) -> int:
-        """The index of the first row measured after `lo`."""
+    def after(self, lo: int) -> int:
+        """The index of the first row measured after `lo` (microseconds since the epoch)."""
         return bisect.bisect_right(self.ats, lo)
 
-    def extend(self, lo: dt.datetime, new: Sequence[Evidence]) -> None:
-        """Drop the rows measured at or before `lo`, append `new` (measured after the last)."""
-        cut = self.after(lo)
+    def extend(self, lo: dt.datetime, lo_us: int, new: Sequence[Evidence]) -> None:
+        """Drop the rows measured at or before `lo` (`lo_us` in microseconds), append `new`
+        (measured after the last)."""
+        cut = self.after(lo_us)
         if cut:
             del self.rows[:cut]
             del self.ats[:cut]
@@ -222,9 +226,10 @@ class _Series:
         self.since = lo
         acc = self.acc
         for e in new:
+            at = _micros(e.measured_at)
             self.rows.append(e)
-            self.ats.append(e.measured_at)
-            acc.append(acc[-1] + _micros(e.measured_at))
+            self.ats.append(at)
+            acc.append(acc[-1] + at)
 
 
 def _span(code: str) -> dt.timedelta:
@@ -271,19 +276,22 @@ class SeriesCache:
     def send(self, conn: Conn, ids: Sequence[int], now: dt.datetime) -> _SeriesLoad:
         """Send this pass's statements (inside the caller's pipeline); read by :meth:`take`."""
         hi = now + AHEAD
-        inc: list[tuple[int, str, dt.datetime, dt.datetime, int, int]] = []
+        hi_us = _micros(hi)
+        spans = [(code, lo, _micros(lo)) for code in _FILTER_CODES for lo in (now - _span(code),)]
+        # (patient, code, lo, lo in µs, newest held in µs, rows held after lo, their µs sum)
+        inc: list[tuple[int, str, dt.datetime, int, int, int, int]] = []
         full: list[tuple[int, str, dt.datetime]] = []
         for pid in ids:
-            held = self._by_patient.get(pid, {})
-            for code in _FILTER_CODES:
-                lo = now - _span(code)
-                entry = held.get(code)
-                if entry is not None and entry.since <= lo and entry.rows \
-                        and entry.rows[-1].measured_at <= hi:
-                    i = entry.after(lo)
-                    if len(entry.rows) - i >= LAST_READINGS:
-                        inc.append((pid, code, lo, entry.rows[-1].measured_at,
-                                    len(entry.rows) - i, entry.acc[-1] - entry.acc[i]))
+            held = self._by_patient.get(pid)
+            for code, lo, lo_us in spans:
+                entry = None if held is None else held.get(code)
+                if entry is not None and entry.since <= lo and entry.ats \
+                        and entry.ats[-1] <= hi_us:
+                    i = entry.after(lo_us)
+                    n = len(entry.ats) - i
+                    if n >= LAST_READINGS:
+                        inc.append((pid, code, lo, lo_us, entry.ats[-1], n,
+                                    entry.acc[-1] - entry.acc[i]))
                         continue
                 full.append((pid, code, lo))
         new = checks = None
@@ -291,7 +299,7 @@ class SeriesCache:
             # Arrays as one text literal each, instants as microseconds: dumping thousands of
             # elements one by one was a tenth of a pass's CPU.
             pids, codes = _array(k[0] for k in inc), _array(k[1] for k in inc)
-            wms = _array(_micros(k[3]) for k in inc)
+            wms = _array(k[4] for k in inc)
             new = conn.execute(
                 "SELECT k.pid, k.c, r.measured_at, r.device_id, r.value "
                 "FROM unnest(%s::bigint[], %s::text[], %s::bigint[]) AS k(pid, c, wm), "
@@ -310,8 +318,8 @@ class SeriesCache:
                 "  AND measured_at > timestamptz 'epoch' + k.lo * interval '1 microsecond' "
                 "  AND measured_at <= timestamptz 'epoch' + k.wm * interval '1 microsecond') a "
                 "WHERE a.n <> k.n OR a.s <> k.s",
-                (pids, codes, _array(_micros(k[2]) for k in inc), wms,
-                 _array(k[4] for k in inc), _array(k[5] for k in inc)))
+                (pids, codes, _array(k[3] for k in inc), wms,
+                 _array(k[5] for k in inc), _array(k[6] for k in inc)))
         whole = _series_query(conn, full, hi) if full else None
         return _SeriesLoad(now, inc, full, new, checks, whole)
 
@@ -327,17 +335,17 @@ class SeriesCache:
         if again:  # rare: a late reading or a backfill behind what is held
             whole.update(_grouped(_series_query(conn, again, now + AHEAD).fetchall()))
             self.reloaded += len(again)
-        for pid, code, lo, *_ in load.inc:
+        for pid, code, lo, lo_us, *_ in load.inc:
             if (pid, code) not in failed:
-                self._by_patient[pid][code].extend(lo, new.get((pid, code), ()))
+                self._by_patient[pid][code].extend(lo, lo_us, new.get((pid, code), ()))
                 self.incremental += 1
         for pid, code, lo in [*load.full, *again]:
             self._by_patient.setdefault(pid, {})[code] = _Series(lo, whole.get((pid, code), []))
         self.loaded += len(load.full)
         recent: dict[int, dict[str, tuple[Evidence, ...]]] = {}
         spo2: dict[int, tuple[Evidence, ...]] = {}
-        window = now - RECENT
-        history = now - SPO2_HISTORY
+        window = _micros(now - RECENT)
+        history = _micros(now - SPO2_HISTORY)
         for pid in {k[0] for k in load.inc} | {k[0] for k in load.full}:
             codes: dict[str, tuple[Evidence, ...]] = {}
             for code, entry in self._by_patient[pid].items():
@@ -357,7 +365,7 @@ class SeriesCache:
 @dataclass(frozen=True, slots=True)
 class _SeriesLoad:
     now: dt.datetime
-    inc: list[tuple[int, str, dt.datetime, dt.datetime, int, int]]
+    inc: list[tuple[int, str, dt.datetime, int, int, int, int]]
     full: list[tuple[int, str, dt.datetime]]
     new: Cursor | None
     checks: Cursor | None
@@ -486,23 +494,25 @@ def load_batch(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
             cursors = _snapshot_queries(conn, ids, now)
         return _snapshots(cursors, ids), _episodes(alerts.fetchall(), findings.fetchall())
     known_ids, known_xmins = cache.known(ids)
+    # Integer arrays as one text literal each (see SeriesCache.send); xmins are digits.
+    idl, kids, kxmins = _array(ids), _array(known_ids), _array(known_xmins)
     with conn.pipeline():
         # Locks every open episode of the batch first (as without a cache); the statements
         # after it see those rows as locked, so exactly the versions listed here.
         listed = conn.execute(
-            "SELECT id, patient_id, xmin::text FROM alerts WHERE patient_id = ANY(%s) "
-            "AND state <> 'resolved' ORDER BY id FOR UPDATE", (ids,))
+            "SELECT id, patient_id, xmin::text FROM alerts WHERE patient_id = ANY(%s::bigint[]) "
+            "AND state <> 'resolved' ORDER BY id FOR UPDATE", (idl,))
         alerts = conn.execute(sql.SQL(
-            "SELECT {cols}, xmin::text FROM alerts WHERE patient_id = ANY(%s) "
+            "SELECT {cols}, xmin::text FROM alerts WHERE patient_id = ANY(%s::bigint[]) "
             "AND state <> 'resolved' AND (id, xmin::text) NOT IN ("
             "SELECT * FROM unnest(%s::bigint[], %s::text[])) ORDER BY id").format(
-                cols=_names(ALERT_COLUMNS)), (ids, known_ids, known_xmins))
+                cols=_names(ALERT_COLUMNS)), (idl, kids, kxmins))
         findings = conn.execute(sql.SQL(
             "SELECT {cols} FROM alert_findings f JOIN alerts a ON a.id = f.alert_id "
-            "WHERE a.patient_id = ANY(%s) AND a.state <> 'resolved' "
+            "WHERE a.patient_id = ANY(%s::bigint[]) AND a.state <> 'resolved' "
             "AND (a.id, a.xmin::text) NOT IN (SELECT * FROM unnest(%s::bigint[], %s::text[])) "
             "ORDER BY f.alert_id, f.first_at, f.kind").format(
-                cols=_names(FINDING_COLUMNS, "f")), (ids, known_ids, known_xmins))
+                cols=_names(FINDING_COLUMNS, "f")), (idl, kids, kxmins))
         cursors = _snapshot_queries(conn, ids, now, cold=False)
         series = cache.series.send(conn, ids, now)
     recent, spo2 = cache.series.take(conn, series)
@@ -554,29 +564,34 @@ def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime, *, cold: boo
                       ) -> list[Cursor]:
     """Send the snapshot statements (results are read by :func:`_snapshots`); without `cold`,
     not the recent readings and the SpO2 history (a :class:`SeriesCache` loads them)."""
+    idl = _array(ids)  # one text literal (see SeriesCache.send)
     base = [
         conn.execute(
             "SELECT patient_id, code, measured_at, value, device_id FROM latest_readings "
-            "WHERE patient_id = ANY(%s)", (ids,)),
-        conn.execute(sql.SQL("SELECT {} FROM care_plans WHERE patient_id = ANY(%s)").format(
-            _names(care_plans.SELECT_COLUMNS.split(", "))), (ids,)),
+            "WHERE patient_id = ANY(%s::bigint[])", (idl,)),
+        conn.execute(sql.SQL("SELECT {} FROM care_plans WHERE patient_id = ANY(%s::bigint[])").format(
+            _names(care_plans.SELECT_COLUMNS.split(", "))), (idl,)),
         conn.execute(
-            "SELECT patient_id, computed_at, total, risk, complete, missing FROM scores "
-            "WHERE patient_id = ANY(%s) AND computed_at > %s "
+            # The score history the rules read (PatientSnapshot.score_history): the newest
+            # complete score of the window up to `now` (the band) and the newest of all.
+            "SELECT * FROM (SELECT DISTINCT ON (patient_id) patient_id, computed_at, total, "
+            "risk, complete, missing FROM scores WHERE patient_id = ANY(%s::bigint[]) "
+            "AND complete AND computed_at > %s AND computed_at <= %s "
+            "ORDER BY patient_id, computed_at DESC) AS band "
             "UNION SELECT * FROM (SELECT DISTINCT ON (patient_id) patient_id, computed_at, "
-            "total, risk, complete, missing FROM scores WHERE patient_id = ANY(%s) "
+            "total, risk, complete, missing FROM scores WHERE patient_id = ANY(%s::bigint[]) "
             "ORDER BY patient_id, computed_at DESC) AS last ORDER BY 1, 2",
-            (ids, now - SCORE_HISTORY, ids)),
+            (idl, now - SCORE_HISTORY, now, idl)),
         conn.execute(
             "SELECT a.patient_id, d.id, d.kind, s.online, s.battery_pct, s.updated_at "
             "FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
             "LEFT JOIN device_status s ON s.device_id = d.id "
-            "WHERE a.patient_id = ANY(%s) AND a.during @> %s::timestamptz AND d.active "
-            "ORDER BY d.id", (ids, now)),
+            "WHERE a.patient_id = ANY(%s::bigint[]) AND a.during @> %s::timestamptz AND d.active "
+            "ORDER BY d.id", (idl, now)),
         conn.execute(
-            "SELECT patient_id, admitted_at FROM admissions WHERE patient_id = ANY(%s) "
-            "AND status = 'admitted'", (ids,)),
-        _baselines_query(conn, ids),
+            "SELECT patient_id, admitted_at FROM admissions WHERE patient_id = ANY(%s::bigint[]) "
+            "AND status = 'admitted'", (idl,)),
+        _baselines_query(conn, idl),
     ]
     if not cold:
         return base
@@ -667,10 +682,11 @@ def load_baselines(conn: Conn, ids: Sequence[int]) -> dict[int, dict[str, Baseli
     return _baselines_rows(_baselines_query(conn, ids))
 
 
-def _baselines_query(conn: Conn, ids: Sequence[int]) -> Cursor:
+def _baselines_query(conn: Conn, ids: Sequence[int] | str) -> Cursor:
+    """`ids` as a list or as an array literal (:func:`_array`)."""
     return conn.execute(
         "SELECT patient_id, code, mean, sd, n, from_at, to_at FROM patient_baselines "
-        "WHERE patient_id = ANY(%s)", (list(ids),))
+        "WHERE patient_id = ANY(%s::bigint[])", (ids if isinstance(ids, str) else list(ids),))
 
 
 def _baselines_rows(cursor: Cursor) -> dict[int, dict[str, BaselineStat]]:
@@ -689,7 +705,7 @@ def learn_baselines(conn: Conn, ids: Sequence[int], now: dt.datetime) -> int:
         "  ORDER BY measured_at LIMIT 1) f "
         "WHERE f.measured_at <= %s AND NOT EXISTS (SELECT 1 FROM patient_baselines b "
         "  WHERE b.patient_id = pid AND b.code = c)",
-        (list(ids), sorted(trend.CODES), now - trend.EARLIEST_LEARN)).fetchall()
+        (_array(ids), sorted(trend.CODES), now - trend.EARLIEST_LEARN)).fetchall()
     if not ripe:
         return 0
     first: dict[tuple[int, str], list[Evidence]] = defaultdict(list)

@@ -123,3 +123,41 @@ class _RollBack(Exception):
 
 def _plain(changes: list[Change]) -> list[tuple[Any, ...]]:
     return [(c.patient_id, c.kind, c.state, c.severity, c.events) for c in changes]
+
+
+def test_the_score_history_loaded_is_what_the_rules_read_of_the_whole_day(
+        db: psycopg.Connection[Any], add_patients: Any) -> None:
+    """The store loads the newest score and the newest complete one of the 24 h up to `now`
+    (not the whole day): the band (`due.last_complete`) and the store-or-not decision (the
+    last point) come out as from every stored score, at the window's edges too."""
+    from alerting import due
+    from alerting.news2 import Risk
+
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=3))
+    hour = dt.timedelta(hours=1)
+    stored = [  # (offset from T0, total, complete)
+        (-30 * hour, 9, True), (-24 * hour, 6, True), (-10 * hour, 5, True),
+        (-3 * hour, 1, False), (-hour, 2, True), (-0.5 * hour, 0, False),
+        (10 * MIN, 7, True), (2 * hour, 3, False)]
+    store.insert_scores(db, [{
+        "patient_id": pid, "computed_at": (T0 + off).isoformat(), "total": total,
+        "risk": (Risk.MEDIUM if total >= 5 else Risk.LOW).value, "any_single_3": False,
+        "complete": complete, "spo2_scale": 1, "sub_scores": {},
+        "missing": [] if complete else ["resp_rate"], "evidence": []}
+        for off, total, complete in stored])
+    db.commit()
+    every = [(at, total, Risk(risk), complete) for at, total, risk, complete in db.execute(
+        "SELECT computed_at, total, risk, complete FROM scores WHERE patient_id = %s "
+        "ORDER BY computed_at", (pid,)).fetchall()]
+    for off in (-31 * hour, -24 * hour, -10 * hour - MIN, -10 * hour, -2 * hour, -hour,
+                dt.timedelta(0), 10 * MIN, hour, 3 * hour, 14 * hour, 25 * hour, 40 * hour):
+        now = T0 + off
+        with db.transaction():
+            history = store.load_snapshots(db, [pid], now)[pid].score_history
+        assert len(history) <= 2, off  # the day's scores are not all decoded
+        window = [p for p in every if p[0] > now - store.SCORE_HISTORY]
+        whole = window if window and window[-1] == every[-1] else [*window, every[-1]]
+        loaded = [(p.computed_at, p.total, p.risk, p.complete) for p in history]
+        assert due.last_complete(loaded, now) == due.last_complete(whole, now), off
+        assert loaded[-1] == whole[-1], off
+        assert loaded == sorted(loaded), off
