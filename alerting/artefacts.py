@@ -29,6 +29,14 @@ minute or two (Drew BJ et al., *PLoS One* 2014;9:e110274; Imhoff M, Kuhls S, *An
   reading is returned as a :class:`Doubt`, the hook for asking the patient to repeat the set
   (``alerting.rules.Evaluation.doubtful``). The next reading confirms or refutes it: a repeat
   close to the doubtful value is no longer a jump from its predecessor, so it counts.
+  **The doubt lapses** :data:`DOUBT_LAPSE` (30 min) after the reading was measured — the due
+  time of the repeat it asks for (``alerting.requests.RequestConfig.answer_within``). From then
+  on, with no repeat, the reading is scored *as measured* (:attr:`Filtered.lapsed`): a reading
+  nobody confirmed or refuted must never be read as normal, and a repeat may never be asked
+  for (at night, within a request's cooldown, or when the patient does not answer). Because a
+  lapse is a change that time alone makes, the scheduler's sweep re-runs the vital rules of a
+  patient whose doubt lapsed after their last stored score (:func:`unscored_lapse`), so the
+  alert appears without waiting for a new reading.
   A low perfusion index (< :data:`LOW_PERFUSION` %, sent by the oximeter as code
   ``perfusion_index`` with the same instant) marks its SpO2 doubtful too: below about 0.3–0.4 %
   oximeter readings become unreliable (Lima AP et al., *Crit Care Med* 2002;30:1210–1213).
@@ -39,13 +47,13 @@ Must never do I/O, read a clock, or log.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
 from alerting.candidates import Evidence
-from alerting.observations import Latest
+from alerting.observations import Latest, is_fresh
 
 #: Codes filtered when continuous (those a wearable sends).
 FILTERED: Final = frozenset({"spo2", "pulse", "resp_rate"})
@@ -72,6 +80,13 @@ SAME_SET: Final = dt.timedelta(hours=1)
 #: The previous reading is compared only while it still describes the patient (a day).
 PREVIOUS_WITHIN: Final = dt.timedelta(hours=24)
 LOW_PERFUSION: Final = 0.4
+#: A doubt holds a reading back at most this long after it was measured: the due time of the
+#: repeat it asks for (``alerting.requests.RequestConfig.answer_within``, 30 min; a test holds
+#: them equal). Why that bound: a patient with the kit at hand repeats a set in 5-10 min, so a
+#: repeat not in by then is not coming; 30 min is also NEWS2's window for an urgent
+#: assessment at medium risk. The price: a real fall that looked like an artefact and was never
+#: repeated alerts at most this (plus one sweep) late, instead of never.
+DOUBT_LAPSE: Final = dt.timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +98,15 @@ class Doubt:
     reason: str
     previous: Evidence | None = None
 
+    @property
+    def lapses_at(self) -> dt.datetime:
+        """When the doubt lapses and the reading is scored as measured (:data:`DOUBT_LAPSE`)."""
+        return self.reading.measured_at + DOUBT_LAPSE
+
     def as_json(self) -> dict[str, object]:
         return {"code": self.code, "reading": self.reading.as_json(), "reason": self.reason,
-                "previous": None if self.previous is None else self.previous.as_json()}
+                "previous": None if self.previous is None else self.previous.as_json(),
+                "lapses_at": self.lapses_at.isoformat()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +117,8 @@ class Filtered:
     doubtful: tuple[Doubt, ...] = ()
     #: Codes whose value is a median of a continuous device's window.
     medians: frozenset[str] = frozenset()
+    #: Doubts that lapsed with no repeat (:data:`DOUBT_LAPSE`): their readings *are* scored.
+    lapsed: tuple[Doubt, ...] = ()
 
 
 def _as_latest(e: Evidence) -> Latest:
@@ -158,10 +181,22 @@ def _spot_doubt(code: str, newest: Latest, latest: Mapping[str, Latest],
                  "else in the set worse: a probe artefact until repeated", previous)
 
 
-def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]]) -> Filtered:
-    """Median-filter continuous codes; set doubtful spot readings aside."""
+def unscored_lapse(lapsed: Sequence[Doubt], scored_at: dt.datetime | None) -> bool:
+    """Whether a doubt in ``lapsed`` lapsed after ``scored_at`` (the patient's last stored
+    score, None if none): then no evaluation has scored its reading yet, and the timer sweep
+    runs the vital rules for the patient (``alerting.runner``, ``alerting.replay``). A stored
+    score at or after the lapse ends it, so a patient is re-run only until their rules have
+    seen the reading (at most ``alerting.runner.SCORE_EVERY`` when the score is unchanged)."""
+    return any(scored_at is None or scored_at < d.lapses_at for d in lapsed)
+
+
+def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
+          now: dt.datetime | None = None) -> Filtered:
+    """Median-filter continuous codes; set doubtful spot readings aside until their doubt
+    lapses at ``now`` (None: never — a caller without a clock, e.g. a what-if view)."""
     out = dict(latest)
     doubts: list[Doubt] = []
+    lapsed: list[Doubt] = []
     medians: set[str] = set()
     for code, newest in latest.items():
         history = recent.get(code, ())
@@ -175,9 +210,13 @@ def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...
         doubt = _spot_doubt(code, newest, latest, recent)
         if doubt is None:
             continue
+        if now is not None and now >= doubt.lapses_at:
+            if is_fresh(code, newest.measured_at, now):
+                lapsed.append(doubt)  # no repeat came: scored as measured, never as normal
+            continue
         doubts.append(doubt)
         if doubt.previous is not None:
             out[code] = _as_latest(doubt.previous)
         else:
             del out[code]
-    return Filtered(MappingProxyType(out), tuple(doubts), frozenset(medians))
+    return Filtered(MappingProxyType(out), tuple(doubts), frozenset(medians), tuple(lapsed))

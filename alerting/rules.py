@@ -92,6 +92,8 @@ class Evaluation:
     outcomes: tuple[Outcome, ...]
     #: Readings set aside as doubtful (not scored): the hook for "repeat the measurement".
     doubtful: tuple[Doubt, ...] = ()
+    #: Doubts lapsed with no repeat: scored as measured (``artefacts.DOUBT_LAPSE``).
+    lapsed: tuple[Doubt, ...] = ()
 
     def by_kind(self) -> dict[Kind, Outcome]:
         return {o.kind: o for o in self.outcomes}
@@ -236,7 +238,7 @@ def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | N
     """Run every rule (or only those producing ``kinds``) over ``snapshot`` at ``now``."""
     config = config or RuleConfig()
     plan = snapshot.care_plan
-    filtered = artefacts.apply(snapshot.latest, snapshot.recent)
+    filtered = artefacts.apply(snapshot.latest, snapshot.recent, now)
     seen = replace(snapshot, latest=filtered.latest)
     doubted = {d.reading for d in filtered.doubtful}
     obs_set = observations.build(filtered.latest, now, spo2_scale=plan.spo2_scale)
@@ -259,4 +261,4 @@ def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | N
     if kinds is not None:
         wanted = set(kinds)
         outcomes = [o for o in outcomes if o.kind in wanted]
-    return Evaluation(result, obs_set, tuple(outcomes), filtered.doubtful)
+    return Evaluation(result, obs_set, tuple(outcomes), filtered.doubtful, filtered.lapsed)
