@@ -37,6 +37,18 @@ minute or two (Drew BJ et al., *PLoS One* 2014;9:e110274; Imhoff M, Kuhls S, *An
   lapse is a change that time alone makes, the scheduler's sweep re-runs the vital rules of a
   patient whose doubt lapsed after their last stored score (:func:`unscored_lapse`), so the
   alert appears without waiting for a new reading.
+  A spot (carer-counted) respiration rate of :data:`RR_RED` or less — NEWS2's red band,
+  3 points alone — is doubtful the same way when the patient's previous count was at least
+  :data:`RR_PREVIOUS_AT_LEAST` (inside NEWS2's normal band, 12–20) and nothing in the set
+  corroborates it (:data:`RR_LOW_CORROBORATION`: SpO2 down or consciousness no longer Alert —
+  what opioid toxicity or hypercapnic narcosis, the causes of a real bradypnoea, bring with
+  them; a red respiration rate in the same set likewise corroborates a SpO2 jump). A carer
+  counts breaths over 30–60 s, and a count over 15 s times four, a pause, or
+  counting exhalations only halves the rate; a slow count on its own is far more often a
+  miscount than a patient's breathing halving with no other sign changing (respiratory-rate
+  counting error: Lovett PB et al., *Ann Emerg Med* 2005;45:68–76; Kallioinen N et al.,
+  *J Adv Nurs* 2021;77:98–124, a systematic review of manual counting error). It asks for a
+  repeat, and lapses (below) like any doubt.
   A low perfusion index (< :data:`LOW_PERFUSION` %, sent by the oximeter as code
   ``perfusion_index`` with the same instant) marks its SpO2 doubtful too: below about 0.3–0.4 %
   oximeter readings become unreliable (Lima AP et al., *Crit Care Med* 2002;30:1210–1213).
@@ -73,13 +85,23 @@ CORROBORATION: Final[Mapping[str, float]] = MappingProxyType(
     {"pulse": 10.0, "resp_rate": 3.0, "temperature": 0.4})
 #: Harmful direction per code: +1 when higher is worse.
 DIRECTION: Final[Mapping[str, int]] = MappingProxyType(
-    {"spo2": -1, "pulse": 1, "resp_rate": 1, "temperature": 1})
+    {"spo2": -1, "pulse": 1, "resp_rate": 1, "temperature": 1, "consciousness": 1})
 #: A corroborating reading must belong to the same set: within an hour of the doubtful one
 #: (a spot check's devices are used one after another, within minutes).
 SAME_SET: Final = dt.timedelta(hours=1)
 #: The previous reading is compared only while it still describes the patient (a day).
 PREVIOUS_WITHIN: Final = dt.timedelta(hours=24)
 LOW_PERFUSION: Final = 0.4
+#: A spot respiration rate at or below this scores NEWS2 3 on its own (≤ 8/min).
+RR_RED: Final = 8.0
+#: ...and is doubtful only after a previous count in NEWS2's normal band (12–20/min): a fall
+#: of at least 4 breaths/min across two bands, twice a carer's counting noise (±2/min).
+RR_PREVIOUS_AT_LEAST: Final = 12.0
+#: What corroborates a slow count (same set, change in the harmful direction this large):
+#: SpO2 down a band (3 points) or consciousness no longer Alert (ACVPU ordinal up by 1; a
+#: set that is not Alert corroborates even with no earlier one charted).
+RR_LOW_CORROBORATION: Final[Mapping[str, float]] = MappingProxyType(
+    {"spo2": 3.0, "consciousness": 1.0})
 #: A doubt holds a reading back at most this long after it was measured: the due time of the
 #: repeat it asks for (``alerting.requests.RequestConfig.answer_within``, 30 min; a test holds
 #: them equal). Why that bound: a patient with the kit at hand repeats a set in 5-10 min, so a
@@ -132,6 +154,14 @@ def median_reading(window: list[Evidence], *, upper: bool = False) -> Evidence:
     return ordered[len(ordered) // 2 if upper else (len(ordered) - 1) // 2]
 
 
+def level_reading(code: str, window: list[Evidence]) -> Evidence:
+    """The median reading of ``code``'s ``window``: the one definition of it, for the 5-min
+    filter here and the 15-min SpO2 target level (``alerting.rules.spo2_target_rule``). For a
+    code in :data:`SAFER_HIGH` (SpO2) an even window takes its upper middle — a low value
+    counts only when a strict majority of the window holds it —, otherwise the lower middle."""
+    return median_reading(window, upper=code in SAFER_HIGH)
+
+
 def _window(history: tuple[Evidence, ...], newest: Latest) -> list[Evidence]:
     """The device's readings in the window before ``newest`` (history is oldest first)."""
     start, end = newest.measured_at - MEDIAN_WINDOW, newest.measured_at
@@ -145,8 +175,9 @@ def _window(history: tuple[Evidence, ...], newest: Latest) -> list[Evidence]:
 
 
 def _corroborated(code: str, reading: Evidence, latest: Mapping[str, Latest],
-                  recent: Mapping[str, tuple[Evidence, ...]]) -> bool:
-    for other, margin in CORROBORATION.items():
+                  recent: Mapping[str, tuple[Evidence, ...]],
+                  margins: Mapping[str, float] = CORROBORATION) -> bool:
+    for other, margin in margins.items():
         now = latest.get(other)
         if other == code or now is None or abs(now.measured_at - reading.measured_at) > SAME_SET:
             continue
@@ -158,6 +189,41 @@ def _corroborated(code: str, reading: Evidence, latest: Mapping[str, Latest],
     return False
 
 
+def _previous(code: str, newest: Latest,
+              recent: Mapping[str, tuple[Evidence, ...]]) -> Evidence | None:
+    earlier = [e for e in recent.get(code, ()) if e.measured_at < newest.measured_at
+               and newest.measured_at - e.measured_at <= PREVIOUS_WITHIN]
+    return earlier[-1] if earlier else None
+
+
+def _slow_breathing(reading: Evidence, latest: Mapping[str, Latest]) -> bool:
+    """A respiration rate in the red band in the same set corroborates a SpO2 fall (the two
+    come together in opioid toxicity or hypercapnic narcosis), and vice versa."""
+    rr = latest.get("resp_rate")
+    return rr is not None and rr.value <= RR_RED \
+        and abs(rr.measured_at - reading.measured_at) <= SAME_SET
+
+
+def _slow_count(newest: Latest, latest: Mapping[str, Latest],
+                recent: Mapping[str, tuple[Evidence, ...]]) -> Doubt | None:
+    """A single spot respiration rate in NEWS2's red band after a normal count, alone."""
+    reading = newest.evidence
+    if reading.value > RR_RED:
+        return None
+    previous = _previous("resp_rate", newest, recent)
+    if previous is None or previous.value < RR_PREVIOUS_AT_LEAST:
+        return None
+    acvpu = latest.get("consciousness")
+    if acvpu is not None and acvpu.value > 0 \
+            and abs(acvpu.measured_at - reading.measured_at) <= SAME_SET:
+        return None  # not Alert in the same set: corroborated whatever was charted before
+    if _corroborated("resp_rate", reading, latest, recent, RR_LOW_CORROBORATION):
+        return None
+    return Doubt("resp_rate", reading, f"respiration rate {previous.value:g} → "
+                 f"{reading.value:g}/min with SpO2 and consciousness unchanged: a miscount "
+                 "until repeated", previous)
+
+
 def _spot_doubt(code: str, newest: Latest, latest: Mapping[str, Latest],
                 recent: Mapping[str, tuple[Evidence, ...]]) -> Doubt | None:
     reading = newest.evidence
@@ -165,17 +231,17 @@ def _spot_doubt(code: str, newest: Latest, latest: Mapping[str, Latest],
     if code == "spo2" and pi is not None and pi.measured_at == newest.measured_at \
             and pi.device_id == newest.device_id and pi.value < LOW_PERFUSION:
         return Doubt(code, reading, f"perfusion index {pi.value:g} % below {LOW_PERFUSION:g} %")
+    if code == "resp_rate":
+        return _slow_count(newest, latest, recent)
     jump = SPOT_JUMP.get(code)
     if jump is None:
         return None
-    earlier = [e for e in recent.get(code, ()) if e.measured_at < newest.measured_at
-               and newest.measured_at - e.measured_at <= PREVIOUS_WITHIN]
-    if not earlier:
+    previous = _previous(code, newest, recent)
+    if previous is None:
         return None
-    previous = earlier[-1]
     if DIRECTION[code] * (reading.value - previous.value) < jump:
         return None
-    if _corroborated(code, reading, latest, recent):
+    if _corroborated(code, reading, latest, recent) or _slow_breathing(reading, latest):
         return None
     return Doubt(code, reading, f"{code} {previous.value:g} → {reading.value:g} with nothing "
                  "else in the set worse: a probe artefact until repeated", previous)
@@ -204,7 +270,7 @@ def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...
         if newest.evidence not in window:
             window.append(newest.evidence)
         if len(window) >= CONTINUOUS_MIN:
-            out[code] = _as_latest(median_reading(window, upper=code in SAFER_HIGH))
+            out[code] = _as_latest(level_reading(code, window))
             medians.add(code)
             continue
         doubt = _spot_doubt(code, newest, latest, recent)

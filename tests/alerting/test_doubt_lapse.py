@@ -169,3 +169,93 @@ def test_a_repeat_confirms_or_refutes_on_the_real_database(
     assert ("news2" in _clinical(db, pid)) is fires
     scheduler.sweep(db, policy, t + LAPSE + dt.timedelta(minutes=1))  # nothing left to lapse
     assert ("news2" in _clinical(db, pid)) is fires
+
+
+# -- one median for SpO2: the 5-min filter's and the 15-min target level's ----------------
+
+def test_the_spo2_target_level_takes_the_filters_upper_middle_of_an_even_window() -> None:
+    # A wearable's 15 min: 10 readings (an even window), half of them below the 94 % target.
+    now = DAY
+    window = tuple(Evidence(now - dt.timedelta(minutes=1.5 * (9 - i)), "spo2", "wear",
+                            92.0 if i % 2 else 96.0) for i in range(10))
+    latest = {c: Latest(c, now, float(v), "kit") for c, v in NORMAL.items()}
+    latest["spo2"] = Latest("spo2", now, window[-1].value, "wear")
+    snapshot = PatientSnapshot(1, latest, CarePlan(1), recent={"spo2": window})
+    target = rules.evaluate(snapshot, now).by_kind()[Kind.SPO2_BELOW_TARGET]
+    # half below is not a majority below: the same answer the artefact filter gives
+    assert isinstance(target, Clear)
+    assert target.evidence == (artefacts.level_reading("spo2", list(window)),)
+    assert target.evidence[0].value == 96.0
+    # one more low reading (a strict majority below) and it fires
+    window = (*window[1:], Evidence(now + dt.timedelta(minutes=1), "spo2", "wear", 92.0),
+              Evidence(now + dt.timedelta(minutes=1.5), "spo2", "wear", 92.0))
+    later = now + dt.timedelta(minutes=1.5)
+    latest["spo2"] = Latest("spo2", later, 92.0, "wear")
+    snapshot = PatientSnapshot(1, latest, CarePlan(1), recent={"spo2": window})
+    assert isinstance(rules.evaluate(snapshot, later).by_kind()[Kind.SPO2_BELOW_TARGET], Firing)
+
+
+# -- a single carer-counted respiration rate <= 8 -----------------------------------------
+
+def _rr(rr_then: float, rr_now: float, *, spo2_now: float = 97.0, acvpu: float = 0.0,
+        repeat: float | None = None) -> PatientSnapshot:
+    """NORMAL (RR ``rr_then``) 3 h before T; at T the carer's count ``rr_now`` with ACVPU
+    ``acvpu`` (the home hub's set) and an oximeter SpO2 ``spo2_now``."""
+    t = DAY + THEN
+    rr = [Evidence(DAY, "resp_rate", "hub", rr_then), Evidence(t, "resp_rate", "hub", rr_now)]
+    if repeat is not None:
+        rr.append(Evidence(t + dt.timedelta(minutes=10), "resp_rate", "hub", repeat))
+    recent = {"resp_rate": tuple(rr),
+              "spo2": (Evidence(DAY, "spo2", "ox", 97.0), Evidence(t, "spo2", "ox", spo2_now))}
+    latest = {c: Latest(c, DAY, float(v), "kit") for c, v in NORMAL.items()}
+    latest["resp_rate"] = Latest("resp_rate", rr[-1].measured_at, rr[-1].value, "hub")
+    latest["consciousness"] = Latest("consciousness", t, acvpu, "hub")
+    latest["spo2"] = Latest("spo2", t, spo2_now, "ox")
+    return PatientSnapshot(1, latest, CarePlan(1), recent=recent)
+
+
+@pytest.mark.parametrize(("then", "now", "spo2", "acvpu", "doubtful"), [
+    (16, 7, 97, 0, True),  # a slow count alone, after a normal one: a miscount until repeated
+    (16, 8, 97, 0, True),
+    (16, 9, 97, 0, False),  # not in the red band
+    (10, 7, 97, 0, False),  # already slowing (previous count scored 1): it counts
+    (16, 7, 93, 0, False),  # SpO2 down 4 with it: corroborated
+    (16, 7, 97, 2, False),  # not Alert (V) in the same set: corroborated
+])
+def test_a_single_slow_carer_count_is_doubtful(then: float, now: float, spo2: float,
+                                                acvpu: float, doubtful: bool) -> None:
+    evaluation = rules.evaluate(_rr(then, now, spo2_now=spo2, acvpu=acvpu), DAY + THEN)
+    assert [d.code for d in evaluation.doubtful] == (["resp_rate"] if doubtful else [])
+    observed = evaluation.observation_set.observations.resp_rate
+    assert observed == (then if doubtful else now)
+    if doubtful:
+        (doubt,) = evaluation.doubtful
+        assert "respiration rate" in doubt.reason
+        assert isinstance(evaluation.by_kind()[Kind.NEWS2], Clear)
+
+
+def test_a_slow_count_repeated_counts_and_one_unrepeated_lapses() -> None:
+    confirmed = rules.evaluate(_rr(16, 7, repeat=7), DAY + THEN + dt.timedelta(minutes=10))
+    assert confirmed.doubtful == ()
+    assert isinstance(confirmed.by_kind()[Kind.NEWS2], Firing)
+    refuted = rules.evaluate(_rr(16, 7, repeat=15), DAY + THEN + dt.timedelta(minutes=10))
+    assert isinstance(refuted.by_kind()[Kind.NEWS2], Clear)
+    lapsed = rules.evaluate(_rr(16, 7), DAY + THEN + LAPSE)
+    assert [d.code for d in lapsed.lapsed] == ["resp_rate"]
+    assert lapsed.observation_set.observations.resp_rate == 7
+    assert isinstance(lapsed.by_kind()[Kind.NEWS2], Firing)  # RR <= 8: 3 points, low-medium
+
+
+def test_an_unrepeated_slow_count_alerts_by_the_sweep(
+        db: psycopg.Connection[Any], policy: Policy, add_patients: Any, readings: Any,
+        write_readings: Any) -> None:
+    (pid,) = add_patients(db, 1, NIGHT - dt.timedelta(days=1))
+    write_readings(db, readings(pid, NIGHT, **NORMAL))
+    evaluate_after_commit(db, [pid], NIGHT, policy=policy)
+    t = NIGHT + THEN  # 23:00 London: no repeat is asked for
+    write_readings(db, readings(pid, t, resp_rate=7, consciousness=0))
+    evaluate_after_commit(db, [pid], t, policy=policy)
+    assert _clinical(db, pid) == set()
+    scheduler.sweep(db, policy, t + LAPSE + dt.timedelta(seconds=15))
+    assert "news2" in _clinical(db, pid)
+    assert _tasks(db, pid) == []
