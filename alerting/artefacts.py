@@ -29,6 +29,26 @@ minute or two (Drew BJ et al., *PLoS One* 2014;9:e110274; Imhoff M, Kuhls S, *An
   reading is returned as a :class:`Doubt`, the hook for asking the patient to repeat the set
   (``alerting.rules.Evaluation.doubtful``). The next reading confirms or refutes it: a repeat
   close to the doubtful value is no longer a jump from its predecessor, so it counts.
+  **The doubt lapses** :data:`DOUBT_LAPSE` (30 min) after the reading was measured — the due
+  time of the repeat it asks for (``alerting.requests.RequestConfig.answer_within``). From then
+  on, with no repeat, the reading is scored *as measured* (:attr:`Filtered.lapsed`): a reading
+  nobody confirmed or refuted must never be read as normal, and a repeat may never be asked
+  for (at night, within a request's cooldown, or when the patient does not answer). Because a
+  lapse is a change that time alone makes, the scheduler's sweep re-runs the vital rules of a
+  patient whose doubt lapsed after their last stored score (:func:`unscored_lapse`), so the
+  alert appears without waiting for a new reading.
+  A spot (carer-counted) respiration rate of :data:`RR_RED` or less — NEWS2's red band,
+  3 points alone — is doubtful the same way when the patient's previous count was at least
+  :data:`RR_PREVIOUS_AT_LEAST` (inside NEWS2's normal band, 12–20) and nothing in the set
+  corroborates it (:data:`RR_LOW_CORROBORATION`: SpO2 down or consciousness no longer Alert —
+  what opioid toxicity or hypercapnic narcosis, the causes of a real bradypnoea, bring with
+  them; a red respiration rate in the same set likewise corroborates a SpO2 jump). A carer
+  counts breaths over 30–60 s, and a count over 15 s times four, a pause, or
+  counting exhalations only halves the rate; a slow count on its own is far more often a
+  miscount than a patient's breathing halving with no other sign changing (respiratory-rate
+  counting error: Lovett PB et al., *Ann Emerg Med* 2005;45:68–76; Kallioinen N et al.,
+  *J Adv Nurs* 2021;77:98–124, a systematic review of manual counting error). It asks for a
+  repeat, and lapses (below) like any doubt.
   A low perfusion index (< :data:`LOW_PERFUSION` %, sent by the oximeter as code
   ``perfusion_index`` with the same instant) marks its SpO2 doubtful too: below about 0.3–0.4 %
   oximeter readings become unreliable (Lima AP et al., *Crit Care Med* 2002;30:1210–1213).
@@ -39,13 +59,13 @@ Must never do I/O, read a clock, or log.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
 from alerting.candidates import Evidence
-from alerting.observations import Latest
+from alerting.observations import Latest, is_fresh
 
 #: Codes filtered when continuous (those a wearable sends).
 FILTERED: Final = frozenset({"spo2", "pulse", "resp_rate"})
@@ -65,13 +85,30 @@ CORROBORATION: Final[Mapping[str, float]] = MappingProxyType(
     {"pulse": 10.0, "resp_rate": 3.0, "temperature": 0.4})
 #: Harmful direction per code: +1 when higher is worse.
 DIRECTION: Final[Mapping[str, int]] = MappingProxyType(
-    {"spo2": -1, "pulse": 1, "resp_rate": 1, "temperature": 1})
+    {"spo2": -1, "pulse": 1, "resp_rate": 1, "temperature": 1, "consciousness": 1})
 #: A corroborating reading must belong to the same set: within an hour of the doubtful one
 #: (a spot check's devices are used one after another, within minutes).
 SAME_SET: Final = dt.timedelta(hours=1)
 #: The previous reading is compared only while it still describes the patient (a day).
 PREVIOUS_WITHIN: Final = dt.timedelta(hours=24)
 LOW_PERFUSION: Final = 0.4
+#: A spot respiration rate at or below this scores NEWS2 3 on its own (≤ 8/min).
+RR_RED: Final = 8.0
+#: ...and is doubtful only after a previous count in NEWS2's normal band (12–20/min): a fall
+#: of at least 4 breaths/min across two bands, twice a carer's counting noise (±2/min).
+RR_PREVIOUS_AT_LEAST: Final = 12.0
+#: What corroborates a slow count (same set, change in the harmful direction this large):
+#: SpO2 down a band (3 points) or consciousness no longer Alert (ACVPU ordinal up by 1; a
+#: set that is not Alert corroborates even with no earlier one charted).
+RR_LOW_CORROBORATION: Final[Mapping[str, float]] = MappingProxyType(
+    {"spo2": 3.0, "consciousness": 1.0})
+#: A doubt holds a reading back at most this long after it was measured: the due time of the
+#: repeat it asks for (``alerting.requests.RequestConfig.answer_within``, 30 min; a test holds
+#: them equal). Why that bound: a patient with the kit at hand repeats a set in 5-10 min, so a
+#: repeat not in by then is not coming; 30 min is also NEWS2's window for an urgent
+#: assessment at medium risk. The price: a real fall that looked like an artefact and was never
+#: repeated alerts at most this (plus one sweep) late, instead of never.
+DOUBT_LAPSE: Final = dt.timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +120,15 @@ class Doubt:
     reason: str
     previous: Evidence | None = None
 
+    @property
+    def lapses_at(self) -> dt.datetime:
+        """When the doubt lapses and the reading is scored as measured (:data:`DOUBT_LAPSE`)."""
+        return self.reading.measured_at + DOUBT_LAPSE
+
     def as_json(self) -> dict[str, object]:
         return {"code": self.code, "reading": self.reading.as_json(), "reason": self.reason,
-                "previous": None if self.previous is None else self.previous.as_json()}
+                "previous": None if self.previous is None else self.previous.as_json(),
+                "lapses_at": self.lapses_at.isoformat()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +139,8 @@ class Filtered:
     doubtful: tuple[Doubt, ...] = ()
     #: Codes whose value is a median of a continuous device's window.
     medians: frozenset[str] = frozenset()
+    #: Doubts that lapsed with no repeat (:data:`DOUBT_LAPSE`): their readings *are* scored.
+    lapsed: tuple[Doubt, ...] = ()
 
 
 def _as_latest(e: Evidence) -> Latest:
@@ -107,6 +152,14 @@ def median_reading(window: list[Evidence], *, upper: bool = False) -> Evidence:
     the lower middle, or the upper one when ``upper`` (a strict majority at or below it)."""
     ordered = sorted(window, key=lambda e: (e.value, e.measured_at))
     return ordered[len(ordered) // 2 if upper else (len(ordered) - 1) // 2]
+
+
+def level_reading(code: str, window: list[Evidence]) -> Evidence:
+    """The median reading of ``code``'s ``window``: the one definition of it, for the 5-min
+    filter here and the 15-min SpO2 target level (``alerting.rules.spo2_target_rule``). For a
+    code in :data:`SAFER_HIGH` (SpO2) an even window takes its upper middle — a low value
+    counts only when a strict majority of the window holds it —, otherwise the lower middle."""
+    return median_reading(window, upper=code in SAFER_HIGH)
 
 
 def _window(history: tuple[Evidence, ...], newest: Latest) -> list[Evidence]:
@@ -122,8 +175,9 @@ def _window(history: tuple[Evidence, ...], newest: Latest) -> list[Evidence]:
 
 
 def _corroborated(code: str, reading: Evidence, latest: Mapping[str, Latest],
-                  recent: Mapping[str, tuple[Evidence, ...]]) -> bool:
-    for other, margin in CORROBORATION.items():
+                  recent: Mapping[str, tuple[Evidence, ...]],
+                  margins: Mapping[str, float] = CORROBORATION) -> bool:
+    for other, margin in margins.items():
         now = latest.get(other)
         if other == code or now is None or abs(now.measured_at - reading.measured_at) > SAME_SET:
             continue
@@ -135,6 +189,41 @@ def _corroborated(code: str, reading: Evidence, latest: Mapping[str, Latest],
     return False
 
 
+def _previous(code: str, newest: Latest,
+              recent: Mapping[str, tuple[Evidence, ...]]) -> Evidence | None:
+    earlier = [e for e in recent.get(code, ()) if e.measured_at < newest.measured_at
+               and newest.measured_at - e.measured_at <= PREVIOUS_WITHIN]
+    return earlier[-1] if earlier else None
+
+
+def _slow_breathing(reading: Evidence, latest: Mapping[str, Latest]) -> bool:
+    """A respiration rate in the red band in the same set corroborates a SpO2 fall (the two
+    come together in opioid toxicity or hypercapnic narcosis), and vice versa."""
+    rr = latest.get("resp_rate")
+    return rr is not None and rr.value <= RR_RED \
+        and abs(rr.measured_at - reading.measured_at) <= SAME_SET
+
+
+def _slow_count(newest: Latest, latest: Mapping[str, Latest],
+                recent: Mapping[str, tuple[Evidence, ...]]) -> Doubt | None:
+    """A single spot respiration rate in NEWS2's red band after a normal count, alone."""
+    reading = newest.evidence
+    if reading.value > RR_RED:
+        return None
+    previous = _previous("resp_rate", newest, recent)
+    if previous is None or previous.value < RR_PREVIOUS_AT_LEAST:
+        return None
+    acvpu = latest.get("consciousness")
+    if acvpu is not None and acvpu.value > 0 \
+            and abs(acvpu.measured_at - reading.measured_at) <= SAME_SET:
+        return None  # not Alert in the same set: corroborated whatever was charted before
+    if _corroborated("resp_rate", reading, latest, recent, RR_LOW_CORROBORATION):
+        return None
+    return Doubt("resp_rate", reading, f"respiration rate {previous.value:g} → "
+                 f"{reading.value:g}/min with SpO2 and consciousness unchanged: a miscount "
+                 "until repeated", previous)
+
+
 def _spot_doubt(code: str, newest: Latest, latest: Mapping[str, Latest],
                 recent: Mapping[str, tuple[Evidence, ...]]) -> Doubt | None:
     reading = newest.evidence
@@ -142,26 +231,38 @@ def _spot_doubt(code: str, newest: Latest, latest: Mapping[str, Latest],
     if code == "spo2" and pi is not None and pi.measured_at == newest.measured_at \
             and pi.device_id == newest.device_id and pi.value < LOW_PERFUSION:
         return Doubt(code, reading, f"perfusion index {pi.value:g} % below {LOW_PERFUSION:g} %")
+    if code == "resp_rate":
+        return _slow_count(newest, latest, recent)
     jump = SPOT_JUMP.get(code)
     if jump is None:
         return None
-    earlier = [e for e in recent.get(code, ()) if e.measured_at < newest.measured_at
-               and newest.measured_at - e.measured_at <= PREVIOUS_WITHIN]
-    if not earlier:
+    previous = _previous(code, newest, recent)
+    if previous is None:
         return None
-    previous = earlier[-1]
     if DIRECTION[code] * (reading.value - previous.value) < jump:
         return None
-    if _corroborated(code, reading, latest, recent):
+    if _corroborated(code, reading, latest, recent) or _slow_breathing(reading, latest):
         return None
     return Doubt(code, reading, f"{code} {previous.value:g} → {reading.value:g} with nothing "
                  "else in the set worse: a probe artefact until repeated", previous)
 
 
-def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]]) -> Filtered:
-    """Median-filter continuous codes; set doubtful spot readings aside."""
+def unscored_lapse(lapsed: Sequence[Doubt], scored_at: dt.datetime | None) -> bool:
+    """Whether a doubt in ``lapsed`` lapsed after ``scored_at`` (the patient's last stored
+    score, None if none): then no evaluation has scored its reading yet, and the timer sweep
+    runs the vital rules for the patient (``alerting.runner``, ``alerting.replay``). A stored
+    score at or after the lapse ends it, so a patient is re-run only until their rules have
+    seen the reading (at most ``alerting.runner.SCORE_EVERY`` when the score is unchanged)."""
+    return any(scored_at is None or scored_at < d.lapses_at for d in lapsed)
+
+
+def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
+          now: dt.datetime | None = None) -> Filtered:
+    """Median-filter continuous codes; set doubtful spot readings aside until their doubt
+    lapses at ``now`` (None: never — a caller without a clock, e.g. a what-if view)."""
     out = dict(latest)
     doubts: list[Doubt] = []
+    lapsed: list[Doubt] = []
     medians: set[str] = set()
     for code, newest in latest.items():
         history = recent.get(code, ())
@@ -169,15 +270,19 @@ def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...
         if newest.evidence not in window:
             window.append(newest.evidence)
         if len(window) >= CONTINUOUS_MIN:
-            out[code] = _as_latest(median_reading(window, upper=code in SAFER_HIGH))
+            out[code] = _as_latest(level_reading(code, window))
             medians.add(code)
             continue
         doubt = _spot_doubt(code, newest, latest, recent)
         if doubt is None:
+            continue
+        if now is not None and now >= doubt.lapses_at:
+            if is_fresh(code, newest.measured_at, now):
+                lapsed.append(doubt)  # no repeat came: scored as measured, never as normal
             continue
         doubts.append(doubt)
         if doubt.previous is not None:
             out[code] = _as_latest(doubt.previous)
         else:
             del out[code]
-    return Filtered(MappingProxyType(out), tuple(doubts), frozenset(medians))
+    return Filtered(MappingProxyType(out), tuple(doubts), frozenset(medians), tuple(lapsed))

@@ -6,8 +6,9 @@ filter, baselines learned the same way, staleness windows, score-storage rule an
 time as live. Between readings, **timer sweeps** run every :data:`SWEEP_EVERY` over every
 patient whose data has started and not yet ended, as the scheduler would: the timer kinds
 (observations overdue; device kinds need status messages, which a readings file does not
-carry, so they stay silent), the episodes' hysteresis in time, and escalation of episodes
-nobody acknowledges (a replay has no nurse).
+carry, so they stay silent), the episodes' hysteresis in time, escalation of episodes
+nobody acknowledges (a replay has no nurse), and every rule for a patient whose doubtful
+reading's doubt lapsed unrepeated (``alerting.artefacts.DOUBT_LAPSE``).
 
 Measures (:meth:`Report.summary`): episodes, pages and findings per patient-day, by kind, for
 patients who did and did not deteriorate (ground truth), and for each ``deterioration_start``
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from alerting import episodes, escalation, lifecycle, rules, trend
+from alerting import artefacts, episodes, escalation, lifecycle, rules, trend
 from alerting.candidates import TIMER_KINDS, Evidence, Kind
 from alerting.care_plan import CarePlan
 from alerting.lifecycle import AckWithin, Alert, State, Transition
@@ -261,8 +262,12 @@ class _Replay:
 
     def evaluate(self, name: str, now: dt.datetime, *, sweep: bool = False) -> None:
         p = self.patients[name]
-        evaluation = rules.evaluate(self.snapshot(name, p, now), now,
-                                    kinds=TIMER_KINDS if sweep else None)
+        snapshot = self.snapshot(name, p, now)
+        evaluation = rules.evaluate(snapshot, now, kinds=TIMER_KINDS if sweep else None)
+        if sweep and artefacts.unscored_lapse(
+                evaluation.lapsed, p.history[-1].computed_at if p.history else None):
+            sweep = False  # a doubt lapsed: the sweep runs every rule, as alerting.runner does
+            evaluation = rules.evaluate(snapshot, now)
         result = evaluation.score
         if result is not None and not sweep:
             missing = frozenset(x.value for x in result.missing)

@@ -92,6 +92,8 @@ class Evaluation:
     outcomes: tuple[Outcome, ...]
     #: Readings set aside as doubtful (not scored): the hook for "repeat the measurement".
     doubtful: tuple[Doubt, ...] = ()
+    #: Doubts lapsed with no repeat: scored as measured (``artefacts.DOUBT_LAPSE``).
+    lapsed: tuple[Doubt, ...] = ()
 
     def by_kind(self) -> dict[Kind, Outcome]:
         return {o.kind: o for o in self.outcomes}
@@ -176,7 +178,12 @@ def spo2_target_rule(obs_set: ObservationSet, plan: CarePlan,
     dips below it for minutes many times a day, and brief dips below a *titration* target are
     not desaturation worth an amber (BTS 2017 oxygen guideline: targets guide titration; the
     alarm-delay evidence: Welch J, *Biomed Instrum Technol* 2011;45 s1:46–52). A real
-    desaturation still scores on NEWS2 at once (the 5-minute median)."""
+    desaturation still scores on NEWS2 at once (the 5-minute median). Even window: the *lower*
+    middle, unlike the 5-minute filter's upper middle (``artefacts.SAFER_HIGH``), on purpose:
+    a tie there is two artefacts of four readings, here it is half of 15 minutes of readings
+    low — a sustained desaturation, not an artefact. Measured (branch ``doubt``): taking the
+    upper middle here too lost one wearable deterioration's catch before the true NEWS2
+    reached 7 on `noisy-devices` seed 3 (6/6 → 5/6) for no fewer false episodes."""
     reading = next((e for e in obs_set.used if e.code == "spo2"), None)
     if reading is None:
         return ()
@@ -186,7 +193,7 @@ def spo2_target_rule(obs_set: ObservationSet, plan: CarePlan,
         hi = bisect.bisect_right(recent, now, lo=lo, key=lambda e: e.measured_at)
         window = [e for e in recent[lo:hi] if e.device_id == reading.device_id]
         if len(window) >= trend.CONTINUOUS_LEVEL:
-            reading = artefacts.median_reading(window)
+            reading = artefacts.median_reading(window)  # even: the lower middle
     target = plan.spo2_target_low
     source = "care plan"
     if target is None:
@@ -236,7 +243,7 @@ def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | N
     """Run every rule (or only those producing ``kinds``) over ``snapshot`` at ``now``."""
     config = config or RuleConfig()
     plan = snapshot.care_plan
-    filtered = artefacts.apply(snapshot.latest, snapshot.recent)
+    filtered = artefacts.apply(snapshot.latest, snapshot.recent, now)
     # Only the threshold rule reads the filtered snapshot, and only with thresholds set
     # (rebuilding the snapshot per patient was a few % of a pass, issue 14).
     seen = replace(snapshot, latest=filtered.latest) if plan.thresholds else snapshot
@@ -261,4 +268,4 @@ def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | N
     if kinds is not None:
         wanted = set(kinds)
         outcomes = [o for o in outcomes if o.kind in wanted]
-    return Evaluation(result, obs_set, tuple(outcomes), filtered.doubtful)
+    return Evaluation(result, obs_set, tuple(outcomes), filtered.doubtful, filtered.lapsed)

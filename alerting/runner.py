@@ -19,7 +19,10 @@ a sweep's 15 s adds nothing that matters; a fresh reading's alert never waited f
 A reading the artefact filter set aside as doubtful (``rules.Evaluation.doubtful``) is passed
 to the ``on_doubt`` hook, if given, in the same transaction, and always announced as
 ``NOTIFY vw_events`` ``{"type": "doubtful_reading", "patient_id", "code", "measured_at",
-"device_id", "value", "reason"}`` — what the "request a full set" command acts on.
+"device_id", "value", "reason"}`` — what the "request a full set" command acts on. A doubt
+lapses with no repeat (``alerting.artefacts.DOUBT_LAPSE``): a timer sweep (``kinds`` given)
+that finds one lapsed after the patient's last stored score runs *every* rule for that patient
+and stores the score, so the reading alerts as measured without waiting for a new reading.
 
 A score row is stored when the score differs from the last stored one (total, risk,
 completeness, missing parameters) or the last is at least :data:`SCORE_EVERY` old. Why: a
@@ -37,7 +40,7 @@ from typing import Any, Final
 
 import psycopg
 
-from alerting import episodes, risk_findings, risk_store, rules, store, tasks
+from alerting import artefacts, episodes, risk_findings, risk_store, rules, store, tasks
 from alerting.artefacts import Doubt
 from alerting.candidates import Kind
 from alerting.escalation import Decision
@@ -204,10 +207,18 @@ def evaluate_with_snapshots(conn: Conn, patient_ids: Iterable[int], now: dt.date
     for pid in ids:
         snapshot = snapshots[pid]
         evaluation = rules.evaluate(snapshot, now, config, kinds=kinds)
+        rescored = kinds is not None and artefacts.unscored_lapse(
+            evaluation.lapsed, snapshot.score_history[-1].computed_at
+            if snapshot.score_history else None)
+        if rescored:
+            # A doubt lapsed since the last stored score (time alone, no new reading): the
+            # sweep runs every rule now, so the reading is scored and alerts as measured.
+            evaluation = rules.evaluate(snapshot, now, config)
         # A doubtful reading asks the home hub for a repeat set (alerting.requests).
         doubt = "; ".join(d.reason for d in evaluation.doubtful) or None
         subjects.append(tasks.Subject(pid, snapshot, evaluation, doubt=doubt))
-        if score and evaluation.score is not None and _should_store(snapshot, evaluation.score, now):
+        if (score or rescored) and evaluation.score is not None \
+                and _should_store(snapshot, evaluation.score, now):
             score_rows.append(_score_row(pid, evaluation.score, evaluation, now))
         if score:
             doubts.extend((pid, d) for d in evaluation.doubtful)

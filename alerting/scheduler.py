@@ -3,7 +3,10 @@
 A sweep (:func:`sweep`, one instant ``now``): re-evaluates the timer kinds (observations
 overdue, device offline, battery low, infusion late) for every admitted patient and every
 patient with an open episode — which also completes the episodes' hysteresis in time (a
-finding clear for its hold is cleared even when no reading arrives) —, keeps the hub's
+finding clear for its hold is cleared even when no reading arrives) —, runs *every* rule for
+a patient whose doubtful reading's doubt lapsed with no repeat (``alerting.artefacts
+.DOUBT_LAPSE``: time alone turns it into a scored reading, so its alert must not wait for the
+next reading; ``alerting.runner``), keeps the hub's
 phone-call / visit tasks for what the kits cannot measure (``alerting.due_tasks``), re-assesses
 the risk tiers that are due, at most ``alerting.risk_store.MAX_PER_CALL`` per sweep, stalest
 first (``alerting.runner.assess_tiers``: missed sets and the 24-72 h windows move with time
