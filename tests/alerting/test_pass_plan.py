@@ -26,7 +26,7 @@ def test_nothing_due_evaluates_nothing() -> None:
 
 
 def test_no_hold_takes_everything_within_the_budget() -> None:
-    plan = plan_pass({k: NOW for k in range(5)}, set(), NOW, budget=3, hold_s=0.0)
+    plan = plan_pass(dict.fromkeys(range(5), NOW), set(), NOW, budget=3, hold_s=0.0)
     assert plan.evaluate == (0, 1, 2)
     assert plan.leftover == (3, 4)
     assert plan.next_due is None
