@@ -54,13 +54,13 @@ Hook = Callable[[Conn, list[int], dt.datetime], object]
 TAKE_ROWS = 5000
 # A pass aims at this much wall time, so an urgent patient queued while one runs waits about
 # this long for its own pass (target: publish → alert committed p99 < 250 ms, issue 14).
-# A pass has a large fixed cost in wall time: measured in bench_latency at 2,000 msgs/s,
-# load average ~10 on 2 cores, passes of ~23 patients came 129 ms apart with the evaluator
-# at only ~27 % of a core (database round trips), i.e. ~160 patients/s, below the urgent
-# demand; so the budget never goes under BUDGET_MIN, whatever one slow pass suggests.
-PASS_TARGET_S = 0.2
-BUDGET_START = 200
-BUDGET_MIN = 100
+# Measured in bench_latency at 2,000 msgs/s, load average ~10 on 2 cores: ~6 ms of wall time
+# per patient evaluated whatever the pass size (20 patients: 0.07-0.24 s; the whole-ward
+# passes before: 801 per 4.66 s) with the evaluator at ~27 % of a core (the database's share
+# of a loaded CPU), so the budget follows the measured cost, down to BUDGET_MIN.
+PASS_TARGET_S = 0.1
+BUDGET_START = 50
+BUDGET_MIN = 10
 BUDGET_MAX = 2000
 # Non-urgent patients wait until their earliest receipt is this old, coalescing the readings
 # that arrive meanwhile (at 2,000 msgs/s over 1,000 patients, ~4 per patient): about one
@@ -165,7 +165,7 @@ class Evaluator:
             # The hold is measured on the wall clock: receipts are wall-clock times, `now`
             # is the clinical clock (a test's may be anywhere).
             plan = plan_pass(waiting.receipts, waiting.urgent, _utcnow(), budget=self._budget,
-                             hold_s=self._hold_s if hold else 0.0)
+                             hold_s=self._hold_s if hold else 0.0, red=waiting.red)
             self.next_due = plan.next_due
             if not plan.evaluate:
                 raise psycopg.Rollback(tx)

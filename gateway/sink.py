@@ -18,7 +18,7 @@ from psycopg.pq import TransactionStatus
 from gateway import dead_letter_sink
 from gateway.dead_letters import Rationing
 from gateway.pipeline import BatchPlan, Key, patients_of
-from gateway.urgency import could_alert
+from gateway.urgency import RED, sub_score
 from ward.db import alerting_queue, channels
 from ward.db.store import ReadingStore
 
@@ -88,8 +88,10 @@ def _write(conn: Conn, store: ReadingStore, plan: BatchPlan, rationing: Rationin
                 for s in plan.statuses])
         if queue_alerting and patients:
             new = [r for r in plan.readings if r.key in inserted]
-            alerting_queue.enqueue(cur, patients, min(r.received_at for r in new), sorted(
-                {r.patient_id for r in new if could_alert(r.code, r.value)}))
+            points = [(r.patient_id, sub_score(r.code, r.value)) for r in new]
+            alerting_queue.enqueue(cur, patients, min(r.received_at for r in new),
+                                   sorted({pid for pid, n in points if n > 0}),
+                                   sorted({pid for pid, n in points if n >= RED}))
         for chunk in channels.patient_chunks(patients):
             cur.execute("SELECT vw_notify(%s)",
                         (json.dumps({"type": "readings", "patient_ids": chunk}),))

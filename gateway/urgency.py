@@ -28,16 +28,25 @@ from alerting.news2 import (
 _SCORED = {p.value: p for p in BANDS}
 
 
-def could_alert(code: str, value: float) -> bool:
-    """True when a reading of `code` with `value` scores above 0 on NEWS2 (see module doc)."""
+RED = 3  # a single-parameter red: raises an alert by itself (alerting.rules.news2_rule)
+
+
+def sub_score(code: str, value: float) -> int:
+    """The NEWS2 points a reading of `code` with `value` scores by itself (see module doc):
+    0 for a code NEWS2 does not score, RED for a value the scorer refuses (look at once)."""
     try:
         if code == Parameter.SPO2.value:
             q = quantise(Parameter.SPO2, value)
-            return any(points_in(bands, q) > 0 for (_scale, oxygen), bands in SPO2_BANDS.items()
+            return max(points_in(bands, q) for (_scale, oxygen), bands in SPO2_BANDS.items()
                        if not oxygen)
         parameter = _SCORED.get(code)
         if parameter is None:
-            return False
-        return points_in(BANDS[parameter], quantise(parameter, value)) > 0
-    except News2Error:  # a value the scorer refuses: let the evaluator look at once
-        return True
+            return 0
+        return points_in(BANDS[parameter], quantise(parameter, value))
+    except News2Error:
+        return RED
+
+
+def could_alert(code: str, value: float) -> bool:
+    """True when the reading scores above 0: it could tip the patient's total."""
+    return sub_score(code, value) > 0

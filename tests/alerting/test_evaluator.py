@@ -228,6 +228,28 @@ def test_a_bounded_pass_coalesces_all_rows_and_puts_the_rest_back_as_one_row(
     assert _evaluated(queue_db) == [1, 2]
 
 
+def test_red_patients_go_first_and_keep_it_in_the_leftover(
+        queue_db: psycopg.Connection[Any], db_url: str) -> None:
+    s = dt.timedelta(seconds=1)
+    with queue_db.cursor() as cur:
+        alerting_queue.enqueue(cur, [1, 2], T0, [1, 2])
+        alerting_queue.enqueue(cur, [5, 6], T0 + s, [5, 6], [5, 6])
+    queue_db.commit()
+    hook = RecordingHook()
+    evaluator = Evaluator(db_url, hook, clock=lambda: NOW, budget=1, adapt=False)
+    try:
+        evaluator.run_once()
+        assert hook.calls == [[5]]
+        row = queue_db.execute("SELECT patient_ids, urgent_ids, red_ids FROM alerting_queue"
+                               ).fetchone()
+        queue_db.commit()
+        assert row == ([1, 2, 6], [1, 2, 6], [6])
+        evaluator.run_once()
+        assert hook.calls[-1] == [6]
+    finally:
+        evaluator.close()
+
+
 def test_urgent_patients_go_first_and_keep_their_urgency_in_the_leftover(
         queue_db: psycopg.Connection[Any], db_url: str) -> None:
     s = dt.timedelta(seconds=1)

@@ -39,3 +39,10 @@ def test_budget_follows_the_cost_of_a_full_pass() -> None:
     assert next_budget(80, 10, 0.001, target_s=0.08, smallest=20, largest=2000) == 80
     assert next_budget(80, 80, 100.0, target_s=0.08, smallest=20, largest=2000) == 40
     assert next_budget(30, 30, 100.0, target_s=0.08, smallest=20, largest=2000) == 20
+
+
+def test_red_patients_go_before_older_urgent_ones() -> None:
+    receipts = {1: NOW - 5 * S, 2: NOW - 4 * S, 3: NOW - 0.1 * S}
+    plan = plan_pass(receipts, {1, 2, 3}, NOW, budget=2, hold_s=2.0, red={3})
+    assert plan.evaluate == (1, 3)
+    assert plan.leftover == (2,)

@@ -73,3 +73,11 @@ def test_a_batch_of_normal_readings_is_not_urgent(db: psycopg.Connection[Any]) -
     plan, _pid = _plan(db, PAYLOAD.replace(b'"value":95', b'"value":98'))
     write_batch(db, ReadingStore(), plan, queue_alerting=True)
     assert _urgent(db) == [[]]
+
+
+def test_a_red_reading_queues_its_patient_red(db: psycopg.Connection[Any]) -> None:
+    plan, pid = _plan(db, PAYLOAD.replace(b'"value":95', b'"value":90'))  # SpO2 90 %: 3
+    write_batch(db, ReadingStore(), plan, queue_alerting=True)
+    row = db.execute("SELECT urgent_ids, red_ids FROM alerting_queue").fetchone()
+    db.rollback()
+    assert row == ([pid], [pid])

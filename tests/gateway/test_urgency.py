@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.urgency import could_alert
+from gateway.urgency import RED, could_alert, sub_score
 
 
 @pytest.mark.parametrize(("code", "value", "urgent"), [
@@ -17,3 +17,9 @@ from gateway.urgency import could_alert
 def test_a_reading_is_urgent_when_it_scores_on_news2(code: str, value: float,
                                                       urgent: bool) -> None:
     assert could_alert(code, value) is urgent
+
+
+def test_a_red_reading_scores_3() -> None:
+    assert sub_score("systolic_bp", 85.0) == RED
+    assert sub_score("temperature", 35.8) == 1
+    assert sub_score("spo2", 97.0) == 0
