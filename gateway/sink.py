@@ -18,6 +18,7 @@ from psycopg.pq import TransactionStatus
 from gateway import dead_letter_sink
 from gateway.dead_letters import Rationing
 from gateway.pipeline import BatchPlan, Key, patients_of
+from gateway.urgency import RED, sub_score
 from ward.db import alerting_queue, channels
 from ward.db.store import ReadingStore
 
@@ -86,8 +87,11 @@ def _write(conn: Conn, store: ReadingStore, plan: BatchPlan, rationing: Rationin
                      "sent_at": s.sent_at.isoformat() if s.sent_at else None}))
                 for s in plan.statuses])
         if queue_alerting and patients:
-            alerting_queue.enqueue(cur, patients, min(
-                r.received_at for r in plan.readings if r.key in inserted))
+            new = [r for r in plan.readings if r.key in inserted]
+            points = [(r.patient_id, sub_score(r.code, r.value)) for r in new]
+            alerting_queue.enqueue(cur, patients, min(r.received_at for r in new),
+                                   sorted({pid for pid, n in points if n > 0}),
+                                   sorted({pid for pid, n in points if n >= RED}))
         for chunk in channels.patient_chunks(patients):
             cur.execute("SELECT vw_notify(%s)",
                         (json.dumps({"type": "readings", "patient_ids": chunk}),))

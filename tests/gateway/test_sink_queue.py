@@ -22,7 +22,7 @@ PAYLOAD = (b'{"msg_id":"q1","sent_at":"2026-11-24T09:14:00Z","readings":[{"code"
            b'"value":95,"unit":"%","measured_at":"2026-11-24T09:14:00Z"}]}')
 
 
-def _plan(conn: psycopg.Connection[Any]) -> Any:
+def _plan(conn: psycopg.Connection[Any], payload: bytes = PAYLOAD) -> Any:
     patient = add_patient(conn, Patient("9434765919", "Ada", "Lovelace", dt.date(1950, 1, 1)))
     assert patient.id is not None
     add_device(conn, Device("q-1", DeviceKind.PULSE_OXIMETER))
@@ -30,8 +30,8 @@ def _plan(conn: psycopg.Connection[Any]) -> Any:
     conn.commit()
     directory = device_directory(conn)
     topic = readings_topic("q-1")
-    decoded = decode(topic, PAYLOAD, NOW, Limits())
-    return plan_batch([(topic, PAYLOAD, NOW, decoded)], directory.get), patient.id
+    decoded = decode(topic, payload, NOW, Limits())
+    return plan_batch([(topic, payload, NOW, decoded)], directory.get), patient.id
 
 
 def test_committed_batch_queues_its_patients(db: psycopg.Connection[Any]) -> None:
@@ -54,3 +54,30 @@ def test_a_batch_that_never_commits_queues_nothing(db: psycopg.Connection[Any]) 
     row = db.execute("SELECT count(*) FROM readings").fetchone()
     assert row is not None
     assert row[0] == 0
+
+
+def _urgent(conn: psycopg.Connection[Any]) -> list[list[int]]:
+    rows = conn.execute("SELECT urgent_ids FROM alerting_queue ORDER BY id").fetchall()
+    conn.rollback()
+    return [r[0] for r in rows]
+
+
+def test_a_batch_with_a_reading_that_scores_queues_its_patient_urgent(
+        db: psycopg.Connection[Any]) -> None:
+    plan, pid = _plan(db)  # SpO2 95 %: NEWS2 scale 1 scores 1
+    write_batch(db, ReadingStore(), plan, queue_alerting=True)
+    assert _urgent(db) == [[pid]]
+
+
+def test_a_batch_of_normal_readings_is_not_urgent(db: psycopg.Connection[Any]) -> None:
+    plan, _pid = _plan(db, PAYLOAD.replace(b'"value":95', b'"value":98'))
+    write_batch(db, ReadingStore(), plan, queue_alerting=True)
+    assert _urgent(db) == [[]]
+
+
+def test_a_red_reading_queues_its_patient_red(db: psycopg.Connection[Any]) -> None:
+    plan, pid = _plan(db, PAYLOAD.replace(b'"value":95', b'"value":90'))  # SpO2 90 %: 3
+    write_batch(db, ReadingStore(), plan, queue_alerting=True)
+    row = db.execute("SELECT urgent_ids, red_ids FROM alerting_queue").fetchone()
+    db.rollback()
+    assert row == ([pid], [pid])

@@ -35,13 +35,70 @@ class Taken:
     received_at: tuple[dt.datetime, ...]  # one per row taken
 
 
-def enqueue(cur: Cursor, patient_ids: Sequence[int], received_at: dt.datetime) -> None:
-    """Queue `patient_ids` for evaluation in the caller's (ingest) transaction."""
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Every row an evaluator locked, coalesced: each patient once with its earliest receipt."""
+
+    row_ids: tuple[int, ...]
+    receipts: dict[int, dt.datetime]  # patient → earliest MQTT receipt among the rows
+    urgent: frozenset[int]  # patients a row marked urgent (gateway.urgency)
+    red: frozenset[int]  # of those, patients with a reading scoring 3 (first of all)
+    received_at: tuple[dt.datetime, ...]  # one per row (its earliest receipt)
+
+
+def enqueue(cur: Cursor, patient_ids: Sequence[int], received_at: dt.datetime,
+            urgent: Sequence[int] = (), red: Sequence[int] = ()) -> None:
+    """Queue `patient_ids` for evaluation in the caller's (ingest) transaction; `urgent`
+    (a subset) are evaluated first, without the evaluator's coalescing delay, and `red`
+    (a subset of those) before them."""
     if not patient_ids:
         return
-    cur.execute("INSERT INTO alerting_queue (patient_ids, received_at) VALUES (%s, %s)",
-                (list(patient_ids), received_at))
+    cur.execute("INSERT INTO alerting_queue (patient_ids, received_at, urgent_ids, red_ids) "
+                "VALUES (%s, %s, %s, %s)",
+                (list(patient_ids), received_at, list(urgent), list(red)))
     cur.execute("SELECT pg_notify(vw_channel(%s), '')", (CHANNEL,))
+
+
+def lock_waiting(conn: Conn, limit: int) -> Waiting:
+    """Lock (not delete) up to `limit` waiting rows, oldest first, in the caller's transaction.
+
+    Rows locked by another evaluator are skipped, not waited for; the ingest side only
+    INSERTs, so it never waits for these locks either. Nothing is written: a pass that finds
+    nothing due rolls back having changed nothing. `settle` consumes the rows.
+    """
+    rows = conn.execute(
+        "SELECT id, patient_ids, received_at, urgent_ids, receipts, red_ids "
+        "FROM alerting_queue ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED", (limit,),
+    ).fetchall()
+    receipts: dict[int, dt.datetime] = {}
+    urgent: set[int] = set()
+    red: set[int] = set()
+    for _id, ids, at, urgent_ids, per_patient, red_ids in rows:
+        for k, pid in enumerate(ids):
+            when = per_patient[k] if per_patient is not None else at
+            old = receipts.get(int(pid))
+            if old is None or when < old:
+                receipts[int(pid)] = when
+        urgent.update(int(pid) for pid in urgent_ids)
+        red.update(int(pid) for pid in red_ids)
+    return Waiting(tuple(int(r[0]) for r in rows), receipts, frozenset(urgent | red),
+                   frozenset(red), tuple(r[2] for r in rows))
+
+
+def settle(conn: Conn, waiting: Waiting, leftover: Sequence[int]) -> None:
+    """Consume `waiting`'s rows and put `leftover` patients back as ONE row, each with its
+    earliest receipt and urgency, in the caller's transaction (the one storing the
+    evaluation of the others): a rollback restores the rows exactly as they were."""
+    conn.execute("DELETE FROM alerting_queue WHERE id = ANY(%s)", (list(waiting.row_ids),))
+    if not leftover:
+        return
+    ids = sorted(leftover)
+    at = [waiting.receipts[pid] for pid in ids]
+    conn.execute(
+        "INSERT INTO alerting_queue (patient_ids, received_at, urgent_ids, receipts, red_ids) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        (ids, min(at), [pid for pid in ids if pid in waiting.urgent], at,
+         [pid for pid in ids if pid in waiting.red]))
 
 
 def take(conn: Conn, limit: int) -> Taken:

@@ -49,9 +49,10 @@ def save_factors(conn: Conn, patient_id: int, factors: RiskFactors, *, now: dt.d
                                     for c in cols)),
         [patient_id, *values, now, by])
     # The facts feed the tier: queue the patient so the alerting runner re-assesses it now
-    # (its due rule sees the facts newer than the tier) rather than at its next sweep.
+    # (its due rule sees the facts newer than the tier) rather than at its next sweep;
+    # urgent: a clinician's edit, not a stream of readings, so no coalescing hold.
     with conn.cursor() as cur:
-        alerting_queue.enqueue(cur, [patient_id], now)
+        alerting_queue.enqueue(cur, [patient_id], now, [patient_id])
 
 
 readmission = risk_store.readmission
