@@ -98,12 +98,9 @@ def test_a_patient_whose_evaluation_fails_is_requeued_and_the_others_are_stored(
     assert taken.patient_ids == (6,)
 
 
-def test_a_crash_during_evaluation_puts_the_rows_back(
-        queue_db: psycopg.Connection[Any], db_url: str) -> None:
-    _enqueue(queue_db, [8, 9])
-    gate = threading.Event()
-    hook = RecordingHook(block=gate)
-    evaluator = Evaluator(db_url, hook, clock=lambda: NOW)
+def _crash_mid_pass(queue_db: psycopg.Connection[Any], evaluator: Evaluator,
+                    hook: RecordingHook, gate: threading.Event) -> list[BaseException]:
+    """Run one pass and kill its session inside the hook; return what the pass raised."""
     errors: list[BaseException] = []
 
     def crashing_pass() -> None:
@@ -124,6 +121,16 @@ def test_a_crash_during_evaluation_puts_the_rows_back(
         worker.join(10)
     finally:
         evaluator.close()
+    return errors
+
+
+def test_a_crash_during_evaluation_puts_the_rows_back(
+        queue_db: psycopg.Connection[Any], db_url: str) -> None:
+    _enqueue(queue_db, [8, 9])
+    gate = threading.Event()
+    hook = RecordingHook(block=gate)
+    evaluator = Evaluator(db_url, hook, clock=lambda: NOW)
+    errors = _crash_mid_pass(queue_db, evaluator, hook, gate)
     assert errors, "the pass should have lost its connection"
     assert _evaluated(queue_db) == []
     again = RecordingHook()
@@ -301,25 +308,7 @@ def test_a_crash_mid_pass_puts_every_row_back_as_it_was(
     gate = threading.Event()
     hook = RecordingHook(block=gate)
     evaluator = Evaluator(db_url, hook, clock=lambda: NOW, budget=2, adapt=False)
-    errors: list[BaseException] = []
-
-    def crashing_pass() -> None:
-        try:
-            evaluator.run_once()
-        except psycopg.OperationalError as exc:
-            errors.append(exc)
-
-    worker = threading.Thread(target=crashing_pass)
-    worker.start()
-    try:
-        assert hook.entered.wait(10)
-        queue_db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE application_name = 'vw-alerting-eval'")
-        queue_db.commit()
-        gate.set()
-        worker.join(10)
-    finally:
-        evaluator.close()
+    errors = _crash_mid_pass(queue_db, evaluator, hook, gate)
     assert errors, "the pass should have lost its connection"
     assert _rows(queue_db) == before  # no row lost, no leftover row written
     assert _evaluated(queue_db) == []
