@@ -43,8 +43,9 @@ from alerting.observations import Latest
 from alerting.snapshot import RuleConfig
 from ward.domain.vitals import VitalCode
 
-#: A complete score older than this no longer sets the band: the alerting runner keeps 24 h of
-#: score history (the rising-trend window), and the hub reads the same window.
+#: A complete score older than this no longer sets the band: the evaluator loads the newest
+#: complete score of the last 24 h (`PatientSnapshot.score_history`), and the hub reads the same
+#: window.
 BAND_MEMORY: Final = dt.timedelta(hours=24)
 #: The band when no complete score exists: Chart 4's 1–4 row (strict end 4 h).
 UNSCORED: Final = (1, Risk.LOW)

@@ -27,7 +27,7 @@ and stores the score, so the reading alerts as measured without waiting for a ne
 A score row is stored when the score differs from the last stored one (total, risk,
 completeness, missing parameters) or the last is at least :data:`SCORE_EVERY` old. Why: a
 wearable at one reading a minute would otherwise write 60 identical rows an hour; 5 minutes
-keeps the stored history fine enough for the 24-hour trend rule and the hourly Chart 4 band.
+keeps the stored history fine enough for the hub's score chart and the hourly Chart 4 band.
 """
 
 from __future__ import annotations
