@@ -59,8 +59,12 @@ TAKE_ROWS = 5000
 # passes before: 801 per 4.66 s) with the evaluator at ~27 % of a core (the database's share
 # of a loaded CPU), so the budget follows the measured cost, down to BUDGET_MIN. A second run
 # (load 2-4) showed a fixed cost too: 15-patient passes 127 ms apart (~70 ms fixed + ~3.6 ms
-# per patient, the whole-ward passes' rate), 3.4 ms CPU per patient against 1.4 ms; a budget
-# model with a fixed term is the next step (issue 14).
+# per patient, the whole-ward passes' rate), 3.4 ms CPU per patient against 1.4 ms. Session 6
+# (the pass log's phase timings, load 5-6): the fixed part is the hook (~15 statements per
+# pass): 75-90 ms whatever the size (8-76 patients), and settle's leftover row ~15 ms (~50 us
+# per leftover patient). A least-squares fit fixed + n x per patient on recent passes was
+# tried: too noisy at this load, it collapsed the budget to BUDGET_MIN (fewer evaluations,
+# worse p99), so it was not kept (issue 14).
 PASS_TARGET_S = 0.1
 BUDGET_START = 50
 BUDGET_MIN = 10
@@ -170,6 +174,7 @@ class Evaluator:
         started = time.monotonic()
         with conn.transaction() as tx:
             waiting = alerting_queue.lock_waiting(conn, self._take_rows)
+            locked = time.monotonic()
             # The hold is measured on the wall clock: receipts are wall-clock times, `now`
             # is the clinical clock (a test's may be anywhere).
             plan = plan_pass(waiting.receipts, waiting.urgent, _utcnow(), budget=self._budget,
@@ -178,9 +183,11 @@ class Evaluator:
             if not plan.evaluate:
                 raise psycopg.Rollback(tx)
             failed = self._evaluate(conn, plan.evaluate, now)
+            hooked = time.monotonic()
             alerting_queue.settle(conn, waiting, plan.leftover)
             if failed:
                 alerting_queue.requeue(conn, failed, min(waiting.receipts[p] for p in failed))
+            settled = time.monotonic()
         if not plan.evaluate:
             return None
         elapsed = time.monotonic() - started
@@ -195,8 +202,11 @@ class Evaluator:
         if failed:
             log.error("alerting evaluation failed for patients=%s (requeued)", list(failed))
         log.debug("alerting pass patients=%d rows=%d leftover=%d budget=%d seconds=%.3f "
-                  "lags_ms=%s", result.patients, result.rows, result.leftover, self._budget,
-                  elapsed, ",".join(f"{lag * 1000:.1f}" for lag in result.lags_s))
+                  "lock_ms=%.1f hook_ms=%.1f settle_ms=%.1f commit_ms=%.1f lags_ms=%s",
+                  result.patients, result.rows, result.leftover, self._budget, elapsed,
+                  1000 * (locked - started), 1000 * (hooked - locked), 1000 * (settled - hooked),
+                  1000 * (started + elapsed - settled),
+                  ",".join(f"{lag * 1000:.1f}" for lag in result.lags_s))
         return result
 
     def drain(self) -> int:
