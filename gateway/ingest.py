@@ -29,6 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from itertools import compress
 
 import psycopg
 
@@ -37,7 +38,7 @@ from gateway.decode import Decoded, DecodedMessage, Limits, Problem, Rejection, 
 from gateway.directory import DeviceDirectory
 from gateway.metrics import GatewayMetrics, observe_many
 from gateway.mqtt import Inbound, MqttLink, broker_address
-from gateway.pipeline import BatchPlan, Key, answer, plan_batch
+from gateway.pipeline import BatchPlan, Stored, answer, plan_batch
 from gateway.relative_times import rebase
 from gateway.sink import Conn, write_batch
 from ward.db import channels
@@ -237,7 +238,7 @@ class Gateway:
         return batch
 
     def _write(self, conn: Conn, batch: Sequence[tuple[Inbound, Decoded]]
-               ) -> tuple[BatchPlan, set[Key], list[int]]:
+               ) -> tuple[BatchPlan, Stored, list[int]]:
         """Plan and commit; on a non-availability error split the batch to isolate poison."""
         self._load_missing(conn, batch)
         # SenML relative times: one resolution base per pack, whichever delivery this is.
@@ -245,8 +246,8 @@ class Gateway:
         plan = plan_batch(
             [(m.topic, m.payload, m.received_at, d) for m, d in batch], self.directory.get)
         try:
-            inserted, patients = write_batch(conn, self.store, plan,
-                                             queue_alerting=self.settings.gateway_alerting)
+            stored, patients = write_batch(conn, self.store, plan,
+                                           queue_alerting=self.settings.gateway_alerting)
         except psycopg.OperationalError:
             raise
         except psycopg.Error:
@@ -258,19 +259,19 @@ class Gateway:
                     RejectReason.INTERNAL_ERROR, "the database refused this message"),))
                 plan = plan_batch([(message.topic, message.payload, message.received_at,
                                     poisoned)], self.directory.get)
-                inserted, patients = write_batch(conn, self.store, plan,
-                                                 queue_alerting=self.settings.gateway_alerting)
-                return plan, inserted, patients
+                stored, patients = write_batch(conn, self.store, plan,
+                                               queue_alerting=self.settings.gateway_alerting)
+                return plan, stored, patients
             parts = [self._write(conn, [item]) for item in batch]
             return (
                 BatchPlan(tuple(r for p in parts for r in p[0].readings),
                           tuple(o for p in parts for o in p[0].outcomes),
                           tuple(d for p in parts for d in p[0].dead_letters),
                           tuple(s for p in parts for s in p[0].statuses)),
-                set().union(*(p[1] for p in parts)),
+                Stored.concat(p[1] for p in parts),
                 sorted({pid for p in parts for pid in p[2]}),
             )
-        return plan, inserted, patients
+        return plan, stored, patients
 
     def _process(self, batch: list[tuple[Inbound, Decoded]], stop: threading.Event) -> bool:
         """Commit `batch`, then ack and answer; False if stopped before it could commit."""
@@ -281,7 +282,7 @@ class Gateway:
             try:
                 conn = self._ensure_db()
                 started = time.perf_counter()
-                plan, inserted, _patients = self._write(conn, batch)
+                plan, stored, _patients = self._write(conn, batch)
                 commit_s = time.perf_counter() - started
                 break
             except psycopg.OperationalError as exc:
@@ -297,16 +298,17 @@ class Gateway:
         self.link.ack_all([message for message, _ in batch])
         self._unacked = 0
         self.metrics.unacked.set(0)
-        self._answer(plan, inserted)
-        self._observe(plan, inserted, len(batch), commit_s, committed_at)
+        self._answer(plan, stored)
+        self._observe(plan, stored, len(batch), commit_s, committed_at)
         return True
 
-    def _answer(self, plan: BatchPlan, inserted: set[Key]) -> None:
+    def _answer(self, plan: BatchPlan, stored: Stored) -> None:
         qos = self.settings.gateway_results_qos
         problems_only = self.settings.gateway_results == "problems"
-        results = [(outcome.device_id, body) for outcome in plan.outcomes
+        results = [(outcome.device_id, body)
+                   for outcome, new in zip(plan.outcomes, stored.outcomes, strict=True)
                    if outcome.answer and outcome.device_id is not None
-                   and (body := answer(outcome, inserted, problems_only=problems_only))
+                   and (body := answer(outcome, new, problems_only=problems_only))
                    is not None]
         if not results:  # a clean batch under `problems`: no burst, so no wake-up to send
             return
@@ -315,22 +317,23 @@ class Gateway:
             for device_id, body in results:
                 publish(_results_topic(device_id), body, qos)
 
-    def _observe(self, plan: BatchPlan, inserted: set[Key], messages: int, commit_s: float,
+    def _observe(self, plan: BatchPlan, stored: Stored, messages: int, commit_s: float,
                  committed_at: dt.datetime) -> None:
         m = self.metrics
         m.batch_size.observe(messages)
         m.commit_seconds.observe(commit_s)
-        m.accepted.inc(len(inserted))
-        m.duplicates.inc(sum(o.valid for o in plan.outcomes) - len(inserted))
+        m.accepted.inc(stored.count)
+        m.duplicates.inc(sum(o.valid for o in plan.outcomes) - stored.count)
         for outcome in plan.outcomes:
             for problem in outcome.problems:
                 m.rejected.labels(problem.reason.value).inc()
-        stored = [r for r in plan.readings if (r.device_id, r.code, r.measured_at) in inserted]
+        new = (plan.readings if stored.count == len(plan.readings)
+               else tuple(compress(plan.readings, stored.readings)))
         observe_many(m.lag_seconds, [(committed_at - r.measured_at).total_seconds()
-                                     for r in stored])
-        m.late.inc(sum(r.late for r in stored))
+                                     for r in new])
+        m.late.inc(sum(r.late for r in new))
         log.debug("batch committed messages=%d readings_new=%d dead_letters=%d commit_ms=%.1f",
-                  messages, len(inserted), len(plan.dead_letters), commit_s * 1000)
+                  messages, stored.count, len(plan.dead_letters), commit_s * 1000)
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; reconnects to the broker and the database by itself.

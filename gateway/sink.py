@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from itertools import compress
 from typing import Any
 
 import psycopg
@@ -17,7 +18,7 @@ from psycopg.pq import TransactionStatus
 
 from gateway import dead_letter_sink
 from gateway.dead_letters import Rationing
-from gateway.pipeline import BatchPlan, Key, patients_of
+from gateway.pipeline import BatchPlan, Stored, patients_of, stored_of
 from gateway.urgency import RED, sub_score
 from ward.db import alerting_queue, channels
 from ward.db.store import ReadingStore
@@ -40,8 +41,8 @@ _STATUS_SQL = (
 
 def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
                 rationing: Rationing | None = None, *,
-                queue_alerting: bool = False) -> tuple[set[Key], list[int]]:
-    """Write and commit `plan`; return the keys newly stored and the patients they touched.
+                queue_alerting: bool = False) -> tuple[Stored, list[int]]:
+    """Write and commit `plan`; return what it newly stored and the patients that touched.
 
     Dead letters are rationed per device (`gateway.dead_letters`; default limits when
     `rationing` is None). `queue_alerting`: also queue those patients for alert evaluation,
@@ -65,18 +66,18 @@ def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
 
 
 def _write(conn: Conn, store: ReadingStore, plan: BatchPlan, rationing: Rationing | None,
-           queue_alerting: bool, *, commit: bool) -> tuple[set[Key], list[int]]:
-    inserted = (store.write(conn, plan.readings, defer_latest=True) if plan.readings
-                else set())
+           queue_alerting: bool, *, commit: bool) -> tuple[Stored, list[int]]:
+    stored = stored_of(plan, store.write_marked(conn, plan.readings, defer_latest=True)
+                       if plan.readings else [])
     if plan.dead_letters:
         with conn.cursor() as cur:
             # Rationing reads the devices' accounts before it writes: not in the pipeline.
             dead_letter_sink.write(cur, plan.dead_letters, rationing or Rationing())
-    patients = patients_of(plan.readings, inserted)
+    patients = patients_of(plan.readings, stored.readings)
     # Everything else, and the COMMIT, in one round trip (pipeline mode); latest_readings
     # first, so its row locks are held for this round trip only (ReadingStore.write).
     with conn.pipeline(), conn.cursor() as cur:
-        if inserted:
+        if stored.count:
             cur.execute(store.latest_sql())
         if plan.statuses:
             cur.executemany(_STATUS_SQL, [
@@ -87,7 +88,7 @@ def _write(conn: Conn, store: ReadingStore, plan: BatchPlan, rationing: Rationin
                      "sent_at": s.sent_at.isoformat() if s.sent_at else None}))
                 for s in plan.statuses])
         if queue_alerting and patients:
-            new = [r for r in plan.readings if r.key in inserted]
+            new = list(compress(plan.readings, stored.readings))
             points = [(r.patient_id, sub_score(r.code, r.value)) for r in new]
             alerting_queue.enqueue(cur, patients, min(r.received_at for r in new),
                                    sorted({pid for pid, n in points if n > 0}),
@@ -97,4 +98,4 @@ def _write(conn: Conn, store: ReadingStore, plan: BatchPlan, rationing: Rationin
                         (json.dumps({"type": "readings", "patient_ids": chunk}),))
         if commit:
             conn.commit()
-    return inserted, patients
+    return stored, patients

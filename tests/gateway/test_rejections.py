@@ -21,7 +21,7 @@ from gateway.contract import (
 from gateway.dead_letters import Budget, Rationing, ration
 from gateway.decode import DecodedMessage, Limits, Rejection, decode
 from gateway.inbox import Inbox
-from gateway.pipeline import DeadLetter, plan_batch, result_for
+from gateway.pipeline import DeadLetter, patients_of, plan_batch, result_for, stored_of
 from ward.db.registry import DeviceRecord
 from ward.domain.devices import Assignment, Device, DeviceKind
 
@@ -134,7 +134,7 @@ def test_pipeline_device_checks(record: DeviceRecord | None, reason: RejectReaso
     assert plan.readings == ()
     assert plan.dead_letters[0].reason is reason
     assert plan.dead_letters[0].payload == payload
-    result = result_for(plan.outcomes[0], set())
+    result = result_for(plan.outcomes[0], False)
     assert result is not None
     assert result.status is ResultStatus.REJECTED
     assert result.errors[0].code is reason
@@ -148,7 +148,7 @@ def test_partial_message_stores_good_readings_and_reports_bad_by_index() -> None
     assert [r.code for r in plan.readings] == ["spo2"]
     assert plan.dead_letters[0].reason is RejectReason.IMPLAUSIBLE_VALUE
     assert "[1] implausible_value" in plan.dead_letters[0].detail
-    result = result_for(plan.outcomes[0], {plan.readings[0].key})
+    result = result_for(plan.outcomes[0], True)
     assert result is not None
     assert result.status is ResultStatus.ACCEPTED
     assert [(e.code, e.index) for e in result.errors] == [(RejectReason.IMPLAUSIBLE_VALUE, 1)]
@@ -161,9 +161,30 @@ def test_same_key_twice_in_a_batch_is_claimed_once() -> None:
     item = (readings_topic("d1"), payload, NOW, decoded)
     plan = plan_batch([item, item], lambda _id: record)
     assert len(plan.readings) == 1
-    inserted = {plan.readings[0].key}
-    statuses = [r.status for o in plan.outcomes if (r := result_for(o, inserted))]
+    stored = stored_of(plan, [True])
+    assert stored.outcomes == (True, False)
+    statuses = [r.status for o, new in zip(plan.outcomes, stored.outcomes, strict=True)
+                if (r := result_for(o, new))]
     assert statuses == [ResultStatus.ACCEPTED, ResultStatus.DUPLICATE]
+
+
+def test_stored_of_maps_each_message_to_its_own_readings() -> None:
+    """A message stored something iff one of the readings it claimed was new: the store's
+    per-reading answer is split among the messages in order (the middle one a duplicate)."""
+    record = _record(start=NOW - dt.timedelta(days=1))
+    items = []
+    for pulse in (60, 61, 62):
+        payload = message(reading(), reading(code="pulse", value=pulse, unit="/min",
+                                             measured_at=f"2026-11-24T09:1{pulse - 60}:00Z"))
+        items.append((readings_topic("d1"), payload, NOW,
+                      decode(readings_topic("d1"), payload, NOW, LIMITS)))
+    plan = plan_batch(items, lambda _id: record)
+    assert [o.claimed for o in plan.outcomes] == [2, 1, 1]  # the spo2 key claimed once
+    stored = stored_of(plan, [False, True, False, True])
+    assert stored.outcomes == (True, False, True)
+    assert stored.count == 2
+    assert patients_of(plan.readings, stored.readings) == [plan.readings[1].patient_id]
+    assert stored_of(plan, [True] * 4).outcomes == (True, True, True)
 
 
 # ---------------------------------------------------------------------------------------------

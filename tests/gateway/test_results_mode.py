@@ -9,7 +9,7 @@ import pytest
 
 from gateway.contract import ResultStatus, readings_topic
 from gateway.decode import Limits, decode
-from gateway.pipeline import plan_batch, result_for
+from gateway.pipeline import plan_batch, result_for, stored_of
 from ward.db.registry import DeviceRecord
 from ward.domain.devices import Assignment, Device, DeviceKind
 
@@ -39,13 +39,13 @@ def test_problems_only_answers_all_but_clean_accepts(
     payload = _payload(*readings)
     decoded = decode(readings_topic("d1"), payload, NOW, Limits())
     plan = plan_batch([(readings_topic("d1"), payload, NOW, decoded)], lambda _id: RECORD)
-    inserted = {r.key for r in plan.readings} if stored else set()
-    result = result_for(plan.outcomes[0], inserted, problems_only=True)
+    new = stored_of(plan, [stored] * len(plan.readings)).outcomes[0]
+    result = result_for(plan.outcomes[0], new, problems_only=True)
     assert (result is not None) is answered
     if result is not None:
         assert result.status is status
     # The v1 default answers every message, the clean accept too.
-    assert result_for(plan.outcomes[0], inserted) is not None
+    assert result_for(plan.outcomes[0], new) is not None
 
 
 def test_the_default_answers_problems_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +93,7 @@ def test_a_clean_batch_under_problems_wakes_no_network_thread(
     payload = _payload(GOOD)
     decoded = decode(readings_topic("d1"), payload, NOW, Limits())
     plan = plan_batch([(readings_topic("d1"), payload, NOW, decoded)], lambda _id: RECORD)
-    gateway._answer(plan, {r.key for r in plan.readings})
+    gateway._answer(plan, stored_of(plan, [True]))
     assert sent == []
-    gateway._answer(plan, set())  # a duplicate is answered: one burst, one wake-up
+    gateway._answer(plan, stored_of(plan, [False]))  # a duplicate is answered: one burst, one wake-up
     assert len(sent) == 1

@@ -36,9 +36,9 @@ def _plan(conn: psycopg.Connection[Any], payload: bytes = PAYLOAD) -> Any:
 
 def test_committed_batch_queues_its_patients(db: psycopg.Connection[Any]) -> None:
     plan, pid = _plan(db)
-    inserted, patients = write_batch(db, ReadingStore(), plan, queue_alerting=True)
+    stored, patients = write_batch(db, ReadingStore(), plan, queue_alerting=True)
     assert patients == [pid]
-    assert len(inserted) == 1
+    assert stored.count == 1
     taken = alerting_queue.take(db, 10)
     db.rollback()
     assert taken.patient_ids == (pid,)

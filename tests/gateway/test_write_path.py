@@ -70,8 +70,8 @@ def test_write_batch_commits_itself_on_an_idle_connection(db_url: str,
                                                           db: psycopg.Connection[Any]) -> None:
     _patient(db)
     plan = _plan(db, _payload("c1", "2026-11-24T09:14:00Z", 95))
-    inserted, _ = write_batch(db, ReadingStore(), plan)
-    assert len(inserted) == 1
+    stored, _ = write_batch(db, ReadingStore(), plan)
+    assert stored.count == 1
     # Committed (the COMMIT rode in the batch's last pipeline), and nothing left open.
     assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with psycopg.connect(db_url) as other:
@@ -110,8 +110,8 @@ def test_write_batch_in_a_caller_s_transaction_leaves_the_commit_to_it(
     _patient(db)
     plan = _plan(db, _payload("c2", "2026-11-24T09:14:00Z", 95))
     db.execute("SELECT 1")  # the caller's transaction is open
-    inserted, _ = write_batch(db, ReadingStore(), plan)
-    assert len(inserted) == 1
+    stored, _ = write_batch(db, ReadingStore(), plan)
+    assert stored.count == 1
     assert db.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
     db.rollback()  # the caller's choice: nothing was committed behind its back
     row = db.execute("SELECT count(*) FROM readings").fetchone()
@@ -139,11 +139,11 @@ def test_duplicates_in_and_across_batches_are_reported(db: psycopg.Connection[An
     _patient(db)
     first = _payload("d1", "2026-11-24T09:14:00Z", 95)
     plan = _plan(db, first, first)  # a resend within the batch: claimed once
-    inserted, _ = write_batch(db, ReadingStore(), plan)
+    stored, _ = write_batch(db, ReadingStore(), plan)
     assert len(plan.readings) == 1
-    assert len(inserted) == 1
+    assert (stored.count, stored.readings, stored.outcomes) == (1, (True,), (True, False))
     again, _ = write_batch(db, ReadingStore(), _plan(db, first))
-    assert again == set()
+    assert (again.count, again.readings, again.outcomes) == (0, (False,), (False,))
 
 
 def test_latest_readings_leaves_room_for_hot_updates(db: psycopg.Connection[Any]) -> None:

@@ -53,6 +53,19 @@ def test_copy_ignores_exact_duplicates(db: psycopg.Connection[Any]) -> None:
     assert db.execute("SELECT count(*) FROM readings").fetchone() == (110,)
 
 
+def test_write_marked_says_per_reading_what_was_new(db: psycopg.Connection[Any]) -> None:
+    store = ReadingStore()
+    pid = _patient(db)
+    batch = [_reading(m, 95, patient_id=pid) for m in range(3)]
+    assert store.write_marked(db, batch) == [True, True, True]  # all new: no key looked at
+    # Old, new, old, and the new one again: each answered by its own key.
+    again = [batch[0], _reading(3, 96, patient_id=pid), batch[2], _reading(3, 96, patient_id=pid)]
+    assert store.write_marked(db, again) == [False, True, False, True]
+    assert store.write_marked(db, []) == []
+    db.commit()
+    assert db.execute("SELECT count(*) FROM readings").fetchone() == (4,)
+
+
 def test_duplicate_with_different_value_keeps_first(db: psycopg.Connection[Any]) -> None:
     store = ReadingStore()
     pid = _patient(db)

@@ -100,8 +100,28 @@ class ReadingStore:
         touches the same patients waits for those locks; deferred, they are held for the
         batch's last round trip only (issue 14).
         """
+        return {(str(d), str(c), m) for d, c, m in self._insert(conn, readings, defer_latest)}
+
+    def write_marked(self, conn: Conn, readings: Sequence[Reading | ReadingRow], *,
+                     defer_latest: bool = False) -> list[bool]:
+        """`write`, answered per reading: True where that reading was newly stored (aligned
+        with `readings`; a key given twice is True twice if it was new).
+
+        The gateway's answers, metrics, NOTIFY and alerting queue all need it; one pass here,
+        and none when the whole batch was new (the usual case), instead of one membership
+        pass each over the set of inserted keys (issue 14)."""
+        rows = self._insert(conn, readings, defer_latest)
+        # Every returned key is one of `readings`' and none twice: as many as there are
+        # readings means each of them.
+        if len(rows) == len(readings):
+            return [True] * len(readings)
+        inserted = {(str(d), str(c), m) for d, c, m in rows}
+        return [(r.device_id, r.code, r.measured_at) in inserted for r in readings]
+
+    def _insert(self, conn: Conn, readings: Sequence[Reading | ReadingRow],
+                defer_latest: bool) -> list[tuple[Any, ...]]:
         if not readings:
-            return set()
+            return []
         self._prepare(conn, readings)
         # A batch may repeat a key (a device resending within one batch): keep the first.
         with conn.cursor() as cur, conn.cursor() as clear:
@@ -121,8 +141,7 @@ class ReadingStore:
             with conn.pipeline():
                 cur.execute(self._insert_sql(defer_latest=defer_latest))
                 clear.execute("DELETE FROM vw_readings_stage")
-            inserted = {(str(d), str(c), m) for d, c, m in cur.fetchall()}
-        return inserted
+            return cur.fetchall()
 
     @staticmethod
     def _insert_sql(*, defer_latest: bool = False) -> sql.Composed:
