@@ -34,7 +34,13 @@ from ward.hub import admitting, audit
 from ward.hub.auth import PRESCRIBERS, User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.problems import Problem
-from ward.hub.routers.admissions import TRIAGE, Referrer, Triage, load_admission
+from ward.hub.routers.admissions import (
+    TRIAGE,
+    AdmissionOut,
+    Referrer,
+    Triage,
+    load_admission,
+)
 from ward.hub.routers.common import AdmissionId, Conn, Reader
 from ward.hub.templating import render
 from ward.settings import Settings
@@ -193,6 +199,10 @@ def _admit_page(request: Request, conn: Conn, now: dt.datetime, settings: Settin
                 user: User, admission_id: int, form: dict[str, str], error: str | None,
                 status: int = 200) -> Response:
     admission = load_admission(conn, admission_id)
+    # Audited here, not in the GET alone: a refused form shown again is a read too.
+    audit.record(conn, user, "read", "patient", now=now, entity_id=admission.patient_id,
+                 patient_id=admission.patient_id,
+                 detail={"page": "admit"} if error is None else {"page": "admit", "refused": True})
     admitted = admitting.admitted_count(conn)
     kit = admitting.kit_status(conn, admitting.parse_device_ids(form.get("device_ids", "")),
                                patient_id=admission.patient_id, now=now)
@@ -206,8 +216,6 @@ def _admit_page(request: Request, conn: Conn, now: dt.datetime, settings: Settin
 def admit_page(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
                settings: SettingsDep, user: Triage) -> Response:
     admission = load_admission(conn, admission_id)
-    audit.record(conn, user, "read", "patient", now=now, entity_id=admission.patient_id,
-                 patient_id=admission.patient_id, detail={"page": "admit"})
     form = {**_patient_form(conn, admission.patient_id), "spo2_scale": "1",
             "ceiling_of_care": Ceiling.FULL_ESCALATION.value}
     return _admit_page(request, conn, now, settings, user, admission_id, form, None)
@@ -256,13 +264,25 @@ def _assigned_devices(conn: Conn, patient_id: int) -> list[str]:
         "WHERE a.patient_id = %s AND upper_inf(a.during) ORDER BY d.id", (patient_id,))]
 
 
+def _discharge_page(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
+                    user: User, admission: AdmissionOut, form: dict[str, str],
+                    error: str | None, status: int = 200) -> Response:
+    """The discharge form: the admission and the kit to collect; audited as a read of the
+    admission (also when a refused form is shown again)."""
+    audit.record(conn, user, "read", "admission", now=now, entity_id=admission.id,
+                 patient_id=admission.patient_id,
+                 detail={"page": "discharge"} if error is None
+                 else {"page": "discharge", "refused": True})
+    return render(request, "discharge.html", _ctx(
+        request, user, now, settings, a=admission, error=error, form=form,
+        devices=_assigned_devices(conn, admission.patient_id)), status_code=status)
+
+
 @router.get("/admissions/{admission_id}/discharge")
 def discharge_page(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
                    settings: SettingsDep, user: Triage) -> Response:
-    admission = load_admission(conn, admission_id)
-    return render(request, "discharge.html", _ctx(
-        request, user, now, settings, a=admission, error=None, form={},
-        devices=_assigned_devices(conn, admission.patient_id)))
+    return _discharge_page(request, conn, now, settings, user,
+                           load_admission(conn, admission_id), {}, None)
 
 
 @router.post("/admissions/{admission_id}/discharge")
@@ -282,9 +302,7 @@ def discharge(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
 
     done, error = _attempt(conn, _discharge)
     if error is not None:
-        return render(request, "discharge.html", _ctx(
-            request, user, now, settings, a=admission, error=error,
-            form={"outcome": outcome, "note": note},
-            devices=_assigned_devices(conn, admission.patient_id)), status_code=409)
+        return _discharge_page(request, conn, now, settings, user, admission,
+                               {"outcome": outcome, "note": note}, error, 409)
     return render(request, "discharged.html", _ctx(request, user, now, settings,
                                                    a=admission, done=done))

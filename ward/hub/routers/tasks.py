@@ -2,7 +2,8 @@
 
 Read only for now: tasks are created and closed by the alerting core
 (`alerting.tasks.follow_up`); the hub worklist of a later issue adds the nurse's actions.
-Ordered by due time, soonest first, so the list reads as a worklist.
+Ordered by due time, soonest first, so the list reads as a worklist. A task names its patient
+and why they were called, so every read is audited (a list with every patient it shows).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from ward.hub.deps import DB
+from ward.hub import audit
+from ward.hub.deps import DB, Now
 from ward.hub.problems import NotFound
 from ward.hub.routers.common import BIGINT_MAX, Limit, Offset, Page, Reader, require_patient
 
@@ -58,7 +60,7 @@ def _where(status: StatusFilter, patient_id: int | None) -> tuple[str, list[obje
 
 
 @router.get("", response_model=Page[TaskOut])
-def list_tasks(conn: DB, user: Reader, limit: Limit = 50, offset: Offset = 0,
+def list_tasks(conn: DB, now: Now, user: Reader, limit: Limit = 50, offset: Offset = 0,
                status: StatusFilter = "open",
                patient_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None) -> Page[TaskOut]:
     if patient_id is not None:
@@ -67,14 +69,20 @@ def list_tasks(conn: DB, user: Reader, limit: Limit = 50, offset: Offset = 0,
     total = conn.execute("SELECT count(*) FROM tasks " + where, params).fetchone()
     rows = conn.execute(_SELECT + where + " ORDER BY due_at, id LIMIT %s OFFSET %s",
                         [*params, limit, offset]).fetchall()
-    return Page[TaskOut](items=[_out(r) for r in rows], total=int(total[0]) if total else 0,
-                         limit=limit, offset=offset)
+    items = [_out(r) for r in rows]
+    audit.record(conn, user, "list", "task", now=now, patient_ids=[t.patient_id for t in items],
+                 detail={"task_ids": [t.id for t in items], "status": status})
+    return Page[TaskOut](items=items, total=int(total[0]) if total else 0, limit=limit,
+                         offset=offset)
 
 
 @router.get("/{task_id}", response_model=TaskOut)
-def read_task(task_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], conn: DB,
+def read_task(task_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], conn: DB, now: Now,
               user: Reader) -> TaskOut:
     row = conn.execute(_SELECT + "WHERE id = %s", (task_id,)).fetchone()
     if row is None:
         raise NotFound(f"no task with id {task_id}")
-    return _out(row)
+    out = _out(row)
+    audit.record(conn, user, "read", "task", now=now, entity_id=f"task-{task_id}",
+                 patient_id=out.patient_id)
+    return out
