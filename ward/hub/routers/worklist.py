@@ -1,9 +1,8 @@
 """The worklist (what the hub must do next) and the shift handover, as API and pages.
 
-The SQL and the actions are `ward.hub.queries.worklist`'s (the handover's
-`ward.hub.queries.handover`'s); this router checks roles, audits
-every read and action, and NOTIFYs `task` events so every open worklist updates live over
-the existing SSE stream (`/api/events`; `static/worklist.js` refetches the rows).
+The SQL and the actions are `ward.hub.queries.worklist`'s (the handover's,
+`ward.hub.queries.handover`'s); this router checks roles, audits every read and action, and
+NOTIFYs `task` events so every open worklist updates live over the existing SSE stream (`/api/events`; `static/worklist.js` refetches the rows).
 
 Each item carries its patient's risk tier (the one the alerting runner stored,
 `alerting.risk_store`) and latest NEWS2 (the ward row's), so the list can be ordered by tier or
