@@ -66,3 +66,8 @@ def patient_chunks(ids: Sequence[int], max_bytes: int = 6_000) -> list[list[int]
     if current:
         chunks.append(current)
     return chunks
+
+
+def notify_events(conn: psycopg.Connection[Any], payload: str) -> None:
+    """NOTIFY the events channel of the connection's schema with `payload` (sent on commit)."""
+    conn.execute("SELECT vw_notify(%s)", (payload,))

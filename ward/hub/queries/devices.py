@@ -95,3 +95,10 @@ def devices_of_patient(conn: Conn, patient_id: int, now: dt.datetime) -> list[De
     return [device_out(r) for r in conn.execute(
         _SELECT + "WHERE a.patient_id IS NOT NULL AND a.patient_id = %s ORDER BY d.id",
         (now, patient_id))]
+
+
+def assigned_ids(conn: Conn, patient_id: int) -> list[str]:
+    """The ids of the devices assigned to the patient now (open-ended assignments)."""
+    return [str(r[0]) for r in conn.execute(
+        "SELECT d.id FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
+        "WHERE a.patient_id = %s AND upper_inf(a.during) ORDER BY d.id", (patient_id,))]

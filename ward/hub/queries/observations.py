@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from psycopg import sql
 
@@ -46,6 +46,13 @@ def _hit(row: tuple[Any, ...]) -> ReadingHit | ScoreHit:
                     list(evidence or []))
 
 
+#: A bound on the observation's instant `at`: `(op, instant)`, e.g. `(">=", start)`.
+Op = Literal[">=", ">", "<=", "<"]
+Bound = tuple[Op, dt.datetime]
+_OPS: dict[str, sql.Composable] = {op: sql.SQL("at {} %s").format(sql.SQL(op))
+                                   for op in (">=", ">", "<=", "<")}
+
+
 @dataclass(frozen=True, slots=True)
 class Statements:
     count: sql.Composed
@@ -56,8 +63,7 @@ class Statements:
 
 def statements(patient_id: int, *, codes: Sequence[str], include_readings: bool,
                include_scores: bool, since: dt.datetime | None,
-               clauses: Sequence[sql.Composable] = (), params: Sequence[Any] = (), count: int,
-               offset: int) -> Statements | None:
+               bounds: Sequence[Bound] = (), count: int, offset: int) -> Statements | None:
     """The count and page statements of a search (None: nothing can match)."""
     floor = sql.SQL("") if since is None else sql.SQL(" AND {} >= %s")
     parts: list[sql.Composable] = []
@@ -78,7 +84,8 @@ def statements(patient_id: int, *, codes: Sequence[str], include_readings: bool,
         args += [patient_id, *([since] if since else [])]
     if not parts:
         return None
-    where = sql.SQL(" AND ").join([sql.SQL("true"), *clauses])
+    where = sql.SQL(" AND ").join([sql.SQL("true"), *(_OPS[op] for op, _ in bounds)])
+    params = [when for _, when in bounds]
     inner = sql.SQL("SELECT * FROM ({}) AS o WHERE {}").format(
         sql.SQL(" UNION ALL ").join(parts), where)
     return Statements(
@@ -88,18 +95,17 @@ def statements(patient_id: int, *, codes: Sequence[str], include_readings: bool,
 
 
 def search(conn: Conn, patient_id: int, *, codes: Sequence[str], include_readings: bool,
-           include_scores: bool, since: dt.datetime | None,
-           clauses: Sequence[sql.Composable] = (), params: Sequence[Any] = (), count: int,
-           offset: int) -> tuple[int, list[ReadingHit | ScoreHit]]:
+           include_scores: bool, since: dt.datetime | None, bounds: Sequence[Bound] = (),
+           count: int, offset: int) -> tuple[int, list[ReadingHit | ScoreHit]]:
     """How many observations match in all, and the page [offset, offset + count).
 
-    `clauses` are further conditions on the column `at` with their `params`; `since` is None
-    only when they hold the lower bound. Ties on `at` are broken by kind, code and device so
+    `bounds` are further conditions on the instant `at`; `since` is None only when they hold
+    the lower bound. Ties on `at` are broken by kind, code and device so
     that pages never overlap or skip a row.
     """
     found = statements(patient_id, codes=codes, include_readings=include_readings,
-                       include_scores=include_scores, since=since, clauses=clauses,
-                       params=params, count=count, offset=offset)
+                       include_scores=include_scores, since=since, bounds=bounds,
+                       count=count, offset=offset)
     if found is None:
         return 0, []
     row = conn.execute(found.count, found.count_args).fetchone()

@@ -49,6 +49,26 @@ def patient_out(row: tuple[Any, ...]) -> PatientOut:
                       family_name=row[3], date_of_birth=row[4], open_admission=brief)
 
 
+def exists(conn: Conn, patient_id: int) -> bool:
+    return conn.execute("SELECT 1 FROM patients WHERE id = %s", (patient_id,)).fetchone() \
+        is not None
+
+
+def nhs_number_of(conn: Conn, patient_id: int) -> str | None:
+    row = conn.execute("SELECT nhs_number FROM patients WHERE id = %s", (patient_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def details_form(conn: Conn, patient_id: int) -> dict[str, str]:
+    """The admission form's patient fields as text ("" where unknown; {} for no patient)."""
+    row = conn.execute(
+        "SELECT nhs_number, given_name, family_name, date_of_birth, address, phone, "
+        "next_of_kin, gp_practice FROM patients WHERE id = %s", (patient_id,)).fetchone()
+    keys = ("nhs_number", "given_name", "family_name", "date_of_birth", "address", "phone",
+            "next_of_kin", "gp_practice")
+    return {k: "" if v is None else str(v) for k, v in zip(keys, row or (), strict=False)}
+
+
 def load_patient(conn: Conn, patient_id: int) -> PatientOut:
     row = conn.execute(_SELECT + "WHERE p.id = %s", (patient_id,)).fetchone()
     if row is None:

@@ -163,3 +163,14 @@ def latest_units(conn: Conn, patient_id: int) -> dict[str, str]:
     """The unit of each of the patient's latest values, by code."""
     return {str(c): str(u) for c, u in conn.execute(
         "SELECT code, unit FROM latest_readings WHERE patient_id = %s", (patient_id,))}
+
+
+def newest_score(conn: Conn, patient_id: int) -> ScoreOut | None:
+    """The patient's latest stored NEWS2 score."""
+    row = conn.execute(
+        "SELECT computed_at, total, risk, complete, missing, sub_scores FROM scores "
+        "WHERE patient_id = %s ORDER BY computed_at DESC LIMIT 1", (patient_id,)).fetchone()
+    if row is None:
+        return None
+    return ScoreOut(computed_at=row[0], total=row[1], risk=row[2], complete=row[3],
+                    missing=list(row[4] or []), sub_scores=dict(row[5] or {}))

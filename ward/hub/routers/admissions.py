@@ -2,18 +2,18 @@
 discharge with a follow-up call (a worklist task).
 
 The transitions are the domain's (`ward.domain.patients.Admission`); the transactions are
-`ward.hub.admitting`'s, shared with the manager's pages. Roles: anyone on the hub may enter a
-referral (a call is taken by whoever answers); triage, admission and discharge are for
-clinicians and admins (`TRIAGE`); the care plan at admission for clinicians only.
+`ward.hub.admitting`'s, shared with the manager's pages; the reads are
+`ward.hub.queries.admissions`'. Roles: anyone on the hub may enter a referral (a call is
+taken by whoever answers); triage, admission and discharge are for clinicians and admins
+(`TRIAGE`); the care plan at admission for clinicians only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from psycopg import sql
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alerting.care_plan import Ceiling
@@ -30,7 +30,9 @@ from ward.domain.vitals import VitalCode
 from ward.hub import admitting, audit, risk
 from ward.hub.auth import ALL_ROLES, Role, User
 from ward.hub.deps import DB, Now, SettingsDep, allow
-from ward.hub.problems import Forbidden, NotFound
+from ward.hub.problems import Forbidden
+from ward.hub.queries import admissions as queries
+from ward.hub.queries.admissions import AdmissionOut, admissions_of, load_admission
 from ward.hub.routers.common import (
     BIGINT_MAX,
     AdmissionId,
@@ -43,6 +45,8 @@ from ward.hub.routers.common import (
     require_patient,
 )
 from ward.hub.routers.risk import RiskFactorsIn
+
+__all__ = ["AdmissionOut", "admissions_of", "load_admission", "router"]
 
 router = APIRouter(prefix="/api", tags=["admissions"])
 # Who decides on a referral, admits and discharges: the ward's clinicians and its manager
@@ -122,29 +126,6 @@ class AdmitIn(BaseModel):
     care_plan: CarePlanIn | None = None
 
 
-class AdmissionOut(BaseModel):
-    id: int
-    patient_id: int
-    pathway: Pathway
-    source: ReferralSource
-    status: AdmissionStatus
-    referred_at: dt.datetime
-    referral_reason: str | None
-    decided_at: dt.datetime | None
-    decision_reason: str | None
-    admitted_at: dt.datetime | None
-    discharged_at: dt.datetime | None
-    outcome: DischargeOutcome | None
-    urgency: Urgency
-    referral_observations: dict[str, float]
-    referrer: str | None
-    referred_by: str | None
-    decided_by: str | None
-    time_to_decision: dt.timedelta | None
-    discharge_note: str | None
-    discharged_by: str | None
-
-
 class DischargeOut(AdmissionOut):
     devices_to_collect: list[str]
     follow_up_task: str = Field(description="the follow-up call on the worklist, task-<id>")
@@ -164,32 +145,8 @@ class KitDeviceOut(BaseModel):
     refusal: str | None
 
 
-# The output model's fields are the table's column names, in order.
-_COLS = sql.SQL(", ").join(sql.Identifier(name) for name in AdmissionOut.model_fields)
-
-
-def _out(row: tuple[Any, ...]) -> AdmissionOut:
-    return AdmissionOut(**dict(zip(AdmissionOut.model_fields, row, strict=True)))
-
-
 def _utc(when: dt.datetime | None, now: dt.datetime) -> dt.datetime:
     return now if when is None else when.astimezone(dt.UTC)
-
-
-def load_admission(conn: Conn, admission_id: int, *, lock: bool = False) -> AdmissionOut:
-    query = sql.SQL("SELECT {} FROM admissions WHERE id = %s{}").format(
-        _COLS, sql.SQL(" FOR UPDATE" if lock else ""))
-    row = conn.execute(query, (admission_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"no admission with id {admission_id}")
-    return _out(row)
-
-
-def admissions_of(conn: Conn, patient_id: int) -> list[AdmissionOut]:
-    """The patient's admissions and referrals, newest first (for the patient record)."""
-    query = sql.SQL("SELECT {} FROM admissions WHERE patient_id = %s "
-                    "ORDER BY referred_at DESC, id DESC").format(_COLS)
-    return [_out(r) for r in conn.execute(query, (patient_id,))]
 
 
 def kit_out(device: admitting.KitDevice) -> KitDeviceOut:
@@ -221,25 +178,12 @@ def list_admissions(
     status: AdmissionStatus | None = None, pathway: Pathway | None = None,
     patient_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> Page[AdmissionOut]:
-    clauses: list[sql.Composable] = [sql.SQL("true")]
-    params: list[object] = []
-    for column, value in (("status", status), ("pathway", pathway), ("patient_id", patient_id)):
-        if value is not None:
-            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-            params.append(value.value if hasattr(value, "value") else value)
-    where = sql.SQL(" AND ").join(clauses)
-    total = conn.execute(sql.SQL("SELECT count(*) FROM admissions WHERE {}").format(where),
-                         params).fetchone()
-    rows = conn.execute(sql.SQL("SELECT {} FROM admissions WHERE {} "
-                                "ORDER BY referred_at DESC, id DESC LIMIT %s OFFSET %s"
-                                ).format(_COLS, where),
-                        [*params, limit, offset]).fetchall()
-    items = [_out(r) for r in rows]
+    items, total = queries.list_admissions(conn, status=status, pathway=pathway,
+                                           patient_id=patient_id, limit=limit, offset=offset)
     audit.record(conn, user, "list", "admission", now=now,
                  patient_ids=[a.patient_id for a in items],
                  detail={"admission_ids": [a.id for a in items]})
-    return Page[AdmissionOut](items=items, total=int(total[0]) if total else 0, limit=limit,
-                              offset=offset)
+    return Page[AdmissionOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/admissions/{admission_id}", response_model=AdmissionOut)

@@ -10,6 +10,7 @@ import psycopg
 from fastapi import Depends, Path, Query
 from pydantic import AfterValidator, BaseModel
 
+from ward.db import channels
 from ward.hub import wardcache
 from ward.hub.auth import (
     ADMINS,
@@ -22,6 +23,7 @@ from ward.hub.auth import (
 )
 from ward.hub.deps import allow
 from ward.hub.problems import NotFound
+from ward.hub.queries import patients
 
 Conn = psycopg.Connection[Any]
 # PostgreSQL bigint: larger ids cannot exist, so they are a validation error, not a 500.
@@ -65,12 +67,12 @@ class Page(BaseModel, Generic[T]):
 
 
 def require_patient(conn: Conn, patient_id: int) -> None:
-    if conn.execute("SELECT 1 FROM patients WHERE id = %s", (patient_id,)).fetchone() is None:
+    if not patients.exists(conn, patient_id):
         raise NotFound(f"no patient with id {patient_id}")
 
 
 def notify(conn: Conn, kind: str, patient_ids: Sequence[int], **extra: Any) -> None:
     """Tell every hub (and its browsers) that these patients changed; sent on commit."""
     payload = json.dumps({"type": kind, "patient_ids": list(patient_ids), **extra})
-    conn.execute("SELECT vw_notify(%s)", (payload,))
+    channels.notify_events(conn, payload)
     wardcache.note_change(conn, patient_ids)

@@ -3,7 +3,8 @@
 `GET /api/fhir/Observation?patient=…[&date=ge…&date=lt…]`: a searchset Bundle of vital-sign
 readings and NEWS2 scores, newest first. `GET /api/fhir/Patient/{id}` and
 `/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|…`; `GET /api/fhir/Encounter/adm-{id}`
-and `/Encounter?patient=…` (one Encounter per admission).
+and `/Encounter?patient=…` (one Encounter per admission). The SQL is
+`ward.hub.queries.fhir`'s and `ward.hub.queries.observations`'.
 
 A search without a lower date bound (`ge`, `gt` or `eq`) covers the last `DEFAULT_DAYS` days:
 unbounded, it counted and sorted every chunk of a patient's readings for each page (issue 14).
@@ -18,23 +19,21 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
-from psycopg import sql
 
 from ward.domain.vitals import CATALOGUE
 from ward.hub import audit, fhir
 from ward.hub.deps import DB, Now
 from ward.hub.problems import Invalid, NotFound
-from ward.hub.queries import observations
+from ward.hub.queries import fhir as fhir_rows
+from ward.hub.queries import observations, patients
 from ward.hub.routers.common import BIGINT_MAX, PAGE_MAX, Conn, Reader
 
 router = APIRouter(prefix="/api/fhir", tags=["FHIR"])
 FHIR_JSON = "application/fhir+json"
 _DATE = re.compile(r"^(eq|ge|gt|le|lt)?(\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:\d{2}))?)$")
-# FHIR date prefixes as SQL comparisons on the observation's instant ("eq" a day or a second
-# is the range from that instant: its upper bound is added separately).
-_OPS = {prefix: sql.SQL("at {} %s").format(sql.SQL(op)) for prefix, op in
-        (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("eq", ">="))}
-_BEFORE = sql.SQL("at < %s")
+# FHIR date prefixes as comparisons on the observation's instant ("eq" a day or a second is
+# the range from that instant: its upper bound is added separately).
+_OPS: dict[str, observations.Op] = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "eq": ">="}
 _LOINC_TO_CODE = {spec.loinc: code.value for code, spec in CATALOGUE.items() if spec.loinc}
 # Default search window: a month covers the ward's usual look-back (a stay is ~2 weeks) and
 # keeps the count and sort to a few chunks of the readings hypertable.
@@ -49,15 +48,14 @@ def _patient_id(value: str) -> int:
 
 
 def _nhs_number(conn: Conn, patient_id: int) -> str:
-    row = conn.execute("SELECT nhs_number FROM patients WHERE id = %s", (patient_id,)).fetchone()
-    if row is None:
+    found = patients.nhs_number_of(conn, patient_id)
+    if found is None:
         raise NotFound(f"no patient with id {patient_id}")
-    return str(row[0])
+    return found
 
 
-def _date_clauses(dates: list[str]) -> tuple[list[sql.Composable], list[Any]]:
-    clauses: list[sql.Composable] = []
-    params: list[Any] = []
+def _date_bounds(dates: list[str]) -> list[observations.Bound]:
+    bounds: list[observations.Bound] = []
     for value in dates:
         match = _DATE.match(value)
         if not match:
@@ -68,13 +66,11 @@ def _date_clauses(dates: list[str]) -> tuple[list[sql.Composable], list[Any]]:
                     else dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC))
         except ValueError as exc:
             raise Invalid(f"date {value!r} is not a valid instant") from exc
-        clauses.append(_OPS[prefix])
-        params.append(when)
+        bounds.append((_OPS[prefix], when))
         if prefix == "eq":  # eq a day means within that day
-            clauses.append(_BEFORE)
-            params.append(when + (dt.timedelta(days=1) if "T" not in text
-                                  else dt.timedelta(seconds=1)))
-    return clauses, params
+            bounds.append(("<", when + (dt.timedelta(days=1) if "T" not in text
+                                        else dt.timedelta(seconds=1))))
+    return bounds
 
 
 def _has_lower_bound(dates: list[str]) -> bool:
@@ -104,12 +100,11 @@ def search_observations(
     if wanted_code and wanted_code != fhir.NEWS2_TOTAL[0]:
         codes = [_LOINC_TO_CODE[wanted_code]] if wanted_code in _LOINC_TO_CODE else []
     include_readings = include_readings and bool(codes)
-    clauses, params = _date_clauses(date or [])
+    bounds = _date_bounds(date or [])
     since = None if _has_lower_bound(date or []) else now - dt.timedelta(days=DEFAULT_DAYS)
     total, rows = observations.search(
         conn, patient_id, codes=codes, include_readings=include_readings,
-        include_scores=include_scores, since=since, clauses=clauses, params=params,
-        count=count, offset=offset)
+        include_scores=include_scores, since=since, bounds=bounds, count=count, offset=offset)
     resources: list[dict[str, Any]] = []
     for o in rows:
         if isinstance(o, observations.ReadingHit):
@@ -131,15 +126,11 @@ def search_observations(
     return JSONResponse(bundle, media_type=FHIR_JSON)
 
 
-_PATIENT_COLS = ("SELECT id, nhs_number, given_name, family_name, date_of_birth, address, "
-                 "phone, next_of_kin, gp_practice FROM patients ")
-
-
-def _patient(row: tuple[Any, ...]) -> dict[str, Any]:
-    pid, nhs, given, family, born, address, phone, kin, gp = row
-    return fhir.patient_resource(int(pid), nhs_number=str(nhs), given_name=given,
-                                 family_name=family, date_of_birth=born, address=address,
-                                 phone=phone, next_of_kin=kin, gp_practice=gp)
+def _patient(p: fhir_rows.PatientRow) -> dict[str, Any]:
+    return fhir.patient_resource(p.id, nhs_number=p.nhs_number, given_name=p.given_name,
+                                 family_name=p.family_name, date_of_birth=p.date_of_birth,
+                                 address=p.address, phone=p.phone, next_of_kin=p.next_of_kin,
+                                 gp_practice=p.gp_practice)
 
 
 def _fhir(resource: dict[str, Any]) -> JSONResponse:
@@ -156,11 +147,11 @@ def _bundle(request: Request, resources: list[dict[str, Any]]) -> JSONResponse:
             responses={200: {"content": {FHIR_JSON: {}}}})
 def read_patient(patient_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], conn: DB, now: Now,
                  user: Reader) -> JSONResponse:
-    row = conn.execute(_PATIENT_COLS + "WHERE id = %s", (patient_id,)).fetchone()
-    if row is None:
+    found = fhir_rows.patient(conn, patient_id)
+    if found is None:
         raise NotFound(f"no patient with id {patient_id}")
     audit.record(conn, user, "read", "fhir_patient", now=now, patient_id=patient_id)
-    return _fhir(_patient(row))
+    return _fhir(_patient(found))
 
 
 @router.get("/Patient", response_class=JSONResponse,
@@ -171,25 +162,19 @@ def search_patients(request: Request, conn: DB, now: Now, user: Reader,
     system, _, value = identifier.rpartition("|")
     if system not in ("", fhir.NHS_NUMBER_SYSTEM):
         raise Invalid(f"identifier system must be {fhir.NHS_NUMBER_SYSTEM}")
-    rows = conn.execute(_PATIENT_COLS + "WHERE nhs_number = %s",
-                        (value.replace(" ", ""),)).fetchall()
+    rows = fhir_rows.patients_by_nhs_number(conn, value.replace(" ", ""))
     resources = [_patient(r) for r in rows]
     audit.record(conn, user, "list", "fhir_patient", now=now,
-                 patient_ids=[int(r[0]) for r in rows])
+                 patient_ids=[r.id for r in rows])
     return _bundle(request, resources)
 
 
-_ENCOUNTER_COLS = ("SELECT a.id, a.patient_id, p.nhs_number, a.status, a.source, a.pathway, "
-                   "a.referred_at, a.admitted_at, a.discharged_at, a.outcome, "
-                   "a.referral_reason FROM admissions a JOIN patients p ON p.id = a.patient_id ")
-
-
-def _encounter(row: tuple[Any, ...]) -> dict[str, Any]:
-    aid, pid, nhs, status, source, pathway, referred, admitted, discharged, outcome, why = row
+def _encounter(e: fhir_rows.EncounterRow) -> dict[str, Any]:
     return fhir.encounter_resource(
-        int(aid), patient_id=int(pid), nhs_number=str(nhs), status=status, source=source,
-        pathway=pathway, referred_at=referred, admitted_at=admitted,
-        discharged_at=discharged, outcome=outcome, reason=why)
+        e.id, patient_id=e.patient_id, nhs_number=e.nhs_number, status=e.status,
+        source=e.source, pathway=e.pathway, referred_at=e.referred_at,
+        admitted_at=e.admitted_at, discharged_at=e.discharged_at, outcome=e.outcome,
+        reason=e.reason)
 
 
 @router.get("/Encounter/{encounter_id}", response_class=JSONResponse,
@@ -197,12 +182,12 @@ def _encounter(row: tuple[Any, ...]) -> dict[str, Any]:
 def read_encounter(encounter_id: Annotated[str, Path(pattern=r"^adm-[0-9]{1,18}$")],
                    conn: DB, now: Now, user: Reader) -> JSONResponse:
     admission_id = int(encounter_id.removeprefix("adm-"))
-    row = conn.execute(_ENCOUNTER_COLS + "WHERE a.id = %s", (admission_id,)).fetchone()
-    if row is None:
+    found = fhir_rows.encounter(conn, admission_id)
+    if found is None:
         raise NotFound(f"no Encounter {encounter_id}")
     audit.record(conn, user, "read", "fhir_encounter", now=now, entity_id=admission_id,
-                 patient_id=int(row[1]))
-    return _fhir(_encounter(row))
+                 patient_id=found.patient_id)
+    return _fhir(_encounter(found))
 
 
 @router.get("/Encounter", response_class=JSONResponse,
@@ -212,7 +197,6 @@ def search_encounters(request: Request, conn: DB, now: Now, user: Reader,
     """The patient's admissions and referrals, newest first."""
     patient_id = _patient_id(patient)
     _nhs_number(conn, patient_id)
-    rows = conn.execute(_ENCOUNTER_COLS + "WHERE a.patient_id = %s "
-                        "ORDER BY a.referred_at DESC, a.id DESC", (patient_id,)).fetchall()
+    rows = fhir_rows.encounters_of(conn, patient_id)
     audit.record(conn, user, "list", "fhir_encounter", now=now, patient_id=patient_id)
     return _bundle(request, [_encounter(r) for r in rows])

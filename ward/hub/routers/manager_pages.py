@@ -34,7 +34,15 @@ from ward.hub import admitting, audit
 from ward.hub.auth import PRESCRIBERS, User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.problems import Problem
-from ward.hub.routers.admissions import TRIAGE, Referrer, Triage, load_admission
+from ward.hub.queries import admissions as queries
+from ward.hub.queries import devices, patients
+from ward.hub.routers.admissions import (
+    TRIAGE,
+    AdmissionOut,
+    Referrer,
+    Triage,
+    load_admission,
+)
 from ward.hub.routers.common import AdmissionId, Conn, Reader
 from ward.hub.templating import render
 from ward.settings import Settings
@@ -71,39 +79,15 @@ def _attempt(conn: Conn, action: Callable[[], Any]) -> tuple[Any, str | None]:
         return None, str(exc.detail if isinstance(exc, Problem) else exc)
 
 
-def _queue(conn: Conn) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT a.id, a.patient_id, p.given_name, p.family_name, p.nhs_number, "
-        "p.date_of_birth, a.source, a.pathway, a.urgency, a.referral_reason, "
-        "a.referral_observations, a.referrer, a.referred_by, a.referred_at "
-        "FROM admissions a JOIN patients p ON p.id = a.patient_id "
-        "WHERE a.status = 'referred' "
-        "ORDER BY array_position(%s::text[], a.urgency), a.referred_at, a.id",
-        (_URGENCY_ORDER,)).fetchall()
-    keys = ("id", "patient_id", "given_name", "family_name", "nhs_number", "date_of_birth",
-            "source", "pathway", "urgency", "reason", "observations", "referrer",
-            "referred_by", "referred_at")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
-
-
-def _decided(conn: Conn) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT a.id, a.patient_id, p.given_name, p.family_name, a.status, a.decided_at, "
-        "a.decided_by, a.decision_reason, a.time_to_decision FROM admissions a "
-        "JOIN patients p ON p.id = a.patient_id WHERE a.decided_at IS NOT NULL "
-        "ORDER BY a.decided_at DESC LIMIT 20").fetchall()
-    keys = ("id", "patient_id", "given_name", "family_name", "status", "decided_at",
-            "decided_by", "reason", "time_to_decision")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
-
-
 def _queue_page(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
                 user: User, error: str | None = None, status: int = 200,
                 template: str = "referrals.html") -> Response:
-    queue, decided = _queue(conn), _decided(conn)
+    queue = queries.referral_queue(conn, _URGENCY_ORDER)
+    decided = queries.recent_decisions(conn)
     admitted = admitting.admitted_count(conn)
     audit.record(conn, user, "list", "referral", now=now,
-                 patient_ids=[q["patient_id"] for q in queue + decided],
+                 patient_ids=[*(q["patient_id"] for q in queue),
+                              *(d["patient_id"] for d in decided)],
                  detail={"live": True} if template != "referrals.html" else None)
     return render(request, template, _ctx(
         request, user, now, settings, queue=queue, decided=decided, admitted=admitted,
@@ -180,19 +164,14 @@ def decline_referral(request: Request, admission_id: AdmissionId, conn: DB, now:
     return _queue_page(request, conn, now, settings, user, error=error, status=409)
 
 
-def _patient_form(conn: Conn, patient_id: int) -> dict[str, str]:
-    row = conn.execute(
-        "SELECT nhs_number, given_name, family_name, date_of_birth, address, phone, "
-        "next_of_kin, gp_practice FROM patients WHERE id = %s", (patient_id,)).fetchone()
-    keys = ("nhs_number", "given_name", "family_name", "date_of_birth", "address", "phone",
-            "next_of_kin", "gp_practice")
-    return {k: "" if v is None else str(v) for k, v in zip(keys, row or (), strict=False)}
-
-
 def _admit_page(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
                 user: User, admission_id: int, form: dict[str, str], error: str | None,
                 status: int = 200) -> Response:
     admission = load_admission(conn, admission_id)
+    # Audited here, not in the GET alone: a refused form shown again is a read too.
+    audit.record(conn, user, "read", "patient", now=now, entity_id=admission.patient_id,
+                 patient_id=admission.patient_id,
+                 detail={"page": "admit"} if error is None else {"page": "admit", "refused": True})
     admitted = admitting.admitted_count(conn)
     kit = admitting.kit_status(conn, admitting.parse_device_ids(form.get("device_ids", "")),
                                patient_id=admission.patient_id, now=now)
@@ -206,9 +185,7 @@ def _admit_page(request: Request, conn: Conn, now: dt.datetime, settings: Settin
 def admit_page(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
                settings: SettingsDep, user: Triage) -> Response:
     admission = load_admission(conn, admission_id)
-    audit.record(conn, user, "read", "patient", now=now, entity_id=admission.patient_id,
-                 patient_id=admission.patient_id, detail={"page": "admit"})
-    form = {**_patient_form(conn, admission.patient_id), "spo2_scale": "1",
+    form = {**patients.details_form(conn, admission.patient_id), "spo2_scale": "1",
             "ceiling_of_care": Ceiling.FULL_ESCALATION.value}
     return _admit_page(request, conn, now, settings, user, admission_id, form, None)
 
@@ -250,19 +227,25 @@ async def admit(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
     return _admit_page(request, conn, now, settings, user, admission_id, form, error, 409)
 
 
-def _assigned_devices(conn: Conn, patient_id: int) -> list[str]:
-    return [str(r[0]) for r in conn.execute(
-        "SELECT d.id FROM device_assignments a JOIN devices d ON d.pk = a.device_pk "
-        "WHERE a.patient_id = %s AND upper_inf(a.during) ORDER BY d.id", (patient_id,))]
+def _discharge_page(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
+                    user: User, admission: AdmissionOut, form: dict[str, str],
+                    error: str | None, status: int = 200) -> Response:
+    """The discharge form: the admission and the kit to collect; audited as a read of the
+    admission (also when a refused form is shown again)."""
+    audit.record(conn, user, "read", "admission", now=now, entity_id=admission.id,
+                 patient_id=admission.patient_id,
+                 detail={"page": "discharge"} if error is None
+                 else {"page": "discharge", "refused": True})
+    return render(request, "discharge.html", _ctx(
+        request, user, now, settings, a=admission, error=error, form=form,
+        devices=devices.assigned_ids(conn, admission.patient_id)), status_code=status)
 
 
 @router.get("/admissions/{admission_id}/discharge")
 def discharge_page(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
                    settings: SettingsDep, user: Triage) -> Response:
-    admission = load_admission(conn, admission_id)
-    return render(request, "discharge.html", _ctx(
-        request, user, now, settings, a=admission, error=None, form={},
-        devices=_assigned_devices(conn, admission.patient_id)))
+    return _discharge_page(request, conn, now, settings, user,
+                           load_admission(conn, admission_id), {}, None)
 
 
 @router.post("/admissions/{admission_id}/discharge")
@@ -282,9 +265,7 @@ def discharge(request: Request, admission_id: AdmissionId, conn: DB, now: Now,
 
     done, error = _attempt(conn, _discharge)
     if error is not None:
-        return render(request, "discharge.html", _ctx(
-            request, user, now, settings, a=admission, error=error,
-            form={"outcome": outcome, "note": note},
-            devices=_assigned_devices(conn, admission.patient_id)), status_code=409)
+        return _discharge_page(request, conn, now, settings, user, admission,
+                               {"outcome": outcome, "note": note}, error, 409)
     return render(request, "discharged.html", _ctx(request, user, now, settings,
                                                    a=admission, done=done))

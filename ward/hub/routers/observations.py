@@ -29,7 +29,8 @@ from ward.hub import audit, staff_entry
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.problems import Conflict, Invalid
-from ward.hub.queries import staff_entries
+from ward.hub.queries import admissions, staff_entries
+from ward.hub.queries import readings as readings_queries
 from ward.hub.queries.readings import ScoreOut
 from ward.hub.routers.common import Clinical, Conn, PatientId, Text, notify, require_patient
 from ward.settings import Settings
@@ -103,13 +104,10 @@ def _json_safe(value: object) -> object:
 
 def _current_admission_start(conn: Conn, patient_id: int) -> dt.datetime:
     """Start of the open admission, row-locked so a discharge or a second entry waits."""
-    row = conn.execute(
-        "SELECT admitted_at FROM admissions WHERE patient_id = %s AND status = 'admitted' "
-        "AND admitted_at IS NOT NULL FOR UPDATE", (patient_id,)).fetchone()
-    if row is None:
+    start = admissions.admitted_at_for_update(conn, patient_id)
+    if start is None:
         raise Conflict(f"patient {patient_id} is not currently admitted: observations are "
                        "recorded only during an admission")
-    start: dt.datetime = row[0]
     return start
 
 
@@ -154,16 +152,6 @@ def _evaluate(conn: Conn, patient_id: int, now: dt.datetime) -> list[Change] | N
         if not conn.closed:
             conn.rollback()
         return None
-
-
-def _newest_score(conn: Conn, patient_id: int) -> ScoreOut | None:
-    row = conn.execute(
-        "SELECT computed_at, total, risk, complete, missing, sub_scores FROM scores "
-        "WHERE patient_id = %s ORDER BY computed_at DESC LIMIT 1", (patient_id,)).fetchone()
-    if row is None:
-        return None
-    return ScoreOut(computed_at=row[0], total=row[1], risk=row[2], complete=row[3],
-                    missing=list(row[4] or []), sub_scores=dict(row[5] or {}))
 
 
 def _limits(settings: Settings) -> staff_entry.Limits:
@@ -229,7 +217,7 @@ def record_observations(patient_id: PatientId, body: ObservationsIn, conn: DB, n
         readings=[StoredObservationOut(code=r.code, value=r.value, unit=r.unit,
                                        source_value=r.source_value, source_unit=r.source_unit)
                   for r in readings],
-        evaluated=changes is not None, score=_newest_score(conn, patient_id),
+        evaluated=changes is not None, score=readings_queries.newest_score(conn, patient_id),
         alert_changes=[AlertChangeOut(alert_id=c.alert_id, kind=c.kind, state=c.state,
                                       severity=c.severity, events=list(c.events))
                        for c in changes or []])

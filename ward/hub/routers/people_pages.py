@@ -2,8 +2,8 @@
 clinical-safety officer and admins): who saw or changed which record when, filtered by
 patient, user and time, paged, exportable as CSV.
 
-The rules live in `ward.hub.people` and the query in `ward.hub.audit_view`; this module
-reads forms and renders. Viewing or exporting the audit log is itself audited, with the
+The rules live in `ward.hub.people` (the users API keeps the same ones, with the same
+status codes) and the query in `ward.hub.audit_view`; this module reads forms and renders. Viewing or exporting the audit log is itself audited, with the
 filter used.
 """
 
@@ -21,7 +21,6 @@ from ward.hub.auth import Role, User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.problems import Invalid
 from ward.hub.routers.common import BIGINT_MAX, Admin, Auditor, Conn
-from ward.hub.routers.users import MIN_PASSWORD
 from ward.hub.templating import render
 from ward.settings import Settings
 
@@ -34,13 +33,19 @@ ROLE_LABEL = {Role.HUB_NURSE: "Hub nurse", Role.CLINICIAN: "Clinician", Role.ADM
 
 def _people_page(request: Request, conn: Conn, now: dt.datetime, user: User, *, offset: int,
                  error: str | None = None, status: int = 200) -> Response:
-    rows, total = people.list_people(conn, limit=PAGE, offset=offset)
+    rows, total = people.user_rows(conn, limit=PAGE, offset=offset, active_first=True)
     audit.record(conn, user, "list", "user", now=now, detail={"offset": offset})
     return render(request, "people.html", {
         "user": user, "now": now, "active": "people", "request": request, "people": rows,
         "total": total, "offset": offset, "page": PAGE, "roles": ROLE_LABEL, "error": error,
-        "min_password": MIN_PASSWORD, "saved": request.query_params.get("saved")},
+        "min_password": people.MIN_PASSWORD, "saved": request.query_params.get("saved")},
         status_code=status)
+
+
+def _refused(request: Request, conn: Conn, now: dt.datetime, user: User,
+             exc: people.PeopleError) -> Response:
+    """The page again with why, and the status the users API gives the same refusal."""
+    return _people_page(request, conn, now, user, offset=0, error=str(exc), status=exc.status)
 
 
 @router.get("/people")
@@ -52,19 +57,16 @@ def people_page(request: Request, conn: DB, now: Now, user: Admin,
 @router.post("/people")
 def create_person(
     request: Request, conn: DB, now: Now, user: Admin,
-    username: Annotated[str, Form(pattern=r"^\s*[A-Za-z0-9_.-]{2,64}\s*$")],
+    username: Annotated[str, Form(pattern=people.USERNAME_INPUT)],
     display_name: Annotated[str, Form(min_length=1, max_length=100)],
     role: Annotated[Role, Form()],
     password: Annotated[str, Form(max_length=1024)],
 ) -> Response:
-    if len(password) < MIN_PASSWORD:
-        return _people_page(request, conn, now, user, offset=0, status=422,
-                            error=f"the password needs at least {MIN_PASSWORD} characters")
     try:
         people.create(conn, user, username=username, display_name=display_name, role=role,
                       password=password, now=now)
     except people.PeopleError as exc:
-        return _people_page(request, conn, now, user, offset=0, error=str(exc), status=422)
+        return _refused(request, conn, now, user, exc)
     return RedirectResponse("/people?saved=created", status_code=303)
 
 
@@ -72,9 +74,9 @@ def create_person(
 def change_role(request: Request, user_id: UserId, conn: DB, now: Now, user: Admin,
                 role: Annotated[Role, Form()]) -> Response:
     try:
-        people.set_role(conn, user, user_id, role, now=now)
+        people.update(conn, user, user_id, role=role, now=now)
     except people.PeopleError as exc:
-        return _people_page(request, conn, now, user, offset=0, error=str(exc), status=422)
+        return _refused(request, conn, now, user, exc)
     return RedirectResponse("/people?saved=role", status_code=303)
 
 
@@ -82,9 +84,9 @@ def change_role(request: Request, user_id: UserId, conn: DB, now: Now, user: Adm
 def change_active(request: Request, user_id: UserId, conn: DB, now: Now, user: Admin,
                   active: Annotated[bool, Form()]) -> Response:
     try:
-        people.set_active(conn, user, user_id, active, now=now)
+        people.update(conn, user, user_id, active=active, now=now)
     except people.PeopleError as exc:
-        return _people_page(request, conn, now, user, offset=0, error=str(exc), status=422)
+        return _refused(request, conn, now, user, exc)
     return RedirectResponse("/people?saved=active", status_code=303)
 
 

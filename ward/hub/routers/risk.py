@@ -19,6 +19,7 @@ from ward.domain.risk_factors import Acuity, Comorbidity, RiskFactors
 from ward.hub import audit, risk
 from ward.hub.deps import DB, Now
 from ward.hub.problems import Invalid
+from ward.hub.queries import admissions
 from ward.hub.routers.common import Clinical, PatientId, Reader, require_patient
 
 router = APIRouter(prefix="/api/patients/{patient_id}", tags=["risk"])
@@ -131,10 +132,8 @@ def write_factors(patient_id: PatientId, body: RiskFactorsIn, conn: DB, now: Now
     """Enter or correct the facts; LACE and HOSPITAL are recomputed and kept."""
     require_patient(conn, patient_id)
     risk.save_factors(conn, patient_id, body.to_domain(), now=now, by=user.username)
-    row = conn.execute("SELECT id FROM admissions WHERE patient_id = %s AND status IN "
-                       "('referred', 'admitted') ORDER BY id DESC LIMIT 1",
-                       [patient_id]).fetchone()
-    risk.record_scores(conn, patient_id, row[0] if row else None, "update", now=now)
+    risk.record_scores(conn, patient_id, admissions.open_admission_id(conn, patient_id),
+                       "update", now=now)
     audit.record(conn, user, "update", "risk_factors", now=now, entity_id=patient_id,
                  patient_id=patient_id, detail=body.model_dump(mode="json"))
     return factors_out(conn, patient_id)

@@ -1,8 +1,8 @@
 """The worklist (what the hub must do next) and the shift handover, as API and pages.
 
-The SQL and the actions are `ward.hub.queries.worklist`'s; this router checks roles, audits
-every read and action, and NOTIFYs `task` events so every open worklist updates live over
-the existing SSE stream (`/api/events`; `static/worklist.js` refetches the rows).
+The SQL and the actions are `ward.hub.queries.worklist`'s (the handover's,
+`ward.hub.queries.handover`'s); this router checks roles, audits every read and action, and
+NOTIFYs `task` events so every open worklist updates live over the existing SSE stream (`/api/events`; `static/worklist.js` refetches the rows).
 
 Each item carries its patient's risk tier (the one the alerting runner stored,
 `alerting.risk_store`) and latest NEWS2 (the ward row's), so the list can be ordered by tier or
@@ -28,6 +28,7 @@ from ward.hub import audit, risk, wardcache
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
 from ward.hub.problems import Invalid
+from ward.hub.queries import handover
 from ward.hub.queries import worklist as wl
 from ward.hub.routers.common import (
     BIGINT_MAX,
@@ -298,20 +299,18 @@ def urgent_response(conn: DB, now: Now, user: Reader,
 
 def _handover(request: Request, conn: Conn, now: dt.datetime, settings: Settings,
               user: User) -> Handover:
-    last = conn.execute("SELECT at, by FROM handovers ORDER BY at DESC LIMIT 1").fetchone()
-    since, last_by = (last[0], last[1]) if last else (now - SHIFT, None)
+    last = handover.last(conn)
+    since, last_by = (last.at, last.by) if last else (now - SHIFT, None)
     rows, kit_sets = _rows(request, conn, now, settings)
     ids = [r.patient_id for r in rows]
     tasks: defaultdict[int, list[wl.Item]] = defaultdict(list)
     for item in wl.list_items(conn, now, patient_ids=ids, kit_sets=kit_sets):
         tasks[item["patient_id"]].append(item)
     notes: dict[int, list[NoteOut]] = {}
-    for pid, at, actor, action, source, tid, note in conn.execute(
-            "SELECT patient_id, at, actor, action, source, task_id, note FROM task_events "
-            "WHERE at > %s AND patient_id = ANY(%s) AND note <> '' ORDER BY at",
-            (since, ids)):
-        notes.setdefault(pid, []).append(NoteOut(at=at, actor=actor, action=action,
-                                                 task=f"{source}-{tid}", note=note))
+    for n in handover.notes_since(conn, since, ids):
+        notes.setdefault(n.patient_id, []).append(NoteOut(at=n.at, actor=n.actor,
+                                                          action=n.action, task=n.task,
+                                                          note=n.note))
     patients = []
     for r in rows:
         episode = r.alerts[0] if r.alerts else None
@@ -338,7 +337,7 @@ def read_handover(request: Request, conn: DB, now: Now, settings: SettingsDep,
 @router.post("/api/handover", status_code=204)
 def give_handover(conn: DB, now: Now, user: Clinical) -> Response:
     """Record that the shift handed over now: later notes belong to the next handover."""
-    conn.execute("INSERT INTO handovers (at, by) VALUES (%s, %s)", (now, user.username))
+    handover.record(conn, now, user.username)
     audit.record(conn, user, "create", "handover", now=now)
     return Response(status_code=204)
 
