@@ -14,8 +14,6 @@ import psycopg
 
 from ward.settings import Settings
 
-MIN_PASSWORD = 8  # the API's rule too (NCSC: length over complexity)
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
@@ -40,7 +38,8 @@ def _password(from_stdin: bool) -> str | None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from ward.hub.auth import Role, create_user
+    from ward.hub.auth import Role, create_user, normalise_username
+    from ward.hub.people import MIN_PASSWORD, USERNAME
 
     password = _password(args.password_stdin)
     if password is None:
@@ -49,12 +48,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"vward users: the password needs at least {MIN_PASSWORD} characters",
               file=sys.stderr)
         return 1
+    username = normalise_username(args.username)  # the People screens' and API's rule
+    if not USERNAME.fullmatch(username):
+        print("vward users: a username is 2–64 characters of a-z, 0-9, '_', '.', '-'",
+              file=sys.stderr)
+        return 1
     try:
         with psycopg.connect(settings.database_conninfo()) as conn:
-            user = create_user(conn, args.username, password, role=Role(args.role),
+            user = create_user(conn, username, password, role=Role(args.role),
                                display_name=args.display_name, phone=args.phone)
     except psycopg.errors.UniqueViolation:
-        print(f"vward users: {args.username!r} already exists", file=sys.stderr)
+        print(f"vward users: the username {username!r} is taken", file=sys.stderr)
         return 1
     except psycopg.errors.CheckViolation:
         print("vward users: a username is 2–64 characters of a-z, 0-9, '_', '.', '-'",
