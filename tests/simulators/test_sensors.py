@@ -75,8 +75,8 @@ def test_each_kind_has_its_class_and_sends_only_its_own_readings() -> None:
         seen[type(device)].update(codes)
         wires.add(device.spec.wire)
     assert wires == set(WireFormat)
-    for kind, codes in seen.items():  # o2_flow only while on oxygen
-        assert codes >= CODES[kind] - {"o2_flow"}, kind.__name__
+    for kind, sent in seen.items():  # o2_flow only while on oxygen
+        assert sent >= CODES[kind] - {"o2_flow"}, kind.__name__
 
 
 def test_a_kind_refuses_a_device_of_another_kind() -> None:
