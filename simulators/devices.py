@@ -1,25 +1,30 @@
-"""Virtual devices: what each home device measures, when, and how it misbehaves.
+"""What every virtual device shares: its clock, its generator, its battery, its link, its faults.
 
-A `VirtualDevice` turns its patient's true physiology into messages on the gateway's wire
-contract (`gateway.contract` encoders: native JSON or SenML, a per-device choice) and applies
-the scenario's faults: battery drain (status messages; a flat device measures nothing), offline
-spells followed by store-and-forward bursts, duplicates (the same bytes twice), clock drift
-(within and beyond the gateway's 5-minute future tolerance), late and out-of-order delivery,
-motion artefacts and malformed payloads (`simulators.malformed`). Every fault is written to
+`VirtualDevice` is the base of every kind of device (`simulators.sensors`: pulse oximeter,
+wearable oximeter, BP cuff, thermometer, home hub, infusion pump). A kind says only when it
+measures (`_schedule_after`) and what (`_readings`); the base turns those readings into messages
+on the gateway's wire contract (`gateway.contract` encoders: native JSON or SenML, a per-device
+choice) and applies the scenario's faults: battery drain (status messages; a flat device
+measures nothing), offline spells followed by store-and-forward bursts, duplicates (the same
+bytes twice), clock drift (within and beyond the gateway's 5-minute future tolerance), late and
+out-of-order delivery and malformed payloads (`simulators.malformed`). Every fault is written to
 ground truth with the message it touched.
 
-Each device draws from its own generator, seeded by (seed, patient, device number), and keeps
-its own clock of events: `next_at` is its next event, `step()` performs it and returns the
-messages it causes, each with the simulated instant it reaches the broker. Times are epoch
-seconds (floats) inside; measurement instants are whole seconds.
+Each device draws from its own generator, seeded by (seed, patient, device number): the base
+draws its clock, battery, signal and link, then the kind its first measurement. It keeps its
+own clock of events: `next_at` is its next event, `step()` performs it and returns the messages
+it causes, each with the simulated instant it reaches the broker. Times are epoch seconds
+(floats) inside; measurement instants are whole seconds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -33,9 +38,9 @@ from gateway.contract import (
     senml_topic,
     status_topic,
 )
-from simulators import malformed, pump
+from simulators import malformed
 from simulators.groundtruth import GroundTruth
-from simulators.physiology import LONDON, TrueState, true_state
+from simulators.physiology import TrueState, true_state
 from simulators.scenario import DeviceType, Faults, WireFormat
 from simulators.ward import SimDevice, SimPatient, patient_rng
 
@@ -46,8 +51,6 @@ _WILL_DELAY_S = 90.0
 _BURST_GAP_S = 0.05
 # A device keeps at most this many unsent messages; older ones are dropped (and recorded).
 BUFFER_LIMIT = 500
-_SPOT_FIRST_HOUR, _SPOT_LAST_HOUR = 8.0, 20.0  # patients take spot checks while awake
-_PUMP_REPORT_S = 900.0  # a running pump reports every 15 minutes (and on every state change)
 FIRMWARE = "vw-sim 1.4.2"
 
 
@@ -71,27 +74,30 @@ class RunContext:
     seed: int
 
 
-def _utc(t: float) -> dt.datetime:
+def utc(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, dt.UTC)
 
 
-def spot_times(day: dt.date, per_day: int) -> list[float]:
-    """Nominal spot-check instants of a local day: spread 08:00–20:00 (or the whole day)."""
-    if per_day == 1:
-        hours = [9.0]
-    elif per_day <= 12:
-        step = (_SPOT_LAST_HOUR - _SPOT_FIRST_HOUR) / (per_day - 1)
-        hours = [_SPOT_FIRST_HOUR + k * step for k in range(per_day)]
-    else:
-        hours = [k * 24.0 / per_day for k in range(per_day)]
-    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=LONDON)
-    return [(midnight + dt.timedelta(hours=h)).timestamp() for h in hours]
+def iso(t: float) -> str:
+    return utc(t).isoformat().replace("+00:00", "Z")
 
 
-class VirtualDevice:
-    """One device of one patient, with its own generator, clock offset, battery and link."""
+class VirtualDevice(ABC):
+    """One device of one patient, with its own generator, clock offset, battery and link.
+
+    A kind (a subclass) sets `kind`, may set `drain_pct_h`, draws its first measurement instant
+    into `next_measure` once this constructor has run, and implements `_schedule_after` and
+    `_readings`."""
+
+    kind: ClassVar[DeviceType]
+    # Battery drain, %/hour: a spot-check device lasts months (a wearable sets its own).
+    drain_pct_h: ClassVar[float] = 0.05
+    next_measure: float
 
     def __init__(self, patient: SimPatient, spec: SimDevice, ctx: RunContext, other: str) -> None:
+        if spec.type is not self.kind:
+            msg = f"{type(self).__name__} simulates {self.kind.value}, not {spec.type.value}"
+            raise ValueError(msg)
         self.patient = patient
         self.spec = spec
         self.ctx = ctx
@@ -112,9 +118,7 @@ class VirtualDevice:
             self.offset = float(rng.uniform(420.0, 1800.0) if beyond else rng.uniform(30.0, 240.0))
             self._truth("clock_drift", ctx.start, offset_s=round(self.offset, 3),
                         beyond_tolerance=beyond)
-        # Battery: %/hour; a wearable lasts ~10 days, a spot-check device months.
-        wearable = spec.type is DeviceType.WEARABLE_OXIMETER
-        self.drain = 0.4 if wearable else 0.05
+        self.drain = self.drain_pct_h
         if rng.random() < faults.battery_drain:
             self.drain = float(rng.uniform(4.0, 8.0))  # a failing cell: flat within a day
         self.battery = float(rng.uniform(60.0, 100.0))
@@ -126,21 +130,19 @@ class VirtualDevice:
         self.buffer: list[tuple[float, list[Measurement], str]] = []
         self.next_spell = self._draw_spell(ctx.start)
         self.next_status = ctx.start + float(rng.uniform(0.0, min(ctx.status_interval_s, 600.0)))
-        # Measurements.
-        self.infusion: pump.Infusion | None = None
-        self.remaining = 0.0
-        self.pump_at = ctx.start
-        self._slots: list[float] = []
-        self._slot_day = _utc(ctx.start).astimezone(LONDON).date() - dt.timedelta(days=1)
-        if spec.type is DeviceType.INFUSION_PUMP:
-            self.infusion = pump.draw_infusion(ctx.start - float(rng.uniform(0, 6 * 3600)), rng)
-            self.remaining = pump.advance(self.infusion, pump.RESERVOIR_ML,
-                                          self.infusion.started, ctx.start)
-            self.next_measure = ctx.start + float(rng.uniform(0.0, _PUMP_REPORT_S))
-        elif wearable:
-            self.next_measure = float(int(ctx.start + rng.uniform(0.0, spec.interval_s)))
-        else:
-            self.next_measure = self._next_spot(ctx.start)
+
+    # -- what a kind says ---------------------------------------------------------------------
+
+    @abstractmethod
+    def _schedule_after(self, t: float) -> float:
+        """The next measurement instant after the one at `t`."""
+
+    @abstractmethod
+    def _readings(self, t: float, stamp: dt.datetime) -> list[Measurement]:
+        """What the device measures at `t`, stamped `stamp` by its own clock."""
+
+    def _true_state(self, t: float) -> TrueState:
+        return true_state(self.patient.profile, utc(t))
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -154,18 +156,6 @@ class VirtualDevice:
         if rate <= 0.0:
             return float("inf")
         return after + float(self.rng.exponential(3600.0 / rate))
-
-    def _next_spot(self, after: float) -> float:
-        while True:
-            while self._slots:
-                slot = self._slots.pop(0)
-                if slot > after:
-                    return slot
-            self._slot_day += dt.timedelta(days=1)
-            per_day = self.spec.spot_checks_per_day
-            jitter = min(1200.0, 12 * 3600.0 / per_day / 3)
-            self._slots = [float(int(t + self.rng.uniform(-jitter, jitter)))
-                           for t in spot_times(self._slot_day, per_day)]
 
     # -- events -------------------------------------------------------------------------------
 
@@ -207,6 +197,15 @@ class VirtualDevice:
                                   patient_label=self.patient.label,
                                   device_id=self.spec.device_id, **fields)
 
+    def _delayed(self, event: str, at: float, msg_id: str, measured: float) -> None:
+        """Ground truth of a message delivered at `at`, after it was measured at `measured`."""
+        self._truth(event, at, msg_id=msg_id, measured_at=iso(measured),
+                    delay_s=round(at - measured, 3))
+
+    def _will(self, t: float) -> None:
+        """The broker publishes the device's will (online: false) once keep-alive runs out."""
+        self._emit(t + _WILL_DELAY_S, self.status_topic, encode_status(online=False), retain=True)
+
     def _battery(self, t: float) -> float:
         """Battery % at `t` (0 while flat); a flat device is recharged after 2–8 hours."""
         if self.flat_until is not None:
@@ -216,9 +215,8 @@ class VirtualDevice:
         level = self.battery - self.drain * (t - self.battery_at) / 3600.0
         if level <= 2.0:
             self.flat_until = t + float(self.rng.uniform(2.0, 8.0)) * 3600.0
-            self._truth("battery_flat", t, until=_iso(self.flat_until))
-            self._emit(t + _WILL_DELAY_S, self.status_topic,
-                       encode_status(online=False), retain=True)
+            self._truth("battery_flat", t, until=iso(self.flat_until))
+            self._will(t)
             return 0.0
         return level
 
@@ -228,16 +226,15 @@ class VirtualDevice:
             online=online, battery_pct=None if battery is None else round(battery),
             signal_dbm=round(self.signal + float(self.rng.normal(0.0, 3.0))) if online else None,
             firmware=FIRMWARE if online else None,
-            sent_at=_utc(t + self.offset) if online else None,
+            sent_at=utc(t + self.offset) if online else None,
         )
         self._emit(t, self.status_topic, payload, retain=True)
 
     def _disconnect(self, t: float) -> None:
         low, high = self.faults.offline_minutes
         self.offline_until = t + float(self.rng.uniform(low, high)) * 60.0
-        self._truth("offline", t, until=_iso(self.offline_until))
-        # The broker publishes the device's will (online: false) once keep-alive runs out.
-        self._emit(t + _WILL_DELAY_S, self.status_topic, encode_status(online=False), retain=True)
+        self._truth("offline", t, until=iso(self.offline_until))
+        self._will(t)
 
     def _reconnect(self, t: float) -> None:
         self.offline_until = None
@@ -246,120 +243,41 @@ class VirtualDevice:
         backlog, self.buffer = self.buffer, []
         for i, (measured, measurements, msg_id) in enumerate(backlog):
             at = t + (i + 1) * _BURST_GAP_S
-            self._truth("store_and_forward", at, msg_id=msg_id, measured_at=_iso(measured),
-                        delay_s=round(at - measured, 3))
+            self._delayed("store_and_forward", at, msg_id, measured)
             self._send(at, measurements, msg_id)
 
     # -- measuring ----------------------------------------------------------------------------
 
     def _measure(self, t: float) -> None:
-        spec = self.spec
-        if spec.type is DeviceType.INFUSION_PUMP:
-            self.next_measure = self._pump_next(t)
-        elif spec.type is DeviceType.WEARABLE_OXIMETER:
-            self.next_measure = t + spec.interval_s
-        else:
-            self.next_measure = self._next_spot(t)
+        self.next_measure = self._schedule_after(t)
         if self._battery(t) <= 0.0:
             return
-        stamp = _utc(t + self.offset)
-        if spec.type is DeviceType.INFUSION_PUMP:
-            measurements = self._pump_measurements(t, stamp)
-        else:
-            measurements = self._vitals(true_state(self.patient.profile, _utc(t)), stamp, t)
+        measurements = self._readings(t, utc(t + self.offset))
         self.seq += 1
         msg_id = hashlib.blake2b(f"{self._salt}{self.seq}".encode(), digest_size=12).hexdigest()
         if self.offline_until is not None:
             self.buffer.append((t, measurements, msg_id))
             if len(self.buffer) > BUFFER_LIMIT:
                 measured, _, lost = self.buffer.pop(0)
-                self._truth("dropped", t, msg_id=lost, measured_at=_iso(measured),
+                self._truth("dropped", t, msg_id=lost, measured_at=iso(measured),
                             reason="store-and-forward buffer full")
             return
         u = self.rng.random(2)
         deliver = t
         if u[0] < self.faults.late:
             deliver = t + float(self.rng.uniform(15.0, 90.0)) * 60.0
-            self._truth("late", deliver, msg_id=msg_id, measured_at=_iso(t),
-                        delay_s=round(deliver - t, 3))
+            self._delayed("late", deliver, msg_id, t)
         elif u[1] < self.faults.out_of_order:
             deliver = t + float(self.rng.uniform(5.0, 180.0))
-            self._truth("out_of_order", deliver, msg_id=msg_id, measured_at=_iso(t),
-                        delay_s=round(deliver - t, 3))
+            self._delayed("out_of_order", deliver, msg_id, t)
         self._send(deliver, measurements, msg_id)
-
-    def _vitals(self, state: TrueState, stamp: dt.datetime, t: float) -> list[Measurement]:
-        rng, noise = self.rng, self.faults.noise
-        kind = self.spec.type
-        if kind in (DeviceType.PULSE_OXIMETER, DeviceType.WEARABLE_OXIMETER):
-            spo2 = state.spo2 + float(rng.normal(0.0, 0.8 * noise))
-            if rng.random() < self.faults.artefact:
-                spo2 -= float(rng.uniform(4.0, 12.0))
-                self._truth("artefact", t, code="spo2")
-            return [Measurement("spo2", min(100, round(spo2)), "%", stamp),
-                    Measurement("pulse", round(state.pulse + float(rng.normal(0.0, 2.0 * noise))),
-                                "/min", stamp)]
-        if kind is DeviceType.BP_CUFF:
-            return [
-                Measurement("systolic_bp",
-                            round(state.systolic_bp + float(rng.normal(0.0, 4.0 * noise))),
-                            "mm[Hg]", stamp),
-                Measurement("diastolic_bp",
-                            round(state.diastolic_bp + float(rng.normal(0.0, 3.0 * noise))),
-                            "mm[Hg]", stamp),
-                Measurement("pulse", round(state.pulse + float(rng.normal(0.0, 2.0 * noise))),
-                            "/min", stamp),
-            ]
-        if kind is DeviceType.THERMOMETER:
-            value = round(state.temperature + float(rng.normal(0.0, 0.12 * noise)), 1)
-            return [Measurement("temperature", value, "Cel", stamp)]
-        # Home hub: what a carer counts or answers (respiration rate, new confusion, oxygen).
-        readings = [
-            Measurement("resp_rate",
-                        max(4, round(state.resp_rate + float(rng.normal(0.0, 1.0 * noise)))),
-                        "/min", stamp),
-            Measurement("consciousness", state.consciousness, "{ACVPU}", stamp),
-            Measurement("on_oxygen", "oxygen" if state.on_oxygen else "air",
-                        "{air:0,oxygen:1}", stamp),
-        ]
-        if state.on_oxygen:
-            readings.append(Measurement("o2_flow", state.o2_flow, "L/min", stamp))
-        return readings
-
-    def _pump_next(self, t: float) -> float:
-        assert self.infusion is not None  # noqa: S101 - pumps always carry an infusion
-        upcoming = [e for e in pump.events(self.infusion) if e > t]
-        return min([t + _PUMP_REPORT_S, *upcoming])
-
-    def _pump_measurements(self, t: float, stamp: dt.datetime) -> list[Measurement]:
-        assert self.infusion is not None  # noqa: S101 - pumps always carry an infusion
-        self.remaining = pump.advance(self.infusion, self.remaining, self.pump_at, t)
-        self.pump_at = t
-        if t >= self.infusion.ends_by:  # the nurse's visit: a new reservoir
-            if self.remaining > 0.0:
-                self._truth("infusion_incomplete", t, remaining_ml=round(self.remaining, 1))
-            self.infusion = pump.draw_infusion(t, self.rng)
-            self.remaining = pump.RESERVOIR_ML
-            self._truth("infusion_start", t, flow_factor=round(self.infusion.factor, 3),
-                        occluded=[_iso(x) for x in self.infusion.occluded]
-                        if self.infusion.occluded else None,
-                        disconnected_at=_iso(self.infusion.disconnected_at)
-                        if self.infusion.disconnected_at is not None else None)
-        rate, state = pump.flow(self.infusion, self.remaining, t)
-        return [
-            Measurement("infusion_volume_infused", round(pump.RESERVOIR_ML - self.remaining, 1),
-                        "mL", stamp),
-            Measurement("infusion_volume_remaining", round(self.remaining, 1), "mL", stamp),
-            Measurement("infusion_rate", round(rate, 2), "mL/h", stamp),
-            Measurement("pump_state", state, "{state}", stamp),
-        ]
 
     # -- sending ------------------------------------------------------------------------------
 
     def _encode(self, measurements: Sequence[Measurement], msg_id: str, sent: float) -> bytes:
         if self.spec.wire is WireFormat.SENML:
             return encode_senml(self.spec.device_id, measurements)
-        return encode_readings(msg_id, _utc(sent + self.offset), measurements)
+        return encode_readings(msg_id, utc(sent + self.offset), measurements)
 
     def _send(self, at: float, measurements: list[Measurement], msg_id: str) -> None:
         payload = self._encode(measurements, msg_id, at)
@@ -385,27 +303,8 @@ class VirtualDevice:
         self._emit(at, self.topic, payload)
         if u[1] < self.faults.duplicate:
             again = at + float(self.rng.uniform(1.0, 30.0))
-            self._truth("duplicate", again, msg_id=msg_id, first_sent=_iso(at))
+            self._truth("duplicate", again, msg_id=msg_id, first_sent=iso(at))
             self._emit(again, self.topic, payload)
 
     def _emit(self, at: float, topic: str, payload: bytes, *, retain: bool = False) -> None:
         self.pending.append(Outbound(at, topic, payload, 1, retain))
-
-
-def _iso(t: float) -> str:
-    return _utc(t).isoformat().replace("+00:00", "Z")
-
-
-def make_devices(patients: Sequence[SimPatient], ctx: RunContext,
-                 only: set[int] | None = None) -> list[VirtualDevice]:
-    """Every device of `patients` (or of those whose index is in `only`)."""
-    devices: list[VirtualDevice] = []
-    for i, patient in enumerate(patients):
-        if only is not None and patient.index not in only:
-            continue
-        neighbour = patients[(i + 1) % len(patients)]
-        for spec in patient.devices:
-            other = neighbour.devices[0].device_id if neighbour is not patient else "sim-nobody"
-            devices.append(VirtualDevice(patient, spec, ctx, other))
-    return devices
-

@@ -32,10 +32,11 @@ from collections.abc import Iterator
 
 from gateway.contract import Channel, decode_command, parse_topic
 from simulators import homehub
-from simulators.devices import Outbound, RunContext, VirtualDevice, make_devices
+from simulators.devices import Outbound, RunContext, VirtualDevice
 from simulators.groundtruth import GroundTruth
 from simulators.physiology import true_state
-from simulators.scenario import DeviceType, Scenario
+from simulators.scenario import Scenario
+from simulators.sensors import HomeHub, make_devices
 from simulators.ward import SimPatient, build_ward
 
 
@@ -78,7 +79,7 @@ class Engine:
         for i, d in enumerate(self.devices):
             by_patient.setdefault(d.patient.index, []).append(i)
         self._kits = {d.spec.device_id: by_patient[d.patient.index] for d in self.devices
-                      if d.spec.type is DeviceType.HOME_HUB}
+                      if isinstance(d, HomeHub)}
 
     def command(self, topic: str, payload: bytes, at: dt.datetime) -> dt.datetime | None:
         """A command reaching a home hub at `at`; returns when the patient answers (or None)."""
@@ -100,11 +101,8 @@ class Engine:
                               answered_at=None if answered is None else answered.isoformat())
         if answered is None or (self.end is not None and answered.timestamp() >= self.end):
             return None
-        for i in kit:
-            device = self.devices[i]
-            if device.spec.type is DeviceType.INFUSION_PUMP:
-                continue
-            for message in device.measure_on_request(answered.timestamp()):
+        for i in kit:  # every device of the patient's kit (a pump has nothing to add)
+            for message in self.devices[i].measure_on_request(answered.timestamp()):
                 self._serial += 1
                 heapq.heappush(self._out, (message.at, i, self._serial, message))
         return answered
@@ -140,6 +138,15 @@ class Engine:
             truth.true_vitals(p.nhs_number, p.label, true_state(p.profile, when),
                               p.profile.spo2_scale)
 
+    def _release(self, horizon: float) -> Iterator[Outbound]:
+        """Every produced message due by `horizon`, in delivery order."""
+        out = self._out
+        while out and out[0][0] <= horizon:
+            self.sent += 1
+            message = heapq.heappop(out)[3]
+            self._emitted = message.at
+            yield message
+
     def messages(self) -> Iterator[Outbound]:
         """Every message in delivery order; endless when the run has no duration."""
         devices = self.devices
@@ -152,11 +159,7 @@ class Engine:
         end = self.end if self.end is not None else float("inf")
         while True:
             horizon = min(due[0][0] if due else float("inf"), truth_next, end)
-            while out and out[0][0] <= horizon:
-                self.sent += 1
-                message = heapq.heappop(out)[3]
-                self._emitted = message.at
-                yield message
+            yield from self._release(horizon)
             if horizon >= end:
                 break
             if truth_next <= horizon:
@@ -170,11 +173,7 @@ class Engine:
             heapq.heappush(due, (devices[i].next_at, i))
         # A finite run ends at `end`; what devices still hold for later (late deliveries,
         # duplicates) is delivered after it, as it would be.
-        while out:
-            self.sent += 1
-            message = heapq.heappop(out)[3]
-            self._emitted = message.at
-            yield message
+        yield from self._release(float("inf"))
         if self.truth is not None:
             self.truth.summary(end, messages=self.sent)
 

@@ -3,7 +3,7 @@
 A patient's true state is a pure function of (profile, instant): the profile is drawn once from
 a seeded `numpy.random.Generator` (baseline vitals, trajectory, onset, slow-wander phases), and
 `true_state(profile, at)` can then be asked for any instant, in any order, with the same answer.
-Measurement noise belongs to the devices (`simulators.devices`), not here.
+Measurement noise belongs to the devices (`simulators.sensors`), not here.
 
 Trajectories (the mix is set by the scenario):
 

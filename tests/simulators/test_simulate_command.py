@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from simulators.engine import Engine
 from simulators.publisher import Publisher, publish_stream
 from simulators.scenario import Scenario
+from simulators.sensors import InfusionPump
 from simulators.ward import build_ward
 from ward.cli import main as vward
 from ward.commands.simulate import register_ward
@@ -239,7 +240,7 @@ def test_registration_prescribes_each_pump_patients_running_reservoir(db_url: st
     assert len(pumps) == 2
     engine = Engine(TINY, start=start, duration=dt.timedelta(hours=3))
     reservoirs = {d.spec.device_id: dt.datetime.fromtimestamp(d.infusion.started, dt.UTC)
-                  for d in engine.devices if d.infusion is not None}
+                  for d in engine.devices if isinstance(d, InfusionPump)}
     messages = list(engine.messages())
     with psycopg.connect(db_url) as conn:
         report = register_ward(conn, TINY, patients, start)

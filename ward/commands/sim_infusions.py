@@ -19,10 +19,11 @@ from typing import Any
 
 import psycopg
 
-from simulators.devices import Outbound, RunContext, VirtualDevice
+from simulators.devices import Outbound, RunContext
 from simulators.engine import Engine
 from simulators.pump import PRESCRIBED_RATE_ML_H, RESERVOIR_ML
 from simulators.scenario import DeviceType, Scenario
+from simulators.sensors import InfusionPump
 from simulators.ward import SimPatient
 
 PRESCRIBER = "simulator scenario"
@@ -51,8 +52,7 @@ def reservoir_starts(scenario: Scenario, patients: list[SimPatient],
     for sim in patients:
         for spec in sim.devices:
             if spec.type is DeviceType.INFUSION_PUMP:
-                infusion = VirtualDevice(sim, spec, ctx, "sim-nobody").infusion
-                assert infusion is not None  # noqa: S101 - a pump always carries one
+                infusion = InfusionPump(sim, spec, ctx, "sim-nobody").infusion
                 starts[spec.device_id] = dt.datetime.fromtimestamp(infusion.started, dt.UTC)
     return starts
 
@@ -84,12 +84,11 @@ def prescribing(messages: Iterator[Outbound], engine: Engine, conninfo: str,
     """`messages`, prescribing each pump's new reservoir as the simulated nurse connects it
     (the first message of the new reservoir). One short connection per new reservoir (one a
     pump a day); a database that is down costs that prescription and a line on `warn`."""
-    pumps = {d.topic: d for d in engine.devices if d.spec.type is DeviceType.INFUSION_PUMP}
-    known = {topic: d.infusion.started for topic, d in pumps.items() if d.infusion is not None}
+    pumps = {d.topic: d for d in engine.devices if isinstance(d, InfusionPump)}
+    known = {topic: d.infusion.started for topic, d in pumps.items()}
     for message in messages:
         device = pumps.get(message.topic)
-        if device is not None and device.infusion is not None \
-                and device.infusion.started != known.get(message.topic):
+        if device is not None and device.infusion.started != known.get(message.topic):
             known[message.topic] = device.infusion.started
             started = dt.datetime.fromtimestamp(device.infusion.started, dt.UTC)
             try:
