@@ -35,7 +35,8 @@ def test_users_command_then_hub_serves_and_stops_promptly(hub_settings, tmp_path
         [sys.executable, "-m", "ward.cli", "users", "create", " Sister ", "--role", "admin",
          "--password-stdin"], input=b"another long password\n", env=env, cwd=REPO,
         capture_output=True, timeout=60, check=False)
-    assert again.returncode == 1 and b"'sister' is taken" in again.stderr, again.stderr
+    assert again.returncode == 1
+    assert b"'sister' is taken" in again.stderr, again.stderr
 
     port = free_port()
     log = tmp_path / "hub.log"
