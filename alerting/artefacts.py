@@ -12,7 +12,8 @@ minute or two (Drew BJ et al., *PLoS One* 2014;9:e110274; Imhoff M, Kuhls S, *An
   The median is one of the actual readings, so the evidence stays a real, traceable reading.
   For an even window (a reading lost to a malformed message or a gap) it is the middle reading
   on the *less harmful* side for a code harmful in one direction only (SpO2: the upper middle,
-  :data:`SAFER_HIGH`), the lower middle otherwise: a harmful value then reaches the rules only
+  :data:`SAFER_HIGH`), the lower middle otherwise (the tie rules are named, with their
+  reasons, in :mod:`alerting.medians`): a harmful value then reaches the rules only
   when a strict majority of the window holds it — the persistence the median is there for.
   Taking the lower middle let two artefacts of four readings through as the scored SpO2:
   replayed on `noisy-devices` (seed 1, before this change) 5 of the 6 SpO2-led NEWS2 findings
@@ -80,6 +81,7 @@ from typing import Final
 
 from alerting import news2
 from alerting.candidates import Evidence
+from alerting.medians import Tie, median_evidence
 from alerting.observations import Latest, build, is_fresh
 
 #: Codes filtered when continuous (those a wearable sends).
@@ -168,17 +170,20 @@ def _as_latest(e: Evidence) -> Latest:
 
 def median_reading(window: list[Evidence], *, upper: bool = False) -> Evidence:
     """The reading at the middle of ``window`` ordered by value, then time: for an even window
-    the lower middle, or the upper one when ``upper`` (a strict majority at or below it)."""
-    ordered = sorted(window, key=lambda e: (e.value, e.measured_at))
-    return ordered[len(ordered) // 2 if upper else (len(ordered) - 1) // 2]
+    :attr:`Tie.LOWER`, or :attr:`Tie.UPPER` when ``upper`` (:mod:`alerting.medians`)."""
+    return median_evidence(window, Tie.UPPER if upper else Tie.LOWER)
+
+
+def tie_for(code: str) -> Tie:
+    """The 5-min filter's tie rule for ``code``: :attr:`Tie.UPPER` for a code in
+    :data:`SAFER_HIGH` (SpO2: a low value counts only when a strict majority of the window
+    holds it), :attr:`Tie.LOWER` otherwise (harmful both ways: neither middle is safer)."""
+    return Tie.UPPER if code in SAFER_HIGH else Tie.LOWER
 
 
 def level_reading(code: str, window: list[Evidence]) -> Evidence:
-    """The median reading of ``code``'s ``window``: the one definition of it, for the 5-min
-    filter here and the 15-min SpO2 target level (``alerting.rules.spo2_target_rule``). For a
-    code in :data:`SAFER_HIGH` (SpO2) an even window takes its upper middle — a low value
-    counts only when a strict majority of the window holds it —, otherwise the lower middle."""
-    return median_reading(window, upper=code in SAFER_HIGH)
+    """The median reading of ``code``'s ``window`` in the 5-min filter (:func:`tie_for`)."""
+    return median_evidence(window, tie_for(code))
 
 
 def _window(history: tuple[Evidence, ...], newest: Latest) -> list[Evidence]:
