@@ -12,7 +12,8 @@ minute or two (Drew BJ et al., *PLoS One* 2014;9:e110274; Imhoff M, Kuhls S, *An
   The median is one of the actual readings, so the evidence stays a real, traceable reading.
   For an even window (a reading lost to a malformed message or a gap) it is the middle reading
   on the *less harmful* side for a code harmful in one direction only (SpO2: the upper middle,
-  :data:`SAFER_HIGH`), the lower middle otherwise: a harmful value then reaches the rules only
+  :data:`SAFER_HIGH`), the lower middle otherwise (the tie rules are named, with their
+  reasons, in :mod:`alerting.medians`): a harmful value then reaches the rules only
   when a strict majority of the window holds it — the persistence the median is there for.
   Taking the lower middle let two artefacts of four readings through as the scored SpO2:
   replayed on `noisy-devices` (seed 1, before this change) 5 of the 6 SpO2-led NEWS2 findings
@@ -25,8 +26,8 @@ minute or two (Drew BJ et al., *PLoS One* 2014;9:e110274; Imhoff M, Kuhls S, *An
   :data:`SPOT_JUMP` points below the patient's previous reading, with nothing else in the set
   getting worse (pulse, respiration rate, temperature unchanged within :data:`CORROBORATION`),
   is what a probe artefact looks like: physiology rarely moves one sign alone that far. Such a
-  reading is **not scored**: the rules see the previous reading (while it is fresh) and the
-  reading is returned as a :class:`Doubt`, the hook for asking the patient to repeat the set
+  reading is **not scored** (unless its score is red, below): the rules see the previous
+  reading (while it is fresh) and the reading is returned as a :class:`Doubt`, the hook for asking the patient to repeat the set
   (``alerting.rules.Evaluation.doubtful``). The next reading confirms or refutes it: a repeat
   close to the doubtful value is no longer a jump from its predecessor, so it counts.
   **The doubt lapses** :data:`DOUBT_LAPSE` (30 min) after the reading was measured — the due
@@ -52,6 +53,20 @@ minute or two (Drew BJ et al., *PLoS One* 2014;9:e110274; Imhoff M, Kuhls S, *An
   A low perfusion index (< :data:`LOW_PERFUSION` %, sent by the oximeter as code
   ``perfusion_index`` with the same instant) marks its SpO2 doubtful too: below about 0.3–0.4 %
   oximeter readings become unreliable (Lima AP et al., *Crit Care Med* 2002;30:1210–1213).
+* **A doubt never holds back a red score** (:func:`holds`). NEWS2 asks for an *urgent*
+  response to any single parameter scoring 3 or an aggregate of 5 or more (RCP, *National
+  Early Warning Score (NEWS) 2*, 2017, Chart 2: "key threshold for urgent response" at 5–6,
+  "urgent ward-based response" at a single red score), so a doubt holds its reading back only
+  while the score counted *with* the reading — every other parameter as the rules see it —
+  stays at 4 or less with no parameter scoring 3: NEWS2's low band, where the chart's response
+  is a ward-based one on the next round and waiting up to :data:`DOUBT_LAPSE` for a repeat
+  costs nothing the chart asks for. Otherwise the reading is scored at once
+  (:attr:`Filtered.urgent`) and the repeat is still asked for: asking for a repeat is fine,
+  waiting for it is not. The rule is the strict one: the doubtful parameter's own 3 counts
+  too. So a carer's count of 8 or less (3 points alone) is never held, only re-asked; nor is
+  a spot SpO2 of 91 % or less on Scale 1. The narrower variant measured against it (hold
+  unless the aggregate is 5 or more or *another* parameter scores 3) and the figures of both
+  are in ``docs/architecture.md`` (the alert model, artefacts).
 
 Must never do I/O, read a clock, or log.
 """
@@ -64,8 +79,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from alerting import news2
 from alerting.candidates import Evidence
-from alerting.observations import Latest, is_fresh
+from alerting.medians import Tie, median_evidence
+from alerting.observations import Latest, build, is_fresh
 
 #: Codes filtered when continuous (those a wearable sends).
 FILTERED: Final = frozenset({"spo2", "pulse", "resp_rate"})
@@ -107,7 +124,8 @@ RR_LOW_CORROBORATION: Final[Mapping[str, float]] = MappingProxyType(
 #: them equal). Why that bound: a patient with the kit at hand repeats a set in 5-10 min, so a
 #: repeat not in by then is not coming; 30 min is also NEWS2's window for an urgent
 #: assessment at medium risk. The price: a real fall that looked like an artefact and was never
-#: repeated alerts at most this (plus one sweep) late, instead of never.
+#: repeated alerts at most this (plus one sweep) late, instead of never — and only a fall whose
+#: score stays in NEWS2's low band: a red one is scored at once (:func:`holds`).
 DOUBT_LAPSE: Final = dt.timedelta(minutes=30)
 
 
@@ -141,6 +159,9 @@ class Filtered:
     medians: frozenset[str] = frozenset()
     #: Doubts that lapsed with no repeat (:data:`DOUBT_LAPSE`): their readings *are* scored.
     lapsed: tuple[Doubt, ...] = ()
+    #: Doubts scored at once because the score with their reading is red (:func:`holds`):
+    #: a repeat is still asked for, but not waited for.
+    urgent: tuple[Doubt, ...] = ()
 
 
 def _as_latest(e: Evidence) -> Latest:
@@ -149,17 +170,20 @@ def _as_latest(e: Evidence) -> Latest:
 
 def median_reading(window: list[Evidence], *, upper: bool = False) -> Evidence:
     """The reading at the middle of ``window`` ordered by value, then time: for an even window
-    the lower middle, or the upper one when ``upper`` (a strict majority at or below it)."""
-    ordered = sorted(window, key=lambda e: (e.value, e.measured_at))
-    return ordered[len(ordered) // 2 if upper else (len(ordered) - 1) // 2]
+    :attr:`Tie.LOWER`, or :attr:`Tie.UPPER` when ``upper`` (:mod:`alerting.medians`)."""
+    return median_evidence(window, Tie.UPPER if upper else Tie.LOWER)
+
+
+def tie_for(code: str) -> Tie:
+    """The 5-min filter's tie rule for ``code``: :attr:`Tie.UPPER` for a code in
+    :data:`SAFER_HIGH` (SpO2: a low value counts only when a strict majority of the window
+    holds it), :attr:`Tie.LOWER` otherwise (harmful both ways: neither middle is safer)."""
+    return Tie.UPPER if code in SAFER_HIGH else Tie.LOWER
 
 
 def level_reading(code: str, window: list[Evidence]) -> Evidence:
-    """The median reading of ``code``'s ``window``: the one definition of it, for the 5-min
-    filter here and the 15-min SpO2 target level (``alerting.rules.spo2_target_rule``). For a
-    code in :data:`SAFER_HIGH` (SpO2) an even window takes its upper middle — a low value
-    counts only when a strict majority of the window holds it —, otherwise the lower middle."""
-    return median_reading(window, upper=code in SAFER_HIGH)
+    """The median reading of ``code``'s ``window`` in the 5-min filter (:func:`tie_for`)."""
+    return median_evidence(window, tie_for(code))
 
 
 def _window(history: tuple[Evidence, ...], newest: Latest) -> list[Evidence]:
@@ -256,10 +280,20 @@ def unscored_lapse(lapsed: Sequence[Doubt], scored_at: dt.datetime | None) -> bo
     return any(scored_at is None or scored_at < d.lapses_at for d in lapsed)
 
 
+def holds(result: news2.News2Score) -> bool:
+    """Whether a doubt may hold its reading back, ``result`` being the score counted *with*
+    the doubtful reading: only in NEWS2's low band — total ≤ 4 and no single parameter 3
+    (RCP NEWS2 2017, Chart 2: a single 3 or a total ≥ 5 needs an urgent response, which may
+    not wait for a repeat). See the module doc."""
+    return result.risk is news2.Risk.LOW
+
+
 def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
-          now: dt.datetime | None = None) -> Filtered:
+          now: dt.datetime | None = None, *, spo2_scale: int = 1) -> Filtered:
     """Median-filter continuous codes; set doubtful spot readings aside until their doubt
-    lapses at ``now`` (None: never — a caller without a clock, e.g. a what-if view)."""
+    lapses at ``now`` (None: never — a caller without a clock, e.g. a what-if view), unless
+    the score with the reading, on ``spo2_scale``, is red (:func:`holds`): then it is scored
+    at once."""
     out = dict(latest)
     doubts: list[Doubt] = []
     lapsed: list[Doubt] = []
@@ -285,4 +319,20 @@ def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...
             out[code] = _as_latest(doubt.previous)
         else:
             del out[code]
-    return Filtered(MappingProxyType(out), tuple(doubts), frozenset(medians), tuple(lapsed))
+    held: list[Doubt] = []
+    urgent: list[Doubt] = []
+    for doubt in doubts:  # each scored with everything else as the rules will see it
+        code = doubt.code
+        kept = out.get(code)
+        out[code] = latest[code]
+        at = doubt.reading.measured_at if now is None else now
+        if holds(news2.score(build(out, at, spo2_scale=spo2_scale).observations)):
+            held.append(doubt)
+            if kept is None:
+                del out[code]
+            else:
+                out[code] = kept
+        else:
+            urgent.append(doubt)
+    return Filtered(MappingProxyType(out), tuple(held), frozenset(medians), tuple(lapsed),
+                    tuple(urgent))

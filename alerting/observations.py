@@ -86,6 +86,18 @@ class ObservationSet:
     stale: frozenset[str]  # codes with a reading that was too old to count
 
 
+def oxygen_of(value: float) -> bool:
+    """An ``on_oxygen`` reading as NEWS2's air/oxygen (0 = room air, 1 = supplemental oxygen):
+    the one conversion, for :func:`build` and the gateway's pre-screen (``gateway.urgency``)."""
+    return value >= 0.5
+
+
+def acvpu_of(value: float) -> Consciousness:
+    """A ``consciousness`` reading (the ACVPU ordinal 0..4) as ACVPU: the one conversion, for
+    :func:`build` and ``gateway.urgency``. Out of range: IndexError; not a number: ValueError."""
+    return Consciousness(ACVPU[int(value)])
+
+
 def is_fresh(code: str, measured_at: dt.datetime, now: dt.datetime,
              staleness: Mapping[VitalCode, dt.timedelta] = STALENESS) -> bool:
     """True when a reading of ``code`` measured at ``measured_at`` still counts at ``now``."""
@@ -119,10 +131,10 @@ def build(latest: Mapping[str, Latest], now: dt.datetime, *, spo2_scale: int = 1
     observations = Observations(
         resp_rate=number(VitalCode.RESP_RATE),
         spo2=number(VitalCode.SPO2),
-        on_oxygen=None if oxygen is None else oxygen.value >= 0.5,
+        on_oxygen=None if oxygen is None else oxygen_of(oxygen.value),
         systolic_bp=number(VitalCode.SYSTOLIC_BP),
         pulse=number(VitalCode.PULSE),
-        consciousness=None if level is None else Consciousness(ACVPU[int(level.value)]),
+        consciousness=None if level is None else acvpu_of(level.value),
         temperature=number(VitalCode.TEMPERATURE),
         spo2_scale=spo2_scale,
     )

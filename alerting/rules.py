@@ -94,6 +94,9 @@ class Evaluation:
     doubtful: tuple[Doubt, ...] = ()
     #: Doubts lapsed with no repeat: scored as measured (``artefacts.DOUBT_LAPSE``).
     lapsed: tuple[Doubt, ...] = ()
+    #: Doubts scored at once, their score being red (``artefacts.holds``): a repeat is still
+    #: asked for, not waited for.
+    urgent: tuple[Doubt, ...] = ()
 
     def by_kind(self) -> dict[Kind, Outcome]:
         return {o.kind: o for o in self.outcomes}
@@ -243,7 +246,8 @@ def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | N
     """Run every rule (or only those producing ``kinds``) over ``snapshot`` at ``now``."""
     config = config or RuleConfig()
     plan = snapshot.care_plan
-    filtered = artefacts.apply(snapshot.latest, snapshot.recent, now)
+    filtered = artefacts.apply(snapshot.latest, snapshot.recent, now,
+                               spo2_scale=plan.spo2_scale)
     # Only the threshold rule reads the filtered snapshot, and only with thresholds set
     # (rebuilding the snapshot per patient was a few % of a pass, issue 14).
     seen = replace(snapshot, latest=filtered.latest) if plan.thresholds else snapshot
@@ -268,4 +272,5 @@ def evaluate(snapshot: PatientSnapshot, now: dt.datetime, config: RuleConfig | N
     if kinds is not None:
         wanted = set(kinds)
         outcomes = [o for o in outcomes if o.kind in wanted]
-    return Evaluation(result, obs_set, tuple(outcomes), filtered.doubtful, filtered.lapsed)
+    return Evaluation(result, obs_set, tuple(outcomes), filtered.doubtful, filtered.lapsed,
+                      filtered.urgent)

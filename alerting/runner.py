@@ -214,8 +214,9 @@ def evaluate_with_snapshots(conn: Conn, patient_ids: Iterable[int], now: dt.date
             # A doubt lapsed since the last stored score (time alone, no new reading): the
             # sweep runs every rule now, so the reading is scored and alerts as measured.
             evaluation = rules.evaluate(snapshot, now, config)
-        # A doubtful reading asks the home hub for a repeat set (alerting.requests).
-        doubt = "; ".join(d.reason for d in evaluation.doubtful) or None
+        # A doubtful reading asks the home hub for a repeat set (alerting.requests), also one
+        # scored at once for its red score (artefacts.holds): asked for, not waited for.
+        doubt = "; ".join(d.reason for d in (*evaluation.doubtful, *evaluation.urgent)) or None
         subjects.append(tasks.Subject(pid, snapshot, evaluation, doubt=doubt))
         if (score or rescored) and evaluation.score is not None \
                 and _should_store(snapshot, evaluation.score, now):

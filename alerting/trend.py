@@ -29,9 +29,9 @@ Montgomery DC, *Introduction to Statistical Quality Control*, 7th ed., ch. 6) of
   within :data:`LEARN_LIMIT`). SDs are floored (:data:`SD_FLOOR`) at what the devices and the
   residual day-to-day variation can resolve, so a patient whose first hours were unusually
   flat does not alarm on ordinary variation.
-* **Level** (:func:`level`): for a continuous device the median of the last
-  :data:`LEVEL_WINDOW` (≥ :data:`CONTINUOUS_LEVEL` readings; steady to well under a beat a
-  minute, and it follows a real rise within minutes, not the half hour an hourly median
+* **Level** (:func:`level`): for a continuous device the median (its two middles' mean,
+  ``alerting.medians.Tie.MIDPOINT``) of the last :data:`LEVEL_WINDOW`
+  (≥ :data:`CONTINUOUS_LEVEL` readings; steady to well under a beat a minute, and it follows a real rise within minutes, not the half hour an hourly median
   lagged); for a spot device the latest accepted reading while fresh (:data:`LEVEL_FRESH`).
 * **Index**: each sign's standardised deviation in its harmful direction, z, floored at
   :data:`Z_CREDIT` (a sign better than usual may not cancel one that is worse), combined by
@@ -96,6 +96,7 @@ from types import MappingProxyType
 from typing import Final
 
 from alerting.candidates import Clear, Evidence, Firing, Kind, Outcome, Severity
+from alerting.medians import Tie, median_value
 from alerting.observations import Latest
 from alerting.snapshot import BaselineStat
 
@@ -180,11 +181,11 @@ def _levels(window: Sequence[Evidence]) -> list[float]:
     for e in window:
         while e.measured_at >= edge:
             if len(block) >= CONTINUOUS_LEVEL:
-                out.append(statistics.median(block))
+                out.append(median_value(block, Tie.MIDPOINT))
             block, edge = [], edge + LEVEL_WINDOW
         block.append(adjusted(e))
     if len(block) >= CONTINUOUS_LEVEL:
-        out.append(statistics.median(block))
+        out.append(median_value(block, Tie.MIDPOINT))
     return out
 
 
@@ -221,8 +222,7 @@ def level(code: str, latest: Latest | None, recent: Sequence[Evidence],
     readings behind it (None when unknown)."""
     window = [e for e in recent if dt.timedelta(0) <= now - e.measured_at <= LEVEL_WINDOW]
     if len(window) >= CONTINUOUS_LEVEL:
-        values = sorted(e.value for e in window)
-        return statistics.median(values), (window[0], window[-1])
+        return median_value((e.value for e in window), Tie.MIDPOINT), (window[0], window[-1])
     if latest is None or now - latest.measured_at > LEVEL_FRESH:
         return None
     return latest.value, (latest.evidence,)

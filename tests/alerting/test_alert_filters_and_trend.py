@@ -79,10 +79,10 @@ def _spot(spo2_then: float, spo2_now: float, pulse_then: float, pulse_now: float
 
 
 @pytest.mark.parametrize(("then", "now", "pulse_then", "pulse_now", "doubtful"), [
-    (97, 90, 72, 73, True),  # SpO2 down 7 alone: a probe artefact until repeated
-    (97, 90, 72, 95, False),  # pulse up 23 with it: corroborated, it counts
+    (97, 93, 72, 73, True),  # SpO2 down 4 alone: a probe artefact until repeated
+    (97, 93, 72, 95, False),  # pulse up 23 with it: corroborated, it counts
     (97, 94, 72, 73, False),  # a fall of 3 is plausible on its own
-    (90, 90, 72, 73, False),  # the repeat confirms the low value (no jump from its predecessor)
+    (93, 93, 72, 73, False),  # the repeat confirms the low value (no jump from its predecessor)
 ])
 def test_a_single_implausible_spot_jump_is_doubtful_not_scored(
         then: float, now: float, pulse_then: float, pulse_now: float, doubtful: bool) -> None:
@@ -103,12 +103,25 @@ def test_a_single_implausible_spot_jump_is_doubtful_not_scored(
 
 def test_low_perfusion_index_makes_the_spo2_doubtful() -> None:
     latest = {**{c: Latest(c, NOW, float(v), "hub") for c, v in NORMAL.items()},
-              "spo2": Latest("spo2", NOW, 89.0, "ox"),
+              "spo2": Latest("spo2", NOW, 93.0, "ox"),
               "perfusion_index": Latest("perfusion_index", NOW, 0.2, "ox")}
     evaluation = rules.evaluate(PatientSnapshot(1, latest, CarePlan(1)), NOW)
     (doubt,) = evaluation.doubtful
     assert "perfusion" in doubt.reason
     assert evaluation.observation_set.observations.spo2 is None  # not scored
+
+
+def test_low_perfusion_index_never_holds_back_a_red_spo2() -> None:
+    # SpO2 89 scores 3 alone (NEWS2's urgent response): scored at once, the repeat still asked
+    latest = {**{c: Latest(c, NOW, float(v), "hub") for c, v in NORMAL.items()},
+              "spo2": Latest("spo2", NOW, 89.0, "ox"),
+              "perfusion_index": Latest("perfusion_index", NOW, 0.2, "ox")}
+    evaluation = rules.evaluate(PatientSnapshot(1, latest, CarePlan(1)), NOW)
+    assert evaluation.doubtful == ()
+    (doubt,) = evaluation.urgent
+    assert "perfusion" in doubt.reason
+    assert evaluation.observation_set.observations.spo2 == 89
+    assert isinstance(evaluation.by_kind()[Kind.NEWS2], Firing)
 
 
 # -- baseline trend -------------------------------------------------------------------------

@@ -118,10 +118,10 @@ def test_a_doubtful_spot_reading_raises_nothing_and_calls_the_hook_and_notifies(
     later = T0 + dt.timedelta(hours=3)
     with psycopg.connect(db_url, autocommit=True) as listener:
         channels.listen(listener, channels.EVENTS)
-        write_readings(db, readings(pid, later, spo2=88))  # alone, 9 points down
+        write_readings(db, readings(pid, later, spo2=93))  # alone, 4 points down, 2 points
         changes = evaluate_after_commit(db, [pid], later, policy=policy, on_doubt=hook)
         payloads = [json.loads(n.payload) for n in listener.notifies(timeout=2, stop_after=3)]
     assert changes == []
-    assert [(p, d.code, d.reading.value) for p, d in seen] == [(pid, "spo2", 88.0)]
+    assert [(p, d.code, d.reading.value) for p, d in seen] == [(pid, "spo2", 93.0)]
     doubt = next(p for p in payloads if p.get("type") == "doubtful_reading")
-    assert (doubt["patient_id"], doubt["code"], doubt["value"]) == (pid, "spo2", 88.0)
+    assert (doubt["patient_id"], doubt["code"], doubt["value"]) == (pid, "spo2", 93.0)

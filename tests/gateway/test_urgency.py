@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from alerting.news2 import score
+from alerting.observations import NEWS2_CODES, Latest, build
 from gateway.urgency import RED, could_alert, sub_score
 
 
@@ -23,3 +27,46 @@ def test_a_red_reading_scores_3() -> None:
     assert sub_score("systolic_bp", 85.0) == RED
     assert sub_score("temperature", 35.8) == 1
     assert sub_score("spo2", 97.0) == 0
+
+
+@pytest.mark.parametrize(("code", "value", "points"), [
+    ("consciousness", 0.0, 0),  # Alert
+    ("consciousness", 1.0, RED),  # new Confusion scores 3 like V, P and U (RCP Chart 1)
+    ("consciousness", 2.0, RED), ("consciousness", 3.0, RED), ("consciousness", 4.0, RED),
+    ("consciousness", 9.0, RED),  # an ordinal the scorer refuses: look at once
+    ("on_oxygen", 0.0, 0),  # room air
+    ("on_oxygen", 1.0, 2),  # supplemental oxygen: its own parameter, 2 points, never a 3
+    ("o2_flow", 2.0, 0),  # not a NEWS2 input to the evaluator (it reads on_oxygen)
+])
+def test_consciousness_and_oxygen_are_scored_as_news2_scores_them(
+        code: str, value: float, points: int) -> None:
+    assert sub_score(code, value) == points
+
+
+def _evaluator_points(code: str, value: float) -> int:
+    """What the evaluator's own path (observations.build, then news2.score) gives the
+    reading's parameter; for SpO2 the highest of the scales the gateway may assume."""
+    now = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
+    latest = {code: Latest(code, now, value, "dev")}
+    scales = (1, 2) if code == "spo2" else (1,)
+    return max(sum(score(build(latest, now, spo2_scale=s).observations).sub_scores.values())
+               for s in scales)
+
+
+_GRID = {
+    "resp_rate": [n / 2 for n in range(0, 80)],
+    "spo2": [n / 2 for n in range(140, 201)],
+    "systolic_bp": [float(n) for n in range(60, 260, 3)],
+    "pulse": [float(n) for n in range(20, 180, 3)],
+    "temperature": [33.0 + n / 20 for n in range(0, 160)],
+    "consciousness": [0.0, 1.0, 2.0, 3.0, 4.0],
+    "on_oxygen": [0.0, 1.0],
+}
+
+
+def test_the_pre_screen_is_the_evaluators_rule_for_every_news2_parameter() -> None:
+    # one rule, not two: every code NEWS2 is computed from, value by value
+    assert set(_GRID) == {c.value for c in NEWS2_CODES}
+    for code, values in _GRID.items():
+        for value in values:
+            assert sub_score(code, value) == _evaluator_points(code, value), (code, value)
