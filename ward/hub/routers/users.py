@@ -89,7 +89,7 @@ def read_user(user_id: UserId, conn: DB, user: Admin) -> UserOut:
 
 @router.patch("/{user_id}", response_model=UserOut)
 def update_user(user_id: UserId, body: UserPatch, conn: DB, now: Now, user: Admin) -> UserOut:
-    _load(conn, user_id)
+    before = _load(conn, user_id)
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"password"})
     changes = {k: (v.value if isinstance(v, Role) else v) for k, v in changes.items()
                if v is not None or k == "phone"}
@@ -102,8 +102,10 @@ def update_user(user_id: UserId, body: UserPatch, conn: DB, now: Now, user: Admi
             sql.SQL("UPDATE users SET {} WHERE id = %s").format(sql.SQL(", ").join(
                 sql.SQL("{} = %s").format(sql.Identifier(k)) for k in changes)),
             [*changes.values(), user_id])
-        if body.active is False or body.password is not None:
-            # A deactivated user or a changed password ends every live session at once.
+        if (body.active is False or body.password is not None
+                or (body.role is not None and body.role != before.role)):
+            # A deactivated user, a changed password or a changed role ends every live
+            # session at once (as the people screen does: `people.set_role`).
             conn.execute("UPDATE hub_sessions SET revoked_at = %s WHERE user_id = %s "
                          "AND revoked_at IS NULL", (now, user_id))
     audit.record(conn, user, "update", "user", now=now, entity_id=user_id,
