@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -113,14 +114,14 @@ class Broadcaster:
                     queue.get_nowait()
                 queue.put_nowait(WardEvent("resync", ()))
 
-    def owners(self) -> set[StreamOwner]:
-        """The distinct sessions (and roles) that hold an open stream now."""
-        return {owner for owner in self._queues.values() if owner is not None}
+    def owners(self) -> Counter[StreamOwner]:
+        """The sessions (and roles) that hold an open stream now, with how many each."""
+        return Counter(owner for owner in self._queues.values() if owner is not None)
 
-    def end_sessions(self, endings: Mapping[StreamOwner, str]) -> dict[StreamOwner, int]:
+    def end_sessions(self, endings: Mapping[StreamOwner, str]) -> int:
         """End every open stream of these owners: its backlog is dropped, it sends
-        `session-ended` with the owner's reason and closes. How many streams each had."""
-        ended: dict[StreamOwner, int] = {}
+        `session-ended` with the owner's reason and closes. How many streams were ended."""
+        ended = 0
         for queue, owner in list(self._queues.items()):
             if owner is None or owner not in endings:
                 continue
@@ -129,7 +130,7 @@ class Broadcaster:
             while not queue.empty():
                 queue.get_nowait()
             queue.put_nowait(SessionEnded(endings[owner]))
-            ended[owner] = ended.get(owner, 0) + 1
+            ended += 1
         return ended
 
     def close(self) -> None:
