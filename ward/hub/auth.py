@@ -136,10 +136,12 @@ def user_for_token(conn: Conn, token: str, *, now: dt.datetime) -> User | None:
     return User(int(row[0]), str(row[1]), str(row[2]), Role(row[3]))
 
 
+# %b: the hashes travel as one binary bytea[] (32 bytes each, not 67 characters of hex);
+# for 1,000 of them this was about half the text form's time, and an unnest join no faster
+# (benchmarks/bench_session_check.py compares the text form in the same run).
 SESSION_STATES = (
     "SELECT s.token_hash, s.expires_at, s.revoked_at, u.active, u.role "
-    "FROM unnest(%b::bytea[]) AS h (token_hash) "
-    "JOIN hub_sessions s ON s.token_hash = h.token_hash JOIN users u ON u.id = s.user_id"
+    "FROM hub_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ANY(%b)"
 )
 
 
@@ -148,9 +150,6 @@ def session_states(conn: Conn, token_hashes: Collection[bytes]) -> dict[bytes, S
     stream watcher's once-a-second check); a hash with no session is absent."""
     if not token_hashes:
         return {}
-    # unnest of a binary array, not `= ANY(%s)`: for 1,000 hashes the planner then hashes
-    # them instead of testing each row against the whole array, and they travel as 32 bytes,
-    # not 67 characters (benchmarks/bench_session_check.py measures both).
     rows = conn.execute(SESSION_STATES, (list(token_hashes),)).fetchall()
     return {bytes(r[0]): SessionState(r[1], r[2], bool(r[3]), str(r[4])) for r in rows}
 
