@@ -85,3 +85,39 @@ def test_a_quiet_stream_keeps_alive_then_ends_when_the_client_goes(
     assert out[1] == ": keep-alive\n\n"
     assert out[2] == 'event: ward\ndata: {"type": "readings", "patient_ids": [7]}\n\n'
     assert len(out) == 3
+
+
+def test_ending_a_session_ends_only_its_streams_with_the_reason_and_no_backlog() -> None:
+    """`end_sessions` drops the stream's backlog, sends `session-ended` and closes it; later
+    events no longer reach it; another session's stream still gets them."""
+    from ward.hub.session_end import StreamOwner
+
+    ended_owner = StreamOwner(b"a", 1, "nurse", "hub_nurse")
+    other_owner = StreamOwner(b"b", 2, "doctor", "clinician")
+
+    async def scenario() -> tuple[list[str], list[str], int]:
+        hub = events.Broadcaster()
+
+        async def connected() -> bool:
+            return False
+
+        ended = events.stream(hub, connected, ended_owner)
+        other = events.stream(hub, connected, other_owner)
+        first = [await anext(ended)]
+        second = [await anext(other)]
+        assert hub.owners() == {ended_owner: 1, other_owner: 1}
+        hub.publish(events.WardEvent("readings", (1,)))
+        count = hub.end_sessions({ended_owner: "revoked"})
+        hub.publish(events.WardEvent("readings", (2,)))
+        first.extend([text async for text in ended])
+        second.append(await anext(other))
+        second.append(await anext(other))
+        await other.aclose()
+        return first, second, count + hub.subscribers
+
+    first, second, left = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert first[1:] == ['event: session-ended\ndata: {"reason": "revoked"}\n\n']
+    assert [s.split("\n")[1] for s in second[1:]] == [
+        'data: {"type": "readings", "patient_ids": [1]}',
+        'data: {"type": "readings", "patient_ids": [2]}']
+    assert left == 1  # one stream ended, none left subscribed

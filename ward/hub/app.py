@@ -1,7 +1,8 @@
 """The hub's FastAPI application: `create_app(settings)` wires pool, listener and routers.
 
 The lifespan opens one sync connection pool (see `ward.hub.deps` for why sync) and one async
-LISTEN connection (`ward.hub.events`); nothing is created at import time. Security headers are
+LISTEN connection (`ward.hub.events`), and starts the session watcher that ends live streams
+whose session ended (`ward.hub.session_watch`); nothing is created at import time. Security headers are
 added to every response by a small ASGI middleware (it leaves streamed SSE bodies alone);
 request bodies are limited before anything reads them (`ward.hub.limits`), and cookie
 requests that change state must come from the hub's own origin (`ward.hub.csrf`).
@@ -23,7 +24,16 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ward.hub import auth, csrf, events, limits, problems, templating, wardcache
+from ward.hub import (
+    auth,
+    csrf,
+    events,
+    limits,
+    problems,
+    session_watch,
+    templating,
+    wardcache,
+)
 from ward.hub.routers import (
     admissions,
     alerts,
@@ -168,6 +178,10 @@ def create_app(
             asyncio.create_task(_refresh_ward(app), name="vw-ward-refresh"),
         ]
         app.state.listener = tasks[0] if tasks else None
+        # With or without LISTEN: a stream must end when its session does.
+        tasks.append(asyncio.create_task(
+            session_watch.watch(pool, app.state.broadcaster, app.state.clock),
+            name="vw-session-watch"))
         try:
             yield
         finally:

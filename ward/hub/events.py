@@ -5,6 +5,11 @@ an event arrives only once its data is committed. One async psycopg connection p
 listens; each open browser tab holds a small queue here. Nothing polls: a tab is told which
 patients changed and fetches just those rows. A tab too slow to drain its queue gets a
 `resync` event (reload the whole list) instead of an ever-growing backlog.
+
+Each stream is subscribed with the session it was admitted with (`session_end.StreamOwner`);
+the session watcher (`ward.hub.session_watch`) ends the streams of sessions that stop
+admitting their holder (`Broadcaster.end_sessions`): such a stream sends a last
+`event: session-ended` with the reason and closes.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from ward.db import channels
+from ward.hub.session_end import StreamOwner
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,16 @@ class WardEvent:
     type: str
     patient_ids: tuple[int, ...]
     alert_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """The stream's session no longer admits its holder: say why, then end the stream."""
+
+    reason: str
+
+
+Item = WardEvent | SessionEnded
 
 
 def parse(payload: str) -> WardEvent | None:
@@ -71,7 +88,9 @@ class Broadcaster:
     """Fan-out of ward events to subscribers (one per open SSE stream)."""
 
     def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[WardEvent]] = set()
+        # Each open stream's queue and the session it was admitted with (None: unowned, for
+        # callers inside the hub such as tests of the fan-out).
+        self._queues: dict[asyncio.Queue[Item], StreamOwner | None] = {}
         self._hooks: list[Callable[[WardEvent], None]] = []
         self.listening = asyncio.Event()
 
@@ -95,6 +114,25 @@ class Broadcaster:
                     queue.get_nowait()
                 queue.put_nowait(WardEvent("resync", ()))
 
+    def owners(self) -> Counter[StreamOwner]:
+        """The sessions (and roles) that hold an open stream now, with how many each."""
+        return Counter(owner for owner in self._queues.values() if owner is not None)
+
+    def end_sessions(self, endings: Mapping[StreamOwner, str]) -> int:
+        """End every open stream of these owners: its backlog is dropped, it sends
+        `session-ended` with the owner's reason and closes. How many streams were ended."""
+        ended = 0
+        for queue, owner in list(self._queues.items()):
+            if owner is None or owner not in endings:
+                continue
+            # Out of the fan-out first, so no later event (nor a resync) can displace the end.
+            del self._queues[queue]
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(SessionEnded(endings[owner]))
+            ended += 1
+        return ended
+
     def close(self) -> None:
         """The server is stopping: end every open stream now (browsers will reconnect)."""
         for queue in list(self._queues):
@@ -103,13 +141,13 @@ class Broadcaster:
             queue.put_nowait(WardEvent(CLOSING, ()))
 
     @contextlib.contextmanager
-    def subscribe(self) -> Any:
-        queue: asyncio.Queue[WardEvent] = asyncio.Queue(QUEUE_LIMIT)
-        self._queues.add(queue)
+    def subscribe(self, owner: StreamOwner | None = None) -> Any:
+        queue: asyncio.Queue[Item] = asyncio.Queue(QUEUE_LIMIT)
+        self._queues[queue] = owner
         try:
             yield queue
         finally:
-            self._queues.discard(queue)
+            self._queues.pop(queue, None)
 
 
 async def listen(conninfo: str, broadcaster: Broadcaster) -> None:
@@ -149,9 +187,15 @@ def sse_message(event: WardEvent) -> str:
     return f"event: ward\ndata: {json.dumps(data)}\n\n"
 
 
-async def stream(broadcaster: Broadcaster, disconnected: Any) -> AsyncIterator[str]:
-    """SSE text for one subscriber until the client goes away."""
-    with broadcaster.subscribe() as queue:
+def sse_session_ended(ended: SessionEnded) -> str:
+    return f"event: session-ended\ndata: {json.dumps({'reason': ended.reason})}\n\n"
+
+
+async def stream(broadcaster: Broadcaster, disconnected: Any,
+                 owner: StreamOwner | None = None) -> AsyncIterator[str]:
+    """SSE text for one subscriber until the client goes away, the server stops or the
+    `owner`'s session ends."""
+    with broadcaster.subscribe(owner) as queue:
         yield "retry: 2000\n: connected\n\n"
         while True:
             try:
@@ -165,6 +209,9 @@ async def stream(broadcaster: Broadcaster, disconnected: Any) -> AsyncIterator[s
                     return
                 yield ": keep-alive\n\n"
                 continue
+            if isinstance(event, SessionEnded):
+                yield sse_session_ended(event)
+                return
             if event.type == CLOSING:
                 return
             yield sse_message(event)

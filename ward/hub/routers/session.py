@@ -18,6 +18,7 @@ from ward.hub import audit, auth, logins
 from ward.hub.auth import ALL_ROLES, User
 from ward.hub.deps import DB, SESSION_COOKIE, Now, SettingsDep, allow, token_from
 from ward.hub.problems import TooManyRequests, Unauthorized
+from ward.hub.session_end import Reason
 from ward.hub.templating import render
 
 router = APIRouter(tags=["session"])
@@ -55,9 +56,26 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+# What the log-in page says when a live page was signed out (hub.js: `/login?ended=<reason>`).
+ENDED_MESSAGES = {
+    Reason.REVOKED: "You were signed out: your session ended elsewhere (you logged out in "
+                    "another tab or device, or your password was changed).",
+    Reason.EXPIRED: "You were signed out: your session expired. Log in again to carry on.",
+    Reason.DEACTIVATED: "You were signed out: your account has been deactivated. Ask an "
+                        "administrator if you think this is a mistake.",
+    Reason.ROLE_CHANGED: "You were signed out: your role was changed. Log in again to see "
+                         "the pages of your new role.",
+}
+
+
 @router.get("/login", include_in_schema=False)
-def login_page(request: Request, next: str | None = None, error: int = 0) -> Response:
-    return render(request, "login.html", {"next": _safe_next(next), "error": bool(error)})
+def login_page(request: Request, next: str | None = None, error: int = 0,
+               ended: str | None = None) -> Response:
+    # Only the known reasons are shown: the page never echoes text from the address.
+    known = {r.value: r for r in Reason}
+    message = ENDED_MESSAGES[known[ended]] if ended in known else None
+    return render(request, "login.html", {"next": _safe_next(next), "error": bool(error),
+                                          "ended": message})
 
 
 @router.post("/login", include_in_schema=False)

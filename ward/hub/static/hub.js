@@ -245,6 +245,18 @@
       everOpen = true;
     });
     streamSource.addEventListener("error", function () { setLive("lost", "reconnecting…"); });
+    // The session ended (logged out elsewhere, revoked, expired, account deactivated, role
+    // changed): the hub sends this last event and closes. Stop the stream (no reconnect) and
+    // let the log-in page say why; it brings the user back here after signing in again.
+    streamSource.addEventListener("session-ended", function (ev) {
+      var reason = "";
+      try { reason = String(JSON.parse(ev.data).reason || ""); } catch (e) { /* unnamed */ }
+      streamSource.close();
+      setLive("lost", "signed out");
+      var here = window.location.pathname + window.location.search;
+      window.location.assign("/login?ended=" + encodeURIComponent(reason) +
+        "&next=" + encodeURIComponent(here));
+    });
     streamSource.addEventListener("ward", function (ev) {
       var data;
       try { data = JSON.parse(ev.data); } catch (e) { return; }
