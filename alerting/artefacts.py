@@ -267,7 +267,7 @@ def apply(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evidence]]
     medians: set[str] = set()
     for code, newest in latest.items():
         history = recent.get(code, ())
-        if isinstance(history, Series) and code in FILTERED:  # columns: the same pick, bisected
+        if type(history) is Series and code in FILTERED:  # columns: the same pick, bisected
             found = window_level(history, newest, MEDIAN_WINDOW, CONTINUOUS_MIN,
                                  upper=code in SAFER_HIGH)
             if found is not None:

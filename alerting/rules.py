@@ -151,7 +151,7 @@ def single_parameter_rule(result: News2Score | None, obs_set: ObservationSet) ->
 def spo2_falling_rule(spo2_history: Sequence[Evidence], now: dt.datetime) -> tuple[Outcome, ...]:
     """``spo2_history`` oldest first (as the snapshot holds it)."""
     window: Sequence[Evidence]
-    if isinstance(spo2_history, Series):  # columns: no Evidence made for the window's reads
+    if type(spo2_history) is Series:  # columns: no Evidence made for the window's reads
         now_us = series.micros(now)
         window = spo2_history[spo2_history.since(now_us - series.span_micros(SPO2_TREND_WINDOW)):
                               spo2_history.upto(now_us)]
@@ -197,7 +197,7 @@ def spo2_target_rule(obs_set: ObservationSet, plan: CarePlan,
     reading = next((e for e in obs_set.used if e.code == "spo2"), None)
     if reading is None:
         return ()
-    if now is not None and isinstance(recent, Series):  # columns: the same pick, bisected
+    if now is not None and type(recent) is Series:  # columns: the same pick, bisected
         now_us = series.micros(now)
         lo = recent.since(now_us - series.span_micros(SPO2_TARGET_WINDOW))
         hi = max(lo, recent.upto(now_us))

@@ -221,7 +221,7 @@ def level(code: str, latest: Latest | None, recent: Sequence[Evidence],
           now: dt.datetime) -> tuple[float, tuple[Evidence, ...]] | None:
     """The current level of ``code`` (raw units, circadian swing *not* removed) and the
     readings behind it (None when unknown)."""
-    if isinstance(recent, Series):  # columns: the same window, bisected
+    if type(recent) is Series:  # columns: the same window, bisected
         found = series.level(recent, now, LEVEL_WINDOW, CONTINUOUS_LEVEL)
         if found is not None:
             return found
@@ -285,7 +285,7 @@ def _index(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evidence]
             continue
         readings = recent.get(code, ())
         history = readings[:readings.upto(series.micros(now))] \
-            if isinstance(readings, Series) else tuple(e for e in readings if e.measured_at <= now)
+            if type(readings) is Series else tuple(e for e in readings if e.measured_at <= now)
         current = latest.get(code)
         if current is not None and current.measured_at > now:
             current = next((Latest(e.code, e.measured_at, e.value, e.device_id)
