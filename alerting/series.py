@@ -132,21 +132,27 @@ def window_level(history: Series, newest: Latest, span: dt.timedelta, minimum: i
     by bisection (the history is in measured-at order)."""
     end = micros(newest.measured_at)
     lo, hi = history.upto(end - span_micros(span)), history.upto(end)
-    device, values, us = history.device, history.value, history.us
     if hi - lo + 1 < minimum:
         return None
-    dev = newest.device_id
-    indices = [i for i in range(lo, hi) if device[i] == dev]
+    device, values, us = history.device, history.value, history.us
+    dev, value = newest.device_id, newest.value
+    # The newest reading can only be one of those at its own instant: the window's last.
     member = history.code == newest.code and any(
-        us[i] == end and values[i] == newest.value for i in indices)
-    if len(indices) + (not member) < minimum:
+        device[i] == dev and values[i] == value for i in range(history.since(end), hi))
+    # (value, time, index): the window ordered as median_reading orders it, equals in window
+    # order; the newest, when not in the history (loaded after it), last among equals (as
+    # artefacts.apply appends it to the window).
+    if device[lo:hi].count(dev) == hi - lo:  # one device, the usual case: the whole window
+        ordered = list(zip(values[lo:hi], us[lo:hi], range(lo, hi), strict=True))
+    else:
+        ordered = [(values[i], us[i], i) for i in range(lo, hi) if device[i] == dev]
+    if not member:
+        ordered.append((value, end, hi))
+    n = len(ordered)
+    if n < minimum:
         return None
-    if member:
-        return history.latest(history.median_index(indices, upper=upper))
-    # The newest reading is not in the history (loaded after it): it takes part as one more,
-    # last among equals (artefacts.apply appends it to the window).
-    ordered = sorted([(values[i], us[i], i) for i in indices] + [(newest.value, end, hi)])
-    pick = ordered[len(ordered) // 2 if upper else (len(ordered) - 1) // 2][2]
+    ordered.sort()
+    pick = ordered[n // 2 if upper else (n - 1) // 2][2]
     return newest if pick == hi else history.latest(pick)
 
 
