@@ -83,6 +83,7 @@ from alerting import news2
 from alerting.candidates import Evidence
 from alerting.medians import Tie, median_evidence
 from alerting.observations import Latest, build, is_fresh
+from alerting.series import Series, window_level
 
 #: Codes filtered when continuous (those a wearable sends).
 FILTERED: Final = frozenset({"spo2", "pulse", "resp_rate"})
@@ -186,7 +187,7 @@ def level_reading(code: str, window: list[Evidence]) -> Evidence:
     return median_evidence(window, tie_for(code))
 
 
-def _window(history: tuple[Evidence, ...], newest: Latest) -> list[Evidence]:
+def _window(history: Sequence[Evidence], newest: Latest) -> list[Evidence]:
     """The device's readings in the window before ``newest`` (history is oldest first)."""
     start, end = newest.measured_at - MEDIAN_WINDOW, newest.measured_at
     out = []
@@ -199,7 +200,7 @@ def _window(history: tuple[Evidence, ...], newest: Latest) -> list[Evidence]:
 
 
 def _corroborated(code: str, reading: Evidence, latest: Mapping[str, Latest],
-                  recent: Mapping[str, tuple[Evidence, ...]],
+                  recent: Mapping[str, Sequence[Evidence]],
                   margins: Mapping[str, float] = CORROBORATION) -> bool:
     for other, margin in margins.items():
         now = latest.get(other)
@@ -214,7 +215,7 @@ def _corroborated(code: str, reading: Evidence, latest: Mapping[str, Latest],
 
 
 def _previous(code: str, newest: Latest,
-              recent: Mapping[str, tuple[Evidence, ...]]) -> Evidence | None:
+              recent: Mapping[str, Sequence[Evidence]]) -> Evidence | None:
     earlier = [e for e in recent.get(code, ()) if e.measured_at < newest.measured_at
                and newest.measured_at - e.measured_at <= PREVIOUS_WITHIN]
     return earlier[-1] if earlier else None
@@ -229,7 +230,7 @@ def _slow_breathing(reading: Evidence, latest: Mapping[str, Latest]) -> bool:
 
 
 def _slow_count(newest: Latest, latest: Mapping[str, Latest],
-                recent: Mapping[str, tuple[Evidence, ...]]) -> Doubt | None:
+                recent: Mapping[str, Sequence[Evidence]]) -> Doubt | None:
     """A single spot respiration rate in NEWS2's red band after a normal count, alone."""
     reading = newest.evidence
     if reading.value > RR_RED:
@@ -249,7 +250,7 @@ def _slow_count(newest: Latest, latest: Mapping[str, Latest],
 
 
 def _spot_doubt(code: str, newest: Latest, latest: Mapping[str, Latest],
-                recent: Mapping[str, tuple[Evidence, ...]]) -> Doubt | None:
+                recent: Mapping[str, Sequence[Evidence]]) -> Doubt | None:
     reading = newest.evidence
     pi = latest.get("perfusion_index")
     if code == "spo2" and pi is not None and pi.measured_at == newest.measured_at \
@@ -288,7 +289,7 @@ def holds(result: news2.News2Score) -> bool:
     return result.risk is news2.Risk.LOW
 
 
-def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
+def apply(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evidence]],
           now: dt.datetime | None = None, *, spo2_scale: int = 1) -> Filtered:
     """Median-filter continuous codes; set doubtful spot readings aside until their doubt
     lapses at ``now`` (None: never — a caller without a clock, e.g. a what-if view), unless
@@ -300,13 +301,21 @@ def apply(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...
     medians: set[str] = set()
     for code, newest in latest.items():
         history = recent.get(code, ())
-        window = _window(history, newest) if code in FILTERED else []
-        if newest.evidence not in window:
-            window.append(newest.evidence)
-        if len(window) >= CONTINUOUS_MIN:
-            out[code] = _as_latest(level_reading(code, window))
-            medians.add(code)
-            continue
+        if type(history) is Series and code in FILTERED:  # columns: the same pick, bisected
+            found = window_level(history, newest, MEDIAN_WINDOW, CONTINUOUS_MIN,
+                                 tie=tie_for(code))
+            if found is not None:
+                out[code] = found
+                medians.add(code)
+                continue
+        else:
+            window = _window(history, newest) if code in FILTERED else []
+            if newest.evidence not in window:
+                window.append(newest.evidence)
+            if len(window) >= CONTINUOUS_MIN:
+                out[code] = _as_latest(level_reading(code, window))
+                medians.add(code)
+                continue
         doubt = _spot_doubt(code, newest, latest, recent)
         if doubt is None:
             continue

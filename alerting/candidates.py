@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
@@ -141,7 +141,8 @@ class Clear:
     """The condition is shown not to hold, by these readings (or by the device status)."""
 
     kind: Kind
-    evidence: tuple[Evidence, ...] = ()
+    #: A tuple, or a rule's window as columns (``alerting.series.Series``, equal to it).
+    evidence: Sequence[Evidence] = ()
     # For kinds without readings (device status): when the clear fact was observed.
     observed_at: dt.datetime | None = None
 

@@ -7,7 +7,7 @@ whole batch of patients) or by the replay from a file; rules never see a connect
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
@@ -53,13 +53,15 @@ class PatientSnapshot:
     #: loads just those two (decoding every score of 24 h on every pass cost a wearable
     #: patient up to hundreds of rows, issue 14); a replay may hold the whole day.
     score_history: tuple[ScorePoint, ...] = ()
-    #: SpO2 readings of the last few hours, oldest first (for the falling-SpO2 rule).
-    spo2_history: tuple[Evidence, ...] = ()
+    #: SpO2 readings of the last few hours, oldest first (for the falling-SpO2 rule): a tuple,
+    #: or the evaluator's columns (:class:`alerting.series.Series`, equal to that tuple).
+    spo2_history: Sequence[Evidence] = ()
     devices: tuple[DeviceState, ...] = ()
     admitted_at: dt.datetime | None = None
     #: Recent readings per code, oldest first (for the artefact filter and the trend's level):
-    #: the last :data:`RECENT` of the filtered codes and at least their last few readings.
-    recent: Mapping[str, tuple[Evidence, ...]] = field(default_factory=dict)
+    #: the last :data:`RECENT` of the filtered codes and at least their last few readings
+    #: (tuples, or :class:`alerting.series.Series` as for ``spo2_history``).
+    recent: Mapping[str, Sequence[Evidence]] = field(default_factory=dict)
     #: The patient's own learned baseline per code (empty while still learning).
     baselines: Mapping[str, BaselineStat] = field(default_factory=dict)
 

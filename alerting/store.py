@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import json
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ from alerting.lifecycle import Alert, Event, State
 from alerting.news2 import Risk
 from alerting.observations import Latest
 from alerting.routing import Notification
+from alerting.series import Series
 from alerting.snapshot import RECENT, BaselineStat, DeviceState, PatientSnapshot, ScorePoint
 from ward.db import channels
 
@@ -195,41 +197,56 @@ def _array(items: Iterable[int | str]) -> str:
 class _Series:
     """One patient's readings of one code as last loaded: every reading measured after
     `since` (as of that load), and, when those were fewer than :data:`LAST_READINGS`, the
-    last few before; oldest first in Evidence's order. ``ats[i]`` is row `i`'s measured-at
-    in microseconds since the epoch (bisected as integers: comparing aware datetimes of two
-    tzinfo objects — the server's rows', the caller's `now` — cost a tenth of a pass, issue
-    14), ``acc[i]`` the sum of the first `i` of them (the check of :class:`SeriesCache`)."""
+    last few before; oldest first in Evidence's order, as columns (:mod:`alerting.series`:
+    no object per reading). ``ats[i]`` is row `i`'s measured-at in microseconds since the
+    epoch (bisected as integers: comparing aware datetimes of two tzinfo objects — the
+    server's rows', the caller's `now` — cost a tenth of a pass, issue 14), ``acc[i]`` the
+    sum of the first `i` of them (the check of :class:`SeriesCache`); ``at``, ``value`` and
+    ``device`` the rows' measured-at as loaded, value and device id."""
 
-    __slots__ = ("acc", "ats", "rows", "since")
+    __slots__ = ("acc", "at", "ats", "code", "device", "since", "value")
 
-    def __init__(self, since: dt.datetime, rows: list[Evidence]) -> None:
+    def __init__(self, code: str, since: dt.datetime, rows: _Columns | None) -> None:
+        self.code = code
         self.since = since
-        self.rows = rows
-        self.ats = [_micros(e.measured_at) for e in rows]
+        at, ats, value, device = rows or ([], [], [], [])
+        self.at, self.ats, self.value, self.device = at, ats, value, device
         acc = [0]
-        for at in self.ats:
-            acc.append(acc[-1] + at)
+        for us in ats:
+            acc.append(acc[-1] + us)
         self.acc = acc
 
     def after(self, lo: int) -> int:
         """The index of the first row measured after `lo` (microseconds since the epoch)."""
         return bisect.bisect_right(self.ats, lo)
 
-    def extend(self, lo: dt.datetime, lo_us: int, new: Sequence[Evidence]) -> None:
+    def extend(self, lo: dt.datetime, lo_us: int, new: _Columns | None) -> None:
         """Drop the rows measured at or before `lo` (`lo_us` in microseconds), append `new`
         (measured after the last)."""
         cut = self.after(lo_us)
         if cut:
-            del self.rows[:cut]
-            del self.ats[:cut]
-            del self.acc[:cut]
+            for column in (self.at, self.ats, self.value, self.device, self.acc):
+                del column[:cut]
         self.since = lo
+        if new is None:
+            return
+        at, ats, value, device = new
+        self.at += at
+        self.ats += ats
+        self.value += value
+        self.device += device
         acc = self.acc
-        for e in new:
-            at = _micros(e.measured_at)
-            self.rows.append(e)
-            self.ats.append(at)
-            acc.append(acc[-1] + at)
+        for us in ats:
+            acc.append(acc[-1] + us)
+
+    def tail(self, i: int) -> Series:
+        """Rows `i`… as a :class:`alerting.series.Series`."""
+        return Series(self.code, tuple(self.at[i:]), tuple(self.ats[i:]),
+                      tuple(self.value[i:]), tuple(self.device[i:]))
+
+
+#: A batch of one series' rows as columns: measured-at, its µs, value, device id.
+_Columns = tuple[list[dt.datetime], list[int], list[float], list[str]]
 
 
 def _span(code: str) -> dt.timedelta:
@@ -324,9 +341,10 @@ class SeriesCache:
         return _SeriesLoad(now, inc, full, new, checks, whole)
 
     def take(self, conn: Conn, load: _SeriesLoad,
-             ) -> tuple[dict[int, dict[str, tuple[Evidence, ...]]], dict[int, tuple[Evidence, ...]]]:
-        """This pass's ``recent`` and SpO2 history per patient (what :func:`load_recent` and
-        the cold SpO2 query return), the entries brought up to date."""
+             ) -> tuple[dict[int, dict[str, Series]], dict[int, Series]]:
+        """This pass's ``recent`` and SpO2 history per patient (equal to what
+        :func:`load_recent` and the cold SpO2 query return, as columns), the entries brought
+        up to date."""
         now = load.now
         failed = {load.inc[i - 1][:2] for (i,) in load.checks.fetchall()} if load.checks else set()
         again = [(pid, code, lo) for pid, code, lo, *_ in load.inc if (pid, code) in failed]
@@ -337,26 +355,26 @@ class SeriesCache:
             self.reloaded += len(again)
         for pid, code, lo, lo_us, *_ in load.inc:
             if (pid, code) not in failed:
-                self._by_patient[pid][code].extend(lo, lo_us, new.get((pid, code), ()))
+                self._by_patient[pid][code].extend(lo, lo_us, new.get((pid, code)))
                 self.incremental += 1
         for pid, code, lo in [*load.full, *again]:
-            self._by_patient.setdefault(pid, {})[code] = _Series(lo, whole.get((pid, code), []))
+            self._by_patient.setdefault(pid, {})[code] = _Series(code, lo, whole.get((pid, code)))
         self.loaded += len(load.full)
-        recent: dict[int, dict[str, tuple[Evidence, ...]]] = {}
-        spo2: dict[int, tuple[Evidence, ...]] = {}
+        recent: dict[int, dict[str, Series]] = {}
+        spo2: dict[int, Series] = {}
         window = _micros(now - RECENT)
         history = _micros(now - SPO2_HISTORY)
         for pid in {k[0] for k in load.inc} | {k[0] for k in load.full}:
-            codes: dict[str, tuple[Evidence, ...]] = {}
+            codes: dict[str, Series] = {}
             for code, entry in self._by_patient[pid].items():
-                rows = entry.rows
-                if not rows:
+                n = len(entry.ats)
+                if not n:
                     continue
-                codes[code] = tuple(rows[min(entry.after(window), max(len(rows) - LAST_READINGS, 0)):])
+                codes[code] = entry.tail(min(entry.after(window), max(n - LAST_READINGS, 0)))
                 if code == "spo2":
-                    got = tuple(rows[entry.after(history):])
-                    if got:
-                        spo2[pid] = got
+                    start = entry.after(history)
+                    if start < n:
+                        spo2[pid] = entry.tail(start)
             if codes:
                 recent[pid] = {code: codes[code] for code in sorted(codes)}
         return recent, spo2
@@ -373,14 +391,20 @@ class _SeriesLoad:
 
 
 def _grouped(rows: Iterable[tuple[int, str, dt.datetime, str, float]],
-             ) -> dict[tuple[int, str], list[Evidence]]:
-    out: dict[tuple[int, str], list[Evidence]] = {}
+             ) -> dict[tuple[int, str], _Columns]:
+    """Rows by (patient, code), as columns; device ids interned (one string per device, not
+    one per row, held as long as the window holds its readings)."""
+    out: dict[tuple[int, str], _Columns] = {}
+    intern = sys.intern
     for pid, code, at, device, value in rows:
         key = (pid, code)
         got = out.get(key)
         if got is None:
-            got = out[key] = []
-        got.append(Evidence(at, code, device, value))
+            got = out[key] = ([], [], [], [])
+        got[0].append(at)
+        got[1].append((at - _EPOCH) // _MICROSECOND)
+        got[2].append(value)
+        got[3].append(intern(device))
     return out
 
 
@@ -605,8 +629,8 @@ def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime, *, cold: boo
 
 
 def _snapshots(cursors: list[Cursor], ids: list[int],
-               recent: Mapping[int, Mapping[str, tuple[Evidence, ...]]] | None = None,
-               spo2_history: Mapping[int, tuple[Evidence, ...]] | None = None,
+               recent: Mapping[int, Mapping[str, Sequence[Evidence]]] | None = None,
+               spo2_history: Mapping[int, Sequence[Evidence]] | None = None,
                ) -> dict[int, PatientSnapshot]:
     """The snapshots from :func:`_snapshot_queries`' cursors (`recent` and `spo2_history`
     given when they were not among them)."""

@@ -95,9 +95,11 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
 
+from alerting import series
 from alerting.candidates import Clear, Evidence, Firing, Kind, Outcome, Severity
 from alerting.medians import Tie, median_value
 from alerting.observations import Latest
+from alerting.series import Series
 from alerting.snapshot import BaselineStat
 
 #: Harmful direction of each charted sign (+1: higher is worse).
@@ -220,9 +222,14 @@ def level(code: str, latest: Latest | None, recent: Sequence[Evidence],
           now: dt.datetime) -> tuple[float, tuple[Evidence, ...]] | None:
     """The current level of ``code`` (raw units, circadian swing *not* removed) and the
     readings behind it (None when unknown)."""
-    window = [e for e in recent if dt.timedelta(0) <= now - e.measured_at <= LEVEL_WINDOW]
-    if len(window) >= CONTINUOUS_LEVEL:
-        return median_value((e.value for e in window), Tie.MIDPOINT), (window[0], window[-1])
+    if type(recent) is Series:  # columns: the same window, bisected
+        found = series.level(recent, now, LEVEL_WINDOW, CONTINUOUS_LEVEL)
+        if found is not None:
+            return found
+    else:
+        window = [e for e in recent if dt.timedelta(0) <= now - e.measured_at <= LEVEL_WINDOW]
+        if len(window) >= CONTINUOUS_LEVEL:
+            return median_value((e.value for e in window), Tie.MIDPOINT), (window[0], window[-1])
     if latest is None or now - latest.measured_at > LEVEL_FRESH:
         return None
     return latest.value, (latest.evidence,)
@@ -264,7 +271,7 @@ def weight(age: dt.timedelta, *, continuous: bool) -> float:
     return max(0.0, 1.0 - age / LEVEL_FRESH)
 
 
-def _index(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
+def _index(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evidence]],
            baselines: Mapping[str, BaselineStat], now: dt.datetime,
            ) -> tuple[float, list[dict[str, object]], list[Evidence], bool]:
     """The index at ``now``, each charted sign, the readings behind them, and whether any
@@ -276,7 +283,9 @@ def _index(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ..
         base = baselines.get(code)
         if base is None:
             continue
-        history = tuple(e for e in recent.get(code, ()) if e.measured_at <= now)
+        readings = recent.get(code, ())
+        history = readings[:readings.upto(series.micros(now))] \
+            if type(readings) is Series else tuple(e for e in readings if e.measured_at <= now)
         current = latest.get(code)
         if current is not None and current.measured_at > now:
             current = next((Latest(e.code, e.measured_at, e.value, e.device_id)
@@ -304,7 +313,7 @@ def _index(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ..
     return index, charted, evidence, continuous
 
 
-def trend_rule(latest: Mapping[str, Latest], recent: Mapping[str, tuple[Evidence, ...]],
+def trend_rule(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evidence]],
                baselines: Mapping[str, BaselineStat], now: dt.datetime) -> tuple[Outcome, ...]:
     """Firing when the patient has drifted from their own baseline (a wearable: the CUSUM of
     the hour's looks at or beyond :data:`CUSUM_H`; a spot set: the index beyond

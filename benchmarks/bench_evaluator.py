@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/bench_evaluator.py [--patients 300] [--passes 20] [--history 60]
-        [--code CHECKOUT ...]
+        [--hash] [--code CHECKOUT_OR_REVISION ...]
 
 What `vward alerting`'s evaluator does under load, in this process: a ward of admitted
 patients, each wearing one device, with `--history` minutes of one-a-minute readings of five
@@ -21,19 +21,30 @@ RSS of the first → last third of passes, and the readings the series cache hol
 first and the last pass (it keeps every reading of a filtered code until it leaves its
 window: this is what `vward alerting`'s child grows by during an ingest run). With
 `--code` repeated, each checkout runs in its own child process (`PYTHONPATH` = that
-checkout), one after the other, so the figures of one invocation compare. Not a test:
-figures depend on the machine.
+checkout), one after the other, so the figures of one invocation compare; a `--code` that
+is not a directory is a git revision of this repository, exported (``git archive``) to a
+temporary directory for the run. Not a test: figures depend on the machine.
+
+With ``--hash``, each checkout also prints one SHA-256 of everything its evaluator decided:
+the changes every pass returned, every ``NOTIFY vw_events`` payload sent (in order), and, after
+the last pass, every row of the tables the evaluator writes (scores, alerts, alert_findings,
+alert_events, notification_outbox, tasks, observation_tasks, patient_baselines), each table
+ordered by its rows' JSON text. The patient ids are then fixed (the same for every checkout),
+so two checkouts that decide the same print the same hash.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -43,6 +54,12 @@ REPO = Path(__file__).resolve().parents[1]
 START = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
 CODES = (("spo2", "%", 97.0), ("pulse", "/min", 72.0), ("resp_rate", "/min", 16.0),
          ("temperature", "Cel", 36.8), ("systolic_bp", "mm[Hg]", 124.0))
+#: The tables the evaluator writes, hashed by `--hash`.
+WRITTEN = ("scores", "alerts", "alert_findings", "alert_events", "notification_outbox", "tasks",
+           "observation_tasks", "patient_baselines")
+#: The first patient id with `--hash` (otherwise random, as every schema's ids used to share
+#: one advisory-lock key space: see alerting.store.PATIENT_LOCK_SCOPE).
+HASH_FIRST_ID = 10_000_000
 # Systolic 85 scores 3: raises (or escalates) the patient's episode; normal again a pass later.
 TRIGGER_EVERY = 7  # passes; a different tenth of the patients each time
 
@@ -54,10 +71,10 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def setup(conn: Any, n: int, history_min: int) -> list[int]:
+def setup(conn: Any, n: int, history_min: int, *, fixed_ids: bool = False) -> list[int]:
     since = START - dt.timedelta(days=1)
     conn.execute("SELECT setval(pg_get_serial_sequence('patients', 'id'), %s)",
-                 (10_000_000 + uuid.uuid4().int % 1_000_000_000,))
+                 (HASH_FIRST_ID if fixed_ids else 10_000_000 + uuid.uuid4().int % 1_000_000_000,))
     ids = [r[0] for r in conn.execute(
         "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth) "
         "SELECT lpad((9000000000 + g)::text, 10, '0'), 'B', 'ev-' || g, '1950-01-01' "
@@ -90,6 +107,36 @@ def setup(conn: Any, n: int, history_min: int) -> list[int]:
     return ids
 
 
+class Decided:
+    """`--hash`: one SHA-256 of every pass's changes, every NOTIFY heard (this session's own,
+    delivered at commit), and at the end every row of the :data:`WRITTEN` tables."""
+
+    def __init__(self, conn: Any) -> None:
+        self.digest = hashlib.sha256()
+        self.notifications = self.rows = 0
+        row = conn.execute("SELECT vw_channel('vw_events')").fetchone()
+        conn.execute(f'LISTEN "{row[0]}"')
+        conn.commit()
+        conn.add_notify_handler(self._heard)
+
+    def _heard(self, n: Any) -> None:
+        self.digest.update(b"N" + n.payload.encode() + b"\n")
+        self.notifications += 1
+
+    def passed(self, conn: Any, changed: list[Any]) -> None:
+        conn.execute("SELECT 1")  # take in the pass's notifications
+        conn.commit()
+        self.digest.update(repr(changed).encode())
+
+    def stored(self, conn: Any) -> None:
+        for table in WRITTEN:
+            self.digest.update(f"T{table}\n".encode())
+            for (row,) in conn.execute(
+                    f"SELECT to_jsonb(t)::text AS j FROM {table} t ORDER BY j"):
+                self.digest.update(row.encode() + b"\n")
+                self.rows += 1
+
+
 def child(a: argparse.Namespace) -> None:
     import psycopg
 
@@ -103,8 +150,9 @@ def child(a: argparse.Namespace) -> None:
     policy = load_policy(Path(os.environ["PYTHONPATH"]) / "deploy/escalation/default.yaml")
     with connect.throwaway_schema(url, "bench_ev_") as schema, \
             psycopg.connect(schema.conninfo) as conn:
-        ids = setup(conn, a.patients, a.history)
+        ids = setup(conn, a.patients, a.history, fixed_ids=a.hash)
         conn.commit()
+        decided = Decided(conn) if a.hash else None
         cache = store.EpisodeCache()
         readings = ReadingStore()
         cpu = 0.0
@@ -114,19 +162,14 @@ def child(a: argparse.Namespace) -> None:
         rss: list[float] = []  # after each pass
         for k in range(a.passes):
             now = START + dt.timedelta(seconds=k + 1)
-            batch = []
-            for i, pid in enumerate(ids):
-                code, unit, base = CODES[(k + i) % len(CODES)]
-                value = base + (k % 3) - 1
-                if code == "systolic_bp" and k % TRIGGER_EVERY == 0 and i % 10 == k % 10:
-                    value = 85.0
-                batch.append(Reading(f"ev-{i + 1}", code, now, value, unit, pid, now))
-            readings.write(conn, batch)
+            readings.write(conn, pass_readings(Reading, ids, k, now))
             conn.commit()
             t0, c0 = time.perf_counter(), time.process_time()
-            changes += len(runner.evaluate_after_commit(conn, ids, now, policy=policy,
-                                                        cache=cache))
+            changed = runner.evaluate_after_commit(conn, ids, now, policy=policy, cache=cache)
             c1, t1 = time.process_time(), time.perf_counter()
+            changes += len(changed)
+            if decided is not None:
+                decided.passed(conn, changed)
             if k:  # the first pass fills the cache: not steady state
                 cpu += c1 - c0
                 wall.append(t1 - t0)
@@ -141,6 +184,8 @@ def child(a: argparse.Namespace) -> None:
             f"{series.loaded:,} loaded whole, {series.reloaded:,} reloaded after a check; "
             f"readings held {held_first:,} → {held_readings(cache):,}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if decided is not None:
+            decided.stored(conn)
     n = a.patients * (a.passes - 1)
     print(f"  {n:,} patient evaluations in {a.passes - 1} passes of {a.patients}: "
           f"CPU {1000 * cpu / n:.3f} ms per patient; wall {1000 * sum(wall) / len(wall):.0f} ms "
@@ -148,6 +193,21 @@ def child(a: argparse.Namespace) -> None:
           f"RSS {rss_start:.0f} → {rss_end:.0f} MiB (peak {peak:.0f}; median of the first "
           f"third of passes {statistics.median(rss[:third]):.0f} → last third "
           f"{statistics.median(rss[-third:]):.0f}){held}", flush=True)
+    if decided is not None:
+        print(f"  hash of what the evaluator decided ({decided.notifications:,} notifications, "
+              f"{decided.rows:,} rows written): {decided.digest.hexdigest()}", flush=True)
+
+
+def pass_readings(reading: Any, ids: list[int], k: int, now: dt.datetime) -> list[Any]:
+    """Pass `k`'s new reading per patient (`reading`: ward.domain.readings.Reading)."""
+    batch = []
+    for i, pid in enumerate(ids):
+        code, unit, base = CODES[(k + i) % len(CODES)]
+        value = base + (k % 3) - 1
+        if code == "systolic_bp" and k % TRIGGER_EVERY == 0 and i % 10 == k % 10:
+            value = 85.0
+        batch.append(reading(f"ev-{i + 1}", code, now, value, unit, pid, now))
+    return batch
 
 
 def held_readings(cache: Any) -> int:
@@ -155,7 +215,24 @@ def held_readings(cache: Any) -> int:
     reading of a filtered code stays until it leaves its window (1 h; SpO2 6 h), so this and
     the RSS grow with the windows before they level off."""
     by_patient = getattr(getattr(cache, "series", None), "_by_patient", {})
-    return sum(len(entry.rows) for codes in by_patient.values() for entry in codes.values())
+    return sum(len(entry.ats) for codes in by_patient.values() for entry in codes.values())
+
+
+def checkout(code: str, tmp: Path) -> Path:
+    """`code` as a directory: itself, or a git revision of this repository exported there."""
+    path = Path(code)
+    if path.is_dir():
+        return path.resolve()
+    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{code}^{{commit}}"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    out = tmp / sha[:12]
+    if not out.is_dir():
+        archive = tmp / f"{sha}.tar"
+        subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive), sha], check=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(out, filter="data")
+    print(f"  ({code} = {sha}, exported to {out})", flush=True)
+    return out
 
 
 def main() -> int:
@@ -164,20 +241,25 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=20)
     parser.add_argument("--history", type=int, default=60,
                         help="minutes of one-a-minute readings of each code before the run")
-    parser.add_argument("--code", action="append", type=Path,
-                        help="a checkout to measure (repeat to compare checkouts in one "
-                        "invocation; default: this one)")
+    parser.add_argument("--code", action="append",
+                        help="a checkout (directory) or a git revision to measure (repeat to "
+                        "compare them in one invocation; default: this checkout)")
+    parser.add_argument("--hash", action="store_true",
+                        help="print a hash of everything the evaluator decided (fixed ids)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.child:
         child(a)
         return 0
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs", flush=True)
-    for code in a.code or [REPO]:
-        print(f"--- code under test: {code.resolve()}", flush=True)
-        args = [sys.executable, __file__, "--child", "--patients", str(a.patients),
-                "--passes", str(a.passes), "--history", str(a.history)]
-        subprocess.run(args, env={**os.environ, "PYTHONPATH": str(code.resolve())}, check=True)
+    with tempfile.TemporaryDirectory(prefix="bench_ev_") as tmp:
+        for code in a.code or [str(REPO)]:
+            print(f"--- code under test: {code}", flush=True)
+            path = checkout(code, Path(tmp))
+            args = [sys.executable, __file__, "--child", "--patients", str(a.patients),
+                    "--passes", str(a.passes), "--history", str(a.history),
+                    *(["--hash"] if a.hash else [])]
+            subprocess.run(args, env={**os.environ, "PYTHONPATH": str(path)}, check=True)
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     return 0
 

@@ -1,0 +1,127 @@
+"""The evaluator's readings windows as columns (alerting.series, issue 14): the store holds no
+Evidence per reading between passes, its snapshots equal the tuples of Evidence a cold load
+gives, and every rule decides on the columns exactly as on those tuples."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+from typing import Any
+
+import psycopg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerting import rules, store
+from alerting.candidates import Evidence
+from alerting.care_plan import CarePlan
+from alerting.observations import Latest
+from alerting.series import Series
+from alerting.snapshot import BaselineStat, PatientSnapshot
+
+T0 = dt.datetime(2026, 1, 12, 10, 0, tzinfo=dt.UTC)
+MIN = dt.timedelta(minutes=1)
+
+
+def _evidence_alive() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) is Evidence)
+
+
+def test_the_kept_windows_hold_no_evidence_per_reading_and_equal_a_cold_load(
+        db: psycopg.Connection[Any], add_patients: Any, readings: Any,
+        write_readings: Any) -> None:
+    ids = add_patients(db, 4, T0 - dt.timedelta(days=1))
+    # Three hours of one-a-minute readings of four codes: 720 a patient.
+    write_readings(db, [r for m in range(180, 0, -1) for pid in ids for r in readings(
+        pid, T0 - m * MIN, spo2=95 + m % 3, pulse=70 + m % 5, resp_rate=16, temperature=36.8)])
+    cache = store.EpisodeCache()
+    before = _evidence_alive()
+    kept: dict[int, PatientSnapshot] = {}
+    for k in range(3):  # a cold pass, then two brought up to date
+        at = T0 + k * MIN
+        if k:
+            write_readings(db, [r for pid in ids for r in readings(pid, at, spo2=94, pulse=75)])
+        with db.transaction():
+            kept, _ = store.load_batch(db, ids, at, cache)
+        with db.transaction():
+            cold, _ = store.load_batch(db, ids, at)
+        assert kept == cold
+        assert kept.keys() == cold.keys()
+        for pid in ids:
+            assert kept[pid].recent.keys() == cold[pid].recent.keys()
+            for code, got in kept[pid].recent.items():
+                assert isinstance(got, Series)
+                assert tuple(got) == cold[pid].recent[code]
+            assert isinstance(kept[pid].spo2_history, Series)
+            assert tuple(kept[pid].spo2_history) == cold[pid].spo2_history
+        del cold
+    held = sum(len(e.ats) for codes in cache.series._by_patient.values() for e in codes.values())
+    assert held > 1000  # the windows are held (an hour of each code, SpO2 three)...
+    del kept
+    # ...as columns: the cache adds no Evidence per reading (a few made while loading are
+    # garbage by now; the old store held one per held reading).
+    assert _evidence_alive() - before < 50
+
+
+def _series(code: str, start: dt.datetime, values: list[float], devices: list[str],
+            gaps: list[int]) -> tuple[Evidence, ...]:
+    at, out = start, []
+    for value, device, gap in zip(values, devices, gaps, strict=False):
+        at += dt.timedelta(seconds=gap)
+        out.append(Evidence(at, code, device, value))
+    return tuple(sorted(out))
+
+
+READINGS = st.integers(min_value=0, max_value=120)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=READINGS, spo2=st.lists(st.sampled_from([84.0, 88.0, 91.0, 94.0, 95.0, 96.0, 97.0]),
+                                 min_size=120, max_size=120),
+       pulse=st.lists(st.integers(55, 140), min_size=120, max_size=120),
+       devices=st.lists(st.sampled_from(["a", "b"]), min_size=120, max_size=120),
+       gaps=st.lists(st.sampled_from([0, 20, 60, 60, 60, 60, 60, 61, 300, 1800]),
+                     min_size=120, max_size=120),
+       newest_in=st.booleans(), baseline=st.booleans(), falling=st.booleans())
+def test_the_rules_decide_on_columns_as_on_tuples(
+        n: int, spo2: list[float], pulse: list[int], devices: list[str], gaps: list[int],
+        newest_in: bool, baseline: bool, falling: bool) -> None:
+    """Random windows (dense and sparse, two devices, readings at one instant, the newest
+    reading in the window or not): the same evaluation from columns as from tuples."""
+    start = T0 - dt.timedelta(hours=8)
+    if falling:  # a steady fall (the falling-SpO2 rule's Firing)
+        spo2 = sorted(spo2, reverse=True)
+    recent = {"spo2": _series("spo2", start, spo2[:n], devices, gaps),
+              "pulse": _series("pulse", start, [float(p) for p in pulse[:n]], devices, gaps)}
+    latest = {}
+    for code, rows in recent.items():
+        if rows:
+            e = rows[-1] if newest_in else Evidence(T0, code, rows[-1].device_id, rows[-1].value)
+            latest[code] = Latest(code, e.measured_at, e.value, e.device_id)
+    now = max([T0, *(e.measured_at for rows in recent.values() for e in rows)]) \
+        - dt.timedelta(minutes=3 if newest_in else 0)
+    bases = {} if not baseline else {
+        "pulse": BaselineStat("pulse", 80.0, 4.0, 100, start, start),
+        "spo2": BaselineStat("spo2", 96.0, 1.0, 100, start, start)}
+    plain = PatientSnapshot(1, latest, CarePlan(1), spo2_history=recent["spo2"], recent=recent,
+                            baselines=bases)
+    columns = PatientSnapshot(
+        1, latest, CarePlan(1), spo2_history=Series.of("spo2", recent["spo2"]),
+        recent={code: Series.of(code, rows) for code, rows in recent.items()}, baselines=bases)
+    assert columns == plain
+    assert rules.evaluate(columns, now) == rules.evaluate(plain, now)
+
+
+def test_a_series_is_the_sequence_it_stands_for() -> None:
+    rows = _series("spo2", T0, [95.0, 94.0, 96.0, 93.0], ["a", "b", "a", "a"], [0, 60, 0, 60])
+    s = Series.of("spo2", rows)
+    assert s == rows
+    assert rows == s
+    assert list(s) == list(rows)
+    assert list(reversed(s)) == list(reversed(rows))
+    assert s[1:3] == rows[1:3]
+    assert s[-1] == rows[-1]
+    assert hash(s) == hash(rows)
+    assert s != rows[:3]
+    assert rows[2] in s
