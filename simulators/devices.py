@@ -92,6 +92,8 @@ class VirtualDevice(ABC):
     kind: ClassVar[DeviceType]
     # Battery drain, %/hour: a spot-check device lasts months (a wearable sets its own).
     drain_pct_h: ClassVar[float] = 0.05
+    # Whether the kind takes part in a full set the patient is asked for (`answer`).
+    answers_full_set: ClassVar[bool] = True
     next_measure: float
 
     def __init__(self, patient: SimPatient, spec: SimDevice, ctx: RunContext, other: str) -> None:
@@ -128,6 +130,8 @@ class VirtualDevice(ABC):
         # Link: offline spells as a Poisson process with `offline_spell` chance per hour.
         self.offline_until: float | None = None
         self.buffer: list[tuple[float, list[Measurement], str]] = []
+        # Answers taken while offline, each with its own generator (`answer`).
+        self.held: list[tuple[float, list[Measurement], str, np.random.Generator]] = []
         self.next_spell = self._draw_spell(ctx.start)
         self.next_status = ctx.start + float(rng.uniform(0.0, min(ctx.status_interval_s, 600.0)))
 
@@ -175,20 +179,37 @@ class VirtualDevice(ABC):
             self._measure(t)
         return self.pending
 
-    def measure_on_request(self, t: float) -> list[Outbound]:
-        """An extra measurement at `t` (a full set the home hub asked for). Messages go out as
-        usual (faults included), drawn from a generator of their own (seed, patient, device,
-        instant): the device's schedule and its own random stream are unchanged, so a run
-        with requests differs from one without only by the answers."""
-        keep = (self.next_measure, self.rng, self._salt, self.seq)
-        self.rng = np.random.default_rng(
-            [self.ctx.seed, self.patient.index, self.spec.number, int(t)])
-        self._salt = f"{self._salt}request/{int(t)}/"  # message ids of their own, too
+    def answer(self, t: float, command_id: str) -> list[Outbound]:
+        """The device's part of a full set the patient takes at `t` for command `command_id`
+        (`simulators.homehub`): an extra measurement at its own instant, not a regular one.
+
+        Drawn from a generator of its own (seed, patient, device, instant, command), with
+        message ids of its own; the regular schedule (slots, their jitter, the next
+        measurement), the device's own generator and sequence, its battery and its link are
+        only read, never changed, so a run with requests is the run without them plus the
+        answers' messages. Battery: the drain is per hour, not per measurement, so an answer
+        costs nothing; a flat device does not answer. Faults apply to the answer as to any
+        message (late, out of order, malformed, duplicated, with its own draws); offline, it is
+        held and sent after the regular backlog when the link returns (`held`, not counted
+        against `BUFFER_LIMIT`)."""
         self.pending = []
+        if not self.answers_full_set or self._battery_peek(t) <= 0.0:
+            return self.pending
+        tag = hashlib.blake2b(command_id.encode(), digest_size=8).digest()
+        rng = np.random.default_rng([self.ctx.seed, self.patient.index, self.spec.number,
+                                     int(t), int.from_bytes(tag, "big")])
+        msg_id = hashlib.blake2b(f"{self._salt}request/{command_id}/{int(t)}".encode(),
+                                 digest_size=12).hexdigest()
+        own = self.rng
+        self.rng = rng
         try:
-            self._measure(t)
+            measurements = self._readings(t, utc(t + self.offset))
+            if self.offline_until is not None:
+                self.held.append((t, measurements, msg_id, rng))
+            else:
+                self._deliver(t, measurements, msg_id)
         finally:
-            self.next_measure, self.rng, self._salt, self.seq = keep
+            self.rng = own
         return self.pending
 
     def _truth(self, event: str, at: float, **fields: object) -> None:
@@ -220,6 +241,13 @@ class VirtualDevice(ABC):
             return 0.0
         return level
 
+    def _battery_peek(self, t: float) -> float:
+        """What `_battery(t)` would say, without its effects (a recharge, going flat)."""
+        if self.flat_until is not None:
+            return 0.0 if t < self.flat_until else 100.0
+        level = self.battery - self.drain * (t - self.battery_at) / 3600.0
+        return level if level > 2.0 else 0.0
+
     def _status(self, t: float, *, online: bool) -> None:
         battery = self._battery(t) if online else None
         payload = encode_status(
@@ -245,6 +273,16 @@ class VirtualDevice(ABC):
             at = t + (i + 1) * _BURST_GAP_S
             self._delayed("store_and_forward", at, msg_id, measured)
             self._send(at, measurements, msg_id)
+        held, self.held = self.held, []
+        own = self.rng
+        try:
+            for j, (measured, measurements, msg_id, rng) in enumerate(held):
+                self.rng = rng  # an answer's faults come from its own generator
+                at = t + (len(backlog) + j + 1) * _BURST_GAP_S
+                self._delayed("store_and_forward", at, msg_id, measured)
+                self._send(at, measurements, msg_id)
+        finally:
+            self.rng = own
 
     # -- measuring ----------------------------------------------------------------------------
 
@@ -262,6 +300,10 @@ class VirtualDevice(ABC):
                 self._truth("dropped", t, msg_id=lost, measured_at=iso(measured),
                             reason="store-and-forward buffer full")
             return
+        self._deliver(t, measurements, msg_id)
+
+    def _deliver(self, t: float, measurements: list[Measurement], msg_id: str) -> None:
+        """Send a measurement taken at `t` while online: on time, late or out of order."""
         u = self.rng.random(2)
         deliver = t
         if u[0] < self.faults.late:

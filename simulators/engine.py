@@ -19,7 +19,10 @@ sample of every patient's true state every `truth_interval`.
 Closed loop: `command(topic, payload, at)` hands the engine a command the platform sent to a
 home hub while the stream is being consumed (`vw/v1/devices/{hub}/commands`); the patient
 answers a full-set request or not (`simulators.homehub`, deterministic per command), and the
-answer's readings join the stream at the instant they are taken. Without commands the stream
+answer's readings join the stream at the instant they are taken: each device of the kit has an
+answer event at that instant in the same heap as its regular events, and answers it from a
+generator of its own without touching its schedule (`VirtualDevice.answer`). So a run with
+commands is the run without them plus the answers' messages, and without commands the stream
 is unchanged.
 """
 
@@ -80,6 +83,12 @@ class Engine:
             by_patient.setdefault(d.patient.index, []).append(i)
         self._kits = {d.spec.device_id: by_patient[d.patient.index] for d in self.devices
                       if isinstance(d, HomeHub)}
+        # Events to perform, (instant, device index, answer number): 0 is the device's next
+        # regular event, n > 0 the answer to the command `_asked[n]` (ties: regular first).
+        self._due = [(d.next_at, i, 0) for i, d in enumerate(self.devices)]
+        heapq.heapify(self._due)
+        self._asked: dict[int, str] = {}
+        self._answer_serial = 0
 
     def command(self, topic: str, payload: bytes, at: dt.datetime) -> dt.datetime | None:
         """A command reaching a home hub at `at`; returns when the patient answers (or None)."""
@@ -102,9 +111,9 @@ class Engine:
         if answered is None or (self.end is not None and answered.timestamp() >= self.end):
             return None
         for i in kit:  # every device of the patient's kit (a pump has nothing to add)
-            for message in self.devices[i].measure_on_request(answered.timestamp()):
-                self._serial += 1
-                heapq.heappush(self._out, (message.at, i, self._serial, message))
+            self._answer_serial += 1
+            self._asked[self._answer_serial] = command.command_id
+            heapq.heappush(self._due, (answered.timestamp(), i, self._answer_serial))
         return answered
 
     def _describe(self) -> None:
@@ -149,10 +158,7 @@ class Engine:
 
     def messages(self) -> Iterator[Outbound]:
         """Every message in delivery order; endless when the run has no duration."""
-        devices = self.devices
-        due = [(d.next_at, i) for i, d in enumerate(devices)]
-        heapq.heapify(due)
-        out = self._out
+        devices, due, out = self.devices, self._due, self._out
         truth_step = self.scenario.truth_interval.total_seconds()
         truth_next = self.start.timestamp() if self.truth is not None else float("inf")
         reported: set[int] = set()
@@ -166,11 +172,15 @@ class Engine:
                 self._sample_truth(truth_next, reported)
                 truth_next += truth_step
                 continue
-            _, i = heapq.heappop(due)
-            for message in devices[i].step():
+            at, i, n = heapq.heappop(due)
+            if n:
+                produced = devices[i].answer(at, self._asked.pop(n))
+            else:
+                produced = devices[i].step()
+                heapq.heappush(due, (devices[i].next_at, i, 0))
+            for message in produced:
                 self._serial += 1
                 heapq.heappush(out, (message.at, i, self._serial, message))
-            heapq.heappush(due, (devices[i].next_at, i))
         # A finite run ends at `end`; what devices still hold for later (late deliveries,
         # duplicates) is delivered after it, as it would be.
         yield from self._release(float("inf"))

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from gateway.contract import Measurement
 from simulators import pump
-from simulators.devices import Outbound, RunContext, VirtualDevice, iso, utc
+from simulators.devices import RunContext, VirtualDevice, iso, utc
 from simulators.physiology import LONDON
 from simulators.scenario import DeviceType
 from simulators.ward import SimDevice, SimPatient
@@ -133,7 +133,7 @@ class Thermometer(SpotCheckDevice):
 class HomeHub(SpotCheckDevice):
     """The home hub app: what a carer counts or answers (respiration rate, new confusion,
     air or oxygen and its flow). It also takes the platform's full-set requests (the engine
-    asks every device of the hub's patient, `measure_on_request`)."""
+    asks every device of the hub's patient for its `answer`)."""
 
     kind = DeviceType.HOME_HUB
 
@@ -157,6 +157,7 @@ class InfusionPump(VirtualDevice):
     connected up to 6 hours before the run; the nurse's daily visit brings a new reservoir."""
 
     kind = DeviceType.INFUSION_PUMP
+    answers_full_set = False  # a full set is the patient's vital signs: nothing to add
 
     def __init__(self, patient: SimPatient, spec: SimDevice, ctx: RunContext, other: str) -> None:
         super().__init__(patient, spec, ctx, other)
@@ -166,10 +167,6 @@ class InfusionPump(VirtualDevice):
                                       ctx.start)
         self.pump_at = ctx.start
         self.next_measure = ctx.start + float(rng.uniform(0.0, _PUMP_REPORT_S))
-
-    def measure_on_request(self, t: float) -> list[Outbound]:
-        """A full set is the patient's vital signs: the pump has nothing to add."""
-        return []
 
     def _schedule_after(self, t: float) -> float:
         upcoming = [e for e in pump.events(self.infusion) if e > t]

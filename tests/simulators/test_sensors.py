@@ -1,5 +1,6 @@
 """One class per kind of device: each sends its own kind's readings only, a seeded run repeats
-itself, and the whole stream is still the one the single-class `VirtualDevice` produced."""
+itself, and the whole stream is still the one the single-class `VirtualDevice` produced
+(requests apart: their answers no longer swallow regular measurements)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,17 @@ CODES: dict[type[VirtualDevice], set[str]] = {
 # noisy-devices (every fault, 5 pumps, 40 % SenML), seed 2, 12 simulated hours with ground
 # truth and one full-set request to every home hub at 6 h: digests of the stream and of the
 # ground-truth lines as the single-class `simulators.devices.VirtualDevice` (before the split
-# into `simulators.sensors`, commit 473e0fd) produced them.
-PINNED_STREAM = ("06888b762ca1557f9bc3ce1fddd1705c29e1c4a6c0bd4f1364f68a762ac682d3", 26018)
-PINNED_TRUTH = "fc63a1f009318be5610c7432d4256af5bc389d2556c0163b48b34a3067026f21"
+# into `simulators.sensors`, commit 473e0fd) produced them — except the answers: since an
+# answer is an extra measurement that no longer consumes the kit's regular slots (the single
+# class lost a slot per answering spot-check device, which also shifted every later draw of
+# its generator: later readings and statuses changed), the run has 178 messages more than
+# the run without the requests (42 answers × 4 devices, with their faults), where it had 29.
+PINNED_STREAM = ("feb135d9a7f05f222fdf5702aa8ae65892756f266b833a879604ab7422d9beaa", 26167)
+PINNED_TRUTH = "9bb1d12b7608e3b4e5785ce6254e65182bc27f5dfb25023daa1da144df5b2292"
+# The same run without the requests (computed on commit 7ab8ff9, before answers stopped
+# touching the regular schedule): a run without requests must never change.
+PINNED_OPEN_STREAM = ("cc218de754786e9c539bb8407d74c70b57d8deee10d1f6ed726166558807eb15", 25989)
+PINNED_OPEN_TRUTH = "70c87752cc48d16164abc844ab8652fa5800778d21b934133bca10ad25cd8626"
 
 
 def _codes(message: Outbound) -> list[str]:
@@ -107,7 +116,7 @@ def test_a_device_alone_repeats_itself_and_its_seed_matters() -> None:
     assert run(3) != first
 
 
-def _pinned_run() -> tuple[tuple[str, int], str]:
+def _pinned_run(*, ask: bool = True) -> tuple[tuple[str, int], str]:
     lines: list[str] = []
     engine = Engine(load("noisy-devices"), seed=2, duration=dt.timedelta(hours=12),
                     truth=GroundTruth(lines.append))
@@ -119,7 +128,7 @@ def _pinned_run() -> tuple[tuple[str, int], str]:
         asked = False
         for message in engine.messages():
             out.append(message)
-            if not asked and message.at >= request_at.timestamp():
+            if ask and not asked and message.at >= request_at.timestamp():
                 asked = True
                 for n, hub in enumerate(hubs):
                     command = CommandPayload(
@@ -137,3 +146,9 @@ def test_the_stream_is_the_one_the_single_device_class_produced() -> None:
     stream, truth = _pinned_run()
     assert stream == PINNED_STREAM
     assert truth == PINNED_TRUTH
+
+
+def test_a_run_without_requests_is_the_one_it_always_was() -> None:
+    stream, truth = _pinned_run(ask=False)
+    assert stream == PINNED_OPEN_STREAM
+    assert truth == PINNED_OPEN_TRUTH
