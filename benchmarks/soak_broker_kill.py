@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,8 @@ port, client_id, out = sys.argv[1], sys.argv[2], sys.argv[3]
 link = MqttLink(broker_address(f"mqtt://127.0.0.1:{port}"), client_id=client_id,
                 share_group=client_id, receive_maximum=2000, session_expiry_s=86400)
 link.start()
+link.subscribed.wait()
+open(out + ".subscribed", "w").close()
 fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 while True:
     try:
@@ -105,7 +108,10 @@ def one_round(broker: Broker, messages: int, kill_ms: int) -> list[str]:
     os.close(fd)
     out = Path(name)
     consumer = Consumer(broker.port, f"soak-{tag}", out)
-    time.sleep(1.5)  # subscribed: a first session is in no subscription before its SUBACK
+    subscribed = Path(f"{out}.subscribed")
+    while not subscribed.exists():  # a first session is in no subscription before its SUBACK
+        time.sleep(0.05)
+    subscribed.unlink()
     publisher = Publisher(broker.port, tag, messages)
     kills = 0
     while not publisher.finished():
@@ -133,9 +139,12 @@ def main() -> int:
     parser.add_argument("--kill-ms", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_a: sys.exit(143))  # a kill stops the broker too
     broker = start_broker()
+    lost: list[bool] = []
     try:
-        lost = [bool(one_round(broker, args.messages, args.kill_ms)) for _ in range(args.rounds)]
+        for _ in range(args.rounds):
+            lost.append(bool(one_round(broker, args.messages, args.kill_ms)))
     finally:
         broker.stop()
     print(f"rounds {len(lost)}, with a message lost {sum(lost)}")
