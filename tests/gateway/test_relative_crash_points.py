@@ -201,3 +201,20 @@ def test_two_packs_first_seen_whole_seconds_apart_keep_every_reading(
     write(b, _inbound(device, q.payload, T0 + dt.timedelta(seconds=9), 4),
           _inbound(device, p.payload, T0 + dt.timedelta(seconds=9, microseconds=5), 5))
     assert _stored(db, device) == want
+
+
+def test_clashing_moves_only_a_pack_none_of_whose_readings_is_stored() -> None:
+    from gateway.relative_times import clashing
+
+    def keys(device: str, at: dt.datetime) -> list[tuple[str, str, dt.datetime]]:
+        return [(device, "pulse", at - dt.timedelta(seconds=j)) for j in range(3)]
+
+    p, q, r = ("d", "senml-p"), ("d", "senml-q"), ("d", "senml-r")
+    one = dt.timedelta(seconds=1)
+    taken = {keys("d", T0)[0]: "senml-p"}  # p is stored (one of its readings found)
+    packs = [(p, keys("d", T0)), (q, keys("d", T0 + one)), (q, keys("d", T0 + one)),
+             (r, keys("d", T0 + 5 * one))]
+    assert clashing(packs, taken) == [q]  # q lands on p; p is stored; r clashes with nobody
+    assert taken[keys("d", T0)[2]] == "senml-p"
+    assert taken[keys("d", T0 + 5 * one)[0]] == "senml-r"
+    assert keys("d", T0 + one)[0] not in taken  # q's place is still free for another
