@@ -162,7 +162,7 @@ def test_two_packs_first_seen_whole_seconds_apart_keep_every_reading(
     """The cause of the SIGKILL test's lost readings (9,988 of 10,000 once in 59 runs).
 
     Two different packs of one device first seen exactly one second apart (to the
-    microsecond; in the SIGKILL test about one run in thirty has such a pair): `t: -1` of
+    microsecond; in the SIGKILL test about one run in 17 has such a pair): `t: -1` of
     the later one resolves to the instant of `t: 0` of the earlier one, and three more
     likewise. The natural key took those four readings for duplicates and dropped them
     silently (the pack was answered `accepted` for its one new reading). Now the later pack
