@@ -16,8 +16,9 @@ device, kept in `senml_first_seen` (migration 0050):
    first-seen row with it (`clashing`): two packs of one device first seen a whole number of
    seconds apart to the microsecond (about one SIGKILL test run in 17, docs/mqtt.md)
    otherwise resolve `t: 0` of one and `t: -1` of the other to one key, and the natural key
-   (device, code, measured_at) silently took the second reading for a duplicate. Only a pack none of whose
-   readings is stored yet is moved, so a redelivery still finds its own readings;
+   (device, code, measured_at) silently took the second reading for a duplicate. Only a
+   pack none of whose readings is stored yet is moved, so a redelivery still finds its own
+   readings;
 5. `rebase` commits before the readings are written, so a crash between the two still leaves
    the same base for the redelivery: the readings are then stored once, whichever delivery
    commits them.
