@@ -233,6 +233,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for problem in problems:
         log.warning("%s: %s; its rows wait for a process that has one", path, problem)
+    # Before any thread or child process starts: they inherit it (worker.lower_priority).
+    nice = worker.lower_priority(settings.alerting_nice)
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -248,8 +250,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     notifiers = _built_ins(settings)
     notifiers.update(plugins.build(policy.notifiers)[0])
     channels = sorted([*notifiers, "dashboard"])
-    print(f"vward alerting: policy {policy.name!r}, channels {channels}, holder {holder}",
-          flush=True)
+    print(f"vward alerting: policy {policy.name!r}, channels {channels}, holder {holder}, "
+          f"nice {nice}", flush=True)
     evaluator, thread = _evaluator(args, conninfo, policy, stop)
     child = _child(args, conninfo, settings, str(path), stop)
     try:

@@ -81,6 +81,20 @@ _CANCEL_LOCK_WAIT: LiteralString = (
     "AND query !~* '^[[:space:]]*(savepoint|release|rollback|commit|begin|end)([^a-z_]|$)'")
 
 
+def lower_priority(nice: int) -> int:
+    """Lower this process's scheduling priority to `nice` (`Settings.alerting_nice`), never
+    raise it (that needs privileges); returns the priority now held.
+
+    Called before any thread or child starts: on Linux a priority belongs to the thread that
+    set it, and threads and processes started afterwards inherit it.
+    """
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > current:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        return nice
+    return current
+
+
 def child_main(conninfo: str, settings: Settings, policy_file: str, parent: int) -> None:
     """Entry point of the evaluator process (spawned: a fresh interpreter).
 

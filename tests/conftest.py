@@ -263,7 +263,9 @@ def start_service(tmp_path: Path) -> Iterator[ServiceFactory]:
     def _start(args: Sequence[str], env: Mapping[str, str], *, ready: str | None = None,
                timeout: float = 30, name: str | None = None) -> Service:
         log_path = tmp_path / f"{name or args[0]}-{len(started)}.log"
-        environ = {**os.environ, "PYTHONPATH": str(REPO), **env}
+        # `vward alerting` at the test runner's priority (VW_ALERTING_NICE=0): its tests time
+        # evaluations against other processes on a busy machine, not against ingest.
+        environ = {**os.environ, "PYTHONPATH": str(REPO), "VW_ALERTING_NICE": "0", **env}
         with log_path.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "ward.cli", *args], env=environ, cwd=REPO,

@@ -344,3 +344,24 @@ def test_two_evaluators_share_the_queue_without_waiting(
         second.close()
     assert _evaluated(queue_db) == [1, 2]
     assert alerting_queue.depth(queue_db) == 0
+
+
+def test_the_leftover_row_keeps_every_receipt_to_the_microsecond(
+        queue_db: psycopg.Connection[Any]) -> None:
+    """settle writes its arrays as literals the server casts (issue 14): what lock_waiting
+    reads back is what it was given, whatever the session's time zone."""
+    queue_db.execute("SET TimeZone = 'Asia/Kolkata'")
+    kolkata = queue_db.execute("SELECT %s::timestamptz", (T0,)).fetchone()
+    assert kolkata is not None
+    assert kolkata[0].utcoffset() == dt.timedelta(hours=5, minutes=30)
+    receipts = {pid: T0 + dt.timedelta(seconds=pid, microseconds=pid * 7919 % 1_000_000)
+                for pid in range(1, 1201)}
+    receipts[5] = kolkata[0]  # a receipt loaded in another zone: the same instant
+    waiting = alerting_queue.Waiting((), receipts, frozenset({2, 3, 900}), frozenset({3}), ())
+    alerting_queue.settle(queue_db, waiting, sorted(receipts))
+    queue_db.commit()
+    back = alerting_queue.lock_waiting(queue_db, 10)
+    queue_db.commit()
+    assert back.receipts == receipts
+    assert (back.urgent, back.red) == (frozenset({2, 3, 900}), frozenset({3}))
+    assert back.received_at == (T0,)

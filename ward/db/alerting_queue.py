@@ -15,6 +15,7 @@ Thin SQL only.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,32 +74,47 @@ def lock_waiting(conn: Conn, limit: int) -> Waiting:
     receipts: dict[int, dt.datetime] = {}
     urgent: set[int] = set()
     red: set[int] = set()
+    earliest = receipts.get
     for _id, ids, at, urgent_ids, per_patient, red_ids in rows:
-        for k, pid in enumerate(ids):
-            when = per_patient[k] if per_patient is not None else at
-            old = receipts.get(int(pid))
+        for pid, when in zip(ids, per_patient if per_patient is not None
+                             else itertools.repeat(at), strict=False):
+            old = earliest(pid)
             if old is None or when < old:
-                receipts[int(pid)] = when
+                receipts[pid] = when
         urgent.update(int(pid) for pid in urgent_ids)
         red.update(int(pid) for pid in red_ids)
     return Waiting(tuple(int(r[0]) for r in rows), receipts, frozenset(urgent | red),
                    frozenset(red), tuple(r[2] for r in rows))
 
 
+def _array(values: Sequence[object]) -> str:
+    """A PostgreSQL array literal of `values` (ints, or UTC datetimes whose `isoformat` the
+    server reads exactly), to be cast by the statement (`%s::bigint[]`)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def settle(conn: Conn, waiting: Waiting, leftover: Sequence[int]) -> None:
     """Consume `waiting`'s rows and put `leftover` patients back as ONE row, each with its
     earliest receipt and urgency, in the caller's transaction (the one storing the
-    evaluation of the others): a rollback restores the rows exactly as they were."""
+    evaluation of the others): a rollback restores the rows exactly as they were.
+
+    The leftover's arrays (up to the ward's size, every pass) go as array literals the server
+    casts: psycopg's array dumper, one Python call per element, cost ~4.3 ms of client CPU
+    for 1,000 patients, ~1.4 ms this way (measured, issue 14): `settle` was ~17 % of the
+    `vward alerting` process's samples under bench_ingest with alerting on (py-spy).
+    """
     conn.execute("DELETE FROM alerting_queue WHERE id = ANY(%s)", (list(waiting.row_ids),))
     if not leftover:
         return
     ids = sorted(leftover)
-    at = [waiting.receipts[pid] for pid in ids]
+    receipts = waiting.receipts
+    at = [receipts[pid] for pid in ids]
+    urgent, red = waiting.urgent, waiting.red
     conn.execute(
         "INSERT INTO alerting_queue (patient_ids, received_at, urgent_ids, receipts, red_ids) "
-        "VALUES (%s, %s, %s, %s, %s)",
-        (ids, min(at), [pid for pid in ids if pid in waiting.urgent], at,
-         [pid for pid in ids if pid in waiting.red]))
+        "VALUES (%s::bigint[], %s, %s::bigint[], %s::timestamptz[], %s::bigint[])",
+        (_array(ids), min(at), _array([pid for pid in ids if pid in urgent]),
+         _array([when.isoformat() for when in at]), _array([pid for pid in ids if pid in red])))
 
 
 def take(conn: Conn, limit: int) -> Taken:
