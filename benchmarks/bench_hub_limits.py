@@ -24,25 +24,17 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from pathlib import Path
 
 import httpx
-import psycopg
 
 from ward.db.connect import throwaway_schema
 from ward.embedded import free_port
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ward_setup import conninfo_url
+
 MIB = 1024 * 1024
-
-
-def _url(conninfo: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    user, host = params.pop("user", "postgres"), params.pop("host", "127.0.0.1")
-    port, dbname = params.pop("port", 5432), params.pop("dbname", "postgres")
-    query = urllib.parse.urlencode({k: str(v) for k, v in params.items()},
-                                   quote_via=urllib.parse.quote)
-    return f"postgresql://{user}@{host}:{port}/{dbname}" + (f"?{query}" if query else "")
 
 
 def _mem(pid: int) -> tuple[float, float]:
@@ -108,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     base_url = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     with throwaway_schema(base_url, "bench_limits_") as (_, conninfo):
-        url = _url(conninfo)
+        url = conninfo_url(conninfo)
         port = free_port()
         hub = None
         try:

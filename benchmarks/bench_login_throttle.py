@@ -14,47 +14,24 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
+from pathlib import Path
 
 import httpx
 import psycopg
 
 from ward.db.connect import throwaway_schema
-from ward.embedded import free_port
 from ward.hub.auth import Role, create_user
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ward_setup import conninfo_url, start_hub
+
 PASSWORD = "the right password"  # noqa: S105 - a throwaway user in a throwaway schema
-
-
-def _url(conninfo: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    user, host = params.pop("user", "postgres"), params.pop("host", "127.0.0.1")
-    port, dbname = params.pop("port", 5432), params.pop("dbname", "postgres")
-    query = urllib.parse.urlencode({k: str(v) for k, v in params.items()},
-                                   quote_via=urllib.parse.quote)
-    return f"postgresql://{user}@{host}:{port}/{dbname}" + (f"?{query}" if query else "")
-
-
-def _start_hub(url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "VW_DATABASE_URL": url, "VW_LOG_LEVEL": "WARNING"}
-    hub = subprocess.Popen([sys.executable, "-m", "ward.cli", "hub", "--port", str(port)],
-                           env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(base + "/login", timeout=1).status_code == 200:
-                break
-        time.sleep(0.2)
-    return hub, base
 
 
 def _try(base: str, username: str, password: str) -> tuple[int, str | None, float]:
@@ -71,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     base_url = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     with throwaway_schema(base_url, "bench_throttle_") as (_, conninfo):
-        url = _url(conninfo)
+        url = conninfo_url(conninfo)
         hubs: list[subprocess.Popen[bytes]] = []
         try:
             with psycopg.connect(url) as conn:
@@ -80,7 +57,7 @@ def main() -> None:
                 conn.commit()
             bases = []
             for _ in range(2):
-                hub, base = _start_hub(url)
+                hub, base = start_hub(url)
                 hubs.append(hub)
                 bases.append(base)
             results = [_try(bases[i % 2], "sister", f"guess {i}") for i in range(args.guesses)]

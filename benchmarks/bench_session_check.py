@@ -27,10 +27,9 @@ import datetime as dt
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
-import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,10 +37,12 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from ward.db.connect import throwaway_schema
-from ward.embedded import free_port
 from ward.hub import auth, events, session_watch
 from ward.hub.auth import Role, User, create_user
 from ward.hub.session_end import StreamOwner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ward_setup import conninfo_url, start_hub
 
 # `auth.SESSION_STATES` with the hashes sent as text (psycopg's default), to compare against
 # in the same run.
@@ -51,15 +52,6 @@ ANY_TEXT = ("SELECT s.token_hash, s.expires_at, s.revoked_at, u.active, u.role "
 PASSWORD = "a throwaway password"  # noqa: S105 - a throwaway user in a throwaway schema
 USERS = 10
 SIZES = (1, 50, 200, 1000)
-
-
-def _url(conninfo: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    user, host = params.pop("user", "postgres"), params.pop("host", "127.0.0.1")
-    port, dbname = params.pop("port", 5432), params.pop("dbname", "postgres")
-    query = urllib.parse.urlencode({k: str(v) for k, v in params.items()},
-                                   quote_via=urllib.parse.quote)
-    return f"postgresql://{user}@{host}:{port}/{dbname}" + (f"?{query}" if query else "")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -128,21 +120,6 @@ async def _check_costs(url: str, users: list[User], repeats: int) -> None:
         pool.close()
 
 
-def _start_hub(url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "VW_DATABASE_URL": url, "VW_LOG_LEVEL": "WARNING"}
-    hub = subprocess.Popen([sys.executable, "-m", "ward.cli", "hub", "--port", str(port)],
-                           env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(base + "/login", timeout=1).status_code == 200:
-                break
-        time.sleep(0.2)
-    return hub, base
-
-
 async def _hold(client: httpx.AsyncClient, token: str, opened: asyncio.Event) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with client.stream("GET", "/api/events", headers=headers) as response:
@@ -151,7 +128,7 @@ async def _hold(client: httpx.AsyncClient, token: str, opened: asyncio.Event) ->
 
 
 async def _closing_times(url: str, users: list[User], rounds: int, background: int) -> None:
-    hub, base = _start_hub(url)
+    hub, base = start_hub(url)
     limits = httpx.Limits(max_connections=background + 10, max_keepalive_connections=0)
     try:
         async with httpx.AsyncClient(base_url=base, limits=limits,
@@ -194,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     base_url = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     with throwaway_schema(base_url, "bench_sessions_") as (_, conninfo):
-        url = _url(conninfo)
+        url = conninfo_url(conninfo)
         users = _setup(url, args.history)
         print(f"hub_sessions also holds {args.history} finished sessions; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
