@@ -14,9 +14,9 @@ from typing import Any
 
 import psycopg
 
-from gateway.contract import Measurement, encode_readings, readings_topic
-from gateway.decode import Limits, decode
-from gateway.pipeline import answer, plan_batch, settle
+from gateway.contract import Measurement, RejectReason, encode_readings, readings_topic
+from gateway.decode import Limits, Problem, decode
+from gateway.pipeline import Stored, answer, plan_batch, settle
 from gateway.sink import write_batch
 from ward.db.registry import add_device, add_patient, assign_device, device_directory
 from ward.db.store import ReadingStore, StoredValue
@@ -125,6 +125,28 @@ def test_a_batch_of_new_duplicate_and_conflicting_readings_is_a_partial_accept(
     assert (msg_id, reason, bytes(payload)) == ("b", "conflicting_reading", mixed)
     assert detail.splitlines()[0].startswith("[1] conflicting_reading: pulse")
     assert detail.splitlines()[1].startswith("[3] no_patient_assignment")
+
+
+def test_a_batch_of_new_duplicate_and_conflicting_messages(
+        db: psycopg.Connection[Any]) -> None:
+    _setup(db)
+    _write(db, _payload("a", ("spo2", AT, 95, "%"), ("pulse", AT, 70, "/min")))
+    conflict = _payload("c", ("pulse", AT, 72, "/min"))
+    results = _write(db, _payload("n", ("spo2", AT2, 96, "%")),
+                     _payload("d", ("spo2", AT, 95, "%")), conflict)
+    assert [r["status"] for r in results] == ["accepted", "duplicate", "rejected"]
+    assert [e["code"] for e in results[2]["errors"]] == ["conflicting_reading"]
+    assert [(r[0], r[2], r[3]) for r in _rows(db)] == [
+        ("pulse", 70.0, "a"), ("spo2", 95.0, "a"), ("spo2", 96.0, "n")]
+    assert [(d[0], d[1], bytes(d[3])) for d in _dead(db)] == [("c", "conflicting_reading",
+                                                               conflict)]
+
+
+def test_conflicts_keep_their_message_when_a_batch_is_split() -> None:
+    """The poison fallback writes a batch one message at a time and joins the parts."""
+    problem = Problem(RejectReason.CONFLICTING_READING, "x", 0)
+    parts = [Stored((True,), (True,), 1), Stored((False, True), (False, True), 1, {0: (problem,)})]
+    assert Stored.concat(parts).conflicts == {1: (problem,)}
 
 
 def test_two_messages_of_one_batch_with_one_key_and_two_values(
