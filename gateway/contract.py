@@ -75,11 +75,14 @@ class RejectReason(enum.StrEnum):
     NO_PATIENT_ASSIGNMENT = "no_patient_assignment"  # device not assigned at measured_at
     REPEATED_READING = "repeated_reading"  # same code and measured_at twice in one message
     INTERNAL_ERROR = "internal_error"  # a gateway bug; the raw bytes are kept to replay
+    # Same device, code and measured_at as a reading already stored (or carried earlier in the
+    # same batch by another message) but another value or unit: not stored, dead-lettered.
+    CONFLICTING_READING = "conflicting_reading"
 
 
 class ResultStatus(enum.StrEnum):
     ACCEPTED = "accepted"  # at least one new reading stored (errors may list rejected ones)
-    DUPLICATE = "duplicate"  # every valid reading was already stored: nothing changed
+    DUPLICATE = "duplicate"  # every valid reading was already stored, same value: nothing changed
     REJECTED = "rejected"  # nothing stored; errors say why
 
 

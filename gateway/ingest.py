@@ -38,7 +38,7 @@ from gateway.decode import Decoded, DecodedMessage, Limits, Problem, Rejection, 
 from gateway.directory import DeviceDirectory
 from gateway.metrics import GatewayMetrics, observe_many
 from gateway.mqtt import Inbound, MqttLink, broker_address
-from gateway.pipeline import BatchPlan, Stored, answer, plan_batch
+from gateway.pipeline import BatchPlan, Stored, answer, plan_batch, settle
 from gateway.relative_times import rebase
 from gateway.sink import Conn, write_batch
 from ward.db import channels
@@ -298,6 +298,7 @@ class Gateway:
         self.link.ack_all([message for message, _ in batch])
         self._unacked = 0
         self.metrics.unacked.set(0)
+        plan = settle(plan, stored)  # readings that conflict with stored ones: answered
         self._answer(plan, stored)
         self._observe(plan, stored, len(batch), commit_s, committed_at)
         return True

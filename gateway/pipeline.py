@@ -9,13 +9,20 @@ answer to each device (`result_for`).
 Exactly-once bookkeeping: within one batch a reading key is *claimed* by the first message
 that carries it; a later message in the same batch (a device resending before its PUBACK came
 back) is answered `duplicate`, exactly as it would be in a later batch.
+
+Conflicts: a reading with the key of one already stored (or claimed earlier in the batch by
+another message) but another value or unit is no duplicate: it is rejected with
+`conflicting_reading` (its value and the stored one in the detail) and its message is
+dead-lettered, so nothing a device sends is dropped silently. In-batch conflicts are found by
+`plan_batch`; conflicts with stored readings only once the store has answered (`stored_of`,
+`settle`, `dead_letters_of`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from itertools import compress
 from typing import NamedTuple, Protocol
 
@@ -28,7 +35,14 @@ from gateway.contract import (
     encode_accepted,
     encode_result,
 )
-from gateway.decode import Decoded, DecodedMessage, DecodedStatus, Problem, Rejection
+from gateway.decode import (
+    Decoded,
+    DecodedMessage,
+    DecodedReading,
+    DecodedStatus,
+    Problem,
+    Rejection,
+)
 from ward.domain.readings import ReadingRow
 
 Key = tuple[str, str, dt.datetime]
@@ -49,6 +63,17 @@ class DeviceView(Protocol):
 
 
 Lookup = Callable[[str], DeviceView | None]
+
+
+class StoredValue(Protocol):
+    """A stored reading a new one conflicts with (`ward.db.store.StoredValue` fits)."""
+
+    @property
+    def value(self) -> float: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def msg_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +107,9 @@ class BatchPlan:
     outcomes: tuple[Outcome, ...]  # aligned with the batch's messages
     dead_letters: tuple[DeadLetter, ...]
     statuses: tuple[DecodedStatus, ...]
+    # The batch as given to `plan_batch` (aligned with `outcomes`): read only when the store
+    # found conflicts, to name each conflicting reading and dead-letter its message.
+    messages: tuple[tuple[str, bytes, dt.datetime, Decoded], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +123,22 @@ class Stored:
     readings: tuple[bool, ...]  # aligned with `BatchPlan.readings`
     outcomes: tuple[bool, ...]  # aligned with `BatchPlan.outcomes`: stored at least one
     count: int  # readings newly stored
+    # Per message (index into `outcomes`) with readings that conflict with stored ones: those
+    # problems (`conflicting_reading`), not yet in `BatchPlan.outcomes` (`settle` adds them).
+    conflicts: Mapping[int, tuple[Problem, ...]] = field(default_factory=dict)
 
     @staticmethod
     def concat(parts: Iterable[Stored]) -> Stored:
         """The parts of a batch written one message at a time, as one (their plans in order)."""
         parts = list(parts)
+        conflicts: dict[int, tuple[Problem, ...]] = {}
+        at = 0
+        for p in parts:
+            conflicts.update({at + i: found for i, found in p.conflicts.items()})
+            at += len(p.outcomes)
         return Stored(tuple(f for p in parts for f in p.readings),
-                      tuple(f for p in parts for f in p.outcomes), sum(p.count for p in parts))
+                      tuple(f for p in parts for f in p.outcomes), sum(p.count for p in parts),
+                      conflicts)
 
 
 # `tuple.__new__(cls, values)` makes a named tuple without its generated `__new__` (a Python
@@ -139,7 +176,7 @@ def plan_batch(
     outcomes: list[Outcome] = []
     dead: list[DeadLetter] = []
     statuses: list[DecodedStatus] = []
-    claimed_in_batch: set[Key] = set()
+    claimed_in_batch: dict[Key, ReadingRow] = {}
     for topic, payload, received_at, decoded in messages:
         if isinstance(decoded, Rejection):
             dead.append(_dead_letter(topic, payload, decoded.device_id, decoded.msg_id,
@@ -167,7 +204,7 @@ def plan_batch(
             outcomes.append(Outcome(msg.device_id, msg.msg_id, 0, 0, refusal, True))
             continue
         problems_list = list(msg.problems)
-        claimed = 0
+        first_claim = len(readings)  # this message's claims: readings[first_claim:]
         valid = 0
         device_id, msg_id = msg.device_id, msg.msg_id
         for r in msg.readings:
@@ -179,27 +216,72 @@ def plan_batch(
                     f"device {device_id!r} was assigned to no patient at "
                     f"{measured_at.isoformat()}", r.index))
                 continue
-            valid += 1
             key = (device_id, r.code, measured_at)
-            if key not in claimed_in_batch:
-                claimed_in_batch.add(key)
-                claimed += 1
-                readings.append(_new(ReadingRow, (
+            if (first := claimed_in_batch.get(key)) is None:
+                claimed_in_batch[key] = row = _new(ReadingRow, (
                     device_id, r.code, measured_at, r.value, r.unit, patient_id, received_at,
-                    msg_id, r.late, r.source_value, r.source_unit)))
+                    msg_id, r.late, r.source_value, r.source_unit))
+                readings.append(row)
+            elif first.value != r.value or first.unit != r.unit:
+                problems_list.append(_batch_conflict(r, first))
+                continue
+            valid += 1  # new, or a same-valued resend within the batch (`duplicate`)
         if len(problems_list) > 1:
             problems_list.sort(key=lambda p: -1 if p.index is None else p.index)
         problems = tuple(problems_list)
         if problems:
             dead.append(_dead_letter(topic, payload, msg.device_id, msg.msg_id, problems))
-        outcomes.append(_new(Outcome, (msg.device_id, msg.msg_id, claimed, valid, problems,
-                                       True)))
-    return BatchPlan(tuple(readings), tuple(outcomes), tuple(dead), tuple(statuses))
+        outcomes.append(_new(Outcome, (msg.device_id, msg.msg_id, len(readings) - first_claim,
+                                       valid, problems, True)))
+    return BatchPlan(tuple(readings), tuple(outcomes), tuple(dead), tuple(statuses),
+                     tuple(messages))
 
 
-def stored_of(plan: BatchPlan, readings: Sequence[bool]) -> Stored:
-    """What `plan` stored, from the store's answer per reading (`ReadingStore.write_marked`,
-    aligned with `plan.readings`)."""
+def _amount(value: float, unit: str) -> str:
+    return f"{value} {unit}" if unit else f"{value}"
+
+
+def _conflict(code: str, measured_at: dt.datetime, value: float, unit: str, other: str) -> str:
+    return (f"{code} at {measured_at.isoformat()}: {_amount(value, unit)} conflicts with "
+            f"{other}; not stored (the reading kept is the first)")
+
+
+def _batch_conflict(r: DecodedReading, first: ReadingRow) -> Problem:
+    return Problem(RejectReason.CONFLICTING_READING, _conflict(
+        r.code, r.measured_at, r.value, r.unit,
+        f"message {first.msg_id!r} of the same batch carries "
+        f"{_amount(first.value, first.unit)}"), r.index)
+
+
+def _store_conflicts(plan: BatchPlan, readings: Sequence[bool],
+                     conflicts: Mapping[int, StoredValue]) -> dict[int, tuple[Problem, ...]]:
+    """Per message, its readings that conflict with a stored one: the claimed reading the store
+    refused, and any same-valued resend of it in a later message of the batch."""
+    stored_at = {plan.readings[i].key: value for i, value in conflicts.items()
+                 if not readings[i]}
+    out: dict[int, tuple[Problem, ...]] = {}
+    for i, (outcome, message) in enumerate(zip(plan.outcomes, plan.messages, strict=True)):
+        decoded = message[3]
+        if not isinstance(decoded, DecodedMessage) or not outcome.valid:
+            continue
+        flagged = {p.index for p in outcome.problems}
+        found = tuple(
+            Problem(RejectReason.CONFLICTING_READING, _conflict(
+                r.code, r.measured_at, r.value, r.unit,
+                f"the stored {_amount(value.value, value.unit)} (message {value.msg_id!r})"),
+                r.index)
+            for r in decoded.readings
+            if r.index not in flagged
+            and (value := stored_at.get((decoded.device_id, r.code, r.measured_at))) is not None)
+        if found:
+            out[i] = found
+    return out
+
+
+def stored_of(plan: BatchPlan, readings: Sequence[bool],
+              conflicts: Mapping[int, StoredValue] | None = None) -> Stored:
+    """What `plan` stored, from the store's answer per reading (`ReadingStore.write_checked`:
+    `inserted` and `conflicts`, aligned with `plan.readings`)."""
     count = sum(readings)
     if count == len(readings):  # the usual batch: everything new, no reading to look at
         outcomes = tuple(o.claimed > 0 for o in plan.outcomes)
@@ -210,7 +292,49 @@ def stored_of(plan: BatchPlan, readings: Sequence[bool]) -> Stored:
             flags.append(any(readings[at:at + o.claimed]))
             at += o.claimed
         outcomes = tuple(flags)
+    if conflicts:
+        return Stored(tuple(readings), outcomes, count,
+                      _store_conflicts(plan, readings, conflicts))
     return Stored(tuple(readings), outcomes, count)
+
+
+def _merged(outcome: Outcome, found: tuple[Problem, ...]) -> Outcome:
+    problems = sorted((*outcome.problems, *found),
+                      key=lambda p: -1 if p.index is None else p.index)
+    return outcome._replace(valid=outcome.valid - len(found), problems=tuple(problems))
+
+
+def settle(plan: BatchPlan, stored: Stored) -> BatchPlan:
+    """`plan` with the conflicts the store found (`Stored.conflicts`) among its outcomes'
+    problems (no longer counted valid): what the answers and the metrics read."""
+    if not stored.conflicts:
+        return plan
+    return replace(plan, outcomes=tuple(
+        _merged(o, found) if (found := stored.conflicts.get(i)) else o
+        for i, o in enumerate(plan.outcomes)))
+
+
+def dead_letters_of(plan: BatchPlan, stored: Stored) -> tuple[DeadLetter, ...]:
+    """The batch's dead letters, with the store's conflicts: a message with conflicting
+    readings is kept whole, all its problems listed (its earlier letter, if any, replaced)."""
+    if not stored.conflicts:
+        return plan.dead_letters
+    settled = settle(plan, stored).outcomes
+    letters = list(plan.dead_letters)
+    extra: list[DeadLetter] = []
+    # `plan_batch` keeps one letter per message with problems, in the messages' order.
+    at = 0
+    for i, outcome in enumerate(plan.outcomes):
+        if i in stored.conflicts:
+            topic, payload = plan.messages[i][0], plan.messages[i][1]
+            letter = _dead_letter(topic, payload, outcome.device_id, outcome.msg_id,
+                                  settled[i].problems)
+            if outcome.problems:  # the message already has its letter: replace it
+                letters[at] = letter
+            else:
+                extra.append(letter)
+        at += bool(outcome.problems)
+    return (*letters, *extra)
 
 
 def result_for(outcome: Outcome, stored: bool, *,

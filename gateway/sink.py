@@ -18,7 +18,7 @@ from psycopg.pq import TransactionStatus
 
 from gateway import dead_letter_sink
 from gateway.dead_letters import Rationing
-from gateway.pipeline import BatchPlan, Stored, patients_of, stored_of
+from gateway.pipeline import BatchPlan, Stored, dead_letters_of, patients_of, stored_of
 from gateway.urgency import RED, sub_score
 from ward.db import alerting_queue, channels
 from ward.db.store import ReadingStore
@@ -44,6 +44,9 @@ def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
                 queue_alerting: bool = False) -> tuple[Stored, list[int]]:
     """Write and commit `plan`; return what it newly stored and the patients that touched.
 
+    Readings that conflict with stored ones are in `Stored.conflicts` (and dead-lettered);
+    `pipeline.settle(plan, stored)` is the plan the answers and metrics must read.
+
     Dead letters are rationed per device (`gateway.dead_letters`; default limits when
     `rationing` is None). `queue_alerting`: also queue those patients for alert evaluation,
     in this transaction.
@@ -67,12 +70,17 @@ def write_batch(conn: Conn, store: ReadingStore, plan: BatchPlan,
 
 def _write(conn: Conn, store: ReadingStore, plan: BatchPlan, rationing: Rationing | None,
            queue_alerting: bool, *, commit: bool) -> tuple[Stored, list[int]]:
-    stored = stored_of(plan, store.write_marked(conn, plan.readings, defer_latest=True)
-                       if plan.readings else [])
-    if plan.dead_letters:
+    if plan.readings:
+        written = store.write_checked(conn, plan.readings, defer_latest=True)
+        stored = stored_of(plan, written.inserted, written.conflicts)
+    else:
+        stored = stored_of(plan, [])
+    # With the readings that conflict with stored ones (same key, another value): kept too.
+    dead_letters = dead_letters_of(plan, stored)
+    if dead_letters:
         with conn.cursor() as cur:
             # Rationing reads the devices' accounts before it writes: not in the pipeline.
-            dead_letter_sink.write(cur, plan.dead_letters, rationing or Rationing())
+            dead_letter_sink.write(cur, dead_letters, rationing or Rationing())
     patients = patients_of(plan.readings, stored.readings)
     # Everything else, and the COMMIT, in one round trip (pipeline mode); latest_readings
     # first, so its row locks are held for this round trip only (ReadingStore.write).

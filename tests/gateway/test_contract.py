@@ -161,7 +161,7 @@ def test_reason_codes_are_stable() -> None:
         "malformed_json", "schema_invalid", "payload_too_large", "wrong_topic",
         "unknown_device", "device_inactive", "unknown_code", "unknown_unit", "unknown_label",
         "implausible_value", "future_timestamp", "no_patient_assignment", "repeated_reading",
-        "internal_error"}
+        "internal_error", "conflicting_reading"}
 
 
 def test_results_schema_lists_every_reason() -> None:

@@ -3,7 +3,10 @@
 Writes go through a temporary staging table filled by `COPY … FROM STDIN (FORMAT BINARY)`,
 then one `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` into `readings`: exact
 duplicates (same device, code and measured-at) change nothing and are reported back, so the
-gateway can answer "duplicate". `latest_readings` is updated in the same transaction.
+gateway can answer "duplicate". A key already stored with another value or unit is no
+duplicate but a conflicting measurement: when some keys were not inserted, one more query
+(same transaction) tells the two apart (`write_checked`). `latest_readings` is updated in the
+same transaction.
 
 All SQL is composed with psycopg.sql; nothing here holds clinical logic.
 """
@@ -49,6 +52,41 @@ class LatestValue:
     value: float
     unit: str
     device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValue:
+    """What `readings` already holds at a key a write tried to store another value (or unit) at."""
+
+    value: float
+    unit: str
+    msg_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """`ReadingStore.write_checked`'s answer, aligned with the readings written.
+
+    `inserted[i]`: reading i was newly stored (a key given twice is True twice if it was new).
+    `conflicts[i]`: reading i was not stored because its key already holds another value or
+    unit (that stored reading); a reading neither inserted nor in `conflicts` is an exact
+    duplicate. A key repeated within the batch is compared with the stored reading only.
+    """
+
+    inserted: list[bool]
+    conflicts: dict[int, StoredValue]
+
+
+# The batch's readings that were not inserted, against the stored readings at their keys: those
+# whose value or unit differ. Positions are 1-based (WITH ORDINALITY) into the arrays passed.
+_CONFLICTS_SQL = (
+    "SELECT k.i, r.value, r.unit, r.msg_id "
+    "FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::float8[], %s::text[]) "
+    "WITH ORDINALITY AS k(device_id, code, measured_at, value, unit, i) "
+    "JOIN readings r ON r.device_id = k.device_id AND r.code = k.code "
+    "AND r.measured_at = k.measured_at "
+    "WHERE r.value IS DISTINCT FROM k.value OR r.unit IS DISTINCT FROM k.unit"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +155,24 @@ class ReadingStore:
             return [True] * len(readings)
         inserted = {(str(d), str(c), m) for d, c, m in rows}
         return [(r.device_id, r.code, r.measured_at) in inserted for r in readings]
+
+    def write_checked(self, conn: Conn, readings: Sequence[Reading | ReadingRow], *,
+                      defer_latest: bool = False) -> Written:
+        """`write_marked`, and which of the readings not stored conflict with the stored one
+        (same key, another value or unit) rather than repeat it.
+
+        No extra round trip when every reading was new (the usual batch); otherwise one query,
+        in the caller's transaction, over the readings not inserted."""
+        inserted = self.write_marked(conn, readings, defer_latest=defer_latest)
+        if all(inserted):
+            return Written(inserted, {})
+        missed = [i for i, new in enumerate(inserted) if not new]
+        rows = conn.execute(_CONFLICTS_SQL, (
+            [readings[i].device_id for i in missed], [readings[i].code for i in missed],
+            [readings[i].measured_at for i in missed], [readings[i].value for i in missed],
+            [readings[i].unit for i in missed])).fetchall()
+        return Written(inserted, {missed[int(i) - 1]: StoredValue(float(v), str(u), m)
+                                  for i, v, u, m in rows})
 
     def _insert(self, conn: Conn, readings: Sequence[Reading | ReadingRow],
                 defer_latest: bool) -> list[tuple[Any, ...]]:
