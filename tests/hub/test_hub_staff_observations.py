@@ -240,20 +240,104 @@ def test_a_duplicate_is_409_naming_it_and_nothing_changes(app_client, staff, adm
         "measured_at": at, "observations": [{"code": "resp_rate", "value": 18}]})
     assert first.status_code == 201, first.text
     audits = count(db, "SELECT count(*) FROM audit_log WHERE entity = 'observations'")
+    # The same value again (the same slot): an exact duplicate, as today.
     again = app_client.post(url(pid), headers=nurse.headers, json={
         "measured_at": at, "observations": [{"code": "pulse", "value": 80},
-                                            {"code": "resp_rate", "value": 22}]})
+                                            {"code": "resp_rate", "value": 18}]})
     assert again.status_code == 409
     assert again.headers["content-type"] == PROBLEM
     problem = again.json()
+    assert problem["type"] == "/api/problems/conflict"
     assert "resp_rate at 2025-03-10T08:45:00+00:00" in problem["detail"]
     assert problem["duplicates"] == [{"code": "resp_rate",
                                       "measured_at": "2025-03-10T08:45:00+00:00"}]
+    assert "conflicts" not in problem
     rows = db.execute("SELECT code, value FROM readings WHERE patient_id = %s",
                       (pid,)).fetchall()
     db.commit()
     assert rows == [("resp_rate", 18.0)]
     assert count(db, "SELECT count(*) FROM audit_log WHERE entity = 'observations'") == audits
+
+
+def test_another_value_in_a_recorded_slot_is_a_409_conflict_and_nothing_of_it_is_stored(
+        app_client, staff, admit, db):
+    nurse = staff(Role.HUB_NURSE)
+    pid = admit()
+    at = "2025-03-10T08:45:00+00:00"
+    first = app_client.post(url(pid), headers=nurse.headers, json={
+        "measured_at": at, "observations": [{"code": "resp_rate", "value": 18},
+                                            {"code": "temperature", "value": 37.0}]})
+    assert first.status_code == 201, first.text
+    first_msg = first.json()["msg_id"]
+    audits = count(db, "SELECT count(*) FROM audit_log WHERE entity = 'observations'")
+    entries = count(db, "SELECT count(*) FROM staff_entries WHERE patient_id = %s", pid)
+    # pulse is new, resp_rate another value, temperature another unit and value (°F sent),
+    # consciousness new: the whole entry is refused, so the nurse can correct and resend it.
+    again = app_client.post(url(pid), headers=nurse.headers, json={
+        "measured_at": at, "observations": [
+            {"code": "pulse", "value": 80}, {"code": "resp_rate", "value": 22},
+            {"code": "temperature", "value": 100.4, "unit": "°F"},
+            {"code": "consciousness", "value": "C"}]})
+    assert again.status_code == 409, again.text
+    assert again.headers["content-type"] == PROBLEM
+    problem = again.json()
+    assert problem["type"] == "/api/problems/conflicting-reading"
+    assert problem["status"] == 409
+    assert problem["duplicates"] == []
+    by_code = {c["code"]: c for c in problem["conflicts"]}
+    assert set(by_code) == {"resp_rate", "temperature"}
+    rr = by_code["resp_rate"]
+    assert rr["measured_at"] == at
+    assert rr["stored"] == {"value": 18.0, "unit": "/min", "msg_id": first_msg}
+    assert rr["sent"] == {"value": 22.0, "unit": "/min", "source_value": None,
+                          "source_unit": None}
+    # Plain words, in the display zone (08:45 UTC on 10 March is 08:45 GMT).
+    assert rr["msg"] == (f"Respiration rate at 10 Mar 2025 08:45:00 is already recorded as "
+                         f"18 /min (entered by {nurse.username}); you entered 22 /min. "
+                         "Nothing was saved: check the value and the time")
+    temp = by_code["temperature"]
+    assert temp["stored"]["value"] == pytest.approx(37.0)
+    assert temp["sent"]["value"] == pytest.approx(38.0)
+    assert temp["sent"]["source_value"] == pytest.approx(100.4)
+    assert "you entered 100.4 °F (38 °C)" in temp["msg"]
+    assert rr["msg"] in problem["detail"]
+    rows = db.execute("SELECT code, value, msg_id FROM readings WHERE patient_id = %s "
+                      "ORDER BY code", (pid,)).fetchall()
+    db.commit()
+    assert rows == [("resp_rate", 18.0, first_msg), ("temperature", 37.0, first_msg)]
+    assert count(db, "SELECT count(*) FROM audit_log WHERE entity = 'observations'") == audits
+    assert count(db, "SELECT count(*) FROM staff_entries WHERE patient_id = %s", pid) == entries
+    # Corrected (another time), it is stored.
+    fixed = app_client.post(url(pid), headers=nurse.headers, json={
+        "measured_at": "2025-03-10T08:46:00+00:00",
+        "observations": [{"code": "resp_rate", "value": 22}]})
+    assert fixed.status_code == 201, fixed.text
+
+
+def test_a_conflict_and_a_duplicate_in_one_entry_answer_the_conflict_naming_both(
+        app_client, staff, admit, db):
+    nurse = staff(Role.HUB_NURSE)
+    pid = admit()
+    at = "2025-03-10T08:45:00+00:00"
+    assert app_client.post(url(pid), headers=nurse.headers, json={
+        "measured_at": at, "observations": [{"code": "resp_rate", "value": 18},
+                                            {"code": "consciousness", "value": "A"}]}
+                           ).status_code == 201
+    again = app_client.post(url(pid), headers=nurse.headers, json={
+        "measured_at": at, "observations": [{"code": "resp_rate", "value": 18},
+                                            {"code": "consciousness", "value": "C"}]})
+    assert again.status_code == 409, again.text
+    problem = again.json()
+    assert problem["type"] == "/api/problems/conflicting-reading"
+    assert problem["duplicates"] == [{"code": "resp_rate", "measured_at": at}]
+    [conflict] = problem["conflicts"]
+    assert conflict["code"] == "consciousness"
+    assert "already recorded as A" in conflict["msg"]
+    assert "you entered C." in conflict["msg"]
+    row = db.execute("SELECT value FROM readings WHERE patient_id = %s AND code = %s",
+                     (pid, "consciousness")).fetchone()
+    db.commit()
+    assert row == (0.0,)
 
 
 def test_patient_page_shows_the_form_to_clinical_staff_only(app_client, staff, admit, db):

@@ -65,6 +65,13 @@ class Conflict(Problem):
     kind = "conflict"
 
 
+class ConflictingReading(Conflict):
+    """A reading's slot (device, code, instant) already holds another value or unit: not a
+    duplicate, so clients tell it apart by its type (the gateway's `conflicting_reading`)."""
+
+    kind = "conflicting-reading"
+
+
 class Invalid(Problem):
     status = 422
     kind = "invalid"

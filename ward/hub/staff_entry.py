@@ -10,7 +10,9 @@ What this module adds is only what differs from a device:
   (`staff_device_id`), kind home hub, registered and assigned on first use;
 * traceability: the reading's `msg_id` names the person who entered it (`entry_msg_id`);
 * time: `measured_at` is the time of the observation as the nurse states it, refused when
-  ahead of the clock by more than the gateway's tolerance or before the admission began.
+  ahead of the clock by more than the gateway's tolerance or before the admission began;
+* a slot already holding a value: the same value again is a duplicate, another value or unit a
+  conflict (`Clash`, `clashes`), described in plain words for the form (`clash_text`).
 
 Every problem is reported at once, each naming its field (`loc`) and the offending value, so
 a form can show them next to the fields. Must never do I/O or read a clock.
@@ -19,7 +21,7 @@ a form can show them next to the fields. Must never do I/O or read a clock.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ward.domain.devices import DeviceKind
@@ -31,7 +33,7 @@ from ward.domain.errors import (
     WrongValueType,
 )
 from ward.domain.readings import Reading
-from ward.domain.vitals import measure, spec_for
+from ward.domain.vitals import display_name, display_unit, measure, spec_for
 
 STAFF_DEVICE_KIND = DeviceKind.HOME_HUB
 STAFF_DEVICE_MODEL = "staff entry"
@@ -160,3 +162,69 @@ def readings_for(
     if errors:
         raise EntryRejected(errors)
     return tuple(readings)
+
+
+@dataclass(frozen=True, slots=True)
+class Clash:
+    """A reading of the entry whose slot (code, instant) is already stored: an exact duplicate
+    (`stored_value` None) or a conflict (the stored value and unit differ from the sent one)."""
+
+    reading: Reading
+    stored_value: float | None = None
+    stored_unit: str | None = None
+    stored_msg_id: str | None = None
+
+    @property
+    def conflicting(self) -> bool:
+        return self.stored_value is not None
+
+
+def clashes(readings: Sequence[Reading], inserted: Sequence[bool],
+            conflicts: Mapping[int, tuple[float, str, str | None]]) -> tuple[Clash, ...]:
+    """The readings not inserted (aligned with `inserted`), each a duplicate or, when
+    `conflicts` holds its position, a conflict with that stored (value, unit, msg_id)."""
+    found: list[Clash] = []
+    for index, (reading, new) in enumerate(zip(readings, inserted, strict=True)):
+        if new:
+            continue
+        stored = conflicts.get(index)
+        found.append(Clash(reading) if stored is None else Clash(reading, *stored))
+    return tuple(found)
+
+
+def entered_by(msg_id: str | None) -> str | None:
+    """The username in a staff entry's `msg_id` (`entry_msg_id`); None for any other."""
+    if msg_id is None or not msg_id.startswith("staff:"):
+        return None
+    username = msg_id.split(":", 2)[1]
+    return username or None
+
+
+def value_text(code: str, value: float, unit: str) -> str:
+    """A stored value as people read it: "18 /min", "38.5 °C", "C" for a categorical code."""
+    labels = spec_for(code).labels
+    if labels and value.is_integer() and 0 <= int(value) < len(labels):
+        return labels[int(value)]
+    shown = display_unit(unit)
+    return f"{value:g} {shown}" if shown else f"{value:g}"
+
+
+def clash_text(clash: Clash, tz: dt.tzinfo) -> str:
+    """The conflict in plain words, times in `tz` (the hub's display zone)."""
+    r = clash.reading
+    when = r.measured_at.astimezone(tz).strftime("%d %b %Y %H:%M:%S")
+    name = display_name(r.code)
+    if clash.stored_value is None:
+        return f"{name} at {when} is already recorded with this value"
+    stored = value_text(r.code, clash.stored_value, clash.stored_unit or "")
+    by = entered_by(clash.stored_msg_id)
+    return (f"{name} at {when} is already recorded as {stored}"
+            f"{f' (entered by {by})' if by else ''}; you entered {_sent_text(r)}. "
+            "Nothing was saved: check the value and the time")
+
+
+def _sent_text(r: Reading) -> str:
+    sent = value_text(r.code, r.value, r.unit)
+    if r.source_value is None or r.source_unit is None:
+        return sent
+    return f"{value_text(r.code, r.source_value, r.source_unit)} ({sent})"

@@ -3,7 +3,8 @@
 `POST /api/patients/{id}/observations` checks the entry exactly as the gateway checks a device
 reading (`ward.hub.staff_entry`, over `ward.domain.vitals`), attributes it to the patient's
 virtual staff device (registered and assigned from the admission on first use), and stores it
-through `ReadingStore.write` with its audit row and `NOTIFY vw_events` in one transaction.
+through `ReadingStore.write_checked` with its audit row and `NOTIFY vw_events` in one
+transaction.
 After the commit the alerting core scores the patient (`alerting.runner`), as it does after
 every gateway batch, so the new NEWS2 and any alert are in the answer.
 """
@@ -15,6 +16,7 @@ import logging
 import math
 import uuid
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
@@ -28,7 +30,7 @@ from ward.domain.vitals import CATALOGUE
 from ward.hub import audit, staff_entry
 from ward.hub.auth import User
 from ward.hub.deps import DB, Now, SettingsDep
-from ward.hub.problems import Conflict, Invalid
+from ward.hub.problems import Conflict, ConflictingReading, Invalid
 from ward.hub.queries import admissions, staff_entries
 from ward.hub.queries import readings as readings_queries
 from ward.hub.queries.readings import ScoreOut
@@ -131,15 +133,36 @@ def _ensure_staff_device(conn: Conn, patient_id: int, *, admitted_at: dt.datetim
     return device_id
 
 
-def _store(conn: Conn, readings: tuple[Reading, ...]) -> None:
-    inserted = ReadingStore().write(conn, readings)
-    duplicates = [r for r in readings if r.key not in inserted]
-    if duplicates:
-        names = ", ".join(f"{r.code} at {r.measured_at.isoformat()}" for r in duplicates)
+def _store(conn: Conn, readings: tuple[Reading, ...], tz: ZoneInfo) -> None:
+    """Store the entry's readings or refuse the whole entry (the caller's transaction is then
+    rolled back): a slot already holding the same value is a duplicate (409 `conflict`, as
+    before), one holding another value or unit a `conflicting-reading` naming both values."""
+    written = ReadingStore().write_checked(conn, readings)
+    if all(written.inserted):
+        return
+    found = staff_entry.clashes(readings, written.inserted, {
+        i: (s.value, s.unit, s.msg_id) for i, s in written.conflicts.items()})
+    duplicates = [{"code": c.reading.code, "measured_at": c.reading.measured_at.isoformat()}
+                  for c in found if not c.conflicting]
+    conflicts = [c for c in found if c.conflicting]
+    if not conflicts:
+        names = ", ".join(f"{d['code']} at {d['measured_at']}" for d in duplicates)
         raise Conflict(f"already recorded for this patient: {names}; nothing was stored",
-                       extra={"duplicates": [{"code": r.code,
-                                              "measured_at": r.measured_at.isoformat()}
-                                             for r in duplicates]})
+                       extra={"duplicates": duplicates})
+    raise ConflictingReading(
+        "; ".join(staff_entry.clash_text(c, tz) for c in conflicts),
+        extra={"conflicts": [_conflict_out(c, tz) for c in conflicts],
+               "duplicates": duplicates})
+
+
+def _conflict_out(clash: staff_entry.Clash, tz: ZoneInfo) -> dict[str, Any]:
+    r = clash.reading
+    return {"code": r.code, "measured_at": r.measured_at.isoformat(),
+            "stored": {"value": clash.stored_value, "unit": clash.stored_unit,
+                       "msg_id": clash.stored_msg_id},
+            "sent": {"value": r.value, "unit": r.unit, "source_value": r.source_value,
+                     "source_unit": r.source_unit},
+            "msg": staff_entry.clash_text(clash, tz)}
 
 
 def _evaluate(conn: Conn, patient_id: int, now: dt.datetime) -> list[Change] | None:
@@ -179,7 +202,10 @@ def _readings(body: ObservationsIn, patient_id: int, user: User, *, now: dt.date
 
 
 @router.post("/observations", response_model=ObservationsOut, status_code=201,
-             responses={409: {"description": "not admitted, or already recorded"},
+             responses={409: {"description": "not admitted, already recorded (`conflict`, "
+                                              "`duplicates`), or another value already "
+                                              "recorded in a slot (`conflicting-reading`, "
+                                              "`conflicts`)"},
                         422: {"description": "a value, unit, code or time was refused"}})
 def record_observations(patient_id: PatientId, body: ObservationsIn, conn: DB, now: Now,
                         settings: SettingsDep, user: Clinical) -> ObservationsOut:
@@ -196,7 +222,7 @@ def record_observations(patient_id: PatientId, body: ObservationsIn, conn: DB, n
     first = readings[0]
     device_id = _ensure_staff_device(conn, patient_id, admitted_at=admitted_at,
                                      measured_at=first.measured_at)
-    _store(conn, readings)
+    _store(conn, readings, ZoneInfo(settings.display_timezone))
     audit.record(conn, user, "create", "observations", now=now, entity_id=first.msg_id,
                  patient_id=patient_id, detail={
                      "device_id": device_id, "measured_at": first.measured_at.isoformat(),

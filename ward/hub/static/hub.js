@@ -408,6 +408,13 @@
       slot.textContent = err.msg;
       shown = true;
     });
+    // Another value already recorded in a slot (409 conflicting-reading): said at its field.
+    (problem.conflicts || []).forEach(function (c) {
+      var slot = form.querySelector('[data-error-for="' + c.code + '"]');
+      if (!slot) return;
+      slot.textContent = c.msg;
+      shown = true;
+    });
     return shown;
   }
 
@@ -430,7 +437,10 @@
     window.vwForms.send(url, body).then(function (res) {
       if (!res.ok) {
         var inline = showObsErrors(form, body, res.data || {});
-        status.textContent = inline ? "Not saved: see the fields marked." :
+        var conflicting = ((res.data || {}).conflicts || []).length > 0;
+        status.textContent = conflicting ?
+          "Not saved: a value is already recorded at this time; see the fields marked." :
+          inline ? "Not saved: see the fields marked." :
           "Not saved: " + window.vwForms.problem(res);
         return;
       }
