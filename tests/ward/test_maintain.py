@@ -1,4 +1,5 @@
-"""`vward maintain`: retention drops whole old partitions of readings, nothing newer."""
+"""`vward maintain`: retention drops whole old partitions of readings, nothing newer; dead
+letters and ended hub sessions past their retention go, nothing newer."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from ward.cli import main
 from ward.db.migrate import storage_kind
 from ward.db.store import ReadingStore
 from ward.domain.readings import Reading
+from ward.hub import audit
+from ward.hub.auth import Role, create_user
 
 
 def test_retention_drops_only_partitions_older_than_kept(
@@ -69,3 +72,37 @@ def test_dead_letters_quarantines_and_first_seen_times_expire(
     # First-seen times live as long as the broker could redeliver: the session expiry (a day).
     assert [r[0] for r in db.execute("SELECT msg_id FROM senml_first_seen")] == ["senml-1"]
     assert main(["maintain", "--dead-letter-days", "0"]) == 2
+
+
+def test_sessions_ended_long_ago_are_deleted_live_and_recent_ones_and_audit_kept(
+    db: psycopg.Connection[Any], db_url: str, to_url: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+
+    def days(n: int) -> dt.datetime:
+        return now + dt.timedelta(days=n)
+
+    user = create_user(db, "nurse.prune", "a long enough password", role=Role.HUB_NURSE)
+    sessions = {  # name: (created, expires, revoked)
+        "expired_long_ago": (days(-32), days(-31), None),
+        "revoked_long_ago": (days(-40), days(-20), days(-39)),  # expiry recent, revoked long ago
+        "live": (days(-1), days(1), None),
+        "expired_recently": (days(-2), days(-1), None),
+        "revoked_recently": (days(-1), days(1), days(-1)),
+        "revoked_after_expiring": (days(-45), days(-10), days(-5)),  # ended at the expiry
+    }
+    for name, (created, expires, revoked) in sessions.items():
+        db.execute("INSERT INTO hub_sessions (token_hash, user_id, kind, created_at, expires_at,"
+                   " revoked_at) VALUES (%s, %s, 'cookie', %s, %s, %s)",
+                   (name.encode(), user.id, created, expires, revoked))
+        audit.record(db, user, "login", "session", now=created, detail={"kind": "cookie"})
+    db.commit()
+    monkeypatch.setenv("VW_DATABASE_URL", to_url(db_url))
+    assert main(["maintain", "--session-days", "30"]) == 0
+    assert "deleted 2 hub session(s)" in capsys.readouterr().out
+    kept = {bytes(r[0]).decode() for r in db.execute("SELECT token_hash FROM hub_sessions")}
+    assert kept == {"live", "expired_recently", "revoked_recently", "revoked_after_expiring"}
+    # The audit trail of those log-ins is untouched.
+    assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'login'").fetchone() == (6,)
+    assert main(["maintain", "--session-days", "0"]) == 2

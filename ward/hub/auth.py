@@ -161,6 +161,19 @@ def revoke_token(conn: Conn, token: str, *, now: dt.datetime) -> None:
     )
 
 
+# A session has ended at its revocation or its expiry, whichever came first (LEAST skips a
+# NULL revoked_at). Nothing else references a session row: audit rows of entity "session"
+# name the user, never the token hash, so pruning leaves the audit trail whole.
+_PRUNE_SESSIONS = ("DELETE FROM hub_sessions "
+                   "WHERE LEAST(expires_at, revoked_at) < %s::timestamptz - %s::interval")
+
+
+def prune_sessions(conn: Conn, older_than: dt.timedelta, *, now: dt.datetime) -> int:
+    """Delete the sessions and tokens that ended (expired or revoked) more than `older_than`
+    before `now`; how many. The caller commits."""
+    return conn.execute(_PRUNE_SESSIONS, (now, older_than)).rowcount
+
+
 def create_user(
     conn: Conn, username: str, password: str, *, role: Role, display_name: str | None = None,
     phone: str | None = None,
