@@ -169,12 +169,6 @@ def _as_latest(e: Evidence) -> Latest:
     return Latest(e.code, e.measured_at, e.value, e.device_id)
 
 
-def median_reading(window: list[Evidence], *, upper: bool = False) -> Evidence:
-    """The reading at the middle of ``window`` ordered by value, then time: for an even window
-    :attr:`Tie.LOWER`, or :attr:`Tie.UPPER` when ``upper`` (:mod:`alerting.medians`)."""
-    return median_evidence(window, Tie.UPPER if upper else Tie.LOWER)
-
-
 def tie_for(code: str) -> Tie:
     """The 5-min filter's tie rule for ``code``: :attr:`Tie.UPPER` for a code in
     :data:`SAFER_HIGH` (SpO2: a low value counts only when a strict majority of the window

@@ -128,7 +128,7 @@ def window_level(history: Series, newest: Latest, span: dt.timedelta, minimum: i
                  tie: Tie) -> Latest | None:
     """``alerting.artefacts``' continuous filter over a Series: the median reading of the
     newest's device in the ``span`` up to it (and the newest itself), when they are at least
-    ``minimum``; None otherwise. What ``artefacts._window`` + ``median_reading`` pick, found
+    ``minimum``; None otherwise. What ``artefacts._window`` + ``level_reading`` pick, found
     by bisection (the history is in measured-at order)."""
     end = micros(newest.measured_at)
     lo, hi = history.upto(end - span_micros(span)), history.upto(end)
@@ -139,7 +139,7 @@ def window_level(history: Series, newest: Latest, span: dt.timedelta, minimum: i
     # The newest reading can only be one of those at its own instant: the window's last.
     member = history.code == newest.code and any(
         device[i] == dev and values[i] == value for i in range(history.since(end), hi))
-    # (value, time, index): the window ordered as median_reading orders it, equals in window
+    # (value, time, index): the window ordered as medians.median_evidence orders it, equals in window
     # order; the newest, when not in the history (loaded after it), last among equals (as
     # artefacts.apply appends it to the window).
     if device[lo:hi].count(dev) == hi - lo:  # one device, the usual case: the whole window

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from alerting import artefacts, medians, trend
+from alerting import artefacts, medians, rules, trend
 from alerting.candidates import Evidence
 from alerting.medians import Tie
 
@@ -62,7 +62,7 @@ def test_the_callers_name_their_rules() -> None:
     assert artefacts.tie_for("pulse") is artefacts.tie_for("resp_rate") is Tie.LOWER
     even = _window([97.0, 88.0, 87.0, 96.0])
     assert artefacts.level_reading("spo2", even).value == 96.0
-    assert artefacts.median_reading(even).value == 88.0  # the 15-min SpO2 target level
+    assert medians.median_evidence(even, rules.SPO2_TARGET_TIE).value == 88.0  # 15-min target
     # the trend's level: the textbook median of the last 15 min
     recent = [Evidence(T - dt.timedelta(minutes=i), "pulse", "wear", float(70 + i % 4))
               for i in range(12)]
