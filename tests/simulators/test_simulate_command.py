@@ -196,7 +196,7 @@ def test_live_demo_runs_until_sigint_and_exits_zero(broker: Broker) -> None:
     finally:
         if child.poll() is None:
             child.kill()
-            child.wait()
+            child.communicate()  # and close its pipes: no ResourceWarning in a later test
         subscriber.loop_stop()
         subscriber.disconnect()
 
