@@ -41,6 +41,7 @@ from alerting.evaluator import Evaluator
 from alerting.notify import DashboardNotifier, MqttNotifier, WebhookNotifier
 from alerting.outbox import Notifier
 from alerting.policy import Policy, configured_policy, policy_path, unserved_channels
+from ward import gcpolicy
 from ward.settings import Settings
 
 log = logging.getLogger("alerting")
@@ -254,6 +255,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
           f"nice {nice}", flush=True)
     evaluator, thread = _evaluator(args, conninfo, policy, stop)
     child = _child(args, conninfo, settings, str(path), stop)
+    log.info("alerting %s", gcpolicy.describe(gcpolicy.tune_for_service()))
     try:
         _loop(args, _Database(conninfo), leader, policy=policy, notifiers=notifiers,
               evaluator=evaluator, stop=stop)

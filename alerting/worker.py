@@ -32,6 +32,7 @@ import psycopg
 from alerting import runner, store
 from alerting.evaluator import Evaluator
 from alerting.policy import configured_policy
+from ward import gcpolicy
 from ward.db import alerting_queue
 from ward.logformat import formatter
 from ward.settings import Settings
@@ -115,6 +116,8 @@ def child_main(conninfo: str, settings: Settings, policy_file: str, parent: int)
     # Open episodes decoded once and kept while their rows are unchanged (store.EpisodeCache).
     evaluator = Evaluator(conninfo, functools.partial(runner.evaluate_after_commit, policy=policy,
                                                       cache=store.EpisodeCache()))
+    log.info("alerting evaluator pid=%d: %s", os.getpid(),
+             gcpolicy.describe(gcpolicy.tune_for_service()))
     cancelled: list[bool] = []
     stopper = threading.Thread(target=_stop_when_asked, args=(evaluator, conninfo, parent),
                                kwargs={"stop": stop, "done": done, "cancelled": cancelled},

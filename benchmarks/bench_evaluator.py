@@ -152,6 +152,11 @@ def child(a: argparse.Namespace) -> None:
             psycopg.connect(schema.conninfo) as conn:
         ids = setup(conn, a.patients, a.history, fixed_ids=a.hash)
         conn.commit()
+        try:  # as the evaluator process sets its collector (a checkout without it: defaults)
+            from ward import gcpolicy
+            gcpolicy.tune_for_service()
+        except ImportError:
+            pass
         decided = Decided(conn) if a.hash else None
         cache = store.EpisodeCache()
         readings = ReadingStore()

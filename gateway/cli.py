@@ -14,6 +14,7 @@ import signal
 import threading
 from types import FrameType
 
+from ward import gcpolicy
 from ward.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        Gateway(settings, client_id=args.client_id, ca_file=args.ca_file).run(stop)
+        gateway = Gateway(settings, client_id=args.client_id, ca_file=args.ca_file)
+        log.info("gateway %s", gcpolicy.describe(gcpolicy.tune_for_service()))
+        gateway.run(stop)
     except SubscriptionRefused as exc:
         log.error("gateway exits with status 1: the broker refused its subscription (%s)", exc)
         return 1
