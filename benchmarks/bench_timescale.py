@@ -237,7 +237,7 @@ def compressed_summaries(conn: Conn, schema: str, layout: str, now: dt.datetime,
              "AND code = ANY(%s) AND bucket >= %s AND bucket < %s ORDER BY code, bucket")
     ms = median_ms(lambda p: conn.execute(query, (p, codes, start, end)).fetchall(), ids)
     row = conn.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON, COSTS OFF, TIMING OFF) ")
-                       + sql.SQL(query),  # type: ignore[arg-type]
+                       + sql.SQL(query),
                        (ids[0], codes, start, end)).fetchone()
     nodes = plan_nodes(row[0][0]["Plan"]) if row else []
     columnar = [n for n in nodes if n.get("Custom Plan Provider") == "ColumnarScan"]
