@@ -6,8 +6,8 @@ Usage: python benchmarks/bench_timescale.py [--patients 300] [--days 28] [--wear
 Needs a TimescaleDB: `VW_TIMESCALE_URL` (else `VW_DATABASE_URL`). For each layout it creates a
 throwaway schema, migrates it and, for `before`, puts the hypertable back as 0002 left it
 (`BEFORE`: 1-day chunks, segment by device and code, order by time, no real-time aggregation,
-a 3-day refresh window, no retention of its own for the aggregate) — the layout issue 14
-measured — then loads the same ward: `--patients` patients over `--days` days ending now, 3 in
+a 3-day refresh window, no retention of its own for the aggregate, its columnstore without a
+segment-by as 0220 left it) — the layout issue 14 measured — then loads the same ward: `--patients` patients over `--days` days ending now, 3 in
 10 with a wearable (SpO2 and pulse every `--wearable-minutes`) and a daily thermometer, the
 others with spot checks four times a day (oximeter, BP cuff, thermometer, respiratory rate).
 The schema's background jobs are paused, so what is measured is what this script did:
@@ -19,6 +19,9 @@ The schema's background jobs are paused, so what is measured is what this script
   batches TimescaleDB decompressed to check the natural key;
 * `vward maintain`'s refresh of the hourly summaries (`ward.db.summaries.refresh`), then how
   many (patient, code, hour) rows of `readings_hourly` disagree with the raw readings;
+* with `--days` over 90: the summaries' columnstore policy (0220) run, their compression
+  ratio, and one patient's hourly chart over compressed summaries (30 days ending 60 days
+  ago): median time and rows decompressed for the rows kept (0415 segments by patient);
 * the hub's queries, median of `--repeat` patients: the patient page's series (72 h raw and
   30 days hourly, `ward.hub.record.load`), the FHIR Observation search (first page and count,
   `ward.hub.queries.observations.search`), `ReadingStore.readings_between` over a day.
@@ -60,6 +63,9 @@ BEFORE = (
     "interval '3 days', end_offset => interval '1 hour', schedule_interval => "
     "interval '30 minutes')",
     "SELECT remove_retention_policy('readings_hourly', if_exists => true)",
+    # The summaries' columnstore as 0220 left it: TimescaleDB 2.28.3's defaults, no segment-by.
+    "ALTER MATERIALIZED VIEW readings_hourly SET (timescaledb.compress_segmentby = '', "
+    "timescaledb.compress_orderby = 'bucket, patient_id, code')",
 )
 LAYOUTS = ("before", "current")
 # Spot checks at 02:00, 08:00, 14:00 and 20:00 (+ a per-patient offset): NEWS2 0–4 asks for
@@ -68,6 +74,7 @@ SPOT_KIT = (("ox", "spo2", 0, "%"), ("ox", "pulse", 0, "/min"), ("bp", "systolic
             ("bp", "diastolic_bp", 2, "mm[Hg]"), ("bp", "pulse", 2, "/min"),
             ("th", "temperature", 4, "Cel"), ("hub", "resp_rate", 5, "/min"))
 COMPRESS_AFTER = dt.timedelta(days=7)  # the compression policy's horizon (0002)
+SUMMARIES_COMPRESS_AFTER = dt.timedelta(days=60)  # the summaries' columnstore policy (0220)
 
 
 def load(conn: Conn, patients: int, days: int, wearable_minutes: int, now: dt.datetime) -> int:
@@ -114,12 +121,13 @@ def pause_jobs(conn: Conn, schema: str) -> None:
                  "WHERE hypertable_schema = %s", (schema,))
 
 
-def job(conn: Conn, schema: str, table: str) -> int:
-    row = conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = "
-                       "'policy_refresh_continuous_aggregate' AND hypertable_schema = %s "
-                       "AND hypertable_name = %s", (schema, table)).fetchone()
+def job(conn: Conn, schema: str, table: str,
+        proc: str = "policy_refresh_continuous_aggregate") -> int:
+    row = conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = %s "
+                       "AND hypertable_schema = %s AND hypertable_name = %s",
+                       (proc, schema, table)).fetchone()
     if row is None:
-        msg = f"no refresh policy on {table}"
+        msg = f"no {proc} on {table}"
         raise RuntimeError(msg)
     return int(row[0])
 
@@ -201,6 +209,44 @@ def summary_mismatches(conn: Conn) -> tuple[int, int]:
         "OR abs(h.avg_value - raw.a) > 1e-9), count(*) "
         "FROM raw FULL JOIN readings_hourly h USING (patient_id, code, bucket)").fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node] + [n for child in node.get("Plans", []) for n in plan_nodes(child)]
+
+
+def compressed_summaries(conn: Conn, schema: str, layout: str, now: dt.datetime, *,
+                         ids: list[int], codes: list[str]) -> None:
+    """The summaries' columnstore policy (0220) run, then one patient's hourly chart over
+    compressed summaries (30 days ending 60 days ago): its time and the rows decompressed."""
+    conn.execute("CALL run_job(%s)", (job(conn, schema, "readings_hourly",
+                                          "policy_compression"),))
+    conn.execute("ANALYZE")
+    stats = conn.execute(
+        "SELECT sum(s.before_compression_total_bytes), sum(s.after_compression_total_bytes) "
+        "FROM timescaledb_information.continuous_aggregates a, chunk_compression_stats("
+        "format('%%I.%%I', a.materialization_hypertable_schema, "
+        "a.materialization_hypertable_name)::regclass) s WHERE a.view_schema = %s "
+        "AND a.view_name = 'readings_hourly' AND s.compression_status = 'Compressed'",
+        (schema,)).fetchone()
+    before, after = (float(stats[0] or 0), float(stats[1] or 0)) if stats else (0.0, 0.0)
+    start = now - SUMMARIES_COMPRESS_AFTER - dt.timedelta(days=30)
+    end = now - SUMMARIES_COMPRESS_AFTER
+    # The patient page's hourly query (ward.hub.record).
+    query = ("SELECT code, bucket, avg_value FROM readings_hourly WHERE patient_id = %s "
+             "AND code = ANY(%s) AND bucket >= %s AND bucket < %s ORDER BY code, bucket")
+    ms = median_ms(lambda p: conn.execute(query, (p, codes, start, end)).fetchall(), ids)
+    row = conn.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON, COSTS OFF, TIMING OFF) ")
+                       + sql.SQL(query),
+                       (ids[0], codes, start, end)).fetchone()
+    nodes = plan_nodes(row[0][0]["Plan"]) if row else []
+    columnar = [n for n in nodes if n.get("Custom Plan Provider") == "ColumnarScan"]
+    kept = sum(int(n["Actual Rows"]) for n in columnar)
+    removed = sum(int(n.get("Rows Removed by Filter", 0)) for n in columnar)
+    ratio = before / after if after else 0.0
+    print(f"[{layout}] compressed summaries: ratio {ratio:.1f}× ({before / 1e6:.1f} MB → "
+          f"{after / 1e6:.1f} MB); one patient's 30 days of them: median {ms:.1f} ms over "
+          f"{len(ids)} patients, {kept + removed:,} rows decompressed for {kept:,} kept")
 
 
 def median_ms(fn: Callable[[int], object], ids: list[int]) -> float:
@@ -286,6 +332,8 @@ def run_layout(base: str, layout: str, args: argparse.Namespace, now: dt.datetim
             }
             for name, ms in timings.items():
                 print(f"[{layout}] {name}: median {ms:.1f} ms over {len(ids)} patients")
+            if dt.timedelta(days=args.days) > SUMMARIES_COMPRESS_AFTER + dt.timedelta(days=30):
+                compressed_summaries(conn, schema, layout, now, ids=ids, codes=codes)
 
 
 def main() -> int:

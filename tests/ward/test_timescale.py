@@ -190,6 +190,39 @@ def test_compressed_summaries_take_a_backfill(tsdb: Conn) -> None:
     assert _hourly(tsdb, 8, "spo2")[late_at.replace(minute=0)][0] == 2
 
 
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def test_one_patients_compressed_summaries_decompress_only_that_patient(tsdb: Conn) -> None:
+    start = (NOW - dt.timedelta(days=90)).replace(hour=0)
+    for patient in (20, 21, 22):
+        _write(tsdb, _spot_checks(patient, start, 10))
+    summaries.refresh(tsdb, NOW)
+    tsdb.execute("CALL run_job(%s)", (_job(tsdb, "policy_compression", "readings_hourly"),))
+    settings = tsdb.execute(
+        "SELECT s.segmentby FROM timescaledb_information.chunk_columnstore_settings s "
+        "JOIN timescaledb_information.continuous_aggregates a "
+        "ON s.hypertable = format('%I.%I', a.materialization_hypertable_schema, "
+        "a.materialization_hypertable_name)::regclass "
+        "WHERE a.view_name = 'readings_hourly' AND a.view_schema = current_schema()").fetchall()
+    assert settings, "the test needs compressed summaries"
+    assert {s for (s,) in settings} == {"patient_id"}
+    (plan,) = tsdb.execute(
+        "EXPLAIN (ANALYZE, FORMAT JSON, COSTS OFF, TIMING OFF) "
+        "SELECT bucket, code, n FROM readings_hourly WHERE patient_id = 21").fetchone() or (None,)
+    nodes = list(_plan_nodes(plan[0]["Plan"]))
+    columnar = [n for n in nodes if n.get("Custom Plan Provider") in ("ColumnarScan",
+                                                                      "DecompressChunk")]
+    assert columnar, "no compressed summaries read"
+    # Segmented by patient, the other patients' batches are never decompressed; without a
+    # segment-by every batch holds all three patients, decompressed and then filtered out.
+    assert sum(int(n.get("Rows Removed by Filter", 0)) for n in columnar) == 0
+    assert sum(int(n["Actual Rows"]) for n in columnar) == len(_hourly(tsdb, 21, "pulse")) * 2
+
+
 def test_policy_refresh_reaches_past_the_compression_horizon(tsdb: Conn) -> None:
     start = (NOW - dt.timedelta(days=12)).replace(hour=0)
     _write(tsdb, _spot_checks(2, start, 12))
