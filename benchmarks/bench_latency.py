@@ -208,8 +208,10 @@ class SseClient(threading.Thread):
         self.base, self.headers = base, {"Authorization": f"Bearer {token}"}
         self.probe_pids = probe_pids
         self.events: list[tuple[float, str, tuple[int, ...]]] = []
-        self.rows: list[tuple[float, int, dict[str, str]]] = []  # (fetched, pid, code→at)
+        # (fetched, pid, code→at, the request's start)
+        self.rows: list[tuple[float, int, dict[str, str], float]] = []
         self.fetches = 0
+        self.requests: list[tuple[float, int]] = []  # (duration s, patients asked for)
         self.open = threading.Event()
         self.done = threading.Event()
         self._fetch: queue.Queue[int | None] = queue.Queue()
@@ -248,6 +250,7 @@ class SseClient(threading.Thread):
                     pids.add(more)
                 ordered = sorted(pids)
                 for start in range(0, len(ordered), 500):
+                    t0 = time.time()
                     try:
                         response = api.get("/api/ward",
                                            params={"patient_id": ordered[start:start + 500]})
@@ -255,12 +258,14 @@ class SseClient(threading.Thread):
                         return  # the hub stopped at the end of the run
                     t = time.time()
                     self.fetches += 1
+                    self.requests.append((t - t0, len(ordered[start:start + 500])))
                     if response.status_code != 200:
                         continue
                     for row in response.json()["rows"]:
                         if row["patient_id"] in self.probe_pids:
                             self.rows.append((t, row["patient_id"], {
-                                code: v["measured_at"] for code, v in row["latest"].items()}))
+                                code: v["measured_at"] for code, v in row["latest"].items()},
+                                t0))
 
 
 def cpu_by_pid() -> dict[int, tuple[int, float]]:
@@ -485,16 +490,22 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
                 for pid in ev_pids:
                     target[pid].append(t)
         # A row shows a probe's reading once its latest[code].measured_at reaches the stamp.
-        shown: dict[int, list[tuple[float, dict[str, str]]]] = defaultdict(list)
-        for t, pid, latest in sse.rows:
-            shown[pid].append((t, latest))
+        shown: dict[int, list[tuple[float, dict[str, str], float]]] = defaultdict(list)
+        for t, pid, latest, t0 in sse.rows:
+            shown[pid].append((t, latest, t0))
+        event_at = {(pid, p): e for p, pid, e in match_first_after(probe_sent, readings_ev)}
         row_ms = []
+        waited_ms, fetch_ms = [], []  # the event → the showing request's start → its end
         for t_pub, pid in probe_sent:
             stamp = dt.datetime.fromtimestamp(t_pub, dt.UTC)
-            for t, latest in shown.get(pid, []):
+            for t, latest, t0 in shown.get(pid, []):
                 if t >= t_pub and any(dt.datetime.fromisoformat(v) >= stamp - dt.timedelta(
                         microseconds=1) for v in latest.values()):
                     row_ms.append((t - t_pub) * 1000)
+                    e = event_at.get((pid, t_pub))
+                    if e is not None:
+                        waited_ms.append((t0 - e) * 1000)
+                        fetch_ms.append((t - t0) * 1000)
                     break
         device_of = {p: d for d, p in pids.items()}
         trig_devices = sorted({device_id(d) for _, d in plan.sent_trigger})
@@ -524,11 +535,20 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
             (e - at_commit[(pid, p)]) * 1000 for p, pid, e in match_first_after(
                 probe_sent, readings_ev) if (pid, p) in at_commit], len(committed)))
         print(summary("(c) publish → row fetched with value  ", row_ms, len(probe_sent)))
+        print(summary("      SSE event → request start (waits for the one in flight)",
+                      waited_ms, len(row_ms)))
+        print(summary("      request start → row fetched (the request itself)      ",
+                      fetch_ms, len(row_ms)))
         split("(d) publish → SSE alert event         ", match_first_after(trig_sent, alert_ev),
               len(trig_sent), receipt, device_of)
         resyncs = sum(1 for _, kind, _ in sse.events if kind == "resync")
         print(f"SSE events received {len(sse.events):,} (resync {resyncs}); row requests "
               f"{sse.fetches:,}")
+        if sse.requests:
+            print(summary("      row request duration", [d * 1000 for d, _ in sse.requests],
+                          len(sse.requests)) + "; patients per request p50 "
+                  f"{pct([n for _, n in sse.requests], 50):.0f}, max "
+                  f"{max(n for _, n in sse.requests)}")
         patients, gaps = evaluated(logs)
         if gaps:
             print(f"evaluator: {patients:,} patient evaluations in {len(gaps) + 1} passes, "
