@@ -27,8 +27,8 @@ Measured:
     NOTIFY for its patient heard on `vw_events` by a LISTEN connection here (sent at commit);
 (b) publish → SSE event: a probe's publish → the `readings` event naming its patient on the
     hub's `/api/events` stream (an HTTP SSE client, as the browser's EventSource);
-(c) publish → row fetched: (b) plus the fetch of that row (`/api/ward?patient_id=`) showing
-    the new value, as the browser's page does next (the client fetches every row the events
+(c) publish → row fetched: (b) plus the fetch of that row (`/api/ward?patient_id=`, or with
+    `--fetch html` the page's own `/ward/rows?patient_id=` fragment) showing the new value, as the browser's page does next (the client fetches every row the events
     name, as the page does, so the hub carries a browser's real load);
 (d) publish → alert pushed: an alert probe's trigger → the hub's `alert` SSE event for it.
 Printed as p50/p95/p99/max with the achieved publish rate and the machine's load average.
@@ -75,6 +75,21 @@ NORMAL = (("spo2", "%", 97.0), ("pulse", "/min", 72.0), ("resp_rate", "/min", 16
 # SpO2: a lone low SpO2 is median-filtered (wearable) or doubted as a probe artefact (spot) by
 # alerting.artefacts, on purpose; blood pressure is neither, so its first reading must raise.
 TRIGGER = ("systolic_bp", "mm[Hg]", 85.0)
+
+
+# A ward row of the /ward/rows fragment: its patient and data-last (the newest observation,
+# epoch seconds).
+ROW_LAST = re.compile(r'<tr id="p-(\d+)"[^>]*?data-last="(-?\d+)"')
+
+
+def shows(latest: dict[str, str], t_pub: float, stamp: dt.datetime) -> bool:
+    """Whether a fetched row shows the reading published at `t_pub` (measured at `stamp`).
+    The fragment's data-last is whole seconds: a probe publishes once a second, so its row
+    shows this reading once data-last reaches the publish's second."""
+    if "last_s" in latest:
+        return int(latest["last_s"]) >= int(t_pub)
+    floor = stamp - dt.timedelta(microseconds=1)
+    return any(dt.datetime.fromisoformat(v) >= floor for v in latest.values())
 
 
 def _bench_dir(given: str | None) -> Path:
@@ -203,13 +218,17 @@ class Listener(threading.Thread):
 class SseClient(threading.Thread):
     """The hub's `/api/events` as a browser's EventSource, and the page's row fetches."""
 
-    def __init__(self, base: str, token: str, probe_pids: set[int]) -> None:
+    def __init__(self, base: str, token: str, probe_pids: set[int], *, html: bool = False
+                 ) -> None:
         super().__init__(daemon=True)
         self.base, self.headers = base, {"Authorization": f"Bearer {token}"}
         self.probe_pids = probe_pids
+        self.html = html  # fetch the page's fragment (/ward/rows) instead of /api/ward
         self.events: list[tuple[float, str, tuple[int, ...]]] = []
-        self.rows: list[tuple[float, int, dict[str, str]]] = []  # (fetched, pid, code→at)
+        # (fetched, pid, code→at, the request's start); from HTML: {"last_s": data-last}
+        self.rows: list[tuple[float, int, dict[str, str], float]] = []
         self.fetches = 0
+        self.requests: list[tuple[float, int]] = []  # (duration s, patients asked for)
         self.open = threading.Event()
         self.done = threading.Event()
         self._fetch: queue.Queue[int | None] = queue.Queue()
@@ -248,19 +267,29 @@ class SseClient(threading.Thread):
                     pids.add(more)
                 ordered = sorted(pids)
                 for start in range(0, len(ordered), 500):
+                    t0 = time.time()
                     try:
-                        response = api.get("/api/ward",
-                                           params={"patient_id": ordered[start:start + 500]})
+                        response = api.get(
+                            "/ward/rows" if self.html else "/api/ward",
+                            params={"patient_id": ordered[start:start + 500]},
+                            headers={"Accept": "text/html"} if self.html else None)
                     except httpx.HTTPError:
                         return  # the hub stopped at the end of the run
                     t = time.time()
                     self.fetches += 1
+                    self.requests.append((t - t0, len(ordered[start:start + 500])))
                     if response.status_code != 200:
+                        continue
+                    if self.html:
+                        for pid_s, last in ROW_LAST.findall(response.text):
+                            if int(pid_s) in self.probe_pids:
+                                self.rows.append((t, int(pid_s), {"last_s": last}, t0))
                         continue
                     for row in response.json()["rows"]:
                         if row["patient_id"] in self.probe_pids:
                             self.rows.append((t, row["patient_id"], {
-                                code: v["measured_at"] for code, v in row["latest"].items()}))
+                                code: v["measured_at"] for code, v in row["latest"].items()},
+                                t0))
 
 
 def cpu_by_pid() -> dict[int, tuple[int, float]]:
@@ -406,6 +435,9 @@ def main() -> int:
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--alert-probes", type=int, default=300)
     parser.add_argument("--bench-dir")
+    parser.add_argument("--fetch", choices=("api", "html"), default="api",
+                        help="(c) fetches rows as /api/ward JSON (default) or as the ward page "
+                        "does, the /ward/rows HTML fragment")
     parser.add_argument("--keep-schema", action="store_true", help="do not drop the schema")
     parser.add_argument("--code", action="append", type=Path,
                         help="a checkout whose gateway, alerting and hub run (repeat to compare "
@@ -450,7 +482,7 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
         token = httpx.post(hub + "/api/auth/token", json={
             "username": "bench", "password": "bench-password"}, timeout=30).json()["access_token"]
         probe_pids = {pids[device_id(d)] for d in range(a.probes)}
-        sse = SseClient(hub, token, probe_pids)
+        sse = SseClient(hub, token, probe_pids, html=a.fetch == "html")
         sse.start()
         sse.open.wait(30)
         plan = Plan(a)
@@ -485,16 +517,21 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
                 for pid in ev_pids:
                     target[pid].append(t)
         # A row shows a probe's reading once its latest[code].measured_at reaches the stamp.
-        shown: dict[int, list[tuple[float, dict[str, str]]]] = defaultdict(list)
-        for t, pid, latest in sse.rows:
-            shown[pid].append((t, latest))
+        shown: dict[int, list[tuple[float, dict[str, str], float]]] = defaultdict(list)
+        for t, pid, latest, t0 in sse.rows:
+            shown[pid].append((t, latest, t0))
+        event_at = {(pid, p): e for p, pid, e in match_first_after(probe_sent, readings_ev)}
         row_ms = []
+        waited_ms, fetch_ms = [], []  # the event → the showing request's start → its end
         for t_pub, pid in probe_sent:
             stamp = dt.datetime.fromtimestamp(t_pub, dt.UTC)
-            for t, latest in shown.get(pid, []):
-                if t >= t_pub and any(dt.datetime.fromisoformat(v) >= stamp - dt.timedelta(
-                        microseconds=1) for v in latest.values()):
+            for t, latest, t0 in shown.get(pid, []):
+                if t >= t_pub and shows(latest, t_pub, stamp):
                     row_ms.append((t - t_pub) * 1000)
+                    e = event_at.get((pid, t_pub))
+                    if e is not None:
+                        waited_ms.append((t0 - e) * 1000)
+                        fetch_ms.append((t - t0) * 1000)
                     break
         device_of = {p: d for d, p in pids.items()}
         trig_devices = sorted({device_id(d) for _, d in plan.sent_trigger})
@@ -523,12 +560,22 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
         print(summary("      readings committed → SSE event       ", [
             (e - at_commit[(pid, p)]) * 1000 for p, pid, e in match_first_after(
                 probe_sent, readings_ev) if (pid, p) in at_commit], len(committed)))
-        print(summary("(c) publish → row fetched with value  ", row_ms, len(probe_sent)))
+        print(summary(f"(c) publish → row fetched with value ({a.fetch})", row_ms,
+                      len(probe_sent)))
+        print(summary("      SSE event → request start (waits for the one in flight)",
+                      waited_ms, len(row_ms)))
+        print(summary("      request start → row fetched (the request itself)      ",
+                      fetch_ms, len(row_ms)))
         split("(d) publish → SSE alert event         ", match_first_after(trig_sent, alert_ev),
               len(trig_sent), receipt, device_of)
         resyncs = sum(1 for _, kind, _ in sse.events if kind == "resync")
         print(f"SSE events received {len(sse.events):,} (resync {resyncs}); row requests "
               f"{sse.fetches:,}")
+        if sse.requests:
+            print(summary("      row request duration", [d * 1000 for d, _ in sse.requests],
+                          len(sse.requests)) + "; patients per request p50 "
+                  f"{pct([n for _, n in sse.requests], 50):.0f}, max "
+                  f"{max(n for _, n in sse.requests)}")
         patients, gaps = evaluated(logs)
         if gaps:
             print(f"evaluator: {patients:,} patient evaluations in {len(gaps) + 1} passes, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,6 +76,11 @@ def test_users_command_then_hub_serves_and_stops_promptly(hub_settings, tmp_path
         assert time.monotonic() - started < 3  # open streams end at once, not after a timeout
         reader.join(5)
         assert "Cancel" not in log.read_text()
+        # The start-up heap is frozen before serving (full collections then walk only what
+        # the hub made since: ward/hub/cli.freeze_startup_heap).
+        frozen = re.search(r"([\d,]+) start-up objects frozen", log.read_text())
+        assert frozen, log.read_text()
+        assert int(frozen.group(1).replace(",", "")) > 10_000
     finally:
         if hub.poll() is None:
             hub.kill()

@@ -108,6 +108,32 @@ def test_refresh_from_latest_readings_equals_the_full_rebuild(
     assert cheap != old, "the new readings changed the row"
 
 
+def test_a_refresh_keeps_unchanged_readings_and_takes_every_changed_one(
+        db: Conn, admit: Callable[..., int]) -> None:
+    """`refresh_latest` reuses a reading equal to the row's own (instant, value, device) and
+    builds the others anew: a value corrected at the same instant, or the same instant from
+    another device, is a change."""
+    pid = admit()
+    _complete(db, pid)
+    db.commit()
+    [old] = wardview.load(db, now=T0, beds=10, patient_ids=[pid]).rows
+    at = old.latest["spo2"].measured_at
+    set_latest(db, pid, "spo2", 93, at)  # same instant, another value
+    db.execute("UPDATE latest_readings SET device_id = 'dev-y' WHERE patient_id = %s "
+               "AND code = 'temperature'", (pid,))  # same instant and value, another device
+    _one_new_normal(db, pid)
+    db.commit()
+    [cheap] = wardview.refresh_latest(db, [old], now=T1)
+    [full] = wardview.load(db, now=T1, beds=10, patient_ids=[pid]).rows
+    assert cheap == full
+    assert cheap.latest["spo2"].value == 93
+    assert cheap.latest["temperature"].device_id == "dev-y"
+    assert cheap.latest["pulse"].measured_at == T1 - dt.timedelta(seconds=5)
+    changed = {"spo2", "temperature", "pulse"}
+    assert all(cheap.latest[c] is old.latest[c] for c in old.latest if c not in changed)
+    assert not any(cheap.latest[c] is old.latest[c] for c in changed)
+
+
 def test_stale_and_missing_values_never_look_normal_on_the_cheap_path(
         db: Conn, admit: Callable[..., int]) -> None:
     pid = admit()

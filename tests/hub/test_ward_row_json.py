@@ -101,3 +101,37 @@ def test_kit_sets_kept_per_row_are_those_made_afresh(name: str) -> None:
     if row.due is not None and any(p.method == "kit" and not p.overdue(NOW)
                                    for p in row.due.parameters):
         assert len(seen) > 1, "the set never changed over 13 hours: a weak case"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("first_gap_s", [0, 20, 100, 7 * 60 + 5])
+def test_the_api_row_kept_per_entry_is_the_row_written_afresh(name: str, first_gap_s: int
+                                                              ) -> None:
+    """`/api/ward` writes a row once when computed and patches its timed fields (ages,
+    staleness, overdue flags) only when the first of them changes; when that is comes from
+    the instant the row was written, worked out only when a later request asks (the first
+    one `first_gap_s` later, past several changes or none). At every instant the answer is the
+    row written afresh then."""
+    from ward.hub import wardview
+    from ward.hub.routers.ward import _row_json
+    from ward.hub.wardcache import Entry
+
+    row = CASES[name]
+    entry = Entry(row, 0)
+
+    def fresh(now: dt.datetime) -> object:
+        return orjson.loads(orjson.dumps(row_json(wardview.as_of(row, now), now),
+                                         option=ROW_JSON_OPTIONS))
+
+    def kept(now: dt.datetime) -> object:
+        return orjson.loads(orjson.dumps(_row_json(entry, now), option=ROW_JSON_OPTIONS))
+
+    assert kept(NOW) == fresh(NOW)
+    ages = set()
+    for step in range(0, 5 * 3600, 37):  # every 37 s for 5 hours, from the first gap on
+        now = NOW + dt.timedelta(seconds=first_gap_s + step)
+        written = kept(now)
+        assert written == fresh(now), now
+        ages.add(tuple(v["age_minutes"] for v in written["latest"].values()))  # type: ignore[index]
+    if row.latest:
+        assert len(ages) > 1, "no age ever moved: a weak case"

@@ -293,14 +293,25 @@ def build_row(facts: RowFacts, latest: Mapping[str, Latest], now: dt.datetime) -
     )
 
 
-def latest_of(conn: Conn, ids: Sequence[int]) -> dict[int, dict[str, Latest]]:
-    """The latest reading per vital sign of each of `ids` (patients with none are absent)."""
+def latest_of(conn: Conn, ids: Sequence[int],
+              previous: Mapping[int, Mapping[str, Latest]] | None = None,
+              ) -> dict[int, dict[str, Latest]]:
+    """The latest reading per vital sign of each of `ids` (patients with none are absent).
+
+    A reading equal to the one in `previous` (same instant, value and device) is that
+    object again: a refresh changes one or two of a row's codes, and building the others anew
+    (two frozen dataclasses each, `Latest` and its `Evidence`) was ~a tenth of the rebuild."""
     latest: dict[int, dict[str, Latest]] = {}
-    for pid, code, measured, value, device in conn.execute(
+    before: Mapping[int, Mapping[str, Latest]] = previous or {}
+    for raw_pid, code, measured, value, device in conn.execute(
             "SELECT patient_id, code, measured_at, value, device_id FROM latest_readings "
             "WHERE patient_id = ANY(%s)", (list(ids),)):
-        latest.setdefault(int(pid), {})[str(code)] = Latest(
-            str(code), measured, float(value), str(device))
+        pid = int(raw_pid)
+        old = before.get(pid, {}).get(code)
+        if (old is None or old.measured_at != measured or old.value != value
+                or old.device_id != device):
+            old = Latest(str(code), measured, float(value), str(device))
+        latest.setdefault(pid, {})[str(code)] = old
     return latest
 
 
@@ -309,7 +320,8 @@ def refresh_latest(conn: Conn, rows: Sequence[WardRow], *, now: dt.datetime) -> 
     `load` gives when only readings changed since the rows were built (one indexed read of
     `latest_readings` instead of `load`'s four statements; tests/hub/test_ward_refresh.py
     holds the two equal). Every row must have `facts`."""
-    latest = latest_of(conn, [r.patient_id for r in rows])
+    latest = latest_of(conn, [r.patient_id for r in rows],
+                       previous={r.patient_id: r.latest for r in rows})
     out = []
     for row in rows:
         if row.facts is None:

@@ -139,9 +139,24 @@
     filterWard();
   }
 
+  // /ward/rows takes at most this many patient_id (routers/pages.py): a flush naming more
+  // (a burst of gateway batches while a slow fetch was in flight) fetches them in turn; one
+  // request for all of them was refused (422) and those rows kept their old values until an
+  // event named them again.
+  var ROWS_PER_FETCH = 500;
+
   function updateWard(ids) {
     var tbody = document.getElementById("ward-rows");
     if (!tbody) return Promise.resolve();
+    if (ids && ids.length > ROWS_PER_FETCH) {
+      var chunks = [];
+      for (var i = 0; i < ids.length; i += ROWS_PER_FETCH) {
+        chunks.push(ids.slice(i, i + ROWS_PER_FETCH));
+      }
+      return chunks.reduce(function (done, chunk) {
+        return done.then(function () { return updateWard(chunk); });
+      }, Promise.resolve());
+    }
     var url = "/ward/rows";
     if (ids) url += "?" + ids.map(function (id) { return "patient_id=" + id; }).join("&");
     return fetchHtml(url).then(function (r) {
