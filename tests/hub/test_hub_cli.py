@@ -77,7 +77,7 @@ def test_users_command_then_hub_serves_and_stops_promptly(hub_settings, tmp_path
         reader.join(5)
         assert "Cancel" not in log.read_text()
         # The start-up heap is frozen before serving (full collections then walk only what
-        # the hub made since: ward/hub/cli.freeze_startup_heap).
+        # the hub made since: ward.gcpolicy).
         frozen = re.search(r"([\d,]+) start-up objects frozen", log.read_text())
         assert frozen, log.read_text()
         assert int(frozen.group(1).replace(",", "")) > 10_000
