@@ -202,9 +202,14 @@ class _Series:
     epoch (bisected as integers: comparing aware datetimes of two tzinfo objects — the
     server's rows', the caller's `now` — cost a tenth of a pass, issue 14), ``acc[i]`` the
     sum of the first `i` of them (the check of :class:`SeriesCache`); ``at``, ``value`` and
-    ``device`` the rows' measured-at as loaded, value and device id."""
+    ``device`` the rows' measured-at as loaded, value and device id. ``tails`` holds the
+    :class:`~alerting.series.Series` of :meth:`tail` by start index until the rows change:
+    most of a patient's codes get no new reading in a pass and their window does not move
+    past a reading, so the same Series serves again (copying every window into new tuples on
+    every pass was a tenth of a pass, issue 14), and a rule may memoise on it
+    (:meth:`alerting.series.Series.memo`)."""
 
-    __slots__ = ("acc", "at", "ats", "code", "device", "since", "value")
+    __slots__ = ("acc", "at", "ats", "code", "device", "since", "tails", "value")
 
     def __init__(self, code: str, since: dt.datetime, rows: _Columns | None) -> None:
         self.code = code
@@ -215,6 +220,7 @@ class _Series:
         for us in ats:
             acc.append(acc[-1] + us)
         self.acc = acc
+        self.tails: dict[int, Series] = {}
 
     def after(self, lo: int) -> int:
         """The index of the first row measured after `lo` (microseconds since the epoch)."""
@@ -227,9 +233,11 @@ class _Series:
         if cut:
             for column in (self.at, self.ats, self.value, self.device, self.acc):
                 del column[:cut]
+            self.tails.clear()
         self.since = lo
         if new is None:
             return
+        self.tails.clear()
         at, ats, value, device = new
         self.at += at
         self.ats += ats
@@ -240,9 +248,14 @@ class _Series:
             acc.append(acc[-1] + us)
 
     def tail(self, i: int) -> Series:
-        """Rows `i`… as a :class:`alerting.series.Series`."""
-        return Series(self.code, tuple(self.at[i:]), tuple(self.ats[i:]),
-                      tuple(self.value[i:]), tuple(self.device[i:]))
+        """Rows `i`… as a :class:`alerting.series.Series` (the same one while the rows are)."""
+        got = self.tails.get(i)
+        if got is None:
+            if len(self.tails) >= 4:  # a window moved on within the rows: bounded anyway
+                self.tails.clear()
+            got = self.tails[i] = Series(self.code, tuple(self.at[i:]), tuple(self.ats[i:]),
+                                         tuple(self.value[i:]), tuple(self.device[i:]))
+        return got
 
 
 #: A batch of one series' rows as columns: measured-at, its µs, value, device id.
