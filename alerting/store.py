@@ -773,12 +773,14 @@ def learn_baselines(conn: Conn, ids: Sequence[int], now: dt.datetime) -> int:
     if not ripe:
         return 0
     first: dict[tuple[int, str], list[Evidence]] = defaultdict(list)
+    # fetchall: iterating the cursor row by row cost more than learning (a ward's first
+    # pass fetches up to LEARN_READINGS rows per ripe code, issue 14).
     for pid, code, at, device, value in conn.execute(
         "SELECT pid, c, r.measured_at, r.device_id, r.value "
         "FROM unnest(%s::bigint[], %s::text[]) AS k(pid, c), LATERAL ("
         "  SELECT measured_at, device_id, value FROM readings WHERE patient_id = pid "
         "  AND code = c ORDER BY measured_at LIMIT %s) r ORDER BY 1, 2, 3",
-        ([p for p, _ in ripe], [c for _, c in ripe], LEARN_READINGS)):
+        (_array(p for p, _ in ripe), _array(c for _, c in ripe), LEARN_READINGS)).fetchall():
         first[(pid, code)].append(Evidence(at, code, device, value))
     rows = []
     for (pid, code), readings in first.items():
