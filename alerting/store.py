@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import json
 import sys
 from collections import defaultdict
@@ -293,10 +294,13 @@ class SeriesCache:
         self.loaded = 0  # entries loaded whole (first seen, sparse, clock moved back)
         self.reloaded = 0  # entries whose check failed: loaded again whole
         self.unchanged = 0  # entries holding no reading, none measured since: kept empty
+        #: Each patient's latest readings as last loaded (:func:`_snapshots` reuses them).
+        self.latest: dict[int, dict[str, Latest]] = {}
 
     def forget(self, patient_ids: Iterable[int]) -> None:
         for pid in patient_ids:
             self._by_patient.pop(pid, None)
+            self.latest.pop(pid, None)
 
     def __len__(self) -> int:
         return len(self._by_patient)
@@ -597,7 +601,7 @@ def load_batch(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
             cache.hits += 1
         current[pid] = alert
     cache.forget(pid for pid in ids if pid not in current)  # resolved (or gone): no entry
-    snapshots = _snapshots(cursors, ids, recent, spo2)
+    snapshots = _snapshots(cursors, ids, recent, spo2, cache.series.latest)
     cache.used(ids, now)
     # Not (or no longer) admitted: nothing of theirs is worth keeping between passes.
     cache.series.forget(pid for pid, snap in snapshots.items() if snap.admitted_at is None)
@@ -671,13 +675,29 @@ def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime, *, cold: boo
 def _snapshots(cursors: list[Cursor], ids: list[int],
                recent: Mapping[int, Mapping[str, Sequence[Evidence]]] | None = None,
                spo2_history: Mapping[int, Sequence[Evidence]] | None = None,
+               known: dict[int, dict[str, Latest]] | None = None,
                ) -> dict[int, PatientSnapshot]:
     """The snapshots from :func:`_snapshot_queries`' cursors (`recent` and `spo2_history`
-    given when they were not among them)."""
+    given when they were not among them). `known`: an evaluator's latest readings as last
+    loaded (:attr:`SeriesCache.latest`), reused for a row that is the same reading (same
+    instant, in the same zone object, value and device) and updated with the others."""
     c_latest, c_plans, c_history, c_devices, c_admitted, c_base = cursors[:6]
     latest: dict[int, dict[str, Latest]] = defaultdict(dict)
-    for pid, code, at, value, device in c_latest.fetchall():
-        latest[pid][code] = Latest(code, at, value, device)
+    if known is None:
+        for pid, code, at, value, device in c_latest.fetchall():
+            latest[pid][code] = Latest(code, at, value, device)
+    else:
+        # Most of a patient's codes have the same latest reading as last pass: building
+        # a Latest (and its Evidence) per row per pass was a few % of a pass (issue 14).
+        for pid, code, at, value, device in c_latest.fetchall():
+            held = known.get(pid)
+            if held is None:
+                held = known[pid] = {}
+            was = held.get(code)
+            if was is None or was.measured_at != at or was.measured_at.tzinfo is not at.tzinfo \
+                    or was.value != value or was.device_id != device:
+                was = held[code] = Latest(code, at, value, device)
+            latest[pid][code] = was
     plans = {row[0]: care_plans.from_row(row) for row in c_plans.fetchall()}
     history: dict[int, list[ScorePoint]] = defaultdict(list)
     for pid, at, total, risk, complete, missing in c_history.fetchall():
@@ -696,13 +716,17 @@ def _snapshots(cursors: list[Cursor], ids: list[int],
     baselines = _baselines_rows(c_base)
     return {
         pid: PatientSnapshot(
-            patient_id=pid, latest=latest.get(pid, {}), care_plan=plans.get(pid, CarePlan(pid)),
+            patient_id=pid, latest=latest.get(pid, {}), care_plan=plans.get(pid) or _no_plan(pid),
             score_history=tuple(history.get(pid, ())), spo2_history=spo2_history.get(pid, ()),
             devices=tuple(devices.get(pid, ())), admitted_at=admitted.get(pid),
             recent=recent.get(pid, {}), baselines=baselines.get(pid, {}))
         for pid in ids
     }
 
+
+#: The care plan of a patient who has none (the defaults), built once per patient: it is
+#: immutable, and building one per patient per pass was a few % of a pass (issue 14).
+_no_plan: Final = functools.lru_cache(maxsize=4096)(CarePlan)
 
 _FILTER_CODES: Final = sorted(trend.CODES | {"perfusion_index"})
 

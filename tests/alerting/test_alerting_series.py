@@ -154,6 +154,7 @@ def test_a_kept_window_is_the_same_series_until_its_rows_change_and_an_empty_one
     assert again.recent["spo2"] is first.recent["spo2"]
     assert again.recent["pulse"] is first.recent["pulse"]
     assert again.spo2_history is first.spo2_history
+    assert again.latest["spo2"] is first.latest["spo2"]  # the same latest reading, reused
     assert cache.series.loaded == loaded  # the empty perfusion index was not loaded again
     assert cache.series.unchanged > 0
     write_readings(db, readings(pid, T0 + 2 * MIN, pulse=99, perfusion_index=0.2))
@@ -161,6 +162,8 @@ def test_a_kept_window_is_the_same_series_until_its_rows_change_and_an_empty_one
     assert later.recent["spo2"] is first.recent["spo2"]  # no new SpO2
     assert later.recent["pulse"] is not first.recent["pulse"]
     assert later.recent["pulse"][-1].value == 99
+    assert later.latest["pulse"].value == 99
+    assert later.latest["spo2"] is first.latest["spo2"]
     assert [e.value for e in later.recent["perfusion_index"]] == [0.2]
     assert cache.series.loaded == loaded + 1
     # An hour on, the first readings have left the window: new Series, equal to a cold load.
