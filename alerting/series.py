@@ -186,10 +186,12 @@ def level(history: Series, now: dt.datetime, span: dt.timedelta, minimum: int,
           ) -> tuple[float, tuple[Evidence, Evidence]] | None:
     """``alerting.trend.level``'s continuous case over a Series: the median value of the
     readings measured in [now − span, now] and the first and last of them, when they are at
-    least ``minimum``."""
+    least ``minimum``; remembered on ``history`` by the readings it covers (the trend's looks
+    fall on the same readings pass after pass)."""
     now_us = micros(now)
     hi = history.upto(now_us)
     lo = history.since(now_us - span_micros(span))
     if hi - lo < minimum:
         return None
-    return median_value(history.value[lo:hi], Tie.MIDPOINT), (history[lo], history[hi - 1])
+    return history.memo(("level", lo, hi), lambda: (
+        median_value(history.value[lo:hi], Tie.MIDPOINT), (history[lo], history[hi - 1])))

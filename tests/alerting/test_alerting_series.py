@@ -111,6 +111,11 @@ def test_the_rules_decide_on_columns_as_on_tuples(
         recent={code: Series.of(code, rows) for code, rows in recent.items()}, baselines=bases)
     assert columns == plain
     assert rules.evaluate(columns, now) == rules.evaluate(plain, now)
+    # The same Series again (as the evaluator's kept windows are), at other instants: what a
+    # rule remembered on them (Series.memo) answers only the question it was asked.
+    for later in (dt.timedelta(seconds=1), dt.timedelta(minutes=16), -dt.timedelta(minutes=15),
+                  dt.timedelta(0)):
+        assert rules.evaluate(columns, now + later) == rules.evaluate(plain, now + later)
 
 
 def test_a_series_is_the_sequence_it_stands_for() -> None:
@@ -195,3 +200,19 @@ def test_a_remembered_answer_is_the_answer_to_the_same_question_only() -> None:
     assert window_level(s, later, MEDIAN_WINDOW, CONTINUOUS_MIN, tie=Tie.LOWER) != first
     assert window_level(s, newest, MEDIAN_WINDOW, 99, tie=Tie.LOWER) is None  # the key's minimum
     assert window_level(fresh, newest, MEDIAN_WINDOW, CONTINUOUS_MIN, tie=Tie.LOWER) == first
+
+
+def test_a_remembered_level_is_that_of_the_readings_its_window_covers() -> None:
+    """series.level remembered on a kept window (the trend's looks, pass after pass): each
+    instant's level is that of the readings in its own window, as a fresh Series computes."""
+    from alerting import series, trend
+    rows = _series("pulse", T0, [70.0 + (m % 7) + m / 4 for m in range(90)], ["a"] * 90,
+                   [60] * 90)
+    kept = Series.of("pulse", rows)
+    for minutes in (90, 89, 75, 60, 45, 90, 30, 75):
+        at = T0 + minutes * MIN
+        got = series.level(kept, at, trend.LEVEL_WINDOW, trend.CONTINUOUS_LEVEL)
+        assert got == series.level(Series.of("pulse", rows), at, trend.LEVEL_WINDOW,
+                                   trend.CONTINUOUS_LEVEL)
+        assert got is not None
+        assert got[1][1].measured_at == at
