@@ -142,6 +142,11 @@ def persist(conn: Conn, transitions: Sequence[Transition], policy: Policy, now: 
     ids = store.insert_alerts(conn, new)
     inserted = set(ids.values())
     stored: list[tuple[Alert, tuple[Event, ...]]] = []
+    # A finding that is the very object the episode was loaded with is its stored row as it
+    # stands (the evaluator loads an episode with its findings under the patient's lock):
+    # not written again. Why: every write of an episode rewrote every one of its findings
+    # as JSON, most of them unchanged (issue 14).
+    same: set[tuple[int, Kind]] = set()
     for t in changed:
         after = t.after
         assert after is not None  # noqa: S101 - filtered above
@@ -150,10 +155,13 @@ def persist(conn: Conn, transitions: Sequence[Transition], policy: Policy, now: 
             if aid is None:
                 continue  # another evaluator opened the episode first; its row stands
             after = replace(after, id=aid)
+        elif t.before is not None and t.before.id == after.id:
+            was = {f.kind: f for f in t.before.findings}
+            same.update((after.id, f.kind) for f in after.findings if was.get(f.kind) is f)
         stored.append((after, t.events))
     store.update_alerts(conn, [a for a, _ in stored if a.id is not None and a.id not in inserted])
     store.upsert_findings(conn, [(a.id, f) for a, _ in stored if a.id is not None
-                                 for f in a.findings])
+                                 for f in a.findings if (a.id, f.kind) not in same])
     store.insert_events(conn, [(a.id, e) for a, events in stored for e in events
                                if a.id is not None])
     outgoing: list[Notification] = []

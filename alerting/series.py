@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from itertools import pairwise, repeat
-from typing import Final, final, overload
+from typing import Any, Final, TypeVar, cast, final, overload
 
 from alerting.candidates import Evidence
 from alerting.medians import Tie, median_value, middle_index
@@ -33,6 +33,7 @@ from alerting.observations import Latest
 
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MICROSECOND: Final = dt.timedelta(microseconds=1)
+T = TypeVar("T")
 
 
 def micros(at: dt.datetime) -> int:
@@ -49,7 +50,7 @@ class Series(Sequence[Evidence]):
     """Readings of one code, oldest first, as columns (see the module's note). The rules test
     ``type(x) is Series``: an ABC's ``isinstance`` of a tuple cost more than the test saved."""
 
-    __slots__ = ("at", "code", "device", "us", "value")
+    __slots__ = ("_memo", "at", "code", "device", "us", "value")
 
     def __init__(self, code: str, at: tuple[dt.datetime, ...], us: tuple[int, ...],
                  value: tuple[float, ...], device: tuple[str, ...]) -> None:
@@ -58,6 +59,24 @@ class Series(Sequence[Evidence]):
         self.us = us
         self.value = value
         self.device = device
+        self._memo: dict[Hashable, Any] | None = None
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, remembered under ``key`` for the life of this Series. Only for a
+        pure function of this (immutable) Series and of what ``key`` holds: then the answer
+        is the one computing it again gives. Why: the evaluator keeps a window's Series
+        while its rows do not change (``alerting.store._Series.tail``) and most of a
+        patient's codes get no new reading in a pass, so their filter's pick is the same
+        question again (issue 14)."""
+        memo = self._memo
+        if memo is None:
+            memo = self._memo = {}
+        elif key in memo:
+            return cast(T, memo[key])
+        elif len(memo) >= 8:  # bounded: a few questions a pass, a Series lives minutes
+            memo.clear()
+        got = memo[key] = compute()
+        return got
 
     @classmethod
     def of(cls, code: str, items: Iterable[Evidence]) -> Series:
@@ -129,7 +148,14 @@ def window_level(history: Series, newest: Latest, span: dt.timedelta, minimum: i
     """``alerting.artefacts``' continuous filter over a Series: the median reading of the
     newest's device in the ``span`` up to it (and the newest itself), when they are at least
     ``minimum``; None otherwise. What ``artefacts._window`` + ``level_reading`` pick, found
-    by bisection (the history is in measured-at order)."""
+    by bisection (the history is in measured-at order); remembered on ``history``
+    (:meth:`Series.memo`: a pure function of the two and the constants)."""
+    return history.memo(("window_level", newest, span, minimum, tie),
+                        lambda: _window_level(history, newest, span, minimum, tie))
+
+
+def _window_level(history: Series, newest: Latest, span: dt.timedelta, minimum: int,
+                  tie: Tie) -> Latest | None:
     end = micros(newest.measured_at)
     lo, hi = history.upto(end - span_micros(span)), history.upto(end)
     if hi - lo + 1 < minimum:
@@ -160,10 +186,12 @@ def level(history: Series, now: dt.datetime, span: dt.timedelta, minimum: int,
           ) -> tuple[float, tuple[Evidence, Evidence]] | None:
     """``alerting.trend.level``'s continuous case over a Series: the median value of the
     readings measured in [now − span, now] and the first and last of them, when they are at
-    least ``minimum``."""
+    least ``minimum``; remembered on ``history`` by the readings it covers (the trend's looks
+    fall on the same readings pass after pass)."""
     now_us = micros(now)
     hi = history.upto(now_us)
     lo = history.since(now_us - span_micros(span))
     if hi - lo < minimum:
         return None
-    return median_value(history.value[lo:hi], Tie.MIDPOINT), (history[lo], history[hi - 1])
+    return history.memo(("level", lo, hi), lambda: (
+        median_value(history.value[lo:hi], Tie.MIDPOINT), (history[lo], history[hi - 1])))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import json
 import sys
 from collections import defaultdict
@@ -202,9 +203,14 @@ class _Series:
     epoch (bisected as integers: comparing aware datetimes of two tzinfo objects — the
     server's rows', the caller's `now` — cost a tenth of a pass, issue 14), ``acc[i]`` the
     sum of the first `i` of them (the check of :class:`SeriesCache`); ``at``, ``value`` and
-    ``device`` the rows' measured-at as loaded, value and device id."""
+    ``device`` the rows' measured-at as loaded, value and device id. ``tails`` holds the
+    :class:`~alerting.series.Series` of :meth:`tail` by start index until the rows change:
+    most of a patient's codes get no new reading in a pass and their window does not move
+    past a reading, so the same Series serves again (copying every window into new tuples on
+    every pass was a tenth of a pass, issue 14), and a rule may memoise on it
+    (:meth:`alerting.series.Series.memo`)."""
 
-    __slots__ = ("acc", "at", "ats", "code", "device", "since", "value")
+    __slots__ = ("acc", "at", "ats", "code", "device", "since", "tails", "value")
 
     def __init__(self, code: str, since: dt.datetime, rows: _Columns | None) -> None:
         self.code = code
@@ -215,6 +221,7 @@ class _Series:
         for us in ats:
             acc.append(acc[-1] + us)
         self.acc = acc
+        self.tails: dict[int, Series] = {}
 
     def after(self, lo: int) -> int:
         """The index of the first row measured after `lo` (microseconds since the epoch)."""
@@ -227,9 +234,11 @@ class _Series:
         if cut:
             for column in (self.at, self.ats, self.value, self.device, self.acc):
                 del column[:cut]
+            self.tails.clear()
         self.since = lo
         if new is None:
             return
+        self.tails.clear()
         at, ats, value, device = new
         self.at += at
         self.ats += ats
@@ -240,9 +249,14 @@ class _Series:
             acc.append(acc[-1] + us)
 
     def tail(self, i: int) -> Series:
-        """Rows `i`… as a :class:`alerting.series.Series`."""
-        return Series(self.code, tuple(self.at[i:]), tuple(self.ats[i:]),
-                      tuple(self.value[i:]), tuple(self.device[i:]))
+        """Rows `i`… as a :class:`alerting.series.Series` (the same one while the rows are)."""
+        got = self.tails.get(i)
+        if got is None:
+            if len(self.tails) >= 4:  # a window moved on within the rows: bounded anyway
+                self.tails.clear()
+            got = self.tails[i] = Series(self.code, tuple(self.at[i:]), tuple(self.ats[i:]),
+                                         tuple(self.value[i:]), tuple(self.device[i:]))
+        return got
 
 
 #: A batch of one series' rows as columns: measured-at, its µs, value, device id.
@@ -279,10 +293,14 @@ class SeriesCache:
         self.incremental = 0  # entries brought up to date by their new rows only
         self.loaded = 0  # entries loaded whole (first seen, sparse, clock moved back)
         self.reloaded = 0  # entries whose check failed: loaded again whole
+        self.unchanged = 0  # entries holding no reading, none measured since: kept empty
+        #: Each patient's latest readings as last loaded (:func:`_snapshots` reuses them).
+        self.latest: dict[int, dict[str, Latest]] = {}
 
     def forget(self, patient_ids: Iterable[int]) -> None:
         for pid in patient_ids:
             self._by_patient.pop(pid, None)
+            self.latest.pop(pid, None)
 
     def __len__(self) -> int:
         return len(self._by_patient)
@@ -298,20 +316,35 @@ class SeriesCache:
         # (patient, code, lo, lo in µs, newest held in µs, rows held after lo, their µs sum)
         inc: list[tuple[int, str, dt.datetime, int, int, int, int]] = []
         full: list[tuple[int, str, dt.datetime]] = []
+        empty: list[tuple[int, str, dt.datetime]] = []
         for pid in ids:
             held = self._by_patient.get(pid)
             for code, lo, lo_us in spans:
                 entry = None if held is None else held.get(code)
-                if entry is not None and entry.since <= lo and entry.ats \
-                        and entry.ats[-1] <= hi_us:
-                    i = entry.after(lo_us)
-                    n = len(entry.ats) - i
-                    if n >= LAST_READINGS:
-                        inc.append((pid, code, lo, lo_us, entry.ats[-1], n,
-                                    entry.acc[-1] - entry.acc[i]))
+                if entry is not None:
+                    if not entry.ats:
+                        empty.append((pid, code, lo))
                         continue
+                    if entry.since <= lo and entry.ats[-1] <= hi_us:
+                        i = entry.after(lo_us)
+                        n = len(entry.ats) - i
+                        if n >= LAST_READINGS:
+                            inc.append((pid, code, lo, lo_us, entry.ats[-1], n,
+                                        entry.acc[-1] - entry.acc[i]))
+                            continue
                 full.append((pid, code, lo))
-        new = checks = None
+        new = checks = found = None
+        if empty:
+            # An entry loaded with no reading at all (a code the patient's devices do not
+            # send: the oximeter's perfusion index, say) stays empty while no reading of it
+            # is measured up to `hi`: asked per entry, instead of loading each whole again
+            # every pass (a fifth of the entries, issue 14). The few that have one now are
+            # loaded whole by `take`.
+            found = conn.execute(
+                "SELECT k.i FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS k(pid, c, i) "
+                "WHERE EXISTS (SELECT 1 FROM readings WHERE patient_id = k.pid AND code = k.c "
+                "AND measured_at <= %s)",
+                (_array(k[0] for k in empty), _array(k[1] for k in empty), hi))
         if inc:
             # Arrays as one text literal each, instants as microseconds: dumping thousands of
             # elements one by one was a tenth of a pass's CPU.
@@ -338,7 +371,7 @@ class SeriesCache:
                 (pids, codes, _array(k[3] for k in inc), wms,
                  _array(k[5] for k in inc), _array(k[6] for k in inc)))
         whole = _series_query(conn, full, hi) if full else None
-        return _SeriesLoad(now, inc, full, new, checks, whole)
+        return _SeriesLoad(now, inc, full, new, checks, whole, empty, found)
 
     def take(self, conn: Conn, load: _SeriesLoad,
              ) -> tuple[dict[int, dict[str, Series]], dict[int, Series]]:
@@ -348,11 +381,20 @@ class SeriesCache:
         now = load.now
         failed = {load.inc[i - 1][:2] for (i,) in load.checks.fetchall()} if load.checks else set()
         again = [(pid, code, lo) for pid, code, lo, *_ in load.inc if (pid, code) in failed]
+        appeared = [load.empty[i - 1] for (i,) in load.found.fetchall()] \
+            if load.found is not None else []
+        again += appeared
         new = _grouped(load.new.fetchall()) if load.new is not None else {}
         whole = _grouped(load.whole.fetchall()) if load.whole is not None else {}
-        if again:  # rare: a late reading or a backfill behind what is held
+        if again:  # rare: a late reading or a backfill behind what is held, a first reading
             whole.update(_grouped(_series_query(conn, again, now + AHEAD).fetchall()))
-            self.reloaded += len(again)
+            self.reloaded += len(again) - len(appeared)
+            self.loaded += len(appeared)
+        gone = set(appeared)
+        for key in load.empty:
+            if key not in gone:
+                self._by_patient[key[0]][key[1]].since = key[2]
+                self.unchanged += 1
         for pid, code, lo, lo_us, *_ in load.inc:
             if (pid, code) not in failed:
                 self._by_patient[pid][code].extend(lo, lo_us, new.get((pid, code)))
@@ -364,7 +406,7 @@ class SeriesCache:
         spo2: dict[int, Series] = {}
         window = _micros(now - RECENT)
         history = _micros(now - SPO2_HISTORY)
-        for pid in {k[0] for k in load.inc} | {k[0] for k in load.full}:
+        for pid in {k[0] for k in load.inc} | {k[0] for k in load.full} | {k[0] for k in appeared}:
             codes: dict[str, Series] = {}
             for code, entry in self._by_patient[pid].items():
                 n = len(entry.ats)
@@ -388,6 +430,8 @@ class _SeriesLoad:
     new: Cursor | None
     checks: Cursor | None
     whole: Cursor | None
+    empty: list[tuple[int, str, dt.datetime]]
+    found: Cursor | None  # the indices (from 1) of `empty` that have a reading now
 
 
 def _grouped(rows: Iterable[tuple[int, str, dt.datetime, str, float]],
@@ -557,7 +601,7 @@ def load_batch(conn: Conn, patient_ids: Sequence[int], now: dt.datetime,
             cache.hits += 1
         current[pid] = alert
     cache.forget(pid for pid in ids if pid not in current)  # resolved (or gone): no entry
-    snapshots = _snapshots(cursors, ids, recent, spo2)
+    snapshots = _snapshots(cursors, ids, recent, spo2, cache.series.latest)
     cache.used(ids, now)
     # Not (or no longer) admitted: nothing of theirs is worth keeping between passes.
     cache.series.forget(pid for pid, snap in snapshots.items() if snap.admitted_at is None)
@@ -631,13 +675,29 @@ def _snapshot_queries(conn: Conn, ids: list[int], now: dt.datetime, *, cold: boo
 def _snapshots(cursors: list[Cursor], ids: list[int],
                recent: Mapping[int, Mapping[str, Sequence[Evidence]]] | None = None,
                spo2_history: Mapping[int, Sequence[Evidence]] | None = None,
+               known: dict[int, dict[str, Latest]] | None = None,
                ) -> dict[int, PatientSnapshot]:
     """The snapshots from :func:`_snapshot_queries`' cursors (`recent` and `spo2_history`
-    given when they were not among them)."""
+    given when they were not among them). `known`: an evaluator's latest readings as last
+    loaded (:attr:`SeriesCache.latest`), reused for a row that is the same reading (same
+    instant, in the same zone object, value and device) and updated with the others."""
     c_latest, c_plans, c_history, c_devices, c_admitted, c_base = cursors[:6]
     latest: dict[int, dict[str, Latest]] = defaultdict(dict)
-    for pid, code, at, value, device in c_latest.fetchall():
-        latest[pid][code] = Latest(code, at, value, device)
+    if known is None:
+        for pid, code, at, value, device in c_latest.fetchall():
+            latest[pid][code] = Latest(code, at, value, device)
+    else:
+        # Most of a patient's codes have the same latest reading as last pass: building
+        # a Latest (and its Evidence) per row per pass was a few % of a pass (issue 14).
+        for pid, code, at, value, device in c_latest.fetchall():
+            held = known.get(pid)
+            if held is None:
+                held = known[pid] = {}
+            was = held.get(code)
+            if was is None or was.measured_at != at or was.measured_at.tzinfo is not at.tzinfo \
+                    or was.value != value or was.device_id != device:
+                was = held[code] = Latest(code, at, value, device)
+            latest[pid][code] = was
     plans = {row[0]: care_plans.from_row(row) for row in c_plans.fetchall()}
     history: dict[int, list[ScorePoint]] = defaultdict(list)
     for pid, at, total, risk, complete, missing in c_history.fetchall():
@@ -656,13 +716,17 @@ def _snapshots(cursors: list[Cursor], ids: list[int],
     baselines = _baselines_rows(c_base)
     return {
         pid: PatientSnapshot(
-            patient_id=pid, latest=latest.get(pid, {}), care_plan=plans.get(pid, CarePlan(pid)),
+            patient_id=pid, latest=latest.get(pid, {}), care_plan=plans.get(pid) or _no_plan(pid),
             score_history=tuple(history.get(pid, ())), spo2_history=spo2_history.get(pid, ()),
             devices=tuple(devices.get(pid, ())), admitted_at=admitted.get(pid),
             recent=recent.get(pid, {}), baselines=baselines.get(pid, {}))
         for pid in ids
     }
 
+
+#: The care plan of a patient who has none (the defaults), built once per patient: it is
+#: immutable, and building one per patient per pass was a few % of a pass (issue 14).
+_no_plan: Final = functools.lru_cache(maxsize=4096)(CarePlan)
 
 _FILTER_CODES: Final = sorted(trend.CODES | {"perfusion_index"})
 
@@ -733,12 +797,14 @@ def learn_baselines(conn: Conn, ids: Sequence[int], now: dt.datetime) -> int:
     if not ripe:
         return 0
     first: dict[tuple[int, str], list[Evidence]] = defaultdict(list)
+    # fetchall: iterating the cursor row by row cost more than learning (a ward's first
+    # pass fetches up to LEARN_READINGS rows per ripe code, issue 14).
     for pid, code, at, device, value in conn.execute(
         "SELECT pid, c, r.measured_at, r.device_id, r.value "
         "FROM unnest(%s::bigint[], %s::text[]) AS k(pid, c), LATERAL ("
         "  SELECT measured_at, device_id, value FROM readings WHERE patient_id = pid "
         "  AND code = c ORDER BY measured_at LIMIT %s) r ORDER BY 1, 2, 3",
-        ([p for p, _ in ripe], [c for _, c in ripe], LEARN_READINGS)):
+        (_array(p for p, _ in ripe), _array(c for _, c in ripe), LEARN_READINGS)).fetchall():
         first[(pid, code)].append(Evidence(at, code, device, value))
     rows = []
     for (pid, code), readings in first.items():

@@ -271,25 +271,35 @@ def weight(age: dt.timedelta, *, continuous: bool) -> float:
     return max(0.0, 1.0 - age / LEVEL_FRESH)
 
 
-def _index(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evidence]],
+_SORTED_CODES: Final = tuple(sorted(CODES))
+
+
+def _signs(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evidence]],
            baselines: Mapping[str, BaselineStat], now: dt.datetime,
-           ) -> tuple[float, list[dict[str, object]], list[Evidence], bool]:
-    """The index at ``now``, each charted sign, the readings behind them, and whether any
-    sign's level is a continuous median."""
-    charted: list[dict[str, object]] = []
-    evidence: list[Evidence] = []
-    continuous = False
-    for code in sorted(CODES):
+           ) -> list[tuple[str, float, float, float, BaselineStat, tuple[Evidence, ...]]]:
+    """Each charted sign at ``now``: (code, level, z rounded to 2 places, weight rounded to
+    3, baseline, the readings behind the level), in code order."""
+    out = []
+    for code in _SORTED_CODES:
         base = baselines.get(code)
         if base is None:
             continue
         readings = recent.get(code, ())
-        history = readings[:readings.upto(series.micros(now))] \
-            if type(readings) is Series else tuple(e for e in readings if e.measured_at <= now)
         current = latest.get(code)
-        if current is not None and current.measured_at > now:
-            current = next((Latest(e.code, e.measured_at, e.value, e.device_id)
-                            for e in reversed(history)), None)
+        history: Sequence[Evidence]
+        if type(readings) is Series:
+            # Not sliced at `now`: the level bisects at `now` itself (the same readings), so
+            # only the fallback below needs the bound (copying the window's columns for each
+            # of the hour's looks was most of the rule, issue 14).
+            history = readings
+            if current is not None and current.measured_at > now:
+                end = readings.upto(series.micros(now))
+                current = readings.latest(end - 1) if end else None
+        else:
+            history = tuple(e for e in readings if e.measured_at <= now)
+            if current is not None and current.measured_at > now:
+                current = next((Latest(e.code, e.measured_at, e.value, e.device_id)
+                                for e in reversed(history)), None)
         found = level(code, current, history, now)
         if found is None:
             continue
@@ -298,19 +308,33 @@ def _index(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evidence]
         if not math.isfinite(z):
             continue
         # level() names two readings (first and last of a window) for a continuous median
-        steady = len(behind) == 2
-        continuous = continuous or steady
-        charted.append({"code": code, "level": round(value, 2), "z": round(z, 2),
-                        "weight": round(weight(now - behind[-1].measured_at,
-                                               continuous=steady), 3),
-                        "circadian_offset": round(circadian_offset(code, now), 2),
-                        "baseline_mean": round(base.mean, 2), "baseline_sd": round(base.sd, 2),
-                        "baseline_n": base.n, "learned_from": base.from_at.isoformat(),
-                        "learned_to": base.to_at.isoformat()})
-        evidence.extend(behind)
-    index = combined([float(c["z"]) for c in charted],  # type: ignore[arg-type]
-                     [float(c["weight"]) for c in charted])  # type: ignore[arg-type]
-    return index, charted, evidence, continuous
+        out.append((code, value, round(z, 2),
+                    round(weight(now - behind[-1].measured_at, continuous=len(behind) == 2), 3),
+                    base, behind))
+    return out
+
+
+def _combined(signs: Sequence[tuple[str, float, float, float, BaselineStat,
+                                    tuple[Evidence, ...]]]) -> float:
+    return combined([float(s[2]) for s in signs], [float(s[3]) for s in signs])
+
+
+def _index(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evidence]],
+           baselines: Mapping[str, BaselineStat], now: dt.datetime,
+           ) -> tuple[float, list[dict[str, object]], list[Evidence], bool]:
+    """The index at ``now``, each charted sign, the readings behind them, and whether any
+    sign's level is a continuous median."""
+    signs = _signs(latest, recent, baselines, now)
+    charted: list[dict[str, object]] = [
+        {"code": code, "level": round(value, 2), "z": z, "weight": w,
+         "circadian_offset": round(circadian_offset(code, now), 2),
+         "baseline_mean": round(base.mean, 2), "baseline_sd": round(base.sd, 2),
+         "baseline_n": base.n, "learned_from": base.from_at.isoformat(),
+         "learned_to": base.to_at.isoformat()}
+        for code, value, z, w, base, _ in signs]
+    evidence = [e for *_, behind in signs for e in behind]
+    continuous = any(len(s[5]) == 2 for s in signs)
+    return _combined(signs), charted, evidence, continuous
 
 
 def trend_rule(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evidence]],
@@ -329,10 +353,11 @@ def trend_rule(latest: Mapping[str, Latest], recent: Mapping[str, Sequence[Evide
     statistic = index
     if continuous:
         for j in range(1, LOOKS):
-            earlier, then, _, _ = _index(latest, recent, baselines, now - j * LOOK)
+            # The earlier looks' index only (their charted details are never shown).
+            then = _signs(latest, recent, baselines, now - j * LOOK)
             if not then:
                 break
-            looks.append(earlier)
+            looks.append(_combined(then))
         looks.reverse()
         statistic = cusum(looks)
         if len(looks) < 2 or statistic < CUSUM_H:

@@ -125,3 +125,47 @@ def test_a_doubtful_spot_reading_raises_nothing_and_calls_the_hook_and_notifies(
     assert [(p, d.code, d.reading.value) for p, d in seen] == [(pid, "spo2", 93.0)]
     doubt = next(p for p in payloads if p.get("type") == "doubtful_reading")
     assert (doubt["patient_id"], doubt["code"], doubt["value"]) == (pid, "spo2", 93.0)
+
+
+def test_an_episode_written_again_rewrites_its_changed_findings_only(
+        db: psycopg.Connection[Any], policy: Policy, raise_news2: Any) -> None:
+    """runner.persist leaves a finding row alone when the finding is the very one the episode
+    was loaded with, and writes one that changed (issue 14: every write of an episode used
+    to rewrite all its findings)."""
+    from dataclasses import replace
+
+    from alerting.lifecycle import Transition
+    from alerting.runner import persist
+
+    aid = raise_news2(T0)
+    (pid,) = db.execute("SELECT patient_id FROM alerts WHERE id = %s", (aid,)).fetchone() or ()
+    db.commit()
+
+    def rows() -> dict[str, tuple[str, str, dt.datetime]]:
+        return {k: (x, s, at) for k, x, s, at in db.execute(
+            "SELECT kind, xmin::text, summary, last_at FROM alert_findings WHERE alert_id = %s",
+            (aid,))}
+
+    before = store.open_episodes(db, [pid])[pid]
+    assert len(before.findings) >= 2
+    stored = rows()
+    later = T0 + dt.timedelta(minutes=1)
+    first, *others = before.findings
+    changed = replace(first, summary="changed", last_at=later)
+    after = replace(before, findings=(changed, *others), updated_at=later)
+    persist(db, [Transition(before, after)], policy, later)
+    db.commit()
+    now = rows()
+    kind = first.kind.value
+    assert now[kind][0] != stored[kind][0]
+    assert now[kind][1:] == ("changed", later)
+    for f in others:
+        assert now[f.kind.value] == stored[f.kind.value]  # the same xmin: not written
+    # An equal copy (not the loaded object) is written: only the loaded one is known stored.
+    again = store.open_episodes(db, [pid])[pid]
+    copy = replace(again.findings[1], summary="copied")
+    persist(db, [Transition(again, replace(again, findings=(again.findings[0], copy, *again.findings[2:]),
+                                           updated_at=later))], policy, later)
+    db.commit()
+    assert rows()[copy.kind.value][1] == "copied"
+    assert rows()[kind] == now[kind]

@@ -111,6 +111,11 @@ def test_the_rules_decide_on_columns_as_on_tuples(
         recent={code: Series.of(code, rows) for code, rows in recent.items()}, baselines=bases)
     assert columns == plain
     assert rules.evaluate(columns, now) == rules.evaluate(plain, now)
+    # The same Series again (as the evaluator's kept windows are), at other instants: what a
+    # rule remembered on them (Series.memo) answers only the question it was asked.
+    for later in (dt.timedelta(seconds=1), dt.timedelta(minutes=16), -dt.timedelta(minutes=15),
+                  dt.timedelta(0)):
+        assert rules.evaluate(columns, now + later) == rules.evaluate(plain, now + later)
 
 
 def test_a_series_is_the_sequence_it_stands_for() -> None:
@@ -125,3 +130,89 @@ def test_a_series_is_the_sequence_it_stands_for() -> None:
     assert hash(s) == hash(rows)
     assert s != rows[:3]
     assert rows[2] in s
+
+
+def test_a_kept_window_is_the_same_series_until_its_rows_change_and_an_empty_one_sees_a_first(
+        db: psycopg.Connection[Any], add_patients: Any, readings: Any,
+        write_readings: Any) -> None:
+    """The cache hands out the very Series of a window whose rows did not change (what a
+    rule may memoise on), a new one equal to a cold load's once they do (a new reading, the
+    window sliding past one), and a code held with no reading at all (no perfusion index
+    yet) is not loaded again each pass but still sees its first reading."""
+    (pid,) = add_patients(db, 1, T0 - dt.timedelta(days=1))
+    write_readings(db, [r for m in range(30, 0, -1) for r in readings(
+        pid, T0 - m * MIN, spo2=95 + m % 3, pulse=70 + m % 5)])
+    cache = store.EpisodeCache()
+
+    def load(at: dt.datetime) -> PatientSnapshot:
+        with db.transaction():
+            kept, _ = store.load_batch(db, [pid], at, cache)
+        with db.transaction():
+            cold, _ = store.load_batch(db, [pid], at)
+        assert kept == cold
+        return kept[pid]
+
+    first = load(T0)
+    assert "perfusion_index" not in first.recent
+    loaded = cache.series.loaded
+    again = load(T0 + dt.timedelta(seconds=1))  # nothing new, no reading leaves a window
+    assert again.recent["spo2"] is first.recent["spo2"]
+    assert again.recent["pulse"] is first.recent["pulse"]
+    assert again.spo2_history is first.spo2_history
+    assert again.latest["spo2"] is first.latest["spo2"]  # the same latest reading, reused
+    assert cache.series.loaded == loaded  # the empty perfusion index was not loaded again
+    assert cache.series.unchanged > 0
+    write_readings(db, readings(pid, T0 + 2 * MIN, pulse=99, perfusion_index=0.2))
+    later = load(T0 + 2 * MIN)
+    assert later.recent["spo2"] is first.recent["spo2"]  # no new SpO2
+    assert later.recent["pulse"] is not first.recent["pulse"]
+    assert later.recent["pulse"][-1].value == 99
+    assert later.latest["pulse"].value == 99
+    assert later.latest["spo2"] is first.latest["spo2"]
+    assert [e.value for e in later.recent["perfusion_index"]] == [0.2]
+    assert cache.series.loaded == loaded + 1
+    # An hour on, the first readings have left the window: new Series, equal to a cold load.
+    slid = load(T0 + 60 * MIN - 15 * MIN // 10)
+    assert slid.recent["spo2"] is not first.recent["spo2"]
+
+
+def test_a_remembered_answer_is_the_answer_to_the_same_question_only() -> None:
+    """Series.memo (the continuous filter's pick remembered on a kept window): asked again with
+    an equal newest reading it is the computed answer; with another newest it is computed
+    for that one, as a Series without a memo answers."""
+    from alerting.artefacts import CONTINUOUS_MIN, MEDIAN_WINDOW
+    from alerting.medians import Tie
+    from alerting.series import window_level
+    rows = _series("pulse", T0, [70.0, 90.0, 71.0, 72.0, 95.0], ["a"] * 5, [60] * 5)
+    s = Series.of("pulse", rows)
+    newest = Latest("pulse", rows[-1].measured_at, rows[-1].value, "a")
+    first = window_level(s, newest, MEDIAN_WINDOW, CONTINUOUS_MIN, tie=Tie.LOWER)
+    assert first is not None
+    assert first.value == 72.0
+    same = Latest("pulse", rows[-1].measured_at, rows[-1].value, "a")
+    assert window_level(s, same, MEDIAN_WINDOW, CONTINUOUS_MIN, tie=Tie.LOWER) is first
+    later = Latest("pulse", rows[-1].measured_at + 2 * MIN, 40.0, "a")  # not in the series yet
+    fresh = Series.of("pulse", rows)
+    for newer in (later, Latest("pulse", rows[-1].measured_at, 95.0, "b")):
+        got = window_level(s, newer, MEDIAN_WINDOW, CONTINUOUS_MIN, tie=Tie.LOWER)
+        assert got == window_level(Series.of("pulse", rows), newer, MEDIAN_WINDOW,
+                                   CONTINUOUS_MIN, tie=Tie.LOWER)
+    assert window_level(s, later, MEDIAN_WINDOW, CONTINUOUS_MIN, tie=Tie.LOWER) != first
+    assert window_level(s, newest, MEDIAN_WINDOW, 99, tie=Tie.LOWER) is None  # the key's minimum
+    assert window_level(fresh, newest, MEDIAN_WINDOW, CONTINUOUS_MIN, tie=Tie.LOWER) == first
+
+
+def test_a_remembered_level_is_that_of_the_readings_its_window_covers() -> None:
+    """series.level remembered on a kept window (the trend's looks, pass after pass): each
+    instant's level is that of the readings in its own window, as a fresh Series computes."""
+    from alerting import series, trend
+    rows = _series("pulse", T0, [70.0 + (m % 7) + m / 4 for m in range(90)], ["a"] * 90,
+                   [60] * 90)
+    kept = Series.of("pulse", rows)
+    for minutes in (90, 89, 75, 60, 45, 90, 30, 75):
+        at = T0 + minutes * MIN
+        got = series.level(kept, at, trend.LEVEL_WINDOW, trend.CONTINUOUS_LEVEL)
+        assert got == series.level(Series.of("pulse", rows), at, trend.LEVEL_WINDOW,
+                                   trend.CONTINUOUS_LEVEL)
+        assert got is not None
+        assert got[1][1].measured_at == at
