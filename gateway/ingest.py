@@ -156,6 +156,8 @@ class Gateway:
         channels.listen(listen, channels.DEVICES)
         self.directory.replace(device_directory(conn), self.clock())
         conn.commit()
+        # The staging tables, once per connection: no round trip per batch for them.
+        self.store.prepare_session(conn)
         self._conn, self._listen = conn, listen
         self.metrics.database_up.set(1)
         log.info("database connected devices=%d", len(self.directory))

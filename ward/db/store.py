@@ -14,6 +14,7 @@ All SQL is composed with psycopg.sql; nothing here holds clinical logic.
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,20 +102,32 @@ class TrendPoint:
 class ReadingStore:
     """Reads and writes readings on the caller's connection and transaction.
 
-    Deliberately stateless: a cache of "partition exists" or "staging table exists" would lie
-    after the caller rolls back the transaction that created them, and a gateway retrying
-    that batch would then fail forever. Both checks cost one cheap round trip per batch.
+    No cache of "partition exists": it would lie after the caller rolls back the transaction
+    that created it (or after retention drops it), and a gateway retrying that batch would
+    then fail forever; the partitions are ensured in the pipeline of the batch's INSERT, so
+    it costs no round trip of its own. The staging tables are created in the batch's
+    transaction too (one round trip before the COPY), unless `prepare_session` created them,
+    committed, on that very connection: a committed temporary table lasts as long as the
+    session, so that cannot lie, and it spares the round trip (issue 14).
     """
 
+    def __init__(self) -> None:
+        # Connections whose staging tables `prepare_session` created and committed.
+        self._staged: weakref.WeakSet[Conn] = weakref.WeakSet()
+
+    def prepare_session(self, conn: Conn) -> None:
+        """Create the staging tables and commit, on an idle connection (nothing else of the
+        caller's is committed); later batches on `conn` skip their creation round trip. On a
+        connection in a transaction this does nothing (the batches create them as before)."""
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return
+        self._create_stages(conn)
+        conn.commit()
+        self._staged.add(conn)
+
     @staticmethod
-    def _prepare(conn: Conn, readings: Sequence[Reading | ReadingRow]) -> None:
-        months = sorted({(r.measured_at.year, r.measured_at.month) for r in readings})
-        # One round trip for all of it (pipeline mode): on a busy gateway every round trip
-        # also waits for the GIL, which paho's network thread holds between packets.
+    def _create_stages(conn: Conn) -> None:
         with conn.pipeline():
-            for year, month in months:
-                first = dt.datetime(year, month, 1, tzinfo=dt.UTC)
-                conn.execute("SELECT vw_ensure_reading_partition(%s)", (first,))
             conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS vw_readings_stage "
                 "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -123,6 +136,14 @@ class ReadingStore:
                 "CREATE TEMP TABLE IF NOT EXISTS vw_latest_stage "
                 "(LIKE latest_readings) ON COMMIT DELETE ROWS"
             )
+
+    @staticmethod
+    def _ensure_partitions(conn: Conn, readings: Sequence[Reading | ReadingRow]) -> None:
+        """Queue (pipeline mode) the creation of the readings' monthly partitions if absent."""
+        months = sorted({(r.measured_at.year, r.measured_at.month) for r in readings})
+        for year, month in months:
+            first = dt.datetime(year, month, 1, tzinfo=dt.UTC)
+            conn.execute("SELECT vw_ensure_reading_partition(%s)", (first,))
 
     def write(self, conn: Conn, readings: Sequence[Reading | ReadingRow], *,
               defer_latest: bool = False) -> set[tuple[str, str, dt.datetime]]:
@@ -178,7 +199,8 @@ class ReadingStore:
                 defer_latest: bool) -> list[tuple[Any, ...]]:
         if not readings:
             return []
-        self._prepare(conn, readings)
+        if conn not in self._staged:
+            self._create_stages(conn)
         # A batch may repeat a key (a device resending within one batch): keep the first.
         with conn.cursor() as cur, conn.cursor() as clear:
             copy_sql = sql.SQL("COPY vw_readings_stage ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -195,6 +217,7 @@ class ReadingStore:
             # The INSERT and the staging table's clean-up in one round trip (pipeline mode);
             # DELETE rather than TRUNCATE: a temp table's TRUNCATE makes a new file each time.
             with conn.pipeline():
+                self._ensure_partitions(conn, readings)
                 cur.execute(self._insert_sql(defer_latest=defer_latest))
                 clear.execute("DELETE FROM vw_readings_stage")
             return cur.fetchall()
