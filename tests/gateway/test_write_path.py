@@ -152,3 +152,42 @@ def test_latest_readings_leaves_room_for_hot_updates(db: psycopg.Connection[Any]
                      ).fetchone()
     assert row is not None
     assert "fillfactor=50" in (row[0] or [])
+
+
+def test_a_prepared_session_skips_the_staging_round_trip_and_survives_a_rollback(
+        db: psycopg.Connection[Any]) -> None:
+    pid = _patient(db)
+    store = ReadingStore()
+    store.prepare_session(db)
+    assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    # The staging tables were committed: a batch rolled back does not take them with it,
+    # so the next batch (which no longer creates them) still finds them.
+    store.write(db, [ReadingRow("w-1", "spo2", NOW, 95.0, "%", pid, NOW, "a")])
+    db.rollback()
+    later = NOW + dt.timedelta(seconds=1)
+    # A month with no partition yet: ensured in the INSERT's pipeline.
+    next_year = NOW.replace(year=NOW.year + 1)
+    with db.transaction():
+        inserted = store.write(db, [
+            ReadingRow("w-1", "spo2", later, 96.0, "%", pid, NOW, "b"),
+            ReadingRow("w-1", "spo2", next_year, 97.0, "%", pid, NOW, "c")])
+    assert inserted == {("w-1", "spo2", later), ("w-1", "spo2", next_year)}
+    rows = ReadingStore.readings_between(db, pid, NOW, next_year + dt.timedelta(seconds=1))
+    assert [(r.value, r.msg_id) for r in rows] == [(96.0, "b"), (97.0, "c")]
+
+
+def test_prepare_session_in_a_transaction_commits_nothing_of_the_caller_s(
+        db_url: str, db: psycopg.Connection[Any]) -> None:
+    _patient(db)
+    store = ReadingStore()
+    db.execute("CREATE TABLE caller_work (x int)")
+    store.prepare_session(db)  # in the caller's transaction: does nothing
+    assert db.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    db.rollback()
+    with psycopg.connect(db_url) as other:
+        row = other.execute("SELECT to_regclass('caller_work')").fetchone()
+    assert row == (None,)
+    # ... and batches on it still create their staging tables themselves.
+    plan = _plan(db, _payload("p1", "2026-11-24T09:14:00Z", 95))
+    stored, _ = write_batch(db, store, plan)
+    assert stored.count == 1
