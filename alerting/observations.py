@@ -76,6 +76,13 @@ class Latest:
         object.__setattr__(self, "evidence",
                            Evidence(self.measured_at, self.code, self.device_id, self.value))
 
+    def is_reading(self, measured_at: dt.datetime, value: float, device_id: str) -> bool:
+        """This very reading again (same instant in the same zone object — psycopg shares one
+        per server time zone — same value and device): a caller re-reading the latest rows
+        may keep this object instead of building a new one (issue 14)."""
+        return (self.measured_at == measured_at and self.measured_at.tzinfo is measured_at.tzinfo
+                and self.value == value and self.device_id == device_id)
+
 
 @dataclass(frozen=True, slots=True)
 class ObservationSet:

@@ -694,8 +694,7 @@ def _snapshots(cursors: list[Cursor], ids: list[int],
             if held is None:
                 held = known[pid] = {}
             was = held.get(code)
-            if was is None or was.measured_at != at or was.measured_at.tzinfo is not at.tzinfo \
-                    or was.value != value or was.device_id != device:
+            if was is None or not was.is_reading(at, value, device):
                 was = held[code] = Latest(code, at, value, device)
             latest[pid][code] = was
     plans = {row[0]: care_plans.from_row(row) for row in c_plans.fetchall()}

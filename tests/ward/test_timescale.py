@@ -171,11 +171,19 @@ def test_vward_maintain_summarises_a_backfill_older_than_the_policy_window(
     assert _hourly(tsdb, 7, "pulse") == _raw_hourly(tsdb, 7, "pulse")
 
 
-def test_compressed_summaries_take_a_backfill(tsdb: Conn) -> None:
+def _compressed_summaries(tsdb: Conn, patients: tuple[int, ...]) -> dt.datetime:
+    """Ten days of spot checks of `patients` from 90 days ago, summarised, and the summaries'
+    compression policy run (they are past its 60 days); returns the first day."""
     start = (NOW - dt.timedelta(days=90)).replace(hour=0)
-    _write(tsdb, _spot_checks(8, start, 10))
+    for patient in patients:
+        _write(tsdb, _spot_checks(patient, start, 10))
     summaries.refresh(tsdb, NOW)
     tsdb.execute("CALL run_job(%s)", (_job(tsdb, "policy_compression", "readings_hourly"),))
+    return start
+
+
+def test_compressed_summaries_take_a_backfill(tsdb: Conn) -> None:
+    start = _compressed_summaries(tsdb, (8,))
     compressed = tsdb.execute(
         "SELECT count(*) FILTER (WHERE c.is_compressed) FROM timescaledb_information.chunks c "
         "JOIN timescaledb_information.continuous_aggregates a "
@@ -197,11 +205,7 @@ def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def test_one_patients_compressed_summaries_decompress_only_that_patient(tsdb: Conn) -> None:
-    start = (NOW - dt.timedelta(days=90)).replace(hour=0)
-    for patient in (20, 21, 22):
-        _write(tsdb, _spot_checks(patient, start, 10))
-    summaries.refresh(tsdb, NOW)
-    tsdb.execute("CALL run_job(%s)", (_job(tsdb, "policy_compression", "readings_hourly"),))
+    _compressed_summaries(tsdb, (20, 21, 22))
     settings = tsdb.execute(
         "SELECT s.segmentby FROM timescaledb_information.chunk_columnstore_settings s "
         "JOIN timescaledb_information.continuous_aggregates a "

@@ -298,8 +298,8 @@ def latest_of(conn: Conn, ids: Sequence[int],
               ) -> dict[int, dict[str, Latest]]:
     """The latest reading per vital sign of each of `ids` (patients with none are absent).
 
-    A reading equal to the one in `previous` (same instant, value and device) is that
-    object again: a refresh changes one or two of a row's codes, and building the others anew
+    A reading that is the one in `previous` (`Latest.is_reading`: same instant, value and
+    device) is that object again: a refresh changes one or two of a row's codes, and building the others anew
     (two frozen dataclasses each, `Latest` and its `Evidence`) was ~a tenth of the rebuild."""
     latest: dict[int, dict[str, Latest]] = {}
     before: Mapping[int, Mapping[str, Latest]] = previous or {}
@@ -308,8 +308,7 @@ def latest_of(conn: Conn, ids: Sequence[int],
             "WHERE patient_id = ANY(%s)", (list(ids),)):
         pid = int(raw_pid)
         old = before.get(pid, {}).get(code)
-        if (old is None or old.measured_at != measured or old.value != value
-                or old.device_id != device):
+        if old is None or not old.is_reading(measured, value, device):
             old = Latest(str(code), measured, float(value), str(device))
         latest.setdefault(pid, {})[str(code)] = old
     return latest
