@@ -152,3 +152,12 @@ def test_times_are_shown_in_london() -> None:
     at = row.latest["spo2"].measured_at
     assert f"SpO2 at {at.strftime('%d %b')} 23:29" in written  # GMT when measured
     assert f'title="last observation {at.strftime("%d %b")} 23:29"' in written
+
+
+def test_local_time_is_the_templates_across_the_clock_changes() -> None:
+    tz = SETTINGS.tz
+    for start in (dt.datetime(2026, 3, 28, 22, tzinfo=dt.UTC),
+                  dt.datetime(2026, 10, 24, 22, tzinfo=dt.UTC)):
+        for minutes in range(0, 60 * 30, 17):
+            when = start + dt.timedelta(minutes=minutes, seconds=31)
+            assert wardrow_html.local(when, tz) == when.astimezone(tz).strftime("%d %b %H:%M")
