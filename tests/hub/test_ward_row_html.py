@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import random
 import re
 from collections.abc import Mapping
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ from pydantic import SecretStr
 
 from alerting.observations import Latest
 from ward.domain import nhs_number
-from ward.hub import acuity, templating, wardrow_html, wardview
+from ward.hub import acuity, charts, templating, wardrow_html, wardview
 from ward.hub.acuity import DeviceHealth, StoredScore
 from ward.hub.wardview import OpenAlert, WardRow
 from ward.settings import Settings
@@ -161,3 +162,44 @@ def test_local_time_is_the_templates_across_the_clock_changes() -> None:
         for minutes in range(0, 60 * 30, 17):
             when = start + dt.timedelta(minutes=minutes, seconds=31)
             assert wardrow_html.local(when, tz) == when.astimezone(tz).strftime("%d %b %H:%M")
+
+
+def _sparkline_before(points: list[tuple[dt.datetime, int]], start: dt.datetime,
+                      end: dt.datetime, *, width: int, height: int) -> str:
+    """charts.sparkline as it was written before its arithmetic was inlined."""
+    top_v = max(10, max((v for _, v in points), default=0))
+    span_t = max((end - start).total_seconds(), 1.0)
+
+    def x(t: dt.datetime) -> float:
+        return 2 + (width - 4) * min(max((t - start).total_seconds() / span_t, 0.0), 1.0)
+
+    def y(v: float) -> float:
+        return 2 + (height - 4) * (1 - v / top_v)
+
+    parts = [f'<svg class="spark" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="NEWS2 over 24 hours">',
+             f'<rect x="0" y="0" width="{width}" height="{y(7):.1f}" fill="#ffe3e3"/>',
+             f'<rect x="0" y="{y(7):.1f}" width="{width}" height="{y(5) - y(7):.1f}" '
+             'fill="#fff0db"/>']
+    if points:
+        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+        parts.append(f'<polyline points="{path}" class="spark-line"/>')
+        t_last, v_last = points[-1]
+        parts.append(f'<circle cx="{x(t_last):.1f}" cy="{y(v_last):.1f}" r="2.5" '
+                     f'class="spark-dot {charts.news2_class(v_last)}"/>')
+    parts.append(f"<title>NEWS2, last 24 h: {', '.join(str(v) for _, v in points[-12:])}"
+                 "</title></svg>")
+    return "".join(parts)
+
+
+def test_sparkline_draws_what_it_drew_before() -> None:
+    rng = random.Random(14)
+    start = NOW - wardview.SPARK_WINDOW
+    for size in (0, 1, 2, 13, 40):
+        for _ in range(25):
+            points = sorted((start + dt.timedelta(seconds=rng.uniform(-3600, 90000)),
+                             rng.randint(0, 20)) for _ in range(size))
+            for width, height in ((96, 28), (120, 30)):
+                assert str(charts.sparkline(points, start, NOW, width=width, height=height)
+                           ) == _sparkline_before(points, start, NOW, width=width,
+                                                  height=height)

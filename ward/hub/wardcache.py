@@ -56,13 +56,17 @@ IGNORED_EVENTS = frozenset({"notification", "notification_failed"})
 # The event of new readings (gateway.sink, the hub's staff entry): latest_readings changed
 # and nothing else (a staff device assignment announces itself with a `device` event).
 READINGS = "readings"
+# Memo keys starting so hold what was derived from the row's facts alone (wardrow_html's
+# name, admission and alert cells): a rebuild from new readings keeps the facts, and these.
+FACTS_MEMO = "facts:"
 
 
 @dataclass(slots=True)
 class Entry:
-    """One patient's cached row; `memo` holds derived forms (the API's JSON-ready dict).
-    `facts_gen`: the generation the row's facts (everything but its latest readings) were
-    read at; a rebuild from latest readings alone keeps it."""
+    """One patient's cached row; `memo` holds derived forms (the API's JSON-ready dict, the
+    HTML's fixed parts). `facts_gen`: the generation the row's facts (everything but its
+    latest readings) were read at; a rebuild from latest readings alone keeps it, and the
+    memo's `FACTS_MEMO` entries (each checks it is the same facts object)."""
 
     row: WardRow
     gen: int
@@ -262,7 +266,8 @@ class WardCache:
                 pid = row.patient_id
                 if self._entries.get(pid) is not old:
                     continue  # replaced meanwhile (cannot happen under _compute; cheap check)
-                self._entries[pid] = Entry(row, gen, facts_gen=old.facts_gen)
+                kept = {k: v for k, v in old.memo.items() if k.startswith(FACTS_MEMO)}
+                self._entries[pid] = Entry(row, gen, kept, facts_gen=old.facts_gen)
                 if self._changed.get(pid, gen) < gen:
                     del self._changed[pid]
         self.refreshed += len(rows)

@@ -29,7 +29,7 @@ from markupsafe import escape
 from alerting.observations import Latest
 from ward.domain import nhs_number
 from ward.domain.vitals import display_name, display_text
-from ward.hub import acuity, charts
+from ward.hub import acuity, charts, wardcache
 from ward.hub.wardview import SPARK_WINDOW, WardRow
 
 # (code, label, unit, digits) of the vitals cell, in the order shown.
@@ -38,6 +38,7 @@ VITALS: tuple[tuple[str, str, str, int], ...] = (
     ("systolic_bp", "SBP", "", 0), ("temperature", "T", " °C", 1))
 _TIER_RANK = {"high": 3, "rising": 2, "low": 1}
 _MEMO = "html"
+FACTS_MEMO = wardcache.FACTS_MEMO + "html"
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
            "Dec")
 
@@ -116,20 +117,16 @@ def _news2_cell(r: WardRow) -> str:
     return news2
 
 
-class _Static:
-    """The parts of a row that depend on the row alone (not on `now`, the user or tier)."""
+class _Person:
+    """The parts written from the row's admission and open alerts alone (`RowFacts`): a
+    rebuild from new readings keeps the facts, and the cache entry's memo keeps these
+    (`wardcache.FACTS_MEMO`)."""
 
-    __slots__ = ("acked_by", "alerts", "band", "head", "last_title", "news2", "search",
-                 "vitals", "who_a", "who_b")
+    __slots__ = ("acked_by", "alerts", "search", "who_a", "who_b")
 
-    def __init__(self, r: WardRow, tz: zoneinfo.ZoneInfo) -> None:
-        risk = r.band
-        last = r.last_observation_at
+    def __init__(self, r: WardRow) -> None:
         pid = r.patient_id
-        self.head = f'<tr id="p-{pid}" class="patient risk-{_e(risk)}'
         self.search = _e(f"{r.family_name} {r.given_name} {r.nhs_number}".lower())
-        self.band = _band_cell(r)
-        self.news2 = _news2_cell(r)
         self.who_a = (f'<td class="who"><div class="c">\n    <a href="/patients/{pid}" '
                       f'class="name">{_e(r.family_name.upper())}, {_e(r.given_name)}</a>\n    '
                       f'<div class="muted line">{_nhs(r.nhs_number)} · '
@@ -141,20 +138,6 @@ class _Static:
         if r.spo2_scale == 2:
             tail.append(' · <span class="scale2">SpO2 scale 2</span>')
         self.who_b = "".join(tail) + "</div></div>\n  </td>\n  "
-        self.last_title = ("never" if last is None
-                           else local(last, tz))
-        # Per shown vital: (code, latest, the span's opening up to its class's end, the rest
-        # up to the age) — stale and the age are filled in per request.
-        vitals: list[tuple[str, Latest, str, str]] = []
-        for code, lab, unit, digits in VITALS:
-            v = r.latest.get(code)
-            if v is None:
-                continue
-            at = local(v.measured_at, tz)
-            value = f"%.{digits}f" % v.value
-            vitals.append((code, v, f'" data-code="{code}" title="{lab} at {at}',
-                           f'"><abbr>{lab}</abbr> {_e(value)}{_e(unit)} <small class="age">'))
-        self.vitals = tuple(vitals)
         alerts = ['<td class="alerts"><div class="c">']
         for a in r.alerts[:2]:
             text = _e(display_text(a.summary))
@@ -170,15 +153,53 @@ class _Static:
                                   if a.acknowledged_by is not None)
 
 
+class _Static:
+    """The parts of a row that depend on the row alone (not on `now`, the user or tier)."""
+
+    __slots__ = ("band", "head", "last_title", "news2", "person", "vitals")
+
+    def __init__(self, r: WardRow, tz: zoneinfo.ZoneInfo, person: _Person) -> None:
+        last = r.last_observation_at
+        self.person = person
+        self.head = f'<tr id="p-{r.patient_id}" class="patient risk-{_e(r.band)}'
+        self.band = _band_cell(r)
+        self.news2 = _news2_cell(r)
+        self.last_title = "never" if last is None else local(last, tz)
+        # Per shown vital: (code, latest, the span's opening up to its class's end, the rest
+        # up to the age) — stale and the age are filled in per request.
+        vitals: list[tuple[str, Latest, str, str]] = []
+        for code, lab, unit, digits in VITALS:
+            v = r.latest.get(code)
+            if v is None:
+                continue
+            at = local(v.measured_at, tz)
+            value = f"%.{digits}f" % v.value
+            vitals.append((code, v, f'" data-code="{code}" title="{lab} at {at}',
+                           f'"><abbr>{lab}</abbr> {_e(value)}{_e(unit)} <small class="age">'))
+        self.vitals = tuple(vitals)
+
+
+def _person(r: WardRow, memo: MutableMapping[str, Any] | None) -> _Person:
+    if memo is None or r.facts is None:
+        return _Person(r)
+    kept = memo.get(FACTS_MEMO)
+    # Kept with the facts it was written from: a full rebuild reads new facts.
+    if kept is None or kept[0] is not r.facts:
+        kept = (r.facts, _Person(r))
+        memo[FACTS_MEMO] = kept
+    part: _Person = kept[1]
+    return part
+
+
 def _static(r: WardRow, memo: MutableMapping[str, Any] | None, tz: zoneinfo.ZoneInfo
             ) -> _Static:
     if memo is None:
-        return _Static(r, tz)
+        return _Static(r, tz, _Person(r))
     kept = memo.get(_MEMO)
     # The memo belongs to one computed row (its cache entry); `as_of` copies differ only
     # in `overdue`, which is written per request.
     if kept is None or kept[0] is not tz:
-        kept = (tz, _Static(r, tz))
+        kept = (tz, _Static(r, tz, _person(r, memo)))
         memo[_MEMO] = kept
     part: _Static = kept[1]
     return part
@@ -192,14 +213,15 @@ def row_html(r: WardRow, now: dt.datetime, *, tz: zoneinfo.ZoneInfo,
     overdue = r.overdue
     problem = any(d.offline(now) or d.low_battery for d in r.devices) or bool(
         r.infusion is not None and r.infusion.needs_attention)
-    mine = username is not None and username in st.acked_by
+    who = st.person
+    mine = username is not None and username in who.acked_by
     last = r.last_observation_at
     out = [st.head, " overdue" if overdue else "",
            f'"\n    data-pid="{r.patient_id}" data-band="{-r.sort_key[0]}" '
            f'data-total="{-r.sort_key[1]}"\n    data-last="'
            f'{int(last.timestamp()) if last is not None else 0}"\n    data-risk="{_e(r.band)}" '
            f'data-overdue="{1 if overdue else 0}"\n    data-device-problem="{1 if problem else 0}"'
-           f' data-mine="{1 if mine else 0}"\n    data-search="{st.search}">\n  ',
+           f' data-mine="{1 if mine else 0}"\n    data-search="{who.search}">\n  ',
            st.band]
     if tier:
         why = "; ".join(_e(w) for w in tier["why"])
@@ -208,7 +230,7 @@ def row_html(r: WardRow, now: dt.datetime, *, tz: zoneinfo.ZoneInfo,
                    f'{_e(tier["tier"])}</span></div></td>\n  ')
     else:
         out.append('<td class="tier" data-tier-rank="0"><div class="c"></div></td>\n  ')
-    out += [st.news2, st.who_a, str((now - r.admitted_at).days + 1), st.who_b,
+    out += [st.news2, who.who_a, str((now - r.admitted_at).days + 1), who.who_b,
             '<td class="trend"><div class="c">',
             charts.sparkline(r.trend, now - SPARK_WINDOW, now, width=96, height=28),
             "</div></td>\n  ",
@@ -232,14 +254,14 @@ def row_html(r: WardRow, now: dt.datetime, *, tz: zoneinfo.ZoneInfo,
                 + "</span>")
         out.append("</div>")
     out.append("</div>\n  </td>\n  ")
-    ages = [age(v.measured_at, now) for _, v, _, _ in st.vitals]
+    ages = [age(v.measured_at, now) for _, v, _, _ in st.vitals]  # in st.vitals' order
     one_age = bool(ages) and len(set(ages)) == 1
     out.append(f'<td class="vitals{" one-age" if one_age else ""}"><div class="c">\n    ')
-    for code, v, mid, rest in st.vitals:
+    for (code, v, mid, rest), shown_age in zip(st.vitals, ages, strict=True):
         old = acuity.is_stale(code, v.measured_at, now)
         out += ['<span class="vital', " stale" if old else "", mid,
                 " — stale: not counted in NEWS2" if old else "", rest,
-                age(v.measured_at, now), "</small></span> "]
+                shown_age, "</small></span> "]
     o2 = r.latest.get("on_oxygen")
     if o2 is not None and o2.value >= 0.5:
         stale = " stale" if acuity.is_stale("on_oxygen", o2.measured_at, now) else ""
@@ -263,7 +285,7 @@ def row_html(r: WardRow, now: dt.datetime, *, tz: zoneinfo.ZoneInfo,
         out.append('<span class="muted">no device</span>')
     elif not problem:
         out.append('<span class="muted">ok</span>')
-    out += ["</div>\n  </td>\n  ", st.alerts]
+    out += ["</div>\n  </td>\n  ", who.alerts]
     return "".join(out)
 
 
