@@ -359,8 +359,10 @@ def test_a_cached_rows_html_moves_with_its_readings_the_clock_and_the_user(
     db.commit()
     eventually(live, lambda r: r[pid]["score"] is not None)
     first = _row_html(live, pid)
-    assert "<abbr>HR</abbr> 80 " in first and '<small class="age">10 min</small>' in first
-    assert 'data-mine="0"' in first and "stale" not in first
+    assert "<abbr>HR</abbr> 80 " in first
+    assert '<small class="age">10 min</small>' in first
+    assert 'data-mine="0"' in first
+    assert "stale" not in first
     assert _row_html(live, pid) == first  # the kept parts, at the same instant
     clock.advance(minutes=5)
     later = _row_html(live, pid)

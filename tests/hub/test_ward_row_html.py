@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from alerting.observations import Latest
 from ward.domain import nhs_number
-from ward.hub import acuity, charts, templating, wardrow_html, wardview
+from ward.hub import acuity, charts, templating, wardcache, wardrow_html, wardview
 from ward.hub.acuity import DeviceHealth, StoredScore
 from ward.hub.wardview import OpenAlert, WardRow
 from ward.settings import Settings
@@ -203,3 +203,26 @@ def test_sparkline_draws_what_it_drew_before() -> None:
                 assert str(charts.sparkline(points, start, NOW, width=width, height=height)
                            ) == _sparkline_before(points, start, NOW, width=width,
                                                   height=height)
+
+
+def test_a_rebuild_from_new_readings_keeps_only_what_still_holds() -> None:
+    """A cache entry rebuilt from new readings keeps the memo's `kept:` parts (wardcache):
+    the row written from them is the template's row of the new readings, never the old."""
+    before = CASES["live complete score, devices, open alerts, one acknowledged"]
+    memo: dict[str, Any] = {}
+    wardrow_html.row_html(before, NOW, tz=SETTINGS.tz, tier=None, username="nurse", memo=memo)
+    changed = dict(before.latest)
+    changed["pulse"] = Latest("pulse", NOW, 131.0, "dev-1")  # the others: the same objects
+    changed["spo2"] = Latest("spo2", before.latest["spo2"].measured_at, 88.0, "dev-1")
+    after = dataclasses.replace(
+        _row(changed, devices=before.devices, alerts=before.alerts, alert_band="high"),
+        facts=before.facts)
+    kept = {k: v for k, v in memo.items() if k.startswith(wardcache.KEPT_MEMO)}
+    assert kept, memo.keys()
+    for now in INSTANTS[:2]:
+        written = wardrow_html.row_html(wardview.as_of(after, now), now, tz=SETTINGS.tz,
+                                        tier=None, username="nurse", memo=kept)
+        assert _same(written) == _same(_template(wardview.as_of(after, now), now,
+                                                 SimpleNamespace(username="nurse"), None, []))
+        assert "<abbr>HR</abbr> 131 " in written
+        assert "<abbr>SpO2</abbr> 88%" in written

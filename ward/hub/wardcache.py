@@ -56,9 +56,10 @@ IGNORED_EVENTS = frozenset({"notification", "notification_failed"})
 # The event of new readings (gateway.sink, the hub's staff entry): latest_readings changed
 # and nothing else (a staff device assignment announces itself with a `device` event).
 READINGS = "readings"
-# Memo keys starting so hold what was derived from the row's facts alone (wardrow_html's
-# name, admission and alert cells): a rebuild from new readings keeps the facts, and these.
-FACTS_MEMO = "facts:"
+# Memo keys starting so are kept by a rebuild from new readings: each holds the object it was
+# derived from and is used only for that same object (wardrow_html's name, admission and
+# alert cells, kept with the row's facts; a vital's cell, kept with its `Latest`).
+KEPT_MEMO = "kept:"
 
 
 @dataclass(slots=True)
@@ -66,7 +67,7 @@ class Entry:
     """One patient's cached row; `memo` holds derived forms (the API's JSON-ready dict, the
     HTML's fixed parts). `facts_gen`: the generation the row's facts (everything but its
     latest readings) were read at; a rebuild from latest readings alone keeps it, and the
-    memo's `FACTS_MEMO` entries (each checks it is the same facts object)."""
+    memo's `KEPT_MEMO` entries (each checks it is used for the object it was made from)."""
 
     row: WardRow
     gen: int
@@ -266,7 +267,7 @@ class WardCache:
                 pid = row.patient_id
                 if self._entries.get(pid) is not old:
                     continue  # replaced meanwhile (cannot happen under _compute; cheap check)
-                kept = {k: v for k, v in old.memo.items() if k.startswith(FACTS_MEMO)}
+                kept = {k: v for k, v in old.memo.items() if k.startswith(KEPT_MEMO)}
                 self._entries[pid] = Entry(row, gen, kept, facts_gen=old.facts_gen)
                 if self._changed.get(pid, gen) < gen:
                     del self._changed[pid]

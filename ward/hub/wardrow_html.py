@@ -38,7 +38,8 @@ VITALS: tuple[tuple[str, str, str, int], ...] = (
     ("systolic_bp", "SBP", "", 0), ("temperature", "T", " °C", 1))
 _TIER_RANK = {"high": 3, "rising": 2, "low": 1}
 _MEMO = "html"
-FACTS_MEMO = wardcache.FACTS_MEMO + "html"
+PERSON_MEMO = wardcache.KEPT_MEMO + "person"
+VITALS_MEMO = wardcache.KEPT_MEMO + "vitals"
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
            "Dec")
 
@@ -120,7 +121,7 @@ def _news2_cell(r: WardRow) -> str:
 class _Person:
     """The parts written from the row's admission and open alerts alone (`RowFacts`): a
     rebuild from new readings keeps the facts, and the cache entry's memo keeps these
-    (`wardcache.FACTS_MEMO`)."""
+    (`wardcache.KEPT_MEMO`)."""
 
     __slots__ = ("acked_by", "alerts", "search", "who_a", "who_b")
 
@@ -153,12 +154,16 @@ class _Person:
                                   if a.acknowledged_by is not None)
 
 
+_Vital = tuple[str, Latest, str, str]
+
+
 class _Static:
     """The parts of a row that depend on the row alone (not on `now`, the user or tier)."""
 
     __slots__ = ("band", "head", "last_title", "news2", "person", "vitals")
 
-    def __init__(self, r: WardRow, tz: zoneinfo.ZoneInfo, person: _Person) -> None:
+    def __init__(self, r: WardRow, tz: zoneinfo.ZoneInfo, person: _Person,
+                 cells: dict[str, _Vital] | None = None) -> None:
         last = r.last_observation_at
         self.person = person
         self.head = f'<tr id="p-{r.patient_id}" class="patient risk-{_e(r.band)}'
@@ -166,27 +171,33 @@ class _Static:
         self.news2 = _news2_cell(r)
         self.last_title = "never" if last is None else local(last, tz)
         # Per shown vital: (code, latest, the span's opening up to its class's end, the rest
-        # up to the age) — stale and the age are filled in per request.
-        vitals: list[tuple[str, Latest, str, str]] = []
+        # up to the age) — stale and the age are filled in per request. `cells`: the last
+        # written per code (a rebuild from new readings changes one or two of them).
+        vitals: list[_Vital] = []
         for code, lab, unit, digits in VITALS:
             v = r.latest.get(code)
             if v is None:
                 continue
-            at = local(v.measured_at, tz)
-            value = f"%.{digits}f" % v.value
-            vitals.append((code, v, f'" data-code="{code}" title="{lab} at {at}',
-                           f'"><abbr>{lab}</abbr> {_e(value)}{_e(unit)} <small class="age">'))
+            cell = cells.get(code) if cells is not None else None
+            if cell is None or cell[1] is not v:
+                at = local(v.measured_at, tz)
+                value = f"%.{digits}f" % v.value
+                cell = (code, v, f'" data-code="{code}" title="{lab} at {at}',
+                        f'"><abbr>{lab}</abbr> {_e(value)}{_e(unit)} <small class="age">')
+                if cells is not None:
+                    cells[code] = cell
+            vitals.append(cell)
         self.vitals = tuple(vitals)
 
 
 def _person(r: WardRow, memo: MutableMapping[str, Any] | None) -> _Person:
     if memo is None or r.facts is None:
         return _Person(r)
-    kept = memo.get(FACTS_MEMO)
+    kept = memo.get(PERSON_MEMO)
     # Kept with the facts it was written from: a full rebuild reads new facts.
     if kept is None or kept[0] is not r.facts:
         kept = (r.facts, _Person(r))
-        memo[FACTS_MEMO] = kept
+        memo[PERSON_MEMO] = kept
     part: _Person = kept[1]
     return part
 
@@ -199,7 +210,11 @@ def _static(r: WardRow, memo: MutableMapping[str, Any] | None, tz: zoneinfo.Zone
     # The memo belongs to one computed row (its cache entry); `as_of` copies differ only
     # in `overdue`, which is written per request.
     if kept is None or kept[0] is not tz:
-        kept = (tz, _Static(r, tz, _person(r, memo)))
+        cells = memo.get(VITALS_MEMO)
+        if cells is None or cells[0] is not tz:
+            cells = (tz, {})
+            memo[VITALS_MEMO] = cells
+        kept = (tz, _Static(r, tz, _person(r, memo), cells[1]))
         memo[_MEMO] = kept
     part: _Static = kept[1]
     return part
