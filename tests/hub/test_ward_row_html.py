@@ -17,6 +17,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from alerting.observations import Latest
@@ -226,3 +228,48 @@ def test_a_rebuild_from_new_readings_keeps_only_what_still_holds() -> None:
                                                  SimpleNamespace(username="nurse"), None, []))
         assert "<abbr>HR</abbr> 131 " in written
         assert "<abbr>SpO2</abbr> 88%" in written
+
+
+_CODES = ("resp_rate", "spo2", "systolic_bp", "pulse", "temperature", "consciousness",
+          "on_oxygen")
+_TEXT = st.text(alphabet=st.sampled_from("aZé _-'\"<>&;·—"), min_size=1, max_size=12)
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> WardRow:
+    readings = {}
+    for code in draw(st.sets(st.sampled_from(_CODES))):
+        value = (draw(st.integers(0, 4)) if code == "consciousness"
+                 else draw(st.sampled_from([0, 1])) if code == "on_oxygen"
+                 else draw(st.floats(1, 200, allow_nan=False)))
+        readings[code] = (float(value), draw(st.floats(0, 60 * 30)))
+    devices = tuple(
+        DeviceHealth(f"dev-{i}", draw(st.sampled_from(["home_hub", "spot_check"])),
+                     draw(st.one_of(st.none(), st.booleans())),
+                     draw(st.one_of(st.none(), st.floats(0, 100))),
+                     NOW - dt.timedelta(minutes=draw(st.integers(0, 200))))
+        for i in range(draw(st.integers(0, 2))))
+    alerts = tuple(
+        _alert(i, draw(st.sampled_from(["low", "medium", "high"])),
+               draw(st.sampled_from(["raised", "acknowledged"])), draw(_TEXT),
+               draw(st.one_of(st.none(), st.sampled_from(["nurse", "a<b"]))))
+        for i in range(draw(st.integers(0, 3))))
+    return _row(_latest(readings), devices=devices, alerts=alerts,
+                scale=draw(st.sampled_from([1, 2])),
+                kit=draw(st.sampled_from([(), (("dev-1", "home_hub"),)])),
+                alert_band=draw(st.sampled_from([None, "low_medium", "medium", "high"])),
+                given_name=draw(_TEXT), family_name=draw(_TEXT),
+                ceiling_of_care=draw(st.sampled_from(["full_escalation", "ward_based_care"])),
+                admitted_at=NOW - dt.timedelta(hours=draw(st.integers(0, 24 * 20))))
+
+
+@settings(max_examples=150, deadline=None)
+@given(row=_rows(), later=st.integers(0, 60 * 24 * 2), username=st.sampled_from(
+    ["nurse", "a<b", None]), tier=st.sampled_from([None, TIER]))
+def test_any_row_is_the_templates_row(row: WardRow, later: int, username: str | None,
+                                      tier: dict[str, Any] | None) -> None:
+    now = NOW + dt.timedelta(minutes=later)
+    shown = wardview.as_of(row, now)
+    user = SimpleNamespace(username=username) if username else None
+    written = wardrow_html.row_html(shown, now, tz=SETTINGS.tz, tier=tier, username=username)
+    assert _same(written) == _same(_template(shown, now, user, tier, []))
