@@ -69,8 +69,8 @@ def _nhs(value: str) -> str:
 
 
 def age(when: dt.datetime, now: dt.datetime) -> str:
-    """A value's age, short enough for the ward row: "4 min", "6 h", "2 d" (templating's
-    `age` filter, the same function)."""
+    """A value's age, short enough for the ward row: "4 min", "6 h", "2 d" (also templating's
+    `age` filter)."""
     seconds = max(0, int((now - when).total_seconds()))
     if seconds < 3600:
         return f"{seconds // 60} min"
