@@ -96,6 +96,7 @@ def ward_page(request: Request, conn: DB, now: Now, settings: SettingsDep, user:
                  detail={"alert_ids": [a.id for a in shown]})
     return render(request, "ward.html", {
         **_base(request, user, now, settings, "ward"), "view": view, **cards,
+        # wardrow_html escapes every value it writes.
         "rows_html": Markup(_rows_html(view, memos, tiers, now, settings, user)),  # noqa: S704
         "tier_sort": sort, "tier_only": [t.value for t in tier or ()]})
 
