@@ -306,9 +306,11 @@ def cpu_by_pid() -> dict[int, tuple[int, float]]:
     return out
 
 
-def cpu_report(procs: dict[str, subprocess.Popen[bytes]], logs: Path, patients: int) -> str:
+def cpu_report(procs: dict[str, subprocess.Popen[bytes]], logs: Path, patients: int,
+               rows_fetched: int = 0) -> str:
     """CPU seconds per role over the run (each role's process group); the evaluator child
-    separately when it runs in one (its pid is in the log)."""
+    separately when it runs in one (its pid is in the log); the hub's per row the client
+    fetched (its SSE stream and start-up included: an upper bound of a pushed row's cost)."""
     now = cpu_by_pid()
     parts = []
     child = None
@@ -326,6 +328,9 @@ def cpu_report(procs: dict[str, subprocess.Popen[bytes]], logs: Path, patients: 
             parts.append(f"alerting (evaluator thread inside) {total:.1f} s "
                          f"({1000 * total / max(patients, 1):.2f} ms per patient evaluated, "
                          "sweeps included)")
+        elif role == "hub" and rows_fetched:
+            parts.append(f"hub {total:.1f} s ({1000 * total / rows_fetched:.2f} ms per row "
+                         f"fetched, {rows_fetched:,} rows)")
         else:
             parts.append(f"{role} {total:.1f} s")
     return "CPU: " + ", ".join(parts)
@@ -581,7 +586,7 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
             print(f"evaluator: {patients:,} patient evaluations in {len(gaps) + 1} passes, "
                   f"{patients / (len(gaps) + 1):.0f} per pass; time between passes p50 "
                   f"{pct(gaps, 50) * 1000:.0f} ms, max {max(gaps) * 1000:.0f} ms")
-        print(cpu_report(procs, logs, patients))
+        print(cpu_report(procs, logs, patients, sum(n for _, n in sse.requests)))
         with psycopg.connect(url) as conn:
             stored = conn.execute("SELECT count(*) FROM readings").fetchone()
             queued = conn.execute("SELECT count(*) FROM alerting_queue").fetchone()

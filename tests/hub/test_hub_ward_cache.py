@@ -339,3 +339,58 @@ def test_a_request_for_some_rows_recomputes_only_those(
     body = live.get("/api/ward", params={"patient_id": pid}).json()
     assert body["admitted"] == 1, "a discharge not yet recomputed is still counted"
     assert set(ward(live)) == {pid}
+
+
+def _row_html(client: TestClient, pid: int) -> str:
+    response = client.get(f"/ward/rows?patient_id={pid}", headers={"Accept": "text/html"})
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_a_cached_rows_html_moves_with_its_readings_the_clock_and_the_user(
+        live: TestClient, admit: Callable[..., int], db: Conn, clock: Any) -> None:
+    """The row's fixed parts are written once per computed row and kept with it
+    (wardrow_html): a new reading, the clock and who is asking still show at once."""
+    pid = admit()
+    for code, value in (("pulse", 80), ("spo2", 97), ("resp_rate", 16), ("systolic_bp", 125),
+                        ("temperature", 36.8), ("consciousness", 0), ("on_oxygen", 0)):
+        set_latest(db, pid, code, value, T0 - dt.timedelta(minutes=10))
+    notify(db, {"type": "readings", "patient_ids": [pid]})
+    db.commit()
+    eventually(live, lambda r: r[pid]["score"] is not None)
+    first = _row_html(live, pid)
+    assert "<abbr>HR</abbr> 80 " in first
+    assert '<small class="age">10 min</small>' in first
+    assert 'data-mine="0"' in first
+    assert "stale" not in first
+    assert _row_html(live, pid) == first  # the kept parts, at the same instant
+    clock.advance(minutes=5)
+    later = _row_html(live, pid)
+    assert '<small class="age">15 min</small>' in later
+    set_latest(db, pid, "pulse", 140, T0 + dt.timedelta(minutes=4))
+    notify(db, {"type": "readings", "patient_ids": [pid]})
+    db.commit()
+    deadline = time.monotonic() + 5
+    while "<abbr>HR</abbr> 140 " not in (shown := _row_html(live, pid)):
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.02)
+    assert "<abbr>HR</abbr> 80 " not in shown
+    # Another nurse acknowledges an alert of the patient: the same cached row is "mine" for
+    # her, not for nurse1.
+    create_user(db, "nurse2", PASSWORD, role=Role.HUB_NURSE, display_name="Nurse Two")
+    db.execute("INSERT INTO alerts (patient_id, kind, severity, state, summary, raised_at, "
+               "updated_at, acknowledged_by, acknowledged_at) VALUES (%s, 'news2', 'medium', "
+               "'acknowledged', 'NEWS2 5', %s, %s, 'nurse2', %s)",
+               (pid, clock.now, clock.now, clock.now))
+    notify(db, {"type": "alert", "patient_id": pid})
+    db.commit()
+    deadline = time.monotonic() + 5
+    while "✓ nurse2" not in (shown := _row_html(live, pid)):
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.02)
+    assert 'data-mine="0"' in shown
+    token = live.post("/api/auth/token", json={"username": "nurse2",
+                                               "password": PASSWORD}).json()["access_token"]
+    theirs = live.get(f"/ward/rows?patient_id={pid}",
+                      headers={"Authorization": f"Bearer {token}", "Accept": "text/html"})
+    assert 'data-mine="1"' in theirs.text

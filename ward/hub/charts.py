@@ -10,6 +10,7 @@ Styling is by presentation attributes and CSS classes only (the CSP forbids inli
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Sequence
 from decimal import Decimal
@@ -161,28 +162,42 @@ def news2_class(total: int | None) -> str:
     return "n-high" if total >= 7 else "n-medium" if total >= 5 else "n-low"
 
 
+@functools.lru_cache(maxsize=64)
+def _spark_head(width: int, height: int, top_v: int) -> str:
+    """The sparkline's opening and its two bands (the 5 and 7 thresholds): fixed per size."""
+    y7 = 2 + (height - 4) * (1 - 7 / top_v)
+    y5 = 2 + (height - 4) * (1 - 5 / top_v)
+    return (f'<svg class="spark" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="NEWS2 over 24 hours">'
+            f'<rect x="0" y="0" width="{width}" height="{y7:.1f}" fill="#ffe3e3"/>'
+            f'<rect x="0" y="{y7:.1f}" width="{width}" height="{y5 - y7:.1f}" '
+            'fill="#fff0db"/>')
+
+
 def sparkline(points: Sequence[tuple[dt.datetime, int]], start: dt.datetime, end: dt.datetime,
               *, width: int = 120, height: int = 30) -> Markup:
-    """NEWS2 totals over a window, with the 5 and 7 thresholds marked."""
+    """NEWS2 totals over a window, with the 5 and 7 thresholds marked.
+
+    A ward row draws one on every fetch (~4 µs a point through nested x()/y() calls, ~10 % of
+    the hub's CPU under benchmarks/bench_latency.py --fetch html); the same arithmetic is
+    inlined here, each total's y written once, the fixed head kept per size."""
     top_v = max(10, max((v for _, v in points), default=0))
     span_t = max((end - start).total_seconds(), 1.0)
-
-    def x(t: dt.datetime) -> float:
-        return 2 + (width - 4) * min(max((t - start).total_seconds() / span_t, 0.0), 1.0)
-
-    def y(v: float) -> float:
-        return 2 + (height - 4) * (1 - v / top_v)
-
-    parts = [f'<svg class="spark" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="NEWS2 over 24 hours">',
-             f'<rect x="0" y="0" width="{width}" height="{y(7):.1f}" fill="#ffe3e3"/>',
-             f'<rect x="0" y="{y(7):.1f}" width="{width}" height="{y(5) - y(7):.1f}" '
-             'fill="#fff0db"/>']
+    parts = [_spark_head(width, height, top_v)]
     if points:
-        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
-        parts.append(f'<polyline points="{path}" class="spark-line"/>')
-        t_last, v_last = points[-1]
-        parts.append(f'<circle cx="{x(t_last):.1f}" cy="{y(v_last):.1f}" r="2.5" '
+        w4, h4 = width - 4, height - 4
+        ys: dict[int, str] = {}
+        coords = []
+        for t, v in points:
+            f = (t - start).total_seconds() / span_t
+            x = 2 + w4 * (0.0 if f < 0.0 else 1.0 if f > 1.0 else f)
+            y = ys.get(v)
+            if y is None:
+                y = ys[v] = f"{2 + h4 * (1 - v / top_v):.1f}"
+            coords.append(f"{x:.1f},{y}")
+        parts.append(f'<polyline points="{" ".join(coords)}" class="spark-line"/>')
+        v_last = points[-1][1]
+        parts.append(f'<circle cx="{coords[-1].partition(",")[0]}" cy="{ys[v_last]}" r="2.5" '
                      f'class="spark-dot {news2_class(v_last)}"/>')
     parts.append(f"<title>NEWS2, last 24 h: {', '.join(str(v) for _, v in points[-12:])}"
                  "</title></svg>")

@@ -22,7 +22,7 @@ from ward.domain.vitals import (
     display_text,
     display_unit,
 )
-from ward.hub import acuity, charts
+from ward.hub import acuity, charts, wardrow_html
 from ward.settings import Settings
 
 HERE = Path(__file__).parent
@@ -62,16 +62,6 @@ def _ago(when: dt.datetime | None, now: dt.datetime) -> Markup | str:
         when.isoformat(), seconds, _ago_text(seconds))
 
 
-def _age(when: dt.datetime, now: dt.datetime) -> str:
-    """A value's age, short enough for the ward row: "4 min", "6 h", "2 d"."""
-    seconds = max(0, int((now - when).total_seconds()))
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 48 * 3600:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} d"
-
-
 def build(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
@@ -85,7 +75,7 @@ def build(settings: Settings) -> Jinja2Templates:
 
     env.filters["local"] = local
     env.filters["ago"] = _ago
-    env.filters["age"] = _age
+    env.filters["age"] = wardrow_html.age  # the ward row's own, one rule for both
     env.globals["is_stale"] = acuity.is_stale
     env.filters["unit"] = display_unit
     env.filters["vital_name"] = display_name

@@ -56,13 +56,18 @@ IGNORED_EVENTS = frozenset({"notification", "notification_failed"})
 # The event of new readings (gateway.sink, the hub's staff entry): latest_readings changed
 # and nothing else (a staff device assignment announces itself with a `device` event).
 READINGS = "readings"
+# Memo keys starting so are kept by a rebuild from new readings: each holds the object it was
+# derived from and is used only for that same object (wardrow_html's name, admission and
+# alert cells, kept with the row's facts; a vital's cell, kept with its `Latest`).
+KEPT_MEMO = "kept:"
 
 
 @dataclass(slots=True)
 class Entry:
-    """One patient's cached row; `memo` holds derived forms (the API's JSON-ready dict).
-    `facts_gen`: the generation the row's facts (everything but its latest readings) were
-    read at; a rebuild from latest readings alone keeps it."""
+    """One patient's cached row; `memo` holds derived forms (the API's JSON-ready dict, the
+    HTML's fixed parts). `facts_gen`: the generation the row's facts (everything but its
+    latest readings) were read at; a rebuild from latest readings alone keeps it, and the
+    memo's `KEPT_MEMO` entries (each checks it is used for the object it was made from)."""
 
     row: WardRow
     gen: int
@@ -262,7 +267,8 @@ class WardCache:
                 pid = row.patient_id
                 if self._entries.get(pid) is not old:
                     continue  # replaced meanwhile (cannot happen under _compute; cheap check)
-                self._entries[pid] = Entry(row, gen, facts_gen=old.facts_gen)
+                kept = {k: v for k, v in old.memo.items() if k.startswith(KEPT_MEMO)}
+                self._entries[pid] = Entry(row, gen, kept, facts_gen=old.facts_gen)
                 if self._changed.get(pid, gen) < gen:
                     del self._changed[pid]
         self.refreshed += len(rows)
