@@ -33,7 +33,8 @@ Memory: RSS of the gateway processes sampled every second, first vs last third o
 The table's headline columns: × the C ceiling, and × the best-practice consumer *on the
 gateway's protocol* (b5 for MQTT 5, b3 for 3.1.1; the consumer on 3.1.1 is faster here).
 "gateway CPU µs/msg" is the CPU of every process the scenario started (gateways and, alerting
-on, `vward alerting`) per message: steadier than msgs/s on a loaded machine.
+on, `vward alerting`) per message: steadier than msgs/s on a loaded machine. "PostgreSQL CPU
+µs/msg": every backend of the server (other tenants' too) per message.
 """
 
 from __future__ import annotations
@@ -438,8 +439,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
     def median(key: str) -> float:
         return statistics.median(r["msgs_per_s"] for r in rows[key])
 
-    def cpu_us(key: str) -> str:
-        role = "gateway" if key.startswith("g") else "consumer"
+    def cpu_us(key: str, role: str | None = None) -> str:
+        role = role or ("gateway" if key.startswith("g") else "consumer")
         spent = [r["cpu"]["cpu_s"].get(role) for r in rows[key]]
         values = [1e6 * s / n for s, n in zip(spent, (r.get("n", a.n) for r in rows[key]),
                                                strict=True) if s]
@@ -449,8 +450,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
     best = {p: median(k) for p, k in (("3.1.1", "b3"), ("5", "b5")) if k in rows}
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores; ratios only)")
     print("\n| path | msgs/s | x C ceiling | x best-practice, same protocol | "
-          "gateway CPU us/msg | peak RSS MiB | RSS over run |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+          "gateway CPU us/msg | PostgreSQL CPU us/msg | peak RSS MiB | RSS over run |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for key, (label, _fn) in plan:
         rate = median(key)
         rss = rows[key][-1]["cpu"]["peak_rss_mb"]
@@ -459,6 +460,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
         print(f"| {label}{f' [MQTT {protocol}]' if key.startswith('g') else ''} | {rate:,.0f} | "
               f"{rate / ceiling if ceiling else float('nan'):.2f} | "
               f"{rate / versus if versus else float('nan'):.2f} | {cpu_us(key)} | "
+              f"{cpu_us(key, 'postgres')} | "
               f"{', '.join(f'{k} {v:.0f}' for k, v in rss.items())} | "
               f"{rows[key][-1].get('rss', '')} |")
     if "lat" in rows:
