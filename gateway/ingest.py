@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from itertools import compress
-from typing import cast
 
 import psycopg
 
@@ -123,7 +122,6 @@ class Gateway:
             session_expiry_s=settings.gateway_session_expiry_s,
             ca_file=ca_file,
             protocol=settings.mqtt_protocol,
-            decoder=self._decode_received,
         )
         self._conn: Conn | None = None
         self._listen: Conn | None = None
@@ -192,22 +190,15 @@ class Gateway:
 
     # the loop -----------------------------------------------------------------------------
 
-    def _decode_received(self, topic: str, payload: bytes, received_at: dt.datetime) -> Decoded:
-        """Decode one message (on paho's thread, `MqttLink`'s decoder): pure, never raises."""
-        try:
-            return decode(topic, payload, received_at, self.limits)
-        except Exception as exc:  # a decoder bug must not stop the stream
-            log.exception("decoder failed topic=%s", topic)
-            return Rejection(None, None, None, (
-                Problem(RejectReason.INTERNAL_ERROR, f"decoder failed: {type(exc).__name__}"),))
-
     def _decode(self, message: Inbound) -> Decoded:
         channel = message.topic.rsplit("/", 1)[-1]
         self._received[channel if channel in _CHANNELS else "other"] += 1
-        decoded = message.decoded
-        if decoded is not None:  # decoded on paho's thread when it arrived
-            return cast(Decoded, decoded)
-        return self._decode_received(message.topic, message.payload, message.received_at)
+        try:
+            return decode(message.topic, message.payload, message.received_at, self.limits)
+        except Exception as exc:  # a decoder bug must not stop the stream
+            log.exception("decoder failed topic=%s", message.topic)
+            return Rejection(None, None, None, (
+                Problem(RejectReason.INTERNAL_ERROR, f"decoder failed: {type(exc).__name__}"),))
 
     def _take(self, limit: int, timeout: float, *, fill: bool = False) -> list[Inbound]:
         """Up to `limit` messages: first those left over from the last batch, then the inbox

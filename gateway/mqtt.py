@@ -33,7 +33,7 @@ import socket
 import struct
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
@@ -103,8 +103,6 @@ class Inbound(NamedTuple):
     mid: int
     generation: int  # which connection received it (acks are per connection)
     received_at: dt.datetime
-    # What the link's `decoder` made of it on paho's thread (None: no decoder).
-    decoded: object = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -150,14 +148,8 @@ class MqttLink:
         session_expiry_s: int,
         ca_file: str | None = None,
         protocol: str = "5",
-        decoder: Callable[[str, bytes, dt.datetime], object] | None = None,
     ) -> None:
-        """`decoder(topic, payload, received_at)`, if given, runs on paho's thread for every
-        message, its answer in `Inbound.decoded`: paho's thread waits for room in the inbox
-        while the ingest thread waits for PostgreSQL, so decoding there overlaps the commit
-        of the batch before (issue 14). It must not raise."""
         self.address = address
-        self._decoder = decoder
         self.share_group = share_group
         self.inbox: Inbox[Inbound] = Inbox(INBOX_FACTOR * receive_maximum, INBOX_MAX_BYTES)
         self.connected = threading.Event()
@@ -278,10 +270,9 @@ class MqttLink:
 
     def _on_inbound(self, topic: str, payload: bytes, qos: int, mid: int) -> None:
         # Waits for room; on a stop the message is not acknowledged: the broker redelivers it.
-        received_at = dt.datetime.now(dt.UTC)
-        decoded = None if self._decoder is None else self._decoder(topic, payload, received_at)
-        self.inbox.put(Inbound(topic, payload, qos, mid, self._generation, received_at, decoded),
-                       len(payload), self._stopping, ROOM_POLL_S, self._send_queued)
+        self.inbox.put(Inbound(topic, payload, qos, mid, self._generation,
+                               dt.datetime.now(dt.UTC)), len(payload), self._stopping, ROOM_POLL_S,
+                       self._send_queued)
 
     def _send_queued(self) -> None:
         """Send what paho has queued (acks of committed batches, pings) while we wait for room.
