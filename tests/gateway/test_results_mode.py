@@ -99,22 +99,3 @@ def test_a_clean_batch_under_problems_wakes_no_network_thread(
     assert len(sent) == 1
 
 
-
-def test_messages_are_decoded_on_arrival_by_the_network_thread() -> None:
-    """Each message reaches the ingest loop already decoded, by paho's thread as it arrived
-    (issue 14: overlapping the commit of the batch before); the same answer as decoding it in
-    the loop, a broken one included."""
-    from gateway.decode import DecodedMessage, Rejection
-    from gateway.ingest import Gateway
-    from ward.settings import Settings
-
-    gateway = Gateway(Settings(), client_id="decode-ahead")
-    sent = [(readings_topic("d1"), _payload(GOOD)), (readings_topic("d1"), b"{not json")]
-    for mid, (topic, payload) in enumerate(sent, start=1):
-        gateway.link._on_inbound(topic, payload, 1, mid)
-    arrived = gateway.link.take_many(2, 1.0)
-    assert [m.decoded for m in arrived] == [
-        decode(m.topic, m.payload, m.received_at, gateway.limits) for m in arrived]
-    assert isinstance(arrived[0].decoded, DecodedMessage)
-    assert isinstance(arrived[1].decoded, Rejection)
-    assert [gateway._decode(m) for m in arrived] == [m.decoded for m in arrived]
