@@ -97,5 +97,3 @@ def test_a_clean_batch_under_problems_wakes_no_network_thread(
     assert sent == []
     gateway._answer(plan, stored_of(plan, [False]))  # a duplicate is answered: one burst, one wake-up
     assert len(sent) == 1
-
-
