@@ -5,6 +5,8 @@ Usage:
         [--only a,b3,b5,g1,g1a,g2a] (also: c, g2, g1-311, g1a-311, g2a-311, lat)
         [--protocol 5|3.1.1] [--results problems|all] [--results-qos 0|1]
         [--lat-rate 2000] [--lat-seconds 30] [--bench-dir ../shared/bench]
+        [--soak-minutes 10] (RSS of a fixed-rate run of that length, at --lat-rate)
+        [--base DIR] (then KEY@base for any gateway scenario KEY: the same from the tree DIR)
 
 The yardstick is the reference harness in `../shared/bench` (read-only, imported, not copied):
 its Mosquitto (own port), its load generator (QoS 1, one reading per message, 1,000 devices
@@ -31,12 +33,14 @@ Memory: RSS of the gateway processes sampled every second, first vs last third o
 The table's headline columns: × the C ceiling, and × the best-practice consumer *on the
 gateway's protocol* (b5 for MQTT 5, b3 for 3.1.1; the consumer on 3.1.1 is faster here).
 "gateway CPU µs/msg" is the CPU of every process the scenario started (gateways and, alerting
-on, `vward alerting`) per message: steadier than msgs/s on a loaded machine.
+on, `vward alerting`) per message: steadier than msgs/s on a loaded machine. "PostgreSQL CPU
+µs/msg": every backend of the server (other tenants' too) per message.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shlex
@@ -130,25 +134,41 @@ def _as_url(conninfo: str) -> str:
 
 
 class RssWatch(threading.Thread):
-    """RSS (MiB) of every process whose environment carries `marker`, once a second."""
+    """RSS (MiB) of every process whose environment carries `marker`, every `every` seconds:
+    the total (`samples`) and per role (`roles`: "gateway" or "alerting", by command line),
+    each sample with its time since the start (`at`)."""
 
-    def __init__(self, marker: str) -> None:
+    def __init__(self, marker: str, every: float = 1.0) -> None:
         super().__init__(daemon=True)
         self.marker = marker.encode()
+        self.every = every
         self.samples: list[float] = []
+        self.at: list[float] = []
+        self.roles: dict[str, list[float]] = {}
         self.done = threading.Event()
 
     def run(self) -> None:
-        while not self.done.wait(1.0):
-            total = 0
+        started = time.monotonic()
+        page = os.sysconf("SC_PAGE_SIZE") / 2**20
+        while not self.done.wait(self.every):
+            total = 0.0
+            by_role: dict[str, float] = {}
             for pid in filter(str.isdigit, os.listdir("/proc")):
                 try:
-                    if self.marker in Path(f"/proc/{pid}/environ").read_bytes():
-                        total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+                    if self.marker not in Path(f"/proc/{pid}/environ").read_bytes():
+                        continue
+                    rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 except (OSError, ValueError, IndexError):
                     continue
+                role = "gateway" if b"gateway" in command else "alerting"
+                total += rss
+                by_role[role] = by_role.get(role, 0.0) + rss
             if total:
-                self.samples.append(total * os.sysconf("SC_PAGE_SIZE") / 2**20)
+                self.samples.append(total)
+                self.at.append(time.monotonic() - started)
+                for role, rss in by_role.items():
+                    self.roles.setdefault(role, []).append(rss)
 
     def summary(self) -> str:
         s = self.samples
@@ -158,15 +178,33 @@ class RssWatch(threading.Thread):
         return (f"first third {statistics.median(s[:third]):.0f}, last third "
                 f"{statistics.median(s[-third:]):.0f}, max {max(s):.0f} MiB")
 
+    def soak_report(self) -> list[str]:
+        """Per role: the median RSS of the first and the last minute, the maximum, and one
+        figure a minute (median of that minute's samples)."""
+        lines = []
+        for role, values in sorted(self.roles.items()):
+            per_minute: dict[int, list[float]] = {}
+            for at, rss in zip(self.at, values, strict=False):
+                per_minute.setdefault(int(at // 60), []).append(rss)
+            minutes = [statistics.median(v) for _, v in sorted(per_minute.items())]
+            if not minutes:
+                continue
+            lines.append(f"{role}: start {minutes[0]:.1f} MiB (first minute's median), end "
+                         f"{minutes[-1]:.1f} MiB (last minute's), max {max(values):.1f} MiB; "
+                         f"per minute: {', '.join(f'{m:.0f}' for m in minutes)}")
+        return lines
+
 
 def _gateway_cmd(a: argparse.Namespace, url: str, broker_port: int, marker: str, *,
-                 gateways: int, alerting: bool, protocol: str) -> tuple[str, str]:
-    """A shell command starting the processes, and the regex of their all-ready log."""
+                 gateways: int, alerting: bool, protocol: str,
+                 code: Path = REPO) -> tuple[str, str]:
+    """A shell command starting the processes (from the tree `code`), and the regex of their
+    all-ready log."""
     env = {"VW_DATABASE_URL": _as_url(url), "VW_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}",
            "VW_MQTT_SHARE_GROUP": "bench" if gateways > 1 else "",
            "VW_GATEWAY_ALERTING": "true" if alerting else "false",
            "VW_GATEWAY_RESULTS": a.results, "VW_GATEWAY_RESULTS_QOS": str(a.results_qos),
-           "VW_MQTT_PROTOCOL": protocol, "VW_LOG_LEVEL": "INFO", "PYTHONPATH": str(REPO),
+           "VW_MQTT_PROTOCOL": protocol, "VW_LOG_LEVEL": "INFO", "PYTHONPATH": str(code),
            "VWBENCH_MARKER": marker}
     prefix = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     py = shlex.quote(sys.executable)
@@ -176,7 +214,7 @@ def _gateway_cmd(a: argparse.Namespace, url: str, broker_port: int, marker: str,
     if alerting:
         # DEBUG on the evaluator only: its per-pass line carries the per-row latencies.
         parts.append(f"{prefix} VW_LOG_LEVEL=DEBUG {py} -m ward.cli alerting --interval 15 "
-                     f"--policy {shlex.quote(str(REPO / 'deploy/escalation/default.yaml'))} &")
+                     f"--policy {shlex.quote(str(code / 'deploy/escalation/default.yaml'))} &")
         ready += r"(?=.*?alerting evaluator listening)"
     return " ".join(parts) + " wait", "(?s)^" + ready
 
@@ -225,24 +263,26 @@ def _wait_gone(marker: str, timeout: float = 60) -> None:
 
 def _run_gateway(harness: ModuleType, ctx: Any, a: argparse.Namespace, url: str, marker: str,
                  *, gateways: int, alerting: bool, n: int, rate: float = 0,
-                 protocol: str | None = None) -> dict[str, Any]:
+                 protocol: str | None = None, code: Path = REPO,
+                 watch_every: float = 1.0) -> dict[str, Any]:
     _wait_gone(marker)
     a_ns = ctx.a
     a_ns.gateway_cmd, a_ns.gateway_ready_regex = _gateway_cmd(
         a, url, ctx.broker.port, marker, gateways=gateways, alerting=alerting,
-        protocol=protocol or a.protocol)
+        protocol=protocol or a.protocol, code=code)
     a_ns.gateway_db = url
     a_ns.gateway_reset_sql = "TRUNCATE readings, latest_readings, alerting_queue"
     a_ns.gateway_latency_sql = (
         "SELECT extract(epoch FROM received_at - measured_at) FROM readings"
         if rate else None)
-    watch = RssWatch(marker)
+    watch = RssWatch(marker, watch_every)
     watch.start()
     result: dict[str, Any] = harness.scen_g(ctx, n, rate=rate) if rate else _timed_g(
         harness, ctx, n, url, alerting)
     watch.done.set()
     _wait_gone(marker)
     result["rss"] = watch.summary()
+    result["soak"] = watch.soak_report()
     result["protocol"] = protocol or a.protocol
     if rate and alerting:
         text = Path(result["gateway_log"]).read_text(errors="replace")
@@ -277,6 +317,16 @@ def _timed_g(harness: ModuleType, ctx: Any, n: int, url: str, alerting: bool) ->
     return result
 
 
+# The gateway scenarios' settings, by key (for the `--base` variants).
+_GATEWAY_SCENARIOS: dict[str, dict[str, Any]] = {
+    "g1": {"gateways": 1, "alerting": False}, "g1a": {"gateways": 1, "alerting": True},
+    "g2": {"gateways": 2, "alerting": False}, "g2a": {"gateways": 2, "alerting": True},
+    "g1-311": {"gateways": 1, "alerting": False, "protocol": "3.1.1"},
+    "g1a-311": {"gateways": 1, "alerting": True, "protocol": "3.1.1"},
+    "g2a-311": {"gateways": 2, "alerting": True, "protocol": "3.1.1"},
+}
+
+
 def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, print the table
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="messages per throughput run")
@@ -293,8 +343,16 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
                         help="the harness broker's max_inflight_messages (its default: 20; "
                         "it caps what an MQTT 3.1.1 consumer has un-acknowledged)")
     parser.add_argument("--bench-dir")
+    parser.add_argument("--soak-minutes", type=float, default=0,
+                        help="after the plan: one gateway + `vward alerting` at --lat-rate "
+                        "msgs/s for this long, RSS of each sampled every 5 s (start, end, max, "
+                        "one figure a minute)")
+    parser.add_argument("--base", type=Path,
+                        help="another tree of the project (e.g. `git archive main | tar -x -C "
+                        "DIR`): every gateway scenario KEY also runs from it as KEY@base, in "
+                        "the same invocation (the schema is this tree's migrations)")
     a = parser.parse_args()
-    only = a.only.split(",")
+    only = [key for key in a.only.split(",") if key]
 
     base = os.environ.get("VW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     run_id = uuid.uuid4().hex[:8]
@@ -342,7 +400,16 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
                         lambda: _run_gateway(harness, ctx, a, url, marker, gateways=2,
                                              alerting=True, n=a.n, protocol="3.1.1")),
         }
+        if a.base is not None:
+            base_tree = a.base.resolve()
+            for key, (label, _fn) in list(scenarios.items()):
+                if key.startswith("g"):
+                    scenarios[f"{key}@base"] = (f"{label} [base]", functools.partial(
+                        _run_gateway, harness, ctx, a, url, marker, n=a.n, code=base_tree,
+                        **_GATEWAY_SCENARIOS[key]))
         plan = [(k, scenarios[k]) for k in only if k in scenarios]
+        if unknown := [k for k in only if k not in scenarios and k != "lat"]:
+            sys.exit(f"unknown scenarios: {', '.join(unknown)}")
         print(f"ingest benchmark: {a.n:,} QoS 1 messages of one reading, {ns.devices} devices, "
               f"reference harness {harness.__file__}; gateway MQTT {a.protocol}, results "
               f"{a.results} at QoS {a.results_qos}; runs {a.runs}", flush=True)
@@ -359,6 +426,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
             r = _run_gateway(harness, ctx, a, url, marker, gateways=1, alerting=True, n=n,
                              rate=a.lat_rate)
             rows["lat"] = [r]
+        if a.soak_minutes:
+            n = int(a.lat_rate * 60 * a.soak_minutes)
+            r = _run_gateway(harness, ctx, a, url, marker, gateways=1, alerting=True, n=n,
+                             rate=a.lat_rate, protocol=a.protocol, watch_every=5.0)
+            rows["soak"] = [r]
     finally:
         if ctx.broker.managed:
             ctx.broker.stop()
@@ -367,8 +439,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
     def median(key: str) -> float:
         return statistics.median(r["msgs_per_s"] for r in rows[key])
 
-    def cpu_us(key: str) -> str:
-        role = "gateway" if key.startswith("g") else "consumer"
+    def cpu_us(key: str, role: str | None = None) -> str:
+        role = role or ("gateway" if key.startswith("g") else "consumer")
         spent = [r["cpu"]["cpu_s"].get(role) for r in rows[key]]
         values = [1e6 * s / n for s, n in zip(spent, (r.get("n", a.n) for r in rows[key]),
                                                strict=True) if s]
@@ -378,8 +450,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
     best = {p: median(k) for p, k in (("3.1.1", "b3"), ("5", "b5")) if k in rows}
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores; ratios only)")
     print("\n| path | msgs/s | x C ceiling | x best-practice, same protocol | "
-          "gateway CPU us/msg | peak RSS MiB | RSS over run |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+          "gateway CPU us/msg | PostgreSQL CPU us/msg | peak RSS MiB | RSS over run |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for key, (label, _fn) in plan:
         rate = median(key)
         rss = rows[key][-1]["cpu"]["peak_rss_mb"]
@@ -388,6 +460,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
         print(f"| {label}{f' [MQTT {protocol}]' if key.startswith('g') else ''} | {rate:,.0f} | "
               f"{rate / ceiling if ceiling else float('nan'):.2f} | "
               f"{rate / versus if versus else float('nan'):.2f} | {cpu_us(key)} | "
+              f"{cpu_us(key, 'postgres')} | "
               f"{', '.join(f'{k} {v:.0f}' for k, v in rss.items())} | "
               f"{rows[key][-1].get('rss', '')} |")
     if "lat" in rows:
@@ -402,6 +475,14 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, run the plan, 
                   f"{max(lags):.0f} ms; RSS {r['rss']}")
         else:
             print("receipt → alert evaluation committed: no evaluator figures in the log")
+    if "soak" in rows:
+        r = rows["soak"][0]
+        print(f"\nsoak: one gateway + vward alerting at {a.lat_rate:,.0f} msgs/s for "
+              f"{a.soak_minutes:g} min, MQTT {a.protocol} ({r.get('stored')} of {r['n']} stored; "
+              f"publish → receipt p50 {r.get('lat_p50_ms')} ms, p99 {r.get('lat_p99_ms')} ms); "
+              "RSS sampled every 5 s:")
+        for line in r["soak"]:
+            print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -70,3 +70,15 @@ def test_the_pre_screen_is_the_evaluators_rule_for_every_news2_parameter() -> No
     for code, values in _GRID.items():
         for value in values:
             assert sub_score(code, value) == _evaluator_points(code, value), (code, value)
+
+
+def test_a_score_is_remembered_and_the_same_as_scoring_again() -> None:
+    """The gateway scores every new reading of a batch; readings repeat a few values per code,
+    so an answer is remembered (issue 14) — and it is the answer scoring gives."""
+    sub_score.cache_clear()
+    first = [sub_score(code, value) for code, value in
+             (("spo2", 91.0), ("pulse", 131.0), ("spo2", 91.0), ("pulse", 131.0))]
+    assert sub_score.cache_info().hits == 2
+    assert first == [sub_score.__wrapped__(c, v) for c, v in
+                     (("spo2", 91.0), ("pulse", 131.0), ("spo2", 91.0), ("pulse", 131.0))]
+    assert first[:2] == [3, 3]  # SpO2 91 % on scale 1, pulse 131/min: red

@@ -209,3 +209,21 @@ def test_summaries_refresh_starts_at_the_oldest_raw_chunk_kept(
 
     window = refresh_window(oldest, T0, retention)
     assert (None if window is None else (window.start, window.end)) == expected
+
+
+def test_a_batch_of_new_readings_is_answered_by_its_count_not_its_keys(
+        db: psycopg.Connection[Any]) -> None:
+    """The gateway's batches are almost always all new: the INSERT then sends back one count
+    instead of every key (issue 14), and the keys only when some reading was not inserted;
+    the staging table is empty after each write, also inside one transaction."""
+    store = ReadingStore()
+    pid = _patient(db)
+    batch = [_reading(m, 95, patient_id=pid) for m in range(20)]
+    assert store._insert(db, batch, False, keys=False) == [(20, None, None, None)]
+    again = [*batch[:2], _reading(20, 96, patient_id=pid)]
+    answer = store._insert(db, again, False, keys=False)
+    assert sorted(answer, key=lambda r: r[0] is None) == [
+        (1, None, None, None), (None, "ox-1", "spo2", again[2].measured_at)]
+    assert store.write_marked(db, [_reading(21, 95, patient_id=pid), batch[0]]) == [True, False]
+    staged = db.execute("SELECT count(*) FROM vw_readings_stage").fetchone()
+    assert staged == (0,)

@@ -159,7 +159,8 @@ class ReadingStore:
         touches the same patients waits for those locks; deferred, they are held for the
         batch's last round trip only (issue 14).
         """
-        return {(str(d), str(c), m) for d, c, m in self._insert(conn, readings, defer_latest)}
+        rows = self._insert(conn, readings, defer_latest, keys=True)
+        return {(str(d), str(c), m) for n, d, c, m in rows if n is None}
 
     def write_marked(self, conn: Conn, readings: Sequence[Reading | ReadingRow], *,
                      defer_latest: bool = False) -> list[bool]:
@@ -169,12 +170,12 @@ class ReadingStore:
         The gateway's answers, metrics, NOTIFY and alerting queue all need it; one pass here,
         and none when the whole batch was new (the usual case), instead of one membership
         pass each over the set of inserted keys (issue 14)."""
-        rows = self._insert(conn, readings, defer_latest)
-        # Every returned key is one of `readings`' and none twice: as many as there are
-        # readings means each of them.
-        if len(rows) == len(readings):
+        rows = self._insert(conn, readings, defer_latest, keys=False)
+        # Every inserted key is one of `readings`' and none twice: as many as there are
+        # readings means each of them, and then the keys were not even sent back.
+        if any(n == len(readings) for n, *_ in rows):
             return [True] * len(readings)
-        inserted = {(str(d), str(c), m) for d, c, m in rows}
+        inserted = {(str(d), str(c), m) for n, d, c, m in rows if n is None}
         return [(r.device_id, r.code, r.measured_at) in inserted for r in readings]
 
     def write_checked(self, conn: Conn, readings: Sequence[Reading | ReadingRow], *,
@@ -196,13 +197,16 @@ class ReadingStore:
                                   for i, v, u, m in rows})
 
     def _insert(self, conn: Conn, readings: Sequence[Reading | ReadingRow],
-                defer_latest: bool) -> list[tuple[Any, ...]]:
+                defer_latest: bool, *, keys: bool) -> list[tuple[Any, ...]]:
+        """COPY `readings` into the staging table and INSERT them (`_insert_sql`); the rows
+        it answers: (count, None, None, None) once, and (None, device_id, code, measured_at)
+        per inserted key — every one if `keys`, else only when fewer than all were inserted."""
         if not readings:
             return []
         if conn not in self._staged:
             self._create_stages(conn)
         # A batch may repeat a key (a device resending within one batch): keep the first.
-        with conn.cursor() as cur, conn.cursor() as clear:
+        with conn.cursor() as cur:
             copy_sql = sql.SQL("COPY vw_readings_stage ({}) FROM STDIN (FORMAT BINARY)").format(
                 sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
             )
@@ -214,12 +218,12 @@ class ReadingStore:
                     write_row(r if type(r) is ReadingRow else (
                         r.device_id, r.code, r.measured_at, r.value, r.unit, r.patient_id,
                         r.received_at, r.msg_id, r.late, r.source_value, r.source_unit))
-            # The INSERT and the staging table's clean-up in one round trip (pipeline mode);
-            # DELETE rather than TRUNCATE: a temp table's TRUNCATE makes a new file each time.
+            # The partitions and the INSERT in one round trip (pipeline mode); the INSERT
+            # empties the staging table itself.
             with conn.pipeline():
                 self._ensure_partitions(conn, readings)
-                cur.execute(self._insert_sql(defer_latest=defer_latest))
-                clear.execute("DELETE FROM vw_readings_stage")
+                cur.execute(self._insert_sql(defer_latest=defer_latest),
+                            {"all_keys": keys, "given": len(readings)})
             return cur.fetchall()
 
     @staticmethod
@@ -235,12 +239,20 @@ class ReadingStore:
             "SELECT patient_id, code, measured_at, value, unit, device_id FROM newest "
             "{upsert}"
         ).format(upsert=_UPSERT_LATEST)
+        # The staging table is emptied by the statement that reads it (DELETE … RETURNING: no
+        # statement of its own; needed where one transaction writes several batches, as the
+        # ON COMMIT clean-up comes only at the commit). The answer: the count of inserted
+        # rows, and their keys only if asked for (`all_keys`) or if some of the `given`
+        # were not inserted — a batch of new readings sends no keys back (issue 14: parsing
+        # 500 keys was ~1 ms of the gateway's ingest thread per batch).
         return sql.SQL(
             """
-            WITH inserted AS (
+            WITH staged AS (
+                DELETE FROM vw_readings_stage RETURNING {cols}
+            ), inserted AS (
                 INSERT INTO readings ({cols})
                 SELECT DISTINCT ON (device_id, code, measured_at) {cols}
-                FROM vw_readings_stage
+                FROM staged
                 ORDER BY device_id, code, measured_at
                 ON CONFLICT ON CONSTRAINT readings_natural_key DO NOTHING
                 RETURNING device_id, code, measured_at, value, unit, patient_id
@@ -251,8 +263,13 @@ class ReadingStore:
                 ORDER BY patient_id, code, measured_at DESC
             ), latest AS (
                 {latest}
+            ), counted AS (
+                SELECT count(*) AS n FROM inserted
             )
-            SELECT device_id, code, measured_at FROM inserted
+            SELECT n, NULL::text, NULL::text, NULL::timestamptz FROM counted
+            UNION ALL
+            SELECT NULL, device_id, code, measured_at FROM inserted
+            WHERE %(all_keys)s OR (SELECT n FROM counted) < %(given)s
             """
         ).format(cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)), latest=latest)
 
