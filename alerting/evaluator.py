@@ -172,6 +172,7 @@ class Evaluator:
         conn = self._ensure()
         now = self._clock()
         started = time.monotonic()
+        started_wall = time.time()
         with conn.transaction() as tx:
             waiting = alerting_queue.lock_waiting(conn, self._take_rows)
             locked = time.monotonic()
@@ -202,10 +203,12 @@ class Evaluator:
         if failed:
             log.error("alerting evaluation failed for patients=%s (requeued)", list(failed))
         log.debug("alerting pass patients=%d rows=%d leftover=%d budget=%d seconds=%.3f "
-                  "lock_ms=%.1f hook_ms=%.1f settle_ms=%.1f commit_ms=%.1f lags_ms=%s",
+                  "lock_ms=%.1f hook_ms=%.1f settle_ms=%.1f commit_ms=%.1f started=%.3f red=%s "
+                  "lags_ms=%s",
                   result.patients, result.rows, result.leftover, self._budget, elapsed,
                   1000 * (locked - started), 1000 * (hooked - locked), 1000 * (settled - hooked),
-                  1000 * (started + elapsed - settled),
+                  1000 * (started + elapsed - settled), started_wall,
+                  ",".join(str(p) for p in plan.evaluate if p in waiting.red),
                   ",".join(f"{lag * 1000:.1f}" for lag in result.lags_s))
         return result
 

@@ -417,6 +417,56 @@ def split(label: str, matched: list[tuple[float, int, float]], expected: int,
     print(summary("      gateway receipt → event  ", outs, len(matched)))
 
 
+PASS_LINE = re.compile(r"alerting pass patients=(\d+) .*?seconds=([\d.]+) lock_ms=([\d.]+) "
+                       r"hook_ms=([\d.]+) settle_ms=([\d.]+) commit_ms=([\d.]+) "
+                       r"started=([\d.]+) red=([\d,]*)")
+
+
+def breakdown(logs: Path, trig_at: list[tuple[float, int, float]],
+              alert_at: dict[tuple[int, float], float]) -> None:
+    """Reading committed → alert committed, split at the evaluator's pass that took the
+    trigger's patient (its log line: start instant, phases, red patients): waiting for the
+    pass in flight, the wake-up, the pass itself. Needs a checkout whose pass log names them."""
+    passes = [(float(m[7]), float(m[2]), int(m[1]), float(m[3]), float(m[4]),
+               {int(x) for x in m[8].split(",") if x})
+              for m in PASS_LINE.findall((logs / "alerting.log").read_text(errors="replace"))]
+    if not passes:
+        print("      (no per-pass red patients in the alerting log: no breakdown)")
+        return
+    passes.sort()
+    busy, wake, own, size, lock, hook = [], [], [], [], [], []
+    rows = []
+    for p, pid, c in trig_at:
+        a = alert_at.get((pid, p))
+        if a is None:
+            continue
+        k = next((k for k, ps in enumerate(passes) if pid in ps[5] and ps[0] >= p), None)
+        if k is None:
+            continue
+        start, _, n, lock_ms, hook_ms, _ = passes[k]
+        prev_end = passes[k - 1][0] + passes[k - 1][1] if k else start
+        b = max(0.0, min(start, prev_end) - c)
+        busy.append(b * 1000)
+        wake.append((start - c) * 1000 - b * 1000)
+        own.append((a - start) * 1000)
+        size.append(float(n))
+        lock.append(lock_ms)
+        hook.append(hook_ms)
+        rows.append(((a - c) * 1000, b * 1000, (start - c) * 1000 - b * 1000,
+                     (a - start) * 1000, n, lock_ms, hook_ms))
+    print(summary("        commit → pass start: the pass in flight", busy, len(trig_at)))
+    print(summary("        commit → pass start: the rest (wake-up)", wake, len(trig_at)))
+    print(summary("        pass start → alert committed (its pass)", own, len(trig_at)))
+    print(summary("        its pass: lock_ms", lock, len(trig_at)))
+    print(summary("        its pass: hook_ms", hook, len(trig_at)))
+    print(f"        its pass: patients p50 {pct(size, 50):.0f}, p95 {pct(size, 95):.0f}, "
+          f"max {max(size):.0f}")
+    rows.sort(reverse=True)
+    print("        slowest (total, in flight, wake, own pass ms, patients, lock ms, hook ms): "
+          + "; ".join(f"{t:.0f}/{b:.0f}/{w:.0f}/{o:.0f}/{n}/{lk:.0f}/{h:.0f}"
+                      for t, b, w, o, n, lk, h in rows[:8]))
+
+
 def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(cmd, env=env, cwd=env["PYTHONPATH"], stdout=out, stderr=subprocess.STDOUT,
@@ -556,6 +606,7 @@ def run(a: argparse.Namespace, code: Path) -> None:  # noqa: PLR0915 - one linea
         print(summary("      reading committed → alert committed", [
             (alert_at[(pid, p)] - c) * 1000 for p, pid, c in trig_at if (pid, p) in alert_at],
             len(trig_at)))
+        breakdown(logs, trig_at, alert_at)
         split("(b) publish → SSE readings event      ", match_first_after(
             probe_sent, readings_ev), len(probe_sent), receipt, device_of)
         committed = match_first_after(probe_sent, listener.readings)
