@@ -427,8 +427,9 @@ def breakdown(logs: Path, trig_at: list[tuple[float, int, float]],
     """Reading committed → alert committed, split at the evaluator's pass that took the
     trigger's patient (its log line: start instant, phases, red patients): waiting for the
     pass in flight, the wake-up, the pass itself. Needs a checkout whose pass log names them."""
-    passes = [(float(m[7]), float(m[2]), int(m[1]), float(m[3]), float(m[4]),
-               {int(x) for x in m[8].split(",") if x})
+    # findall's groups: patients, seconds, lock, hook, settle, commit, started, red
+    passes = [(float(m[6]), float(m[1]), int(m[0]), float(m[2]), float(m[3]),
+               {int(x) for x in m[7].split(",") if x})
               for m in PASS_LINE.findall((logs / "alerting.log").read_text(errors="replace"))]
     if not passes:
         print("      (no per-pass red patients in the alerting log: no breakdown)")
@@ -454,6 +455,9 @@ def breakdown(logs: Path, trig_at: list[tuple[float, int, float]],
         hook.append(hook_ms)
         rows.append(((a - c) * 1000, b * 1000, (start - c) * 1000 - b * 1000,
                      (a - start) * 1000, n, lock_ms, hook_ms))
+    if not rows:
+        print("      (no trigger's pass found in the alerting log: no breakdown)")
+        return
     print(summary("        commit → pass start: the pass in flight", busy, len(trig_at)))
     print(summary("        commit → pass start: the rest (wake-up)", wake, len(trig_at)))
     print(summary("        pass start → alert committed (its pass)", own, len(trig_at)))
