@@ -97,6 +97,15 @@ def set_latest(conn: Conn, pid: int, code: str, value: float, at: dt.datetime) -
         "SET measured_at = EXCLUDED.measured_at, value = EXCLUDED.value", (pid, code, at, value))
 
 
+def set_full_set(conn: Conn, pid: int, at: dt.datetime, *, pulse: float = 80) -> None:
+    """A complete NEWS2 set at `at` (every other parameter scoring 0), announced and committed."""
+    for code, value in (("pulse", pulse), ("spo2", 97), ("resp_rate", 16), ("systolic_bp", 125),
+                        ("temperature", 36.8), ("consciousness", 0), ("on_oxygen", 0)):
+        set_latest(conn, pid, code, value, at)
+    notify(conn, {"type": "readings", "patient_ids": [pid]})
+    conn.commit()
+
+
 def test_a_change_nobody_announced_stays_cached_until_an_event_names_the_patient(
         live: TestClient, admit: Callable[..., int], db: Conn) -> None:
     pid, other = admit(), admit(given="Brian", family="Worsening")
@@ -220,11 +229,7 @@ def test_time_driven_fields_move_without_a_recompute(
     pid = admit()
     # A full set with pulse 140, which scores 3 (a single 3: hourly observations); stale
     # after four hours. (A parameter never measured would be overdue from the admission.)
-    for code, value in (("pulse", 140), ("spo2", 97), ("resp_rate", 16), ("systolic_bp", 125),
-                        ("temperature", 36.8), ("consciousness", 0), ("on_oxygen", 0)):
-        set_latest(db, pid, code, value, T0 - dt.timedelta(minutes=10))
-    notify(db, {"type": "readings", "patient_ids": [pid]})
-    db.commit()
+    set_full_set(db, pid, T0 - dt.timedelta(minutes=10), pulse=140)
     row = eventually(live, lambda r: r[pid]["score"] is not None)[pid]
     assert (row["minutes_since_observation"], row["overdue"]) == (10, False)
     # Recomputes other than the background full reload, which may run once a minute of real
@@ -294,11 +299,7 @@ def test_probes_are_public_small_and_not_audited(live: TestClient, db: Conn) -> 
 def test_value_ages_and_overdue_flags_move_with_the_clock_on_cached_rows(
         live: TestClient, admit: Callable[..., int], db: Conn, clock: Any) -> None:
     pid = admit()
-    for code, value in (("pulse", 80), ("spo2", 97), ("resp_rate", 16), ("systolic_bp", 125),
-                        ("temperature", 36.8), ("consciousness", 0), ("on_oxygen", 0)):
-        set_latest(db, pid, code, value, T0 - dt.timedelta(minutes=10))
-    notify(db, {"type": "readings", "patient_ids": [pid]})
-    db.commit()
+    set_full_set(db, pid, T0 - dt.timedelta(minutes=10))
     row = eventually(live, lambda r: r[pid]["score"] is not None)[pid]
     assert row["latest"]["spo2"] == {**row["latest"]["spo2"], "age_minutes": 10, "stale": False}
     assert not any(d["overdue"] for d in row["due"])
@@ -352,11 +353,7 @@ def test_a_cached_rows_html_moves_with_its_readings_the_clock_and_the_user(
     """The row's fixed parts are written once per computed row and kept with it
     (wardrow_html): a new reading, the clock and who is asking still show at once."""
     pid = admit()
-    for code, value in (("pulse", 80), ("spo2", 97), ("resp_rate", 16), ("systolic_bp", 125),
-                        ("temperature", 36.8), ("consciousness", 0), ("on_oxygen", 0)):
-        set_latest(db, pid, code, value, T0 - dt.timedelta(minutes=10))
-    notify(db, {"type": "readings", "patient_ids": [pid]})
-    db.commit()
+    set_full_set(db, pid, T0 - dt.timedelta(minutes=10))
     eventually(live, lambda r: r[pid]["score"] is not None)
     first = _row_html(live, pid)
     assert "<abbr>HR</abbr> 80 " in first
