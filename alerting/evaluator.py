@@ -202,14 +202,15 @@ class Evaluator:
                       len(plan.leftover))
         if failed:
             log.error("alerting evaluation failed for patients=%s (requeued)", list(failed))
-        log.debug("alerting pass patients=%d rows=%d leftover=%d budget=%d seconds=%.3f "
-                  "lock_ms=%.1f hook_ms=%.1f settle_ms=%.1f commit_ms=%.1f started=%.3f red=%s "
-                  "lags_ms=%s",
-                  result.patients, result.rows, result.leftover, self._budget, elapsed,
-                  1000 * (locked - started), 1000 * (hooked - locked), 1000 * (settled - hooked),
-                  1000 * (started + elapsed - settled), started_wall,
-                  ",".join(str(p) for p in plan.evaluate if p in waiting.red),
-                  ",".join(f"{lag * 1000:.1f}" for lag in result.lags_s))
+        if log.isEnabledFor(logging.DEBUG):  # its joins are work every pass otherwise
+            log.debug("alerting pass patients=%d rows=%d leftover=%d budget=%d seconds=%.3f "
+                      "lock_ms=%.1f hook_ms=%.1f settle_ms=%.1f commit_ms=%.1f started=%.3f "
+                      "red=%s lags_ms=%s",
+                      result.patients, result.rows, result.leftover, self._budget, elapsed,
+                      1000 * (locked - started), 1000 * (hooked - locked),
+                      1000 * (settled - hooked), 1000 * (started + elapsed - settled),
+                      started_wall, ",".join(str(p) for p in plan.evaluate if p in waiting.red),
+                      ",".join(f"{lag * 1000:.1f}" for lag in result.lags_s))
         return result
 
     def drain(self) -> int:
